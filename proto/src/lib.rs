@@ -1,0 +1,3 @@
+//! broadband protocol core. `no_std`, no heap: the static client uses all of it.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
