@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Install the Debian packages needed by the lab, the integration tests, the benchmarks and
+# netboot, plus the Rust musl target. Idempotent: returns quickly when everything is present.
+# Usage: scripts/install-deps.sh [--check]   (--check: report what is missing, install nothing)
+set -euo pipefail
+
+PKGS=(iproute2 nftables iptables bridge-utils tcpdump qemu-system-x86 ipxe-qemu ipxe
+      dnsmasq-base cpio kmod xz-utils zstd busybox-static file udpcast uftp python3)
+
+check_only=0
+[[ "${1:-}" == "--check" ]] && check_only=1
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+
+missing=()
+for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
+
+musl_missing=0
+if command -v rustup >/dev/null 2>&1; then
+    rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || musl_missing=1
+fi
+
+if [[ ${#missing[@]} -eq 0 && $musl_missing -eq 0 ]]; then
+    echo "install-deps: all present"
+    exit 0
+fi
+
+if [[ $check_only -eq 1 ]]; then
+    [[ ${#missing[@]} -gt 0 ]] && echo "install-deps: missing packages: ${missing[*]}"
+    [[ $musl_missing -eq 1 ]] && echo "install-deps: missing rust target x86_64-unknown-linux-musl"
+    exit 1
+fi
+
+if [[ ${#missing[@]} -gt 0 ]]; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-deps: missing packages: ${missing[*]}" >&2
+        echo "install-deps: run as root (or: sudo apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    # Keep only packages the archive knows (apt-cache policy shows a candidate).
+    avail=()
+    for p in "${missing[@]}"; do
+        cand=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')
+        if [[ -n "$cand" && "$cand" != "(none)" ]]; then
+            avail+=("$p")
+        else
+            echo "install-deps: warning: package $p has no install candidate, skipped" >&2
+        fi
+    done
+    if [[ ${#avail[@]} -gt 0 ]]; then
+        echo "install-deps: installing ${avail[*]}"
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${avail[@]}" >/dev/null
+    fi
+fi
+
+if [[ $musl_missing -eq 1 ]]; then
+    echo "install-deps: rustup target add x86_64-unknown-linux-musl"
+    rustup target add x86_64-unknown-linux-musl
+fi
+echo "install-deps: done"
