@@ -1,0 +1,226 @@
+# lib.sh: bash helpers for the lab's tests and demo. Source it:  . "$(dirname "$0")/../lib.sh"
+#
+#   lab_require_root            exit $LAB_SKIP_RC (77) with a skip message when not root
+#   lab_up N [netlab up args]   bring the lab up; teardown is guaranteed on exit, failure, ^C
+#   lab_down                    tear down now (also done by the trap)
+#   lab_bg NAME NODE CMD...     run CMD in NODE (srv | sw | cK) in the background; stdout,
+#                               stderr, exit code, pid, start/end times go to $LAB_LOGDIR/NAME.*
+#   lab_wait NAME [TIMEOUT]     wait for NAME, return its exit code (124 and kill on timeout)
+#   lab_wait_all TIMEOUT NAME...  wait for all; return 0 only if all exited 0
+#   lab_rc / lab_pid / lab_kill / lab_running / lab_elapsed / lab_end NAME
+#   lab_wait_txbytes BYTES [TIMEOUT]   wait until the server has sent BYTES on eth0
+#   lab_fail REASON             record the reason and exit 1
+#   lab_tmpdir                  a temp dir removed at teardown
+#   lab_losetup FILE            attach a loop device (detached at teardown), print its path
+#   lab_make_image FILE MIB     random image
+#   lab_bins                    set BB_SERVER / BB_CLIENT (env overrides; else target dir)
+#   lab_require_bins            lab_bins + fail unless both answer --help
+
+LAB_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LAB_REPO="$(cd "$LAB_LIB_DIR/.." && pwd)"
+NETLAB="$LAB_LIB_DIR/netlab.sh"
+LAB_SKIP_RC=77
+export LAB="${LAB:-bb}"
+
+_LAB_CLEANED=0
+_LAB_UP=0
+
+lab_log() { echo "[$(date +%T)] $*" >&2; }
+
+lab_require_root() {
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "skipped: needs root to create network namespaces (ip netns)" >&2
+        exit "$LAB_SKIP_RC"
+    fi
+    local t
+    for t in ip nft tc python3; do
+        command -v "$t" >/dev/null 2>&1 || {
+            echo "skipped: '$t' not found (run scripts/install-deps.sh)" >&2
+            exit "$LAB_SKIP_RC"
+        }
+    done
+}
+
+# Log directory of this test/demo run.
+if [[ -z "${LAB_LOGDIR:-}" ]]; then
+    LAB_LOGDIR="$(mktemp -d "/tmp/lab-${LAB}.XXXXXX")"
+fi
+mkdir -p "$LAB_LOGDIR"
+export LAB_LOGDIR
+
+_lab_cleanup() {
+    local rc=$?
+    (( _LAB_CLEANED )) && return $rc
+    _LAB_CLEANED=1
+    if (( _LAB_UP )); then
+        "$NETLAB" down >/dev/null 2>&1 || true
+    fi
+    # Background wrappers end once their namespaced process is gone.
+    local j
+    for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    local l
+    if [[ -f "$LAB_LOGDIR/.loops" ]]; then
+        while read -r l; do losetup -d "$l" 2>/dev/null || true; done <"$LAB_LOGDIR/.loops"
+        rm -f "$LAB_LOGDIR/.loops"
+    fi
+    if [[ -f "$LAB_LOGDIR/.tmpdirs" ]]; then
+        while read -r l; do [[ -n "$l" ]] && rm -rf "$l"; done <"$LAB_LOGDIR/.tmpdirs"
+        rm -f "$LAB_LOGDIR/.tmpdirs"
+    fi
+    return $rc
+}
+
+_lab_install_trap() {
+    trap '_lab_cleanup' EXIT
+    trap '_lab_cleanup; trap - EXIT; exit 130' INT
+    trap '_lab_cleanup; trap - EXIT; exit 143' TERM
+    trap '_lab_cleanup; trap - EXIT; exit 129' HUP
+}
+
+lab_up() {
+    "$NETLAB" down >/dev/null 2>&1 || true
+    _LAB_UP=1
+    "$NETLAB" up "$@" >"$LAB_LOGDIR/netlab-up.log" 2>&1 || {
+        cat "$LAB_LOGDIR/netlab-up.log" >&2
+        lab_fail "netlab up $* failed"
+    }
+}
+
+lab_down() {
+    "$NETLAB" down >/dev/null 2>&1 || true
+    _LAB_UP=0
+}
+
+lab_fail() {
+    echo "$*" >"$LAB_LOGDIR/reason"
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+lab_tmpdir() {
+    local d
+    d="$(mktemp -d "${TMPDIR:-/tmp}/lab-${LAB}-data.XXXXXX")"
+    echo "$d" >>"$LAB_LOGDIR/.tmpdirs"
+    echo "$d"
+}
+
+# Temp dirs and loop devices are recorded in files under $LAB_LOGDIR (so that calls in a
+# command substitution count too) and removed by the teardown.
+lab_losetup() {
+    local dev
+    dev=$(losetup -f --show "$1") || return 1
+    echo "$dev" >>"$LAB_LOGDIR/.loops"
+    echo "$dev"
+}
+
+
+lab_ns() {
+    case "$1" in
+        srv) echo "${LAB}srv" ;;
+        sw) echo "${LAB}sw" ;;
+        c[0-9]*) echo "${LAB}$1" ;;
+        *) echo "$1" ;;
+    esac
+}
+
+lab_bg() {
+    local name="$1" node="$2"; shift 2
+    local ns; ns=$(lab_ns "$node")
+    local base="$LAB_LOGDIR/$name"
+    rm -f "$base.rc" "$base.pid" "$base.end" "$base.start" "$base.out" "$base.err"
+    (
+        trap - EXIT INT TERM HUP
+        date +%s.%N >"$base.start"
+        ip netns exec "$ns" "$@" >"$base.out" 2>"$base.err" </dev/null &
+        echo $! >"$base.pid"
+        wait $!
+        rc=$?
+        date +%s.%N >"$base.end"
+        echo "$rc" >"$base.rc"
+    ) &
+    # Wait for the pid file so that lab_kill works right after lab_bg.
+    local i
+    for ((i = 0; i < 100; i++)); do [[ -s "$base.pid" ]] && break; sleep 0.01; done
+}
+
+lab_pid() { cat "$LAB_LOGDIR/$1.pid" 2>/dev/null; }
+lab_rc() { cat "$LAB_LOGDIR/$1.rc" 2>/dev/null; }
+lab_running() { [[ -f "$LAB_LOGDIR/$1.pid" && ! -f "$LAB_LOGDIR/$1.rc" ]]; }
+lab_end() { cat "$LAB_LOGDIR/$1.end" 2>/dev/null; }
+lab_elapsed() {
+    local s e
+    s=$(cat "$LAB_LOGDIR/$1.start" 2>/dev/null) || return 1
+    e=$(cat "$LAB_LOGDIR/$1.end" 2>/dev/null) || e=$(date +%s.%N)
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f\n", e - s }'
+}
+
+lab_kill() {
+    local pid; pid=$(lab_pid "$1")
+    [[ -n "$pid" ]] && kill "-${2:-TERM}" "$pid" 2>/dev/null
+}
+
+lab_wait() {
+    local name="$1" timeout="${2:-120}"
+    local rcf="$LAB_LOGDIR/$name.rc"
+    local deadline=$(( $(date +%s) + timeout ))
+    while [[ ! -f "$rcf" ]]; do
+        if (( $(date +%s) >= deadline )); then
+            lab_log "$name: timeout after ${timeout}s, killing"
+            lab_kill "$name" TERM
+            sleep 1
+            lab_kill "$name" KILL
+            local i
+            for ((i = 0; i < 50 && ! -f "$rcf"; i++)); do sleep 0.1; done
+            echo "timeout after ${timeout}s" >>"$LAB_LOGDIR/$name.err"
+            return 124
+        fi
+        sleep 0.1
+    done
+    return "$(cat "$rcf")"
+}
+
+lab_wait_all() {
+    local timeout="$1"; shift
+    local deadline=$(( $(date +%s) + timeout )) n ok=0 left
+    for n in "$@"; do
+        left=$(( deadline - $(date +%s) )); (( left < 1 )) && left=1
+        lab_wait "$n" "$left" || ok=1
+    done
+    return $ok
+}
+
+lab_txbytes() { "$NETLAB" txbytes; }
+
+lab_wait_txbytes() {
+    local want="$1" timeout="${2:-60}"
+    local deadline=$(( $(date +%s) + timeout ))
+    while (( $("$NETLAB" txbytes) < want )); do
+        (( $(date +%s) >= deadline )) && return 1
+        sleep 0.05
+    done
+}
+
+lab_make_image() {
+    head -c "$(( $2 * 1024 * 1024 ))" /dev/urandom >"$1"
+}
+
+lab_bins() {
+    local tdir="${CARGO_TARGET_DIR:-$LAB_REPO/target}"
+    BB_SERVER="${BB_SERVER:-$tdir/release/bb-server}"
+    BB_CLIENT="${BB_CLIENT:-$tdir/release/bb-client}"
+    export BB_SERVER BB_CLIENT
+}
+
+lab_require_bins() {
+    lab_bins
+    [[ -x "$BB_SERVER" ]] || lab_fail "bb-server not built ($BB_SERVER)"
+    [[ -x "$BB_CLIENT" ]] || lab_fail "bb-client not built ($BB_CLIENT)"
+    "$BB_SERVER" --help >/dev/null 2>&1 || lab_fail "bb-server --help fails ($BB_SERVER)"
+    "$BB_CLIENT" --help >/dev/null 2>&1 || lab_fail "bb-client --help fails ($BB_CLIENT)"
+}
+
+# Print the tail of a background job's stderr (for failure messages).
+lab_tail() { tail -n "${2:-5}" "$LAB_LOGDIR/$1.err" 2>/dev/null | tr '\n' ' '; }
+
+_lab_install_trap
