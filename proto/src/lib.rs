@@ -1,3 +1,6 @@
 //! broadband protocol core. `no_std`, no heap: the static client uses all of it.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod fec;
+pub mod gf16;

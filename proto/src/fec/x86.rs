@@ -1,0 +1,333 @@
+//! x86_64 SIMD kernels (SSSE3 and AVX2) for `dst ^= c * src`, plus CPU feature detection
+//! without std (cpuid + xgetbv).
+//!
+//! Both kernels use the split-nibble method: an element x = n0 | n1 << 4 | n2 << 8 | n3 << 12
+//! has c * x = T0[n0] ^ T1[n1] ^ T2[n2] ^ T3[n3], where Tn[v] = c * (v << 4n). Each 16-entry
+//! table of u16 is held as two 16-byte `pshufb` tables (low and high result bytes), so 32
+//! elements (one 64-byte chunk of the symbol layout) cost 8 shuffles with AVX2.
+//!
+//! The tables are built from the 16 products c * x^i, read as one 32-byte run of the
+//! exponential table, with shuffles that select and zero words according to the bits of the
+//! lane index (linearity: Tn[v] is the XOR of the products selected by the bits of v).
+
+use core::arch::x86_64::{
+    __cpuid, __cpuid_count, __m128i, __m256i, _mm_and_si128, _mm_loadu_si128, _mm_set1_epi8,
+    _mm_shuffle_epi8, _mm_srli_epi16, _mm_storeu_si128, _mm_xor_si128, _mm256_and_si256,
+    _mm256_broadcastsi128_si256, _mm256_loadu_si256, _mm256_permute4x64_epi64, _mm256_set1_epi8,
+    _mm256_shuffle_epi8, _mm256_srli_epi16, _mm256_storeu_si256, _mm256_xor_si256, _xgetbv,
+};
+
+use super::{CHUNK, Kernel, MULTI_MAX};
+use crate::gf16;
+
+/// Detects the best kernel the CPU and OS support.
+pub(super) fn detect() -> Kernel {
+    // cpuid exists on every x86_64 CPU (a safe intrinsic); leaves 0 and 1 always exist.
+    let max_leaf = __cpuid(0).eax;
+    let leaf1 = __cpuid(1);
+    let ssse3 = leaf1.ecx & (1 << 9) != 0;
+    let osxsave = leaf1.ecx & (1 << 27) != 0;
+    let avx = leaf1.ecx & (1 << 28) != 0;
+    let mut avx2 = false;
+    if osxsave && avx && max_leaf >= 7 {
+        // SAFETY: OSXSAVE is set, so the OS enabled XSAVE and xgetbv is a valid instruction.
+        let xcr0 = unsafe { read_xcr0() };
+        // XMM (bit 1) and YMM (bit 2) state must both be saved by the OS.
+        if xcr0 & 0b110 == 0b110 {
+            // Leaf 7 exists (max_leaf >= 7).
+            let leaf7 = __cpuid_count(7, 0);
+            avx2 = leaf7.ebx & (1 << 5) != 0;
+        }
+    }
+    if avx2 && ssse3 {
+        Kernel::Avx2
+    } else if ssse3 {
+        Kernel::Ssse3
+    } else {
+        Kernel::Scalar
+    }
+}
+
+#[target_feature(enable = "xsave")]
+unsafe fn read_xcr0() -> u64 {
+    // SAFETY: the caller checked OSXSAVE, so xgetbv(0) does not fault.
+    unsafe { _xgetbv(0) }
+}
+
+const fn build_select() -> [[u8; 32]; 8] {
+    // SELECT[h * 4 + b]: byte v of the low lane picks the low byte of word 4h+b when bit b of v
+    // is set (else zero, 0x80); the high lane does the same for the high byte.
+    let mut t = [[0x80u8; 32]; 8];
+    let mut h = 0;
+    while h < 2 {
+        let mut b = 0;
+        while b < 4 {
+            let mut v = 0;
+            while v < 16 {
+                if v & (1 << b) != 0 {
+                    let w = (2 * (4 * h + b)) as u8;
+                    t[h * 4 + b][v] = w;
+                    t[h * 4 + b][16 + v] = w + 1;
+                }
+                v += 1;
+            }
+            b += 1;
+        }
+        h += 1;
+    }
+    t
+}
+
+static SELECT: [[u8; 32]; 8] = build_select();
+
+/// The 8 shuffle tables of one constant for AVX2, each broadcast to both 128-bit lanes.
+#[derive(Clone, Copy)]
+struct TablesAvx2 {
+    lo: [__m256i; 4],
+    hi: [__m256i; 4],
+}
+
+#[target_feature(enable = "avx2")]
+fn tables_avx2(c: u16) -> TablesAvx2 {
+    let run = gf16::mul_x_run(c);
+    // SAFETY: `run` is 16 u16 = 32 readable bytes; loadu has no alignment requirement.
+    let (p_lo, p_hi) = unsafe {
+        let p = run.as_ptr() as *const __m128i;
+        (_mm_loadu_si128(p), _mm_loadu_si128(p.add(1)))
+    };
+    let pv = [
+        _mm256_broadcastsi128_si256(p_lo),
+        _mm256_broadcastsi128_si256(p_hi),
+    ];
+    let mut lo = [pv[0]; 4];
+    let mut hi = [pv[0]; 4];
+    for n in 0..4 {
+        let v = pv[n / 2];
+        let h = n % 2;
+        let mut acc = [pv[0]; 4];
+        for (b, a) in acc.iter_mut().enumerate() {
+            // SAFETY: SELECT rows are 32 bytes; loadu has no alignment requirement.
+            let sel = unsafe { _mm256_loadu_si256(SELECT[h * 4 + b].as_ptr() as *const __m256i) };
+            *a = _mm256_shuffle_epi8(v, sel);
+        }
+        let t = _mm256_xor_si256(
+            _mm256_xor_si256(acc[0], acc[1]),
+            _mm256_xor_si256(acc[2], acc[3]),
+        );
+        lo[n] = _mm256_permute4x64_epi64::<0x44>(t);
+        hi[n] = _mm256_permute4x64_epi64::<0xEE>(t);
+    }
+    TablesAvx2 { lo, hi }
+}
+
+/// Multiplies one 64-byte chunk at `s` by the constant of `t` and XORs it into `d`.
+macro_rules! avx2_chunk {
+    ($t:expr, $mask:expr, $s:expr, $d:expr) => {{
+        // SAFETY: the caller guarantees 64 readable bytes at `$s` and 64 writable bytes at `$d`;
+        // unaligned loads and stores.
+        unsafe {
+            let s = $s as *const __m256i;
+            let d = $d as *mut __m256i;
+            let sl = _mm256_loadu_si256(s);
+            let sh = _mm256_loadu_si256(s.add(1));
+            let n0 = _mm256_and_si256(sl, $mask);
+            let n1 = _mm256_and_si256(_mm256_srli_epi16::<4>(sl), $mask);
+            let n2 = _mm256_and_si256(sh, $mask);
+            let n3 = _mm256_and_si256(_mm256_srli_epi16::<4>(sh), $mask);
+            let rl = _mm256_xor_si256(
+                _mm256_xor_si256(
+                    _mm256_shuffle_epi8($t.lo[0], n0),
+                    _mm256_shuffle_epi8($t.lo[1], n1),
+                ),
+                _mm256_xor_si256(
+                    _mm256_shuffle_epi8($t.lo[2], n2),
+                    _mm256_shuffle_epi8($t.lo[3], n3),
+                ),
+            );
+            let rh = _mm256_xor_si256(
+                _mm256_xor_si256(
+                    _mm256_shuffle_epi8($t.hi[0], n0),
+                    _mm256_shuffle_epi8($t.hi[1], n1),
+                ),
+                _mm256_xor_si256(
+                    _mm256_shuffle_epi8($t.hi[2], n2),
+                    _mm256_shuffle_epi8($t.hi[3], n3),
+                ),
+            );
+            _mm256_storeu_si256(d, _mm256_xor_si256(_mm256_loadu_si256(d), rl));
+            _mm256_storeu_si256(d.add(1), _mm256_xor_si256(_mm256_loadu_si256(d.add(1)), rh));
+        }
+    }};
+}
+
+/// AVX2 `dst ^= c * src`. Requires AVX2 (checked by the caller) and
+/// `dst.len() == src.len()`, a multiple of 64 (checked by the caller).
+#[target_feature(enable = "avx2")]
+pub(super) fn mul_add_avx2(dst: &mut [u8], src: &[u8], c: u16) {
+    let t = tables_avx2(c);
+    let mask = _mm256_set1_epi8(0x0f);
+    let n = dst.len().min(src.len()) / CHUNK;
+    let sp = src.as_ptr();
+    let dp = dst.as_mut_ptr();
+    let mut i = 0;
+    while i + 2 <= n {
+        // In bounds: chunks i and i + 1 are below n.
+        avx2_chunk!(
+            t,
+            mask,
+            sp.wrapping_add(i * CHUNK),
+            dp.wrapping_add(i * CHUNK)
+        );
+        avx2_chunk!(
+            t,
+            mask,
+            sp.wrapping_add((i + 1) * CHUNK),
+            dp.wrapping_add((i + 1) * CHUNK)
+        );
+        i += 2;
+    }
+    if i < n {
+        avx2_chunk!(
+            t,
+            mask,
+            sp.wrapping_add(i * CHUNK),
+            dp.wrapping_add(i * CHUNK)
+        );
+    }
+}
+
+/// AVX2 `dst[o] ^= coefs[o] * src` for up to [`MULTI_MAX`] outputs `dst[o]` of `src.len()`
+/// bytes each, stored contiguously in `dst`. The source chunk is loaded once for all outputs.
+#[target_feature(enable = "avx2")]
+pub(super) fn mul_add_multi_avx2(dst: &mut [u8], src: &[u8], coefs: &[u16]) {
+    let size = src.len() / CHUNK * CHUNK;
+    let g = coefs.len().min(MULTI_MAX).min(dst.len() / size.max(1));
+    if size == 0 || g == 0 {
+        return;
+    }
+    let zero = tables_avx2(0);
+    let mut tabs = [zero; MULTI_MAX];
+    for (t, &c) in tabs.iter_mut().zip(coefs.iter()).take(g) {
+        *t = tables_avx2(c);
+    }
+    let tabs = &tabs[..g];
+    let mask = _mm256_set1_epi8(0x0f);
+    let sp = src.as_ptr();
+    let dp = dst.as_mut_ptr();
+    let mut off = 0;
+    while off < size {
+        // SAFETY: off + 64 <= size <= src.len(); unaligned loads.
+        let (n0, n1, n2, n3) = unsafe {
+            let s = sp.add(off) as *const __m256i;
+            let sl = _mm256_loadu_si256(s);
+            let sh = _mm256_loadu_si256(s.add(1));
+            (
+                _mm256_and_si256(sl, mask),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(sl), mask),
+                _mm256_and_si256(sh, mask),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(sh), mask),
+            )
+        };
+        for (o, t) in tabs.iter().enumerate() {
+            let rl = _mm256_xor_si256(
+                _mm256_xor_si256(
+                    _mm256_shuffle_epi8(t.lo[0], n0),
+                    _mm256_shuffle_epi8(t.lo[1], n1),
+                ),
+                _mm256_xor_si256(
+                    _mm256_shuffle_epi8(t.lo[2], n2),
+                    _mm256_shuffle_epi8(t.lo[3], n3),
+                ),
+            );
+            let rh = _mm256_xor_si256(
+                _mm256_xor_si256(
+                    _mm256_shuffle_epi8(t.hi[0], n0),
+                    _mm256_shuffle_epi8(t.hi[1], n1),
+                ),
+                _mm256_xor_si256(
+                    _mm256_shuffle_epi8(t.hi[2], n2),
+                    _mm256_shuffle_epi8(t.hi[3], n3),
+                ),
+            );
+            // SAFETY: o < g and g * size <= dst.len(), off + 64 <= size: the 64 bytes at
+            // o * size + off are inside `dst`; unaligned loads and stores.
+            unsafe {
+                let d = dp.add(o * size + off) as *mut __m256i;
+                _mm256_storeu_si256(d, _mm256_xor_si256(_mm256_loadu_si256(d), rl));
+                _mm256_storeu_si256(d.add(1), _mm256_xor_si256(_mm256_loadu_si256(d.add(1)), rh));
+            }
+        }
+        off += CHUNK;
+    }
+}
+
+/// The 8 shuffle tables of one constant for SSSE3.
+#[derive(Clone, Copy)]
+struct TablesSsse3 {
+    lo: [__m128i; 4],
+    hi: [__m128i; 4],
+}
+
+#[target_feature(enable = "ssse3")]
+fn tables_ssse3(c: u16) -> TablesSsse3 {
+    let run = gf16::mul_x_run(c);
+    // SAFETY: `run` is 16 u16 = 32 readable bytes; loadu has no alignment requirement.
+    let pv = unsafe {
+        let p = run.as_ptr() as *const __m128i;
+        [_mm_loadu_si128(p), _mm_loadu_si128(p.add(1))]
+    };
+    let mut lo = [pv[0]; 4];
+    let mut hi = [pv[0]; 4];
+    for n in 0..4 {
+        let v = pv[n / 2];
+        let h = n % 2;
+        let mut l = _mm_xor_si128(v, v);
+        let mut u = l;
+        for b in 0..4 {
+            // SAFETY: SELECT rows are 32 bytes; both 16-byte halves are readable.
+            let (sl, sh) = unsafe {
+                let p = SELECT[h * 4 + b].as_ptr() as *const __m128i;
+                (_mm_loadu_si128(p), _mm_loadu_si128(p.add(1)))
+            };
+            l = _mm_xor_si128(l, _mm_shuffle_epi8(v, sl));
+            u = _mm_xor_si128(u, _mm_shuffle_epi8(v, sh));
+        }
+        lo[n] = l;
+        hi[n] = u;
+    }
+    TablesSsse3 { lo, hi }
+}
+
+/// SSSE3 `dst ^= c * src`. Requires SSSE3 (checked by the caller) and
+/// `dst.len() == src.len()`, a multiple of 64 (checked by the caller).
+#[target_feature(enable = "ssse3")]
+pub(super) fn mul_add_ssse3(dst: &mut [u8], src: &[u8], c: u16) {
+    let t = tables_ssse3(c);
+    let mask = _mm_set1_epi8(0x0f);
+    for (d, s) in dst.chunks_exact_mut(CHUNK).zip(src.chunks_exact(CHUNK)) {
+        for half in 0..2 {
+            // SAFETY: `s` and `d` are 64-byte chunks; offsets 16*half and 32 + 16*half are in
+            // bounds for 16-byte unaligned loads and stores.
+            unsafe {
+                let sp = s.as_ptr().add(16 * half) as *const __m128i;
+                let dp = d.as_mut_ptr().add(16 * half) as *mut __m128i;
+                let sl = _mm_loadu_si128(sp);
+                let sh = _mm_loadu_si128(sp.add(2));
+                let n0 = _mm_and_si128(sl, mask);
+                let n1 = _mm_and_si128(_mm_srli_epi16::<4>(sl), mask);
+                let n2 = _mm_and_si128(sh, mask);
+                let n3 = _mm_and_si128(_mm_srli_epi16::<4>(sh), mask);
+                let rl = _mm_xor_si128(
+                    _mm_xor_si128(_mm_shuffle_epi8(t.lo[0], n0), _mm_shuffle_epi8(t.lo[1], n1)),
+                    _mm_xor_si128(_mm_shuffle_epi8(t.lo[2], n2), _mm_shuffle_epi8(t.lo[3], n3)),
+                );
+                let rh = _mm_xor_si128(
+                    _mm_xor_si128(_mm_shuffle_epi8(t.hi[0], n0), _mm_shuffle_epi8(t.hi[1], n1)),
+                    _mm_xor_si128(_mm_shuffle_epi8(t.hi[2], n2), _mm_shuffle_epi8(t.hi[3], n3)),
+                );
+                _mm_storeu_si128(dp, _mm_xor_si128(_mm_loadu_si128(dp), rl));
+                _mm_storeu_si128(dp.add(2), _mm_xor_si128(_mm_loadu_si128(dp.add(2)), rh));
+            }
+        }
+    }
+}
