@@ -1,0 +1,628 @@
+//! Pure parsers for the kernel command line (`bb.*` parameters) and the kernel's `ip=` syntax.
+//!
+//! No heap, no IO: everything is copied into fixed arrays inside [`Cmdline`]. Unit-tested on the
+//! host with `cargo test -p bb-client`.
+
+/// What to do when imaging has finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoneAction {
+    Poweroff,
+    Reboot,
+    Halt,
+    Shell,
+}
+
+impl DoneAction {
+    pub fn parse(v: &[u8]) -> Option<DoneAction> {
+        match v {
+            b"poweroff" | b"off" => Some(DoneAction::Poweroff),
+            b"reboot" => Some(DoneAction::Reboot),
+            b"halt" => Some(DoneAction::Halt),
+            b"shell" => Some(DoneAction::Shell),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DoneAction::Poweroff => "poweroff",
+            DoneAction::Reboot => "reboot",
+            DoneAction::Halt => "halt",
+            DoneAction::Shell => "shell",
+        }
+    }
+}
+
+/// Interface-name buffer size (IFNAMSIZ).
+pub const IFNAMSIZ: usize = 16;
+/// Longest `bb.dev=` path kept (including the terminating NUL).
+pub const DEV_MAX: usize = 128;
+/// Longest `bb.key=` value kept.
+pub const KEY_MAX: usize = 128;
+
+/// A short byte string in a fixed array, always NUL-terminated (usable as a C string).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FixedStr<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> FixedStr<N> {
+    pub const fn new() -> Self {
+        FixedStr { buf: [0; N], len: 0 }
+    }
+    /// Copies `s`; fails if it does not fit with its NUL or contains a NUL.
+    pub fn from_bytes(s: &[u8]) -> Option<Self> {
+        if s.len() >= N || s.contains(&0) {
+            return None;
+        }
+        let mut f = Self::new();
+        f.buf[..s.len()].copy_from_slice(s);
+        f.len = s.len();
+        Some(f)
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    /// The bytes including the terminating NUL.
+    pub fn as_bytes_with_nul(&self) -> &[u8] {
+        &self.buf[..self.len + 1]
+    }
+    pub fn as_ptr(&self) -> *const u8 {
+        self.buf.as_ptr()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for FixedStr<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "\"")?;
+        for &b in self.as_bytes() {
+            if (0x20..0x7f).contains(&b) {
+                write!(f, "{}", b as char)?;
+            } else {
+                write!(f, "\\x{:02x}", b)?;
+            }
+        }
+        write!(f, "\"")
+    }
+}
+
+/// Parses a dotted-quad IPv4 address ("10.0.0.1"), nothing else.
+pub fn parse_ipv4(s: &[u8]) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut part = 0usize;
+    let mut val: u32 = 0;
+    let mut digits = 0usize;
+    for &c in s {
+        match c {
+            b'0'..=b'9' => {
+                val = val * 10 + (c - b'0') as u32;
+                digits += 1;
+                if digits > 3 || val > 255 {
+                    return None;
+                }
+            }
+            b'.' => {
+                if digits == 0 || part >= 3 {
+                    return None;
+                }
+                out[part] = val as u8;
+                part += 1;
+                val = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 || part != 3 {
+        return None;
+    }
+    out[3] = val as u8;
+    Some(out)
+}
+
+/// Parses a decimal number that fits u32.
+pub fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as u64;
+    }
+    if v > u32::MAX as u64 { None } else { Some(v as u32) }
+}
+
+/// Netmask from a prefix length.
+pub fn prefix_to_mask(p: u32) -> Option<[u8; 4]> {
+    if p > 32 {
+        return None;
+    }
+    let m: u32 = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+    Some(m.to_be_bytes())
+}
+
+/// A netmask is valid when its ones are contiguous from the top.
+pub fn mask_is_valid(m: [u8; 4]) -> bool {
+    let v = u32::from_be_bytes(m);
+    v.leading_ones() + v.trailing_zeros() == 32
+}
+
+/// The kernel's default (classful) netmask for an address, used when `ip=` gives none.
+pub fn classful_mask(a: [u8; 4]) -> [u8; 4] {
+    if a[0] < 128 {
+        [255, 0, 0, 0]
+    } else if a[0] < 192 {
+        [255, 255, 0, 0]
+    } else {
+        [255, 255, 255, 0]
+    }
+}
+
+/// How the network interface gets its address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpMode {
+    /// Run our own DHCP client.
+    Dhcp,
+    /// Leave the network alone (`ip=off`/`ip=none`): someone else configured it.
+    Off,
+    /// A fixed address from `ip=client::gateway:netmask...`.
+    Static,
+}
+
+/// The parsed `ip=` parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpConfig {
+    pub mode: IpMode,
+    pub client: [u8; 4],
+    pub gateway: Option<[u8; 4]>,
+    pub netmask: [u8; 4],
+    /// The `device` field: empty means "the first interface that is not lo".
+    pub device: FixedStr<IFNAMSIZ>,
+}
+
+impl IpConfig {
+    pub const fn dhcp() -> IpConfig {
+        IpConfig { mode: IpMode::Dhcp, client: [0; 4], gateway: None, netmask: [0; 4], device: FixedStr::new() }
+    }
+}
+
+/// Why `ip=` was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpError {
+    BadClient,
+    BadGateway,
+    BadNetmask,
+    BadDevice,
+    BadAutoconf,
+}
+
+/// Parses the value of the kernel's `ip=` parameter:
+/// `dhcp|on|any|both|bootp|off|none` or
+/// `<client>:<server>:<gateway>:<netmask>:<hostname>:<device>:<autoconf>[:...]`.
+/// The server and hostname fields are ignored; the netmask may also be a prefix length
+/// ("24"). With no client address, or with autoconf `dhcp`/`on`/`any` and no client address,
+/// the result is DHCP (on the named device, if any).
+pub fn parse_ip(v: &[u8]) -> Result<IpConfig, IpError> {
+    match v {
+        b"dhcp" | b"on" | b"any" | b"both" | b"bootp" | b"rarp" | b"" => return Ok(IpConfig::dhcp()),
+        b"off" | b"none" => {
+            let mut c = IpConfig::dhcp();
+            c.mode = IpMode::Off;
+            return Ok(c);
+        }
+        _ => {}
+    }
+    let mut fields: [&[u8]; 7] = [b""; 7];
+    for (i, f) in v.split(|&c| c == b':').enumerate() {
+        if i < 7 {
+            fields[i] = f;
+        }
+    }
+    let mut cfg = IpConfig::dhcp();
+    if !fields[5].is_empty() {
+        cfg.device = FixedStr::from_bytes(fields[5]).ok_or(IpError::BadDevice)?;
+        if fields[5].contains(&b'/') {
+            return Err(IpError::BadDevice);
+        }
+    }
+    let autoconf = fields[6];
+    let auto_dhcp = match autoconf {
+        b"" | b"off" | b"none" => false,
+        b"dhcp" | b"on" | b"any" | b"both" | b"bootp" | b"rarp" => true,
+        _ => return Err(IpError::BadAutoconf),
+    };
+    if fields[0].is_empty() {
+        if matches!(autoconf, b"off" | b"none") {
+            cfg.mode = IpMode::Off;
+        }
+        // No address given: DHCP (explicit, or as the kernel would with an empty autoconf).
+        return Ok(cfg);
+    }
+    let _ = auto_dhcp; // an explicit client address wins over the autoconf field
+    cfg.mode = IpMode::Static;
+    cfg.client = parse_ipv4(fields[0]).ok_or(IpError::BadClient)?;
+    if !fields[2].is_empty() {
+        cfg.gateway = Some(parse_ipv4(fields[2]).ok_or(IpError::BadGateway)?);
+        if cfg.gateway == Some([0, 0, 0, 0]) {
+            cfg.gateway = None;
+        }
+    }
+    cfg.netmask = if fields[3].is_empty() {
+        classful_mask(cfg.client)
+    } else if let Some(m) = parse_ipv4(fields[3]) {
+        if !mask_is_valid(m) {
+            return Err(IpError::BadNetmask);
+        }
+        m
+    } else {
+        parse_u32(fields[3]).and_then(prefix_to_mask).ok_or(IpError::BadNetmask)?
+    };
+    Ok(cfg)
+}
+
+/// Everything broadband reads from the kernel command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cmdline {
+    pub server: Option<[u8; 4]>,
+    pub dev: FixedStr<DEV_MAX>,
+    pub group: Option<[u8; 4]>,
+    pub port: Option<u16>,
+    pub done: DoneAction,
+    /// Seconds to wait for the NIC, the target device and a DHCP lease.
+    pub timeout: u32,
+    pub key: FixedStr<KEY_MAX>,
+    pub ip: IpConfig,
+    /// Whether an `ip=` parameter was present at all.
+    pub ip_given: bool,
+}
+
+/// Default for `bb.timeout=`.
+pub const DEFAULT_TIMEOUT: u32 = 30;
+
+/// Why the command line was rejected. `Missing*` are for required parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdlineError {
+    MissingServer,
+    BadServer,
+    MissingDev,
+    BadDev,
+    BadGroup,
+    BadPort,
+    BadDone,
+    BadTimeout,
+    BadKey,
+    BadIp(IpError),
+}
+
+impl CmdlineError {
+    pub fn message(self) -> &'static str {
+        match self {
+            CmdlineError::MissingServer => "bb.server= is missing from the kernel command line (bb.server=SERVER-IP)",
+            CmdlineError::BadServer => "bb.server= must be an IPv4 address (bb.server=10.0.0.1)",
+            CmdlineError::MissingDev => "bb.dev= is missing from the kernel command line (bb.dev=/dev/sda)",
+            CmdlineError::BadDev => "bb.dev= must be a /dev/ path of at most 127 bytes",
+            CmdlineError::BadGroup => "bb.group= must be an IPv4 multicast address (224.0.0.0/4)",
+            CmdlineError::BadPort => "bb.port= must be a number 1..65535",
+            CmdlineError::BadDone => "bb.done= must be poweroff, reboot, halt or shell",
+            CmdlineError::BadTimeout => "bb.timeout= must be a number of seconds 1..86400",
+            CmdlineError::BadKey => "bb.key= is too long (at most 127 bytes)",
+            CmdlineError::BadIp(IpError::BadClient) => "ip=: bad client address",
+            CmdlineError::BadIp(IpError::BadGateway) => "ip=: bad gateway address",
+            CmdlineError::BadIp(IpError::BadNetmask) => "ip=: bad netmask",
+            CmdlineError::BadIp(IpError::BadDevice) => "ip=: bad device name",
+            CmdlineError::BadIp(IpError::BadAutoconf) => "ip=: bad autoconf field (off, dhcp)",
+        }
+    }
+}
+
+/// Splits a kernel command line into `key=value` words the way the kernel does: words are
+/// separated by whitespace, and double quotes group (and are removed around) a value, as in
+/// `key="a b"`. Calls `f(key, value)` for each word (value is empty when there is no `=`).
+pub fn for_each_param(line: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
+    let mut i = 0;
+    let n = line.len();
+    while i < n {
+        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0) {
+            i += 1;
+        }
+        if i >= n {
+            break;
+        }
+        let start = i;
+        let mut in_quote = false;
+        while i < n && (in_quote || !(line[i].is_ascii_whitespace() || line[i] == 0)) {
+            if line[i] == b'"' {
+                in_quote = !in_quote;
+            }
+            i += 1;
+        }
+        let word = &line[start..i];
+        let (k, v) = match word.iter().position(|&c| c == b'=') {
+            Some(p) => (&word[..p], &word[p + 1..]),
+            None => (word, &word[word.len()..]),
+        };
+        let k = strip_quotes(k);
+        let v = strip_quotes(v);
+        f(k, v);
+    }
+}
+
+fn strip_quotes(s: &[u8]) -> &[u8] {
+    let s = if s.first() == Some(&b'"') { &s[1..] } else { s };
+    if s.last() == Some(&b'"') { &s[..s.len() - 1] } else { s }
+}
+
+/// Parses the `bb.*` and `ip=` parameters out of a whole kernel command line.
+/// Unknown parameters are ignored; a repeated parameter's last value wins.
+pub fn parse_cmdline(line: &[u8]) -> Result<Cmdline, CmdlineError> {
+    let mut c = Cmdline {
+        server: None,
+        dev: FixedStr::new(),
+        group: None,
+        port: None,
+        done: DoneAction::Poweroff,
+        timeout: DEFAULT_TIMEOUT,
+        key: FixedStr::new(),
+        ip: IpConfig::dhcp(),
+        ip_given: false,
+    };
+    let mut err: Option<CmdlineError> = None;
+    let mut dev_seen = false;
+    for_each_param(line, |k, v| {
+        let r: Result<(), CmdlineError> = (|| {
+            match k {
+                b"bb.server" => c.server = Some(parse_ipv4(v).ok_or(CmdlineError::BadServer)?),
+                b"bb.dev" => {
+                    dev_seen = true;
+                    if !v.starts_with(b"/dev/") || v.len() <= 5 || v.contains(&b' ') {
+                        return Err(CmdlineError::BadDev);
+                    }
+                    c.dev = FixedStr::from_bytes(v).ok_or(CmdlineError::BadDev)?;
+                }
+                b"bb.group" => {
+                    if v.is_empty() {
+                        c.group = None;
+                    } else {
+                        let g = parse_ipv4(v).ok_or(CmdlineError::BadGroup)?;
+                        if g[0] & 0xf0 != 0xe0 {
+                            return Err(CmdlineError::BadGroup);
+                        }
+                        c.group = Some(g);
+                    }
+                }
+                b"bb.port" => {
+                    let p = parse_u32(v).ok_or(CmdlineError::BadPort)?;
+                    if p == 0 || p > 65535 {
+                        return Err(CmdlineError::BadPort);
+                    }
+                    c.port = Some(p as u16);
+                }
+                b"bb.done" => c.done = DoneAction::parse(v).ok_or(CmdlineError::BadDone)?,
+                b"bb.timeout" => {
+                    let t = parse_u32(v).ok_or(CmdlineError::BadTimeout)?;
+                    if t == 0 || t > 86400 {
+                        return Err(CmdlineError::BadTimeout);
+                    }
+                    c.timeout = t;
+                }
+                b"bb.key" => c.key = FixedStr::from_bytes(v).ok_or(CmdlineError::BadKey)?,
+                b"ip" => {
+                    c.ip = parse_ip(v).map_err(CmdlineError::BadIp)?;
+                    c.ip_given = true;
+                }
+                _ => {}
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            if err.is_none() {
+                err = Some(e);
+            }
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if c.server.is_none() {
+        return Err(CmdlineError::MissingServer);
+    }
+    if !dev_seen {
+        return Err(CmdlineError::MissingDev);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4() {
+        assert_eq!(parse_ipv4(b"10.99.0.1"), Some([10, 99, 0, 1]));
+        assert_eq!(parse_ipv4(b"255.255.255.255"), Some([255; 4]));
+        assert_eq!(parse_ipv4(b"0.0.0.0"), Some([0; 4]));
+        for bad in [&b""[..], b"1.2.3", b"1.2.3.4.5", b"256.1.1.1", b"1..2.3", b"1.2.3.", b".1.2.3", b"a.b.c.d", b"1.2.3.4 ", b"0001.2.3.4", b"1.2.3.-4"] {
+            assert_eq!(parse_ipv4(bad), None, "{:?}", core::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn numbers_and_masks() {
+        assert_eq!(parse_u32(b"0"), Some(0));
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"12a"), None);
+        assert_eq!(prefix_to_mask(24), Some([255, 255, 255, 0]));
+        assert_eq!(prefix_to_mask(0), Some([0; 4]));
+        assert_eq!(prefix_to_mask(32), Some([255; 4]));
+        assert_eq!(prefix_to_mask(33), None);
+        assert!(mask_is_valid([255, 255, 254, 0]));
+        assert!(mask_is_valid([0; 4]));
+        assert!(!mask_is_valid([255, 0, 255, 0]));
+        assert_eq!(classful_mask([10, 1, 2, 3]), [255, 0, 0, 0]);
+        assert_eq!(classful_mask([172, 16, 0, 1]), [255, 255, 0, 0]);
+        assert_eq!(classful_mask([192, 168, 0, 1]), [255, 255, 255, 0]);
+    }
+
+    #[test]
+    fn ip_ipxe_form() {
+        // What boot.ipxe produces: ip=${ip}::${gateway}:${netmask}
+        let c = parse_ip(b"10.99.0.101::10.99.0.1:255.255.255.0").unwrap();
+        assert_eq!(c.mode, IpMode::Static);
+        assert_eq!(c.client, [10, 99, 0, 101]);
+        assert_eq!(c.gateway, Some([10, 99, 0, 1]));
+        assert_eq!(c.netmask, [255, 255, 255, 0]);
+        assert!(c.device.is_empty());
+        // No router offered: iPXE leaves ${gateway} empty.
+        let c = parse_ip(b"10.99.0.101:::255.255.255.0").unwrap();
+        assert_eq!(c.gateway, None);
+        // Gateway 0.0.0.0 means none.
+        let c = parse_ip(b"10.99.0.101::0.0.0.0:255.255.255.0").unwrap();
+        assert_eq!(c.gateway, None);
+    }
+
+    #[test]
+    fn ip_full_form() {
+        let c = parse_ip(b"192.168.1.5:192.168.1.1:192.168.1.254:255.255.0.0:box:eth1:off").unwrap();
+        assert_eq!(c.mode, IpMode::Static);
+        assert_eq!(c.client, [192, 168, 1, 5]);
+        assert_eq!(c.gateway, Some([192, 168, 1, 254]));
+        assert_eq!(c.netmask, [255, 255, 0, 0]);
+        assert_eq!(c.device.as_bytes(), b"eth1");
+        assert_eq!(c.device.as_bytes_with_nul(), b"eth1\0");
+        // extra dns/ntp fields are ignored
+        let c = parse_ip(b"10.0.0.2::10.0.0.1:24:h:eth0:none:10.0.0.1:10.0.0.9").unwrap();
+        assert_eq!(c.netmask, [255, 255, 255, 0]);
+        // missing netmask: classful default
+        let c = parse_ip(b"10.0.0.2::10.0.0.1").unwrap();
+        assert_eq!(c.netmask, [255, 0, 0, 0]);
+        let c = parse_ip(b"10.0.0.2").unwrap();
+        assert_eq!(c.mode, IpMode::Static);
+        assert_eq!(c.gateway, None);
+    }
+
+    #[test]
+    fn ip_dhcp_and_off() {
+        for v in [&b"dhcp"[..], b"on", b"any", b"bootp", b""] {
+            assert_eq!(parse_ip(v).unwrap().mode, IpMode::Dhcp);
+        }
+        assert_eq!(parse_ip(b"off").unwrap().mode, IpMode::Off);
+        assert_eq!(parse_ip(b"none").unwrap().mode, IpMode::Off);
+        let c = parse_ip(b":::::eth2:dhcp").unwrap();
+        assert_eq!(c.mode, IpMode::Dhcp);
+        assert_eq!(c.device.as_bytes(), b"eth2");
+        assert_eq!(parse_ip(b":::::eth2:off").unwrap().mode, IpMode::Off);
+        // an explicit address wins over autoconf=dhcp
+        assert_eq!(parse_ip(b"10.0.0.2::10.0.0.1:255.0.0.0::eth0:dhcp").unwrap().mode, IpMode::Static);
+    }
+
+    #[test]
+    fn ip_errors() {
+        assert_eq!(parse_ip(b"10.0.0.300::10.0.0.1:255.0.0.0"), Err(IpError::BadClient));
+        assert_eq!(parse_ip(b"10.0.0.3::10.0.0:255.0.0.0"), Err(IpError::BadGateway));
+        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:255.0.255.0"), Err(IpError::BadNetmask));
+        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:33"), Err(IpError::BadNetmask));
+        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:24::averyveryverylongifname:"), Err(IpError::BadDevice));
+        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:24::../x:"), Err(IpError::BadDevice));
+        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:24::eth0:maybe"), Err(IpError::BadAutoconf));
+        assert_eq!(parse_ip(b"garbage"), Err(IpError::BadClient));
+    }
+
+    #[test]
+    fn cmdline_typical() {
+        let line = b"BOOT_IMAGE=vmlinuz console=ttyS0 quiet panic=-1 bb.server=10.99.0.1 bb.dev=/dev/vda ip=10.99.0.101::10.99.0.1:255.255.255.0\n";
+        let c = parse_cmdline(line).unwrap();
+        assert_eq!(c.server, Some([10, 99, 0, 1]));
+        assert_eq!(c.dev.as_bytes(), b"/dev/vda");
+        assert_eq!(c.dev.as_bytes_with_nul(), b"/dev/vda\0");
+        assert_eq!(c.done, DoneAction::Poweroff);
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.group, None);
+        assert_eq!(c.port, None);
+        assert!(c.ip_given);
+        assert_eq!(c.ip.mode, IpMode::Static);
+        assert_eq!(c.ip.client, [10, 99, 0, 101]);
+        assert!(c.key.is_empty());
+    }
+
+    #[test]
+    fn cmdline_all_options() {
+        let line = b"bb.server=192.168.7.1 bb.dev=/dev/nvme0n1 bb.group=239.1.2.3 bb.port=9000 bb.done=reboot bb.timeout=120 bb.key=\"s3cret key\" ip=dhcp";
+        let c = parse_cmdline(line).unwrap();
+        assert_eq!(c.server, Some([192, 168, 7, 1]));
+        assert_eq!(c.dev.as_bytes(), b"/dev/nvme0n1");
+        assert_eq!(c.group, Some([239, 1, 2, 3]));
+        assert_eq!(c.port, Some(9000));
+        assert_eq!(c.done, DoneAction::Reboot);
+        assert_eq!(c.timeout, 120);
+        assert_eq!(c.key.as_bytes(), b"s3cret key");
+        assert_eq!(c.ip.mode, IpMode::Dhcp);
+        for (v, d) in [("halt", DoneAction::Halt), ("shell", DoneAction::Shell), ("poweroff", DoneAction::Poweroff)] {
+            let mut buf = [0u8; 64];
+            let s = format!("bb.server=1.2.3.4 bb.dev=/dev/sda bb.done={v}");
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            assert_eq!(parse_cmdline(&buf[..s.len()]).unwrap().done, d);
+        }
+    }
+
+    #[test]
+    fn cmdline_no_ip_means_dhcp_and_last_wins() {
+        let c = parse_cmdline(b"bb.server=1.2.3.4 bb.server=5.6.7.8 bb.dev=/dev/sda  \t bb.dev=/dev/sdb").unwrap();
+        assert_eq!(c.server, Some([5, 6, 7, 8]));
+        assert_eq!(c.dev.as_bytes(), b"/dev/sdb");
+        assert!(!c.ip_given);
+        assert_eq!(c.ip.mode, IpMode::Dhcp);
+        // similarly named parameters are not ours
+        let c = parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda xbb.dev=/dev/x bb.devx=/dev/y bb.server").unwrap_err();
+        assert_eq!(c, CmdlineError::BadServer);
+    }
+
+    #[test]
+    fn cmdline_errors() {
+        assert_eq!(parse_cmdline(b"bb.dev=/dev/sda"), Err(CmdlineError::MissingServer));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4"), Err(CmdlineError::MissingDev));
+        assert_eq!(parse_cmdline(b""), Err(CmdlineError::MissingServer));
+        assert_eq!(parse_cmdline(b"bb.server=host.example bb.dev=/dev/sda"), Err(CmdlineError::BadServer));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=sda"), Err(CmdlineError::BadDev));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/"), Err(CmdlineError::BadDev));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.group=10.0.0.1"), Err(CmdlineError::BadGroup));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.port=0"), Err(CmdlineError::BadPort));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.port=70000"), Err(CmdlineError::BadPort));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.done=explode"), Err(CmdlineError::BadDone));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.timeout=0"), Err(CmdlineError::BadTimeout));
+        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda ip=1.2.3"), Err(CmdlineError::BadIp(IpError::BadClient)));
+        let long = [b'k'; 200];
+        let mut line = [0u8; 300];
+        let pre = b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.key=";
+        line[..pre.len()].copy_from_slice(pre);
+        line[pre.len()..pre.len() + 200].copy_from_slice(&long);
+        assert_eq!(parse_cmdline(&line[..pre.len() + 200]), Err(CmdlineError::BadKey));
+        // every error has a message
+        assert!(CmdlineError::MissingServer.message().contains("bb.server"));
+    }
+
+    #[test]
+    fn param_splitting() {
+        let mut seen: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for_each_param(b"  a=1 b \"c=x y\" d=\"p q\"\0\n", |k, v| seen.push((k.to_vec(), v.to_vec())));
+        assert_eq!(
+            seen,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"".to_vec()),
+                (b"c".to_vec(), b"x y".to_vec()),
+                (b"d".to_vec(), b"p q".to_vec()),
+            ]
+        );
+    }
+}

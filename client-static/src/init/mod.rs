@@ -1,0 +1,334 @@
+//! `/init` mode of bb-client: what the imaging initramfs runs as PID 1 (or `bb-client --init`
+//! from a distribution's initramfs hook).
+//!
+//! ```text
+//! let mut cfg = init::InitConfig::new();
+//! if let Err(e) = init::prepare(&mut cfg) {
+//!     init::finish(cfg.done, false, e.message().as_bytes());
+//! }
+//! // receive: server cfg.server_text(), target cfg.dev_path(), group cfg.group_text(),
+//! //          port cfg.port, interface cfg.iface_name(), timeout cfg.timeout
+//! let ok = ...;
+//! init::finish(cfg.done, ok, b"/dev/vda: 67108864 bytes written and verified");
+//! ```
+//!
+//! `prepare` mounts /proc, /sys and /dev (devtmpfs) unless present, loads the modules listed in
+//! /lib/modules/bb-modules.order, parses /proc/cmdline (`bb.*`, `ip=`), brings up lo and the
+//! NIC (static address from `ip=`, or its own DHCP client), adds a default route and a route for
+//! 224.0.0.0/4, and waits for the target device. `finish` prints `bb: OK ...` or
+//! `bb: FAILED ...`, syncs, and powers off / reboots / halts / runs a shell. After a failure it
+//! never reboots or powers off (a reboot could boot a half-written disk): it halts with the
+//! reason on the console, or runs /bin/sh when `bb.done=shell` and a shell exists.
+//!
+//! No heap: every buffer is a fixed array; no std.
+
+pub mod cmdline;
+pub mod dhcp;
+pub mod net;
+pub mod sys;
+
+pub use cmdline::{Cmdline, CmdlineError, DoneAction, FixedStr, IpConfig, IpMode};
+use core::ffi::c_char;
+use sys::Line;
+
+/// The result of [`prepare`]: what the receiver needs, in fixed buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct InitConfig {
+    /// `bb.server=`: where status reports go.
+    pub server: [u8; 4],
+    /// `bb.dev=`: the target block device, NUL-terminated.
+    pub dev: FixedStr<{ cmdline::DEV_MAX }>,
+    /// `bb.group=`: multicast group to join, if any.
+    pub group: Option<[u8; 4]>,
+    /// `bb.port=`: data port, if not the default.
+    pub port: Option<u16>,
+    /// `bb.done=`: what to do after success (default poweroff).
+    pub done: DoneAction,
+    /// `bb.timeout=` in seconds (default 30): waits for the NIC, the device and DHCP.
+    pub timeout: u32,
+    /// `bb.key=`: pre-shared key, kept for later use.
+    pub key: FixedStr<{ cmdline::KEY_MAX }>,
+    /// The `ip=` parameter as given (mode Dhcp when absent).
+    pub ip: IpConfig,
+    /// The interface that was configured (NUL-terminated), e.g. "eth0".
+    pub iface: FixedStr<{ cmdline::IFNAMSIZ }>,
+    /// The address, netmask and gateway in use (from ip= or DHCP); zero with ip=off.
+    pub addr: [u8; 4],
+    pub netmask: [u8; 4],
+    pub gateway: Option<[u8; 4]>,
+    /// Whether we run as PID 1 (the imaging initramfs) rather than from a distribution hook.
+    pub pid1: bool,
+    server_txt: FixedStr<16>,
+    group_txt: FixedStr<16>,
+}
+
+impl InitConfig {
+    pub const fn new() -> InitConfig {
+        InitConfig {
+            server: [0; 4],
+            dev: FixedStr::new(),
+            group: None,
+            port: None,
+            done: DoneAction::Poweroff,
+            timeout: cmdline::DEFAULT_TIMEOUT,
+            key: FixedStr::new(),
+            ip: IpConfig::dhcp(),
+            iface: FixedStr::new(),
+            addr: [0; 4],
+            netmask: [0; 4],
+            gateway: None,
+            pid1: false,
+            server_txt: FixedStr::new(),
+            group_txt: FixedStr::new(),
+        }
+    }
+
+    /// Fills the `bb.*`/`ip=` fields from a parsed command line.
+    pub fn apply(&mut self, c: &Cmdline) {
+        self.server = c.server.unwrap_or([0; 4]);
+        self.dev = c.dev;
+        self.group = c.group;
+        self.port = c.port;
+        self.done = c.done;
+        self.timeout = c.timeout;
+        self.key = c.key;
+        self.ip = c.ip;
+        self.server_txt = ip_text(self.server);
+        self.group_txt = match c.group {
+            Some(g) => ip_text(g),
+            None => FixedStr::new(),
+        };
+    }
+
+    /// The target device path without NUL, e.g. b"/dev/vda".
+    pub fn dev_path(&self) -> &[u8] {
+        self.dev.as_bytes()
+    }
+    /// The target device path as a C string.
+    pub fn dev_cstr(&self) -> *const c_char {
+        self.dev.as_ptr() as *const c_char
+    }
+    /// The server address as text without NUL ("10.99.0.1"), as if given on the command line.
+    pub fn server_text(&self) -> &[u8] {
+        self.server_txt.as_bytes()
+    }
+    /// The multicast group as text without NUL, if any.
+    pub fn group_text(&self) -> Option<&[u8]> {
+        if self.group.is_some() { Some(self.group_txt.as_bytes()) } else { None }
+    }
+    /// The interface name without NUL (empty if none was configured).
+    pub fn iface_name(&self) -> &[u8] {
+        self.iface.as_bytes()
+    }
+}
+
+fn ip_text(a: [u8; 4]) -> FixedStr<16> {
+    let mut l = Line::new();
+    l.ip(a);
+    FixedStr::from_bytes(&l.as_bytes()[4..]).unwrap_or(FixedStr::new())
+}
+
+/// Why [`prepare`] failed. [`InitError::message`] is the text for the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// /proc/cmdline could not be read.
+    NoCmdline,
+    /// A `bb.*` or `ip=` parameter is missing or malformed.
+    Cmdline(CmdlineError),
+    /// No network interface appeared within bb.timeout (or the named one did not).
+    NoNic,
+    /// An ioctl configuring the interface failed.
+    NetConfig(&'static str),
+    /// The DHCP client got no lease within bb.timeout.
+    Dhcp(&'static str),
+    /// The bb.dev= device did not appear within bb.timeout.
+    NoDevice,
+}
+
+impl InitError {
+    pub fn message(&self) -> &'static str {
+        match self {
+            InitError::NoCmdline => "cannot read /proc/cmdline",
+            InitError::Cmdline(e) => e.message(),
+            InitError::NoNic => "no network interface appeared (is the NIC driver in the initramfs? see MODULES= in initramfs/build.sh)",
+            InitError::NetConfig(m) => m,
+            InitError::Dhcp(m) => m,
+            InitError::NoDevice => "the bb.dev= device did not appear within bb.timeout= seconds (wrong name? disk driver missing from the initramfs?)",
+        }
+    }
+}
+
+/// Prepares the machine for imaging (see the module documentation). Prints progress lines to
+/// the console. On error, `cfg.done` is still set when the command line could be parsed, so the
+/// caller can pass it to [`finish`].
+pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
+    cfg.pid1 = sys::is_pid1();
+    sys::mount_basics();
+    let (loaded, failed) = sys::load_modules(sys::MODULES_ORDER);
+    if loaded + failed > 0 {
+        Line::new().s("init: ").u(loaded as u64).s(" modules loaded, ").u(failed as u64).s(" failed").emit();
+    }
+
+    let mut buf = [0u8; 4096];
+    let n = sys::read_file(b"/proc/cmdline\0", &mut buf).map_err(|_| InitError::NoCmdline)?;
+    let c = cmdline::parse_cmdline(&buf[..n]).map_err(InitError::Cmdline)?;
+    cfg.apply(&c);
+    let timeout_ms = cfg.timeout as u64 * 1000;
+
+    setup_network(cfg, timeout_ms)?;
+
+    let mut path = [0u8; cmdline::DEV_MAX];
+    path[..cfg.dev.len() + 1].copy_from_slice(cfg.dev.as_bytes_with_nul());
+    if !sys::exists(&path) {
+        Line::new().s("init: waiting for ").b(cfg.dev_path()).emit();
+        if !sys::wait_for_path(&path, timeout_ms) {
+            return Err(InitError::NoDevice);
+        }
+    }
+    let mut l = Line::new();
+    l.s("init: ").b(cfg.iface_name()).s(" ").ip(cfg.addr).s(" server ").ip(cfg.server).s(" target ").b(cfg.dev_path());
+    if let Some(g) = cfg.group {
+        l.s(" group ").ip(g);
+    }
+    l.emit();
+    Ok(())
+}
+
+/// Network part of [`prepare`]: lo up, find the NIC, address it (ip= or DHCP), routes.
+/// Exposed for a `--netconf` mode.
+pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitError> {
+    let ctl = net::Ctl::open().map_err(|_| InitError::NetConfig("cannot open an AF_INET socket"))?;
+    let _ = ctl.up(b"lo\0");
+
+    // Wait for the NIC: the named one, or the first that is not lo.
+    let deadline = sys::now_ms() + timeout_ms;
+    let mut name = [0u8; 16];
+    loop {
+        if !cfg.ip.device.is_empty() {
+            let mut p = [0u8; 48];
+            let pre = b"/sys/class/net/";
+            let d = cfg.ip.device.as_bytes();
+            p[..pre.len()].copy_from_slice(pre);
+            p[pre.len()..pre.len() + d.len()].copy_from_slice(d);
+            if sys::exists(&p[..pre.len() + d.len() + 1]) {
+                name[..d.len()].copy_from_slice(d);
+                break;
+            }
+        } else if sys::first_nic(&mut name) {
+            break;
+        }
+        if sys::now_ms() >= deadline {
+            return Err(InitError::NoNic);
+        }
+        sys::sleep_ms(50);
+    }
+    let nlen = name.iter().position(|&c| c == 0).unwrap_or(16);
+    cfg.iface = FixedStr::from_bytes(&name[..nlen]).unwrap_or(FixedStr::new());
+    let ifc = cfg.iface.as_bytes_with_nul();
+
+    if cfg.ip.mode == IpMode::Off {
+        Line::new().s("init: ip=off: using ").b(cfg.iface_name()).s(" as configured").emit();
+        return Ok(());
+    }
+    ctl.up(ifc).map_err(|_| InitError::NetConfig("cannot bring the network interface up"))?;
+    // Wait for the link (real NICs need a few seconds of autonegotiation).
+    let left = deadline.saturating_sub(sys::now_ms()).max(1000);
+    if !net::wait_carrier(ifc, left.min(20_000)) {
+        Line::new().s("init: ").b(cfg.iface_name()).s(": no link (cable?), trying anyway").emit();
+    }
+
+    let (addr, mask, gw) = match cfg.ip.mode {
+        IpMode::Static => (cfg.ip.client, cfg.ip.netmask, cfg.ip.gateway),
+        _ => {
+            let mac = ctl.hwaddr(ifc).map_err(|_| InitError::NetConfig("cannot read the interface's MAC address"))?;
+            Line::new().s("init: DHCP on ").b(cfg.iface_name()).emit();
+            let left = deadline.saturating_sub(sys::now_ms()).max(10_000);
+            let l = dhcp::obtain(ifc, mac, left).map_err(InitError::Dhcp)?;
+            let mask = l.netmask.filter(|m| cmdline::mask_is_valid(*m)).unwrap_or(cmdline::classful_mask(l.yiaddr));
+            (l.yiaddr, mask, l.router.filter(|r| *r != [0; 4]))
+        }
+    };
+    ctl.set_ipv4(ifc, addr, mask).map_err(|_| InitError::NetConfig("cannot set the interface address (SIOCSIFADDR)"))?;
+    if let Some(g) = gw {
+        if let Err(e) = ctl.add_route(ifc, [0; 4], [0; 4], Some(g)) {
+            Line::new().s("init: default route via ").ip(g).s(" failed").errno(e).emit();
+        }
+    }
+    if let Err(e) = ctl.add_route(ifc, [224, 0, 0, 0], [240, 0, 0, 0], None) {
+        Line::new().s("init: multicast route failed").errno(e).emit();
+    }
+    cfg.addr = addr;
+    cfg.netmask = mask;
+    cfg.gateway = gw;
+    Ok(())
+}
+
+/// Ends imaging: prints `bb: OK <line>` or `bb: FAILED <line>` on the console, syncs, then:
+/// - success: `bb.done=poweroff` powers off, `reboot` reboots, `halt` halts, `shell` runs
+///   /bin/sh (or halts if there is none);
+/// - failure: never reboots or powers off; runs /bin/sh when `bb.done=shell` and it exists,
+///   else halts with the reason on the console.
+///
+/// When not PID 1 (run from a distribution's initramfs hook) a failure, or success with
+/// `bb.done=shell`, exits with status 1 or 0 instead, so the hook script decides.
+pub fn finish(action: DoneAction, ok: bool, line: &[u8]) -> ! {
+    let mut l = Line::new();
+    if ok {
+        l.s("OK ");
+    } else {
+        l.s("FAILED ");
+    }
+    l.b(line);
+    l.emit();
+    unsafe { libc::sync() };
+    let pid1 = sys::is_pid1();
+    if !pid1 && (!ok || action == DoneAction::Shell) {
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    if ok {
+        let how = match action {
+            DoneAction::Poweroff => Some(libc::RB_POWER_OFF),
+            DoneAction::Reboot => Some(libc::RB_AUTOBOOT),
+            DoneAction::Halt => Some(libc::RB_HALT_SYSTEM),
+            DoneAction::Shell => None,
+        };
+        match how {
+            Some(h) => {
+                Line::new().s(action.name()).emit();
+                unsafe { libc::reboot(h) };
+            }
+            None => {
+                run_shell();
+                unsafe { libc::reboot(libc::RB_HALT_SYSTEM) };
+            }
+        }
+    } else {
+        Line::new().s("not rebooting: the disk was not verified. Halting; power off by hand.").emit();
+        if action == DoneAction::Shell {
+            run_shell();
+        }
+        unsafe { libc::reboot(libc::RB_HALT_SYSTEM) };
+    }
+    // reboot(2) failed (not root?) or returned: never exit as PID 1 (that panics the kernel, and
+    // panic=-1 would reboot into the disk).
+    Line::new().s("halt failed; stopping here").emit();
+    if !pid1 {
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    loop {
+        sys::sleep_ms(3_600_000);
+    }
+}
+
+fn run_shell() {
+    let sh = b"/bin/sh\0";
+    if !sys::exists(sh) {
+        Line::new().s("no /bin/sh in this initramfs").emit();
+        return;
+    }
+    Line::new().s("starting /bin/sh").emit();
+    let argv: [*const c_char; 2] = [sh.as_ptr() as *const c_char, core::ptr::null()];
+    let envp: [*const c_char; 3] = [b"PATH=/sbin:/bin:/usr/sbin:/usr/bin\0".as_ptr() as *const c_char, b"TERM=linux\0".as_ptr() as *const c_char, core::ptr::null()];
+    unsafe { libc::execve(sh.as_ptr() as *const c_char, argv.as_ptr(), envp.as_ptr()) };
+    Line::new().s("exec /bin/sh failed").emit();
+}
