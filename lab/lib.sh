@@ -224,3 +224,85 @@ lab_require_bins() {
 lab_tail() { tail -n "${2:-5}" "$LAB_LOGDIR/$1.err" 2>/dev/null | tr '\n' ' '; }
 
 _lab_install_trap
+
+# ---------------------------------------------------------------------------------------
+# broadband helpers
+
+BB_RATE="${BB_RATE:-200M}"
+BB_CLIENT_TIMEOUT="${BB_CLIENT_TIMEOUT:-30}"
+
+# bb_server NAME [server args...]          (runs in srv)
+bb_server() { local n="$1"; shift; lab_bg "$n" srv "$BB_SERVER" "$@"; }
+# bb_server_on NAME NODE [server args...]  (a server in another node, e.g. a second server)
+bb_server_on() { local n="$1" node="$2"; shift 2; lab_bg "$n" "$node" "$BB_SERVER" "$@"; }
+# bb_client NAME K [client args...]        (client args include SERVER and OUTPUT)
+bb_client() {
+    local n="$1" k="$2"; shift 2
+    lab_bg "$n" "c$k" "$BB_CLIENT" --timeout "$BB_CLIENT_TIMEOUT" "$@"
+}
+
+# bb_cmp FILE IMAGE: byte-exact (an output at least as large as the image whose first
+# image-size bytes equal the image -- a block device may be larger)
+bb_cmp() {
+    local out="$1" img="$2" isz
+    isz=$(stat -c %s "$img")
+    if [[ -b "$out" ]]; then
+        cmp -s -n "$isz" "$out" "$img"
+    else
+        [[ $(stat -c %s "$out" 2>/dev/null || echo -1) == "$isz" ]] && cmp -s "$out" "$img"
+    fi
+}
+
+# bb_check_clients IMAGE NAME:FILE... : every client exited 0 and its output is byte-exact
+bb_check_clients() {
+    local img="$1"; shift
+    local e n f rc bad=()
+    for e in "$@"; do
+        n="${e%%:*}"; f="${e#*:}"
+        rc=$(lab_rc "$n")
+        if [[ "$rc" != 0 ]]; then
+            bad+=("$n exit ${rc:-none} ($(lab_tail "$n" 2))")
+        elif ! bb_cmp "$f" "$img"; then
+            bad+=("$n output differs from the image ($(stat -c %s "$f" 2>/dev/null || echo missing) bytes)")
+        fi
+    done
+    if (( ${#bad[@]} )); then
+        printf '%s\n' "${bad[@]}" >&2
+        lab_fail "${bad[*]}"
+    fi
+}
+
+# bb_broadcast_test DEST LOSS MIB N: N clients, DEST = 10.99.0.255 or a multicast group
+bb_broadcast_test() {
+    local dest="$1" loss="$2" mib="$3" n="$4"
+    lab_require_root
+    lab_require_bins
+    lab_up "$n" --loss "$loss"
+    local d img k grp=() names=()
+    d=$(lab_tmpdir)
+    img="$d/image"
+    lab_make_image "$img" "$mib"
+    [[ "$dest" == 2[2-3][0-9].* ]] && grp=(--group "$dest")
+    for ((k = 1; k <= n; k++)); do
+        bb_client "c$k" "$k" "${grp[@]}" 10.99.0.1 "$d/c$k.img"
+        names+=("c$k:$d/c$k.img")
+    done
+    local t0; t0=$(date +%s.%N)
+    bb_server srv --rate "$BB_RATE" --clients "$n" "$dest" "$img"
+    lab_wait srv 120 || lab_fail "bb-server exit $(lab_rc srv) ($(lab_tail srv 3))"
+    for ((k = 1; k <= n; k++)); do lab_wait "c$k" 30 || true; done
+    bb_check_clients "$img" "${names[@]}"
+    bb_summary "$img" "$t0"
+}
+
+# bb_summary IMAGE T0: elapsed time, server tx bytes / image size, drops per client
+bb_summary() {
+    local img="$1" t0="$2" tx isz
+    tx=$("$NETLAB" txbytes)
+    isz=$(stat -c %s "$img")
+    awk -v t0="$t0" -v t1="$(date +%s.%N)" -v tx="$tx" -v s="$isz" 'BEGIN {
+        printf "elapsed %.1fs, server tx %d bytes = %.3f x image (%d bytes)\n", t1 - t0, tx, tx / s, s }'
+    local drops="" k
+    for k in $("$NETLAB" list | sed -n "s/^${LAB}c\([0-9]*\)$/\1/p"); do drops+=" c$k=$("$NETLAB" drops "$k")"; done
+    echo "nft drops:$drops"
+}

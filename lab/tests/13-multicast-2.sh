@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Multicast (239.99.0.1) to 8 clients, 2% independent loss each: every output byte-exact.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+bb_broadcast_test 239.99.0.1 2 32 8
