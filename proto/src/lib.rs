@@ -2,5 +2,10 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod deficit;
+pub mod digest;
 pub mod fec;
 pub mod gf16;
+pub mod receiver;
+pub mod sender;
+pub mod wire;
