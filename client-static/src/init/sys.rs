@@ -102,33 +102,55 @@ pub fn exists(path: &[u8]) -> bool {
     unsafe { libc::access(path.as_ptr() as *const c_char, libc::F_OK) == 0 }
 }
 
-/// Mounts proc, sysfs and devtmpfs unless they are already there (a distribution's initramfs
-/// has them; then this is a no-op). Failures are reported, not fatal.
+fn st_dev(path: &[u8]) -> Option<u64> {
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    if unsafe { libc::stat(path.as_ptr() as *const c_char, &mut st) } != 0 {
+        return None;
+    }
+    Some(st.st_dev as u64)
+}
+
+/// Mounts proc, sysfs and devtmpfs unless something is already mounted there (a distribution's
+/// initramfs has them; then this is a no-op). Failures are reported, not fatal.
 pub fn mount_basics() {
-    let table: [(&[u8], &[u8], &[u8], &[u8]); 3] = [
-        (b"/proc\0", b"proc\0", b"proc\0", b"/proc/self\0"),
-        (b"/sys\0", b"sysfs\0", b"sysfs\0", b"/sys/class\0"),
-        (b"/dev\0", b"devtmpfs\0", b"devtmpfs\0", b"/dev/null\0"),
-    ];
-    for (dir, src, fstype, probe) in table {
-        if exists(probe) {
-            continue;
+    let root = st_dev(b"/\0");
+    let table: [(&[u8], &[u8]); 3] = [(b"/proc\0", b"proc\0"), (b"/sys\0", b"sysfs\0"), (b"/dev\0", b"devtmpfs\0")];
+    for (dir, fstype) in table {
+        match st_dev(dir) {
+            Some(d) if Some(d) != root => continue, // already a mount point
+            Some(_) => {}
+            None => unsafe {
+                libc::mkdir(dir.as_ptr() as *const c_char, 0o755);
+            },
         }
-        unsafe { libc::mkdir(dir.as_ptr() as *const c_char, 0o755) };
         let flags = if fstype == b"devtmpfs\0" { libc::MS_NOSUID } else { libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC };
         let r = unsafe {
-            libc::mount(
-                src.as_ptr() as *const c_char,
-                dir.as_ptr() as *const c_char,
-                fstype.as_ptr() as *const c_char,
-                flags,
-                core::ptr::null(),
-            )
+            libc::mount(fstype.as_ptr() as *const c_char, dir.as_ptr() as *const c_char, fstype.as_ptr() as *const c_char, flags, core::ptr::null())
         };
         if r != 0 {
             let e = errno();
             Line::new().s("init: cannot mount ").b(&dir[..dir.len() - 1]).errno(e).emit();
         }
+    }
+}
+
+/// If the kernel could not give us a console (no /dev/console in the initramfs), open the one
+/// devtmpfs provides as stdin, stdout and stderr.
+pub fn ensure_console() {
+    if unsafe { libc::fcntl(2, libc::F_GETFD) } >= 0 {
+        return;
+    }
+    let fd = unsafe { libc::open(b"/dev/console\0".as_ptr() as *const c_char, libc::O_RDWR | libc::O_NOCTTY) };
+    if fd < 0 {
+        return;
+    }
+    for t in 0..3 {
+        if fd != t {
+            unsafe { libc::dup2(fd, t) };
+        }
+    }
+    if fd > 2 {
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -164,6 +186,7 @@ pub const MODULES_ORDER: &[u8] = b"/lib/modules/bb-modules.order\0";
 /// Loads every module listed (one path per line, dependency order) with finit_module(2).
 /// EEXIST (already loaded or built in) is fine; other errors are reported and skipped:
 /// a driver for hardware this machine does not have must not stop the boot.
+/// ENODEV (a CPU-feature module on a CPU without the feature) is counted but not reported.
 /// Returns (loaded, failed). A missing list is not an error (0, 0).
 pub fn load_modules(list: &[u8]) -> (u32, u32) {
     let mut buf = [0u8; 16384];
@@ -196,6 +219,9 @@ pub fn load_modules(list: &[u8]) -> (u32, u32) {
         unsafe { libc::close(fd) };
         if r == 0 || e == libc::EEXIST {
             loaded += 1;
+        } else if e == libc::ENODEV {
+            // a CPU-specific module (crct10dif-pclmul without PCLMUL): not needed here
+            failed += 1;
         } else {
             Line::new().s("init: module ").b(line).s(" not loaded").errno(e).emit();
             failed += 1;

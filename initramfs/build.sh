@@ -1,0 +1,126 @@
+#!/bin/bash
+# Build broadband's imaging initramfs: bb-client as /init, /dev/console, and the NIC and disk
+# kernel modules (with everything they depend on) from a kernel's modules tree.
+#
+#   KVER=6.1.0-56-amd64 MODDIR=/lib/modules/6.1.0-56-amd64 CLIENT=path/to/bb-client \
+#       initramfs/build.sh OUTPUT.img
+#
+# Environment:
+#   KVER      kernel version (default: basename of MODDIR, else `uname -r`)
+#   MODDIR    modules tree of that kernel (default /lib/modules/$KVER). A tree without
+#             modules.dep (Debian's .deb ships none) is indexed with `depmod -b` in a copy-free way:
+#             depmod writes its index files next to the modules.
+#   CLIENT    the static bb-client binary (required)
+#   MODULES   modules to include (default below); missing ones are skipped with a note
+#   EXTRA_MODULES  added to MODULES
+#   COMPRESS  gzip (default, gzip -9), xz or zstd; the kernel must support it (RD_GZIP/XZ/ZSTD)
+#   EXTRA_FILES  "SRC:DEST ..." extra files to copy (for debugging: a static busybox as /bin/sh)
+#
+# The module load order is written to /lib/modules/bb-modules.order (absolute paths, one per
+# line, dependencies first); bb-client's init mode loads them with finit_module(2).
+set -euo pipefail
+
+out=${1:?usage: build.sh OUTPUT.img  (env KVER, MODDIR, CLIENT)}
+: "${CLIENT:?CLIENT= path to the static bb-client is required}"
+if [ -z "${KVER:-}" ]; then
+    if [ -n "${MODDIR:-}" ]; then KVER=$(basename "$MODDIR"); else KVER=$(uname -r); fi
+fi
+MODDIR=${MODDIR:-/lib/modules/$KVER}
+DEFAULT_MODULES="virtio_net virtio_blk virtio_pci e1000 e1000e igb ixgbe i40e mlx5_core r8169 ahci nvme sd_mod"
+MODULES="${MODULES:-$DEFAULT_MODULES} ${EXTRA_MODULES:-}"
+COMPRESS=${COMPRESS:-gzip}
+
+die() { echo "initramfs/build.sh: $*" >&2; exit 1; }
+[ -f "$CLIENT" ] || die "CLIENT=$CLIENT does not exist (build it: cargo build --release -p bb-client --target x86_64-unknown-linux-musl)"
+[ -d "$MODDIR" ] || die "MODDIR=$MODDIR does not exist"
+MODDIR=$(cd "$MODDIR" && pwd -P)
+command -v cpio >/dev/null || die "cpio is missing (apt-get install cpio)"
+command -v modprobe >/dev/null || die "modprobe is missing (apt-get install kmod)"
+if file "$CLIENT" 2>/dev/null | grep -q 'dynamically linked'; then
+    die "$CLIENT is dynamically linked; build the static musl binary"
+fi
+
+# modprobe -d wants ROOT with lib/modules/KVER under it.
+case "$MODDIR" in
+    */lib/modules/"$KVER") modroot=${MODDIR%/lib/modules/$KVER} ;;
+    *) die "MODDIR must end in lib/modules/$KVER (got $MODDIR)" ;;
+esac
+[ -n "$modroot" ] || modroot=/
+if [ ! -s "$MODDIR/modules.dep" ]; then
+    echo "initramfs/build.sh: no modules.dep in $MODDIR, running depmod -b $modroot $KVER" >&2
+    depmod -b "$modroot" "$KVER"
+fi
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/bb-initramfs.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{dev,proc,sys,tmp,bin,lib/modules}
+cp "$CLIENT" "$stage/init"
+chmod 0755 "$stage/init"
+ln -s ../init "$stage/bin/bb-client"
+
+# Resolve the modules and their dependencies, in load order, without duplicates.
+order=$stage/lib/modules/bb-modules.order
+: >"$order"
+declare -A seen=()
+missing=()
+for m in $MODULES; do
+    if ! deps=$(modprobe -d "$modroot" -S "$KVER" --show-depends --ignore-install "$m" 2>/dev/null); then
+        missing+=("$m")
+        continue
+    fi
+    while read -r kind path _; do
+        [ "$kind" = insmod ] || continue     # "builtin X" needs nothing
+        [ -n "${seen[$path]:-}" ] && continue
+        seen[$path]=1
+        rel=/lib/modules/$KVER/${path#*/lib/modules/"$KVER"/}
+        mkdir -p "$stage$(dirname "$rel")"
+        case "$path" in
+            *.ko) cp "$path" "$stage$rel" ;;
+            *.ko.xz) xz -dc "$path" >"$stage${rel%.xz}"; rel=${rel%.xz} ;;
+            *.ko.zst) zstd -qdc "$path" >"$stage${rel%.zst}"; rel=${rel%.zst} ;;
+            *.ko.gz) gzip -dc "$path" >"$stage${rel%.gz}"; rel=${rel%.gz} ;;
+            *) die "unexpected module file $path" ;;
+        esac
+        echo "$rel" >>"$order"
+    done <<<"$deps"
+done
+[ ${#missing[@]} -eq 0 ] || echo "initramfs/build.sh: not in this kernel (skipped): ${missing[*]}" >&2
+
+# Modules are copied as they are: Debian's carry no debug info, and stripping would drop their
+# signatures (an appended PKCS#7 blob), which a kernel in lockdown (Secure Boot) requires.
+# STRIP=1 strips debug info anyway, for self-built kernels with unsigned debug modules.
+if [ "${STRIP:-0}" = 1 ]; then
+    find "$stage/lib/modules" -name '*.ko' -exec strip --strip-debug {} +
+fi
+
+for pair in ${EXTRA_FILES:-}; do
+    src=${pair%%:*}; dst=${pair#*:}
+    mkdir -p "$stage$(dirname "$dst")"
+    cp -L "$src" "$stage$dst"
+done
+
+# /dev/console must exist for the kernel to give /init a console (bb-client's init also
+# reopens it after mounting devtmpfs, so a build without root still boots, just with the
+# kernel's "unable to open an initial console" warning).
+if ! mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null; then
+    echo "initramfs/build.sh: warning: cannot mknod /dev/console (not root?)" >&2
+fi
+mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
+
+case "$COMPRESS" in
+    gzip) comp=(gzip -9 -n) ;;
+    xz) comp=(xz -9 --check=crc32) ;;
+    zstd) comp=(zstd -19 -q) ;;
+    *) die "COMPRESS must be gzip, xz or zstd" ;;
+esac
+mkdir -p "$(dirname "$out")"
+repro=()
+cpio --help 2>&1 | grep -q -- --reproducible && repro=(--reproducible)
+find "$stage" -mindepth 1 -exec touch -h -d @0 {} + 2>/dev/null || true
+(cd "$stage" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+    cpio --null -o -H newc --owner=0:0 --quiet "${repro[@]}") |
+    "${comp[@]}" >"$out.tmp"
+mv "$out.tmp" "$out"
+nmods=$(wc -l <"$order")
+size=$(stat -c %s "$out")
+echo "initramfs/build.sh: $out: $size bytes ($((size / 1024)) KiB), kernel $KVER, $nmods modules, $COMPRESS" >&2
