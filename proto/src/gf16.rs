@@ -48,20 +48,19 @@ const fn build_exp() -> [u16; EXP_LEN] {
     table
 }
 
-const EXP_TABLE: [u16; EXP_LEN] = build_exp();
-
 const fn build_log() -> [u16; 65_536] {
+    let exp = build_exp();
     let mut table = [0u16; 65_536];
     let mut i = 0;
     while i < GROUP_ORDER as usize {
-        table[EXP_TABLE[i] as usize] = i as u16;
+        table[exp[i] as usize] = i as u16;
         i += 1;
     }
     table
 }
 
 /// `EXP[i] = x^(i mod 65535)` for `i < 65535 + 32`.
-pub static EXP: [u16; EXP_LEN] = EXP_TABLE;
+pub static EXP: [u16; EXP_LEN] = build_exp();
 
 /// `LOG[a]` is the discrete logarithm of `a != 0` to base x, in `0..65535`. `LOG[0]` is 0 and
 /// meaningless: callers must treat zero separately.

@@ -152,7 +152,7 @@ pub fn set_kernel(kernel: Kernel) -> Result<(), FecError> {
 /// Checks `mul_add` operands: equal lengths, whole chunks.
 fn check_operands(dst: &[u8], src: &[u8]) {
     assert!(
-        dst.len() == src.len() && dst.len() % CHUNK == 0,
+        dst.len() == src.len() && dst.len().is_multiple_of(CHUNK),
         "mul_add: dst and src must have the same length, a multiple of 64"
     );
 }
@@ -252,7 +252,7 @@ fn scalar_mul_add(dst: &mut [u8], src: &[u8], c: u16) {
 /// `dst.len() != coefs.len() * src.len()`.
 pub fn mul_add_multi(dst: &mut [u8], src: &[u8], coefs: &[u16]) {
     assert!(
-        src.len() % CHUNK == 0 && Some(dst.len()) == coefs.len().checked_mul(src.len()),
+        src.len().is_multiple_of(CHUNK) && Some(dst.len()) == coefs.len().checked_mul(src.len()),
         "mul_add_multi: dst must hold coefs.len() symbols of src.len() bytes"
     );
     let size = src.len();
@@ -280,9 +280,18 @@ pub fn mul_add_multi(dst: &mut [u8], src: &[u8], coefs: &[u16]) {
     }
 }
 
+/// Outputs per pass over the sources: `n` split into equal groups of at most [`MULTI_MAX`]
+/// (26 outputs run as 7 + 7 + 6 + 6 rather than 8 + 8 + 8 + 2).
+fn balanced_group(n: usize) -> usize {
+    if n == 0 {
+        return 1;
+    }
+    n.div_ceil(n.div_ceil(MULTI_MAX))
+}
+
 /// Validates `k` and the symbol size, returning the block size `k * S`.
 fn block_bytes(k: usize, symbol_size: usize) -> Result<usize, FecError> {
-    if k == 0 || k > MAX_K || symbol_size == 0 || symbol_size % SYMBOL_ALIGN != 0 {
+    if k == 0 || k > MAX_K || symbol_size == 0 || !symbol_size.is_multiple_of(SYMBOL_ALIGN) {
         return Err(FecError::BadGeometry);
     }
     k.checked_mul(symbol_size).ok_or(FecError::BadGeometry)
@@ -345,7 +354,8 @@ pub fn encode_symbols(
     // Repair symbols, in groups sharing each pass over the sources.
     let repair = &mut out[n_src * symbol_size..];
     let mut esi = first + n_src;
-    for group in repair.chunks_mut(MULTI_MAX * symbol_size) {
+    let per_group = balanced_group(count - n_src);
+    for group in repair.chunks_mut(per_group * symbol_size) {
         let g = group.len() / symbol_size;
         group.fill(0);
         let mut coefs = [0u16; MULTI_MAX];
@@ -445,8 +455,9 @@ pub fn decode_in_place(
     for i in 0..e {
         slots[i * s..(i + 1) * s].copy_from_slice(&block[pos(i) * s..(pos(i) + 1) * s]);
     }
-    for (g, group) in slots.chunks_mut(MULTI_MAX * s).enumerate() {
-        let first = g * MULTI_MAX;
+    let per_group = balanced_group(e);
+    for (g, group) in slots.chunks_mut(per_group * s).enumerate() {
+        let first = g * per_group;
         let n = group.len() / s;
         let mut coefs = [0u16; MULTI_MAX];
         for (j, x) in block.chunks_exact(s).enumerate() {

@@ -196,8 +196,13 @@ pub(super) fn mul_add_avx2(dst: &mut [u8], src: &[u8], c: u16) {
     }
 }
 
+/// Chunks per segment of the fused kernel: the nibbles of one segment of the source are split
+/// once into a stack buffer (4 vectors per chunk), then reused for every output.
+const SEG_CHUNKS: usize = 16;
+
 /// AVX2 `dst[o] ^= coefs[o] * src` for up to [`MULTI_MAX`] outputs `dst[o]` of `src.len()`
-/// bytes each, stored contiguously in `dst`. The source chunk is loaded once for all outputs.
+/// bytes each, stored contiguously in `dst`. The source nibbles are split once per segment for
+/// all outputs; each output then runs with its 8 tables held in registers.
 #[target_feature(enable = "avx2")]
 pub(super) fn mul_add_multi_avx2(dst: &mut [u8], src: &[u8], coefs: &[u16]) {
     let size = src.len() / CHUNK * CHUNK;
@@ -212,52 +217,60 @@ pub(super) fn mul_add_multi_avx2(dst: &mut [u8], src: &[u8], coefs: &[u16]) {
     }
     let tabs = &tabs[..g];
     let mask = _mm256_set1_epi8(0x0f);
+    let mut nib = [mask; 4 * SEG_CHUNKS];
     let sp = src.as_ptr();
     let dp = dst.as_mut_ptr();
-    let mut off = 0;
-    while off < size {
-        // SAFETY: off + 64 <= size <= src.len(); unaligned loads.
-        let (n0, n1, n2, n3) = unsafe {
-            let s = sp.add(off) as *const __m256i;
-            let sl = _mm256_loadu_si256(s);
-            let sh = _mm256_loadu_si256(s.add(1));
-            (
-                _mm256_and_si256(sl, mask),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(sl), mask),
-                _mm256_and_si256(sh, mask),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(sh), mask),
-            )
-        };
+    let chunks = size / CHUNK;
+    let mut first = 0;
+    while first < chunks {
+        let n = (chunks - first).min(SEG_CHUNKS);
+        for (c, v) in nib.chunks_exact_mut(4).take(n).enumerate() {
+            // SAFETY: chunk first + c < chunks: its 64 bytes are inside `src`; unaligned loads.
+            let (sl, sh) = unsafe {
+                let s = sp.add((first + c) * CHUNK) as *const __m256i;
+                (_mm256_loadu_si256(s), _mm256_loadu_si256(s.add(1)))
+            };
+            v[0] = _mm256_and_si256(sl, mask);
+            v[1] = _mm256_and_si256(_mm256_srli_epi16::<4>(sl), mask);
+            v[2] = _mm256_and_si256(sh, mask);
+            v[3] = _mm256_and_si256(_mm256_srli_epi16::<4>(sh), mask);
+        }
         for (o, t) in tabs.iter().enumerate() {
-            let rl = _mm256_xor_si256(
-                _mm256_xor_si256(
-                    _mm256_shuffle_epi8(t.lo[0], n0),
-                    _mm256_shuffle_epi8(t.lo[1], n1),
-                ),
-                _mm256_xor_si256(
-                    _mm256_shuffle_epi8(t.lo[2], n2),
-                    _mm256_shuffle_epi8(t.lo[3], n3),
-                ),
-            );
-            let rh = _mm256_xor_si256(
-                _mm256_xor_si256(
-                    _mm256_shuffle_epi8(t.hi[0], n0),
-                    _mm256_shuffle_epi8(t.hi[1], n1),
-                ),
-                _mm256_xor_si256(
-                    _mm256_shuffle_epi8(t.hi[2], n2),
-                    _mm256_shuffle_epi8(t.hi[3], n3),
-                ),
-            );
-            // SAFETY: o < g and g * size <= dst.len(), off + 64 <= size: the 64 bytes at
-            // o * size + off are inside `dst`; unaligned loads and stores.
-            unsafe {
-                let d = dp.add(o * size + off) as *mut __m256i;
-                _mm256_storeu_si256(d, _mm256_xor_si256(_mm256_loadu_si256(d), rl));
-                _mm256_storeu_si256(d.add(1), _mm256_xor_si256(_mm256_loadu_si256(d.add(1)), rh));
+            let t = *t;
+            for (c, v) in nib.chunks_exact(4).take(n).enumerate() {
+                let rl = _mm256_xor_si256(
+                    _mm256_xor_si256(
+                        _mm256_shuffle_epi8(t.lo[0], v[0]),
+                        _mm256_shuffle_epi8(t.lo[1], v[1]),
+                    ),
+                    _mm256_xor_si256(
+                        _mm256_shuffle_epi8(t.lo[2], v[2]),
+                        _mm256_shuffle_epi8(t.lo[3], v[3]),
+                    ),
+                );
+                let rh = _mm256_xor_si256(
+                    _mm256_xor_si256(
+                        _mm256_shuffle_epi8(t.hi[0], v[0]),
+                        _mm256_shuffle_epi8(t.hi[1], v[1]),
+                    ),
+                    _mm256_xor_si256(
+                        _mm256_shuffle_epi8(t.hi[2], v[2]),
+                        _mm256_shuffle_epi8(t.hi[3], v[3]),
+                    ),
+                );
+                // SAFETY: o < g and g * size <= dst.len(), (first + c + 1) * 64 <= size: the
+                // 64 bytes at o * size + (first + c) * 64 are inside `dst`; unaligned access.
+                unsafe {
+                    let d = dp.add(o * size + (first + c) * CHUNK) as *mut __m256i;
+                    _mm256_storeu_si256(d, _mm256_xor_si256(_mm256_loadu_si256(d), rl));
+                    _mm256_storeu_si256(
+                        d.add(1),
+                        _mm256_xor_si256(_mm256_loadu_si256(d.add(1)), rh),
+                    );
+                }
             }
         }
-        off += CHUNK;
+        first += n;
     }
 }
 
