@@ -1,1 +1,39 @@
-fn main() {}
+//! bb-server: streams a disk image to many clients over broadcast/multicast UDP.
+//!
+//! A thin IO shell around `bb_proto::sender::Sender`: see `session.rs` for the loop.
+
+mod cli;
+mod image;
+mod net;
+mod report;
+mod session;
+mod sys;
+
+fn main() {
+    let mut args = Vec::new();
+    for a in std::env::args_os().skip(1) {
+        match a.into_string() {
+            Ok(s) => args.push(s),
+            Err(a) => {
+                eprintln!("bb-server: argument {a:?} is not valid UTF-8\nTry 'bb-server --help'.");
+                std::process::exit(session::EXIT_USAGE);
+            }
+        }
+    }
+    let code = match cli::parse(&args) {
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::help());
+            0
+        }
+        Ok(cli::Command::Version) => {
+            println!("bb-server {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(cli::Command::Run(o)) => session::run(&o),
+        Err(e) => {
+            eprintln!("bb-server: {e}\nTry 'bb-server --help'.");
+            session::EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,433 @@
+//! Command line: options, their defaults and validation.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use bb_proto::wire::{DATA_OVERHEAD, MAX_K, MAX_SYMBOL_SIZE, SYMBOL_ALIGN};
+
+/// Default data port (clients listen).
+pub const DATA_PORT: u16 = 7855;
+/// Default control port (the server listens).
+pub const CONTROL_PORT: u16 = 7854;
+/// How long `--min-clients` waits without `--wait`.
+pub const DEFAULT_START_WAIT_S: f64 = 600.0;
+/// With `--clients` and no `--timeout`: give up this long after the forward pass ended.
+pub const DEFAULT_TIMEOUT_AFTER_FORWARD_S: f64 = 600.0;
+
+/// Where the image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Standard input (a file, a device or a pipe).
+    Stdin,
+    /// A file or block device.
+    Path(PathBuf),
+}
+
+/// `--interface`: an address or a device name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Interface {
+    /// Bind to this local address.
+    Addr(Ipv4Addr),
+    /// Bind to this device (SO_BINDTODEVICE).
+    Name(String),
+}
+
+/// Everything the command line decides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    pub address: Ipv4Addr,
+    pub source: Source,
+    pub port: u16,
+    pub control_port: u16,
+    pub ttl: u32,
+    pub interface: Option<Interface>,
+    pub rate_bps: u64,
+    pub min_rate_bps: u64,
+    pub fixed_rate: bool,
+    pub proactive: bool,
+    pub symbol_size: u32,
+    pub block_symbols: u32,
+    pub clients: u32,
+    pub min_clients: u32,
+    pub wait_s: Option<f64>,
+    pub linger_s: f64,
+    pub timeout_s: Option<f64>,
+    pub client_timeout_s: f64,
+    pub summary_json: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Options>),
+    Help,
+    Version,
+}
+
+fn opts() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optopt("r", "rate", "", "RATE");
+    o.optopt("", "min-rate", "", "RATE");
+    o.optflag("", "fixed-rate", "");
+    o.optflag("", "no-proactive", "");
+    o.optopt("p", "port", "", "PORT");
+    o.optopt("", "control-port", "", "PORT");
+    o.optopt("", "ttl", "", "N");
+    o.optopt("i", "interface", "", "ADDR_OR_NAME");
+    o.optopt("", "symbol-size", "", "BYTES");
+    o.optopt("", "block-symbols", "", "K");
+    o.optopt("n", "clients", "", "N");
+    o.optopt("", "min-clients", "", "N");
+    o.optopt("", "wait", "", "SECONDS");
+    o.optopt("", "linger", "", "SECONDS");
+    o.optopt("", "timeout", "", "SECONDS");
+    o.optopt("", "client-timeout", "", "SECONDS");
+    o.optopt("", "summary-json", "", "FILE");
+    o.optflag("q", "quiet", "");
+    o.optflag("h", "help", "");
+    o.optflag("V", "version", "");
+    o
+}
+
+/// The `--help` text.
+pub fn help() -> String {
+    format!(
+        "\
+bb-server {version}: writes one disk image onto many machines at once over UDP
+broadcast or multicast. Clients (bb-client) report what they lack; the server sends
+erasure-coded repairs, so the image crosses the network about once.
+
+Usage: bb-server [OPTIONS] ADDRESS [IMAGE]
+
+  ADDRESS   where data goes: the broadcast address of a local subnet (10.0.0.255),
+            a multicast group (239.1.2.3, 224.0.0.0/4) or one client's address
+  IMAGE     file or block device to send; '-' or absent: standard input (a pipe is
+            spooled to an unlinked temporary file in $TMPDIR or /var/tmp first)
+
+Sending:
+  -r, --rate RATE          ceiling in bits/s, suffixes k M G (1000s), e.g. 80M, 1.5G
+                           [default 500M]
+      --min-rate RATE      floor when adapting to loss [default 1M]
+      --fixed-rate         do not lower the rate when most clients report loss
+      --no-proactive       no repair symbols with the first pass, only on request
+      --symbol-size BYTES  payload per packet, a multiple of 64, at most {max_sym}
+                           [default 1408: 1444-byte datagrams fit a 1500 MTU; use
+                           8896 with 9000-byte jumbo frames]
+      --block-symbols K    source symbols per erasure-coded block, 1..{max_k}
+                           [default 512]
+  -p, --port PORT          data port the clients listen on [default {dport}]
+      --control-port PORT  port the server listens on for status [default {cport}]
+      --ttl N              multicast TTL [default 1: the local segment]
+  -i, --interface ADDR|NAME  send from this local address or network device
+                           (multicast: IP_MULTICAST_IF; a name binds the device)
+
+Who and when:
+  -n, --clients N          wait for N clients to verify the image, then exit
+                           (0 if all N verified and none failed, else 1)
+      --min-clients N      start sending once N clients are present ...
+      --wait SECONDS       ... or after this long [default with --min-clients: {wait:.0}]
+      --linger SECONDS     without --clients: stop once everything was sent, nothing is
+                           pending and no client was heard for this long [default 5]
+      --timeout SECONDS    with --clients: give up this long after sending started and
+                           name the clients that did not finish [default: {tmo:.0} s
+                           after the first pass over the image ended]
+      --client-timeout SECONDS  a client silent this long is lost [default 10]
+
+Output:
+  -q, --quiet              no progress or events, only errors and the summary
+      --summary-json FILE  write the final summary as JSON ('-': stdout)
+  -h, --help               this text
+  -V, --version            version
+
+On a terminal the progress is a live status line; otherwise a log line every 2 s.
+At the end a summary goes to stderr: image size, digest, elapsed time, packets,
+wire ratio (data packets per source symbol) and a table of clients.
+
+Examples:
+  bb-server 10.0.0.255 disk.img
+  bb-server --clients 40 10.0.0.255 /dev/sdb
+  zstd -dc img.zst | bb-server --clients 40 239.1.2.3
+  bb-server --rate 8G --symbol-size 8896 --min-clients 16 --wait 120 10.1.0.255 golden.img
+
+Exit status:
+  0    success: with --clients, N clients verified and none failed; without it, every
+       client heard verified (and at least one did)
+  1    a client failed or was lost, not all wanted clients verified before the
+       timeout, or no client verified at all
+  2    usage error
+  3    image error (unreadable, empty, spool failed)
+  4    network error (cannot bind or send)
+  130  interrupted (Ctrl-C, SIGTERM); clients are told the session ended
+",
+        version = env!("CARGO_PKG_VERSION"),
+        max_sym = MAX_SYMBOL_SIZE,
+        max_k = MAX_K,
+        dport = DATA_PORT,
+        cport = CONTROL_PORT,
+        wait = DEFAULT_START_WAIT_S,
+        tmo = DEFAULT_TIMEOUT_AFTER_FORWARD_S,
+    )
+}
+
+/// Parses a rate in bits per second: `500M`, `1G`, `80m`, `1.5G`, `250000`, `100Mbit`.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let mut body = lower.as_str();
+    for unit in ["bit/s", "bits/s", "bps", "bit", "bits", "b/s"] {
+        if let Some(b) = body.strip_suffix(unit) {
+            body = b;
+            break;
+        }
+    }
+    if t.ends_with('B') || t.ends_with("B/s") {
+        return Err(format!("rate '{s}': rates are in bits per second (e.g. 500M), not bytes"));
+    }
+    let (num, mult) = match body.chars().last() {
+        Some('k') => (&body[..body.len() - 1], 1e3),
+        Some('m') => (&body[..body.len() - 1], 1e6),
+        Some('g') => (&body[..body.len() - 1], 1e9),
+        Some('t') => (&body[..body.len() - 1], 1e12),
+        _ => (body, 1.0),
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("rate '{s}': expected a number with an optional k, M or G suffix (e.g. 500M, 1.5G)"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("rate '{s}': must be positive"));
+    }
+    let bps = v * mult;
+    if bps < 10_000.0 {
+        return Err(format!("rate '{s}': at least 10k bits/s"));
+    }
+    if bps > 1e12 {
+        return Err(format!("rate '{s}': at most 1T bits/s"));
+    }
+    Ok(bps as u64)
+}
+
+fn parse_seconds(name: &str, s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("--{name} '{s}': expected a number of seconds"))?;
+    if !v.is_finite() || v < 0.0 || v > 1e7 {
+        return Err(format!("--{name} '{s}': expected seconds between 0 and 10000000"));
+    }
+    Ok(v)
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, s: &str) -> Result<T, String> {
+    s.trim().parse().map_err(|_| format!("--{name} '{s}': expected a whole number"))
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let m = opts().parse(args).map_err(|e| e.to_string())?;
+    if m.opt_present("h") {
+        return Ok(Command::Help);
+    }
+    if m.opt_present("V") {
+        return Ok(Command::Version);
+    }
+    let (address, source) = match m.free.as_slice() {
+        [] => return Err("missing ADDRESS (e.g. bb-server 10.0.0.255 disk.img)".into()),
+        [a] => (a, Source::Stdin),
+        [a, img] => (a, if img == "-" { Source::Stdin } else { Source::Path(PathBuf::from(img)) }),
+        [_, _, extra, ..] => return Err(format!("unexpected argument '{extra}': only ADDRESS and IMAGE")),
+    };
+    let address: Ipv4Addr = address
+        .parse()
+        .map_err(|_| format!("ADDRESS '{address}': expected an IPv4 address (broadcast, multicast group or unicast)"))?;
+    if address.is_unspecified() {
+        return Err("ADDRESS 0.0.0.0: give the subnet's broadcast address (e.g. 10.0.0.255) or a multicast group".into());
+    }
+    let rate_bps = match m.opt_str("rate") {
+        Some(r) => parse_rate(&r)?,
+        None => 500_000_000,
+    };
+    let min_rate_bps = match m.opt_str("min-rate") {
+        Some(r) => parse_rate(&r)?,
+        None => 1_000_000u64.min(rate_bps),
+    };
+    if min_rate_bps > rate_bps {
+        return Err(format!("--min-rate ({min_rate_bps} bit/s) is above --rate ({rate_bps} bit/s)"));
+    }
+    let port = match m.opt_str("port") {
+        Some(p) => parse_num::<u16>("port", &p)?,
+        None => DATA_PORT,
+    };
+    let control_port = match m.opt_str("control-port") {
+        Some(p) => parse_num::<u16>("control-port", &p)?,
+        None => CONTROL_PORT,
+    };
+    if port == 0 || control_port == 0 {
+        return Err("ports must be between 1 and 65535".into());
+    }
+    let ttl = match m.opt_str("ttl") {
+        Some(t) => parse_num::<u32>("ttl", &t)?,
+        None => 1,
+    };
+    if ttl == 0 || ttl > 255 {
+        return Err("--ttl: between 1 and 255".into());
+    }
+    let interface = m.opt_str("interface").map(|s| match s.parse::<Ipv4Addr>() {
+        Ok(a) => Interface::Addr(a),
+        Err(_) => Interface::Name(s),
+    });
+    if let Some(Interface::Name(n)) = &interface
+        && (n.is_empty() || n.len() >= 16)
+    {
+        return Err(format!("--interface '{n}': not an IPv4 address nor a device name (1 to 15 characters)"));
+    }
+    let symbol_size = match m.opt_str("symbol-size") {
+        Some(s) => parse_num::<u32>("symbol-size", &s)?,
+        None => 1408,
+    };
+    if symbol_size == 0 || symbol_size % SYMBOL_ALIGN != 0 || symbol_size > MAX_SYMBOL_SIZE {
+        return Err(format!(
+            "--symbol-size {symbol_size}: must be a multiple of {SYMBOL_ALIGN} between {SYMBOL_ALIGN} and {MAX_SYMBOL_SIZE} \
+             (1408 for a 1500 MTU, 8896 for 9000-byte jumbo frames; datagrams are {DATA_OVERHEAD} bytes larger)"
+        ));
+    }
+    let block_symbols = match m.opt_str("block-symbols") {
+        Some(s) => parse_num::<u32>("block-symbols", &s)?,
+        None => 512,
+    };
+    if block_symbols == 0 || block_symbols > MAX_K {
+        return Err(format!("--block-symbols {block_symbols}: between 1 and {MAX_K}"));
+    }
+    let clients = match m.opt_str("clients") {
+        Some(s) => parse_num::<u32>("clients", &s)?,
+        None => 0,
+    };
+    let min_clients = match m.opt_str("min-clients") {
+        Some(s) => parse_num::<u32>("min-clients", &s)?,
+        None => 0,
+    };
+    let wait_s = m.opt_str("wait").map(|s| parse_seconds("wait", &s)).transpose()?;
+    let linger_s = m.opt_str("linger").map(|s| parse_seconds("linger", &s)).transpose()?.unwrap_or(5.0);
+    let timeout_s = m.opt_str("timeout").map(|s| parse_seconds("timeout", &s)).transpose()?;
+    if timeout_s.is_some() && clients == 0 {
+        return Err("--timeout applies with --clients N (without it the server stops after --linger)".into());
+    }
+    let client_timeout_s = m.opt_str("client-timeout").map(|s| parse_seconds("client-timeout", &s)).transpose()?.unwrap_or(10.0);
+    if client_timeout_s < 1.0 {
+        return Err("--client-timeout: at least 1 second (clients report about once a second when idle)".into());
+    }
+    Ok(Command::Run(Box::new(Options {
+        address,
+        source,
+        port,
+        control_port,
+        ttl,
+        interface,
+        rate_bps,
+        min_rate_bps,
+        fixed_rate: m.opt_present("fixed-rate"),
+        proactive: !m.opt_present("no-proactive"),
+        symbol_size,
+        block_symbols,
+        clients,
+        min_clients,
+        wait_s,
+        linger_s,
+        timeout_s,
+        client_timeout_s,
+        summary_json: m.opt_str("summary-json").map(PathBuf::from),
+        quiet: m.opt_present("q"),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Options, String> {
+        let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse(&v)? {
+            Command::Run(o) => Ok(*o),
+            c => Err(format!("{c:?}")),
+        }
+    }
+
+    #[test]
+    fn rates_with_suffixes() {
+        assert_eq!(parse_rate("500M"), Ok(500_000_000));
+        assert_eq!(parse_rate("1G"), Ok(1_000_000_000));
+        assert_eq!(parse_rate("80m"), Ok(80_000_000));
+        assert_eq!(parse_rate("1.5G"), Ok(1_500_000_000));
+        assert_eq!(parse_rate("250k"), Ok(250_000));
+        assert_eq!(parse_rate("100Mbit"), Ok(100_000_000));
+        assert_eq!(parse_rate("2gbps"), Ok(2_000_000_000));
+        assert_eq!(parse_rate("1000000"), Ok(1_000_000));
+    }
+
+    #[test]
+    fn bad_rates_are_refused_with_a_reason() {
+        for r in ["", "fast", "M", "-5M", "0", "1x", "nanM", "infG"] {
+            assert!(parse_rate(r).is_err(), "{r}");
+        }
+        assert!(parse_rate("500MB").unwrap_err().contains("bits per second"));
+        assert!(parse_rate("5").unwrap_err().contains("at least"));
+    }
+
+    #[test]
+    fn defaults() {
+        let o = run(&["10.0.0.255", "disk.img"]).unwrap();
+        assert_eq!(o.address, Ipv4Addr::new(10, 0, 0, 255));
+        assert_eq!(o.source, Source::Path("disk.img".into()));
+        assert_eq!((o.port, o.control_port, o.ttl), (7855, 7854, 1));
+        assert_eq!((o.rate_bps, o.symbol_size, o.block_symbols), (500_000_000, 1408, 512));
+        assert_eq!((o.clients, o.min_clients, o.wait_s, o.linger_s, o.timeout_s), (0, 0, None, 5.0, None));
+        assert!(!o.fixed_rate && o.proactive && !o.quiet);
+        assert_eq!(run(&["239.1.2.3"]).unwrap().source, Source::Stdin);
+        assert_eq!(run(&["239.1.2.3", "-"]).unwrap().source, Source::Stdin);
+    }
+
+    #[test]
+    fn options() {
+        let o = run(&[
+            "--rate", "1.5G", "--clients", "40", "--min-clients", "10", "--wait", "30", "-i", "eth0", "--symbol-size", "8896",
+            "--block-symbols", "1024", "--timeout", "900", "-q", "--fixed-rate", "239.1.2.3",
+        ])
+        .unwrap();
+        assert_eq!(o.rate_bps, 1_500_000_000);
+        assert_eq!((o.clients, o.min_clients, o.wait_s, o.timeout_s), (40, 10, Some(30.0), Some(900.0)));
+        assert_eq!(o.interface, Some(Interface::Name("eth0".into())));
+        assert_eq!((o.symbol_size, o.block_symbols), (8896, 1024));
+        assert!(o.quiet && o.fixed_rate);
+        let o = run(&["--interface", "10.0.0.1", "10.0.0.255"]).unwrap();
+        assert_eq!(o.interface, Some(Interface::Addr(Ipv4Addr::new(10, 0, 0, 1))));
+    }
+
+    #[test]
+    fn usage_errors() {
+        for a in [
+            &[][..],
+            &["not-an-address"],
+            &["0.0.0.0"],
+            &["10.0.0.255", "a", "b"],
+            &["--symbol-size", "1400", "10.0.0.255"],
+            &["--symbol-size", "9000", "10.0.0.255"],
+            &["--block-symbols", "0", "10.0.0.255"],
+            &["--block-symbols", "5000", "10.0.0.255"],
+            &["--rate", "fast", "10.0.0.255"],
+            &["--rate", "10M", "--min-rate", "20M", "10.0.0.255"],
+            &["--ttl", "0", "10.0.0.255"],
+            &["--port", "70000", "10.0.0.255"],
+            &["--clients", "-1", "10.0.0.255"],
+            &["--timeout", "10", "10.0.0.255"],
+            &["--wait", "soon", "10.0.0.255"],
+            &["--bogus", "10.0.0.255"],
+        ] {
+            assert!(run(a).is_err(), "{a:?}");
+        }
+        assert!(matches!(parse(&["-h".to_string()]), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn help_names_every_option() {
+        let h = help();
+        for name in opts().usage("").lines().filter_map(|l| l.split("--").nth(1)) {
+            let name = name.split_whitespace().next().unwrap();
+            assert!(h.contains(&format!("--{name}")), "{name} missing from help");
+        }
+    }
+}

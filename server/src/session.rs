@@ -1,0 +1,663 @@
+//! The sending session: drives the sans-IO sender with sockets, a clock and the image.
+
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use bb_proto::sender::{ClientInfo, ClientState, Received, Sender, SenderConfig, SenderStorage, Transmit};
+use bb_proto::wire::{DATA_OVERHEAD, Geometry};
+
+use crate::cli::{DEFAULT_START_WAIT_S, DEFAULT_TIMEOUT_AFTER_FORWARD_S, Options};
+use crate::image::{self, BlockCache, Image};
+use crate::net::Net;
+use crate::report::{ClientRow, Summary, hex, human_bytes, human_duration};
+use crate::sys;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_CLIENTS: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_IMAGE: i32 = 3;
+pub const EXIT_NETWORK: i32 = 4;
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Most clients tracked.
+const CLIENT_TABLE: usize = 4096;
+/// Loaded blocks kept for repairs.
+const CACHE_BLOCKS: usize = 8;
+/// Ethernet + IP + UDP bytes per datagram (as the sender counts them).
+const FRAMING: usize = 42;
+
+fn us(d: f64) -> u64 {
+    (d * 1e6) as u64
+}
+
+/// Live status line (terminal) or periodic log lines, and event lines.
+struct Progress {
+    quiet: bool,
+    tty: bool,
+    line_shown: bool,
+    next_draw_us: u64,
+    last_bytes: u64,
+    last_us: u64,
+    shown_rate_bps: f64,
+}
+
+impl Progress {
+    fn event(&mut self, msg: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.line_shown {
+            eprint!("\r\x1b[K");
+            self.line_shown = false;
+        }
+        eprintln!("bb-server: {msg}");
+        self.next_draw_us = 0;
+    }
+
+    fn clear(&mut self) {
+        if self.line_shown {
+            eprint!("\r\x1b[K");
+            self.line_shown = false;
+        }
+    }
+}
+
+struct Run<'s, 'a> {
+    o: &'s Options,
+    sender: Sender<'a, SocketAddrV4>,
+    geometry: Geometry,
+    net: Net,
+    image: &'s Image,
+    cache: BlockCache,
+    progress: Progress,
+    start: Instant,
+    shadow: Vec<ClientState>,
+    fwd_start_us: Option<u64>,
+    fwd_end_us: Option<u64>,
+    busy_us: u64,
+    acks: u64,
+    rbuf: Vec<u8>,
+    small: Vec<u8>,
+    batch: Vec<u8>,
+    batch_n: usize,
+    pkt_len: usize,
+}
+
+enum End {
+    Done(i32, String),
+    Fatal(i32, String),
+}
+
+fn client_label(c: &ClientInfo<SocketAddrV4>) -> String {
+    format!("{} (id {:016x})", c.addr, c.id)
+}
+
+impl Run<'_, '_> {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn percent(&self, c: &ClientInfo<SocketAddrV4>) -> f64 {
+        c.blocks_done as f64 * 100.0 / self.geometry.block_count().max(1) as f64
+    }
+
+    /// Prints what changed in the client table.
+    fn client_events(&mut self) {
+        let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
+        for (i, c) in rows.iter().enumerate() {
+            let old = self.shadow.get(i).copied();
+            if old == Some(c.state) {
+                continue;
+            }
+            let who = client_label(c);
+            let secs = (c.finished_us.saturating_sub(c.first_heard_us)) as f64 / 1e6;
+            let msg = match (old, c.state) {
+                (None, ClientState::Verified) => format!("client {who} joined and verified the image"),
+                (None, ClientState::Failed(r)) => format!("client {who} joined and FAILED: {}", r.as_str()),
+                (None, _) => format!("client joined: {who}"),
+                (Some(ClientState::Lost), s) if !s.is_final() => format!("client back: {who}"),
+                (_, ClientState::Verified) => format!("client verified: {who} in {}", human_duration(secs)),
+                (_, ClientState::Failed(r)) => format!("client FAILED: {who}: {}", r.as_str()),
+                (_, ClientState::Lost) => format!(
+                    "client lost: {who} silent for {:.0} s at {:.1}%",
+                    self.o.client_timeout_s,
+                    self.percent(c)
+                ),
+                _ => String::new(),
+            };
+            if i >= self.shadow.len() {
+                self.shadow.push(c.state);
+            } else {
+                self.shadow[i] = c.state;
+            }
+            if !msg.is_empty() {
+                self.progress.event(&msg);
+            }
+        }
+    }
+
+    fn drain_control(&mut self, limit: usize) {
+        let mut changed = false;
+        for _ in 0..limit {
+            let Some((n, from)) = self.net.recv(&mut self.rbuf) else { break };
+            let now = self.now_us();
+            match self.sender.handle_datagram(now, from, &self.rbuf[..n]) {
+                Ok(Received::Status { new, .. }) => changed |= new,
+                Ok(Received::Result { repeat, .. }) => changed |= !repeat,
+                Err(_) => {}
+            }
+        }
+        if changed {
+            self.client_events();
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), End> {
+        if self.batch_n == 0 {
+            return Ok(());
+        }
+        let n = self.batch_n;
+        self.batch_n = 0;
+        self.net.send_batch(&self.batch[..n * self.pkt_len], self.pkt_len, n).map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
+        if let Some(m) = self.net.gso_fallback.take() {
+            self.progress.event(&m);
+        }
+        Ok(())
+    }
+
+    /// Runs the scheduler until it says wait; returns when to poll again.
+    fn transmit(&mut self, max_packets: usize) -> Result<Option<u64>, End> {
+        let now = self.now_us();
+        for _ in 0..max_packets {
+            match self.sender.poll_transmit(now) {
+                Transmit::Symbol { block, esi, seq } => {
+                    let data = self.cache.get(&self.image.file, block).map_err(|e| {
+                        End::Fatal(EXIT_IMAGE, format!("reading block {block} of {} failed: {e}", self.image.name))
+                    })?;
+                    let at = self.batch_n * self.pkt_len;
+                    let out = &mut self.batch[at..at + self.pkt_len];
+                    let len = self
+                        .sender
+                        .build_symbol(block, esi, seq, data, out)
+                        .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error building block {block}: {e}")))?;
+                    debug_assert_eq!(len, self.pkt_len);
+                    self.batch_n += 1;
+                    if self.batch_n * self.pkt_len >= self.batch.len() {
+                        self.flush()?;
+                    }
+                }
+                Transmit::Announce => {
+                    self.flush()?;
+                    let n = self.sender.build_announce(&mut self.small).map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
+                    let pkt = self.small[..n].to_vec();
+                    self.net.send_data_one(&pkt).map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
+                }
+                Transmit::ResultAck { to, client_id } => {
+                    self.flush()?;
+                    if let Ok(n) = self.sender.build_result_ack(client_id, &mut self.small) {
+                        let pkt = self.small[..n].to_vec();
+                        self.net.send_ack(&pkt, to);
+                        self.acks += 1;
+                    }
+                }
+                Transmit::Wait { until_us } => {
+                    self.flush()?;
+                    return Ok(Some(until_us));
+                }
+            }
+        }
+        self.flush()?;
+        Ok(None)
+    }
+
+    fn wait(&mut self, until_us: u64, min_gap_us: u64, cap_us: u64) -> Result<(), End> {
+        let now = self.now_us();
+        let target = until_us.max(now + min_gap_us).min(now + cap_us);
+        if target > now {
+            sys::wait_readable(self.net.control(), Duration::from_micros(target - now))
+                .map_err(|e| End::Fatal(EXIT_NETWORK, format!("poll: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn status_line(&mut self, now: u64) -> String {
+        let blocks = self.geometry.block_count();
+        let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
+        let count = |f: fn(&ClientState) -> bool| rows.iter().filter(|c| f(&c.state)).count();
+        let ok = count(|s| *s == ClientState::Verified);
+        let failed = count(|s| matches!(s, ClientState::Failed(_)));
+        let lost = count(|s| *s == ClientState::Lost);
+        let clients = format!("clients {} seen, {ok} verified, {failed} failed, {lost} lost", rows.len());
+        let slowest = rows
+            .iter()
+            .filter(|c| !c.state.is_final())
+            .min_by_key(|c| c.blocks_done)
+            .map(|c| format!(", slowest {} {:.1}%", c.addr, self.percent(c)))
+            .unwrap_or_default();
+        let dt = now.saturating_sub(self.progress.last_us);
+        if dt >= 200_000 || self.progress.last_us == 0 {
+            let db = self.sender.stats().bytes - self.progress.last_bytes;
+            self.progress.shown_rate_bps = db as f64 * 8.0 * 1e6 / dt.max(1) as f64;
+            self.progress.last_bytes = self.sender.stats().bytes;
+            self.progress.last_us = now;
+        }
+        let rate = format!("{:.1} Mbit/s", self.progress.shown_rate_bps / 1e6);
+        if !self.sender.started() {
+            let wanted = self.o.min_clients;
+            let left = self.sender.config().start_deadline_us.map(|d| d.saturating_sub(now) as f64 / 1e6);
+            return format!(
+                "waiting for clients: {} of {wanted} present{}; {clients}",
+                rows.len(),
+                left.map(|s| format!(", starting in {} at the latest", human_duration(s))).unwrap_or_default()
+            );
+        }
+        let done = self.sender.forward_blocks_done();
+        if done < blocks {
+            let f = done as f64 / blocks as f64;
+            let el = (now - self.fwd_start_us.unwrap_or(now)) as f64 / 1e6;
+            let eta = if f > 0.0 { human_duration(el * (1.0 - f) / f) } else { "?".into() };
+            format!("{:5.1}%  {rate}  ETA {eta}  {clients}{slowest}", f * 100.0)
+        } else {
+            let what = if self.sender.is_idle() { "sent; waiting for clients" } else { "repairing" };
+            format!("100.0% {what}  {rate}  {clients}{slowest}")
+        }
+    }
+
+    fn draw(&mut self, now: u64, force: bool) {
+        if self.progress.quiet || (!force && now < self.progress.next_draw_us) {
+            return;
+        }
+        let line = self.status_line(now);
+        if self.progress.tty {
+            let width = 160;
+            let line: String = line.chars().take(width).collect();
+            eprint!("\r\x1b[K{line}");
+            self.progress.line_shown = true;
+            self.progress.next_draw_us = now + 250_000;
+        } else {
+            eprintln!("bb-server: {line}");
+            self.progress.next_draw_us = now + 2_000_000;
+        }
+    }
+
+    /// Whether the session is over, and with which exit code.
+    fn check_end(&mut self, now: u64) -> Option<End> {
+        let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
+        let verified = rows.iter().filter(|c| c.state == ClientState::Verified).count() as u32;
+        let failed = rows.iter().filter(|c| matches!(c.state, ClientState::Failed(_))).count() as u32;
+        let lost = rows.iter().filter(|c| c.state == ClientState::Lost).count() as u32;
+        let active = rows.len() as u32 - verified - failed - lost;
+        let wanted = self.o.clients;
+        if wanted > 0 {
+            if active == 0 && verified >= wanted {
+                return Some(if failed == 0 {
+                    End::Done(EXIT_OK, format!("all {wanted} wanted clients verified"))
+                } else {
+                    End::Done(EXIT_CLIENTS, format!("{verified} clients verified, but {failed} failed"))
+                });
+            }
+            if active == 0 && failed + lost > 0 && verified + failed + lost >= wanted {
+                return Some(End::Done(
+                    EXIT_CLIENTS,
+                    format!("{verified} of {wanted} wanted clients verified; {failed} failed, {lost} lost"),
+                ));
+            }
+            let deadline = match (self.o.timeout_s, self.fwd_start_us, self.fwd_end_us) {
+                (Some(t), Some(s), _) => Some(s + us(t)),
+                (None, _, Some(e)) => Some(e + us(DEFAULT_TIMEOUT_AFTER_FORWARD_S)),
+                _ => None,
+            };
+            if deadline.is_some_and(|d| now >= d) {
+                let missing: Vec<String> = rows
+                    .iter()
+                    .filter(|c| c.state != ClientState::Verified)
+                    .map(|c| {
+                        let st = match c.state {
+                            ClientState::Failed(r) => format!("FAILED: {}", r.as_str()),
+                            ClientState::Lost => format!("lost at {:.1}%", self.percent(c)),
+                            _ => format!("at {:.1}%", self.percent(c)),
+                        };
+                        format!("{} ({st})", c.addr)
+                    })
+                    .collect();
+                let mut msg = format!("timeout: {verified} of {wanted} wanted clients verified");
+                if (rows.len() as u32) < wanted {
+                    msg += &format!("; only {} clients were heard", rows.len());
+                }
+                if !missing.is_empty() {
+                    msg += &format!("; not finished: {}", missing.join(", "));
+                }
+                return Some(End::Done(EXIT_CLIENTS, msg));
+            }
+            return None;
+        }
+        // Without --clients: linger once everything was sent and nobody is talking.
+        let fwd_end = self.fwd_end_us?;
+        if !self.sender.is_idle() {
+            return None;
+        }
+        let heard = rows.iter().map(|c| c.last_heard_us).max().unwrap_or(0);
+        let quiet_since = heard.max(self.busy_us).max(fwd_end);
+        if now.saturating_sub(quiet_since) < us(self.o.linger_s) {
+            return None;
+        }
+        let unfinished = active + lost;
+        Some(if rows.is_empty() {
+            End::Done(
+                EXIT_CLIENTS,
+                format!(
+                    "no client was heard (clients must reach UDP port {} here; check firewalls, and that they receive {})",
+                    self.o.control_port,
+                    self.net.dest()
+                ),
+            )
+        } else if failed + unfinished > 0 {
+            End::Done(EXIT_CLIENTS, format!("{verified} clients verified, {failed} failed, {unfinished} did not finish"))
+        } else if verified == 0 {
+            End::Done(EXIT_CLIENTS, "no client verified the image".into())
+        } else {
+            End::Done(EXIT_OK, format!("{verified} clients verified"))
+        })
+    }
+
+    fn main_loop(&mut self) -> End {
+        let burst_us = self.sender.config().burst_bytes as f64 * 8e6;
+        let mut next_expire = 0u64;
+        loop {
+            if sys::interrupted() {
+                return End::Done(EXIT_INTERRUPTED, "interrupted".into());
+            }
+            self.drain_control(512);
+            let now = self.now_us();
+            if now >= next_expire {
+                next_expire = now + 100_000;
+                if self.sender.expire_clients(now) > 0 {
+                    self.client_events();
+                }
+            }
+            if self.sender.started() && self.fwd_start_us.is_none() {
+                self.fwd_start_us = Some(now);
+            }
+            if self.sender.forward_done() && self.fwd_end_us.is_none() {
+                self.fwd_end_us = Some(now);
+                if let Some(d) = self.sender.digest() {
+                    let msg = format!("first pass done in {}; image digest {}", human_duration(now as f64 / 1e6), hex(d));
+                    self.progress.event(&msg);
+                }
+            }
+            if !self.sender.is_idle() {
+                self.busy_us = now;
+            }
+            if let Some(end) = self.check_end(now) {
+                return end;
+            }
+            let wait = match self.transmit(4 * Net::batch_limit(self.pkt_len)) {
+                Ok(w) => w,
+                Err(e) => return e,
+            };
+            let now = self.now_us();
+            self.draw(now, false);
+            if let Some(until) = wait {
+                // Sleep long enough to gather about half a burst of credit: batches stay
+                // large and wakeups few. Never past a quarter second (progress, expiry).
+                let gap = ((burst_us / self.sender.rate_bps().max(1) as f64) / 2.0).min(2000.0) as u64;
+                let gap = if self.sender.started() && !self.sender.is_idle() { gap } else { 0 };
+                if let Err(e) = self.wait(until, gap, 250_000) {
+                    return e;
+                }
+            }
+        }
+    }
+
+    /// Tells clients the session ended (closing announces), acking late results.
+    fn close(&mut self) {
+        self.sender.close();
+        let end = self.now_us() + 350_000;
+        while self.now_us() < end {
+            self.drain_control(512);
+            match self.transmit(64) {
+                Ok(Some(until)) => {
+                    let _ = self.wait(until.min(end), 0, 50_000);
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+        self.drain_control(512);
+        self.client_events();
+    }
+
+    fn summary(&self, code: i32, outcome: &str) -> Summary {
+        let st = *self.sender.stats();
+        let block_bytes = self.geometry.block_bytes();
+        let clients = self
+            .sender
+            .clients()
+            .map(|c| {
+                let (state, reason) = match c.state {
+                    ClientState::Verified => ("OK", None),
+                    ClientState::Failed(r) => ("FAILED", Some(r.as_str().to_string())),
+                    ClientState::Lost => ("LOST", None),
+                    ClientState::Receiving => ("RECEIVING", None),
+                    ClientState::Finishing => ("FINISHING", None),
+                };
+                let bytes = if c.bytes_written > 0 {
+                    c.bytes_written
+                } else {
+                    (c.blocks_done as u64 * block_bytes).min(self.geometry.image_size)
+                };
+                let end = if c.finished_us > 0 { c.finished_us } else { c.last_heard_us };
+                ClientRow {
+                    addr: c.addr.to_string(),
+                    id: c.id,
+                    state,
+                    reason,
+                    bytes,
+                    percent: self.percent(c),
+                    loss_pct: c.loss_ppm as f64 / 1e4,
+                    time_s: end.saturating_sub(c.first_heard_us) as f64 / 1e6,
+                }
+            })
+            .collect();
+        Summary {
+            image: self.image.name.clone(),
+            image_bytes: self.image.size,
+            session_id: self.sender.config().session_id,
+            digest: self.sender.digest().copied(),
+            destination: self.net.dest().to_string(),
+            elapsed_s: self.start.elapsed().as_secs_f64(),
+            bytes_sent: st.bytes,
+            packets_sent: st.data_packets + st.announces + self.acks,
+            data_packets: st.data_packets,
+            source_symbols: self.geometry.source_symbols(),
+            wire_ratio: self.sender.wire_ratio(),
+            forward_packets: st.forward_packets,
+            repair_packets: st.repair_packets,
+            resend_packets: st.resend_packets,
+            proactive_packets: st.proactive_packets,
+            announces: st.announces,
+            final_rate_bps: self.sender.rate_bps(),
+            status_reports: st.status_reports,
+            dropped_datagrams: st.malformed + st.foreign + st.unexpected + st.table_full,
+            exit_code: code,
+            outcome: outcome.to_string(),
+            clients,
+        }
+    }
+}
+
+/// Token bucket depth: two send batches, at most 4 ms at the rate, at least two packets.
+fn burst_bytes(rate_bps: u64, pkt_len: usize) -> u64 {
+    let wire = (pkt_len + FRAMING) as u64;
+    let batches = 2 * Net::batch_limit(pkt_len) as u64 * wire;
+    let by_time = rate_bps / 8 / 250;
+    batches.min(by_time).max(2 * wire)
+}
+
+/// Runs a session; returns the exit code.
+pub fn run(o: &Options) -> i32 {
+    sys::catch_signals();
+    let img = match image::open(&o.source, o.quiet) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("bb-server: {e}");
+            return if sys::interrupted() { EXIT_INTERRUPTED } else { EXIT_IMAGE };
+        }
+    };
+    let geometry = match Geometry::new(img.size, o.symbol_size, o.block_symbols) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("bb-server: the image ({} bytes) does not fit this geometry ({e}): raise --block-symbols", img.size);
+            return EXIT_IMAGE;
+        }
+    };
+    let session_id = match sys::random_u64() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("bb-server: getrandom: {e}");
+            return EXIT_CLIENTS;
+        }
+    };
+    let net = match Net::open(o) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("bb-server: {e}");
+            return EXIT_NETWORK;
+        }
+    };
+    let pkt_len = o.symbol_size as usize + DATA_OVERHEAD;
+    let mut cfg = SenderConfig::new(session_id, geometry);
+    cfg.wanted_clients = o.clients;
+    cfg.min_clients = o.min_clients;
+    let start_wait = o.wait_s.or((o.min_clients > 0).then_some(DEFAULT_START_WAIT_S));
+    cfg.start_deadline_us = start_wait.map(us);
+    cfg.rate_bps = o.rate_bps;
+    cfg.min_rate_bps = o.min_rate_bps;
+    cfg.adapt_rate = !o.fixed_rate;
+    cfg.proactive_repair = o.proactive;
+    cfg.burst_bytes = burst_bytes(o.rate_bps, pkt_len);
+    cfg.client_timeout_us = us(o.client_timeout_s);
+
+    let (tree, n) = SenderStorage::<SocketAddrV4>::words(&geometry);
+    let mut repair_tree = vec![0u16; tree];
+    let mut resend_tree = vec![0u16; tree];
+    let mut next_repair_esi = vec![0u16; n];
+    let mut block_checks = vec![0u32; n];
+    let mut table: Vec<Option<ClientInfo<SocketAddrV4>>> = vec![None; CLIENT_TABLE];
+    let storage = SenderStorage {
+        repair_tree: &mut repair_tree,
+        resend_tree: &mut resend_tree,
+        next_repair_esi: &mut next_repair_esi,
+        block_checks: &mut block_checks,
+        clients: &mut table,
+    };
+    let sender = match Sender::new(cfg, storage, 0) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bb-server: {e}");
+            return EXIT_IMAGE;
+        }
+    };
+    let tty = sys::stderr_is_tty();
+    let batch_max = Net::batch_limit(pkt_len);
+    let mut r = Run {
+        o,
+        sender,
+        geometry,
+        net,
+        image: &img,
+        cache: BlockCache::new(geometry, CACHE_BLOCKS),
+        progress: Progress { quiet: o.quiet, tty, line_shown: false, next_draw_us: 0, last_bytes: 0, last_us: 0, shown_rate_bps: 0.0 },
+        start: Instant::now(),
+        shadow: Vec::new(),
+        fwd_start_us: None,
+        fwd_end_us: None,
+        busy_us: 0,
+        acks: 0,
+        rbuf: vec![0u8; 9216],
+        small: vec![0u8; 512],
+        batch: vec![0u8; batch_max * pkt_len],
+        batch_n: 0,
+        pkt_len,
+    };
+    if !o.quiet {
+        let how = if o.address.is_multicast() { "multicast group" } else { "address" };
+        eprintln!(
+            "bb-server: sending {} ({}, {} bytes) to {how} {} at up to {:.1} Mbit/s; listening on UDP port {}; session {session_id:016x}",
+            img.name,
+            human_bytes(img.size),
+            img.size,
+            r.net.dest(),
+            o.rate_bps as f64 / 1e6,
+            o.control_port
+        );
+        eprintln!(
+            "bb-server: {} blocks of {} x {} bytes{}",
+            geometry.block_count(),
+            geometry.k,
+            geometry.symbol_size,
+            if o.clients > 0 {
+                format!(
+                    "; waiting for {} clients to verify (gives up {})",
+                    o.clients,
+                    match o.timeout_s {
+                        Some(t) => format!("{t} s after sending starts"),
+                        None => format!("{DEFAULT_TIMEOUT_AFTER_FORWARD_S} s after the first pass ends; --timeout to change"),
+                    }
+                )
+            } else {
+                format!("; stops {} s after the last client went quiet (--linger)", o.linger_s)
+            }
+        );
+        if o.min_clients > 0 {
+            eprintln!(
+                "bb-server: starting when {} clients are present, or after {} at the latest{}",
+                o.min_clients,
+                human_duration(start_wait.unwrap_or(0.0)),
+                if o.wait_s.is_none() { " (--wait to change)" } else { "" }
+            );
+        }
+    }
+    let end = r.main_loop();
+    let (code, outcome) = match end {
+        End::Done(c, m) => {
+            r.close();
+            (c, m)
+        }
+        End::Fatal(c, m) => (c, m),
+    };
+    r.progress.clear();
+    if code != EXIT_OK {
+        eprintln!("bb-server: {outcome}");
+    }
+    let summary = r.summary(code, &outcome);
+    eprint!("{}", summary.to_text());
+    if let Some(p) = &o.summary_json {
+        let j = summary.to_json();
+        let res = if p.as_os_str() == "-" {
+            use std::io::Write;
+            std::io::stdout().write_all(j.as_bytes())
+        } else {
+            std::fs::write(p, j)
+        };
+        if let Err(e) = res {
+            eprintln!("bb-server: cannot write the JSON summary to {}: {e}", p.display());
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_is_bounded_by_batches_and_time() {
+        let pkt = 1444;
+        let b = Net::batch_limit(pkt);
+        assert_eq!(b, 45);
+        assert_eq!(burst_bytes(10_000_000_000, pkt), 2 * 45 * 1486);
+        assert_eq!(burst_bytes(80_000_000, pkt), 40_000);
+        assert_eq!(burst_bytes(100_000, pkt), 2 * 1486);
+    }
+}
