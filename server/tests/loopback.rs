@@ -1,0 +1,274 @@
+//! End to end on loopback: bb-server against small in-process clients built on
+//! `bb_proto::receiver::Receiver`.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use bb_proto::fec;
+use bb_proto::receiver::{Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot};
+use bb_proto::wire::FailReason;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bb-server");
+
+/// Distinct port pairs per test (tests run in parallel), away from the defaults.
+fn ports() -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 30000 + (std::process::id() % 2000) as u16 * 8;
+    let i = NEXT.fetch_add(2, Ordering::SeqCst);
+    (base + i, base + i + 1)
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bb-server-e2e-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn image_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+struct ClientResult {
+    data: Vec<u8>,
+    outcome: Option<Outcome>,
+    acked: bool,
+}
+
+/// A minimal client: binds the data port, sends status to the server, writes into memory.
+/// `fail_with` makes it report that failure as soon as it is bound.
+fn client(data_port: u16, control: SocketAddrV4, fail_with: Option<FailReason>, limit: Duration) -> ClientResult {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP)).unwrap();
+    let _ = sock.set_recv_buffer_size(8 << 20);
+    sock.set_reuse_address(true).unwrap();
+    sock.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, data_port).into()).unwrap();
+    let sock: UdpSocket = sock.into();
+    sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+
+    let (k, s, slots) = (512usize, 1408usize, 16usize);
+    let mut done = vec![0u64; 1 << 12];
+    let mut pool = vec![0u8; slots * k * s];
+    let mut slot_meta = vec![Slot::FREE; slots];
+    let mut esi_at = vec![0u16; slots * k];
+    let mut scratch = vec![0u8; fec::decode_scratch_bytes(k, s)];
+    let storage = ReceiverStorage { done: &mut done, pool: &mut pool, slots: &mut slot_meta, esi_at: &mut esi_at, scratch: &mut scratch };
+    let mut rx = Receiver::new(ReceiverConfig::new(0x1234_0000 + data_port as u64), storage);
+    let start = Instant::now();
+    let mut buf = vec![0u8; 9216];
+    let mut out = Vec::new();
+    let mut acked = false;
+    let mut rand = 0x9e37_79b9u32;
+    while start.elapsed() < limit {
+        let now = start.elapsed().as_micros() as u64;
+        for _ in 0..256 {
+            match sock.recv(&mut buf) {
+                Ok(n) => match rx.handle_datagram(start.elapsed().as_micros() as u64, &buf[..n]) {
+                    Ok(Event::Bound { geometry, .. }) => {
+                        out = vec![0u8; geometry.image_size as usize];
+                        if let Some(r) = fail_with {
+                            rx.fail(now, r);
+                        }
+                    }
+                    Ok(Event::ResultAcked) => acked = true,
+                    _ => {}
+                },
+                Err(_) => break,
+            }
+        }
+        while let Some(w) = rx.poll_write() {
+            let (block, off) = (w.block, w.offset as usize);
+            out[off..off + w.data.len()].copy_from_slice(w.data);
+            rx.write_done(block);
+        }
+        if rx.needs_flush() {
+            rx.flushed(now, true);
+        }
+        let mut tx = [0u8; 1500];
+        rand = rand.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        while let Some(n) = rx.poll_transmit(now, rand, &mut tx) {
+            sock.send_to(&tx[..n], control).unwrap();
+        }
+        if rx.finished() {
+            break;
+        }
+    }
+    ClientResult { data: out, outcome: rx.outcome(), acked }
+}
+
+fn server(args: &[&str], stdin: Stdio) -> Child {
+    Command::new(BIN).args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn finish(mut c: Child, limit: Duration) -> (i32, String, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            let mut out = String::new();
+            let mut err = String::new();
+            c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return (st.code().unwrap_or(-1), out, err);
+        }
+        if start.elapsed() > limit {
+            c.kill().unwrap();
+            let mut err = String::new();
+            c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("bb-server did not exit in {limit:?}; stderr:\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn one_client_gets_a_byte_exact_image_and_the_server_exits_0() {
+    let dir = tmp("one");
+    let img = image_bytes(4 << 20, 1);
+    let path = dir.join("disk.img");
+    std::fs::write(&path, &img).unwrap();
+    let json = dir.join("summary.json");
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let srv = server(
+        &[
+            "--clients", "1", "--min-clients", "1", "--wait", "10", "--port", &dps, "--control-port", &cps, "--summary-json",
+            json.to_str().unwrap(), "127.0.0.1", path.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let r = client(dp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp), None, Duration::from_secs(15));
+    let (code, _, err) = finish(srv, Duration::from_secs(10));
+    assert!(matches!(r.outcome, Some(Outcome::Verified { .. })), "{:?}\n{err}", r.outcome);
+    assert!(r.data == img, "image differs");
+    assert!(r.acked, "result not acknowledged");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("client verified"), "{err}");
+    assert!(err.contains("wire ratio"), "{err}");
+    let j = std::fs::read_to_string(&json).unwrap();
+    assert!(j.contains("\"exit_code\": 0,") && j.contains("\"state\": \"OK\"") && j.contains("\"image_bytes\": 4194304,"), "{j}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_piped_image_is_spooled_and_a_late_client_catches_up() {
+    let dir = tmp("pipe");
+    // Not a multiple of the block size, nor of the symbol size.
+    let img = image_bytes(3 * 1024 * 1024 + 777, 2);
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let mut srv = Command::new(BIN)
+        .args(["--clients", "1", "--rate", "200M", "--port", &dps, "--control-port", &cps, "127.0.0.1", "-"])
+        .env("TMPDIR", &dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = srv.stdin.take().unwrap();
+    let feed = img.clone();
+    let w = std::thread::spawn(move || {
+        for c in feed.chunks(65536) {
+            stdin.write_all(c).unwrap();
+        }
+    });
+    w.join().unwrap();
+    // Join after the forward pass has begun: the missing blocks come from the carousel.
+    std::thread::sleep(Duration::from_millis(60));
+    let r = client(dp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp), None, Duration::from_secs(15));
+    let (code, _, err) = finish(srv, Duration::from_secs(10));
+    assert!(matches!(r.outcome, Some(Outcome::Verified { .. })), "{:?}\n{err}", r.outcome);
+    assert!(r.data == img, "image differs");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("spooling"), "{err}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "spool file left behind");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failed_client_makes_the_server_exit_1() {
+    let dir = tmp("fail");
+    let path = dir.join("disk.img");
+    std::fs::write(&path, image_bytes(1 << 20, 3)).unwrap();
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let srv = server(
+        &["--clients", "1", "--min-clients", "1", "--port", &dps, "--control-port", &cps, "127.0.0.1", path.to_str().unwrap()],
+        Stdio::null(),
+    );
+    let r = client(dp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp), Some(FailReason::TargetTooSmall), Duration::from_secs(10));
+    let (code, _, err) = finish(srv, Duration::from_secs(10));
+    assert_eq!(r.outcome, Some(Outcome::Failed(FailReason::TargetTooSmall)));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAILED target too small"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_image_and_network_errors_have_their_exit_codes() {
+    let dir = tmp("codes");
+    let (code, _, err) = finish(server(&["--rate", "fast", "127.0.0.1"], Stdio::null()), Duration::from_secs(5));
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = finish(server(&["--help"], Stdio::null()), Duration::from_secs(5));
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit status") && out.contains("zstd -dc img.zst | bb-server --clients 40 239.1.2.3"));
+    let empty = dir.join("empty.img");
+    std::fs::write(&empty, b"").unwrap();
+    let (code, _, err) = finish(server(&["127.0.0.1", empty.to_str().unwrap()], Stdio::null()), Duration::from_secs(5));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("empty"), "{err}");
+    let (code, _, err) = finish(server(&["127.0.0.1"], Stdio::null()), Duration::from_secs(5));
+    assert_eq!(code, 3, "empty stdin: {err}");
+    // The control port is taken.
+    let (dp, cp) = ports();
+    let _busy = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cp)).unwrap();
+    let img = dir.join("disk.img");
+    std::fs::write(&img, b"hello").unwrap();
+    let (code, _, err) = finish(
+        server(&["--port", &dp.to_string(), "--control-port", &cp.to_string(), "127.0.0.1", img.to_str().unwrap()], Stdio::null()),
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("control port"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Throughput on loopback: `cargo test --release -p bb-server --test loopback -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_256mib() {
+    let dir = tmp("speed");
+    let mb: usize = std::env::var("BB_SPEED_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let rate = std::env::var("BB_SPEED_RATE").unwrap_or_else(|_| "10G".into());
+    let img = image_bytes(mb << 20, 4);
+    let path = dir.join("disk.img");
+    std::fs::write(&path, &img).unwrap();
+    let json = dir.join("summary.json");
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let t = Instant::now();
+    let srv = server(
+        &[
+            "--clients", "1", "--min-clients", "1", "--rate", &rate, "--port", &dps, "--control-port", &cps, "--summary-json",
+            json.to_str().unwrap(), "127.0.0.1", path.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let r = client(dp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp), None, Duration::from_secs(300));
+    let secs = t.elapsed().as_secs_f64();
+    let (code, _, err) = finish(srv, Duration::from_secs(30));
+    assert!(r.data == img);
+    assert_eq!(code, 0, "{err}");
+    eprintln!("{err}");
+    eprintln!("{mb} MiB in {secs:.2} s: {:.0} MB/s", (mb << 20) as f64 / secs / 1e6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
