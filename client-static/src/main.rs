@@ -1,1 +1,176 @@
-fn main() {}
+//! bb-client: the broadband receiver. Heap-free, `no_std`, a static musl binary; also the
+//! imaging initramfs's `/init` (see `init/`).
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
+
+mod args;
+mod fmt;
+#[allow(dead_code, clippy::all)]
+mod init;
+mod mem;
+mod mounts;
+mod os;
+mod run;
+
+use args::{Command, Options, Output};
+use fmt::Lossy;
+use run::{EXIT_USAGE, say};
+
+// Without std nothing links the C library.
+#[cfg(not(test))]
+#[link(name = "c")]
+unsafe extern "C" {}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    say(format_args!("bb-client: FAILED internal error: {info}"));
+    // SAFETY: _exit has no preconditions and never returns.
+    unsafe { libc::_exit(run::EXIT_IO) }
+}
+
+/// The precompiled libcore references the unwinding personality routine (for its unwind
+/// tables) in builds without LTO; with panic = "abort" it is never called.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub const HELP: &str = "\
+bb-client: receive a disk image from bb-server (broadband) and write it to a file, a disk or stdout
+
+USAGE:
+    bb-client [OPTIONS] SERVER [OUTPUT]
+    bb-client --init
+
+ARGUMENTS:
+    SERVER    the server's IPv4 address: status reports and the result go to SERVER:7854, and
+              only data coming from SERVER is accepted (see --any-server)
+    OUTPUT    where the image goes (default: stdout, also '-'):
+              - a regular file: created or truncated, its length set to the image size;
+              - a block device (/dev/sda): written in place; refused before any write if it is
+                smaller than the image, or if it or one of its partitions is mounted or swap;
+              - stdout, a pipe or a character device: written strictly in order.
+              Nothing is ever written outside the image's byte range.
+
+OPTIONS:
+    -g, --group ADDR         join multicast group ADDR (224.0.0.0/4) for the data
+                             (default: broadcast or unicast, no group)
+    -i, --interface IF       join the group on this interface: a local IPv4 address or a name
+                             like eth0 (default: the kernel's route for the group)
+    -p, --port N             UDP port the data arrives on (default: 7855)
+        --control-port N     server's UDP port for status reports (default: 7854)
+    -t, --timeout SECONDS    give up when no server is heard within SECONDS, or when the data
+                             stops for SECONDS once the transfer has started (default: 60)
+        --any-server         accept data from any source address, not only SERVER
+    -q, --quiet              no progress lines (the final OK/FAILED line is still printed)
+        --init               /init mode for the imaging initramfs: mount /proc, /sys, /dev,
+                             load modules, configure the network (ip= or DHCP), take bb.server=,
+                             bb.dev=, bb.group=, bb.port=, bb.done= from the kernel command line,
+                             receive, then power off / reboot (on success only). Automatic when
+                             running as PID 1.
+    -h, --help               this help
+    -V, --version            the version
+
+PROGRESS AND RESULT (stderr):
+    A progress line (percent, MB/s, loss, blocks): redrawn 4 times a second on a terminal,
+    otherwise printed every 5 s. The last line is one of
+        bb-client: OK <image digest, hex> <bytes> bytes in <seconds> s (<MB/s> MB/s)
+        bb-client: FAILED <reason, with the likely cause and fix>
+    The result is also reported to the server, which lists every machine.
+
+EXIT CODES:
+    0  image written, flushed and verified against the server's digest
+    1  verification failed: what was written does not match the image digest
+    2  usage error
+    3  target error: cannot open or create OUTPUT, target smaller than the image, or mounted
+    4  I/O error while writing or flushing the target
+    5  no server heard within --timeout, data stopped for --timeout, or the server ended the
+       session before this machine was done
+    6  the image (or its block size) is too large for this client's fixed memory
+    7  interrupted by SIGINT/SIGTERM (the failure is reported to the server)
+
+EXAMPLES:
+    bb-client 10.0.0.1 /dev/sda              broadcast from 10.0.0.1, write the disk
+    bb-client -g 239.1.1.1 -i eth1 10.0.0.1 disk.img
+    bb-client -q 10.0.0.1 | zstd > disk.img.zst
+    kernel command line for --init: bb.server=10.0.0.1 bb.dev=/dev/sda ip=dhcp bb.done=reboot
+";
+
+#[cfg_attr(test, allow(dead_code))]
+/// argv entry `i` as bytes (without the NUL).
+fn arg<'a>(argv: *const *const u8, i: usize) -> &'a [u8] {
+    // SAFETY: the C runtime passes argc valid pointers to NUL-terminated strings that live
+    // for the whole program; callers index below argc.
+    unsafe { core::ffi::CStr::from_ptr(*argv.add(i) as *const core::ffi::c_char).to_bytes() }
+}
+
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
+    let n = argc.max(0) as usize;
+    let args = (1..n).map(|i| arg(argv, i));
+    os::install_signals();
+    let pid1 = os::getpid() == 1;
+    match args::parse(args) {
+        Ok(Command::Help) => {
+            let _ = os::write_all(1, HELP.as_bytes());
+            0
+        }
+        Ok(Command::Version) => {
+            say(format_args!("bb-client {VERSION}"));
+            0
+        }
+        Ok(Command::Init { quiet }) => init_mode(quiet),
+        Ok(Command::Receive(_)) | Err(_) if pid1 => init_mode(false),
+        Ok(Command::Receive(o)) => {
+            let f = run::receive(&o);
+            report(&f);
+            f.code
+        }
+        Err(e) => {
+            if e.arg.is_empty() {
+                say(format_args!("bb-client: {}\nTry 'bb-client --help'.", e.msg));
+            } else {
+                say(format_args!("bb-client: {}: {}\nTry 'bb-client --help'.", e.msg, Lossy(e.arg)));
+            }
+            EXIT_USAGE
+        }
+    }
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn report(f: &run::Finish) {
+    if f.code == run::EXIT_OK {
+        say(format_args!("bb-client: OK {}", f.line.as_str()));
+    } else {
+        say(format_args!("bb-client: FAILED {}", f.line.as_str()));
+    }
+}
+
+#[cfg_attr(test, allow(dead_code))]
+/// The /init mode: the init module prepares the machine, we receive, it finishes.
+fn init_mode(quiet: bool) -> i32 {
+    let mut cfg = init::InitConfig::new();
+    if let Err(e) = init::prepare(&mut cfg) {
+        init::finish(cfg.done, false, e.message().as_bytes());
+    }
+    let mut o = Options::new(cfg.server);
+    o.output = Output::Path(cfg.dev_path());
+    o.group = cfg.group;
+    if let Some(p) = cfg.port {
+        o.port = p;
+    }
+    if !cfg.iface_name().is_empty() {
+        o.iface = args::Iface::Name(cfg.iface_name());
+    }
+    // Machines often boot before the server is started: wait longer than on a command line.
+    o.timeout_s = cfg.timeout.max(300);
+    o.quiet = quiet;
+    let f = run::receive(&o);
+    report(&f);
+    let mut line = fmt::Buf::<600>::new();
+    line.bytes(cfg.dev_path()).str(": ").str(f.line.as_str());
+    init::finish(cfg.done, f.code == run::EXIT_OK, line.as_bytes())
+}

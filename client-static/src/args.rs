@@ -1,0 +1,273 @@
+//! Command-line parsing by hand (no heap): borrowed byte strings from argv.
+
+use crate::init::cmdline::{parse_ipv4, parse_u32};
+
+pub const DEFAULT_PORT: u16 = 7855;
+pub const DEFAULT_CONTROL_PORT: u16 = 7854;
+pub const DEFAULT_TIMEOUT_S: u32 = 60;
+
+/// Where the multicast group is joined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Iface<'a> {
+    /// INADDR_ANY: the kernel picks (by the route for the group).
+    Any,
+    /// A local IPv4 address.
+    Addr([u8; 4]),
+    /// An interface name (e.g. "eth0").
+    Name(&'a [u8]),
+}
+
+/// What to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output<'a> {
+    Stdout,
+    Path(&'a [u8]),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options<'a> {
+    pub server: [u8; 4],
+    pub output: Output<'a>,
+    pub group: Option<[u8; 4]>,
+    pub iface: Iface<'a>,
+    pub port: u16,
+    pub control_port: u16,
+    pub timeout_s: u32,
+    pub quiet: bool,
+    pub any_server: bool,
+}
+
+impl Options<'_> {
+    pub fn new(server: [u8; 4]) -> Self {
+        Options {
+            server,
+            output: Output::Stdout,
+            group: None,
+            iface: Iface::Any,
+            port: DEFAULT_PORT,
+            control_port: DEFAULT_CONTROL_PORT,
+            timeout_s: DEFAULT_TIMEOUT_S,
+            quiet: false,
+            any_server: false,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    Help,
+    Version,
+    /// The /init mode (`--init`); other arguments are ignored except -q.
+    Init { quiet: bool },
+    Receive(Options<'a>),
+}
+
+/// A usage error: a message and the argument it concerns (may be empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageError<'a> {
+    pub msg: &'static str,
+    pub arg: &'a [u8],
+}
+
+fn err<'a, T>(msg: &'static str, arg: &'a [u8]) -> Result<T, UsageError<'a>> {
+    Err(UsageError { msg, arg })
+}
+
+fn parse_port(v: &[u8]) -> Option<u16> {
+    parse_u32(v).filter(|p| (1..=65535).contains(p)).map(|p| p as u16)
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a>, UsageError<'a>> {
+    let mut it = args.into_iter();
+    let mut server: Option<&'a [u8]> = None;
+    let mut output: Option<&'a [u8]> = None;
+    let mut o = Options::new([0; 4]);
+    let mut init = false;
+    let mut only_positional = false;
+    while let Some(a) = it.next() {
+        if only_positional || !a.starts_with(b"-") || a == b"-" {
+            if server.is_none() {
+                server = Some(a);
+            } else if output.is_none() {
+                output = Some(a);
+            } else {
+                return err("too many arguments (expected SERVER [OUTPUT])", a);
+            }
+            continue;
+        }
+        if a == b"--" {
+            only_positional = true;
+            continue;
+        }
+        // --name=value or --name value
+        let (name, inline) = match a.iter().position(|&c| c == b'=') {
+            Some(i) if a.starts_with(b"--") => (&a[..i], Some(&a[i + 1..])),
+            _ => (a, None),
+        };
+        let flag = |inline: Option<&'a [u8]>| match inline {
+            None => Ok(()),
+            Some(_) => err("this option takes no value", a),
+        };
+        match name {
+            b"-h" | b"--help" => {
+                flag(inline)?;
+                return Ok(Command::Help);
+            }
+            b"-V" | b"--version" => {
+                flag(inline)?;
+                return Ok(Command::Version);
+            }
+            b"-q" | b"--quiet" => {
+                flag(inline)?;
+                o.quiet = true;
+                continue;
+            }
+            b"--init" => {
+                flag(inline)?;
+                init = true;
+                continue;
+            }
+            b"--any-server" => {
+                flag(inline)?;
+                o.any_server = true;
+                continue;
+            }
+            _ => {}
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => match name {
+                b"-g" | b"--group" | b"-i" | b"--interface" | b"-p" | b"--port" | b"--control-port" | b"-t"
+                | b"--timeout" => match it.next() {
+                    Some(v) => v,
+                    None => return err("option needs a value", a),
+                },
+                _ => return err("unknown option", a),
+            },
+        };
+        match name {
+            b"-g" | b"--group" => match parse_ipv4(value) {
+                Some(g) if (224..=239).contains(&g[0]) => o.group = Some(g),
+                _ => return err("--group must be an IPv4 multicast address (224.0.0.0 to 239.255.255.255)", value),
+            },
+            b"-i" | b"--interface" => {
+                o.iface = match parse_ipv4(value) {
+                    Some(ip) => Iface::Addr(ip),
+                    None if !value.is_empty() && value.len() < 16 && !value.contains(&b'/') => Iface::Name(value),
+                    None => return err("--interface must be a local IPv4 address or an interface name", value),
+                }
+            }
+            b"-p" | b"--port" => o.port = parse_port(value).ok_or(UsageError { msg: "--port must be 1..65535", arg: value })?,
+            b"--control-port" => {
+                o.control_port =
+                    parse_port(value).ok_or(UsageError { msg: "--control-port must be 1..65535", arg: value })?
+            }
+            b"-t" | b"--timeout" => {
+                o.timeout_s = parse_u32(value)
+                    .filter(|t| (1..=86_400).contains(t))
+                    .ok_or(UsageError { msg: "--timeout must be 1..86400 seconds", arg: value })?
+            }
+            _ => return err("unknown option", a),
+        }
+    }
+    if init {
+        return Ok(Command::Init { quiet: o.quiet });
+    }
+    let Some(s) = server else { return err("missing SERVER (the server's IPv4 address)", b"") };
+    o.server = match parse_ipv4(s) {
+        Some(ip) if ip != [0; 4] && ip != [255; 4] && !(224..=239).contains(&ip[0]) => ip,
+        _ => return err("SERVER must be the server's unicast IPv4 address, e.g. 10.0.0.1", s),
+    };
+    o.output = match output {
+        None | Some(b"-") => Output::Stdout,
+        Some(p) if p.is_empty() => return err("OUTPUT must not be empty", p),
+        Some(p) => Output::Path(p),
+    };
+    Ok(Command::Receive(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&'static str]) -> Result<Command<'static>, UsageError<'static>> {
+        parse(args.iter().map(|a| a.as_bytes()))
+    }
+
+    fn opts(args: &[&'static str]) -> Options<'static> {
+        match p(args) {
+            Ok(Command::Receive(o)) => o,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal() {
+        let o = opts(&["10.0.0.1"]);
+        assert_eq!(o.server, [10, 0, 0, 1]);
+        assert_eq!(o.output, Output::Stdout);
+        assert_eq!((o.port, o.control_port, o.timeout_s), (7855, 7854, 60));
+        assert_eq!(o.iface, Iface::Any);
+        assert!(!o.quiet && !o.any_server && o.group.is_none());
+        assert_eq!(opts(&["10.0.0.1", "-"]).output, Output::Stdout);
+        assert_eq!(opts(&["10.0.0.1", "/dev/sda"]).output, Output::Path(b"/dev/sda"));
+    }
+
+    #[test]
+    fn all_options() {
+        let o = opts(&[
+            "--group",
+            "239.1.2.3",
+            "--interface=eth0",
+            "-p",
+            "9000",
+            "--control-port=9001",
+            "--timeout",
+            "5",
+            "-q",
+            "--any-server",
+            "10.0.0.1",
+            "out.img",
+        ]);
+        assert_eq!(o.group, Some([239, 1, 2, 3]));
+        assert_eq!(o.iface, Iface::Name(b"eth0"));
+        assert_eq!((o.port, o.control_port, o.timeout_s), (9000, 9001, 5));
+        assert!(o.quiet && o.any_server);
+        assert_eq!(o.output, Output::Path(b"out.img"));
+        assert_eq!(opts(&["-i", "10.0.0.7", "10.0.0.1"]).iface, Iface::Addr([10, 0, 0, 7]));
+        // Options after positionals, and "--" before a path starting with '-'.
+        let o = opts(&["10.0.0.1", "--", "-weird"]);
+        assert_eq!(o.output, Output::Path(b"-weird"));
+        assert!(opts(&["10.0.0.1", "x", "-q"]).quiet);
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(p(&["--help"]), Ok(Command::Help));
+        assert_eq!(p(&["10.0.0.1", "-h"]), Ok(Command::Help));
+        assert_eq!(p(&["-V"]), Ok(Command::Version));
+        assert_eq!(p(&["--init"]), Ok(Command::Init { quiet: false }));
+        assert_eq!(p(&["--init", "-q"]), Ok(Command::Init { quiet: true }));
+    }
+
+    #[test]
+    fn errors() {
+        let e = |a: &[&'static str]| p(a).unwrap_err();
+        assert_eq!(e(&[]).msg, "missing SERVER (the server's IPv4 address)");
+        assert_eq!(e(&["10.0.0.1", "a", "b"]).arg, b"b");
+        assert_eq!(e(&["--bogus", "10.0.0.1"]).arg, b"--bogus");
+        assert_eq!(e(&["10.0.0.1", "--port"]).msg, "option needs a value");
+        assert_eq!(e(&["--port", "0", "10.0.0.1"]).arg, b"0");
+        assert_eq!(e(&["--port=70000", "10.0.0.1"]).arg, b"70000");
+        assert_eq!(e(&["--timeout", "0", "10.0.0.1"]).arg, b"0");
+        assert_eq!(e(&["--group", "10.0.0.1", "10.0.0.1"]).arg, b"10.0.0.1");
+        assert_eq!(e(&["--quiet=1", "10.0.0.1"]).msg, "this option takes no value");
+        assert_eq!(e(&["server.example"]).arg, b"server.example");
+        assert_eq!(e(&["239.1.1.1"]).arg, b"239.1.1.1");
+        assert_eq!(e(&["10.0.0.256"]).arg, b"10.0.0.256");
+        assert_eq!(e(&["-i", "a/b", "10.0.0.1"]).arg, b"a/b");
+        assert_eq!(e(&["-i", "averyveryverylongname", "10.0.0.1"]).arg, b"averyveryverylongname");
+    }
+}

@@ -1,0 +1,421 @@
+//! The syscall boundary: every `unsafe` block of the receiver lives here (the /init module has
+//! its own). Thin, typed wrappers over libc; errors are errno values.
+
+use crate::fmt::Buf;
+use core::ffi::{CStr, c_char, c_int, c_void};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+pub type Errno = i32;
+
+pub fn errno() -> Errno {
+    // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The C library's text for an errno value.
+pub fn strerror(e: Errno) -> &'static str {
+    // SAFETY: strerror returns a pointer to a static NUL-terminated string (musl and glibc never
+    // return NULL); we never call it concurrently (single-threaded program).
+    let s = unsafe { CStr::from_ptr(libc::strerror(e)) };
+    s.to_str().unwrap_or("unknown error")
+}
+
+/// Microseconds on the monotonic clock.
+pub fn now_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+pub fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+pub fn isatty(fd: c_int) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// Writes all of `b` to `fd`, retrying on EINTR and short writes.
+pub fn write_all(fd: c_int, mut b: &[u8]) -> Result<(), Errno> {
+    while !b.is_empty() {
+        // SAFETY: b is a valid readable slice of b.len() bytes.
+        let n = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(libc::EIO);
+        }
+        b = &b[n as usize..];
+    }
+    Ok(())
+}
+
+/// Writes all of `b` at `offset` of `fd`.
+pub fn pwrite_all(fd: c_int, mut b: &[u8], mut offset: u64) -> Result<(), Errno> {
+    while !b.is_empty() {
+        // SAFETY: b is a valid readable slice of b.len() bytes.
+        let n = unsafe { libc::pwrite(fd, b.as_ptr().cast(), b.len(), offset as libc::off_t) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(libc::ENOSPC);
+        }
+        b = &b[n as usize..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// 64 random bits from getrandom(2) (mixed with the clock if it fails, e.g. on old kernels).
+pub fn random_u64() -> u64 {
+    let mut v = [0u8; 8];
+    // SAFETY: v is a writable 8-byte buffer.
+    let n = unsafe { libc::getrandom(v.as_mut_ptr().cast(), v.len(), 0) };
+    let r = u64::from_ne_bytes(v);
+    if n == 8 { r } else { r ^ now_us().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (getpid() as u64) << 32 }
+}
+
+// ---- signals ----------------------------------------------------------------------------
+
+static SIGNALLED: AtomicU32 = AtomicU32::new(0);
+static SIGNALS_SET: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: c_int) {
+    SIGNALLED.store(sig as u32, Ordering::SeqCst);
+}
+
+/// Catches SIGINT and SIGTERM (a flag, see [`signalled`]) and ignores SIGPIPE (a closed
+/// stdout pipe becomes an EPIPE write error).
+pub fn install_signals() {
+    if SIGNALS_SET.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    for (sig, handler) in [
+        (libc::SIGINT, on_signal as extern "C" fn(c_int) as libc::sighandler_t),
+        (libc::SIGTERM, on_signal as extern "C" fn(c_int) as libc::sighandler_t),
+        (libc::SIGPIPE, libc::SIG_IGN),
+    ] {
+        // SAFETY: an all-zero sigaction is valid (empty mask, no flags); the handler only
+        // stores to an atomic, which is async-signal-safe. No SA_RESTART: poll() returns EINTR.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = handler;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, core::ptr::null_mut());
+        }
+    }
+}
+
+/// The last SIGINT/SIGTERM received (0 if none).
+pub fn signalled() -> u32 {
+    SIGNALLED.load(Ordering::SeqCst)
+}
+
+/// Forgets a received signal (so a second one can be told apart).
+pub fn clear_signal() {
+    SIGNALLED.store(0, Ordering::SeqCst);
+}
+
+// ---- files ------------------------------------------------------------------------------
+
+/// A NUL-terminated copy of a path, in a fixed buffer.
+pub struct CPath {
+    buf: [u8; libc::PATH_MAX as usize],
+}
+
+impl CPath {
+    pub fn new(p: &[u8]) -> Option<CPath> {
+        if p.len() >= libc::PATH_MAX as usize || p.contains(&0) {
+            return None;
+        }
+        let mut buf = [0u8; libc::PATH_MAX as usize];
+        buf[..p.len()].copy_from_slice(p);
+        Some(CPath { buf })
+    }
+    pub fn as_ptr(&self) -> *const c_char {
+        self.buf.as_ptr().cast()
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        let n = self.buf.iter().position(|&c| c == 0).unwrap_or(self.buf.len());
+        &self.buf[..n]
+    }
+    /// The canonical path (symlinks resolved), if it exists: readlink of /proc/self/fd/N
+    /// (musl's realpath would link malloc).
+    pub fn canonical(&self) -> Option<CPath> {
+        let fd = open(self, libc::O_PATH, 0).ok()?;
+        let mut link = Buf::<32>::new();
+        let _ = write!(link, "/proc/self/fd/{}\0", fd.0);
+        let mut out = CPath { buf: [0; libc::PATH_MAX as usize] };
+        // SAFETY: link is NUL-terminated; out.buf has room for PATH_MAX - 1 bytes plus the NUL
+        // that stays in place (readlink does not write one).
+        let n = unsafe { libc::readlink(link.as_bytes().as_ptr().cast(), out.buf.as_mut_ptr().cast(), out.buf.len() - 1) };
+        (n > 0 && out.buf[0] == b'/').then_some(out)
+    }
+}
+
+/// An owned file descriptor, closed on drop.
+pub struct Fd(pub c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        if self.0 > 2 {
+            // SAFETY: we own this descriptor and nothing uses it after drop.
+            unsafe { libc::close(self.0) };
+        }
+    }
+}
+
+pub fn open(path: &CPath, flags: c_int, mode: libc::mode_t) -> Result<Fd, Errno> {
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+    if fd < 0 { Err(errno()) } else { Ok(Fd(fd)) }
+}
+
+/// What kind of file, and its device number.
+#[derive(Clone, Copy, Debug)]
+pub struct Stat {
+    pub kind: Kind,
+    pub rdev: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Regular,
+    Block,
+    Char,
+    Fifo,
+    Other,
+}
+
+fn conv(st: &libc::stat) -> Stat {
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => Kind::Regular,
+        libc::S_IFBLK => Kind::Block,
+        libc::S_IFCHR => Kind::Char,
+        libc::S_IFIFO => Kind::Fifo,
+        _ => Kind::Other,
+    };
+    Stat { kind, rdev: st.st_rdev as u64 }
+}
+
+pub fn stat(path: &CPath) -> Result<Stat, Errno> {
+    // SAFETY: an all-zero stat is a valid out-parameter; path is NUL-terminated.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::stat(path.as_ptr(), &mut st) } != 0 {
+        return Err(errno());
+    }
+    Ok(conv(&st))
+}
+
+/// Size of a block device in bytes (BLKGETSIZE64).
+pub fn block_size(fd: c_int) -> Result<u64, Errno> {
+    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes one u64 to the pointer, which points to a live u64.
+    if unsafe { libc::ioctl(fd, BLKGETSIZE64 as _, &mut size as *mut u64) } != 0 {
+        return Err(errno());
+    }
+    Ok(size)
+}
+
+pub fn ftruncate(fd: c_int, len: u64) -> Result<(), Errno> {
+    // SAFETY: plain syscall on a descriptor we own.
+    if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 { Err(errno()) } else { Ok(()) }
+}
+
+pub fn fdatasync(fd: c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall on a descriptor.
+    if unsafe { libc::fdatasync(fd) } != 0 { Err(errno()) } else { Ok(()) }
+}
+
+pub fn fsync(fd: c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall on a descriptor.
+    if unsafe { libc::fsync(fd) } != 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// Reads a whole (small, procfs) file into `buf` in pieces; returns the bytes read (the file
+/// is cut at `buf.len()`).
+pub fn read_file(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
+    let p = CPath::new(path).ok_or(libc::ENAMETOOLONG)?;
+    let fd = open(&p, libc::O_RDONLY, 0)?;
+    let mut n = 0;
+    while n < buf.len() {
+        let rest = &mut buf[n..];
+        // SAFETY: rest is a writable slice of rest.len() bytes.
+        let r = unsafe { libc::read(fd.0, rest.as_mut_ptr().cast(), rest.len()) };
+        if r < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return Err(errno());
+        }
+        if r == 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    Ok(n)
+}
+
+// ---- sockets ----------------------------------------------------------------------------
+
+pub fn sockaddr(ip: [u8; 4], port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(ip) },
+        sin_zero: [0; 8],
+    }
+}
+
+fn setsockopt<T>(fd: c_int, level: c_int, name: c_int, v: &T) -> Result<(), Errno> {
+    // SAFETY: v points to a live T of size_of::<T>() bytes, as the option expects.
+    let r = unsafe { libc::setsockopt(fd, level, name, (v as *const T).cast::<c_void>(), size_of::<T>() as libc::socklen_t) };
+    if r != 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// A UDP socket for the data port.
+pub fn udp_socket() -> Result<Fd, Errno> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 { Err(errno()) } else { Ok(Fd(fd)) }
+}
+
+pub fn set_reuseaddr(fd: c_int) -> Result<(), Errno> {
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &(1 as c_int))
+}
+
+/// Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE when privileged, else SO_RCVBUF,
+/// capped by net.core.rmem_max); returns what the kernel granted.
+pub fn set_rcvbuf(fd: c_int, bytes: c_int) -> c_int {
+    if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes).is_err() {
+        let _ = setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes);
+    }
+    let mut v: c_int = 0;
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: v and len are live and sized for an int option.
+    unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut v as *mut c_int).cast(), &mut len) };
+    v
+}
+
+/// Only the groups joined on this socket, not every group any socket joined.
+pub fn set_multicast_all_off(fd: c_int) -> Result<(), Errno> {
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_ALL, &(0 as c_int))
+}
+
+pub fn bind(fd: c_int, ip: [u8; 4], port: u16) -> Result<(), Errno> {
+    let sa = sockaddr(ip, port);
+    // SAFETY: sa is a live sockaddr_in and the length says so.
+    let r = unsafe {
+        libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t)
+    };
+    if r != 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// Index of a network interface by name (0 if unknown).
+pub fn if_index(name: &[u8]) -> u32 {
+    let Some(p) = CPath::new(name) else { return 0 };
+    // SAFETY: p is NUL-terminated.
+    unsafe { libc::if_nametoindex(p.as_ptr()) }
+}
+
+/// Joins `group` on the interface with address `local` or index `ifindex` (both 0: any).
+pub fn join_group(fd: c_int, group: [u8; 4], local: [u8; 4], ifindex: u32) -> Result<(), Errno> {
+    let m = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: u32::from_ne_bytes(group) },
+        imr_address: libc::in_addr { s_addr: u32::from_ne_bytes(local) },
+        imr_ifindex: ifindex as c_int,
+    };
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &m)
+}
+
+pub fn send_to(fd: c_int, buf: &[u8], to: &libc::sockaddr_in) -> Result<(), Errno> {
+    // SAFETY: buf and `to` are live for the call; the length matches sockaddr_in.
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (to as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes (negative: forever). Ok(false) on
+/// timeout or a signal.
+pub fn poll_readable(fd: c_int, timeout_ms: c_int) -> Result<bool, Errno> {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: p is one live pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    if r < 0 {
+        let e = errno();
+        return if e == libc::EINTR { Ok(false) } else { Err(e) };
+    }
+    Ok(r > 0)
+}
+
+/// One received datagram: length, source address, truncated flag.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Received {
+    pub len: usize,
+    pub from: [u8; 4],
+    pub truncated: bool,
+}
+
+/// Receives up to `N` datagrams without blocking (recvmmsg, MSG_DONTWAIT) into `bufs`;
+/// fills `out` and returns how many arrived (0 when none are queued).
+pub fn recv_batch<const N: usize, const L: usize>(
+    fd: c_int,
+    bufs: &mut [[u8; L]; N],
+    out: &mut [Received; N],
+) -> Result<usize, Errno> {
+    // SAFETY: all-zero iovec, sockaddr_in and mmsghdr values are valid (null pointers, zero
+    // lengths) and every pointer field is set below before use.
+    let mut iov: [libc::iovec; N] = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut names: [libc::sockaddr_in; N] = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; N] = unsafe { core::mem::zeroed() };
+    for i in 0..N {
+        iov[i].iov_base = bufs[i].as_mut_ptr().cast();
+        iov[i].iov_len = L;
+        msgs[i].msg_hdr.msg_iov = &mut iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_in).cast();
+        msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    }
+    // SAFETY: msgs holds N headers whose iovecs point into `bufs` (N buffers of L bytes) and
+    // whose names point into `names`; all outlive the call.
+    let r = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), N as _, libc::MSG_DONTWAIT as _, core::ptr::null_mut()) };
+    if r < 0 {
+        let e = errno();
+        return if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR { Ok(0) } else { Err(e) };
+    }
+    let n = r as usize;
+    for i in 0..n {
+        out[i] = Received {
+            len: (msgs[i].msg_len as usize).min(L),
+            from: names[i].sin_addr.s_addr.to_ne_bytes(),
+            truncated: msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        };
+    }
+    Ok(n)
+}
