@@ -114,7 +114,11 @@ impl InitConfig {
     }
     /// The multicast group as text without NUL, if any.
     pub fn group_text(&self) -> Option<&[u8]> {
-        if self.group.is_some() { Some(self.group_txt.as_bytes()) } else { None }
+        if self.group.is_some() {
+            Some(self.group_txt.as_bytes())
+        } else {
+            None
+        }
     }
     /// The interface name without NUL (empty if none was configured).
     pub fn iface_name(&self) -> &[u8] {
@@ -150,10 +154,14 @@ impl InitError {
         match self {
             InitError::NoCmdline => "cannot read /proc/cmdline",
             InitError::Cmdline(e) => e.message(),
-            InitError::NoNic => "no network interface appeared (is the NIC driver in the initramfs? see MODULES= in initramfs/build.sh)",
+            InitError::NoNic => {
+                "no network interface appeared (is the NIC driver in the initramfs? see MODULES= in initramfs/build.sh)"
+            }
             InitError::NetConfig(m) => m,
             InitError::Dhcp(m) => m,
-            InitError::NoDevice => "the bb.dev= device did not appear within bb.timeout= seconds (wrong name? disk driver missing from the initramfs?)",
+            InitError::NoDevice => {
+                "the bb.dev= device did not appear within bb.timeout= seconds (wrong name? disk driver missing from the initramfs?)"
+            }
         }
     }
 }
@@ -164,9 +172,16 @@ impl InitError {
 pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
     cfg.pid1 = sys::is_pid1();
     sys::mount_basics();
+    sys::ensure_console();
     let (loaded, failed) = sys::load_modules(sys::MODULES_ORDER);
     if loaded + failed > 0 {
-        Line::new().s("init: ").u(loaded as u64).s(" modules loaded, ").u(failed as u64).s(" failed").emit();
+        Line::new()
+            .s("init: ")
+            .u(loaded as u64)
+            .s(" modules loaded, ")
+            .u(failed as u64)
+            .s(" failed")
+            .emit();
     }
 
     let mut buf = [0u8; 4096];
@@ -186,7 +201,14 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
         }
     }
     let mut l = Line::new();
-    l.s("init: ").b(cfg.iface_name()).s(" ").ip(cfg.addr).s(" server ").ip(cfg.server).s(" target ").b(cfg.dev_path());
+    l.s("init: ")
+        .b(cfg.iface_name())
+        .s(" ")
+        .ip(cfg.addr)
+        .s(" server ")
+        .ip(cfg.server)
+        .s(" target ")
+        .b(cfg.dev_path());
     if let Some(g) = cfg.group {
         l.s(" group ").ip(g);
     }
@@ -197,7 +219,8 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
 /// Network part of [`prepare`]: lo up, find the NIC, address it (ip= or DHCP), routes.
 /// Exposed for a `--netconf` mode.
 pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitError> {
-    let ctl = net::Ctl::open().map_err(|_| InitError::NetConfig("cannot open an AF_INET socket"))?;
+    let ctl =
+        net::Ctl::open().map_err(|_| InitError::NetConfig("cannot open an AF_INET socket"))?;
     let _ = ctl.up(b"lo\0");
 
     // Wait for the NIC: the named one, or the first that is not lo.
@@ -227,35 +250,58 @@ pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitEr
     let ifc = cfg.iface.as_bytes_with_nul();
 
     if cfg.ip.mode == IpMode::Off {
-        Line::new().s("init: ip=off: using ").b(cfg.iface_name()).s(" as configured").emit();
+        Line::new()
+            .s("init: ip=off: using ")
+            .b(cfg.iface_name())
+            .s(" as configured")
+            .emit();
         return Ok(());
     }
-    ctl.up(ifc).map_err(|_| InitError::NetConfig("cannot bring the network interface up"))?;
+    ctl.up(ifc)
+        .map_err(|_| InitError::NetConfig("cannot bring the network interface up"))?;
     // Wait for the link (real NICs need a few seconds of autonegotiation).
     let left = deadline.saturating_sub(sys::now_ms()).max(1000);
     if !net::wait_carrier(ifc, left.min(20_000)) {
-        Line::new().s("init: ").b(cfg.iface_name()).s(": no link (cable?), trying anyway").emit();
+        Line::new()
+            .s("init: ")
+            .b(cfg.iface_name())
+            .s(": no link (cable?), trying anyway")
+            .emit();
     }
 
     let (addr, mask, gw) = match cfg.ip.mode {
         IpMode::Static => (cfg.ip.client, cfg.ip.netmask, cfg.ip.gateway),
         _ => {
-            let mac = ctl.hwaddr(ifc).map_err(|_| InitError::NetConfig("cannot read the interface's MAC address"))?;
+            let mac = ctl
+                .hwaddr(ifc)
+                .map_err(|_| InitError::NetConfig("cannot read the interface's MAC address"))?;
             Line::new().s("init: DHCP on ").b(cfg.iface_name()).emit();
             let left = deadline.saturating_sub(sys::now_ms()).max(10_000);
             let l = dhcp::obtain(ifc, mac, left).map_err(InitError::Dhcp)?;
-            let mask = l.netmask.filter(|m| cmdline::mask_is_valid(*m)).unwrap_or(cmdline::classful_mask(l.yiaddr));
+            let mask = l
+                .netmask
+                .filter(|m| cmdline::mask_is_valid(*m))
+                .unwrap_or(cmdline::classful_mask(l.yiaddr));
             (l.yiaddr, mask, l.router.filter(|r| *r != [0; 4]))
         }
     };
-    ctl.set_ipv4(ifc, addr, mask).map_err(|_| InitError::NetConfig("cannot set the interface address (SIOCSIFADDR)"))?;
+    ctl.set_ipv4(ifc, addr, mask)
+        .map_err(|_| InitError::NetConfig("cannot set the interface address (SIOCSIFADDR)"))?;
     if let Some(g) = gw {
         if let Err(e) = ctl.add_route(ifc, [0; 4], [0; 4], Some(g)) {
-            Line::new().s("init: default route via ").ip(g).s(" failed").errno(e).emit();
+            Line::new()
+                .s("init: default route via ")
+                .ip(g)
+                .s(" failed")
+                .errno(e)
+                .emit();
         }
     }
     if let Err(e) = ctl.add_route(ifc, [224, 0, 0, 0], [240, 0, 0, 0], None) {
-        Line::new().s("init: multicast route failed").errno(e).emit();
+        Line::new()
+            .s("init: multicast route failed")
+            .errno(e)
+            .emit();
     }
     cfg.addr = addr;
     cfg.netmask = mask;
@@ -265,12 +311,13 @@ pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitEr
 
 /// Ends imaging: prints `bb: OK <line>` or `bb: FAILED <line>` on the console, syncs, then:
 /// - success: `bb.done=poweroff` powers off, `reboot` reboots, `halt` halts, `shell` runs
-///   /bin/sh (or halts if there is none);
+///   /bin/sh (halts if there is none);
 /// - failure: never reboots or powers off; runs /bin/sh when `bb.done=shell` and it exists,
-///   else halts with the reason on the console.
+///   else halts (the machine stays on, the reason on the console).
 ///
-/// When not PID 1 (run from a distribution's initramfs hook) a failure, or success with
-/// `bb.done=shell`, exits with status 1 or 0 instead, so the hook script decides.
+/// Run from a distribution's initramfs hook (not PID 1), the `shell` cases exit instead
+/// (status 0 after success, 1 after failure) so the hook script starts its own shell; every
+/// other case acts on the machine directly, exactly as /init does.
 pub fn finish(action: DoneAction, ok: bool, line: &[u8]) -> ! {
     let mut l = Line::new();
     if ok {
@@ -282,36 +329,47 @@ pub fn finish(action: DoneAction, ok: bool, line: &[u8]) -> ! {
     l.emit();
     unsafe { libc::sync() };
     let pid1 = sys::is_pid1();
-    if !pid1 && (!ok || action == DoneAction::Shell) {
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    let code = if ok { 0 } else { 1 };
+    if action == DoneAction::Shell {
+        if !pid1 {
+            unsafe { libc::_exit(code) };
+        }
+        if !ok {
+            Line::new()
+                .s("the disk was not verified: do not boot it")
+                .emit();
+        }
+        run_shell(); // returns only if there is no shell
     }
+    let how = match (ok, action) {
+        (true, DoneAction::Poweroff) => libc::RB_POWER_OFF,
+        (true, DoneAction::Reboot) => libc::RB_AUTOBOOT,
+        (true, _) => libc::RB_HALT_SYSTEM,
+        (false, _) => {
+            Line::new()
+                .s("not rebooting: the disk was not verified. Halting; power off by hand.")
+                .emit();
+            libc::RB_HALT_SYSTEM
+        }
+    };
     if ok {
-        let how = match action {
-            DoneAction::Poweroff => Some(libc::RB_POWER_OFF),
-            DoneAction::Reboot => Some(libc::RB_AUTOBOOT),
-            DoneAction::Halt => Some(libc::RB_HALT_SYSTEM),
-            DoneAction::Shell => None,
-        };
-        match how {
-            Some(h) => {
-                Line::new().s(action.name()).emit();
-                unsafe { libc::reboot(h) };
-            }
-            None => {
-                run_shell();
-                unsafe { libc::reboot(libc::RB_HALT_SYSTEM) };
-            }
-        }
-    } else {
-        Line::new().s("not rebooting: the disk was not verified. Halting; power off by hand.").emit();
-        if action == DoneAction::Shell {
-            run_shell();
-        }
-        unsafe { libc::reboot(libc::RB_HALT_SYSTEM) };
+        Line::new()
+            .s(if how == libc::RB_HALT_SYSTEM {
+                "halt"
+            } else {
+                action.name()
+            })
+            .emit();
     }
-    // reboot(2) failed (not root?) or returned: never exit as PID 1 (that panics the kernel, and
-    // panic=-1 would reboot into the disk).
-    Line::new().s("halt failed; stopping here").emit();
+    unsafe { libc::reboot(how) };
+    // reboot(2) failed (not root?): never exit as PID 1 (that panics the kernel, and panic=-1
+    // would reboot into the disk).
+    let e = sys::errno();
+    Line::new()
+        .s("reboot(2) failed")
+        .errno(e)
+        .s("; stopping here")
+        .emit();
     if !pid1 {
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
@@ -328,7 +386,11 @@ fn run_shell() {
     }
     Line::new().s("starting /bin/sh").emit();
     let argv: [*const c_char; 2] = [sh.as_ptr() as *const c_char, core::ptr::null()];
-    let envp: [*const c_char; 3] = [b"PATH=/sbin:/bin:/usr/sbin:/usr/bin\0".as_ptr() as *const c_char, b"TERM=linux\0".as_ptr() as *const c_char, core::ptr::null()];
+    let envp: [*const c_char; 3] = [
+        b"PATH=/sbin:/bin:/usr/sbin:/usr/bin\0".as_ptr() as *const c_char,
+        b"TERM=linux\0".as_ptr() as *const c_char,
+        core::ptr::null(),
+    ];
     unsafe { libc::execve(sh.as_ptr() as *const c_char, argv.as_ptr(), envp.as_ptr()) };
     Line::new().s("exec /bin/sh failed").emit();
 }
