@@ -59,7 +59,9 @@ pub enum Command<'a> {
     Help,
     Version,
     /// The /init mode (`--init`); other arguments are ignored except -q.
-    Init { quiet: bool },
+    Init {
+        quiet: bool,
+    },
     Receive(Options<'a>),
 }
 
@@ -75,7 +77,9 @@ fn err<'a, T>(msg: &'static str, arg: &'a [u8]) -> Result<T, UsageError<'a>> {
 }
 
 fn parse_port(v: &[u8]) -> Option<u16> {
-    parse_u32(v).filter(|p| (1..=65535).contains(p)).map(|p| p as u16)
+    parse_u32(v)
+        .filter(|p| (1..=65535).contains(p))
+        .map(|p| p as u16)
 }
 
 /// Parses the arguments after the program name.
@@ -139,8 +143,8 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
         let value = match inline {
             Some(v) => v,
             None => match name {
-                b"-g" | b"--group" | b"-i" | b"--interface" | b"-p" | b"--port" | b"--control-port" | b"-t"
-                | b"--timeout" => match it.next() {
+                b"-g" | b"--group" | b"-i" | b"--interface" | b"-p" | b"--port"
+                | b"--control-port" | b"-t" | b"--timeout" => match it.next() {
                     Some(v) => v,
                     None => return err("option needs a value", a),
                 },
@@ -150,24 +154,46 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
         match name {
             b"-g" | b"--group" => match parse_ipv4(value) {
                 Some(g) if (224..=239).contains(&g[0]) => o.group = Some(g),
-                _ => return err("--group must be an IPv4 multicast address (224.0.0.0 to 239.255.255.255)", value),
+                _ => {
+                    return err(
+                        "--group must be an IPv4 multicast address (224.0.0.0 to 239.255.255.255)",
+                        value,
+                    );
+                }
             },
             b"-i" | b"--interface" => {
                 o.iface = match parse_ipv4(value) {
                     Some(ip) => Iface::Addr(ip),
-                    None if !value.is_empty() && value.len() < 16 && !value.contains(&b'/') => Iface::Name(value),
-                    None => return err("--interface must be a local IPv4 address or an interface name", value),
+                    None if !value.is_empty() && value.len() < 16 && !value.contains(&b'/') => {
+                        Iface::Name(value)
+                    }
+                    None => {
+                        return err(
+                            "--interface must be a local IPv4 address or an interface name",
+                            value,
+                        );
+                    }
                 }
             }
-            b"-p" | b"--port" => o.port = parse_port(value).ok_or(UsageError { msg: "--port must be 1..65535", arg: value })?,
+            b"-p" | b"--port" => {
+                o.port = parse_port(value).ok_or(UsageError {
+                    msg: "--port must be 1..65535",
+                    arg: value,
+                })?
+            }
             b"--control-port" => {
-                o.control_port =
-                    parse_port(value).ok_or(UsageError { msg: "--control-port must be 1..65535", arg: value })?
+                o.control_port = parse_port(value).ok_or(UsageError {
+                    msg: "--control-port must be 1..65535",
+                    arg: value,
+                })?
             }
             b"-t" | b"--timeout" => {
                 o.timeout_s = parse_u32(value)
                     .filter(|t| (1..=86_400).contains(t))
-                    .ok_or(UsageError { msg: "--timeout must be 1..86400 seconds", arg: value })?
+                    .ok_or(UsageError {
+                        msg: "--timeout must be 1..86400 seconds",
+                        arg: value,
+                    })?
             }
             _ => return err("unknown option", a),
         }
@@ -175,10 +201,17 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
     if init {
         return Ok(Command::Init { quiet: o.quiet });
     }
-    let Some(s) = server else { return err("missing SERVER (the server's IPv4 address)", b"") };
+    let Some(s) = server else {
+        return err("missing SERVER (the server's IPv4 address)", b"");
+    };
     o.server = match parse_ipv4(s) {
         Some(ip) if ip != [0; 4] && ip != [255; 4] && !(224..=239).contains(&ip[0]) => ip,
-        _ => return err("SERVER must be the server's unicast IPv4 address, e.g. 10.0.0.1", s),
+        _ => {
+            return err(
+                "SERVER must be the server's unicast IPv4 address, e.g. 10.0.0.1",
+                s,
+            );
+        }
     };
     o.output = match output {
         None | Some(b"-") => Output::Stdout,
@@ -212,7 +245,10 @@ mod tests {
         assert_eq!(o.iface, Iface::Any);
         assert!(!o.quiet && !o.any_server && o.group.is_none());
         assert_eq!(opts(&["10.0.0.1", "-"]).output, Output::Stdout);
-        assert_eq!(opts(&["10.0.0.1", "/dev/sda"]).output, Output::Path(b"/dev/sda"));
+        assert_eq!(
+            opts(&["10.0.0.1", "/dev/sda"]).output,
+            Output::Path(b"/dev/sda")
+        );
     }
 
     #[test]
@@ -236,7 +272,10 @@ mod tests {
         assert_eq!((o.port, o.control_port, o.timeout_s), (9000, 9001, 5));
         assert!(o.quiet && o.any_server);
         assert_eq!(o.output, Output::Path(b"out.img"));
-        assert_eq!(opts(&["-i", "10.0.0.7", "10.0.0.1"]).iface, Iface::Addr([10, 0, 0, 7]));
+        assert_eq!(
+            opts(&["-i", "10.0.0.7", "10.0.0.1"]).iface,
+            Iface::Addr([10, 0, 0, 7])
+        );
         // Options after positionals, and "--" before a path starting with '-'.
         let o = opts(&["10.0.0.1", "--", "-weird"]);
         assert_eq!(o.output, Output::Path(b"-weird"));
@@ -263,11 +302,17 @@ mod tests {
         assert_eq!(e(&["--port=70000", "10.0.0.1"]).arg, b"70000");
         assert_eq!(e(&["--timeout", "0", "10.0.0.1"]).arg, b"0");
         assert_eq!(e(&["--group", "10.0.0.1", "10.0.0.1"]).arg, b"10.0.0.1");
-        assert_eq!(e(&["--quiet=1", "10.0.0.1"]).msg, "this option takes no value");
+        assert_eq!(
+            e(&["--quiet=1", "10.0.0.1"]).msg,
+            "this option takes no value"
+        );
         assert_eq!(e(&["server.example"]).arg, b"server.example");
         assert_eq!(e(&["239.1.1.1"]).arg, b"239.1.1.1");
         assert_eq!(e(&["10.0.0.256"]).arg, b"10.0.0.256");
         assert_eq!(e(&["-i", "a/b", "10.0.0.1"]).arg, b"a/b");
-        assert_eq!(e(&["-i", "averyveryverylongname", "10.0.0.1"]).arg, b"averyveryverylongname");
+        assert_eq!(
+            e(&["-i", "averyveryverylongname", "10.0.0.1"]).arg,
+            b"averyveryverylongname"
+        );
     }
 }

@@ -18,7 +18,11 @@ impl<const N: usize> Default for Buf<N> {
 
 impl<const N: usize> Buf<N> {
     pub const fn new() -> Self {
-        Self { buf: [0; N], len: 0, truncated: false }
+        Self {
+            buf: [0; N],
+            len: 0,
+            truncated: false,
+        }
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -101,24 +105,48 @@ impl fmt::Display for Fixed {
 /// Decimal megabytes per second (10^6 B/s) with one decimal, e.g. "112.5".
 pub fn mb_per_s(bytes: u64, micros: u64) -> Fixed {
     // bytes / micros = MB/s exactly; keep three digits for rounding.
-    let v = if micros == 0 { 0 } else { (bytes as u128 * 1000 / micros as u128).min(u64::MAX as u128) as u64 };
-    Fixed { value: v, scale: 3, decimals: 1 }
+    let v = if micros == 0 {
+        0
+    } else {
+        (bytes as u128 * 1000 / micros as u128).min(u64::MAX as u128) as u64
+    };
+    Fixed {
+        value: v,
+        scale: 3,
+        decimals: 1,
+    }
 }
 
 /// Seconds with one decimal from microseconds, e.g. "12.3".
 pub fn seconds(micros: u64) -> Fixed {
-    Fixed { value: micros, scale: 6, decimals: 1 }
+    Fixed {
+        value: micros,
+        scale: 6,
+        decimals: 1,
+    }
 }
 
 /// A percentage with one decimal from parts per million, e.g. 12_345 ppm -> "1.2".
 pub fn percent_ppm(ppm: u32) -> Fixed {
-    Fixed { value: ppm as u64, scale: 4, decimals: 1 }
+    Fixed {
+        value: ppm as u64,
+        scale: 4,
+        decimals: 1,
+    }
 }
 
 /// Percentage of `done` out of `total` with one decimal ("100.0" when total is 0).
 pub fn percent(done: u64, total: u64) -> Fixed {
-    let v = if total == 0 { 1000 } else { (done as u128 * 1000 / total as u128) as u64 };
-    Fixed { value: v, scale: 1, decimals: 1 }
+    let v = if total == 0 {
+        1000
+    } else {
+        (done as u128 * 1000 / total as u128) as u64
+    };
+    Fixed {
+        value: v,
+        scale: 1,
+        decimals: 1,
+    }
 }
 
 /// Lower-case hex of a byte string.
@@ -170,11 +198,46 @@ mod tests {
 
     #[test]
     fn fixed_rounds() {
-        assert_eq!(show(Fixed { value: 12345, scale: 3, decimals: 1 }), "12.3");
-        assert_eq!(show(Fixed { value: 12350, scale: 3, decimals: 1 }), "12.4");
-        assert_eq!(show(Fixed { value: 5, scale: 3, decimals: 2 }), "0.01");
-        assert_eq!(show(Fixed { value: 7, scale: 0, decimals: 1 }), "7");
-        assert_eq!(show(Fixed { value: 999_999, scale: 6, decimals: 1 }), "1.0");
+        assert_eq!(
+            show(Fixed {
+                value: 12345,
+                scale: 3,
+                decimals: 1
+            }),
+            "12.3"
+        );
+        assert_eq!(
+            show(Fixed {
+                value: 12350,
+                scale: 3,
+                decimals: 1
+            }),
+            "12.4"
+        );
+        assert_eq!(
+            show(Fixed {
+                value: 5,
+                scale: 3,
+                decimals: 2
+            }),
+            "0.01"
+        );
+        assert_eq!(
+            show(Fixed {
+                value: 7,
+                scale: 0,
+                decimals: 1
+            }),
+            "7"
+        );
+        assert_eq!(
+            show(Fixed {
+                value: 999_999,
+                scale: 6,
+                decimals: 1
+            }),
+            "1.0"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub const DONE_WORDS: usize = 3 << 17;
 /// (stdout) sink always has two slots.
 pub const MAX_BLOCK_BYTES: usize = POOL_BYTES / 2;
 /// Decoder work space for the largest block.
-pub const SCRATCH_BYTES: usize = fec::decode_scratch_bytes(fec::MAX_K, MAX_BLOCK_BYTES / fec::MAX_K);
+pub const SCRATCH_BYTES: usize =
+    fec::decode_scratch_bytes(fec::MAX_K, MAX_BLOCK_BYTES / fec::MAX_K);
 /// recvmmsg batch: datagrams per call, and bytes per datagram buffer (jumbo frames fit).
 pub const RX_BATCH: usize = 32;
 pub const RX_LEN: usize = 9000;

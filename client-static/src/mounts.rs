@@ -9,9 +9,13 @@ pub fn unescape(field: &[u8], out: &mut [u8]) -> Option<usize> {
     while i < field.len() {
         let c = if field[i] == b'\\'
             && i + 3 < field.len()
-            && field[i + 1..i + 4].iter().all(|d| (b'0'..=b'7').contains(d))
+            && field[i + 1..i + 4]
+                .iter()
+                .all(|d| (b'0'..=b'7').contains(d))
         {
-            let v = (field[i + 1] - b'0') as u32 * 64 + (field[i + 2] - b'0') as u32 * 8 + (field[i + 3] - b'0') as u32;
+            let v = (field[i + 1] - b'0') as u32 * 64
+                + (field[i + 2] - b'0') as u32 * 8
+                + (field[i + 3] - b'0') as u32;
             i += 4;
             v as u8
         } else {
@@ -27,9 +31,19 @@ pub fn unescape(field: &[u8], out: &mut [u8]) -> Option<usize> {
 /// True when `name` is `dev` itself or a partition of it: `dev` followed by digits
 /// (/dev/sda1) or by 'p' and digits (/dev/nvme0n1p2, /dev/mmcblk0p1, /dev/loop0p1).
 pub fn is_dev_or_partition(dev: &[u8], name: &[u8]) -> bool {
-    let Some(rest) = name.strip_prefix(dev) else { return false };
-    let digits = rest.strip_prefix(b"p").filter(|_| dev.last().is_some_and(|c| c.is_ascii_digit())).unwrap_or(rest);
-    rest.is_empty() || (!digits.is_empty() && digits.iter().all(|c| c.is_ascii_digit()))
+    let Some(rest) = name.strip_prefix(dev) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    // A name ending in a digit takes a 'p' before the partition number.
+    let digits = if dev.last().is_some_and(|c| c.is_ascii_digit()) {
+        rest.strip_prefix(b"p")
+    } else {
+        Some(rest)
+    };
+    digits.is_some_and(|d| !d.is_empty() && d.iter().all(|c| c.is_ascii_digit()))
 }
 
 /// Looks through mounts-format text (`source mountpoint fstype options 0 0` lines) for a
@@ -48,15 +62,25 @@ pub fn find_mounted<'t>(
         if swaps && i == 0 {
             continue;
         }
-        let mut fields = line.split(|&c| c == b' ' || c == b'\t').filter(|f| !f.is_empty());
-        let Some(source) = fields.next() else { continue };
-        let Some(n) = unescape(source, &mut src) else { continue };
+        let mut fields = line
+            .split(|&c| c == b' ' || c == b'\t')
+            .filter(|f| !f.is_empty());
+        let Some(source) = fields.next() else {
+            continue;
+        };
+        let Some(n) = unescape(source, &mut src) else {
+            continue;
+        };
         let source = &src[..n];
         if !source.starts_with(b"/") {
             continue;
         }
         if is_dev_or_partition(dev, source) || same_device(source) {
-            return Some(if swaps { b"[swap]" } else { fields.next().unwrap_or(b"?") });
+            return Some(if swaps {
+                b"[swap]"
+            } else {
+                fields.next().unwrap_or(b"?")
+            });
         }
     }
     None
@@ -91,16 +115,31 @@ tmpfs /run tmpfs rw 0 0\n";
     #[test]
     fn finds_device_and_partitions() {
         let none = |_: &[u8]| false;
-        assert_eq!(find_mounted(MOUNTS, b"/dev/sdb", false, none), Some(&b"/mnt/with\\040space"[..]));
-        assert_eq!(find_mounted(MOUNTS, b"/dev/sdb2", false, none), Some(&b"/mnt/with\\040space"[..]));
-        assert_eq!(find_mounted(MOUNTS, b"/dev/nvme0n1", false, none), Some(&b"/"[..]));
+        assert_eq!(
+            find_mounted(MOUNTS, b"/dev/sdb", false, none),
+            Some(&b"/mnt/with\\040space"[..])
+        );
+        assert_eq!(
+            find_mounted(MOUNTS, b"/dev/sdb2", false, none),
+            Some(&b"/mnt/with\\040space"[..])
+        );
+        assert_eq!(
+            find_mounted(MOUNTS, b"/dev/nvme0n1", false, none),
+            Some(&b"/"[..])
+        );
         assert_eq!(find_mounted(MOUNTS, b"/dev/sda", false, none), None);
         assert_eq!(find_mounted(MOUNTS, b"/dev/sdb1", false, none), None);
         assert_eq!(find_mounted(MOUNTS, b"/dev/nvme0n", false, none), None);
         // Matching by device number (the caller's stat): a mapper name.
-        assert_eq!(find_mounted(MOUNTS, b"/dev/dm-0", false, |s| s == b"/dev/mapper/vg-root"), Some(&b"/srv"[..]));
+        assert_eq!(
+            find_mounted(MOUNTS, b"/dev/dm-0", false, |s| s == b"/dev/mapper/vg-root"),
+            Some(&b"/srv"[..])
+        );
         // Non-path sources are never passed to the device check.
-        assert_eq!(find_mounted(MOUNTS, b"/dev/x", false, |s| !s.starts_with(b"/")), None);
+        assert_eq!(
+            find_mounted(MOUNTS, b"/dev/x", false, |s| !s.starts_with(b"/")),
+            None
+        );
     }
 
     #[test]
@@ -117,8 +156,14 @@ tmpfs /run tmpfs rw 0 0\n";
     #[test]
     fn swaps() {
         let s = b"Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/sdc2                               partition\t1048572\t\t0\t\t-2\n";
-        assert_eq!(find_mounted(s, b"/dev/sdc", true, |_| false), Some(&b"[swap]"[..]));
+        assert_eq!(
+            find_mounted(s, b"/dev/sdc", true, |_| false),
+            Some(&b"[swap]"[..])
+        );
         assert_eq!(find_mounted(s, b"/dev/sdd", true, |_| false), None);
-        assert_eq!(find_mounted(b"/dev/sdc1 x\n", b"/dev/sdc", true, |_| false), None);
+        assert_eq!(
+            find_mounted(b"/dev/sdc1 x\n", b"/dev/sdc", true, |_| false),
+            None
+        );
     }
 }

@@ -23,7 +23,10 @@ pub fn strerror(e: Errno) -> &'static str {
 
 /// Microseconds on the monotonic clock.
 pub fn now_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
@@ -86,7 +89,11 @@ pub fn random_u64() -> u64 {
     // SAFETY: v is a writable 8-byte buffer.
     let n = unsafe { libc::getrandom(v.as_mut_ptr().cast(), v.len(), 0) };
     let r = u64::from_ne_bytes(v);
-    if n == 8 { r } else { r ^ now_us().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (getpid() as u64) << 32 }
+    if n == 8 {
+        r
+    } else {
+        r ^ now_us().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (getpid() as u64) << 32
+    }
 }
 
 // ---- signals ----------------------------------------------------------------------------
@@ -105,8 +112,14 @@ pub fn install_signals() {
         return;
     }
     for (sig, handler) in [
-        (libc::SIGINT, on_signal as extern "C" fn(c_int) as libc::sighandler_t),
-        (libc::SIGTERM, on_signal as extern "C" fn(c_int) as libc::sighandler_t),
+        (
+            libc::SIGINT,
+            on_signal as extern "C" fn(c_int) as libc::sighandler_t,
+        ),
+        (
+            libc::SIGTERM,
+            on_signal as extern "C" fn(c_int) as libc::sighandler_t,
+        ),
         (libc::SIGPIPE, libc::SIG_IGN),
     ] {
         // SAFETY: an all-zero sigaction is valid (empty mask, no flags); the handler only
@@ -150,7 +163,11 @@ impl CPath {
         self.buf.as_ptr().cast()
     }
     pub fn as_bytes(&self) -> &[u8] {
-        let n = self.buf.iter().position(|&c| c == 0).unwrap_or(self.buf.len());
+        let n = self
+            .buf
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(self.buf.len());
         &self.buf[..n]
     }
     /// The canonical path (symlinks resolved), if it exists: readlink of /proc/self/fd/N
@@ -159,10 +176,18 @@ impl CPath {
         let fd = open(self, libc::O_PATH, 0).ok()?;
         let mut link = Buf::<32>::new();
         let _ = write!(link, "/proc/self/fd/{}\0", fd.0);
-        let mut out = CPath { buf: [0; libc::PATH_MAX as usize] };
+        let mut out = CPath {
+            buf: [0; libc::PATH_MAX as usize],
+        };
         // SAFETY: link is NUL-terminated; out.buf has room for PATH_MAX - 1 bytes plus the NUL
         // that stays in place (readlink does not write one).
-        let n = unsafe { libc::readlink(link.as_bytes().as_ptr().cast(), out.buf.as_mut_ptr().cast(), out.buf.len() - 1) };
+        let n = unsafe {
+            libc::readlink(
+                link.as_bytes().as_ptr().cast(),
+                out.buf.as_mut_ptr().cast(),
+                out.buf.len() - 1,
+            )
+        };
         (n > 0 && out.buf[0] == b'/').then_some(out)
     }
 }
@@ -201,6 +226,7 @@ pub enum Kind {
     Other,
 }
 
+#[allow(clippy::unnecessary_cast)] // st_rdev is not u64 on every target
 fn conv(st: &libc::stat) -> Stat {
     let kind = match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => Kind::Regular,
@@ -209,7 +235,10 @@ fn conv(st: &libc::stat) -> Stat {
         libc::S_IFIFO => Kind::Fifo,
         _ => Kind::Other,
     };
-    Stat { kind, rdev: st.st_rdev as u64 }
+    Stat {
+        kind,
+        rdev: st.st_rdev as u64,
+    }
 }
 
 pub fn stat(path: &CPath) -> Result<Stat, Errno> {
@@ -235,17 +264,29 @@ pub fn block_size(fd: c_int) -> Result<u64, Errno> {
 
 pub fn ftruncate(fd: c_int, len: u64) -> Result<(), Errno> {
     // SAFETY: plain syscall on a descriptor we own.
-    if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 { Err(errno()) } else { Ok(()) }
+    if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
 }
 
 pub fn fdatasync(fd: c_int) -> Result<(), Errno> {
     // SAFETY: plain syscall on a descriptor.
-    if unsafe { libc::fdatasync(fd) } != 0 { Err(errno()) } else { Ok(()) }
+    if unsafe { libc::fdatasync(fd) } != 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
 }
 
 pub fn fsync(fd: c_int) -> Result<(), Errno> {
     // SAFETY: plain syscall on a descriptor.
-    if unsafe { libc::fsync(fd) } != 0 { Err(errno()) } else { Ok(()) }
+    if unsafe { libc::fsync(fd) } != 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
 }
 
 /// Reads a whole (small, procfs) file into `buf` in pieces; returns the bytes read (the file
@@ -278,14 +319,24 @@ pub fn sockaddr(ip: [u8; 4], port: u16) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(ip) },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
         sin_zero: [0; 8],
     }
 }
 
 fn setsockopt<T>(fd: c_int, level: c_int, name: c_int, v: &T) -> Result<(), Errno> {
     // SAFETY: v points to a live T of size_of::<T>() bytes, as the option expects.
-    let r = unsafe { libc::setsockopt(fd, level, name, (v as *const T).cast::<c_void>(), size_of::<T>() as libc::socklen_t) };
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (v as *const T).cast::<c_void>(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
     if r != 0 { Err(errno()) } else { Ok(()) }
 }
 
@@ -309,7 +360,15 @@ pub fn set_rcvbuf(fd: c_int, bytes: c_int) -> c_int {
     let mut v: c_int = 0;
     let mut len = size_of::<c_int>() as libc::socklen_t;
     // SAFETY: v and len are live and sized for an int option.
-    unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut v as *mut c_int).cast(), &mut len) };
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut v as *mut c_int).cast(),
+            &mut len,
+        )
+    };
     v
 }
 
@@ -322,7 +381,11 @@ pub fn bind(fd: c_int, ip: [u8; 4], port: u16) -> Result<(), Errno> {
     let sa = sockaddr(ip, port);
     // SAFETY: sa is a live sockaddr_in and the length says so.
     let r = unsafe {
-        libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        libc::bind(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
     };
     if r != 0 { Err(errno()) } else { Ok(()) }
 }
@@ -337,8 +400,12 @@ pub fn if_index(name: &[u8]) -> u32 {
 /// Joins `group` on the interface with address `local` or index `ifindex` (both 0: any).
 pub fn join_group(fd: c_int, group: [u8; 4], local: [u8; 4], ifindex: u32) -> Result<(), Errno> {
     let m = libc::ip_mreqn {
-        imr_multiaddr: libc::in_addr { s_addr: u32::from_ne_bytes(group) },
-        imr_address: libc::in_addr { s_addr: u32::from_ne_bytes(local) },
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(group),
+        },
+        imr_address: libc::in_addr {
+            s_addr: u32::from_ne_bytes(local),
+        },
         imr_ifindex: ifindex as c_int,
     };
     setsockopt(fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &m)
@@ -362,7 +429,11 @@ pub fn send_to(fd: c_int, buf: &[u8], to: &libc::sockaddr_in) -> Result<(), Errn
 /// Waits until `fd` is readable or `timeout_ms` passes (negative: forever). Ok(false) on
 /// timeout or a signal.
 pub fn poll_readable(fd: c_int, timeout_ms: c_int) -> Result<bool, Errno> {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: p is one live pollfd.
     let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
     if r < 0 {
@@ -404,10 +475,22 @@ pub fn recv_batch<const N: usize, const L: usize>(
     }
     // SAFETY: msgs holds N headers whose iovecs point into `bufs` (N buffers of L bytes) and
     // whose names point into `names`; all outlive the call.
-    let r = unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), N as _, libc::MSG_DONTWAIT as _, core::ptr::null_mut()) };
+    let r = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            N as _,
+            libc::MSG_DONTWAIT as _,
+            core::ptr::null_mut(),
+        )
+    };
     if r < 0 {
         let e = errno();
-        return if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR { Ok(0) } else { Err(e) };
+        return if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR {
+            Ok(0)
+        } else {
+            Err(e)
+        };
     }
     let n = r as usize;
     for i in 0..n {

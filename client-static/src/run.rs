@@ -94,21 +94,32 @@ fn open_target(out: Output<'_>) -> Result<Sink, Finish> {
                 }));
             }
             // O_EXCL on a block device: the kernel refuses it while mounted or claimed.
-            let fd = os::open(&canon, libc::O_WRONLY | libc::O_EXCL, 0).map_err(|e| target_err("open", e))?;
+            let fd = os::open(&canon, libc::O_WRONLY | libc::O_EXCL, 0)
+                .map_err(|e| target_err("open", e))?;
             let size = os::block_size(fd.0).map_err(|e| target_err("get the size of", e))?;
-            Ok(Sink::Seek { fd, block_dev_size: Some(size) })
+            Ok(Sink::Seek {
+                fd,
+                block_dev_size: Some(size),
+            })
         }
         Ok(st) if st.kind == Kind::Char || st.kind == Kind::Fifo => {
             let fd = os::open(&path, libc::O_WRONLY, 0).map_err(|e| target_err("open", e))?;
             Ok(Sink::Stream { fd, pos: 0 })
         }
         Ok(st) if st.kind != Kind::Regular => Err(Finish::fail(EXIT_TARGET, |l| {
-            let _ = write!(l, "{} is not a regular file, a block device or a pipe", Lossy(p));
+            let _ = write!(
+                l,
+                "{} is not a regular file, a block device or a pipe",
+                Lossy(p)
+            );
         })),
         _ => {
             let fd = os::open(&path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644)
                 .map_err(|e| target_err("create", e))?;
-            Ok(Sink::Seek { fd, block_dev_size: None })
+            Ok(Sink::Seek {
+                fd,
+                block_dev_size: None,
+            })
         }
     }
 }
@@ -117,10 +128,17 @@ fn open_target(out: Output<'_>) -> Result<Sink, Finish> {
 fn mounted(dev: &CPath, rdev: u64) -> Option<Buf<256>> {
     let mut text = [0u8; 65536];
     let same = |src: &[u8]| {
-        CPath::new(src).and_then(|c| os::stat(&c).ok()).is_some_and(|s| s.kind == Kind::Block && s.rdev == rdev)
+        CPath::new(src)
+            .and_then(|c| os::stat(&c).ok())
+            .is_some_and(|s| s.kind == Kind::Block && s.rdev == rdev)
     };
-    for (file, swaps) in [(&b"/proc/self/mounts"[..], false), (&b"/proc/swaps"[..], true)] {
-        let Ok(n) = os::read_file(file, &mut text) else { continue };
+    for (file, swaps) in [
+        (&b"/proc/self/mounts"[..], false),
+        (&b"/proc/swaps"[..], true),
+    ] {
+        let Ok(n) = os::read_file(file, &mut text) else {
+            continue;
+        };
         if let Some(mp) = mounts::find_mounted(&text[..n], dev.as_bytes(), swaps, same) {
             let mut out = Buf::<256>::new();
             let mut un = [0u8; 256];
@@ -227,7 +245,10 @@ pub fn receive(o: &Options<'_>) -> Finish {
         if rx.needs_flush() {
             let size = geometry.map_or(0, |g| g.image_size);
             let r = match &sink {
-                Sink::Seek { fd, block_dev_size: None } => os::ftruncate(fd.0, size).and_then(|_| os::fdatasync(fd.0)),
+                Sink::Seek {
+                    fd,
+                    block_dev_size: None,
+                } => os::ftruncate(fd.0, size).and_then(|_| os::fdatasync(fd.0)),
                 Sink::Seek { fd, .. } => os::fsync(fd.0),
                 Sink::Stream { fd, .. } => match os::fdatasync(fd.0) {
                     Err(libc::EINVAL) | Err(libc::EROFS) | Err(libc::ENOTSUP) => Ok(()),
@@ -312,7 +333,11 @@ pub fn receive(o: &Options<'_>) -> Finish {
                 Err(e) => {
                     end_progress(&mut progress_shown);
                     return Finish::fail(EXIT_IO, |l| {
-                        let _ = write!(l, "receiving on the data socket failed: {}", os::strerror(e));
+                        let _ = write!(
+                            l,
+                            "receiving on the data socket failed: {}",
+                            os::strerror(e)
+                        );
                     });
                 }
             };
@@ -328,7 +353,10 @@ pub fn receive(o: &Options<'_>) -> Finish {
                 }
                 st.from_server += 1;
                 match rx.handle_datagram(now, &buf[..d.len]) {
-                    Ok(Event::Bound { session, geometry: g }) => {
+                    Ok(Event::Bound {
+                        session,
+                        geometry: g,
+                    }) => {
                         geometry = Some(g);
                         bound_at = now;
                         last_heard = now;
@@ -343,7 +371,10 @@ pub fn receive(o: &Options<'_>) -> Finish {
                                 rx.slot_count()
                             ));
                         }
-                        if let Sink::Seek { block_dev_size: Some(size), .. } = sink
+                        if let Sink::Seek {
+                            block_dev_size: Some(size),
+                            ..
+                        } = sink
                             && size < g.image_size
                         {
                             detail.clear();
@@ -376,7 +407,11 @@ pub fn receive(o: &Options<'_>) -> Finish {
                                 mem::DONE_WORDS as u64 * 64,
                                 mem::POOL_BYTES,
                                 mem::MAX_BLOCK_BYTES,
-                                if sink.in_order() { ", two blocks in memory for an in-order sink" } else { "" }
+                                if sink.in_order() {
+                                    ", two blocks in memory for an in-order sink"
+                                } else {
+                                    ""
+                                }
                             );
                         });
                     }
@@ -392,7 +427,8 @@ pub fn receive(o: &Options<'_>) -> Finish {
                         rx.fail(now, FailReason::ServerGone);
                     }
                     Ok(Event::ResultAcked) | Ok(Event::Nothing) => last_heard = now,
-                    Err(bb_proto::receiver::Dropped::Malformed(_)) | Err(bb_proto::receiver::Dropped::ForeignSession) => {}
+                    Err(bb_proto::receiver::Dropped::Malformed(_))
+                    | Err(bb_proto::receiver::Dropped::ForeignSession) => {}
                     Err(_) => last_heard = now,
                 }
             }
@@ -410,7 +446,14 @@ pub fn receive(o: &Options<'_>) -> Finish {
     let code = match rx.outcome() {
         Some(Outcome::Verified { digest }) => {
             let b = rx.bytes_written();
-            let _ = write!(line, "{} {} bytes in {} s ({} MB/s)", Hex(&digest), b, seconds(elapsed), mb_per_s(b, elapsed));
+            let _ = write!(
+                line,
+                "{} {} bytes in {} s ({} MB/s)",
+                Hex(&digest),
+                b,
+                seconds(elapsed),
+                mb_per_s(b, elapsed)
+            );
             EXIT_OK
         }
         Some(Outcome::Failed(reason)) => {
@@ -444,7 +487,13 @@ pub fn receive(o: &Options<'_>) -> Finish {
             s.decoded,
             s.duplicates,
             s.evictions,
-            s.malformed + s.foreign + s.no_slot + s.unbound + s.unexpected + st.foreign_source + st.truncated,
+            s.malformed
+                + s.foreign
+                + s.no_slot
+                + s.unbound
+                + s.unexpected
+                + st.foreign_source
+                + st.truncated,
             s.malformed + st.truncated,
             s.foreign,
             st.foreign_source,
@@ -456,13 +505,22 @@ pub fn receive(o: &Options<'_>) -> Finish {
 }
 
 /// Writes every block the receiver has ready; a failure ends the receive (reported).
-fn drain_writes(rx: &mut Receiver<'_>, sink: &mut Sink, geometry: Option<Geometry>, detail: &mut Line, now: u64) {
+fn drain_writes(
+    rx: &mut Receiver<'_>,
+    sink: &mut Sink,
+    geometry: Option<Geometry>,
+    detail: &mut Line,
+    now: u64,
+) {
     let size = geometry.map_or(0, |g| g.image_size);
     while rx.outcome().is_none() {
         let Some(w) = rx.poll_write() else { break };
         let (block, offset) = (w.block, w.offset);
         // Never outside [0, image size), whatever the receiver says.
-        let r = if offset.checked_add(w.data.len() as u64).is_none_or(|end| end > size) {
+        let r = if offset
+            .checked_add(w.data.len() as u64)
+            .is_none_or(|end| end > size)
+        {
             Err(libc::EINVAL)
         } else {
             match sink {
@@ -482,7 +540,11 @@ fn drain_writes(rx: &mut Receiver<'_>, sink: &mut Sink, geometry: Option<Geometr
             Ok(()) => rx.write_done(block),
             Err(e) => {
                 detail.clear();
-                let _ = write!(detail, "writing the target failed at byte {offset}: {}", os::strerror(e));
+                let _ = write!(
+                    detail,
+                    "writing the target failed at byte {offset}: {}",
+                    os::strerror(e)
+                );
                 add_io_hint(detail, e);
                 rx.fail(now, FailReason::IoError);
             }
@@ -514,7 +576,11 @@ fn no_server(o: &Options<'_>, st: &ShellStats, rx: &Receiver<'_>) -> Finish {
             );
             return;
         }
-        let _ = write!(l, "no server heard within {} s on UDP port {}: ", o.timeout_s, o.port);
+        let _ = write!(
+            l,
+            "no server heard within {} s on UDP port {}: ",
+            o.timeout_s, o.port
+        );
         if st.foreign_source > 0 {
             let _ = write!(
                 l,
@@ -574,7 +640,12 @@ fn open_socket(o: &Options<'_>) -> Result<Fd, Finish> {
     let _ = os::set_multicast_all_off(s.0);
     os::bind(s.0, [0; 4], o.port).map_err(|e| {
         Finish::fail(EXIT_NO_SERVER, |l| {
-            let _ = write!(l, "cannot bind UDP port {}: {} (another bb-client running here?)", o.port, os::strerror(e));
+            let _ = write!(
+                l,
+                "cannot bind UDP port {}: {} (another bb-client running here?)",
+                o.port,
+                os::strerror(e)
+            );
         })
     })?;
     if let Some(g) = o.group {
