@@ -131,6 +131,7 @@ lab_bg() {
     rm -f "$base.rc" "$base.pid" "$base.end" "$base.start" "$base.out" "$base.err"
     (
         trap - EXIT INT TERM HUP
+        set +e +u   # a failing program must still get its .rc written
         date +%s.%N >"$base.start"
         ip netns exec "$ns" "$@" >"$base.out" 2>"$base.err" </dev/null &
         echo $! >"$base.pid"
@@ -170,8 +171,8 @@ lab_wait() {
             lab_kill "$name" TERM
             sleep 1
             lab_kill "$name" KILL
-            local i
-            for ((i = 0; i < 50 && ! -f "$rcf"; i++)); do sleep 0.1; done
+            local i=0
+            while [[ ! -f "$rcf" ]] && (( i++ < 50 )); do sleep 0.1; done
             echo "timeout after ${timeout}s" >>"$LAB_LOGDIR/$name.err"
             return 124
         fi

@@ -57,7 +57,7 @@ suite_start=$(date +%s)
 for t in "${tests[@]}"; do
     i=$((i + 1))
     name=$(basename "$t" .sh)
-    lab="t$i"
+    lab="lt$i"
     logdir="$LOGROOT/$name"
     rm -rf "$logdir"; mkdir -p "$logdir"
     start=$(date +%s.%N)
