@@ -182,7 +182,9 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         }
     }
     if t.ends_with('B') || t.ends_with("B/s") {
-        return Err(format!("rate '{s}': rates are in bits per second (e.g. 500M), not bytes"));
+        return Err(format!(
+            "rate '{s}': rates are in bits per second (e.g. 500M), not bytes"
+        ));
     }
     let (num, mult) = match body.chars().last() {
         Some('k') => (&body[..body.len() - 1], 1e3),
@@ -191,7 +193,9 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         Some('t') => (&body[..body.len() - 1], 1e12),
         _ => (body, 1.0),
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("rate '{s}': expected a number with an optional k, M or G suffix (e.g. 500M, 1.5G)"))?;
+    let v: f64 = num.trim().parse().map_err(|_| {
+        format!("rate '{s}': expected a number with an optional k, M or G suffix (e.g. 500M, 1.5G)")
+    })?;
     if !v.is_finite() || v <= 0.0 {
         return Err(format!("rate '{s}': must be positive"));
     }
@@ -206,15 +210,22 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 }
 
 fn parse_seconds(name: &str, s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("--{name} '{s}': expected a number of seconds"))?;
-    if !v.is_finite() || v < 0.0 || v > 1e7 {
-        return Err(format!("--{name} '{s}': expected seconds between 0 and 10000000"));
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("--{name} '{s}': expected a number of seconds"))?;
+    if !v.is_finite() || !(0.0..=1e7).contains(&v) {
+        return Err(format!(
+            "--{name} '{s}': expected seconds between 0 and 10000000"
+        ));
     }
     Ok(v)
 }
 
 fn parse_num<T: std::str::FromStr>(name: &str, s: &str) -> Result<T, String> {
-    s.trim().parse().map_err(|_| format!("--{name} '{s}': expected a whole number"))
+    s.trim()
+        .parse()
+        .map_err(|_| format!("--{name} '{s}': expected a whole number"))
 }
 
 /// Parses the arguments (without the program name).
@@ -229,12 +240,25 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let (address, source) = match m.free.as_slice() {
         [] => return Err("missing ADDRESS (e.g. bb-server 10.0.0.255 disk.img)".into()),
         [a] => (a, Source::Stdin),
-        [a, img] => (a, if img == "-" { Source::Stdin } else { Source::Path(PathBuf::from(img)) }),
-        [_, _, extra, ..] => return Err(format!("unexpected argument '{extra}': only ADDRESS and IMAGE")),
+        [a, img] => (
+            a,
+            if img == "-" {
+                Source::Stdin
+            } else {
+                Source::Path(PathBuf::from(img))
+            },
+        ),
+        [_, _, extra, ..] => {
+            return Err(format!(
+                "unexpected argument '{extra}': only ADDRESS and IMAGE"
+            ));
+        }
     };
-    let address: Ipv4Addr = address
-        .parse()
-        .map_err(|_| format!("ADDRESS '{address}': expected an IPv4 address (broadcast, multicast group or unicast)"))?;
+    let address: Ipv4Addr = address.parse().map_err(|_| {
+        format!(
+            "ADDRESS '{address}': expected an IPv4 address (broadcast, multicast group or unicast)"
+        )
+    })?;
     if address.is_unspecified() {
         return Err("ADDRESS 0.0.0.0: give the subnet's broadcast address (e.g. 10.0.0.255) or a multicast group".into());
     }
@@ -247,7 +271,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         None => 1_000_000u64.min(rate_bps),
     };
     if min_rate_bps > rate_bps {
-        return Err(format!("--min-rate ({min_rate_bps} bit/s) is above --rate ({rate_bps} bit/s)"));
+        return Err(format!(
+            "--min-rate ({min_rate_bps} bit/s) is above --rate ({rate_bps} bit/s)"
+        ));
     }
     let port = match m.opt_str("port") {
         Some(p) => parse_num::<u16>("port", &p)?,
@@ -274,7 +300,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if let Some(Interface::Name(n)) = &interface
         && (n.is_empty() || n.len() >= 16)
     {
-        return Err(format!("--interface '{n}': not an IPv4 address nor a device name (1 to 15 characters)"));
+        return Err(format!(
+            "--interface '{n}': not an IPv4 address nor a device name (1 to 15 characters)"
+        ));
     }
     let symbol_size = match m.opt_str("symbol-size") {
         Some(s) => parse_num::<u32>("symbol-size", &s)?,
@@ -291,7 +319,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         None => 512,
     };
     if block_symbols == 0 || block_symbols > MAX_K {
-        return Err(format!("--block-symbols {block_symbols}: between 1 and {MAX_K}"));
+        return Err(format!(
+            "--block-symbols {block_symbols}: between 1 and {MAX_K}"
+        ));
     }
     let clients = match m.opt_str("clients") {
         Some(s) => parse_num::<u32>("clients", &s)?,
@@ -301,15 +331,35 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some(s) => parse_num::<u32>("min-clients", &s)?,
         None => 0,
     };
-    let wait_s = m.opt_str("wait").map(|s| parse_seconds("wait", &s)).transpose()?;
-    let linger_s = m.opt_str("linger").map(|s| parse_seconds("linger", &s)).transpose()?.unwrap_or(5.0);
-    let timeout_s = m.opt_str("timeout").map(|s| parse_seconds("timeout", &s)).transpose()?;
+    let wait_s = m
+        .opt_str("wait")
+        .map(|s| parse_seconds("wait", &s))
+        .transpose()?;
+    let linger_s = m
+        .opt_str("linger")
+        .map(|s| parse_seconds("linger", &s))
+        .transpose()?
+        .unwrap_or(5.0);
+    let timeout_s = m
+        .opt_str("timeout")
+        .map(|s| parse_seconds("timeout", &s))
+        .transpose()?;
     if timeout_s.is_some() && clients == 0 {
-        return Err("--timeout applies with --clients N (without it the server stops after --linger)".into());
+        return Err(
+            "--timeout applies with --clients N (without it the server stops after --linger)"
+                .into(),
+        );
     }
-    let client_timeout_s = m.opt_str("client-timeout").map(|s| parse_seconds("client-timeout", &s)).transpose()?.unwrap_or(10.0);
+    let client_timeout_s = m
+        .opt_str("client-timeout")
+        .map(|s| parse_seconds("client-timeout", &s))
+        .transpose()?
+        .unwrap_or(10.0);
     if client_timeout_s < 1.0 {
-        return Err("--client-timeout: at least 1 second (clients report about once a second when idle)".into());
+        return Err(
+            "--client-timeout: at least 1 second (clients report about once a second when idle)"
+                .into(),
+        );
     }
     Ok(Command::Run(Box::new(Options {
         address,
@@ -374,8 +424,14 @@ mod tests {
         assert_eq!(o.address, Ipv4Addr::new(10, 0, 0, 255));
         assert_eq!(o.source, Source::Path("disk.img".into()));
         assert_eq!((o.port, o.control_port, o.ttl), (7855, 7854, 1));
-        assert_eq!((o.rate_bps, o.symbol_size, o.block_symbols), (500_000_000, 1408, 512));
-        assert_eq!((o.clients, o.min_clients, o.wait_s, o.linger_s, o.timeout_s), (0, 0, None, 5.0, None));
+        assert_eq!(
+            (o.rate_bps, o.symbol_size, o.block_symbols),
+            (500_000_000, 1408, 512)
+        );
+        assert_eq!(
+            (o.clients, o.min_clients, o.wait_s, o.linger_s, o.timeout_s),
+            (0, 0, None, 5.0, None)
+        );
         assert!(!o.fixed_rate && o.proactive && !o.quiet);
         assert_eq!(run(&["239.1.2.3"]).unwrap().source, Source::Stdin);
         assert_eq!(run(&["239.1.2.3", "-"]).unwrap().source, Source::Stdin);
@@ -384,17 +440,40 @@ mod tests {
     #[test]
     fn options() {
         let o = run(&[
-            "--rate", "1.5G", "--clients", "40", "--min-clients", "10", "--wait", "30", "-i", "eth0", "--symbol-size", "8896",
-            "--block-symbols", "1024", "--timeout", "900", "-q", "--fixed-rate", "239.1.2.3",
+            "--rate",
+            "1.5G",
+            "--clients",
+            "40",
+            "--min-clients",
+            "10",
+            "--wait",
+            "30",
+            "-i",
+            "eth0",
+            "--symbol-size",
+            "8896",
+            "--block-symbols",
+            "1024",
+            "--timeout",
+            "900",
+            "-q",
+            "--fixed-rate",
+            "239.1.2.3",
         ])
         .unwrap();
         assert_eq!(o.rate_bps, 1_500_000_000);
-        assert_eq!((o.clients, o.min_clients, o.wait_s, o.timeout_s), (40, 10, Some(30.0), Some(900.0)));
+        assert_eq!(
+            (o.clients, o.min_clients, o.wait_s, o.timeout_s),
+            (40, 10, Some(30.0), Some(900.0))
+        );
         assert_eq!(o.interface, Some(Interface::Name("eth0".into())));
         assert_eq!((o.symbol_size, o.block_symbols), (8896, 1024));
         assert!(o.quiet && o.fixed_rate);
         let o = run(&["--interface", "10.0.0.1", "10.0.0.255"]).unwrap();
-        assert_eq!(o.interface, Some(Interface::Addr(Ipv4Addr::new(10, 0, 0, 1))));
+        assert_eq!(
+            o.interface,
+            Some(Interface::Addr(Ipv4Addr::new(10, 0, 0, 1)))
+        );
     }
 
     #[test]
@@ -425,7 +504,11 @@ mod tests {
     #[test]
     fn help_names_every_option() {
         let h = help();
-        for name in opts().usage("").lines().filter_map(|l| l.split("--").nth(1)) {
+        for name in opts()
+            .usage("")
+            .lines()
+            .filter_map(|l| l.split("--").nth(1))
+        {
             let name = name.split_whitespace().next().unwrap();
             assert!(h.contains(&format!("--{name}")), "{name} missing from help");
         }

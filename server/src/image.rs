@@ -35,7 +35,10 @@ pub fn spool_dir() -> PathBuf {
 pub fn open(source: &Source, quiet: bool) -> Result<Image, String> {
     let (file, name) = match source {
         Source::Stdin => {
-            let fd = io::stdin().as_fd().try_clone_to_owned().map_err(|e| format!("stdin: {e}"))?;
+            let fd = io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| format!("stdin: {e}"))?;
             (File::from(fd), "stdin".to_string())
         }
         Source::Path(p) => {
@@ -51,14 +54,15 @@ pub fn open(source: &Source, quiet: bool) -> Result<Image, String> {
     let (file, size, name) = if ft.is_file() {
         (file, meta.len(), name)
     } else if ft.is_block_device() {
-        let size = sys::block_device_size(&file).map_err(|e| format!("{name}: cannot read the device size: {e}"))?;
+        let size = sys::block_device_size(&file)
+            .map_err(|e| format!("{name}: cannot read the device size: {e}"))?;
         (file, size, name)
     } else {
         // A pipe, a socket or a character device: cannot seek, so spool it.
         let dir = spool_dir();
         let show = !quiet;
         if show {
-            eprintln!(
+            say!(
                 "bb-server: {name} cannot seek; spooling it to an unlinked temporary file in {} first \
                  (needs as much free space as the image; set TMPDIR to change)",
                 dir.display()
@@ -67,7 +71,7 @@ pub fn open(source: &Source, quiet: bool) -> Result<Image, String> {
         let mut reader = file;
         let (f, size) = spool(&mut reader, &dir, show)?;
         if show {
-            eprintln!("bb-server: spooled {} ({size} bytes)", human_bytes(size));
+            say!("bb-server: spooled {} ({size} bytes)", human_bytes(size));
         }
         (f, size, format!("{name} (spooled)"))
     };
@@ -80,22 +84,48 @@ pub fn open(source: &Source, quiet: bool) -> Result<Image, String> {
 /// A temporary file in `dir` that has no name: O_TMPFILE, or created and unlinked at
 /// once. It disappears when closed, whatever way the process ends.
 pub fn unlinked_temp(dir: &Path) -> io::Result<File> {
-    match OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(dir) {
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(dir)
+    {
         Ok(f) => return Ok(f),
-        Err(e) if e.raw_os_error() == Some(libc::EISDIR) || e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::PermissionDenied => return Err(e),
+        Err(e)
+            if e.raw_os_error() == Some(libc::EISDIR)
+                || e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                || e.kind() == io::ErrorKind::PermissionDenied =>
+        {
+            return Err(e);
+        }
         Err(_) => {}
     }
     let tag = sys::random_u64().unwrap_or(0);
-    let p = dir.join(format!(".bb-server-spool.{}.{tag:016x}", std::process::id()));
-    let f = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&p)?;
+    let p = dir.join(format!(
+        ".bb-server-spool.{}.{tag:016x}",
+        std::process::id()
+    ));
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&p)?;
     std::fs::remove_file(&p)?;
     Ok(f)
 }
 
 /// Copies `reader` to an unlinked temporary file in `dir`; returns it and the size.
 pub fn spool(reader: &mut impl Read, dir: &Path, show: bool) -> Result<(File, u64), String> {
-    let mut out = unlinked_temp(dir).map_err(|e| format!("cannot create a spool file in {}: {e} (set TMPDIR)", dir.display()))?;
+    let mut out = unlinked_temp(dir).map_err(|e| {
+        format!(
+            "cannot create a spool file in {}: {e} (set TMPDIR)",
+            dir.display()
+        )
+    })?;
     let tty = show && sys::stderr_is_tty();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -103,13 +133,21 @@ pub fn spool(reader: &mut impl Read, dir: &Path, show: bool) -> Result<(File, u6
     let mut shown = start;
     loop {
         if sys::interrupted() {
-            return Err(format!("interrupted while spooling, after {}", human_bytes(size)));
+            return Err(format!(
+                "interrupted while spooling, after {}",
+                human_bytes(size)
+            ));
         }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("reading the image stream failed after {}: {e}", human_bytes(size))),
+            Err(e) => {
+                return Err(format!(
+                    "reading the image stream failed after {}: {e}",
+                    human_bytes(size)
+                ));
+            }
         };
         out.write_all(&buf[..n]).map_err(|e| {
             let hint = if e.raw_os_error() == Some(libc::ENOSPC) {
@@ -117,22 +155,30 @@ pub fn spool(reader: &mut impl Read, dir: &Path, show: bool) -> Result<(File, u6
             } else {
                 ""
             };
-            format!("writing the spool file in {} failed after {}: {e}{hint}", dir.display(), human_bytes(size))
+            format!(
+                "writing the spool file in {} failed after {}: {e}{hint}",
+                dir.display(),
+                human_bytes(size)
+            )
         })?;
         size += n as u64;
         let now = Instant::now();
-        if show && now.duration_since(shown) >= Duration::from_millis(if tty { 250 } else { 5000 }) {
+        if show && now.duration_since(shown) >= Duration::from_millis(if tty { 250 } else { 5000 })
+        {
             shown = now;
             let mbs = size as f64 / now.duration_since(start).as_secs_f64() / 1e6;
             if tty {
-                eprint!("\r\x1b[Kbb-server: spooling: {} ({mbs:.0} MB/s)", human_bytes(size));
+                say_raw!(
+                    "\r\x1b[Kbb-server: spooling: {} ({mbs:.0} MB/s)",
+                    human_bytes(size)
+                );
             } else {
-                eprintln!("bb-server: spooling: {} ({mbs:.0} MB/s)", human_bytes(size));
+                say!("bb-server: spooling: {} ({mbs:.0} MB/s)", human_bytes(size));
             }
         }
     }
     if tty {
-        eprint!("\r\x1b[K");
+        say_raw!("\r\x1b[K");
     }
     Ok((out, size))
 }
@@ -154,8 +200,19 @@ struct Entry {
 
 impl BlockCache {
     pub fn new(geometry: Geometry, capacity: usize) -> Self {
-        let entries = (0..capacity.max(1)).map(|_| Entry { block: u32::MAX, used: 0, data: Vec::new() }).collect();
-        Self { geometry, entries, tick: 0, loads: 0 }
+        let entries = (0..capacity.max(1))
+            .map(|_| Entry {
+                block: u32::MAX,
+                used: 0,
+                data: Vec::new(),
+            })
+            .collect();
+        Self {
+            geometry,
+            entries,
+            tick: 0,
+            loads: 0,
+        }
     }
 
     /// Block `block` as `block_k * symbol_size` bytes (image bytes, then zeros).
@@ -164,20 +221,32 @@ impl BlockCache {
         let i = match self.entries.iter().position(|e| e.block == block) {
             Some(i) => i,
             None => {
-                let i = self.entries.iter().enumerate().min_by_key(|(_, e)| e.used).map(|(i, _)| i).unwrap_or(0);
+                let i = self
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, e)| e.used)
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
                 let g = self.geometry;
                 let len = g.block_len(block);
                 let full = g.block_k(block) as usize * g.symbol_size as usize;
                 let e = &mut self.entries[i];
                 e.block = u32::MAX;
                 e.data.resize(full, 0);
-                file.read_exact_at(&mut e.data[..len], g.block_offset(block)).map_err(|err| {
-                    if err.kind() == io::ErrorKind::UnexpectedEof {
-                        io::Error::new(err.kind(), format!("the image shrank while sending (block {block} is past its end)"))
-                    } else {
-                        err
-                    }
-                })?;
+                file.read_exact_at(&mut e.data[..len], g.block_offset(block))
+                    .map_err(|err| {
+                        if err.kind() == io::ErrorKind::UnexpectedEof {
+                            io::Error::new(
+                                err.kind(),
+                                format!(
+                                    "the image shrank while sending (block {block} is past its end)"
+                                ),
+                            )
+                        } else {
+                            err
+                        }
+                    })?;
                 e.data[len..].fill(0);
                 e.block = block;
                 self.loads += 1;
@@ -195,7 +264,11 @@ mod tests {
     use std::io::Seek;
 
     fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("bb-server-test-{tag}-{}-{:x}", std::process::id(), sys::random_u64().unwrap()));
+        let d = std::env::temp_dir().join(format!(
+            "bb-server-test-{tag}-{}-{:x}",
+            std::process::id(),
+            sys::random_u64().unwrap()
+        ));
         std::fs::create_dir_all(&d).unwrap();
         d
     }
@@ -220,7 +293,11 @@ mod tests {
         let want = t.join().unwrap();
         child.wait().unwrap();
         assert_eq!(size, 3_000_000);
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "the spool file has no name");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "the spool file has no name"
+        );
         let mut got = vec![];
         f.rewind().unwrap();
         f.read_to_end(&mut got).unwrap();
@@ -237,9 +314,21 @@ mod tests {
         let img = open(&Source::Path(p.clone()), true).unwrap();
         assert_eq!(img.size, 12345);
         std::fs::write(&p, b"").unwrap();
-        assert!(open(&Source::Path(p.clone()), true).unwrap_err().contains("empty"));
-        assert!(open(&Source::Path(dir.join("missing")), true).unwrap_err().contains("cannot open"));
-        assert!(open(&Source::Path(dir.clone()), true).unwrap_err().contains("directory"));
+        assert!(
+            open(&Source::Path(p.clone()), true)
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert!(
+            open(&Source::Path(dir.join("missing")), true)
+                .unwrap_err()
+                .contains("cannot open")
+        );
+        assert!(
+            open(&Source::Path(dir.clone()), true)
+                .unwrap_err()
+                .contains("directory")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

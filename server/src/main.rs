@@ -2,6 +2,22 @@
 //!
 //! A thin IO shell around `bb_proto::sender::Sender`: see `session.rs` for the loop.
 
+/// eprintln! that never panics: a closed stderr must not end a session.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// eprint! that never panics.
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod cli;
 mod image;
 mod net;
@@ -15,7 +31,7 @@ fn main() {
         match a.into_string() {
             Ok(s) => args.push(s),
             Err(a) => {
-                eprintln!("bb-server: argument {a:?} is not valid UTF-8\nTry 'bb-server --help'.");
+                say!("bb-server: argument {a:?} is not valid UTF-8\nTry 'bb-server --help'.");
                 std::process::exit(session::EXIT_USAGE);
             }
         }
@@ -31,7 +47,7 @@ fn main() {
         }
         Ok(cli::Command::Run(o)) => session::run(&o),
         Err(e) => {
-            eprintln!("bb-server: {e}\nTry 'bb-server --help'.");
+            say!("bb-server: {e}\nTry 'bb-server --help'.");
             session::EXIT_USAGE
         }
     };

@@ -65,7 +65,8 @@ pub struct Net {
 }
 
 fn ifindex(name: &str) -> io::Result<u32> {
-    let c = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `c` is a valid NUL-terminated string for the call.
     let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if i == 0 {
@@ -76,15 +77,29 @@ fn ifindex(name: &str) -> io::Result<u32> {
 
 fn setsockopt<T>(s: &impl AsRawFd, level: libc::c_int, name: libc::c_int, v: &T) -> io::Result<()> {
     // SAFETY: `v` points to a live T of the size passed.
-    let r = unsafe { libc::setsockopt(s.as_raw_fd(), level, name, (v as *const T).cast(), size_of::<T>() as libc::socklen_t) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (v as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
         sin_zero: [0; 8],
     }
 }
@@ -93,29 +108,37 @@ impl Net {
     /// Opens both sockets. Errors are messages for exit code 4.
     pub fn open(o: &Options) -> Result<Net, String> {
         let multicast = o.address.is_multicast();
-        let data = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(|e| format!("socket: {e}"))?;
+        let data = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(|e| format!("socket: {e}"))?;
         let sndbuf: libc::c_int = 8 << 20;
         // As root the larger size holds whatever wmem_max says; otherwise take what is allowed.
         if setsockopt(&data, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
             let _ = data.set_send_buffer_size(sndbuf as usize);
         }
         // Never fragment: a datagram above the MTU is an error that names --symbol-size.
-        let _ = setsockopt(&data, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, &libc::IP_PMTUDISC_DO);
+        let _ = setsockopt(
+            &data,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            &libc::IP_PMTUDISC_DO,
+        );
         let mut local = Ipv4Addr::UNSPECIFIED;
         match &o.interface {
             Some(Interface::Addr(a)) => local = *a,
             Some(Interface::Name(n)) => {
-                data.bind_device(Some(n.as_bytes())).map_err(|e| format!("--interface {n}: cannot bind to the device: {e}"))?;
+                data.bind_device(Some(n.as_bytes()))
+                    .map_err(|e| format!("--interface {n}: cannot bind to the device: {e}"))?;
             }
             None => {}
         }
         if multicast {
-            data.set_multicast_ttl_v4(o.ttl).map_err(|e| format!("IP_MULTICAST_TTL: {e}"))?;
+            data.set_multicast_ttl_v4(o.ttl)
+                .map_err(|e| format!("IP_MULTICAST_TTL: {e}"))?;
             let _ = data.set_multicast_loop_v4(true);
             match &o.interface {
-                Some(Interface::Addr(a)) => {
-                    data.set_multicast_if_v4(a).map_err(|e| format!("--interface {a}: IP_MULTICAST_IF: {e}"))?
-                }
+                Some(Interface::Addr(a)) => data
+                    .set_multicast_if_v4(a)
+                    .map_err(|e| format!("--interface {a}: IP_MULTICAST_IF: {e}"))?,
                 Some(Interface::Name(n)) => {
                     let idx = ifindex(n).map_err(|e| format!("--interface {n}: {e}"))?;
                     let m = libc::ip_mreqn {
@@ -129,22 +152,32 @@ impl Net {
                 None => {}
             }
         } else {
-            data.set_broadcast(true).map_err(|e| format!("SO_BROADCAST: {e}"))?;
+            data.set_broadcast(true)
+                .map_err(|e| format!("SO_BROADCAST: {e}"))?;
         }
         data.bind(&SockAddr::from(SocketAddrV4::new(local, 0)))
             .map_err(|e| format!("cannot bind the data socket to {local}: {e} — is --interface an address of this machine?"))?;
 
-        let control = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(|e| format!("socket: {e}"))?;
+        let control = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(|e| format!("socket: {e}"))?;
         let _ = control.set_recv_buffer_size(4 << 20);
         if let Some(Interface::Name(n)) = &o.interface {
-            control.bind_device(Some(n.as_bytes())).map_err(|e| format!("--interface {n}: cannot bind to the device: {e}"))?;
+            control
+                .bind_device(Some(n.as_bytes()))
+                .map_err(|e| format!("--interface {n}: cannot bind to the device: {e}"))?;
         }
         let caddr = SocketAddrV4::new(local, o.control_port);
         control.bind(&SockAddr::from(caddr)).map_err(|e| {
-            let hint = if e.kind() == io::ErrorKind::AddrInUse { " — is another bb-server running? (--control-port)" } else { "" };
+            let hint = if e.kind() == io::ErrorKind::AddrInUse {
+                " — is another bb-server running? (--control-port)"
+            } else {
+                ""
+            };
             format!("cannot bind the control port {caddr}: {e}{hint}")
         })?;
-        control.set_nonblocking(true).map_err(|e| format!("control socket: {e}"))?;
+        control
+            .set_nonblocking(true)
+            .map_err(|e| format!("control socket: {e}"))?;
         Ok(Net {
             data,
             control: control.into(),
@@ -185,7 +218,8 @@ impl Net {
         let mut retry_since: Option<Instant> = None;
         while sent < count {
             let r = if self.gso && count - sent > 1 {
-                self.send_gso(&buf[sent * seg..count * seg], seg).map(|_| count - sent)
+                self.send_gso(&buf[sent * seg..count * seg], seg)
+                    .map(|_| count - sent)
             } else {
                 self.send_mmsg(&buf[sent * seg..count * seg], seg)
             };
@@ -200,12 +234,26 @@ impl Net {
                 }
                 Err(e) => {
                     let code = e.raw_os_error();
-                    if self.gso && !self.gso_confirmed && count - sent > 1 && matches!(code, Some(libc::EINVAL) | Some(libc::EIO) | Some(libc::ENOPROTOOPT) | Some(libc::EOPNOTSUPP)) {
+                    if self.gso
+                        && !self.gso_confirmed
+                        && count - sent > 1
+                        && matches!(
+                            code,
+                            Some(libc::EINVAL)
+                                | Some(libc::EIO)
+                                | Some(libc::ENOPROTOOPT)
+                                | Some(libc::EOPNOTSUPP)
+                        )
+                    {
                         self.gso = false;
-                        self.gso_fallback = Some(format!("UDP GSO refused ({e}); sending with sendmmsg"));
+                        self.gso_fallback =
+                            Some(format!("UDP GSO refused ({e}); sending with sendmmsg"));
                         continue;
                     }
-                    if matches!(code, Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)) {
+                    if matches!(
+                        code,
+                        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
+                    ) {
                         let t = *retry_since.get_or_insert_with(Instant::now);
                         if t.elapsed() < Duration::from_secs(5) {
                             self.retries += 1;
@@ -213,7 +261,11 @@ impl Net {
                             continue;
                         }
                     }
-                    return Err(SendError { to: self.dest, err: e, len: seg });
+                    return Err(SendError {
+                        to: self.dest,
+                        err: e,
+                        len: seg,
+                    });
                 }
             }
         }
@@ -222,7 +274,10 @@ impl Net {
 
     fn send_gso(&self, buf: &[u8], seg: usize) -> io::Result<()> {
         let mut addr = sockaddr_in(self.dest);
-        let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
         // Room for one cmsg carrying a u16, aligned as cmsghdr wants.
         let mut cbuf = [0u64; 4];
         // SAFETY: CMSG_SPACE is a pure size computation.
@@ -244,26 +299,42 @@ impl Net {
             std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg as u16);
             libc::sendmsg(self.data.as_raw_fd(), &msg, 0)
         };
-        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 
     fn send_mmsg(&self, buf: &[u8], seg: usize) -> io::Result<usize> {
         let count = buf.len() / seg;
         let mut addr = sockaddr_in(self.dest);
-        let mut iovs: [libc::iovec; BATCH_MAX] =
-            [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH_MAX];
+        let mut iovs: [libc::iovec; BATCH_MAX] = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; BATCH_MAX];
         // SAFETY: mmsghdr is plain data; zeroed is a valid empty value.
         let mut msgs: [libc::mmsghdr; BATCH_MAX] = unsafe { std::mem::zeroed() };
         let n = count.min(BATCH_MAX);
         for i in 0..n {
-            iovs[i] = libc::iovec { iov_base: buf[i * seg..].as_ptr() as *mut libc::c_void, iov_len: seg };
+            iovs[i] = libc::iovec {
+                iov_base: buf[i * seg..].as_ptr() as *mut libc::c_void,
+                iov_len: seg,
+            };
             msgs[i].msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_in).cast();
             msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
             msgs[i].msg_hdr.msg_iov = &mut iovs[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
         // SAFETY: `msgs[..n]` point at `addr`, `iovs` and `buf`, all alive for the call.
-        let r = unsafe { libc::sendmmsg(self.data.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0) };
+        let r = unsafe {
+            libc::sendmmsg(
+                self.data.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                0,
+            )
+        };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -23,15 +23,20 @@ pub fn human_duration(secs: f64) -> String {
         return "?".into();
     }
     let s = secs.round() as u64;
-    if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) } else { format!("{}:{:02}", s / 60, s % 60) }
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
 }
 
 /// Lower-case hex.
 pub fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
 
 /// One client in the summary.
@@ -95,7 +100,11 @@ fn json_str(out: &mut String, s: &str) {
 }
 
 fn json_f(v: f64) -> String {
-    if v.is_finite() { format!("{}", (v * 1000.0).round() / 1000.0) } else { "null".into() }
+    if v.is_finite() {
+        format!("{}", (v * 1000.0).round() / 1000.0)
+    } else {
+        "null".into()
+    }
 }
 
 impl Summary {
@@ -158,7 +167,11 @@ impl Summary {
                 json_f(c.time_s)
             );
         }
-        o.push_str(if self.clients.is_empty() { "]\n}\n" } else { "\n  ]\n}\n" });
+        o.push_str(if self.clients.is_empty() {
+            "]\n}\n"
+        } else {
+            "\n  ]\n}\n"
+        });
         o
     }
 
@@ -166,16 +179,53 @@ impl Summary {
     pub fn to_text(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(o, "bb-server summary: {}", self.outcome);
-        let _ = writeln!(o, "  image      {} ({} bytes, {})", self.image, self.image_bytes, human_bytes(self.image_bytes));
-        let _ = writeln!(o, "  digest     {}", self.digest.map_or("(not complete: the first pass did not finish)".into(), |d| hex(&d)));
-        let _ = writeln!(o, "  sent to    {}, session {:016x}", self.destination, self.session_id);
-        let mbit = if self.elapsed_s > 0.0 { self.bytes_sent as f64 * 8.0 / self.elapsed_s / 1e6 } else { 0.0 };
-        let _ = writeln!(o, "  elapsed    {} ({:.1} s), average {mbit:.1} Mbit/s", human_duration(self.elapsed_s), self.elapsed_s);
-        let _ = writeln!(o, "  sent       {} in {} packets ({} data packets)", human_bytes(self.bytes_sent), self.packets_sent, self.data_packets);
+        let _ = writeln!(
+            o,
+            "  image      {} ({} bytes, {})",
+            self.image,
+            self.image_bytes,
+            human_bytes(self.image_bytes)
+        );
+        let _ = writeln!(
+            o,
+            "  digest     {}",
+            self.digest.map_or(
+                "(not complete: the first pass did not finish)".into(),
+                |d| hex(&d)
+            )
+        );
+        let _ = writeln!(
+            o,
+            "  sent to    {}, session {:016x}",
+            self.destination, self.session_id
+        );
+        let mbit = if self.elapsed_s > 0.0 {
+            self.bytes_sent as f64 * 8.0 / self.elapsed_s / 1e6
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            o,
+            "  elapsed    {} ({:.1} s), average {mbit:.1} Mbit/s",
+            human_duration(self.elapsed_s),
+            self.elapsed_s
+        );
+        let _ = writeln!(
+            o,
+            "  sent       {} in {} packets ({} data packets)",
+            human_bytes(self.bytes_sent),
+            self.packets_sent,
+            self.data_packets
+        );
         let _ = writeln!(
             o,
             "  wire ratio {:.4} (data packets / {} source symbols): forward {}, proactive {}, repair {}, resend {}",
-            self.wire_ratio, self.source_symbols, self.forward_packets, self.proactive_packets, self.repair_packets, self.resend_packets
+            self.wire_ratio,
+            self.source_symbols,
+            self.forward_packets,
+            self.proactive_packets,
+            self.repair_packets,
+            self.resend_packets
         );
         let _ = writeln!(
             o,
@@ -185,12 +235,30 @@ impl Summary {
             self.final_rate_bps as f64 / 1e6
         );
         if self.clients.is_empty() {
-            let _ = writeln!(o, "  clients    none heard (check that clients reach UDP port 7854 here, and get data on 7855)");
+            let _ = writeln!(
+                o,
+                "  clients    none heard (check that clients reach UDP port 7854 here, and get data on 7855)"
+            );
             return o;
         }
-        let _ = writeln!(o, "  clients    {} heard, {} verified", self.clients.len(), self.verified());
-        let aw = self.clients.iter().map(|c| c.addr.len()).max().unwrap_or(0).max(7);
-        let _ = writeln!(o, "    {:<aw$}  {:<16}  {:<28}  {:>10}  {:>6}  {:>8}", "address", "id", "state", "bytes", "loss", "time");
+        let _ = writeln!(
+            o,
+            "  clients    {} heard, {} verified",
+            self.clients.len(),
+            self.verified()
+        );
+        let aw = self
+            .clients
+            .iter()
+            .map(|c| c.addr.len())
+            .max()
+            .unwrap_or(0)
+            .max(7);
+        let _ = writeln!(
+            o,
+            "    {:<aw$}  {:<16}  {:<28}  {:>10}  {:>6}  {:>8}",
+            "address", "id", "state", "bytes", "loss", "time"
+        );
         for c in &self.clients {
             let state = match (&c.reason, c.state) {
                 (Some(r), st) => format!("{st} {r}"),

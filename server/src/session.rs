@@ -3,7 +3,9 @@
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use bb_proto::sender::{ClientInfo, ClientState, Received, Sender, SenderConfig, SenderStorage, Transmit};
+use bb_proto::sender::{
+    ClientInfo, ClientState, Received, Sender, SenderConfig, SenderStorage, Transmit,
+};
 use bb_proto::wire::{DATA_OVERHEAD, Geometry};
 
 use crate::cli::{DEFAULT_START_WAIT_S, DEFAULT_TIMEOUT_AFTER_FORWARD_S, Options};
@@ -47,16 +49,16 @@ impl Progress {
             return;
         }
         if self.line_shown {
-            eprint!("\r\x1b[K");
+            say_raw!("\r\x1b[K");
             self.line_shown = false;
         }
-        eprintln!("bb-server: {msg}");
+        say!("bb-server: {msg}");
         self.next_draw_us = 0;
     }
 
     fn clear(&mut self) {
         if self.line_shown {
-            eprint!("\r\x1b[K");
+            say_raw!("\r\x1b[K");
             self.line_shown = false;
         }
     }
@@ -112,11 +114,17 @@ impl Run<'_, '_> {
             let who = client_label(c);
             let secs = (c.finished_us.saturating_sub(c.first_heard_us)) as f64 / 1e6;
             let msg = match (old, c.state) {
-                (None, ClientState::Verified) => format!("client {who} joined and verified the image"),
-                (None, ClientState::Failed(r)) => format!("client {who} joined and FAILED: {}", r.as_str()),
+                (None, ClientState::Verified) => {
+                    format!("client {who} joined and verified the image")
+                }
+                (None, ClientState::Failed(r)) => {
+                    format!("client {who} joined and FAILED: {}", r.as_str())
+                }
                 (None, _) => format!("client joined: {who}"),
                 (Some(ClientState::Lost), s) if !s.is_final() => format!("client back: {who}"),
-                (_, ClientState::Verified) => format!("client verified: {who} in {}", human_duration(secs)),
+                (_, ClientState::Verified) => {
+                    format!("client verified: {who} in {}", human_duration(secs))
+                }
                 (_, ClientState::Failed(r)) => format!("client FAILED: {who}: {}", r.as_str()),
                 (_, ClientState::Lost) => format!(
                     "client lost: {who} silent for {:.0} s at {:.1}%",
@@ -139,7 +147,9 @@ impl Run<'_, '_> {
     fn drain_control(&mut self, limit: usize) {
         let mut changed = false;
         for _ in 0..limit {
-            let Some((n, from)) = self.net.recv(&mut self.rbuf) else { break };
+            let Some((n, from)) = self.net.recv(&mut self.rbuf) else {
+                break;
+            };
             let now = self.now_us();
             match self.sender.handle_datagram(now, from, &self.rbuf[..n]) {
                 Ok(Received::Status { new, .. }) => changed |= new,
@@ -158,7 +168,9 @@ impl Run<'_, '_> {
         }
         let n = self.batch_n;
         self.batch_n = 0;
-        self.net.send_batch(&self.batch[..n * self.pkt_len], self.pkt_len, n).map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
+        self.net
+            .send_batch(&self.batch[..n * self.pkt_len], self.pkt_len, n)
+            .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
         if let Some(m) = self.net.gso_fallback.take() {
             self.progress.event(&m);
         }
@@ -172,14 +184,22 @@ impl Run<'_, '_> {
             match self.sender.poll_transmit(now) {
                 Transmit::Symbol { block, esi, seq } => {
                     let data = self.cache.get(&self.image.file, block).map_err(|e| {
-                        End::Fatal(EXIT_IMAGE, format!("reading block {block} of {} failed: {e}", self.image.name))
+                        End::Fatal(
+                            EXIT_IMAGE,
+                            format!("reading block {block} of {} failed: {e}", self.image.name),
+                        )
                     })?;
                     let at = self.batch_n * self.pkt_len;
                     let out = &mut self.batch[at..at + self.pkt_len];
                     let len = self
                         .sender
                         .build_symbol(block, esi, seq, data, out)
-                        .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error building block {block}: {e}")))?;
+                        .map_err(|e| {
+                            End::Fatal(
+                                EXIT_CLIENTS,
+                                format!("internal error building block {block}: {e}"),
+                            )
+                        })?;
                     debug_assert_eq!(len, self.pkt_len);
                     self.batch_n += 1;
                     if self.batch_n * self.pkt_len >= self.batch.len() {
@@ -188,9 +208,14 @@ impl Run<'_, '_> {
                 }
                 Transmit::Announce => {
                     self.flush()?;
-                    let n = self.sender.build_announce(&mut self.small).map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
+                    let n = self
+                        .sender
+                        .build_announce(&mut self.small)
+                        .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
                     let pkt = self.small[..n].to_vec();
-                    self.net.send_data_one(&pkt).map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
+                    self.net
+                        .send_data_one(&pkt)
+                        .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
                 }
                 Transmit::ResultAck { to, client_id } => {
                     self.flush()?;
@@ -227,7 +252,10 @@ impl Run<'_, '_> {
         let ok = count(|s| *s == ClientState::Verified);
         let failed = count(|s| matches!(s, ClientState::Failed(_)));
         let lost = count(|s| *s == ClientState::Lost);
-        let clients = format!("clients {} seen, {ok} verified, {failed} failed, {lost} lost", rows.len());
+        let clients = format!(
+            "clients {} seen, {ok} verified, {failed} failed, {lost} lost",
+            rows.len()
+        );
         let slowest = rows
             .iter()
             .filter(|c| !c.state.is_final())
@@ -244,21 +272,34 @@ impl Run<'_, '_> {
         let rate = format!("{:.1} Mbit/s", self.progress.shown_rate_bps / 1e6);
         if !self.sender.started() {
             let wanted = self.o.min_clients;
-            let left = self.sender.config().start_deadline_us.map(|d| d.saturating_sub(now) as f64 / 1e6);
+            let left = self
+                .sender
+                .config()
+                .start_deadline_us
+                .map(|d| d.saturating_sub(now) as f64 / 1e6);
             return format!(
                 "waiting for clients: {} of {wanted} present{}; {clients}",
                 rows.len(),
-                left.map(|s| format!(", starting in {} at the latest", human_duration(s))).unwrap_or_default()
+                left.map(|s| format!(", starting in {} at the latest", human_duration(s)))
+                    .unwrap_or_default()
             );
         }
         let done = self.sender.forward_blocks_done();
         if done < blocks {
             let f = done as f64 / blocks as f64;
             let el = (now - self.fwd_start_us.unwrap_or(now)) as f64 / 1e6;
-            let eta = if f > 0.0 { human_duration(el * (1.0 - f) / f) } else { "?".into() };
+            let eta = if f > 0.0 {
+                human_duration(el * (1.0 - f) / f)
+            } else {
+                "?".into()
+            };
             format!("{:5.1}%  {rate}  ETA {eta}  {clients}{slowest}", f * 100.0)
         } else {
-            let what = if self.sender.is_idle() { "sent; waiting for clients" } else { "repairing" };
+            let what = if self.sender.is_idle() {
+                "sent; waiting for clients"
+            } else {
+                "repairing"
+            };
             format!("100.0% {what}  {rate}  {clients}{slowest}")
         }
     }
@@ -271,11 +312,11 @@ impl Run<'_, '_> {
         if self.progress.tty {
             let width = 160;
             let line: String = line.chars().take(width).collect();
-            eprint!("\r\x1b[K{line}");
+            say_raw!("\r\x1b[K{line}");
             self.progress.line_shown = true;
             self.progress.next_draw_us = now + 250_000;
         } else {
-            eprintln!("bb-server: {line}");
+            say!("bb-server: {line}");
             self.progress.next_draw_us = now + 2_000_000;
         }
     }
@@ -283,8 +324,14 @@ impl Run<'_, '_> {
     /// Whether the session is over, and with which exit code.
     fn check_end(&mut self, now: u64) -> Option<End> {
         let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
-        let verified = rows.iter().filter(|c| c.state == ClientState::Verified).count() as u32;
-        let failed = rows.iter().filter(|c| matches!(c.state, ClientState::Failed(_))).count() as u32;
+        let verified = rows
+            .iter()
+            .filter(|c| c.state == ClientState::Verified)
+            .count() as u32;
+        let failed = rows
+            .iter()
+            .filter(|c| matches!(c.state, ClientState::Failed(_)))
+            .count() as u32;
         let lost = rows.iter().filter(|c| c.state == ClientState::Lost).count() as u32;
         let active = rows.len() as u32 - verified - failed - lost;
         let wanted = self.o.clients;
@@ -293,13 +340,18 @@ impl Run<'_, '_> {
                 return Some(if failed == 0 {
                     End::Done(EXIT_OK, format!("all {wanted} wanted clients verified"))
                 } else {
-                    End::Done(EXIT_CLIENTS, format!("{verified} clients verified, but {failed} failed"))
+                    End::Done(
+                        EXIT_CLIENTS,
+                        format!("{verified} clients verified, but {failed} failed"),
+                    )
                 });
             }
             if active == 0 && failed + lost > 0 && verified + failed + lost >= wanted {
                 return Some(End::Done(
                     EXIT_CLIENTS,
-                    format!("{verified} of {wanted} wanted clients verified; {failed} failed, {lost} lost"),
+                    format!(
+                        "{verified} of {wanted} wanted clients verified; {failed} failed, {lost} lost"
+                    ),
                 ));
             }
             let deadline = match (self.o.timeout_s, self.fwd_start_us, self.fwd_end_us) {
@@ -352,7 +404,12 @@ impl Run<'_, '_> {
                 ),
             )
         } else if failed + unfinished > 0 {
-            End::Done(EXIT_CLIENTS, format!("{verified} clients verified, {failed} failed, {unfinished} did not finish"))
+            End::Done(
+                EXIT_CLIENTS,
+                format!(
+                    "{verified} clients verified, {failed} failed, {unfinished} did not finish"
+                ),
+            )
         } else if verified == 0 {
             End::Done(EXIT_CLIENTS, "no client verified the image".into())
         } else {
@@ -381,7 +438,11 @@ impl Run<'_, '_> {
             if self.sender.forward_done() && self.fwd_end_us.is_none() {
                 self.fwd_end_us = Some(now);
                 if let Some(d) = self.sender.digest() {
-                    let msg = format!("first pass done in {}; image digest {}", human_duration(now as f64 / 1e6), hex(d));
+                    let msg = format!(
+                        "first pass done in {}; image digest {}",
+                        human_duration(now as f64 / 1e6),
+                        hex(d)
+                    );
                     self.progress.event(&msg);
                 }
             }
@@ -400,8 +461,13 @@ impl Run<'_, '_> {
             if let Some(until) = wait {
                 // Sleep long enough to gather about half a burst of credit: batches stay
                 // large and wakeups few. Never past a quarter second (progress, expiry).
-                let gap = ((burst_us / self.sender.rate_bps().max(1) as f64) / 2.0).min(2000.0) as u64;
-                let gap = if self.sender.started() && !self.sender.is_idle() { gap } else { 0 };
+                let gap =
+                    ((burst_us / self.sender.rate_bps().max(1) as f64) / 2.0).min(2000.0) as u64;
+                let gap = if self.sender.started() && !self.sender.is_idle() {
+                    gap
+                } else {
+                    0
+                };
                 if let Err(e) = self.wait(until, gap, 250_000) {
                     return e;
                 }
@@ -446,7 +512,11 @@ impl Run<'_, '_> {
                 } else {
                     (c.blocks_done as u64 * block_bytes).min(self.geometry.image_size)
                 };
-                let end = if c.finished_us > 0 { c.finished_us } else { c.last_heard_us };
+                let end = if c.finished_us > 0 {
+                    c.finished_us
+                } else {
+                    c.last_heard_us
+                };
                 ClientRow {
                     addr: c.addr.to_string(),
                     id: c.id,
@@ -486,12 +556,14 @@ impl Run<'_, '_> {
     }
 }
 
-/// Token bucket depth: two send batches, at most 4 ms at the rate, at least two packets.
+/// Token bucket depth: 2 ms at the rate, so that a stall (loading and hashing a block, a
+/// late wakeup) costs no rate; at low rates up to two send batches (at most 4 ms), and at
+/// least two packets.
 fn burst_bytes(rate_bps: u64, pkt_len: usize) -> u64 {
     let wire = (pkt_len + FRAMING) as u64;
     let batches = 2 * Net::batch_limit(pkt_len) as u64 * wire;
-    let by_time = rate_bps / 8 / 250;
-    batches.min(by_time).max(2 * wire)
+    let ms = |n: u64| rate_bps / 8 * n / 1000;
+    ms(2).max(batches.min(ms(4))).max(2 * wire)
 }
 
 /// Runs a session; returns the exit code.
@@ -500,28 +572,35 @@ pub fn run(o: &Options) -> i32 {
     let img = match image::open(&o.source, o.quiet) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("bb-server: {e}");
-            return if sys::interrupted() { EXIT_INTERRUPTED } else { EXIT_IMAGE };
+            say!("bb-server: {e}");
+            return if sys::interrupted() {
+                EXIT_INTERRUPTED
+            } else {
+                EXIT_IMAGE
+            };
         }
     };
     let geometry = match Geometry::new(img.size, o.symbol_size, o.block_symbols) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("bb-server: the image ({} bytes) does not fit this geometry ({e}): raise --block-symbols", img.size);
+            say!(
+                "bb-server: the image ({} bytes) does not fit this geometry ({e}): raise --block-symbols",
+                img.size
+            );
             return EXIT_IMAGE;
         }
     };
     let session_id = match sys::random_u64() {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("bb-server: getrandom: {e}");
+            say!("bb-server: getrandom: {e}");
             return EXIT_CLIENTS;
         }
     };
     let net = match Net::open(o) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("bb-server: {e}");
+            say!("bb-server: {e}");
             return EXIT_NETWORK;
         }
     };
@@ -529,7 +608,9 @@ pub fn run(o: &Options) -> i32 {
     let mut cfg = SenderConfig::new(session_id, geometry);
     cfg.wanted_clients = o.clients;
     cfg.min_clients = o.min_clients;
-    let start_wait = o.wait_s.or((o.min_clients > 0).then_some(DEFAULT_START_WAIT_S));
+    let start_wait = o
+        .wait_s
+        .or((o.min_clients > 0).then_some(DEFAULT_START_WAIT_S));
     cfg.start_deadline_us = start_wait.map(us);
     cfg.rate_bps = o.rate_bps;
     cfg.min_rate_bps = o.min_rate_bps;
@@ -554,7 +635,7 @@ pub fn run(o: &Options) -> i32 {
     let sender = match Sender::new(cfg, storage, 0) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("bb-server: {e}");
+            say!("bb-server: {e}");
             return EXIT_IMAGE;
         }
     };
@@ -567,7 +648,15 @@ pub fn run(o: &Options) -> i32 {
         net,
         image: &img,
         cache: BlockCache::new(geometry, CACHE_BLOCKS),
-        progress: Progress { quiet: o.quiet, tty, line_shown: false, next_draw_us: 0, last_bytes: 0, last_us: 0, shown_rate_bps: 0.0 },
+        progress: Progress {
+            quiet: o.quiet,
+            tty,
+            line_shown: false,
+            next_draw_us: 0,
+            last_bytes: 0,
+            last_us: 0,
+            shown_rate_bps: 0.0,
+        },
         start: Instant::now(),
         shadow: Vec::new(),
         fwd_start_us: None,
@@ -581,8 +670,12 @@ pub fn run(o: &Options) -> i32 {
         pkt_len,
     };
     if !o.quiet {
-        let how = if o.address.is_multicast() { "multicast group" } else { "address" };
-        eprintln!(
+        let how = if o.address.is_multicast() {
+            "multicast group"
+        } else {
+            "address"
+        };
+        say!(
             "bb-server: sending {} ({}, {} bytes) to {how} {} at up to {:.1} Mbit/s; listening on UDP port {}; session {session_id:016x}",
             img.name,
             human_bytes(img.size),
@@ -591,7 +684,7 @@ pub fn run(o: &Options) -> i32 {
             o.rate_bps as f64 / 1e6,
             o.control_port
         );
-        eprintln!(
+        say!(
             "bb-server: {} blocks of {} x {} bytes{}",
             geometry.block_count(),
             geometry.k,
@@ -602,19 +695,28 @@ pub fn run(o: &Options) -> i32 {
                     o.clients,
                     match o.timeout_s {
                         Some(t) => format!("{t} s after sending starts"),
-                        None => format!("{DEFAULT_TIMEOUT_AFTER_FORWARD_S} s after the first pass ends; --timeout to change"),
+                        None => format!(
+                            "{DEFAULT_TIMEOUT_AFTER_FORWARD_S} s after the first pass ends; --timeout to change"
+                        ),
                     }
                 )
             } else {
-                format!("; stops {} s after the last client went quiet (--linger)", o.linger_s)
+                format!(
+                    "; stops {} s after the last client went quiet (--linger)",
+                    o.linger_s
+                )
             }
         );
         if o.min_clients > 0 {
-            eprintln!(
+            say!(
                 "bb-server: starting when {} clients are present, or after {} at the latest{}",
                 o.min_clients,
                 human_duration(start_wait.unwrap_or(0.0)),
-                if o.wait_s.is_none() { " (--wait to change)" } else { "" }
+                if o.wait_s.is_none() {
+                    " (--wait to change)"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -628,10 +730,10 @@ pub fn run(o: &Options) -> i32 {
     };
     r.progress.clear();
     if code != EXIT_OK {
-        eprintln!("bb-server: {outcome}");
+        say!("bb-server: {outcome}");
     }
     let summary = r.summary(code, &outcome);
-    eprint!("{}", summary.to_text());
+    say_raw!("{}", summary.to_text());
     if let Some(p) = &o.summary_json {
         let j = summary.to_json();
         let res = if p.as_os_str() == "-" {
@@ -641,7 +743,10 @@ pub fn run(o: &Options) -> i32 {
             std::fs::write(p, j)
         };
         if let Err(e) = res {
-            eprintln!("bb-server: cannot write the JSON summary to {}: {e}", p.display());
+            say!(
+                "bb-server: cannot write the JSON summary to {}: {e}",
+                p.display()
+            );
         }
     }
     code
@@ -656,7 +761,8 @@ mod tests {
         let pkt = 1444;
         let b = Net::batch_limit(pkt);
         assert_eq!(b, 45);
-        assert_eq!(burst_bytes(10_000_000_000, pkt), 2 * 45 * 1486);
+        assert_eq!(burst_bytes(10_000_000_000, pkt), 2_500_000);
+        assert_eq!(burst_bytes(500_000_000, pkt), 2 * 45 * 1486);
         assert_eq!(burst_bytes(80_000_000, pkt), 40_000);
         assert_eq!(burst_bytes(100_000, pkt), 2 * 1486);
     }

@@ -67,8 +67,15 @@ pub fn block_device_size(f: &File) -> io::Result<u64> {
 /// Waits until `fd` is readable or `timeout` passed (nanosecond resolution). Returns true
 /// when readable. EINTR counts as a timeout.
 pub fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
     // SAFETY: one valid pollfd and a valid timespec, both live for the call; no sigmask.
     let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
     if r < 0 {

@@ -48,13 +48,25 @@ struct ClientResult {
 
 /// A minimal client: binds the data port, sends status to the server, writes into memory.
 /// `fail_with` makes it report that failure as soon as it is bound.
-fn client(data_port: u16, control: SocketAddrV4, fail_with: Option<FailReason>, limit: Duration) -> ClientResult {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP)).unwrap();
+fn client(
+    data_port: u16,
+    control: SocketAddrV4,
+    fail_with: Option<FailReason>,
+    limit: Duration,
+) -> ClientResult {
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
     let _ = sock.set_recv_buffer_size(8 << 20);
     sock.set_reuse_address(true).unwrap();
-    sock.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, data_port).into()).unwrap();
+    sock.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, data_port).into())
+        .unwrap();
     let sock: UdpSocket = sock.into();
-    sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(2)))
+        .unwrap();
 
     let (k, s, slots) = (512usize, 1408usize, 16usize);
     let mut done = vec![0u64; 1 << 12];
@@ -62,7 +74,13 @@ fn client(data_port: u16, control: SocketAddrV4, fail_with: Option<FailReason>, 
     let mut slot_meta = vec![Slot::FREE; slots];
     let mut esi_at = vec![0u16; slots * k];
     let mut scratch = vec![0u8; fec::decode_scratch_bytes(k, s)];
-    let storage = ReceiverStorage { done: &mut done, pool: &mut pool, slots: &mut slot_meta, esi_at: &mut esi_at, scratch: &mut scratch };
+    let storage = ReceiverStorage {
+        done: &mut done,
+        pool: &mut pool,
+        slots: &mut slot_meta,
+        esi_at: &mut esi_at,
+        scratch: &mut scratch,
+    };
     let mut rx = Receiver::new(ReceiverConfig::new(0x1234_0000 + data_port as u64), storage);
     let start = Instant::now();
     let mut buf = vec![0u8; 9216];
@@ -103,11 +121,21 @@ fn client(data_port: u16, control: SocketAddrV4, fail_with: Option<FailReason>, 
             break;
         }
     }
-    ClientResult { data: out, outcome: rx.outcome(), acked }
+    ClientResult {
+        data: out,
+        outcome: rx.outcome(),
+        acked,
+    }
 }
 
 fn server(args: &[&str], stdin: Stdio) -> Child {
-    Command::new(BIN).args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn finish(mut c: Child, limit: Duration) -> (i32, String, String) {
@@ -141,21 +169,47 @@ fn one_client_gets_a_byte_exact_image_and_the_server_exits_0() {
     let (dps, cps) = (dp.to_string(), cp.to_string());
     let srv = server(
         &[
-            "--clients", "1", "--min-clients", "1", "--wait", "10", "--port", &dps, "--control-port", &cps, "--summary-json",
-            json.to_str().unwrap(), "127.0.0.1", path.to_str().unwrap(),
+            "--clients",
+            "1",
+            "--min-clients",
+            "1",
+            "--wait",
+            "10",
+            "--port",
+            &dps,
+            "--control-port",
+            &cps,
+            "--summary-json",
+            json.to_str().unwrap(),
+            "127.0.0.1",
+            path.to_str().unwrap(),
         ],
         Stdio::null(),
     );
-    let r = client(dp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp), None, Duration::from_secs(15));
+    let r = client(
+        dp,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp),
+        None,
+        Duration::from_secs(15),
+    );
     let (code, _, err) = finish(srv, Duration::from_secs(10));
-    assert!(matches!(r.outcome, Some(Outcome::Verified { .. })), "{:?}\n{err}", r.outcome);
+    assert!(
+        matches!(r.outcome, Some(Outcome::Verified { .. })),
+        "{:?}\n{err}",
+        r.outcome
+    );
     assert!(r.data == img, "image differs");
     assert!(r.acked, "result not acknowledged");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("client verified"), "{err}");
     assert!(err.contains("wire ratio"), "{err}");
     let j = std::fs::read_to_string(&json).unwrap();
-    assert!(j.contains("\"exit_code\": 0,") && j.contains("\"state\": \"OK\"") && j.contains("\"image_bytes\": 4194304,"), "{j}");
+    assert!(
+        j.contains("\"exit_code\": 0,")
+            && j.contains("\"state\": \"OK\"")
+            && j.contains("\"image_bytes\": 4194304,"),
+        "{j}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -167,7 +221,18 @@ fn a_piped_image_is_spooled_and_a_late_client_catches_up() {
     let (dp, cp) = ports();
     let (dps, cps) = (dp.to_string(), cp.to_string());
     let mut srv = Command::new(BIN)
-        .args(["--clients", "1", "--rate", "200M", "--port", &dps, "--control-port", &cps, "127.0.0.1", "-"])
+        .args([
+            "--clients",
+            "1",
+            "--rate",
+            "200M",
+            "--port",
+            &dps,
+            "--control-port",
+            &cps,
+            "127.0.0.1",
+            "-",
+        ])
         .env("TMPDIR", &dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -184,13 +249,26 @@ fn a_piped_image_is_spooled_and_a_late_client_catches_up() {
     w.join().unwrap();
     // Join after the forward pass has begun: the missing blocks come from the carousel.
     std::thread::sleep(Duration::from_millis(60));
-    let r = client(dp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp), None, Duration::from_secs(15));
+    let r = client(
+        dp,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp),
+        None,
+        Duration::from_secs(15),
+    );
     let (code, _, err) = finish(srv, Duration::from_secs(10));
-    assert!(matches!(r.outcome, Some(Outcome::Verified { .. })), "{:?}\n{err}", r.outcome);
+    assert!(
+        matches!(r.outcome, Some(Outcome::Verified { .. })),
+        "{:?}\n{err}",
+        r.outcome
+    );
     assert!(r.data == img, "image differs");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("spooling"), "{err}");
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "spool file left behind");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "spool file left behind"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -202,10 +280,26 @@ fn a_failed_client_makes_the_server_exit_1() {
     let (dp, cp) = ports();
     let (dps, cps) = (dp.to_string(), cp.to_string());
     let srv = server(
-        &["--clients", "1", "--min-clients", "1", "--port", &dps, "--control-port", &cps, "127.0.0.1", path.to_str().unwrap()],
+        &[
+            "--clients",
+            "1",
+            "--min-clients",
+            "1",
+            "--port",
+            &dps,
+            "--control-port",
+            &cps,
+            "127.0.0.1",
+            path.to_str().unwrap(),
+        ],
         Stdio::null(),
     );
-    let r = client(dp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp), Some(FailReason::TargetTooSmall), Duration::from_secs(10));
+    let r = client(
+        dp,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp),
+        Some(FailReason::TargetTooSmall),
+        Duration::from_secs(10),
+    );
     let (code, _, err) = finish(srv, Duration::from_secs(10));
     assert_eq!(r.outcome, Some(Outcome::Failed(FailReason::TargetTooSmall)));
     assert_eq!(code, 1, "{err}");
@@ -216,17 +310,29 @@ fn a_failed_client_makes_the_server_exit_1() {
 #[test]
 fn usage_image_and_network_errors_have_their_exit_codes() {
     let dir = tmp("codes");
-    let (code, _, err) = finish(server(&["--rate", "fast", "127.0.0.1"], Stdio::null()), Duration::from_secs(5));
+    let (code, _, err) = finish(
+        server(&["--rate", "fast", "127.0.0.1"], Stdio::null()),
+        Duration::from_secs(5),
+    );
     assert_eq!(code, 2, "{err}");
     let (code, out, _) = finish(server(&["--help"], Stdio::null()), Duration::from_secs(5));
     assert_eq!(code, 0);
-    assert!(out.contains("Exit status") && out.contains("zstd -dc img.zst | bb-server --clients 40 239.1.2.3"));
+    assert!(
+        out.contains("Exit status")
+            && out.contains("zstd -dc img.zst | bb-server --clients 40 239.1.2.3")
+    );
     let empty = dir.join("empty.img");
     std::fs::write(&empty, b"").unwrap();
-    let (code, _, err) = finish(server(&["127.0.0.1", empty.to_str().unwrap()], Stdio::null()), Duration::from_secs(5));
+    let (code, _, err) = finish(
+        server(&["127.0.0.1", empty.to_str().unwrap()], Stdio::null()),
+        Duration::from_secs(5),
+    );
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("empty"), "{err}");
-    let (code, _, err) = finish(server(&["127.0.0.1"], Stdio::null()), Duration::from_secs(5));
+    let (code, _, err) = finish(
+        server(&["127.0.0.1"], Stdio::null()),
+        Duration::from_secs(5),
+    );
     assert_eq!(code, 3, "empty stdin: {err}");
     // The control port is taken.
     let (dp, cp) = ports();
@@ -234,7 +340,17 @@ fn usage_image_and_network_errors_have_their_exit_codes() {
     let img = dir.join("disk.img");
     std::fs::write(&img, b"hello").unwrap();
     let (code, _, err) = finish(
-        server(&["--port", &dp.to_string(), "--control-port", &cp.to_string(), "127.0.0.1", img.to_str().unwrap()], Stdio::null()),
+        server(
+            &[
+                "--port",
+                &dp.to_string(),
+                "--control-port",
+                &cp.to_string(),
+                "127.0.0.1",
+                img.to_str().unwrap(),
+            ],
+            Stdio::null(),
+        ),
         Duration::from_secs(5),
     );
     assert_eq!(code, 4, "{err}");
@@ -247,7 +363,10 @@ fn usage_image_and_network_errors_have_their_exit_codes() {
 #[ignore]
 fn throughput_256mib() {
     let dir = tmp("speed");
-    let mb: usize = std::env::var("BB_SPEED_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let mb: usize = std::env::var("BB_SPEED_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let rate = std::env::var("BB_SPEED_RATE").unwrap_or_else(|_| "10G".into());
     let img = image_bytes(mb << 20, 4);
     let path = dir.join("disk.img");
@@ -258,17 +377,37 @@ fn throughput_256mib() {
     let t = Instant::now();
     let srv = server(
         &[
-            "--clients", "1", "--min-clients", "1", "--rate", &rate, "--port", &dps, "--control-port", &cps, "--summary-json",
-            json.to_str().unwrap(), "127.0.0.1", path.to_str().unwrap(),
+            "--clients",
+            "1",
+            "--min-clients",
+            "1",
+            "--rate",
+            &rate,
+            "--port",
+            &dps,
+            "--control-port",
+            &cps,
+            "--summary-json",
+            json.to_str().unwrap(),
+            "127.0.0.1",
+            path.to_str().unwrap(),
         ],
         Stdio::null(),
     );
-    let r = client(dp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp), None, Duration::from_secs(300));
+    let r = client(
+        dp,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp),
+        None,
+        Duration::from_secs(300),
+    );
     let secs = t.elapsed().as_secs_f64();
     let (code, _, err) = finish(srv, Duration::from_secs(30));
     assert!(r.data == img);
     assert_eq!(code, 0, "{err}");
     eprintln!("{err}");
-    eprintln!("{mb} MiB in {secs:.2} s: {:.0} MB/s", (mb << 20) as f64 / secs / 1e6);
+    eprintln!(
+        "{mb} MiB in {secs:.2} s: {:.0} MB/s",
+        (mb << 20) as f64 / secs / 1e6
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
