@@ -20,7 +20,11 @@ pub struct DeficitTree<'a> {
 impl<'a> DeficitTree<'a> {
     /// u16 words of storage needed for `n` blocks.
     pub const fn storage_len(n: u32) -> usize {
-        let leaves = if n <= 1 { 1 } else { (n as usize).next_power_of_two() };
+        let leaves = if n <= 1 {
+            1
+        } else {
+            (n as usize).next_power_of_two()
+        };
         4 * leaves
     }
 
@@ -34,7 +38,12 @@ impl<'a> DeficitTree<'a> {
         let storage = &mut storage[..need];
         storage.fill(0);
         let (max, tag) = storage.split_at_mut(need / 2);
-        Some(Self { max, tag, leaves: need / 4, n })
+        Some(Self {
+            max,
+            tag,
+            leaves: need / 4,
+            n,
+        })
     }
 
     /// Number of blocks covered.
@@ -73,7 +82,9 @@ impl<'a> DeficitTree<'a> {
         let mid = (nlo + nhi) / 2;
         self.raise(2 * node, nlo, mid, lo, hi, v);
         self.raise(2 * node + 1, mid, nhi, lo, hi, v);
-        self.max[node] = self.tag[node].max(self.max[2 * node]).max(self.max[2 * node + 1]);
+        self.max[node] = self.tag[node]
+            .max(self.max[2 * node])
+            .max(self.max[2 * node + 1]);
     }
 
     /// The count of block `i` (0 past the end).
@@ -127,7 +138,9 @@ impl<'a> DeficitTree<'a> {
         self.max[node] = v;
         node /= 2;
         while node >= 1 {
-            self.max[node] = self.tag[node].max(self.max[2 * node]).max(self.max[2 * node + 1]);
+            self.max[node] = self.tag[node]
+                .max(self.max[2 * node])
+                .max(self.max[2 * node + 1]);
             node /= 2;
         }
     }
@@ -137,7 +150,8 @@ impl<'a> DeficitTree<'a> {
         if from >= self.n {
             return None;
         }
-        self.find(1, 0, self.leaves, from as usize).filter(|&i| i < self.n)
+        self.find(1, 0, self.leaves, from as usize)
+            .filter(|&i| i < self.n)
     }
 
     fn find(&self, node: usize, nlo: usize, nhi: usize, from: usize) -> Option<u32> {
@@ -151,7 +165,8 @@ impl<'a> DeficitTree<'a> {
             return Some(nlo as u32);
         }
         let mid = (nlo + nhi) / 2;
-        self.find(2 * node, nlo, mid, from).or_else(|| self.find(2 * node + 1, mid, nhi, from))
+        self.find(2 * node, nlo, mid, from)
+            .or_else(|| self.find(2 * node + 1, mid, nhi, from))
     }
 
     /// Next non-zero block at or after `from`, wrapping around to the start.
@@ -198,7 +213,9 @@ mod tests {
                     }
                     _ => {
                         let from = rnd(n as u64 + 2) as u32;
-                        let want = (from as usize..n as usize).find(|&i| model[i] > 0).map(|i| i as u32);
+                        let want = (from as usize..n as usize)
+                            .find(|&i| model[i] > 0)
+                            .map(|i| i as u32);
                         assert_eq!(t.next_nonzero(from), want, "n={n} from={from}");
                     }
                 }

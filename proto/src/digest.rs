@@ -39,7 +39,10 @@ pub struct DigestAccumulator {
 impl DigestAccumulator {
     /// An empty accumulator.
     pub const fn new() -> Self {
-        Self { limbs: [0; 4], blocks: 0 }
+        Self {
+            limbs: [0; 4],
+            blocks: 0,
+        }
     }
 
     /// Adds one block hash.
@@ -107,7 +110,10 @@ mod tests {
         let n = g.block_count();
         let fwd: Vec<u32> = (0..n).collect();
         let rev: Vec<u32> = (0..n).rev().collect();
-        assert_eq!(digest_in_order(&img, &g, &fwd), digest_in_order(&img, &g, &rev));
+        assert_eq!(
+            digest_in_order(&img, &g, &fwd),
+            digest_in_order(&img, &g, &rev)
+        );
     }
 
     #[test]

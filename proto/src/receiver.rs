@@ -16,8 +16,8 @@
 use crate::digest::{DigestAccumulator, block_check, block_hash};
 use crate::fec;
 use crate::wire::{
-    self, ANNOUNCE_CLOSING, ClientPhase, DeficitRange, FailReason, Geometry, MAX_RANGES, PacketType, ResultReport,
-    StatusHead, WireError,
+    self, ANNOUNCE_CLOSING, ClientPhase, DeficitRange, FailReason, Geometry, MAX_RANGES,
+    PacketType, ResultReport, StatusHead, WireError,
 };
 
 const EMPTY: u16 = 0xFFFF;
@@ -48,7 +48,7 @@ impl ReceiverConfig {
             client_id,
             in_order: false,
             holdoff_us: 20_000,
-            rereport_us: 400_000,
+            rereport_us: 150_000,
             heartbeat_us: 1_000_000,
             result_repeat_us: 200_000,
             result_repeats: 25,
@@ -226,6 +226,7 @@ pub struct Receiver<'a> {
     window_received: u32,
     loss_ppm: u32,
     next_report_us: u64,
+    report_gate_us: u64,
     last_report_us: Option<u64>,
     missing_reported_us: Option<u64>,
     report_cursor: u32,
@@ -260,6 +261,7 @@ impl<'a> Receiver<'a> {
             window_received: 0,
             loss_ppm: 0,
             next_report_us: 0,
+            report_gate_us: 0,
             last_report_us: None,
             missing_reported_us: None,
             report_cursor: 0,
@@ -309,7 +311,9 @@ impl<'a> Receiver<'a> {
     /// True when every block is written and the shell should flush the target, then call
     /// [`Receiver::flushed`].
     pub fn needs_flush(&self) -> bool {
-        self.session.is_some_and(|s| self.done_count == s.blocks) && !self.flushed && self.outcome.is_none()
+        self.session.is_some_and(|s| self.done_count == s.blocks)
+            && !self.flushed
+            && self.outcome.is_none()
     }
 
     /// Memory a session needs: (bytes per slot, esi entries per slot, scratch bytes).
@@ -371,13 +375,22 @@ impl<'a> Receiver<'a> {
                 }
                 let first = !self.acked;
                 self.acked = true;
-                Ok(if first { Event::ResultAcked } else { Event::Nothing })
+                Ok(if first {
+                    Event::ResultAcked
+                } else {
+                    Event::Nothing
+                })
             }
             PacketType::Status | PacketType::Result => Err(Dropped::Unexpected),
         }
     }
 
-    fn handle_announce(&mut self, now_us: u64, id: u64, a: &wire::Announce) -> Result<Event, Dropped> {
+    fn handle_announce(
+        &mut self,
+        now_us: u64,
+        id: u64,
+        a: &wire::Announce,
+    ) -> Result<Event, Dropped> {
         let interval = a.report_interval_ms as u64 * 1000;
         if let Some(s) = &mut self.session {
             if s.geometry != a.geometry {
@@ -401,16 +414,31 @@ impl<'a> Receiver<'a> {
         let g = a.geometry;
         let blocks = g.block_count();
         let (slot_bytes, slot_esis, scratch) = Self::slot_needs(&g);
-        let slots = (self.pool.len() / slot_bytes).min(self.esi_at.len() / slot_esis).min(self.slots.len());
+        let slots = (self.pool.len() / slot_bytes)
+            .min(self.esi_at.len() / slot_esis)
+            .min(self.slots.len());
         let min_slots = if self.cfg.in_order { 2 } else { 1 };
-        if blocks as usize > self.done.len() * 64 || slots < min_slots || self.scratch.len() < scratch {
+        if blocks as usize > self.done.len() * 64
+            || slots < min_slots
+            || self.scratch.len() < scratch
+        {
             return Ok(Event::Unsupported { geometry: g });
         }
         self.done[..(blocks as usize).div_ceil(64)].fill(0);
-        self.session = Some(Session { id, geometry: g, digest: a.digest().copied(), report_interval_us: interval, blocks, slots });
+        self.session = Some(Session {
+            id,
+            geometry: g,
+            digest: a.digest().copied(),
+            report_interval_us: interval,
+            blocks,
+            slots,
+        });
         self.next_report_us = now_us;
         self.window_start_seq = a.seq;
-        Ok(Event::Bound { session: id, geometry: g })
+        Ok(Event::Bound {
+            session: id,
+            geometry: g,
+        })
     }
 
     fn note_seq(&mut self, seq: u32, data: bool) {
@@ -438,7 +466,10 @@ impl<'a> Receiver<'a> {
         if self.is_done(d.block) {
             return Err(Dropped::Duplicate);
         }
-        let slot = match self.slots[..s.slots].iter().position(|x| x.state != SlotState::Free && x.block == d.block) {
+        let slot = match self.slots[..s.slots]
+            .iter()
+            .position(|x| x.state != SlotState::Free && x.block == d.block)
+        {
             Some(i) => i,
             None => self.claim_slot(d.block, d.block_check, k)?,
         };
@@ -460,7 +491,10 @@ impl<'a> Receiver<'a> {
             }
             if esis[e] != EMPTY {
                 // A repair symbol sits in this source's place: move it to a free position.
-                let free = esis.iter().rposition(|&x| x == EMPTY).ok_or(Dropped::Duplicate)?;
+                let free = esis
+                    .iter()
+                    .rposition(|&x| x == EMPTY)
+                    .ok_or(Dropped::Duplicate)?;
                 mem.copy_within(e * sym..(e + 1) * sym, free * sym);
                 esis[free] = esis[e];
             }
@@ -469,7 +503,9 @@ impl<'a> Receiver<'a> {
             if esis.contains(&d.esi) {
                 return Err(Dropped::Duplicate);
             }
-            esis.iter().rposition(|&x| x == EMPTY).ok_or(Dropped::Duplicate)?
+            esis.iter()
+                .rposition(|&x| x == EMPTY)
+                .ok_or(Dropped::Duplicate)?
         };
         mem[pos * sym..(pos + 1) * sym].copy_from_slice(d.payload);
         esis[pos] = d.esi;
@@ -500,16 +536,30 @@ impl<'a> Receiver<'a> {
                         .max_by_key(|(_, x)| x.block)
                         .filter(|(_, x)| x.block > block)
                 } else {
-                    slots.iter().enumerate().filter(|(_, x)| x.state == SlotState::Filling).min_by_key(|(_, x)| (x.have, u32::MAX - x.block))
+                    slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.state == SlotState::Filling)
+                        .min_by_key(|(_, x)| (x.have, u32::MAX - x.block))
                 };
-                let Some((v, _)) = victim else { return Err(Dropped::NoSlot) };
+                let Some((v, _)) = victim else {
+                    return Err(Dropped::NoSlot);
+                };
                 self.stats.evictions += 1;
                 v
             }
         };
         let g = s.geometry;
         self.esi_at[i * g.k as usize..i * g.k as usize + k].fill(EMPTY);
-        self.slots[i] = Slot { block, state: SlotState::Filling, have: 0, check, last_symbol_us: 0, reported_us: None, hash: [0; 32] };
+        self.slots[i] = Slot {
+            block,
+            state: SlotState::Filling,
+            have: 0,
+            check,
+            last_symbol_us: 0,
+            reported_us: None,
+            hash: [0; 32],
+        };
         Ok(i)
     }
 
@@ -547,18 +597,25 @@ impl<'a> Receiver<'a> {
     pub fn poll_write(&self) -> Option<BlockWrite<'_>> {
         let s = self.session?;
         let g = s.geometry;
-        let slot = self.slots[..s.slots]
-            .iter()
-            .position(|x| x.state == SlotState::Ready && (!self.cfg.in_order || x.block == self.next_in_order))?;
+        let slot = self.slots[..s.slots].iter().position(|x| {
+            x.state == SlotState::Ready && (!self.cfg.in_order || x.block == self.next_in_order)
+        })?;
         let block = self.slots[slot].block;
         let start = slot * g.k as usize * g.symbol_size as usize;
-        Some(BlockWrite { block, offset: g.block_offset(block), data: &self.pool[start..start + g.block_len(block)] })
+        Some(BlockWrite {
+            block,
+            offset: g.block_offset(block),
+            data: &self.pool[start..start + g.block_len(block)],
+        })
     }
 
     /// Records that `block` (from [`Receiver::poll_write`]) is written; frees its slot.
     pub fn write_done(&mut self, block: u32) {
         let Some(s) = self.session else { return };
-        let Some(slot) = self.slots[..s.slots].iter().position(|x| x.state == SlotState::Ready && x.block == block) else {
+        let Some(slot) = self.slots[..s.slots]
+            .iter()
+            .position(|x| x.state == SlotState::Ready && x.block == block)
+        else {
             return;
         };
         let h = self.slots[slot].hash;
@@ -607,7 +664,11 @@ impl<'a> Receiver<'a> {
     /// result is still reported to the server.
     pub fn fail(&mut self, now_us: u64, reason: FailReason) {
         if self.outcome.is_none() {
-            self.outcome = Some(Outcome::Failed(if reason == FailReason::None { FailReason::IoError } else { reason }));
+            self.outcome = Some(Outcome::Failed(if reason == FailReason::None {
+                FailReason::IoError
+            } else {
+                reason
+            }));
             self.next_result_us = now_us;
         }
     }
@@ -649,18 +710,39 @@ impl<'a> Receiver<'a> {
         if now_us < self.next_report_us {
             return None;
         }
+        // Reports come once per (jittered) interval; sooner, down to a quarter interval, only
+        // when half the slots hold partial blocks and waiting would force evictions.
+        let filling = self.slots[..s.slots]
+            .iter()
+            .filter(|m| m.state == SlotState::Filling)
+            .count();
+        if now_us < self.report_gate_us && filling * 2 < s.slots {
+            self.next_report_us = self.report_gate_us.min(now_us + self.cfg.holdoff_us.max(1));
+            return None;
+        }
         let mut ranges = [DeficitRange::default(); MAX_RANGES];
         let n = self.build_ranges(now_us, &mut ranges);
-        let heartbeat_due = self.last_report_us.is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.heartbeat_us);
+        let heartbeat_due = self
+            .last_report_us
+            .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.heartbeat_us);
+        if n == 0 && !heartbeat_due {
+            // Nothing due: look again soon, so a block that becomes due is reported within
+            // about a holdoff, not a whole interval later. Reports still come at most once
+            // per interval, because the interval only restarts when one is sent.
+            self.next_report_us = now_us + self.cfg.holdoff_us.max(1);
+            return None;
+        }
         // Jitter in [0.5, 1.5) of the interval keeps clients from reporting in step.
         let interval = s.report_interval_us.max(1);
         let jitter = interval / 2 + (interval * (random as u64 % 1024)) / 1024;
-        self.next_report_us = now_us + jitter;
-        if n == 0 && !heartbeat_due {
-            return None;
-        }
+        self.report_gate_us = now_us + jitter;
+        self.next_report_us = now_us + (interval / 4).max(self.cfg.holdoff_us);
         self.update_loss();
-        let phase = if self.done_count == s.blocks { ClientPhase::Finishing } else { ClientPhase::Receiving };
+        let phase = if self.done_count == s.blocks {
+            ClientPhase::Finishing
+        } else {
+            ClientPhase::Receiving
+        };
         let head = StatusHead {
             client_id: self.cfg.client_id,
             report_seq: self.report_seq,
@@ -683,7 +765,11 @@ impl<'a> Receiver<'a> {
         }
         let got = (self.window_received as u64).min(span);
         let ppm = ((span - got) * 1_000_000 / span) as u32;
-        self.loss_ppm = if self.loss_ppm == 0 { ppm } else { (self.loss_ppm + ppm) / 2 };
+        self.loss_ppm = if self.loss_ppm == 0 {
+            ppm
+        } else {
+            (self.loss_ppm + ppm) / 2
+        };
         self.window_start_seq = h;
         self.window_received = 0;
     }
@@ -696,13 +782,17 @@ impl<'a> Receiver<'a> {
         // Blocks in slots, sorted by block (a few dozen at most).
         let mut held = [(0u32, 0u16, false); 64];
         let mut nh = 0;
-        for m in self.slots[..s.slots].iter().filter(|m| m.state != SlotState::Free) {
+        for m in self.slots[..s.slots]
+            .iter()
+            .filter(|m| m.state != SlotState::Free)
+        {
             if nh == held.len() {
                 break;
             }
             let due = m.state == SlotState::Filling
                 && now_us.saturating_sub(m.last_symbol_us) >= self.cfg.holdoff_us
-                && m.reported_us.is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.rereport_us);
+                && m.reported_us
+                    .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.rereport_us);
             held[nh] = (m.block, g.block_k(m.block) as u16 - m.have, due);
             nh += 1;
         }
@@ -710,17 +800,25 @@ impl<'a> Receiver<'a> {
         let mut rb = RangeBuf {
             out,
             n: 0,
-            missing_due: self.missing_reported_us.is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.rereport_us),
+            missing_due: self
+                .missing_reported_us
+                .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.rereport_us),
             last: s.blocks - 1,
             last_k: g.block_k(s.blocks - 1) as u16,
             k: g.k as u16,
         };
-        let start = if self.report_cursor >= s.blocks { 0 } else { self.report_cursor };
+        let start = if self.report_cursor >= s.blocks {
+            0
+        } else {
+            self.report_cursor
+        };
         let mut b = start;
         let mut stopped_at = None;
         let mut hi = held[..nh].partition_point(|p| p.0 < start);
         'runs: while b < s.blocks {
-            let Some(run_start) = self.next_zero(b, s.blocks) else { break };
+            let Some(run_start) = self.next_zero(b, s.blocks) else {
+                break;
+            };
             let run_end = self.next_one(run_start, s.blocks);
             // A run of blocks not done, split at the blocks held in slots.
             let mut a = run_start;
@@ -745,7 +843,11 @@ impl<'a> Receiver<'a> {
         self.report_cursor = stopped_at.unwrap_or(0);
         if n > 0 {
             for m in self.slots[..s.slots].iter_mut() {
-                if m.state == SlotState::Filling && out[..n].iter().any(|r| r.first <= m.block && (m.block as u64) < r.end()) {
+                if m.state == SlotState::Filling
+                    && out[..n]
+                        .iter()
+                        .any(|r| r.first <= m.block && (m.block as u64) < r.end())
+                {
                     m.reported_us = Some(now_us);
                 }
             }
@@ -802,7 +904,11 @@ impl RangeBuf<'_> {
                 return false;
             }
             let l = len.min(u16::MAX as u32);
-            self.out[self.n] = DeficitRange { first, len: l as u16, deficit };
+            self.out[self.n] = DeficitRange {
+                first,
+                len: l as u16,
+                deficit,
+            };
             self.n += 1;
             first += l;
             len -= l;

@@ -13,6 +13,7 @@
 //!    then a proactive number of repair symbols sized from the loss clients report);
 //! 6. after the forward pass, the carousel: whole blocks that some client lacks entirely
 //!    (late joiners, evicted blocks, very lossy clients) are sent again as source symbols.
+//!
 //! Whole-block resends wait for the forward pass to end, so a late joiner or a client far
 //! behind never holds back the others.
 
@@ -20,8 +21,9 @@ use crate::deficit::DeficitTree;
 use crate::digest::{DigestAccumulator, block_check, block_hash};
 use crate::fec;
 use crate::wire::{
-    self, ANNOUNCE_CLOSING, ANNOUNCE_DIGEST_KNOWN, ANNOUNCE_LEN, ANNOUNCE_STARTED, Announce, ClientPhase,
-    DATA_HEADER_LEN, DATA_OVERHEAD, FailReason, Geometry, MAX_ESI, PacketType, RESULT_ACK_LEN, WireError,
+    self, ANNOUNCE_CLOSING, ANNOUNCE_DIGEST_KNOWN, ANNOUNCE_LEN, ANNOUNCE_STARTED, Announce,
+    ClientPhase, DATA_HEADER_LEN, DATA_OVERHEAD, FailReason, Geometry, MAX_ESI, PacketType,
+    RESULT_ACK_LEN, WireError,
 };
 
 /// Bytes of Ethernet, IP and UDP framing counted against the rate per datagram.
@@ -52,6 +54,9 @@ pub struct SenderConfig {
     pub burst_bytes: u64,
     /// Time between announces once started.
     pub announce_interval_us: u64,
+    /// Also announce after this many data packets, so a client that joins during a fast
+    /// transfer binds within about a block instead of losing a whole interval of data.
+    pub announce_every_packets: u32,
     /// A client not heard from for this long is declared lost.
     pub client_timeout_us: u64,
     /// Shortest status interval the sender asks clients for, in milliseconds.
@@ -75,8 +80,9 @@ impl SenderConfig {
             proactive_repair: true,
             burst_bytes: 64 * 1024,
             announce_interval_us: 100_000,
+            announce_every_packets: 512,
             client_timeout_us: 10_000_000,
-            report_interval_ms: 100,
+            report_interval_ms: 200,
             report_budget_per_s: 2000,
         }
     }
@@ -346,6 +352,7 @@ pub struct Sender<'a, A> {
     acc: DigestAccumulator,
     digest: Option<[u8; 32]>,
     next_announce_us: u64,
+    data_since_announce: u32,
     credit: i64,
     credit_at_us: u64,
     rate_bps: u64,
@@ -357,13 +364,19 @@ pub struct Sender<'a, A> {
 
 impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     /// Builds a sender in `storage`; `now_us` starts the clocks.
-    pub fn new(cfg: SenderConfig, storage: SenderStorage<'a, A>, now_us: u64) -> Result<Self, SenderError> {
+    pub fn new(
+        cfg: SenderConfig,
+        storage: SenderStorage<'a, A>,
+        now_us: u64,
+    ) -> Result<Self, SenderError> {
         let n = cfg.geometry.block_count();
         if n == 0 {
             return Err(SenderError::EmptyImage);
         }
-        let repair = DeficitTree::new(storage.repair_tree, n).ok_or(SenderError::StorageTooSmall)?;
-        let resend = DeficitTree::new(storage.resend_tree, n).ok_or(SenderError::StorageTooSmall)?;
+        let repair =
+            DeficitTree::new(storage.repair_tree, n).ok_or(SenderError::StorageTooSmall)?;
+        let resend =
+            DeficitTree::new(storage.resend_tree, n).ok_or(SenderError::StorageTooSmall)?;
         if storage.next_repair_esi.len() < n as usize || storage.block_checks.len() < n as usize {
             return Err(SenderError::StorageTooSmall);
         }
@@ -397,6 +410,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             acc: DigestAccumulator::new(),
             digest: None,
             next_announce_us: now_us,
+            data_since_announce: 0,
             credit: cfg.burst_bytes as i64,
             credit_at_us: now_us,
             rate_bps: cfg.rate_bps.max(1),
@@ -451,11 +465,15 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     }
     /// Clients that verified.
     pub fn verified_count(&self) -> u32 {
-        self.clients().filter(|c| c.state == ClientState::Verified).count() as u32
+        self.clients()
+            .filter(|c| c.state == ClientState::Verified)
+            .count() as u32
     }
     /// Clients that reported a failure.
     pub fn failed_count(&self) -> u32 {
-        self.clients().filter(|c| matches!(c.state, ClientState::Failed(_))).count() as u32
+        self.clients()
+            .filter(|c| matches!(c.state, ClientState::Failed(_)))
+            .count() as u32
     }
     /// Clients that are still receiving or finishing.
     pub fn active_count(&self) -> u32 {
@@ -479,7 +497,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     pub fn report_interval_ms(&self) -> u32 {
         let clients = self.clients().count() as u64;
         let by_budget = clients * 1000 / self.cfg.report_budget_per_s.max(1) as u64;
-        (self.cfg.report_interval_ms as u64).max(by_budget).clamp(10, 60_000) as u32
+        (self.cfg.report_interval_ms as u64)
+            .max(by_budget)
+            .clamp(10, 60_000) as u32
     }
 
     fn maybe_start(&mut self, now_us: u64) {
@@ -496,7 +516,12 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     }
 
     /// Handles one datagram that arrived on the control port from `from`.
-    pub fn handle_datagram(&mut self, now_us: u64, from: A, pkt: &[u8]) -> Result<Received, Dropped> {
+    pub fn handle_datagram(
+        &mut self,
+        now_us: u64,
+        from: A,
+        pkt: &[u8],
+    ) -> Result<Received, Dropped> {
         let (hdr, body) = match wire::open(pkt) {
             Ok(x) => x,
             Err(e) => {
@@ -526,10 +551,18 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     }
 
     fn client_row(&mut self, now_us: u64, id: u64, from: A) -> Result<(usize, bool), Dropped> {
-        if let Some(i) = self.clients.iter().position(|c| c.as_ref().is_some_and(|c| c.id == id)) {
+        if let Some(i) = self
+            .clients
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.id == id))
+        {
             return Ok((i, false));
         }
-        let i = self.clients.iter().position(|c| c.is_none()).ok_or(Dropped::TableFull)?;
+        let i = self
+            .clients
+            .iter()
+            .position(|c| c.is_none())
+            .ok_or(Dropped::TableFull)?;
         self.clients[i] = Some(ClientInfo {
             id,
             addr: from,
@@ -590,7 +623,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
                 nsaved += 1;
             }
         };
-        for r in self.recent.iter().filter(|r| r.valid && seq_after(r.last_seq, st.head.last_seq)) {
+        for r in self
+            .recent
+            .iter()
+            .filter(|r| r.valid && seq_after(r.last_seq, st.head.last_seq))
+        {
             protect(r.block, &self.repair, &self.resend);
         }
         if let Some(b) = self.burst {
@@ -602,9 +639,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         let k = self.cfg.geometry.k;
         let last = self.blocks - 1;
         let last_k = self.cfg.geometry.block_k(last);
-        // During the forward pass, very large deficits wait for the carousel instead of
-        // taking repair bandwidth from everyone else.
-        let defer_above = if self.forward_done() { k } else { (k / 8).max(1) };
+        // Large deficits (late joiners, evicted blocks, very lossy clients) wait for the end of
+        // the forward pass so they hold back nobody; during the pass the bar is lower.
+        let defer_above = if self.forward_done() { k / 4 } else { k / 8 }.max(1);
         for r in st.ranges() {
             self.stats.ranges += 1;
             let lo = r.first;
@@ -615,7 +652,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             let mut apply = |tree_lo: u32, tree_hi: u32, block_k: u32, d: u32| {
                 let d = d.min(block_k);
                 if d >= block_k || d > defer_above {
-                    self.resend.raise_range(tree_lo, tree_hi, 1);
+                    self.resend.raise_range(tree_lo, tree_hi, d as u16);
                 } else {
                     self.repair.raise_range(tree_lo, tree_hi, d as u16);
                 }
@@ -683,14 +720,20 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.acks[self.ack_len] = (res.client_id, Some(from));
             self.ack_len += 1;
         }
-        Ok(Received::Result { client: row, state, repeat })
+        Ok(Received::Result {
+            client: row,
+            state,
+            repeat,
+        })
     }
 
     /// Marks clients silent for longer than the timeout as lost; returns how many changed.
     pub fn expire_clients(&mut self, now_us: u64) -> u32 {
         let mut n = 0;
         for c in self.clients.iter_mut().flatten() {
-            if !c.state.is_final() && now_us.saturating_sub(c.last_heard_us) > self.cfg.client_timeout_us {
+            if !c.state.is_final()
+                && now_us.saturating_sub(c.last_heard_us) > self.cfg.client_timeout_us
+            {
                 c.state = ClientState::Lost;
                 c.finished_us = now_us;
                 n += 1;
@@ -718,12 +761,20 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     }
 
     fn estimate_loss(&mut self, now_us: u64) {
-        if self.loss_estimated_at_us.is_some_and(|t| now_us.saturating_sub(t) < LOSS_ESTIMATE_EVERY_US) {
+        if self
+            .loss_estimated_at_us
+            .is_some_and(|t| now_us.saturating_sub(t) < LOSS_ESTIMATE_EVERY_US)
+        {
             return;
         }
         self.loss_estimated_at_us = Some(now_us);
         // Median over receiving clients, by bisection on the value: no sorting, no heap.
-        let active = || self.clients.iter().flatten().filter(|c| !c.state.is_final());
+        let active = || {
+            self.clients
+                .iter()
+                .flatten()
+                .filter(|c| !c.state.is_final())
+        };
         let n = active().count() as u32;
         if n == 0 {
             self.loss_estimate_ppm = 0;
@@ -742,7 +793,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     }
 
     fn adapt_rate(&mut self, now_us: u64) {
-        if !self.cfg.adapt_rate || now_us.saturating_sub(self.rate_adapted_at_us) < RATE_ADAPT_EVERY_US {
+        if !self.cfg.adapt_rate
+            || now_us.saturating_sub(self.rate_adapted_at_us) < RATE_ADAPT_EVERY_US
+        {
             return;
         }
         self.rate_adapted_at_us = now_us;
@@ -778,7 +831,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     }
 
     fn remember_burst_end(&mut self, block: u32, last_seq: u32) {
-        self.recent[self.recent_at] = RecentBurst { block, last_seq, valid: true };
+        self.recent[self.recent_at] = RecentBurst {
+            block,
+            last_seq,
+            valid: true,
+        };
         self.recent_at = (self.recent_at + 1) % RECENT;
     }
 
@@ -790,20 +847,47 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         e
     }
 
+    /// Repair symbols to send for a largest deficit `d`: `d` plus what the typical client
+    /// will lose of the burst itself, rounded up, so one round usually suffices.
+    fn repair_burst_len(&self, d: u32) -> u32 {
+        d + (d as u64 * self.loss_estimate_ppm as u64).div_ceil(1_000_000) as u32
+    }
+
     fn pick_burst(&mut self) -> Option<Burst> {
         if let Some(b) = self.repair.next_nonzero_wrapping(self.sweep) {
-            let left = self.repair.get(b) as u32;
+            let left = self.repair_burst_len(self.repair.get(b) as u32);
             self.repair.set(b, 0);
             self.sweep = b + 1;
-            return Some(Burst { block: b, next_esi: 0, left, source: false });
+            return Some(Burst {
+                block: b,
+                next_esi: 0,
+                left,
+                source: false,
+            });
         }
         if self.forward_done()
             && let Some(b) = self.resend.next_nonzero_wrapping(self.sweep)
         {
+            // A deficit above a quarter of the block is served by sending the block's
+            // sources again: the client lacks most of them, and decoding hundreds of repair
+            // symbols would cost it far more than the few duplicate sources cost the wire.
+            let k = self.cfg.geometry.block_k(b);
+            let want = (self.resend.get(b) as u32).max(self.repair.get(b) as u32);
             self.resend.set(b, 0);
             self.repair.set(b, 0);
             self.sweep = b + 1;
-            return Some(Burst { block: b, next_esi: 0, left: self.cfg.geometry.block_k(b), source: true });
+            let source = want > k / 4;
+            let left = if source {
+                k
+            } else {
+                self.repair_burst_len(want)
+            };
+            return Some(Burst {
+                block: b,
+                next_esi: 0,
+                left,
+                source,
+            });
         }
         None
     }
@@ -820,30 +904,52 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.ack_len -= 1;
             let (client_id, to) = self.acks[self.ack_len];
             self.spend(RESULT_ACK_LEN);
-            return Transmit::ResultAck { to: to.expect("queued with an address"), client_id };
+            return Transmit::ResultAck {
+                to: to.expect("queued with an address"),
+                client_id,
+            };
         }
-        let interval = if self.started { self.cfg.announce_interval_us } else { self.cfg.announce_interval_us.min(200_000) };
-        if now_us >= self.next_announce_us {
+        let interval = if self.started {
+            self.cfg.announce_interval_us
+        } else {
+            self.cfg.announce_interval_us.min(200_000)
+        };
+        let by_count = self.cfg.announce_every_packets > 0
+            && self.data_since_announce >= self.cfg.announce_every_packets;
+        if now_us >= self.next_announce_us || by_count {
             if self.credit < (ANNOUNCE_LEN as i64 + FRAMING_BYTES as i64) {
-                return Transmit::Wait { until_us: self.wait_for_credit(ANNOUNCE_LEN, now_us) };
+                return Transmit::Wait {
+                    until_us: self.wait_for_credit(ANNOUNCE_LEN, now_us),
+                };
             }
             self.next_announce_us = now_us + interval;
+            self.data_since_announce = 0;
             self.spend(ANNOUNCE_LEN);
             self.stats.announces += 1;
             return Transmit::Announce;
         }
         if !self.started || self.closing {
-            return Transmit::Wait { until_us: self.next_announce_us };
+            return Transmit::Wait {
+                until_us: self.next_announce_us,
+            };
         }
         let sym_len = self.cfg.geometry.symbol_size as usize + DATA_OVERHEAD;
         if self.credit < (sym_len as i64 + FRAMING_BYTES as i64) {
-            return Transmit::Wait { until_us: self.wait_for_credit(sym_len, now_us).min(self.next_announce_us) };
+            return Transmit::Wait {
+                until_us: self
+                    .wait_for_credit(sym_len, now_us)
+                    .min(self.next_announce_us),
+            };
         }
         if self.burst.is_none() {
             self.burst = self.pick_burst();
         }
         if let Some(mut b) = self.burst {
-            let esi = if b.source { b.next_esi } else { self.repair_esi(b.block) };
+            let esi = if b.source {
+                b.next_esi
+            } else {
+                self.repair_esi(b.block)
+            };
             b.next_esi += 1;
             b.left -= 1;
             let seq = self.next_seq();
@@ -885,12 +991,15 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             }
             return self.commit_symbol(block, esi, seq, sym_len);
         }
-        Transmit::Wait { until_us: self.next_announce_us }
+        Transmit::Wait {
+            until_us: self.next_announce_us,
+        }
     }
 
     fn commit_symbol(&mut self, block: u32, esi: u16, seq: u32, len: usize) -> Transmit<A> {
         self.spend(len);
         self.stats.data_packets += 1;
+        self.data_since_announce += 1;
         Transmit::Symbol { block, esi, seq }
     }
 
@@ -920,7 +1029,14 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     /// `block_k * symbol_size` bytes: its image bytes followed by zeros. The first time a
     /// block is built its hash is taken (blocks are first built in order by the forward
     /// pass), which feeds the image digest.
-    pub fn build_symbol(&mut self, block: u32, esi: u16, seq: u32, block_data: &[u8], buf: &mut [u8]) -> Result<usize, SenderError> {
+    pub fn build_symbol(
+        &mut self,
+        block: u32,
+        esi: u16,
+        seq: u32,
+        block_data: &[u8],
+        buf: &mut [u8],
+    ) -> Result<usize, SenderError> {
         let g = self.cfg.geometry;
         let k = g.block_k(block) as usize;
         let s = g.symbol_size as usize;
@@ -967,7 +1083,13 @@ mod tests {
 
     fn store(g: &Geometry) -> Store {
         let (tree, n) = SenderStorage::<u32>::words(g);
-        Store { a: vec![0; tree], b: vec![0; tree], esi: vec![0; n], checks: vec![0; n], clients: vec![None; 8] }
+        Store {
+            a: vec![0; tree],
+            b: vec![0; tree],
+            esi: vec![0; n],
+            checks: vec![0; n],
+            clients: vec![None; 8],
+        }
     }
 
     fn sender<'a>(s: &'a mut Store, cfg: SenderConfig) -> Sender<'a, u32> {
@@ -982,7 +1104,14 @@ mod tests {
     }
 
     fn status(session: u64, id: u64, last_seq: u32, ranges: &[DeficitRange]) -> Vec<u8> {
-        let head = StatusHead { client_id: id, report_seq: 0, last_seq, blocks_done: 0, loss_ppm: 0, phase: ClientPhase::Receiving };
+        let head = StatusHead {
+            client_id: id,
+            report_seq: 0,
+            last_seq,
+            blocks_done: 0,
+            loss_ppm: 0,
+            phase: ClientPhase::Receiving,
+        };
         let mut buf = vec![0u8; 1500];
         let n = wire::write_status(&mut buf, session, &head, ranges).unwrap();
         buf.truncate(n);
@@ -1020,7 +1149,20 @@ mod tests {
         let mut s = sender(&mut st, cfg(g));
         let mut now = 0;
         let syms = drain(&mut s, &mut now, 11);
-        let want: Vec<(u32, u16)> = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2), (1, 3), (2, 0), (2, 1), (2, 2)].to_vec();
+        let want: Vec<(u32, u16)> = [
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (1, 0),
+            (1, 1),
+            (1, 2),
+            (1, 3),
+            (2, 0),
+            (2, 1),
+            (2, 2),
+        ]
+        .to_vec();
         assert_eq!(syms, want);
         assert!(s.forward_done());
         assert!(s.is_idle());
@@ -1028,24 +1170,34 @@ mod tests {
 
     #[test]
     fn deficit_is_max_over_clients_and_repairs_are_fresh() {
-        let g = Geometry::new(64 * 8, 64, 4).unwrap();
+        let g = Geometry::new(64 * 64, 64, 32).unwrap();
         let mut st = store(&g);
         let mut s = sender(&mut st, cfg(g));
         let mut now = 0;
-        drain(&mut s, &mut now, 8);
-        let r = |d| [DeficitRange { first: 0, len: 1, deficit: d }];
-        s.handle_datagram(now, 1, &status(7, 1, 100, &r(2))).unwrap();
-        s.handle_datagram(now, 2, &status(7, 2, 100, &r(3))).unwrap();
-        s.handle_datagram(now, 3, &status(7, 3, 100, &r(1))).unwrap();
+        drain(&mut s, &mut now, 64);
+        let r = |d| {
+            [DeficitRange {
+                first: 0,
+                len: 1,
+                deficit: d,
+            }]
+        };
+        s.handle_datagram(now, 1, &status(7, 1, 100, &r(2)))
+            .unwrap();
+        s.handle_datagram(now, 2, &status(7, 2, 100, &r(3)))
+            .unwrap();
+        s.handle_datagram(now, 3, &status(7, 3, 100, &r(1)))
+            .unwrap();
         let syms = drain(&mut s, &mut now, 3);
-        assert_eq!(syms, vec![(0, 4), (0, 5), (0, 6)]);
+        assert_eq!(syms, vec![(0, 32), (0, 33), (0, 34)]);
         assert!(s.is_idle());
         // A later report that predates that burst (last_seq before it) is suppressed.
         s.handle_datagram(now, 1, &status(7, 1, 7, &r(2))).unwrap();
         assert!(s.is_idle());
         // One that saw the burst and still lacks a symbol gets a fresh one.
-        s.handle_datagram(now, 1, &status(7, 1, 200, &r(1))).unwrap();
-        assert_eq!(drain(&mut s, &mut now, 1), vec![(0, 7)]);
+        s.handle_datagram(now, 1, &status(7, 1, 200, &r(1)))
+            .unwrap();
+        assert_eq!(drain(&mut s, &mut now, 1), vec![(0, 35)]);
     }
 
     #[test]
@@ -1056,7 +1208,11 @@ mod tests {
         let mut now = 0;
         drain(&mut s, &mut now, 12); // blocks 0..3 sent
         // A late joiner lacks blocks 0..3 entirely (and claims 3.. too, which is clipped).
-        let late = [DeficitRange { first: 0, len: 6, deficit: 4 }];
+        let late = [DeficitRange {
+            first: 0,
+            len: 6,
+            deficit: 4,
+        }];
         s.handle_datagram(now, 9, &status(7, 9, 12, &late)).unwrap();
         let rest = drain(&mut s, &mut now, 12 + 12);
         // First the forward pass finishes blocks 3..6, then blocks 0..3 come again as sources.
@@ -1103,18 +1259,44 @@ mod tests {
             }
         }
         let digest = *s.digest().unwrap();
-        let mut res = wire::ResultReport { client_id: 1, verified: true, reason: FailReason::None, bytes_written: 256, digest };
+        let mut res = wire::ResultReport {
+            client_id: 1,
+            verified: true,
+            reason: FailReason::None,
+            bytes_written: 256,
+            digest,
+        };
         let n = wire::write_result(&mut buf, 7, &res).unwrap();
         let r = s.handle_datagram(now, 1, &buf[..n]).unwrap();
-        assert_eq!(r, Received::Result { client: 0, state: ClientState::Verified, repeat: false });
+        assert_eq!(
+            r,
+            Received::Result {
+                client: 0,
+                state: ClientState::Verified,
+                repeat: false
+            }
+        );
         res.client_id = 2;
         res.digest[0] ^= 1;
         let n = wire::write_result(&mut buf, 7, &res).unwrap();
         let r = s.handle_datagram(now, 2, &buf[..n]).unwrap();
-        assert_eq!(r, Received::Result { client: 1, state: ClientState::Failed(FailReason::DigestMismatch), repeat: false });
+        assert_eq!(
+            r,
+            Received::Result {
+                client: 1,
+                state: ClientState::Failed(FailReason::DigestMismatch),
+                repeat: false
+            }
+        );
         let acks: Vec<_> = (0..2).map(|_| s.poll_transmit(now)).collect();
-        assert!(acks.contains(&Transmit::ResultAck { to: 1, client_id: 1 }));
-        assert!(acks.contains(&Transmit::ResultAck { to: 2, client_id: 2 }));
+        assert!(acks.contains(&Transmit::ResultAck {
+            to: 1,
+            client_id: 1
+        }));
+        assert!(acks.contains(&Transmit::ResultAck {
+            to: 2,
+            client_id: 2
+        }));
         assert_eq!((s.verified_count(), s.failed_count()), (1, 1));
     }
 
@@ -1123,11 +1305,20 @@ mod tests {
         let g = Geometry::new(64 * 4, 64, 4).unwrap();
         let mut st = store(&g);
         let mut s = sender(&mut st, cfg(g));
-        assert_eq!(s.handle_datagram(0, 1, &status(8, 1, 0, &[])), Err(Dropped::ForeignSession));
-        assert!(matches!(s.handle_datagram(0, 1, b"garbage"), Err(Dropped::Malformed(_))));
+        assert_eq!(
+            s.handle_datagram(0, 1, &status(8, 1, 0, &[])),
+            Err(Dropped::ForeignSession)
+        );
+        assert!(matches!(
+            s.handle_datagram(0, 1, b"garbage"),
+            Err(Dropped::Malformed(_))
+        ));
         let mut pkt = status(7, 1, 0, &[]);
         pkt[20] ^= 0xff;
-        assert_eq!(s.handle_datagram(0, 1, &pkt), Err(Dropped::Malformed(WireError::BadCrc)));
+        assert_eq!(
+            s.handle_datagram(0, 1, &pkt),
+            Err(Dropped::Malformed(WireError::BadCrc))
+        );
         assert_eq!((s.stats().foreign, s.stats().malformed), (1, 2));
         assert_eq!(s.clients().count(), 0);
     }

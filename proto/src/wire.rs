@@ -37,7 +37,8 @@ pub const MAX_RANGES: usize = (1472 - STATUS_FIXED_LEN - CRC_LEN) / RANGE_LEN;
 /// Symbol sizes are multiples of this (the erasure code's SIMD layout).
 pub const SYMBOL_ALIGN: u32 = 64;
 /// Largest symbol that fits a jumbo frame.
-pub const MAX_SYMBOL_SIZE: u32 = ((MAX_DATAGRAM - DATA_OVERHEAD) as u32 / SYMBOL_ALIGN) * SYMBOL_ALIGN;
+pub const MAX_SYMBOL_SIZE: u32 =
+    ((MAX_DATAGRAM - DATA_OVERHEAD) as u32 / SYMBOL_ALIGN) * SYMBOL_ALIGN;
 /// Most source symbols per block.
 pub const MAX_K: u32 = 4096;
 /// Largest encoding symbol index: 0xFFFF is kept free as "no symbol".
@@ -125,13 +126,20 @@ pub struct Geometry {
 impl Geometry {
     /// Checks every field and the derived block count (must fit a u32).
     pub fn new(image_size: u64, symbol_size: u32, k: u32) -> Result<Self, WireError> {
-        if symbol_size == 0 || symbol_size % SYMBOL_ALIGN != 0 || symbol_size > MAX_SYMBOL_SIZE {
+        if symbol_size == 0
+            || !symbol_size.is_multiple_of(SYMBOL_ALIGN)
+            || symbol_size > MAX_SYMBOL_SIZE
+        {
             return Err(WireError::BadField("symbol_size"));
         }
         if k == 0 || k > MAX_K {
             return Err(WireError::BadField("k"));
         }
-        let g = Self { image_size, symbol_size, k };
+        let g = Self {
+            image_size,
+            symbol_size,
+            k,
+        };
         if g.block_count_u64() > u32::MAX as u64 {
             return Err(WireError::BadField("image_size"));
         }
@@ -249,7 +257,13 @@ pub fn open(pkt: &[u8]) -> Result<(Header, &[u8]), WireError> {
     if crc32(&pkt[..body_end]) != get_u32(pkt, body_end) {
         return Err(WireError::BadCrc);
     }
-    Ok((Header { ty, session: get_u64(pkt, 8) }, &pkt[HEADER_LEN..body_end]))
+    Ok((
+        Header {
+            ty,
+            session: get_u64(pkt, 8),
+        },
+        &pkt[HEADER_LEN..body_end],
+    ))
 }
 
 /// One encoding symbol of one block.
@@ -270,7 +284,14 @@ pub struct Data<'a> {
 /// Writes the data header into `buf[..DATA_HEADER_LEN]`; the caller has put (or will put)
 /// the symbol at `buf[DATA_HEADER_LEN..DATA_HEADER_LEN + payload_len]`, then calls
 /// [`seal_data`]. Split so the symbol can be encoded straight into the packet buffer.
-pub fn write_data_header(buf: &mut [u8], session: u64, block: u32, esi: u16, seq: u32, block_check: u32) {
+pub fn write_data_header(
+    buf: &mut [u8],
+    session: u64,
+    block: u32,
+    esi: u16,
+    seq: u32,
+    block_check: u32,
+) {
     write_header(buf, PacketType::Data, session);
     put_u32(buf, 16, block);
     put_u16(buf, 20, esi);
@@ -301,7 +322,9 @@ pub fn parse_data(body: &[u8]) -> Result<Data<'_>, WireError> {
         return Err(WireError::Truncated);
     }
     let payload = &body[fixed..];
-    if payload.len() % SYMBOL_ALIGN as usize != 0 || payload.len() > MAX_SYMBOL_SIZE as usize {
+    if !payload.len().is_multiple_of(SYMBOL_ALIGN as usize)
+        || payload.len() > MAX_SYMBOL_SIZE as usize
+    {
         return Err(WireError::BadLength);
     }
     let esi = get_u16(body, 4);
@@ -311,7 +334,13 @@ pub fn parse_data(body: &[u8]) -> Result<Data<'_>, WireError> {
     if get_u16(body, 6) != 0 {
         return Err(WireError::BadField("reserved"));
     }
-    Ok(Data { block: get_u32(body, 0), esi, seq: get_u32(body, 8), block_check: get_u32(body, 12), payload })
+    Ok(Data {
+        block: get_u32(body, 0),
+        esi,
+        seq: get_u32(body, 8),
+        block_check: get_u32(body, 12),
+        payload,
+    })
 }
 
 /// Announce flag: the image digest field is valid.
@@ -388,7 +417,13 @@ pub fn parse_announce(body: &[u8]) -> Result<Announce, WireError> {
     if get_u32(body, 64) != 0 {
         return Err(WireError::BadField("reserved"));
     }
-    Ok(Announce { geometry, flags, seq: get_u32(body, 24), report_interval_ms, digest })
+    Ok(Announce {
+        geometry,
+        flags,
+        seq: get_u32(body, 24),
+        report_interval_ms,
+        digest,
+    })
 }
 
 /// Blocks `[first, first + len)` each still need `deficit` symbols.
@@ -451,16 +486,23 @@ impl<'a> Status<'a> {
     }
     /// The ranges, in the order sent (validated ascending and non-overlapping).
     pub fn ranges(&self) -> impl Iterator<Item = DeficitRange> + 'a {
-        self.raw_ranges.chunks_exact(RANGE_LEN).map(|r| DeficitRange {
-            first: get_u32(r, 0),
-            len: get_u16(r, 4),
-            deficit: get_u16(r, 6),
-        })
+        self.raw_ranges
+            .chunks_exact(RANGE_LEN)
+            .map(|r| DeficitRange {
+                first: get_u32(r, 0),
+                len: get_u16(r, 4),
+                deficit: get_u16(r, 6),
+            })
     }
 }
 
 /// Builds a status packet with `ranges`; returns its length.
-pub fn write_status(buf: &mut [u8], session: u64, head: &StatusHead, ranges: &[DeficitRange]) -> Result<usize, WireError> {
+pub fn write_status(
+    buf: &mut [u8],
+    session: u64,
+    head: &StatusHead,
+    ranges: &[DeficitRange],
+) -> Result<usize, WireError> {
     if ranges.len() > MAX_RANGES {
         return Err(WireError::BadField("range_count"));
     }
@@ -644,7 +686,13 @@ pub fn parse_result(body: &[u8]) -> Result<ResultReport, WireError> {
     }
     let mut digest = [0u8; 32];
     digest.copy_from_slice(&body[20..52]);
-    Ok(ResultReport { client_id: get_u64(body, 0), verified, reason, bytes_written: get_u64(body, 12), digest })
+    Ok(ResultReport {
+        client_id: get_u64(body, 0),
+        verified,
+        reason,
+        bytes_written: get_u64(body, 12),
+        digest,
+    })
 }
 
 /// Builds a result acknowledgement for `client_id`; returns its length.

@@ -1,0 +1,535 @@
+//! The simulated world: one sender, N receivers, a broadcast medium, an event queue.
+//!
+//! Time is simulated microseconds. The sender and receivers are the real bb-proto state
+//! machines; only the network is simulated: a bottleneck link with a rate and a drop-tail
+//! queue, a delay, per-receiver loss (independent or bursty), duplication and reordering.
+
+use crate::args::Options;
+use crate::channel::{LossModel, Rng};
+use bb_proto::deficit::DeficitTree;
+use bb_proto::fec;
+use bb_proto::receiver::{Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot};
+use bb_proto::sender::{FRAMING_BYTES, Sender, SenderConfig, SenderStorage, Transmit};
+use bb_proto::wire::{Geometry, MAX_DATAGRAM, PacketType};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::rc::Rc;
+use std::time::Instant;
+
+type Packet = Rc<[u8]>;
+
+enum Ev {
+    SenderWake,
+    /// A packet reaches the receivers: each one draws its own loss.
+    Broadcast(Packet),
+    /// A packet reaches one receiver (delayed, reordered or duplicated copies, unicast).
+    Deliver(u32, Packet),
+    RxTimer(u32),
+    ToServer(u32, Packet),
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Life {
+    /// Not yet joined (late joiner).
+    Waiting,
+    Alive,
+    Dead,
+}
+
+/// Memory of one receiver.
+struct RxMem {
+    done: Vec<u64>,
+    pool: Vec<u8>,
+    slots: Vec<Slot>,
+    esi_at: Vec<u16>,
+    scratch: Vec<u8>,
+}
+
+struct RxState {
+    life: Life,
+    late: bool,
+    dies: bool,
+    delay_us: u64,
+    loss: LossModel,
+    rng: Rng,
+    timer_at: Option<u64>,
+    mismatches: u64,
+    finished_at: Option<u64>,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub clients: u32,
+    pub verified: u32,
+    pub failed: u32,
+    pub dead: u32,
+    pub late: u32,
+    pub unfinished: u32,
+    pub mismatched_bytes: u64,
+    pub wire_ratio: f64,
+    pub data_packets: u64,
+    pub source_packets: u64,
+    pub forward: u64,
+    pub proactive: u64,
+    pub repair: u64,
+    pub resend: u64,
+    pub announces: u64,
+    pub reports: u64,
+    pub reports_per_client_s: f64,
+    pub ranges: u64,
+    pub status_ns_per_range: f64,
+    pub status_ns_per_report: f64,
+    pub completion_s: f64,
+    pub late_completion_s: f64,
+    pub sim_s: f64,
+    pub queue_drops: u64,
+    pub evictions: u64,
+    pub decoded_blocks: u64,
+    pub slot_bytes: usize,
+    pub final_rate_mbps: f64,
+}
+
+/// Deterministic image content for `seed`.
+pub fn make_image(size: u64, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed, u64::MAX);
+    let mut img = vec![0u8; size as usize];
+    for chunk in img.chunks_mut(8) {
+        let w = rng.next_u64().to_le_bytes();
+        chunk.copy_from_slice(&w[..chunk.len()]);
+    }
+    img
+}
+
+pub fn run(o: &Options) -> Report {
+    let g = Geometry::new(o.image_size, o.symbol_size, o.k).expect("validated by args");
+    let image = make_image(o.image_size, o.seed);
+    let blocks = g.block_count();
+    let n = o.clients as usize;
+
+    // Sender memory.
+    let (tree, per_block) = SenderStorage::<u32>::words(&g);
+    let (mut rt, mut st) = (vec![0u16; tree], vec![0u16; tree]);
+    let (mut esi, mut checks) = (vec![0u16; per_block], vec![0u32; per_block]);
+    let mut clients = vec![None; n + 16];
+    let alive_total = o.clients - o.dead_clients;
+    let mut cfg = SenderConfig::new(o.seed.wrapping_mul(0x5851_F42D_4C95_7F2D) | 1, g);
+    cfg.rate_bps = o.send_rate_bps.unwrap_or(o.rate_bps);
+    cfg.adapt_rate = o.adapt_rate;
+    cfg.proactive_repair = o.proactive;
+    cfg.wanted_clients = alive_total;
+    cfg.min_clients = o.clients - o.late_joiners;
+    cfg.start_deadline_us = Some(2_000_000);
+    let storage = SenderStorage {
+        repair_tree: &mut rt,
+        resend_tree: &mut st,
+        next_repair_esi: &mut esi,
+        block_checks: &mut checks,
+        clients: &mut clients,
+    };
+    let mut sender = Sender::new(cfg, storage, 0).expect("sender storage sized from geometry");
+    let _ = DeficitTree::storage_len; // sizes come from SenderStorage::words
+
+    // Receiver memory: calloc'd, so untouched slots cost nothing.
+    let (slot_bytes, slot_esis, scratch) = Receiver::slot_needs(&g);
+    let mut mems: Vec<RxMem> = (0..n)
+        .map(|_| RxMem {
+            done: vec![0; (blocks as usize).div_ceil(64)],
+            pool: vec![0; slot_bytes * o.slots],
+            slots: vec![Slot::FREE; o.slots],
+            esi_at: vec![0; slot_esis * o.slots],
+            scratch: vec![0; scratch],
+        })
+        .collect();
+    let mut rxs: Vec<Receiver<'_>> = mems
+        .iter_mut()
+        .enumerate()
+        .map(|(i, m)| {
+            let id = Rng::new(o.seed, 1_000_000 + i as u64).next_u64();
+            let storage = ReceiverStorage {
+                done: &mut m.done,
+                pool: &mut m.pool,
+                slots: &mut m.slots,
+                esi_at: &mut m.esi_at,
+                scratch: &mut m.scratch,
+            };
+            Receiver::new(ReceiverConfig::new(id), storage)
+        })
+        .collect();
+    let late_from = n - o.late_joiners as usize;
+    let dead_from = late_from - o.dead_clients as usize;
+    let mut states: Vec<RxState> = (0..n)
+        .map(|i| {
+            let mut rng = Rng::new(o.seed, i as u64);
+            let spread = if o.delay_spread_us > 0 {
+                rng.next_u64() % o.delay_spread_us
+            } else {
+                0
+            };
+            RxState {
+                life: if i >= late_from {
+                    Life::Waiting
+                } else {
+                    Life::Alive
+                },
+                late: i >= late_from,
+                dies: i >= dead_from && i < late_from,
+                delay_us: o.delay_us + spread,
+                loss: LossModel::new(o.loss, o.burst),
+                rng,
+                timer_at: None,
+                mismatches: 0,
+                finished_at: None,
+            }
+        })
+        .collect();
+    let up_loss = o.up_loss.unwrap_or(o.loss);
+    let mut up_rng = Rng::new(o.seed, u64::MAX - 1);
+
+    let mut q: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
+    let mut qseq = 0u64;
+    let mut push = |q: &mut BinaryHeap<Reverse<Queued>>, at: u64, ev: Ev| {
+        qseq += 1;
+        q.push(Reverse(Queued { at, seq: qseq, ev }));
+    };
+    push(&mut q, 0, Ev::SenderWake);
+
+    let mut rep = Report {
+        clients: o.clients,
+        slot_bytes: slot_bytes * o.slots,
+        ..Report::default()
+    };
+    let mut link_free_us = 0u64;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut rxbuf = vec![0u8; 1500];
+    let mut padded = vec![0u8; slot_bytes];
+    let mut status_ns = 0u128;
+    let mut status_n = 0u64;
+    let mut last_progress = 0u64;
+    let join_block = (o.join_at * blocks as f64) as u32;
+    let die_block = (o.die_at * blocks as f64) as u32;
+    let mut joined = o.late_joiners == 0;
+    let mut killed = o.dead_clients == 0;
+    let pkt_us = |len: usize| ((len as u64 + FRAMING_BYTES) * 8 * 1_000_000).div_ceil(o.rate_bps);
+    let queue_limit_us = pkt_us(g.symbol_size as usize + 36) * o.queue as u64;
+    let mut now = 0u64;
+
+    while let Some(Reverse(item)) = q.pop() {
+        now = item.at;
+        if now > o.max_time_us {
+            break;
+        }
+        match item.ev {
+            Ev::SenderWake => {
+                // Ask the sender for everything it wants to send now.
+                loop {
+                    let t = sender.poll_transmit(now);
+                    let pkt: Packet = match t {
+                        Transmit::Wait { until_us } => {
+                            push(&mut q, until_us.max(now + 1), Ev::SenderWake);
+                            break;
+                        }
+                        Transmit::Announce => {
+                            let len = sender.build_announce(&mut buf).expect("buffer fits");
+                            buf[..len].into()
+                        }
+                        Transmit::Symbol { block, esi, seq } => {
+                            let k = g.block_k(block) as usize;
+                            let off = g.block_offset(block) as usize;
+                            let len = g.block_len(block);
+                            let data: &[u8] = if len == k * g.symbol_size as usize {
+                                &image[off..off + len]
+                            } else {
+                                padded[..len].copy_from_slice(&image[off..off + len]);
+                                padded[len..k * g.symbol_size as usize].fill(0);
+                                &padded[..k * g.symbol_size as usize]
+                            };
+                            let len = sender
+                                .build_symbol(block, esi, seq, data, &mut buf)
+                                .expect("in-order blocks");
+                            buf[..len].into()
+                        }
+                        Transmit::ResultAck { to, client_id } => {
+                            let len = sender
+                                .build_result_ack(client_id, &mut buf)
+                                .expect("buffer fits");
+                            let s = &states[to as usize];
+                            push(&mut q, now + s.delay_us, Ev::Deliver(to, buf[..len].into()));
+                            continue;
+                        }
+                    };
+                    // The bottleneck link: serialise at the link rate, drop when the queue is full.
+                    let start = link_free_us.max(now);
+                    if start - now > queue_limit_us {
+                        rep.queue_drops += 1;
+                        continue;
+                    }
+                    link_free_us = start + pkt_us(pkt.len());
+                    push(&mut q, link_free_us + o.delay_us, Ev::Broadcast(pkt));
+                }
+                let fwd = sender.forward_blocks_done();
+                if !joined && fwd >= join_block {
+                    joined = true;
+                    for s in states.iter_mut().filter(|s| s.late) {
+                        s.life = Life::Alive;
+                    }
+                }
+                if !killed && fwd >= die_block {
+                    killed = true;
+                    for s in states.iter_mut().filter(|s| s.dies) {
+                        s.life = Life::Dead;
+                    }
+                }
+                if o.verbose && now - last_progress >= 1_000_000 {
+                    last_progress = now;
+                    let done = rxs.iter().map(|r| r.progress().0 as u64).sum::<u64>();
+                    eprintln!(
+                        "t={:.1}s forward {}/{} blocks, receivers {:.1}% done, verified {}, ratio {:.4}",
+                        now as f64 / 1e6,
+                        fwd,
+                        blocks,
+                        100.0 * done as f64 / (blocks as f64 * n as f64),
+                        sender.verified_count(),
+                        sender.wire_ratio()
+                    );
+                }
+            }
+            Ev::Broadcast(pkt) => {
+                for i in 0..n {
+                    let s = &mut states[i];
+                    if s.life != Life::Alive || s.loss.lose(&mut s.rng) {
+                        continue;
+                    }
+                    let extra = s.delay_us - o.delay_us
+                        + if s.rng.chance(o.reorder) {
+                            1 + s.rng.next_u64() % o.reorder_window_us.max(1)
+                        } else {
+                            0
+                        };
+                    if s.rng.chance(o.dup) {
+                        push(&mut q, now + extra + 10, Ev::Deliver(i as u32, pkt.clone()));
+                    }
+                    if extra > 0 {
+                        push(&mut q, now + extra, Ev::Deliver(i as u32, pkt.clone()));
+                        continue;
+                    }
+                    deliver(
+                        &mut rxs[i],
+                        &mut states[i],
+                        i,
+                        &pkt,
+                        now,
+                        &image,
+                        &mut rxbuf,
+                        &mut q,
+                        &mut push,
+                        up_loss,
+                        &mut up_rng,
+                    );
+                }
+            }
+            Ev::Deliver(i, pkt) => {
+                let i = i as usize;
+                if states[i].life == Life::Alive {
+                    deliver(
+                        &mut rxs[i],
+                        &mut states[i],
+                        i,
+                        &pkt,
+                        now,
+                        &image,
+                        &mut rxbuf,
+                        &mut q,
+                        &mut push,
+                        up_loss,
+                        &mut up_rng,
+                    );
+                }
+            }
+            Ev::RxTimer(i) => {
+                let i = i as usize;
+                if states[i].timer_at == Some(now) {
+                    states[i].timer_at = None;
+                }
+                if states[i].life == Life::Alive {
+                    poll_rx(
+                        &mut rxs[i],
+                        &mut states[i],
+                        i,
+                        now,
+                        &mut rxbuf,
+                        &mut q,
+                        &mut push,
+                        up_loss,
+                        &mut up_rng,
+                    );
+                }
+            }
+            Ev::ToServer(i, pkt) => {
+                let is_status = pkt.len() > 5 && pkt[5] == PacketType::Status as u8;
+                let t0 = Instant::now();
+                let r = sender.handle_datagram(now, i, &pkt);
+                if is_status && r.is_ok() {
+                    status_ns += t0.elapsed().as_nanos();
+                    status_n += 1;
+                }
+                push(&mut q, now, Ev::SenderWake);
+            }
+        }
+        // Done when every receiver that is not dead has finished (result acknowledged).
+        if joined
+            && killed
+            && states
+                .iter()
+                .zip(&rxs)
+                .all(|(s, r)| s.life == Life::Dead || (r.outcome().is_some() && r.finished()))
+        {
+            break;
+        }
+    }
+
+    let stats = *sender.stats();
+    rep.sim_s = now as f64 / 1e6;
+    rep.data_packets = stats.data_packets;
+    rep.source_packets = g.source_symbols();
+    rep.wire_ratio = sender.wire_ratio();
+    rep.forward = stats.forward_packets;
+    rep.proactive = stats.proactive_packets;
+    rep.repair = stats.repair_packets;
+    rep.resend = stats.resend_packets;
+    rep.announces = stats.announces;
+    rep.reports = stats.status_reports;
+    rep.ranges = stats.ranges;
+    rep.final_rate_mbps = sender.rate_bps() as f64 / 1e6;
+    rep.status_ns_per_report = status_ns as f64 / status_n.max(1) as f64;
+    rep.status_ns_per_range = status_ns as f64 / stats.ranges.max(1) as f64;
+    let mut client_seconds = 0.0;
+    for (s, r) in states.iter().zip(&rxs) {
+        rep.evictions += r.stats().evictions;
+        rep.decoded_blocks += r.stats().decoded;
+        rep.mismatched_bytes += s.mismatches;
+        if s.late {
+            rep.late += 1;
+        }
+        if s.life == Life::Dead {
+            rep.dead += 1;
+            continue;
+        }
+        let end = s.finished_at.unwrap_or(now) as f64 / 1e6;
+        client_seconds += end;
+        match (r.outcome(), s.finished_at) {
+            (Some(Outcome::Verified { .. }), Some(t))
+                if s.mismatches == 0 && r.bytes_written() == o.image_size =>
+            {
+                rep.verified += 1;
+                let t = t as f64 / 1e6;
+                if s.late {
+                    rep.late_completion_s = rep.late_completion_s.max(t);
+                } else {
+                    rep.completion_s = rep.completion_s.max(t);
+                }
+            }
+            (Some(_), _) => rep.failed += 1,
+            (None, _) => rep.unfinished += 1,
+        }
+    }
+    rep.reports_per_client_s = rep.reports as f64 / client_seconds.max(1e-9);
+    rep
+}
+
+/// Hands one datagram to receiver `i`, writes what it completes (comparing with the image),
+/// and sends what it wants to send.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    rx: &mut Receiver<'_>,
+    s: &mut RxState,
+    i: usize,
+    pkt: &[u8],
+    now: u64,
+    image: &[u8],
+    buf: &mut [u8],
+    q: &mut BinaryHeap<Reverse<Queued>>,
+    push: &mut impl FnMut(&mut BinaryHeap<Reverse<Queued>>, u64, Ev),
+    up_loss: f64,
+    up_rng: &mut Rng,
+) {
+    if let Ok(Event::Unsupported { .. }) = rx.handle_datagram(now, pkt) {
+        rx.fail(now, bb_proto::wire::FailReason::ImageTooLarge);
+    }
+    while let Some(w) = rx.poll_write() {
+        let at = w.offset as usize;
+        let want = &image[at..at + w.data.len()];
+        if want != w.data {
+            s.mismatches += want.iter().zip(w.data).filter(|(a, b)| a != b).count() as u64;
+        }
+        let block = w.block;
+        rx.write_done(block);
+    }
+    if rx.needs_flush() {
+        rx.flushed(now, true);
+    }
+    poll_rx(rx, s, i, now, buf, q, push, up_loss, up_rng);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn poll_rx(
+    rx: &mut Receiver<'_>,
+    s: &mut RxState,
+    i: usize,
+    now: u64,
+    buf: &mut [u8],
+    q: &mut BinaryHeap<Reverse<Queued>>,
+    push: &mut impl FnMut(&mut BinaryHeap<Reverse<Queued>>, u64, Ev),
+    up_loss: f64,
+    up_rng: &mut Rng,
+) {
+    if rx.poll_timeout().is_some_and(|t| t <= now) {
+        while let Some(len) = rx.poll_transmit(now, s.rng.next_u64() as u32, buf) {
+            if !up_rng.chance(up_loss) {
+                push(
+                    q,
+                    now + s.delay_us,
+                    Ev::ToServer(i as u32, buf[..len].into()),
+                );
+            }
+        }
+    }
+    if rx.outcome().is_some() && s.finished_at.is_none() {
+        s.finished_at = Some(now);
+    }
+    if let Some(t) = rx.poll_timeout()
+        && t > now
+        && s.timer_at.is_none_or(|at| t < at)
+    {
+        s.timer_at = Some(t);
+        push(q, t, Ev::RxTimer(i as u32));
+    }
+}
+
+/// Bytes of decoder scratch per receiver (for the memory line).
+pub fn scratch_bytes(o: &Options) -> usize {
+    fec::decode_scratch_bytes(o.k as usize, o.symbol_size as usize)
+}
