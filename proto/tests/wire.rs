@@ -1,0 +1,448 @@
+//! Every packet type round-trips, and every field that can be malformed is rejected with a
+//! typed error (never a panic), even when the CRC is made valid again.
+
+use bb_proto::wire::*;
+
+const SESSION: u64 = 0x1122_3344_5566_7788;
+
+/// Recomputes the CRC trailer after a deliberate corruption, so the field check is what
+/// rejects the packet, not the CRC.
+fn reseal(pkt: &mut [u8]) {
+    let n = pkt.len() - CRC_LEN;
+    let c = crc32(&pkt[..n]);
+    pkt[n..].copy_from_slice(&c.to_le_bytes());
+}
+
+fn geometry() -> Geometry {
+    Geometry::new(10 * 1024 * 1024 + 17, 1408, 512).unwrap()
+}
+
+fn announce_pkt(flags: u32, digest: [u8; 32]) -> Vec<u8> {
+    let a = Announce {
+        geometry: geometry(),
+        flags,
+        seq: 99,
+        report_interval_ms: 200,
+        digest,
+    };
+    let mut buf = vec![0u8; ANNOUNCE_LEN];
+    assert_eq!(write_announce(&mut buf, SESSION, &a).unwrap(), ANNOUNCE_LEN);
+    buf
+}
+
+fn parse_any(pkt: &[u8]) -> Result<(), WireError> {
+    let (h, body) = open(pkt)?;
+    match h.ty {
+        PacketType::Data => parse_data(body).map(|_| ()),
+        PacketType::Announce => parse_announce(body).map(|_| ()),
+        PacketType::Status => parse_status(body).map(|_| ()),
+        PacketType::Result => parse_result(body).map(|_| ()),
+        PacketType::ResultAck => parse_result_ack(body).map(|_| ()),
+    }
+}
+
+#[test]
+fn data_round_trips() {
+    let payload: Vec<u8> = (0..1408).map(|i| (i * 31) as u8).collect();
+    let d = Data {
+        block: 123_456,
+        esi: 700,
+        seq: 0xdead_beef,
+        block_check: 0x0102_0304,
+        payload: &payload,
+    };
+    let mut buf = vec![0u8; 1500];
+    let n = write_data(&mut buf, SESSION, &d).unwrap();
+    assert_eq!(n, DATA_OVERHEAD + 1408);
+    let (h, body) = open(&buf[..n]).unwrap();
+    assert_eq!(
+        h,
+        Header {
+            ty: PacketType::Data,
+            session: SESSION
+        }
+    );
+    assert_eq!(parse_data(body).unwrap(), d);
+    // Byte layout (docs/PROTOCOL.md): magic, version, type, flags, session, block, esi.
+    assert_eq!(&buf[0..4], b"BBND");
+    assert_eq!((buf[4], buf[5]), (VERSION, 1));
+    assert_eq!(&buf[8..16], &SESSION.to_le_bytes());
+    assert_eq!(&buf[16..20], &123_456u32.to_le_bytes());
+    assert_eq!(&buf[20..22], &700u16.to_le_bytes());
+    assert_eq!(&buf[24..28], &0xdead_beefu32.to_le_bytes());
+    assert_eq!(&buf[32..32 + 1408], &payload[..]);
+}
+
+#[test]
+fn data_malformed_fields_are_rejected() {
+    let payload = vec![7u8; 128];
+    let d = Data {
+        block: 1,
+        esi: 2,
+        seq: 3,
+        block_check: 4,
+        payload: &payload,
+    };
+    let mut buf = vec![0u8; 512];
+    let n = write_data(&mut buf, SESSION, &d).unwrap();
+    let good = buf[..n].to_vec();
+    let body = |p: &[u8]| open(p).map(|(_, b)| b.to_vec());
+    // esi 0xFFFF is reserved.
+    let mut p = good.clone();
+    p[20..22].copy_from_slice(&0xFFFFu16.to_le_bytes());
+    reseal(&mut p);
+    assert_eq!(
+        parse_data(&body(&p).unwrap()),
+        Err(WireError::BadField("esi"))
+    );
+    // Reserved bytes must be zero.
+    let mut p = good.clone();
+    p[22] = 1;
+    reseal(&mut p);
+    assert_eq!(
+        parse_data(&body(&p).unwrap()),
+        Err(WireError::BadField("reserved"))
+    );
+    // A payload that is not a whole number of 64-byte units.
+    let mut p = good[..n - CRC_LEN - 10].to_vec();
+    p.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut p);
+    assert_eq!(parse_data(&body(&p).unwrap()), Err(WireError::BadLength));
+    // No payload at all.
+    let mut p = good[..DATA_HEADER_LEN].to_vec();
+    p.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut p);
+    assert_eq!(parse_data(&body(&p).unwrap()), Err(WireError::Truncated));
+    // Output buffer too small.
+    assert_eq!(
+        write_data(&mut [0u8; 100], SESSION, &d),
+        Err(WireError::BufferTooSmall)
+    );
+}
+
+#[test]
+fn header_checks_reject_foreign_and_damaged_packets() {
+    let good = announce_pkt(0, [0; 32]);
+    assert!(parse_any(&good).is_ok());
+    let mut p = good.clone();
+    p[0] = b'X';
+    reseal(&mut p);
+    assert_eq!(open(&p).unwrap_err(), WireError::BadMagic);
+    let mut p = good.clone();
+    p[4] = 2;
+    reseal(&mut p);
+    assert_eq!(open(&p).unwrap_err(), WireError::BadVersion);
+    let mut p = good.clone();
+    p[5] = 9;
+    reseal(&mut p);
+    assert_eq!(open(&p).unwrap_err(), WireError::BadType);
+    let mut p = good.clone();
+    p[6] = 1;
+    reseal(&mut p);
+    assert_eq!(open(&p).unwrap_err(), WireError::BadFlags);
+    // Any single bit flipped without resealing is caught by the CRC.
+    for byte in [8, 20, 50, ANNOUNCE_LEN - 1] {
+        let mut p = good.clone();
+        p[byte] ^= 0x10;
+        assert_eq!(open(&p).unwrap_err(), WireError::BadCrc, "byte {byte}");
+    }
+    for len in 0..HEADER_LEN + CRC_LEN {
+        assert_eq!(open(&good[..len]).unwrap_err(), WireError::Truncated);
+    }
+}
+
+#[test]
+fn announce_round_trips_and_rejects_bad_geometry() {
+    let digest = [0xab; 32];
+    let p = announce_pkt(ANNOUNCE_DIGEST_KNOWN | ANNOUNCE_STARTED, digest);
+    let (h, body) = open(&p).unwrap();
+    assert_eq!(h.ty, PacketType::Announce);
+    let a = parse_announce(body).unwrap();
+    assert_eq!(a.geometry, geometry());
+    assert_eq!((a.seq, a.report_interval_ms), (99, 200));
+    assert_eq!(a.digest(), Some(&digest));
+    assert_eq!(
+        parse_announce(open(&announce_pkt(0, [0; 32])).unwrap().1)
+            .unwrap()
+            .digest(),
+        None
+    );
+
+    let cases: &[(usize, &[u8], WireError)] = &[
+        (
+            24,
+            &1000u32.to_le_bytes(),
+            WireError::BadField("symbol_size"),
+        ), // not a multiple of 64
+        (24, &0u32.to_le_bytes(), WireError::BadField("symbol_size")),
+        (
+            24,
+            &(1u32 << 20).to_le_bytes(),
+            WireError::BadField("symbol_size"),
+        ), // larger than a jumbo frame
+        (28, &0u32.to_le_bytes(), WireError::BadField("k")),
+        (28, &5000u32.to_le_bytes(), WireError::BadField("k")),
+        (32, &7u32.to_le_bytes(), WireError::BadField("block_count")),
+        (
+            36,
+            &0x80u32.to_le_bytes(),
+            WireError::BadField("announce flags"),
+        ),
+        (
+            44,
+            &1u32.to_le_bytes(),
+            WireError::BadField("report_interval_ms"),
+        ),
+        (
+            44,
+            &1_000_000u32.to_le_bytes(),
+            WireError::BadField("report_interval_ms"),
+        ),
+        (80, &1u32.to_le_bytes(), WireError::BadField("reserved")),
+    ];
+    for (at, bytes, err) in cases {
+        let mut p = announce_pkt(ANNOUNCE_DIGEST_KNOWN, digest);
+        p[*at..*at + bytes.len()].copy_from_slice(bytes);
+        reseal(&mut p);
+        assert_eq!(parse_any(&p), Err(*err), "offset {at}");
+    }
+    // A digest without the flag that says it is valid.
+    let mut p = announce_pkt(0, [0; 32]);
+    p[48] = 1;
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadField("digest")));
+    // An image so large its block count overflows u32.
+    let mut p = announce_pkt(0, [0; 32]);
+    p[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadField("image_size")));
+    // Wrong length.
+    let mut p = announce_pkt(0, [0; 32]);
+    p.insert(30, 0);
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadLength));
+}
+
+fn status_pkt(ranges: &[DeficitRange]) -> Vec<u8> {
+    let head = StatusHead {
+        client_id: 42,
+        report_seq: 5,
+        last_seq: 77,
+        blocks_done: 3,
+        loss_ppm: 10_000,
+        phase: ClientPhase::Receiving,
+    };
+    let mut buf = vec![0u8; 1500];
+    let n = write_status(&mut buf, SESSION, &head, ranges).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn status_round_trips_with_ranges() {
+    let ranges: Vec<DeficitRange> = (0..MAX_RANGES as u32)
+        .map(|i| DeficitRange {
+            first: i * 10,
+            len: 3,
+            deficit: (i % 500 + 1) as u16,
+        })
+        .collect();
+    let p = status_pkt(&ranges);
+    assert!(p.len() <= 1472, "a full status fits an MTU-1500 datagram");
+    let (h, body) = open(&p).unwrap();
+    assert_eq!(h.ty, PacketType::Status);
+    let s = parse_status(body).unwrap();
+    assert_eq!(s.head.client_id, 42);
+    assert_eq!(
+        (
+            s.head.report_seq,
+            s.head.last_seq,
+            s.head.blocks_done,
+            s.head.loss_ppm
+        ),
+        (5, 77, 3, 10_000)
+    );
+    assert_eq!(s.head.phase, ClientPhase::Receiving);
+    assert_eq!(s.ranges().collect::<Vec<_>>(), ranges);
+    assert!(
+        write_status(
+            &mut [0u8; 4096],
+            SESSION,
+            &s.head,
+            &vec![
+                DeficitRange {
+                    first: 0,
+                    len: 1,
+                    deficit: 1
+                };
+                MAX_RANGES + 1
+            ]
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn status_malformed_fields_are_rejected() {
+    let r = |first, len, deficit| DeficitRange {
+        first,
+        len,
+        deficit,
+    };
+    let bad_ranges: &[(&[DeficitRange], &str)] = &[
+        (&[r(5, 0, 1)], "range len"),
+        (&[r(5, 1, 0)], "range deficit"),
+        (&[r(5, 1, 5000)], "range deficit"),
+        (&[r(10, 5, 1), r(12, 1, 1)], "range order"),
+        (&[r(10, 1, 1), r(3, 1, 1)], "range order"),
+        (&[r(u32::MAX, 2, 1)], "range end"),
+    ];
+    for (ranges, field) in bad_ranges {
+        assert_eq!(
+            parse_any(&status_pkt(ranges)),
+            Err(WireError::BadField(field)),
+            "{ranges:?}"
+        );
+    }
+    let good = status_pkt(&[r(1, 1, 1)]);
+    let mut p = good.clone();
+    p[42] = 7; // phase
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadField("phase")));
+    let mut p = good.clone();
+    p[36..40].copy_from_slice(&2_000_000u32.to_le_bytes()); // loss above 100%
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadField("loss_ppm")));
+    let mut p = good.clone();
+    p[40..42].copy_from_slice(&2u16.to_le_bytes()); // claims two ranges, carries one
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadLength));
+    let mut p = good.clone();
+    p[40..42].copy_from_slice(&0xFFFFu16.to_le_bytes()); // absurd count: never trusted as a length
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadField("range_count")));
+    let mut p = good.clone();
+    p[44] = 1;
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadField("reserved")));
+    let mut p = good[..40].to_vec();
+    p.extend_from_slice(&[0; CRC_LEN]);
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::Truncated));
+}
+
+#[test]
+fn result_and_ack_round_trip_and_reject_inconsistent_fields() {
+    let res = ResultReport {
+        client_id: 9,
+        verified: false,
+        reason: FailReason::TargetTooSmall,
+        bytes_written: 0,
+        digest: [3; 32],
+    };
+    let mut buf = vec![0u8; RESULT_LEN];
+    let n = write_result(&mut buf, SESSION, &res).unwrap();
+    assert_eq!(n, RESULT_LEN);
+    assert_eq!(parse_result(open(&buf).unwrap().1).unwrap(), res);
+    let ok = ResultReport {
+        verified: true,
+        reason: FailReason::None,
+        bytes_written: 1 << 40,
+        ..res
+    };
+    write_result(&mut buf, SESSION, &ok).unwrap();
+    assert_eq!(parse_result(open(&buf).unwrap().1).unwrap(), ok);
+
+    let cases: &[(usize, u8, &str)] = &[
+        (24, 2, "verified"),
+        (25, 99, "reason"),
+        (25, 1, "reason"),
+        (26, 1, "reserved"),
+    ];
+    for &(at, v, field) in cases {
+        let mut p = buf.clone();
+        p[at] = v;
+        reseal(&mut p);
+        assert_eq!(
+            parse_any(&p),
+            Err(WireError::BadField(field)),
+            "offset {at}"
+        );
+    }
+    // Failed but with no reason is inconsistent too.
+    let mut p = buf.clone();
+    p[24] = 0;
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadField("reason")));
+
+    let mut ack = vec![0u8; RESULT_ACK_LEN];
+    assert_eq!(
+        write_result_ack(&mut ack, SESSION, 9).unwrap(),
+        RESULT_ACK_LEN
+    );
+    assert_eq!(parse_result_ack(open(&ack).unwrap().1).unwrap(), 9);
+    let mut p = ack.clone();
+    p.insert(20, 0);
+    reseal(&mut p);
+    assert_eq!(parse_any(&p), Err(WireError::BadLength));
+}
+
+#[test]
+fn geometry_arithmetic() {
+    let g = geometry();
+    let bb = 1408 * 512;
+    assert_eq!(g.block_bytes(), bb as u64);
+    assert_eq!(
+        g.block_count(),
+        (10 * 1024 * 1024 + 17usize).div_ceil(bb) as u32
+    );
+    let last = g.block_count() - 1;
+    assert_eq!(
+        g.block_len(last),
+        10 * 1024 * 1024 + 17 - last as usize * bb
+    );
+    assert_eq!(g.block_k(last), (g.block_len(last) as u32).div_ceil(1408));
+    assert_eq!(g.block_len(last + 1), 0);
+    assert_eq!(
+        g.source_symbols(),
+        (10u64 * 1024 * 1024 + 17).div_ceil(1408)
+    );
+    // 16 TiB at the default geometry fits the block index.
+    assert!(Geometry::new(16 << 40, 1408, 512).is_ok());
+}
+
+/// Arbitrary bytes never panic any parser (a cheap in-tree fuzz; cargo fuzz goes further).
+#[test]
+fn random_bytes_never_panic() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let seeds = [
+        announce_pkt(ANNOUNCE_DIGEST_KNOWN, [1; 32]),
+        status_pkt(&[DeficitRange {
+            first: 1,
+            len: 2,
+            deficit: 3,
+        }]),
+    ];
+    for i in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut p = if i % 2 == 0 {
+            seeds[(i / 2) % 2].clone()
+        } else {
+            vec![0u8; (x % 200) as usize]
+        };
+        for _ in 0..(x % 4) {
+            if p.is_empty() {
+                break;
+            }
+            let at = (x >> 8) as usize % p.len();
+            p[at] = (x >> 20) as u8;
+            x = x.rotate_left(7);
+        }
+        if x % 3 == 0 && p.len() >= CRC_LEN {
+            reseal(&mut p);
+        }
+        let _ = parse_any(&p);
+    }
+}
