@@ -16,6 +16,11 @@ Sends, alternately to every --data and --control target, a mix of:
 Real packets are sniffed by binding the data port (--sniff) in this namespace: this node is
 just another machine on the LAN and hears the broadcast/multicast. Before the first packet
 is heard only random garbage is sent. Prints counts on exit (SIGTERM/SIGINT or --duration).
+
+--spoof: every other datagram is sent through a raw socket with a forged source, so that it
+gets past a receiver's source-address filter and reaches its parser: to --data targets from
+the sniffed server address and port, to --control targets from --spoof-client ADDR:PORT
+(a real client's address). Needs root (CAP_NET_RAW).
 """
 import argparse
 import random
@@ -40,6 +45,8 @@ def main():
     ap.add_argument("--pps", type=float, default=2000)
     ap.add_argument("--duration", type=float, default=120)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--spoof", action="store_true")
+    ap.add_argument("--spoof-client", type=addr, default=None)
     a = ap.parse_args()
     rng = random.Random(a.seed)
 
@@ -47,6 +54,20 @@ def main():
     out.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     out.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
     out.setblocking(False)
+
+    raw = None
+    if a.spoof:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        raw.setblocking(False)
+    server_src = [None]
+
+    def spoofed(payload, src, dst):
+        ulen = 8 + len(payload)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, rng.randrange(1, 65536), 0, 64, 17, 0,
+                         socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+        udp = struct.pack("!HHHH", src[1], dst[1], ulen, 0)  # checksum 0: none (IPv4)
+        return ip + udp + payload
 
     sniff = None
     if a.sniff:
@@ -125,6 +146,7 @@ def main():
                 if _src[1] == my_port:
                     continue  # our own broadcast garbage looping back
                 sniffed += 1
+                server_src[0] = _src
                 if len(d) >= 8:
                     if len(captured) < 256:
                         captured.append(d)
@@ -138,8 +160,16 @@ def main():
             pkt = rng.choice(captured)
         else:
             kind, pkt = "random", b""
+        src = None
+        if raw and i % 2 == 1:
+            src = server_src[0] if role == "data" else a.spoof_client
         try:
-            out.sendto(make(kind, pkt), target)
+            payload = make(kind, pkt)
+            if src and len(payload) <= 1400:
+                raw.sendto(spoofed(payload, src, target), (target[0], 0))
+                kind = "spoofed-" + kind
+            else:
+                out.sendto(payload, target)
             counts[kind] = counts.get(kind, 0) + 1
         except (BlockingIOError, InterruptedError):
             pass

@@ -43,6 +43,8 @@ usage: [LAB=prefix] netlab.sh COMMAND [ARGS]
   list                print the lab's namespace names
 
 env: LAB (default bb, <= 5 chars [a-z0-9]), LAB_MCAST_SNOOPING=0|1 (default 0),
+     LAB_GSO=0|1 (default 0: GSO packets are segmented at the bridge ports, so loss is
+     per datagram; 1: whole GSO batches cross the bridge and are dropped together),
      LAB_TBF_BURST (default: max(64kb, rate/250)), LAB_TBF_LATENCY (default 20ms)
 EOF
 }
@@ -158,6 +160,10 @@ add_node() {
     ip netns add "$ns"
     ip -n "$sw" link add "$port" mtu "$MTU" type veth peer name eth0 mtu "$MTU" netns "$ns"
     ip -n "$sw" link set "$port" master "$br"
+    # Segment UDP GSO super-packets (bb-server sends 32 datagrams per GSO send) at the
+    # bridge port, so that the client's nft loss rule drops single datagrams, as a switch
+    # drops single frames, instead of whole 32-datagram bursts. LAB_GSO=1 keeps GSO.
+    [[ "${LAB_GSO:-0}" == 1 ]] || ip -n "$sw" link set "$port" gso_max_segs 1
     ip -n "$sw" link set "$port" up
     ip -n "$ns" link set lo up
     ip -n "$ns" addr add "$addr/24" brd "${SUBNET_PREFIX}.255" dev eth0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """UDP probe for the lab harness: sequence-numbered sender and receiver.
 
-  probe.py send ADDR PORT COUNT [--pps N] [--size B] [--ttl T]
+  probe.py send ADDR PORT COUNT [--pps N] [--size B] [--ttl T] [--gso N]
   probe.py recv PORT [--group G] [--idle S] [--wait S] [--count N] [--ready FILE]
 
 recv prints one line: "received=R unique=U first=F last=L missing=M" where missing counts the
@@ -25,16 +25,21 @@ def send(a):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     pad = b"\0" * max(0, a.size - 12)
     interval = 1.0 / a.pps if a.pps > 0 else 0.0
+    if a.gso > 1:
+        # UDP GSO: one sendto carries a.gso datagrams of a.size bytes (like bb-server)
+        s.setsockopt(17, 103, a.size)  # SOL_UDP, UDP_SEGMENT
+    step = max(1, a.gso)
     t0 = time.monotonic()
-    for i in range(a.count):
+    for i in range(0, a.count, step):
         if interval:
             target = t0 + i * interval
             d = target - time.monotonic()
             if d > 0.002:
                 time.sleep(d)
+        buf = b"".join(MAGIC + struct.pack("!Q", j) + pad for j in range(i, min(i + step, a.count)))
         while True:
             try:
-                s.sendto(MAGIC + struct.pack("!Q", i) + pad, (a.addr, a.port))
+                s.sendto(buf, (a.addr, a.port))
                 break
             except BlockingIOError:
                 time.sleep(0.001)
@@ -92,6 +97,7 @@ def main():
     ps.add_argument("--pps", type=float, default=5000)
     ps.add_argument("--size", type=int, default=1000)
     ps.add_argument("--ttl", type=int, default=1)
+    ps.add_argument("--gso", type=int, default=0, help="datagrams per sendto (UDP_SEGMENT)")
     pr = sub.add_parser("recv")
     pr.add_argument("port", type=int)
     pr.add_argument("--group")

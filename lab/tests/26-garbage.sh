@@ -2,14 +2,16 @@
 # Garbage datagrams during a transfer change nothing: a thrower in c9 (lab/garbage.py) sends
 # random bytes, truncated packets, packets with a valid-looking magic/header, bit-flipped and
 # field-mangled copies of sniffed real packets, to the clients' port 7855 (broadcast and
-# unicast) and to the server's port 7854. Server exits 0; all 8 clients byte-exact.
+# unicast) and to the server's port 7854. Half of it has a forged source (the server's
+# address and port toward the clients, client 2's toward the server) so that it gets past
+# source filtering and reaches the parsers. Server exits 0; all 8 clients byte-exact.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 lab_require_root
 lab_require_bins
 lab_up 9 --loss 1
 d=$(lab_tmpdir); img="$d/image"; lab_make_image "$img" 32
-lab_bg garbage c9 python3 "$LAB_LIB_DIR/garbage.py" --sniff 7855 \
+lab_bg garbage c9 python3 "$LAB_LIB_DIR/garbage.py" --sniff 7855 --spoof --spoof-client 10.99.0.12:7855 \
     --data 10.99.0.255:7855 --data 10.99.0.11:7855 --control 10.99.0.1:7854 \
     --pps 2000 --duration 150
 sleep 0.5
@@ -25,3 +27,5 @@ grep -q 'sniffed=[1-9]' "$LAB_LOGDIR/garbage.out" || echo "warning: the thrower 
 (( rs == 0 )) || lab_fail "bb-server exit $rs under garbage ($(lab_tail srv 3))"
 bb_check_clients "$img" "${names[@]}"
 bb_summary "$img" "$t0"
+echo "server: $(grep -m1 -E '^ +control ' "$LAB_LOGDIR/srv.err" | sed 's/^ *//')"
+for k in 1 2; do echo "c$k: $(grep -E 'dropped' "$LAB_LOGDIR/c$k.err" | tail -n 1)"; done
