@@ -31,6 +31,7 @@ Options:
   --join-at F          fraction of the forward pass at which they join (default 50%)
   --dead-clients N     receivers that die mid-way: a count or a percentage (default 0)
   --die-at F           fraction of the forward pass at which they die (default 50%)
+  --in-order           receivers hand out blocks strictly in order (as a stdout sink does)
   --no-proactive       no proactive repair in the forward pass
   --fixed-rate         the sender does not adapt its rate to reported loss
   --max-time D         give up after this much simulated time (default 3600s)
@@ -63,6 +64,7 @@ pub struct Options {
     pub dead_clients: u32,
     pub die_at: f64,
     pub proactive: bool,
+    pub in_order: bool,
     pub adapt_rate: bool,
     pub max_time_us: u64,
     pub seed: u64,
@@ -93,6 +95,7 @@ impl Default for Options {
             dead_clients: 0,
             die_at: 0.5,
             proactive: true,
+            in_order: false,
             adapt_rate: true,
             max_time_us: 3_600_000_000,
             seed: 1,
@@ -215,6 +218,10 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
                 "-h" | "--help" => Ok(false),
                 "-v" | "--verbose" => {
                     o.verbose = true;
+                    Ok(true)
+                }
+                "--in-order" => {
+                    o.in_order = true;
                     Ok(true)
                 }
                 "--no-proactive" => {

@@ -176,7 +176,9 @@ pub fn run(o: &Options) -> Report {
                 esi_at: &mut m.esi_at,
                 scratch: &mut m.scratch,
             };
-            Receiver::new(ReceiverConfig::new(id), storage)
+            let mut cfg = ReceiverConfig::new(id);
+            cfg.in_order = o.in_order;
+            Receiver::new(cfg, storage)
         })
         .collect();
     let late_from = n - o.late_joiners as usize;
