@@ -199,40 +199,79 @@ check_vm() {
     fi
 }
 
-start_server() { # CLIENTS
+start_server() { # NAME CLIENTS
     [[ "$BOOT_ONLY" == 1 ]] && return 0
-    lab_bg server srv "$BB_SERVER" --clients "$1" --rate "$RATE" 10.99.0.255 "$IMG"
+    lab_bg "$1" srv "$BB_SERVER" --clients "$2" --rate "$RATE" 10.99.0.255 "$IMG"
 }
-check_server() { # LABEL
+check_server() { # NAME LABEL
     [[ "$BOOT_ONLY" == 1 ]] && return 0
-    if lab_wait server 30; then
-        ok "$1: bb-server exited 0"
+    if lab_wait "$1" 30; then
+        ok "$2: bb-server exited 0 ($(grep -a 'wire ratio' "$LOG/$1.err" | sed 's/^ *//; s/ (.*//'))"
     else
-        bad "$1: bb-server exit $(lab_rc server): $(lab_tail server 3)"
+        bad "$2: bb-server exit $(lab_rc "$1"): $(lab_tail "$1" 3)"
     fi
+}
+
+# Records when each VM's console first shows its network up and its result (for the timeline).
+watch_consoles() { # T0 NAME...
+    local t0=$1; shift
+    (
+        trap - EXIT INT TERM HUP
+        declare -A seen_init=() seen_ok=()
+        while :; do
+            local all=1 n t
+            for n in "$@"; do
+                t=$(now)
+                if [[ -z "${seen_init[$n]:-}" ]] && grep -aq '^bb: init: .* server ' "$LOG/$n.console" 2>/dev/null; then
+                    seen_init[$n]=1; echo "$n network-up $(secs "$t0" "$t")" >>"$LOG/timeline"
+                fi
+                if [[ -z "${seen_ok[$n]:-}" ]] && grep -aq '^bb: \(OK\|FAILED\)' "$LOG/$n.console" 2>/dev/null; then
+                    seen_ok[$n]=1; echo "$n result $(secs "$t0" "$t")" >>"$LOG/timeline"
+                fi
+                [[ -n "${seen_ok[$n]:-}" ]] || all=0
+            done
+            (( all )) && exit 0
+            sleep 0.5
+        done
+    ) &
+    WATCHER=$!
+}
+stop_watch() { kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null; }
+timeline() { # NAME... : "vm1 up 21.3 s, done 40.2 s; ..."
+    local n out="" u d
+    for n in "$@"; do
+        u=$(awk -v n="$n" '$1 == n && $2 == "network-up" { print $3 }' "$LOG/timeline" 2>/dev/null)
+        d=$(awk -v n="$n" '$1 == n && $2 == "result" { print $3 }' "$LOG/timeline" 2>/dev/null)
+        out+="$n net up ${u:-?} s, result ${d:-?} s; "
+    done
+    echo "${out%; }"
 }
 
 # ---- phase 1: PXE through iPXE ----------------------------------------------------------------
 vms=()
 for ((k = 1; k <= NVM; k++)); do add_vm_tap "${LAB}t$k"; done
-start_server "$NVM"
+start_server server1 "$NVM"
 t0=$(now)
 for ((k = 1; k <= NVM; k++)); do
     start_vm "vm$k" "${LAB}t$k" "$(printf '52:54:00:99:01:%02x' "$k")" 256 -boot n
     vms+=("vm$k")
 done
+watch_consoles "$t0" "${vms[@]}"
 if wait_vms "$TIMEOUT" "${vms[@]}"; then
     t1=$(now)
     el=$(secs "$t0" "$t1")
+    stop_watch
     echo "pxe.sh: $NVM VMs: PXE boot + ${MIB} MiB image at ${LOSS}% loss + verify + poweroff: ${el} s"
+    echo "pxe.sh: timeline from VM start: $(timeline "${vms[@]}")"
     if awk -v e="$el" 'BEGIN { exit !(e <= 60) }'; then ok "$NVM PXE VMs done in $el s (target <= 60 s)"
     else ok "$NVM PXE VMs done in $el s (over the 60 s target: TCG on a busy 2-core machine?)"; fi
 else
     bad "$NVM PXE VMs: not all powered off within ${TIMEOUT}s"
 fi
 for ((k = 1; k <= NVM; k++)); do check_vm "vm$k" "pxe vm$k" "${LAB}t$k"; done
-check_server "phase 1"
-lab_kill server TERM 2>/dev/null || true
+stop_watch
+check_server server1 "phase 1"
+lab_kill server1 TERM 2>/dev/null || true
 
 # ---- phase 2: the distribution initramfs hooks --------------------------------------------------
 if [[ "${PXE_PHASE2:-1}" == 1 ]]; then
@@ -261,7 +300,7 @@ if [[ "${PXE_PHASE2:-1}" == 1 ]]; then
     if (( ${#built[@]} > 0 )); then
         i=0
         for kind in "${built[@]}"; do add_vm_tap "${LAB}t$((NVM + 1 + i))"; i=$((i + 1)); done
-        start_server "${#built[@]}"
+        start_server server2 "${#built[@]}"
         t0=$(now)
         i=0
         for kind in "${built[@]}"; do
@@ -277,8 +316,11 @@ if [[ "${PXE_PHASE2:-1}" == 1 ]]; then
             p2+=("$kind")
             i=$((i + 1))
         done
+        watch_consoles "$t0" "${p2[@]}"
         if wait_vms "$TIMEOUT" "${p2[@]}"; then
+            stop_watch
             echo "pxe.sh: distribution initramfs VMs (${p2[*]}): $(secs "$t0" "$(now)") s"
+            echo "pxe.sh: timeline from VM start: $(timeline "${p2[@]}")"
         else
             bad "distribution initramfs VMs: not all powered off within ${TIMEOUT}s"
         fi
@@ -288,7 +330,8 @@ if [[ "${PXE_PHASE2:-1}" == 1 ]]; then
             check_vm "$kind" "$label" "${LAB}t$((NVM + 1 + i))"
             i=$((i + 1))
         done
-        check_server "phase 2"
+        stop_watch
+        check_server server2 "phase 2"
     fi
 fi
 
