@@ -46,14 +46,7 @@ struct ClientResult {
     acked: bool,
 }
 
-/// A minimal client: binds the data port, sends status to the server, writes into memory.
-/// `fail_with` makes it report that failure as soon as it is bound.
-fn client(
-    data_port: u16,
-    control: SocketAddrV4,
-    fail_with: Option<FailReason>,
-    limit: Duration,
-) -> ClientResult {
+fn udp(addr: SocketAddrV4) -> UdpSocket {
     let sock = socket2::Socket::new(
         socket2::Domain::IPV4,
         socket2::Type::DGRAM,
@@ -62,11 +55,50 @@ fn client(
     .unwrap();
     let _ = sock.set_recv_buffer_size(8 << 20);
     sock.set_reuse_address(true).unwrap();
-    sock.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, data_port).into())
-        .unwrap();
+    sock.bind(&addr.into()).unwrap();
     let sock: UdpSocket = sock.into();
-    sock.set_read_timeout(Some(Duration::from_millis(2)))
+    sock.set_read_timeout(Some(Duration::from_millis(1)))
         .unwrap();
+    sock
+}
+
+/// A minimal client: binds the data port, sends status to the server, writes into memory.
+/// `fail_with` makes it report that failure as soon as it is bound.
+fn client(
+    data_port: u16,
+    control: SocketAddrV4,
+    fail_with: Option<FailReason>,
+    limit: Duration,
+) -> ClientResult {
+    client_on(
+        Ipv4Addr::LOCALHOST,
+        None,
+        data_port,
+        control,
+        fail_with,
+        limit,
+    )
+}
+
+/// A client whose status socket is bound to `local:data_port`; with `broadcast`, data
+/// arrives on a second socket bound to 0.0.0.0:data_port.
+fn client_on(
+    local: Ipv4Addr,
+    broadcast: Option<()>,
+    data_port: u16,
+    control: SocketAddrV4,
+    fail_with: Option<FailReason>,
+    limit: Duration,
+) -> ClientResult {
+    let sock = udp(SocketAddrV4::new(local, data_port));
+    let bsock = broadcast.map(|_| udp(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, data_port)));
+    let socks: Vec<&UdpSocket> = [Some(&sock), bsock.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if socks.len() > 1 {
+        sock.set_nonblocking(true).unwrap();
+    }
 
     let (k, s, slots) = (512usize, 1408usize, 16usize);
     let mut done = vec![0u64; 1 << 12];
@@ -81,7 +113,10 @@ fn client(
         esi_at: &mut esi_at,
         scratch: &mut scratch,
     };
-    let mut rx = Receiver::new(ReceiverConfig::new(0x1234_0000 + data_port as u64), storage);
+    let mut rx = Receiver::new(
+        ReceiverConfig::new(0x1234_0000 + data_port as u64 + ((u32::from(local) as u64) << 16)),
+        storage,
+    );
     let start = Instant::now();
     let mut buf = vec![0u8; 9216];
     let mut out = Vec::new();
@@ -89,19 +124,26 @@ fn client(
     let mut rand = 0x9e37_79b9u32;
     while start.elapsed() < limit {
         let now = start.elapsed().as_micros() as u64;
-        for _ in 0..256 {
-            match sock.recv(&mut buf) {
-                Ok(n) => match rx.handle_datagram(start.elapsed().as_micros() as u64, &buf[..n]) {
-                    Ok(Event::Bound { geometry, .. }) => {
-                        out = vec![0u8; geometry.image_size as usize];
-                        if let Some(r) = fail_with {
-                            rx.fail(now, r);
-                        }
+        // Drain every socket; the last one (data) waits up to 1 ms when all are empty.
+        let mut quiet = 0;
+        let mut i = 0;
+        while quiet < socks.len() && i < 512 {
+            let sock = socks[i % socks.len()];
+            i += 1;
+            let Ok(n) = sock.recv(&mut buf) else {
+                quiet += 1;
+                continue;
+            };
+            quiet = 0;
+            match rx.handle_datagram(start.elapsed().as_micros() as u64, &buf[..n]) {
+                Ok(Event::Bound { geometry, .. }) => {
+                    out = vec![0u8; geometry.image_size as usize];
+                    if let Some(r) = fail_with {
+                        rx.fail(now, r);
                     }
-                    Ok(Event::ResultAcked) => acked = true,
-                    _ => {}
-                },
-                Err(_) => break,
+                }
+                Ok(Event::ResultAcked) => acked = true,
+                _ => {}
             }
         }
         while let Some(w) = rx.poll_write() {
@@ -209,6 +251,69 @@ fn one_client_gets_a_byte_exact_image_and_the_server_exits_0() {
             && j.contains("\"state\": \"OK\"")
             && j.contains("\"image_bytes\": 4194304,"),
         "{j}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn two_clients_receive_a_subnet_broadcast() {
+    let dir = tmp("bcast");
+    let img = image_bytes(2 << 20, 5);
+    let path = dir.join("disk.img");
+    std::fs::write(&path, &img).unwrap();
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let srv = server(
+        &[
+            "--clients",
+            "2",
+            "--min-clients",
+            "2",
+            "--wait",
+            "10",
+            "--rate",
+            "20M",
+            "--block-symbols",
+            "128",
+            "--port",
+            &dps,
+            "--control-port",
+            &cps,
+            "127.255.255.255",
+            path.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let control = SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp);
+    let clients: Vec<_> = (2..4u8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                client_on(
+                    Ipv4Addr::new(127, 0, 0, i),
+                    Some(()),
+                    dp,
+                    control,
+                    None,
+                    Duration::from_secs(15),
+                )
+            })
+        })
+        .collect();
+    let results: Vec<ClientResult> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+    let (code, _, err) = finish(srv, Duration::from_secs(10));
+    for r in &results {
+        assert!(
+            matches!(r.outcome, Some(Outcome::Verified { .. })),
+            "{:?}\n{err}",
+            r.outcome
+        );
+        assert!(r.data == img, "image differs");
+        assert!(r.acked, "result not acknowledged");
+    }
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("127.0.0.2:") && err.contains("127.0.0.3:"),
+        "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
