@@ -25,6 +25,11 @@ use run::{EXIT_USAGE, say};
 #[link(name = "c")]
 unsafe extern "C" {}
 
+// Static glibc (the fallback build) refers to the unwinder in its own objects.
+#[cfg(all(not(test), target_env = "gnu", target_feature = "crt-static"))]
+#[link(name = "gcc_eh", kind = "static")]
+unsafe extern "C" {}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
@@ -72,8 +77,9 @@ OPTIONS:
         --init               /init mode for the imaging initramfs: mount /proc, /sys, /dev,
                              load modules, configure the network (ip= or DHCP), take bb.server=,
                              bb.dev=, bb.group=, bb.port=, bb.done= from the kernel command line,
-                             receive, then power off / reboot (on success only). Automatic when
-                             running as PID 1.
+                             receive (waiting up to 300 s, or bb.timeout= if longer, for the
+                             server), then power off / reboot (on success only). Automatic
+                             when running as PID 1.
     -h, --help               this help
     -V, --version            the version
 

@@ -96,6 +96,19 @@ pub fn random_u64() -> u64 {
     }
 }
 
+/// Faults in (writable) the pages of `[addr, addr + len)` now, so that the memory a session
+/// needs is resident from its start: the RSS is then the same whatever the image size or
+/// loss pattern, and a machine short of memory fails at once rather than midway.
+/// Best effort (MADV_POPULATE_WRITE needs Linux 5.14).
+pub fn populate(addr: usize, len: usize) {
+    const MADV_POPULATE_WRITE: c_int = 23;
+    let start = addr & !4095;
+    let len = (addr + len - start).next_multiple_of(4096);
+    // SAFETY: the range covers (page-rounded) memory of our own static buffers; populating
+    // only faults pages in and never changes their contents.
+    unsafe { libc::madvise(start as *mut c_void, len, MADV_POPULATE_WRITE) };
+}
+
 // ---- signals ----------------------------------------------------------------------------
 
 static SIGNALLED: AtomicU32 = AtomicU32::new(0);

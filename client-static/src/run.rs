@@ -179,6 +179,13 @@ pub fn receive(o: &Options<'_>) -> Finish {
     let mut rng = Rng(os::random_u64() | 1);
     let client_id = os::random_u64();
 
+    // Where the slot memory lives, to fault in what the session will use once it is known.
+    let (pool_at, esi_at, scratch_at) = (
+        m.pool.as_ptr() as usize,
+        m.esi_at.as_ptr() as usize,
+        m.scratch.as_ptr() as usize,
+    );
+    os::populate(m.rx.as_ptr() as usize, size_of_val(&m.rx));
     let mut slots = [Slot::FREE; mem::MAX_SLOTS];
     let mut cfg = ReceiverConfig::new(client_id);
     cfg.in_order = sink.in_order();
@@ -359,6 +366,11 @@ pub fn receive(o: &Options<'_>) -> Finish {
                     }) => {
                         geometry = Some(g);
                         bound_at = now;
+                        let (slot_bytes, slot_esis, scratch) = Receiver::slot_needs(&g);
+                        let n = rx.slot_count();
+                        os::populate(pool_at, n * slot_bytes);
+                        os::populate(esi_at, n * slot_esis * 2);
+                        os::populate(scratch_at, scratch);
                         last_heard = now;
                         if !quiet {
                             say(format_args!(
