@@ -29,7 +29,8 @@ step "dependencies"
 
 if [[ -z "${DEMO_NO_BUILD:-}" ]]; then
     step "building bb-server and bb-client (release)"
-    (cd "$REPO" && cargo build --release -p bb-server -p bb-client)
+    # Two builds: built together, cargo unifies features and the no_std client gets std.
+    (cd "$REPO" && cargo build --release -p bb-server && cargo build --release -p bb-client)
 fi
 lab_bins
 for b in "$BB_SERVER" "$BB_CLIENT"; do

@@ -68,6 +68,7 @@ _lab_cleanup() {
         while read -r l; do [[ -n "$l" ]] && rm -rf "$l"; done <"$LAB_LOGDIR/.tmpdirs"
         rm -f "$LAB_LOGDIR/.tmpdirs"
     fi
+    rmdir "$LAB_LOGDIR" 2>/dev/null || true   # only if empty
     return $rc
 }
 

@@ -46,7 +46,9 @@ mkdir -p "$LOGROOT"
 
 if (( build )) && [[ -z "${BB_SERVER:-}" || -z "${BB_CLIENT:-}" ]]; then
     echo "building bb-server and bb-client (release)..."
-    if ! (cd "$REPO" && cargo build --release -p bb-server -p bb-client) >"$LOGROOT/build.log" 2>&1; then
+    # Two builds: built together, cargo unifies features and the no_std client gets std.
+    if ! (cd "$REPO" && cargo build --release -p bb-server && cargo build --release -p bb-client) \
+        >"$LOGROOT/build.log" 2>&1; then
         echo "warning: cargo build failed (log: $LOGROOT/build.log); tests needing the binaries will fail"
         tail -n 5 "$LOGROOT/build.log" | sed 's/^/    /'
     fi
