@@ -116,6 +116,9 @@ lab_make_image "$IMG" "$MIB"
 lab_up 0
 SW="${LAB}sw"; SRV="${LAB}srv"
 ip -n "$SRV" addr add fd99::1/64 dev eth0 nodad
+# bb-server sends UDP GSO super-packets; segment them on the server's own interface so the
+# bridge (and the loss rule on its forward hook) sees single datagrams, as a switch would.
+ip -n "$SRV" link set eth0 gso_max_segs 1
 
 loss_ppm=$(awk -v p="$LOSS" 'BEGIN { printf "%d", p * 10000 + 0.5 }')
 add_vm_tap() { # TAP: tap on the bridge with LOSS% of broadband traffic dropped both ways
