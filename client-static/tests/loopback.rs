@@ -49,7 +49,7 @@ fn serve(
     data_port: u16,
     stop: Arc<AtomicBool>,
 ) -> thread::JoinHandle<u32> {
-    serve_from(image, bind, None, data_port, stop)
+    serve_from(image, bind, None, data_port, stop, u64::MAX)
 }
 
 /// As [`serve`], sending data and announces from `data_from` when given (a second address).
@@ -59,6 +59,7 @@ fn serve_from(
     data_from: Option<SocketAddr>,
     data_port: u16,
     stop: Arc<AtomicBool>,
+    max_symbols: u64,
 ) -> thread::JoinHandle<u32> {
     let sock = UdpSocket::bind(bind).unwrap();
     let data_sock = data_from.map(|a| UdpSocket::bind(a).unwrap());
@@ -96,6 +97,7 @@ fn serve_from(
         let mut pkt = vec![0u8; 9000];
         let mut rbuf = vec![0u8; 9000];
         let mut complete_at: Option<Instant> = None;
+        let mut sent_symbols = 0u64;
         while t0.elapsed() < Duration::from_secs(60) && !stop.load(Ordering::SeqCst) {
             if complete_at.is_some_and(|t| t.elapsed() > Duration::from_millis(300)) {
                 break;
@@ -114,11 +116,17 @@ fn serve_from(
                 complete_at = Some(Instant::now());
             }
             match s.poll_transmit(now()) {
+                Transmit::Announce if sent_symbols >= max_symbols => {}
                 Transmit::Announce => {
                     let n = s.build_announce(&mut pkt).unwrap();
                     let _ = dsock.send_to(&pkt[..n], dest);
                 }
+                Transmit::Symbol { .. } if sent_symbols >= max_symbols => {
+                    // Gone silent (a crashed server): neither data nor announces.
+                    thread::sleep(Duration::from_millis(1));
+                }
                 Transmit::Symbol { block: b, esi, seq } => {
+                    sent_symbols += 1;
                     let k = g.block_k(b) as usize;
                     let len = g.block_len(b);
                     let off = g.block_offset(b) as usize;
@@ -283,6 +291,7 @@ fn data_from_another_address_needs_any_server() {
             Some("127.0.0.2:0".parse().unwrap()),
             data,
             stop.clone(),
+            u64::MAX,
         );
         let out_path = tmp(&format!("any-{any}.img"));
         let (d, c) = (data.to_string(), ctrl.to_string());
@@ -436,4 +445,87 @@ fn usage_help_version() {
         let (o, _) = run_client(bad, false);
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
     }
+}
+
+/// The server goes silent midway: the client gives up after --timeout with exit 5.
+#[test]
+fn stall_after_start_exits_5() {
+    let (data, ctrl) = ports();
+    let image = Arc::new(random_image(4 << 20, 7));
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = serve_from(
+        image,
+        format!("127.0.0.1:{ctrl}").parse().unwrap(),
+        None,
+        data,
+        stop.clone(),
+        1000,
+    );
+    let out_path = tmp("stall.img");
+    let (o, t) = run_client(
+        &[
+            "--timeout",
+            "1",
+            "-p",
+            &data.to_string(),
+            "--control-port",
+            &ctrl.to_string(),
+            "127.0.0.1",
+            out_path.to_str().unwrap(),
+        ],
+        false,
+    );
+    stop.store(true, Ordering::SeqCst);
+    server.join().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("no data from 127.0.0.1 for 1 s after the transfer had started"),
+        "{err}"
+    );
+    // 1 s of silence, then the result is repeated (unacknowledged) for a bounded time.
+    assert!(t < Duration::from_secs(10), "took {t:?}");
+    let _ = std::fs::remove_file(&out_path);
+}
+
+/// A mounted block device is refused before anything else (exit 3).
+#[test]
+fn mounted_block_device_is_refused() {
+    let backing = tmp("fs.img");
+    std::fs::write(&backing, vec![0u8; 16 << 20]).unwrap();
+    let ok = |c: &mut Command| {
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&backing)) {
+        eprintln!("skipped: mkfs.ext4 not available");
+        return;
+    }
+    let Ok(l) = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&backing)
+        .output()
+    else {
+        return;
+    };
+    if !l.status.success() {
+        eprintln!("skipped: no loop device");
+        return;
+    }
+    let dev = String::from_utf8(l.stdout).unwrap().trim().to_string();
+    let mnt = tmp("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    if ok(Command::new("mount").arg(&dev).arg(&mnt)) {
+        let (o, _) = run_client(&["--timeout", "1", "127.0.0.1", &dev], false);
+        let _ = Command::new("umount").arg(&mnt).status();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        assert!(err.contains("is mounted on"), "{err}");
+    } else {
+        eprintln!("skipped: cannot mount");
+    }
+    let _ = Command::new("losetup").args(["-d", &dev]).status();
+    let _ = std::fs::remove_file(&backing);
 }
