@@ -435,6 +435,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     pub fn clients(&self) -> impl Iterator<Item = &ClientInfo<A>> {
         self.clients.iter().flatten()
     }
+    /// Client table row `row`, as named by [`Received`]. Rows are never reused within a
+    /// session, so a row keeps naming the same client.
+    pub fn client(&self, row: usize) -> Option<&ClientInfo<A>> {
+        self.clients.get(row)?.as_ref()
+    }
     /// Current sending rate in bits per second.
     pub fn rate_bps(&self) -> u64 {
         self.rate_bps
