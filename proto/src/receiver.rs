@@ -405,7 +405,8 @@ impl<'a> Receiver<'a> {
                 s.digest = a.digest().copied();
             }
             s.report_interval_us = interval;
-            self.note_seq(a.seq.wrapping_sub(1), false);
+            // The announce's sequence number is not evidence of data seen: a server that
+            // batches its sends may announce before the data it numbered has left.
             if a.flags & ANNOUNCE_CLOSING != 0 && self.outcome.is_none() {
                 return Ok(Event::ServerClosing);
             }
@@ -441,14 +442,13 @@ impl<'a> Receiver<'a> {
         })
     }
 
-    fn note_seq(&mut self, seq: u32, data: bool) {
+    /// Records a data packet's sequence number (loss measurement and report ordering).
+    fn note_data_seq(&mut self, seq: u32) {
         match self.highest_seq {
             Some(h) if (seq.wrapping_sub(h) as i32) <= 0 => {}
             _ => self.highest_seq = Some(seq),
         }
-        if data {
-            self.window_received = self.window_received.wrapping_add(1);
-        }
+        self.window_received = self.window_received.wrapping_add(1);
     }
 
     fn handle_data(&mut self, now_us: u64, d: &wire::Data<'_>) -> Result<(), Dropped> {
@@ -462,7 +462,7 @@ impl<'a> Receiver<'a> {
             return Err(Dropped::Malformed(WireError::BadLength));
         }
         let k = g.block_k(d.block) as usize;
-        self.note_seq(d.seq, true);
+        self.note_data_seq(d.seq);
         if self.is_done(d.block) {
             return Err(Dropped::Duplicate);
         }
