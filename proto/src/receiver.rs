@@ -306,7 +306,9 @@ impl<'a> Receiver<'a> {
     }
     /// True when the result was acknowledged or repeated as often as configured.
     pub fn finished(&self) -> bool {
-        self.outcome.is_some() && (self.acked || self.result_sent >= self.cfg.result_repeats)
+        // Before binding there is no session to report to: a local failure ends at once.
+        self.outcome.is_some()
+            && (self.acked || self.result_sent >= self.cfg.result_repeats || self.session.is_none())
     }
     /// True when every block is written and the shell should flush the target, then call
     /// [`Receiver::flushed`].
