@@ -233,10 +233,23 @@ _lab_install_trap
 BB_RATE="${BB_RATE:-200M}"
 BB_CLIENT_TIMEOUT="${BB_CLIENT_TIMEOUT:-30}"
 
+# The server gives up (and names who did not finish) this long after sending started.
+BB_SERVER_TIMEOUT="${BB_SERVER_TIMEOUT:-45}"
+
 # bb_server NAME [server args...]          (runs in srv)
-bb_server() { local n="$1"; shift; lab_bg "$n" srv "$BB_SERVER" "$@"; }
+bb_server() { local n="$1"; shift; lab_bg "$n" srv "$BB_SERVER" --timeout "$BB_SERVER_TIMEOUT" "$@"; }
 # bb_server_on NAME NODE [server args...]  (a server in another node, e.g. a second server)
-bb_server_on() { local n="$1" node="$2"; shift 2; lab_bg "$n" "$node" "$BB_SERVER" "$@"; }
+bb_server_on() {
+    local n="$1" node="$2"; shift 2
+    lab_bg "$n" "$node" "$BB_SERVER" --timeout "$BB_SERVER_TIMEOUT" "$@"
+}
+# bb_why NAME: why a server failed: exit code, its summary line and the clients not OK
+bb_why() {
+    local f="$LAB_LOGDIR/$1.err"
+    echo "exit $(lab_rc "$1"): $(grep -m1 'summary:' "$f" 2>/dev/null | sed 's/^bb-server summary: //')" \
+        "$(grep -E '^ +[0-9.]+:[0-9]+ ' "$f" 2>/dev/null | grep -v ' OK ' | awk '{$1=$1; print}' | head -n 4 | tr '\n' ';')" \
+        "$( [[ -n "$(lab_rc "$1")" ]] || lab_tail "$1" 2)"
+}
 # bb_client NAME K [client args...]        (client args include SERVER and OUTPUT)
 bb_client() {
     local n="$1" k="$2"; shift 2
@@ -291,7 +304,7 @@ bb_broadcast_test() {
     done
     local t0; t0=$(date +%s.%N)
     bb_server srv --rate "$BB_RATE" --clients "$n" "$dest" "$img"
-    lab_wait srv 120 || lab_fail "bb-server exit $(lab_rc srv) ($(lab_tail srv 3))"
+    lab_wait srv 75 || lab_fail "bb-server $(bb_why srv)"
     for ((k = 1; k <= n; k++)); do lab_wait "c$k" 30 || true; done
     bb_check_clients "$img" "${names[@]}"
     bb_summary "$img" "$t0"

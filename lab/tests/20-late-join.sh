@@ -17,7 +17,7 @@ max_elapsed() { local m=0 n e; for n in "$@"; do e=$(lab_elapsed "$n"); m=$(awk 
 names=()
 for k in "${early[@]}"; do bb_client "a$k" "$k" 10.99.0.1 "$d/a$k.img"; names+=("a$k:$d/a$k.img"); done
 bb_server srva --rate "$BB_RATE" --clients 7 10.99.0.255 "$img"
-lab_wait srva 120 || lab_fail "baseline: bb-server exit $(lab_rc srva) ($(lab_tail srva 3))"
+lab_wait srva 75 || lab_fail "baseline: bb-server $(bb_why srva)"
 for k in "${early[@]}"; do lab_wait "a$k" 30 || true; done
 bb_check_clients "$img" "${names[@]}"
 t0=$(max_elapsed "${names[@]%%:*}")
@@ -31,7 +31,7 @@ bb_server srvb --rate "$BB_RATE" --clients 8 --min-clients 7 10.99.0.255 "$img"
 lab_wait_txbytes $(( tx0 + isz / 2 )) 60 || lab_fail "server did not send half the image within 60s ($(lab_tail srvb 3))"
 late_at=$(( ($("$NETLAB" txbytes) - tx0) * 100 / isz ))
 bb_client late 8 10.99.0.1 "$d/late.img"
-lab_wait srvb 120 || lab_fail "bb-server exit $(lab_rc srvb) ($(lab_tail srvb 3))"
+lab_wait srvb 75 || lab_fail "bb-server $(bb_why srvb)"
 for k in "${early[@]}"; do lab_wait "b$k" 30 || true; done
 lab_wait late 30 || true
 bb_check_clients "$img" "${names[@]}" "late:$d/late.img"

@@ -16,12 +16,12 @@ for k in 5 6 7 8; do bb_client "b$k" "$k" 10.99.0.19 "$d/b$k.img"; nb+=("b$k:$d/
 bb_server srva --rate 100M --clients 4 10.99.0.255 "$d/imgA"
 bb_server_on srvb c9 --rate 100M --clients 4 10.99.0.255 "$d/imgB"
 ra=0; rb=0
-lab_wait srva 120 || ra=$?
-lab_wait srvb 120 || rb=$?
+lab_wait srva 75 || ra=$?
+lab_wait srvb 75 || rb=$?
 for k in 1 2 3 4; do lab_wait "a$k" 30 || true; done
 for k in 5 6 7 8; do lab_wait "b$k" 30 || true; done
-(( ra == 0 )) || lab_fail "server A exit $ra ($(lab_tail srva 3))"
-(( rb == 0 )) || lab_fail "server B exit $rb ($(lab_tail srvb 3))"
+(( ra == 0 )) || lab_fail "server A: $(bb_why srva)"
+(( rb == 0 )) || lab_fail "server B: $(bb_why srvb)"
 bb_check_clients "$d/imgA" "${na[@]}"
 bb_check_clients "$d/imgB" "${nb[@]}"
 echo "server A: clients 1-4 byte-exact; server B: clients 5-8 byte-exact"

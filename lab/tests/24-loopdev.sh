@@ -14,7 +14,7 @@ tail_before=$(tail -c $((16 << 20)) "$dev" | sha256sum)
 bb_client c1 1 10.99.0.1 "$dev"
 bb_client c2 2 10.99.0.1 "$d/c2.img"
 bb_server srv --rate "$BB_RATE" --clients 2 10.99.0.255 "$img"
-lab_wait srv 120 || lab_fail "bb-server exit $(lab_rc srv) ($(lab_tail srv 3))"
+lab_wait srv 75 || lab_fail "bb-server $(bb_why srv)"
 lab_wait c1 30 || true; lab_wait c2 30 || true
 bb_check_clients "$img" "c1:$dev" "c2:$d/c2.img"
 blockdev --flushbufs "$dev" 2>/dev/null || true
