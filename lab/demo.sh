@@ -29,7 +29,7 @@ step "dependencies"
 
 if [[ -z "${DEMO_NO_BUILD:-}" ]]; then
     step "building bb-server and bb-client (release)"
-    # Two builds: built together, cargo unifies features and the no_std client gets std.
+    # Two builds, so that the std server's features never leak into the no_std client.
     (cd "$REPO" && cargo build --release -p bb-server && cargo build --release -p bb-client)
 fi
 lab_bins

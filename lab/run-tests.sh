@@ -46,7 +46,7 @@ mkdir -p "$LOGROOT"
 
 if (( build )) && [[ -z "${BB_SERVER:-}" || -z "${BB_CLIENT:-}" ]]; then
     echo "building bb-server and bb-client (release)..."
-    # Two builds: built together, cargo unifies features and the no_std client gets std.
+    # Two builds, so that the std server's features never leak into the no_std client.
     if ! (cd "$REPO" && cargo build --release -p bb-server && cargo build --release -p bb-client) \
         >"$LOGROOT/build.log" 2>&1; then
         echo "warning: cargo build failed (log: $LOGROOT/build.log); tests needing the binaries will fail"
