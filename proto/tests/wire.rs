@@ -440,7 +440,7 @@ fn random_bytes_never_panic() {
             p[at] = (x >> 20) as u8;
             x = x.rotate_left(7);
         }
-        if x % 3 == 0 && p.len() >= CRC_LEN {
+        if x.is_multiple_of(3) && p.len() >= CRC_LEN {
             reseal(&mut p);
         }
         let _ = parse_any(&p);
