@@ -129,7 +129,7 @@ lab_bg() {
     local name="$1" node="$2"; shift 2
     local ns; ns=$(lab_ns "$node")
     local base="$LAB_LOGDIR/$name"
-    rm -f "$base.rc" "$base.pid" "$base.end" "$base.start" "$base.out" "$base.err"
+    rm -f "$base.rc" "$base.rc.tmp" "$base.pid" "$base.end" "$base.start" "$base.out" "$base.err"
     (
         trap - EXIT INT TERM HUP
         set +e +u   # a failing program must still get its .rc written
@@ -139,7 +139,7 @@ lab_bg() {
         wait $!
         rc=$?
         date +%s.%N >"$base.end"
-        echo "$rc" >"$base.rc"
+        echo "$rc" >"$base.rc.tmp" && mv -f "$base.rc.tmp" "$base.rc"   # atomic: never seen empty
     ) &
     # Wait for the pid file so that lab_kill works right after lab_bg.
     local i
@@ -179,7 +179,8 @@ lab_wait() {
         fi
         sleep 0.1
     done
-    return "$(cat "$rcf")"
+    local rc; rc=$(cat "$rcf")
+    return "${rc:-1}"
 }
 
 lab_wait_all() {
