@@ -6,7 +6,6 @@
 
 use crate::args::Options;
 use crate::channel::{LossModel, Rng};
-use bb_proto::deficit::DeficitTree;
 use bb_proto::fec;
 use bb_proto::receiver::{Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot};
 use bb_proto::sender::{FRAMING_BYTES, Sender, SenderConfig, SenderStorage, Transmit};
@@ -49,6 +48,37 @@ impl Ord for Queued {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         (self.at, self.seq).cmp(&(o.at, o.seq))
     }
+}
+
+/// The event queue: simulated time order, ties broken by insertion order (deterministic).
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+}
+
+impl Queue {
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        }));
+    }
+    fn pop(&mut self) -> Option<Queued> {
+        self.heap.pop().map(|Reverse(q)| q)
+    }
+}
+
+/// What receivers share while the world runs: the queue, the image to compare with, and the
+/// client-to-server path.
+struct Shared<'i> {
+    q: Queue,
+    image: &'i [u8],
+    buf: Vec<u8>,
+    up_loss: f64,
+    up_rng: Rng,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -151,7 +181,6 @@ pub fn run(o: &Options) -> Report {
         clients: &mut clients,
     };
     let mut sender = Sender::new(cfg, storage, 0).expect("sender storage sized from geometry");
-    let _ = DeficitTree::storage_len; // sizes come from SenderStorage::words
 
     // Receiver memory: calloc'd, so untouched slots cost nothing.
     let (slot_bytes, slot_esis, scratch) = Receiver::slot_needs(&g);
@@ -208,16 +237,14 @@ pub fn run(o: &Options) -> Report {
             }
         })
         .collect();
-    let up_loss = o.up_loss.unwrap_or(o.loss);
-    let mut up_rng = Rng::new(o.seed, u64::MAX - 1);
-
-    let mut q: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
-    let mut qseq = 0u64;
-    let mut push = |q: &mut BinaryHeap<Reverse<Queued>>, at: u64, ev: Ev| {
-        qseq += 1;
-        q.push(Reverse(Queued { at, seq: qseq, ev }));
+    let mut sh = Shared {
+        q: Queue::default(),
+        image: &image,
+        buf: vec![0u8; 1500],
+        up_loss: o.up_loss.unwrap_or(o.loss),
+        up_rng: Rng::new(o.seed, u64::MAX - 1),
     };
-    push(&mut q, 0, Ev::SenderWake);
+    sh.q.push(0, Ev::SenderWake);
 
     let mut rep = Report {
         clients: o.clients,
@@ -226,7 +253,6 @@ pub fn run(o: &Options) -> Report {
     };
     let mut link_free_us = 0u64;
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut rxbuf = vec![0u8; 1500];
     let mut padded = vec![0u8; slot_bytes];
     let mut status_ns = 0u128;
     let mut status_n = 0u64;
@@ -239,7 +265,7 @@ pub fn run(o: &Options) -> Report {
     let queue_limit_us = pkt_us(g.symbol_size as usize + 36) * o.queue as u64;
     let mut now = 0u64;
 
-    while let Some(Reverse(item)) = q.pop() {
+    while let Some(item) = sh.q.pop() {
         now = item.at;
         if now > o.max_time_us {
             break;
@@ -251,7 +277,7 @@ pub fn run(o: &Options) -> Report {
                     let t = sender.poll_transmit(now);
                     let pkt: Packet = match t {
                         Transmit::Wait { until_us } => {
-                            push(&mut q, until_us.max(now + 1), Ev::SenderWake);
+                            sh.q.push(until_us.max(now + 1), Ev::SenderWake);
                             break;
                         }
                         Transmit::Announce => {
@@ -279,7 +305,7 @@ pub fn run(o: &Options) -> Report {
                                 .build_result_ack(client_id, &mut buf)
                                 .expect("buffer fits");
                             let s = &states[to as usize];
-                            push(&mut q, now + s.delay_us, Ev::Deliver(to, buf[..len].into()));
+                            sh.q.push(now + s.delay_us, Ev::Deliver(to, buf[..len].into()));
                             continue;
                         }
                     };
@@ -290,7 +316,7 @@ pub fn run(o: &Options) -> Report {
                         continue;
                     }
                     link_free_us = start + pkt_us(pkt.len());
-                    push(&mut q, link_free_us + o.delay_us, Ev::Broadcast(pkt));
+                    sh.q.push(link_free_us + o.delay_us, Ev::Broadcast(pkt));
                 }
                 let fwd = sender.forward_blocks_done();
                 if !joined && fwd >= join_block {
@@ -332,43 +358,19 @@ pub fn run(o: &Options) -> Report {
                             0
                         };
                     if s.rng.chance(o.dup) {
-                        push(&mut q, now + extra + 10, Ev::Deliver(i as u32, pkt.clone()));
+                        sh.q.push(now + extra + 10, Ev::Deliver(i as u32, pkt.clone()));
                     }
                     if extra > 0 {
-                        push(&mut q, now + extra, Ev::Deliver(i as u32, pkt.clone()));
+                        sh.q.push(now + extra, Ev::Deliver(i as u32, pkt.clone()));
                         continue;
                     }
-                    deliver(
-                        &mut rxs[i],
-                        &mut states[i],
-                        i,
-                        &pkt,
-                        now,
-                        &image,
-                        &mut rxbuf,
-                        &mut q,
-                        &mut push,
-                        up_loss,
-                        &mut up_rng,
-                    );
+                    deliver(&mut rxs[i], &mut states[i], i, &pkt, now, &mut sh);
                 }
             }
             Ev::Deliver(i, pkt) => {
                 let i = i as usize;
                 if states[i].life == Life::Alive {
-                    deliver(
-                        &mut rxs[i],
-                        &mut states[i],
-                        i,
-                        &pkt,
-                        now,
-                        &image,
-                        &mut rxbuf,
-                        &mut q,
-                        &mut push,
-                        up_loss,
-                        &mut up_rng,
-                    );
+                    deliver(&mut rxs[i], &mut states[i], i, &pkt, now, &mut sh);
                 }
             }
             Ev::RxTimer(i) => {
@@ -377,17 +379,7 @@ pub fn run(o: &Options) -> Report {
                     states[i].timer_at = None;
                 }
                 if states[i].life == Life::Alive {
-                    poll_rx(
-                        &mut rxs[i],
-                        &mut states[i],
-                        i,
-                        now,
-                        &mut rxbuf,
-                        &mut q,
-                        &mut push,
-                        up_loss,
-                        &mut up_rng,
-                    );
+                    poll_rx(&mut rxs[i], &mut states[i], i, now, &mut sh);
                 }
             }
             Ev::ToServer(i, pkt) => {
@@ -398,7 +390,7 @@ pub fn run(o: &Options) -> Report {
                     status_ns += t0.elapsed().as_nanos();
                     status_n += 1;
                 }
-                push(&mut q, now, Ev::SenderWake);
+                sh.q.push(now, Ev::SenderWake);
             }
         }
         // Done when every receiver that is not dead has finished (result acknowledged).
@@ -464,26 +456,20 @@ pub fn run(o: &Options) -> Report {
 
 /// Hands one datagram to receiver `i`, writes what it completes (comparing with the image),
 /// and sends what it wants to send.
-#[allow(clippy::too_many_arguments)]
 fn deliver(
     rx: &mut Receiver<'_>,
     s: &mut RxState,
     i: usize,
     pkt: &[u8],
     now: u64,
-    image: &[u8],
-    buf: &mut [u8],
-    q: &mut BinaryHeap<Reverse<Queued>>,
-    push: &mut impl FnMut(&mut BinaryHeap<Reverse<Queued>>, u64, Ev),
-    up_loss: f64,
-    up_rng: &mut Rng,
+    sh: &mut Shared<'_>,
 ) {
     if let Ok(Event::Unsupported { .. }) = rx.handle_datagram(now, pkt) {
         rx.fail(now, bb_proto::wire::FailReason::ImageTooLarge);
     }
     while let Some(w) = rx.poll_write() {
         let at = w.offset as usize;
-        let want = &image[at..at + w.data.len()];
+        let want = &sh.image[at..at + w.data.len()];
         if want != w.data {
             s.mismatches += want.iter().zip(w.data).filter(|(a, b)| a != b).count() as u64;
         }
@@ -493,28 +479,17 @@ fn deliver(
     if rx.needs_flush() {
         rx.flushed(now, true);
     }
-    poll_rx(rx, s, i, now, buf, q, push, up_loss, up_rng);
+    poll_rx(rx, s, i, now, sh);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn poll_rx(
-    rx: &mut Receiver<'_>,
-    s: &mut RxState,
-    i: usize,
-    now: u64,
-    buf: &mut [u8],
-    q: &mut BinaryHeap<Reverse<Queued>>,
-    push: &mut impl FnMut(&mut BinaryHeap<Reverse<Queued>>, u64, Ev),
-    up_loss: f64,
-    up_rng: &mut Rng,
-) {
+/// Sends what receiver `i` has to send now and arms its timer.
+fn poll_rx(rx: &mut Receiver<'_>, s: &mut RxState, i: usize, now: u64, sh: &mut Shared<'_>) {
     if rx.poll_timeout().is_some_and(|t| t <= now) {
-        while let Some(len) = rx.poll_transmit(now, s.rng.next_u64() as u32, buf) {
-            if !up_rng.chance(up_loss) {
-                push(
-                    q,
+        while let Some(len) = rx.poll_transmit(now, s.rng.next_u64() as u32, &mut sh.buf) {
+            if !sh.up_rng.chance(sh.up_loss) {
+                sh.q.push(
                     now + s.delay_us,
-                    Ev::ToServer(i as u32, buf[..len].into()),
+                    Ev::ToServer(i as u32, sh.buf[..len].into()),
                 );
             }
         }
@@ -527,7 +502,7 @@ fn poll_rx(
         && s.timer_at.is_none_or(|at| t < at)
     {
         s.timer_at = Some(t);
-        push(q, t, Ev::RxTimer(i as u32));
+        sh.q.push(t, Ev::RxTimer(i as u32));
     }
 }
 
