@@ -59,6 +59,9 @@ pub struct SenderConfig {
     pub announce_every_packets: u32,
     /// A client not heard from for this long is declared lost.
     pub client_timeout_us: u64,
+    /// How long a send may still be on its way to a client (in its socket buffer or
+    /// queue): a report that predates it is not trusted for its block within this time.
+    pub in_flight_us: u64,
     /// Shortest status interval the sender asks clients for, in milliseconds.
     pub report_interval_ms: u32,
     /// Status reports per second the sender is willing to handle from all clients together.
@@ -82,6 +85,7 @@ impl SenderConfig {
             announce_interval_us: 100_000,
             announce_every_packets: 512,
             client_timeout_us: 10_000_000,
+            in_flight_us: 300_000,
             report_interval_ms: 200,
             report_budget_per_s: 2000,
         }
@@ -292,11 +296,30 @@ struct Burst {
     source: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct RecentBurst {
+/// Where and when a block was last sent: the end of its forward transmission, or of a burst.
+#[derive(Clone, Copy, Debug)]
+struct SentMark {
     block: u32,
-    last_seq: u32,
-    valid: bool,
+    seq: u32,
+    at_us: u64,
+}
+
+impl SentMark {
+    const NONE: SentMark = SentMark {
+        block: u32::MAX,
+        seq: 0,
+        at_us: 0,
+    };
+
+    /// True when a report that had seen data up to `last_seq`, arriving at `now_us`, may
+    /// predate this send: the send came after the report's view, and recently enough to
+    /// still be on its way. Without the time bound a client that lost a whole burst (its
+    /// view never moves past it, since nothing more is sent) would be ignored forever.
+    fn unseen_by(&self, last_seq: u32, now_us: u64, window_us: u64) -> bool {
+        self.block != u32::MAX
+            && seq_after(self.seq, last_seq)
+            && now_us.saturating_sub(self.at_us) < window_us
+    }
 }
 
 const RECENT: usize = 256;
@@ -341,10 +364,10 @@ pub struct Sender<'a, A> {
     fwd_proactive_left: u32,
     burst: Option<Burst>,
     sweep: u32,
-    recent: [RecentBurst; RECENT],
+    recent: [SentMark; RECENT],
     recent_at: usize,
     // Where the forward pass ended each recent block (a ring; block u32::MAX is unused).
-    fwd_ends: [(u32, u32); FWD_ENDS],
+    fwd_ends: [SentMark; FWD_ENDS],
     fwd_ends_at: usize,
     acks: [(u64, Option<A>); ACK_QUEUE],
     ack_len: usize,
@@ -400,9 +423,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             fwd_proactive_left: 0,
             burst: None,
             sweep: 0,
-            recent: [RecentBurst::default(); RECENT],
+            recent: [SentMark::NONE; RECENT],
             recent_at: 0,
-            fwd_ends: [(u32::MAX, 0); FWD_ENDS],
+            fwd_ends: [SentMark::NONE; FWD_ENDS],
             fwd_ends_at: 0,
             acks: [(0, None); ACK_QUEUE],
             ack_len: 0,
@@ -610,13 +633,13 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         if new {
             self.maybe_start(now_us);
         }
-        self.apply_deficits(&st);
+        self.apply_deficits(now_us, &st);
         Ok(Received::Status { client: row, new })
     }
 
     /// Merges a report's deficits into the pending trees, except where a burst the client
     /// had not yet seen when it reported already covers the block.
-    fn apply_deficits(&mut self, st: &wire::Status<'_>) {
+    fn apply_deficits(&mut self, now_us: u64, st: &wire::Status<'_>) {
         // Blocks whose latest burst (or the current one) postdates the report keep their
         // pending counts: save them, apply the ranges, restore.
         let mut saved = [(0u32, 0u16, 0u16); RECENT + 1];
@@ -628,10 +651,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
                 nsaved += 1;
             }
         };
+        let window = self.cfg.in_flight_us;
         for r in self
             .recent
             .iter()
-            .filter(|r| r.valid && seq_after(r.last_seq, st.head.last_seq))
+            .filter(|r| r.unseen_by(st.head.last_seq, now_us, window))
         {
             protect(r.block, &self.repair, &self.resend);
         }
@@ -640,7 +664,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         }
         self.stats.suppressed += nsaved as u64;
 
-        let clip = self.forward_clip(st.head.last_seq);
+        let clip = self.forward_clip(st.head.last_seq, now_us);
         let k = self.cfg.geometry.k;
         let last = self.blocks - 1;
         let last_k = self.cfg.geometry.block_k(last);
@@ -677,20 +701,19 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
 
     /// The first block whose forward transmission the client had not seen the end of when
     /// it reported (`last_seq`): blocks from there on may still be in its receive queue.
-    fn forward_clip(&self, last_seq: u32) -> u32 {
+    fn forward_clip(&self, last_seq: u32, now_us: u64) -> u32 {
+        let window = self.cfg.in_flight_us;
         let mut clip = self.fwd_block;
-        let mut oldest_seen = true;
-        let mut entries = 0;
-        for &(block, end) in self.fwd_ends.iter().filter(|e| e.0 != u32::MAX) {
-            entries += 1;
-            if seq_after(end, last_seq) {
-                clip = clip.min(block);
+        let mut all_unseen = true;
+        for m in self.fwd_ends.iter() {
+            if m.unseen_by(last_seq, now_us, window) {
+                clip = clip.min(m.block);
             } else {
-                oldest_seen = false;
+                all_unseen = false;
             }
         }
         // Lagging further behind than the ring remembers: trust none of its ranges.
-        if entries == FWD_ENDS && oldest_seen {
+        if all_unseen {
             return 0;
         }
         clip
@@ -835,11 +858,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         s
     }
 
-    fn remember_burst_end(&mut self, block: u32, last_seq: u32) {
-        self.recent[self.recent_at] = RecentBurst {
+    fn remember_burst_end(&mut self, block: u32, seq: u32, now_us: u64) {
+        self.recent[self.recent_at] = SentMark {
             block,
-            last_seq,
-            valid: true,
+            seq,
+            at_us: now_us,
         };
         self.recent_at = (self.recent_at + 1) % RECENT;
     }
@@ -965,7 +988,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             }
             if b.left == 0 {
                 self.burst = None;
-                self.remember_burst_end(b.block, seq);
+                self.remember_burst_end(b.block, seq, now_us);
             } else {
                 self.burst = Some(b);
             }
@@ -989,7 +1012,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
                 self.repair_esi(block)
             };
             if self.fwd_esi == k && self.fwd_proactive_left == 0 {
-                self.fwd_ends[self.fwd_ends_at] = (block, seq);
+                self.fwd_ends[self.fwd_ends_at] = SentMark {
+                    block,
+                    seq,
+                    at_us: now_us,
+                };
                 self.fwd_ends_at = (self.fwd_ends_at + 1) % FWD_ENDS;
                 self.fwd_block += 1;
                 self.fwd_esi = 0;

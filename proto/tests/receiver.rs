@@ -275,3 +275,22 @@ fn a_local_failure_is_reported_to_the_server() {
         Some(Outcome::Failed(FailReason::TargetTooSmall))
     );
 }
+
+#[test]
+fn losing_the_tail_of_the_transfer_does_not_stall() {
+    // The client misses the last symbols the server sends in its forward pass, then the whole
+    // first repair burst: its view of the data sequence never moves past them, because the
+    // server has nothing more to send. The server must not ignore its reports forever.
+    let g = Geometry::new(200_000, 1024, 64).unwrap();
+    let img = image(200_000);
+    let last = g.block_count() - 1;
+    let last_k = g.block_k(last) as u16;
+    let mut seen = std::collections::HashSet::new();
+    let (out, outcome, _) = transfer(g, &img, &mut |b, e| {
+        let first = seen.insert((b, e));
+        // The last three sources, and the first three repairs (the whole first burst).
+        first && b == last && (e + 3 >= last_k && e < last_k + 3)
+    });
+    assert_eq!(out, img);
+    assert!(matches!(outcome, Outcome::Verified { .. }));
+}
