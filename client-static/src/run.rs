@@ -223,6 +223,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
     let mut progress_shown = false;
     let mut st = ShellStats::default();
     let mut last_heard = start;
+    let mut last_symbols = 0u64;
     let mut bound_at = 0u64;
     let mut geometry: Option<Geometry> = None;
     let mut detail = Line::new();
@@ -291,7 +292,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
                 detail.clear();
                 let _ = write!(
                     detail,
-                    "no data from {} for {} s after the transfer had started (server stopped, or the network path broke; --timeout sets the limit)",
+                    "no new data from {} for {} s after the transfer had started (server stopped or gave up on this machine, or the network path broke; --timeout sets the limit)",
                     Ip(o.server),
                     o.timeout_s
                 );
@@ -438,10 +439,17 @@ pub fn receive(o: &Options<'_>) -> Finish {
                         );
                         rx.fail(now, FailReason::ServerGone);
                     }
-                    Ok(Event::ResultAcked) | Ok(Event::Nothing) => last_heard = now,
+                    // Once data has flowed, only new symbols count as progress: a server that
+                    // keeps announcing but sends nothing this machine needs is a stall too.
                     Err(bb_proto::receiver::Dropped::Malformed(_))
                     | Err(bb_proto::receiver::Dropped::ForeignSession) => {}
-                    Err(_) => last_heard = now,
+                    Ok(Event::ResultAcked) | Ok(Event::Nothing) | Err(_)
+                        if rx.stats().symbols != last_symbols || last_symbols == 0 =>
+                    {
+                        last_symbols = rx.stats().symbols;
+                        last_heard = now;
+                    }
+                    Ok(_) | Err(_) => {}
                 }
             }
             if n < RX_BATCH {

@@ -480,7 +480,7 @@ fn stall_after_start_exits_5() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(5), "{err}");
     assert!(
-        err.contains("no data from 127.0.0.1 for 1 s after the transfer had started"),
+        err.contains("no new data from 127.0.0.1 for 1 s after the transfer had started"),
         "{err}"
     );
     // 1 s of silence, then the result is repeated (unacknowledged) for a bounded time.
