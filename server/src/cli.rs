@@ -153,8 +153,9 @@ Examples:
 Exit status:
   0    success: with --clients, N clients verified and none failed; without it, every
        client heard verified (and at least one did)
-  1    a client failed or was lost, not all wanted clients verified before the
-       timeout, or no client verified at all
+  1    a client reported failure; with --clients, fewer than N verified before the
+       timeout (a lost machine beyond the N does not count); without it, a client
+       failed or was lost, or none verified
   2    usage error
   3    image error (unreadable, empty, spool failed)
   4    network error (cannot bind or send)
