@@ -211,6 +211,11 @@ lab_make_image() {
 lab_bins() {
     local tdir="${CARGO_TARGET_DIR:-$LAB_REPO/target}"
     BB_SERVER="${BB_SERVER:-$tdir/release/bb-server}"
+    # The static musl client from `make client` when it exists (what machines run), else
+    # the host build.
+    if [[ -z "${BB_CLIENT:-}" && -x "$LAB_REPO/build/bb-client" ]]; then
+        BB_CLIENT="$LAB_REPO/build/bb-client"
+    fi
     BB_CLIENT="${BB_CLIENT:-$tdir/release/bb-client}"
     export BB_SERVER BB_CLIENT
 }
