@@ -21,6 +21,8 @@
 #   PXE_VMS=4          VMs in phase 1;  PXE_MIB=64 image size;  PXE_LOSS=1 percent
 #   PXE_RATE=80M       bb-server --rate;  PXE_TIMEOUT=240 seconds per phase
 #   PXE_PHASE2=1       0 skips the initramfs-tools/dracut phase
+#   PXE_LATE=1         start bb-server without --min-clients: the machines join after its
+#                      first pass (late joiners); default: --min-clients N
 #   PXE_BOOT_ONLY=1    developer check without bb-server: only checks that each VM's init
 #                      configured its network (the `bb: init:` line); for a stand-in /init
 #   PXE_KEEP=1         keep the log directory (always kept on failure)
@@ -204,7 +206,12 @@ check_vm() {
 
 start_server() { # NAME CLIENTS
     [[ "$BOOT_ONLY" == 1 ]] && return 0
-    lab_bg "$1" srv "$BB_SERVER" --clients "$2" --rate "$RATE" 10.99.0.255 "$IMG"
+    local wait=()
+    # Default: the server waits until all the machines are there (as an operator would with
+    # --min-clients), so the first pass reaches everyone. PXE_LATE=1: the server starts
+    # sending at once and the booting machines join late (carousel).
+    [[ "${PXE_LATE:-0}" == 1 ]] || wait=(--min-clients "$2" --wait "$TIMEOUT")
+    lab_bg "$1" srv "$BB_SERVER" --clients "$2" "${wait[@]}" --rate "$RATE" 10.99.0.255 "$IMG"
 }
 check_server() { # NAME LABEL
     [[ "$BOOT_ONLY" == 1 ]] && return 0
@@ -239,7 +246,11 @@ watch_consoles() { # T0 NAME...
     ) &
     WATCHER=$!
 }
-stop_watch() { kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null; }
+stop_watch() { # let the watcher see the last results (it exits by itself), then stop it
+    local i
+    for ((i = 0; i < 15; i++)); do kill -0 "$WATCHER" 2>/dev/null || break; sleep 0.1; done
+    kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null
+}
 timeline() { # NAME... : "vm1 up 21.3 s, done 40.2 s; ..."
     local n out="" u d
     for n in "$@"; do

@@ -48,7 +48,10 @@ pub struct FixedStr<const N: usize> {
 
 impl<const N: usize> FixedStr<N> {
     pub const fn new() -> Self {
-        FixedStr { buf: [0; N], len: 0 }
+        FixedStr {
+            buf: [0; N],
+            len: 0,
+        }
     }
     /// Copies `s`; fails if it does not fit with its NUL or contains a NUL.
     pub fn from_bytes(s: &[u8]) -> Option<Self> {
@@ -138,7 +141,11 @@ pub fn parse_u32(s: &[u8]) -> Option<u32> {
         }
         v = v * 10 + (c - b'0') as u64;
     }
-    if v > u32::MAX as u64 { None } else { Some(v as u32) }
+    if v > u32::MAX as u64 {
+        None
+    } else {
+        Some(v as u32)
+    }
 }
 
 /// Netmask from a prefix length.
@@ -191,7 +198,13 @@ pub struct IpConfig {
 
 impl IpConfig {
     pub const fn dhcp() -> IpConfig {
-        IpConfig { mode: IpMode::Dhcp, client: [0; 4], gateway: None, netmask: [0; 4], device: FixedStr::new() }
+        IpConfig {
+            mode: IpMode::Dhcp,
+            client: [0; 4],
+            gateway: None,
+            netmask: [0; 4],
+            device: FixedStr::new(),
+        }
     }
 }
 
@@ -213,7 +226,9 @@ pub enum IpError {
 /// the result is DHCP (on the named device, if any).
 pub fn parse_ip(v: &[u8]) -> Result<IpConfig, IpError> {
     match v {
-        b"dhcp" | b"on" | b"any" | b"both" | b"bootp" | b"rarp" | b"" => return Ok(IpConfig::dhcp()),
+        b"dhcp" | b"on" | b"any" | b"both" | b"bootp" | b"rarp" | b"" => {
+            return Ok(IpConfig::dhcp());
+        }
         b"off" | b"none" => {
             let mut c = IpConfig::dhcp();
             c.mode = IpMode::Off;
@@ -264,7 +279,9 @@ pub fn parse_ip(v: &[u8]) -> Result<IpConfig, IpError> {
         }
         m
     } else {
-        parse_u32(fields[3]).and_then(prefix_to_mask).ok_or(IpError::BadNetmask)?
+        parse_u32(fields[3])
+            .and_then(prefix_to_mask)
+            .ok_or(IpError::BadNetmask)?
     };
     Ok(cfg)
 }
@@ -306,9 +323,13 @@ pub enum CmdlineError {
 impl CmdlineError {
     pub fn message(self) -> &'static str {
         match self {
-            CmdlineError::MissingServer => "bb.server= is missing from the kernel command line (bb.server=SERVER-IP)",
+            CmdlineError::MissingServer => {
+                "bb.server= is missing from the kernel command line (bb.server=SERVER-IP)"
+            }
             CmdlineError::BadServer => "bb.server= must be an IPv4 address (bb.server=10.0.0.1)",
-            CmdlineError::MissingDev => "bb.dev= is missing from the kernel command line (bb.dev=/dev/sda)",
+            CmdlineError::MissingDev => {
+                "bb.dev= is missing from the kernel command line (bb.dev=/dev/sda)"
+            }
             CmdlineError::BadDev => "bb.dev= must be a /dev/ path of at most 127 bytes",
             CmdlineError::BadGroup => "bb.group= must be an IPv4 multicast address (224.0.0.0/4)",
             CmdlineError::BadPort => "bb.port= must be a number 1..65535",
@@ -358,7 +379,11 @@ pub fn for_each_param(line: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
 
 fn strip_quotes(s: &[u8]) -> &[u8] {
     let s = if s.first() == Some(&b'"') { &s[1..] } else { s };
-    if s.last() == Some(&b'"') { &s[..s.len() - 1] } else { s }
+    if s.last() == Some(&b'"') {
+        &s[..s.len() - 1]
+    } else {
+        s
+    }
 }
 
 /// Parses the `bb.*` and `ip=` parameters out of a whole kernel command line.
@@ -450,7 +475,19 @@ mod tests {
         assert_eq!(parse_ipv4(b"10.99.0.1"), Some([10, 99, 0, 1]));
         assert_eq!(parse_ipv4(b"255.255.255.255"), Some([255; 4]));
         assert_eq!(parse_ipv4(b"0.0.0.0"), Some([0; 4]));
-        for bad in [&b""[..], b"1.2.3", b"1.2.3.4.5", b"256.1.1.1", b"1..2.3", b"1.2.3.", b".1.2.3", b"a.b.c.d", b"1.2.3.4 ", b"0001.2.3.4", b"1.2.3.-4"] {
+        for bad in [
+            &b""[..],
+            b"1.2.3",
+            b"1.2.3.4.5",
+            b"256.1.1.1",
+            b"1..2.3",
+            b"1.2.3.",
+            b".1.2.3",
+            b"a.b.c.d",
+            b"1.2.3.4 ",
+            b"0001.2.3.4",
+            b"1.2.3.-4",
+        ] {
             assert_eq!(parse_ipv4(bad), None, "{:?}", core::str::from_utf8(bad));
         }
     }
@@ -493,7 +530,8 @@ mod tests {
 
     #[test]
     fn ip_full_form() {
-        let c = parse_ip(b"192.168.1.5:192.168.1.1:192.168.1.254:255.255.0.0:box:eth1:off").unwrap();
+        let c =
+            parse_ip(b"192.168.1.5:192.168.1.1:192.168.1.254:255.255.0.0:box:eth1:off").unwrap();
         assert_eq!(c.mode, IpMode::Static);
         assert_eq!(c.client, [192, 168, 1, 5]);
         assert_eq!(c.gateway, Some([192, 168, 1, 254]));
@@ -523,18 +561,41 @@ mod tests {
         assert_eq!(c.device.as_bytes(), b"eth2");
         assert_eq!(parse_ip(b":::::eth2:off").unwrap().mode, IpMode::Off);
         // an explicit address wins over autoconf=dhcp
-        assert_eq!(parse_ip(b"10.0.0.2::10.0.0.1:255.0.0.0::eth0:dhcp").unwrap().mode, IpMode::Static);
+        assert_eq!(
+            parse_ip(b"10.0.0.2::10.0.0.1:255.0.0.0::eth0:dhcp")
+                .unwrap()
+                .mode,
+            IpMode::Static
+        );
     }
 
     #[test]
     fn ip_errors() {
-        assert_eq!(parse_ip(b"10.0.0.300::10.0.0.1:255.0.0.0"), Err(IpError::BadClient));
-        assert_eq!(parse_ip(b"10.0.0.3::10.0.0:255.0.0.0"), Err(IpError::BadGateway));
-        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:255.0.255.0"), Err(IpError::BadNetmask));
+        assert_eq!(
+            parse_ip(b"10.0.0.300::10.0.0.1:255.0.0.0"),
+            Err(IpError::BadClient)
+        );
+        assert_eq!(
+            parse_ip(b"10.0.0.3::10.0.0:255.0.0.0"),
+            Err(IpError::BadGateway)
+        );
+        assert_eq!(
+            parse_ip(b"10.0.0.3::10.0.0.1:255.0.255.0"),
+            Err(IpError::BadNetmask)
+        );
         assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:33"), Err(IpError::BadNetmask));
-        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:24::averyveryverylongifname:"), Err(IpError::BadDevice));
-        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:24::../x:"), Err(IpError::BadDevice));
-        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:24::eth0:maybe"), Err(IpError::BadAutoconf));
+        assert_eq!(
+            parse_ip(b"10.0.0.3::10.0.0.1:24::averyveryverylongifname:"),
+            Err(IpError::BadDevice)
+        );
+        assert_eq!(
+            parse_ip(b"10.0.0.3::10.0.0.1:24::../x:"),
+            Err(IpError::BadDevice)
+        );
+        assert_eq!(
+            parse_ip(b"10.0.0.3::10.0.0.1:24::eth0:maybe"),
+            Err(IpError::BadAutoconf)
+        );
         assert_eq!(parse_ip(b"garbage"), Err(IpError::BadClient));
     }
 
@@ -567,7 +628,11 @@ mod tests {
         assert_eq!(c.timeout, 120);
         assert_eq!(c.key.as_bytes(), b"s3cret key");
         assert_eq!(c.ip.mode, IpMode::Dhcp);
-        for (v, d) in [("halt", DoneAction::Halt), ("shell", DoneAction::Shell), ("poweroff", DoneAction::Poweroff)] {
+        for (v, d) in [
+            ("halt", DoneAction::Halt),
+            ("shell", DoneAction::Shell),
+            ("poweroff", DoneAction::Poweroff),
+        ] {
             let mut buf = [0u8; 64];
             let s = format!("bb.server=1.2.3.4 bb.dev=/dev/sda bb.done={v}");
             buf[..s.len()].copy_from_slice(s.as_bytes());
@@ -577,36 +642,78 @@ mod tests {
 
     #[test]
     fn cmdline_no_ip_means_dhcp_and_last_wins() {
-        let c = parse_cmdline(b"bb.server=1.2.3.4 bb.server=5.6.7.8 bb.dev=/dev/sda  \t bb.dev=/dev/sdb").unwrap();
+        let c = parse_cmdline(
+            b"bb.server=1.2.3.4 bb.server=5.6.7.8 bb.dev=/dev/sda  \t bb.dev=/dev/sdb",
+        )
+        .unwrap();
         assert_eq!(c.server, Some([5, 6, 7, 8]));
         assert_eq!(c.dev.as_bytes(), b"/dev/sdb");
         assert!(!c.ip_given);
         assert_eq!(c.ip.mode, IpMode::Dhcp);
         // similarly named parameters are not ours
-        let c = parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda xbb.dev=/dev/x bb.devx=/dev/y bb.server").unwrap_err();
+        let c = parse_cmdline(
+            b"bb.server=1.2.3.4 bb.dev=/dev/sda xbb.dev=/dev/x bb.devx=/dev/y bb.server",
+        )
+        .unwrap_err();
         assert_eq!(c, CmdlineError::BadServer);
     }
 
     #[test]
     fn cmdline_errors() {
-        assert_eq!(parse_cmdline(b"bb.dev=/dev/sda"), Err(CmdlineError::MissingServer));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4"), Err(CmdlineError::MissingDev));
+        assert_eq!(
+            parse_cmdline(b"bb.dev=/dev/sda"),
+            Err(CmdlineError::MissingServer)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4"),
+            Err(CmdlineError::MissingDev)
+        );
         assert_eq!(parse_cmdline(b""), Err(CmdlineError::MissingServer));
-        assert_eq!(parse_cmdline(b"bb.server=host.example bb.dev=/dev/sda"), Err(CmdlineError::BadServer));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=sda"), Err(CmdlineError::BadDev));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/"), Err(CmdlineError::BadDev));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.group=10.0.0.1"), Err(CmdlineError::BadGroup));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.port=0"), Err(CmdlineError::BadPort));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.port=70000"), Err(CmdlineError::BadPort));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.done=explode"), Err(CmdlineError::BadDone));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.timeout=0"), Err(CmdlineError::BadTimeout));
-        assert_eq!(parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda ip=1.2.3"), Err(CmdlineError::BadIp(IpError::BadClient)));
+        assert_eq!(
+            parse_cmdline(b"bb.server=host.example bb.dev=/dev/sda"),
+            Err(CmdlineError::BadServer)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=sda"),
+            Err(CmdlineError::BadDev)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/"),
+            Err(CmdlineError::BadDev)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.group=10.0.0.1"),
+            Err(CmdlineError::BadGroup)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.port=0"),
+            Err(CmdlineError::BadPort)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.port=70000"),
+            Err(CmdlineError::BadPort)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.done=explode"),
+            Err(CmdlineError::BadDone)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.timeout=0"),
+            Err(CmdlineError::BadTimeout)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda ip=1.2.3"),
+            Err(CmdlineError::BadIp(IpError::BadClient))
+        );
         let long = [b'k'; 200];
         let mut line = [0u8; 300];
         let pre = b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.key=";
         line[..pre.len()].copy_from_slice(pre);
         line[pre.len()..pre.len() + 200].copy_from_slice(&long);
-        assert_eq!(parse_cmdline(&line[..pre.len() + 200]), Err(CmdlineError::BadKey));
+        assert_eq!(
+            parse_cmdline(&line[..pre.len() + 200]),
+            Err(CmdlineError::BadKey)
+        );
         // every error has a message
         assert!(CmdlineError::MissingServer.message().contains("bb.server"));
     }
@@ -614,7 +721,9 @@ mod tests {
     #[test]
     fn param_splitting() {
         let mut seen: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for_each_param(b"  a=1 b \"c=x y\" d=\"p q\"\0\n", |k, v| seen.push((k.to_vec(), v.to_vec())));
+        for_each_param(b"  a=1 b \"c=x y\" d=\"p q\"\0\n", |k, v| {
+            seen.push((k.to_vec(), v.to_vec()))
+        });
         assert_eq!(
             seen,
             vec![

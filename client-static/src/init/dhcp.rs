@@ -3,7 +3,7 @@
 //! that replies come to 255.255.255.255 while we have no address. Fixed buffers, bounded retries.
 //! Packet building and parsing are pure functions, unit-tested on the host.
 
-use super::sys::{errno, now_ms, Line};
+use super::sys::{Line, errno, now_ms};
 
 pub const OP_REQUEST: u8 = 1;
 pub const OP_REPLY: u8 = 2;
@@ -34,7 +34,15 @@ pub struct Lease {
 
 /// Builds a DISCOVER (`requested`/`server_id` None) or a REQUEST (both Some) into `buf`;
 /// returns its length.
-pub fn build(buf: &mut [u8; PKT_LEN], msg_type: u8, xid: u32, secs: u16, mac: [u8; 6], requested: Option<[u8; 4]>, server_id: Option<[u8; 4]>) -> usize {
+pub fn build(
+    buf: &mut [u8; PKT_LEN],
+    msg_type: u8,
+    xid: u32,
+    secs: u16,
+    mac: [u8; 6],
+    requested: Option<[u8; 4]>,
+    server_id: Option<[u8; 4]>,
+) -> usize {
     buf.fill(0);
     buf[0] = OP_REQUEST;
     buf[1] = 1; // htype ethernet
@@ -104,7 +112,13 @@ pub fn parse(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<Lease> {
         }
         let len = p[i + 1] as usize;
         let d = p.get(i + 2..i + 2 + len)?;
-        let ip4 = || if len >= 4 { Some([d[0], d[1], d[2], d[3]]) } else { None };
+        let ip4 = || {
+            if len >= 4 {
+                Some([d[0], d[1], d[2], d[3]])
+            } else {
+                None
+            }
+        };
         match code {
             53 if len == 1 => l.msg_type = d[0],
             54 => l.server_id = ip4(),
@@ -141,17 +155,42 @@ fn open_socket(ifname: &[u8]) -> Result<Sock, i32> {
     let n = ifname.iter().position(|&c| c == 0).unwrap_or(ifname.len());
     unsafe {
         let sz = core::mem::size_of::<i32>() as libc::socklen_t;
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&one as *const i32).cast(), sz);
-        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, (&one as *const i32).cast(), sz) < 0 {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const i32).cast(),
+            sz,
+        );
+        if libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BROADCAST,
+            (&one as *const i32).cast(),
+            sz,
+        ) < 0
+        {
             return Err(errno());
         }
-        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, ifname.as_ptr().cast(), n as libc::socklen_t) < 0 {
+        if libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            ifname.as_ptr().cast(),
+            n as libc::socklen_t,
+        ) < 0
+        {
             return Err(errno());
         }
         let mut sa: libc::sockaddr_in = core::mem::zeroed();
         sa.sin_family = libc::AF_INET as libc::sa_family_t;
         sa.sin_port = 68u16.to_be();
-        if libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t) < 0 {
+        if libc::bind(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        ) < 0
+        {
             return Err(errno());
         }
     }
@@ -164,19 +203,37 @@ fn send_bcast(s: &Sock, p: &[u8]) -> Result<(), i32> {
         sa.sin_family = libc::AF_INET as libc::sa_family_t;
         sa.sin_port = 67u16.to_be();
         sa.sin_addr.s_addr = u32::from_be_bytes([255, 255, 255, 255]).to_be();
-        let r = libc::sendto(s.0, p.as_ptr().cast(), p.len(), 0, (&sa as *const libc::sockaddr_in).cast(), core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t);
+        let r = libc::sendto(
+            s.0,
+            p.as_ptr().cast(),
+            p.len(),
+            0,
+            (&sa as *const libc::sockaddr_in).cast(),
+            core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
         if r < 0 { Err(errno()) } else { Ok(()) }
     }
 }
 
 /// Waits for a reply of type `want` (or NAK) until `deadline_ms`.
-fn recv_reply(s: &Sock, buf: &mut [u8; MAX_REPLY], xid: u32, mac: [u8; 6], want: u8, deadline_ms: u64) -> Option<Lease> {
+fn recv_reply(
+    s: &Sock,
+    buf: &mut [u8; MAX_REPLY],
+    xid: u32,
+    mac: [u8; 6],
+    want: u8,
+    deadline_ms: u64,
+) -> Option<Lease> {
     loop {
         let now = now_ms();
         if now >= deadline_ms {
             return None;
         }
-        let mut pfd = libc::pollfd { fd: s.0, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: s.0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let r = unsafe { libc::poll(&mut pfd, 1, (deadline_ms - now).min(i32::MAX as u64) as i32) };
         if r <= 0 {
             continue;
@@ -200,7 +257,8 @@ pub fn obtain(ifname: &[u8], mac: [u8; 6], timeout_ms: u64) -> Result<Lease, &'s
     let start = now_ms();
     let deadline = start + timeout_ms;
     // A transaction id from the clock and the MAC: distinct per machine, no RNG needed.
-    let mut xid = (now_ms() as u32).wrapping_mul(2654435761) ^ u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);
+    let mut xid = (now_ms() as u32).wrapping_mul(2654435761)
+        ^ u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);
     let mut pkt = [0u8; PKT_LEN];
     let mut rbuf = [0u8; MAX_REPLY];
     let mut wait = 1000u64;
@@ -223,7 +281,15 @@ pub fn obtain(ifname: &[u8], mac: [u8; 6], timeout_ms: u64) -> Result<Lease, &'s
         // REQUEST the offered address, up to 3 times.
         for _ in 0..3 {
             let secs = ((now_ms() - start) / 1000).min(u16::MAX as u64) as u16;
-            let n = build(&mut pkt, REQUEST, xid, secs, mac, Some(offer.yiaddr), Some(sid));
+            let n = build(
+                &mut pkt,
+                REQUEST,
+                xid,
+                secs,
+                mac,
+                Some(offer.yiaddr),
+                Some(sid),
+            );
             let _ = send_bcast(&sock, &pkt[..n]);
             let d = (now_ms() + 2000).min(deadline);
             match recv_reply(&sock, &mut rbuf, xid, mac, ACK, d) {
@@ -284,7 +350,15 @@ mod tests {
     #[test]
     fn request_has_address_and_server() {
         let mut b = [0u8; PKT_LEN];
-        build(&mut b, REQUEST, 7, 0, MAC, Some([10, 99, 0, 150]), Some([10, 99, 0, 1]));
+        build(
+            &mut b,
+            REQUEST,
+            7,
+            0,
+            MAC,
+            Some([10, 99, 0, 150]),
+            Some([10, 99, 0, 1]),
+        );
         assert_eq!(&b[240..243], &[53, 1, REQUEST]);
         let o = &b[240..];
         assert!(o.windows(6).any(|w| w == [50, 4, 10, 99, 0, 150]));
@@ -293,7 +367,15 @@ mod tests {
 
     #[test]
     fn parse_offer_and_ack() {
-        let p = reply(OFFER, 9, MAC, &[54, 4, 10, 99, 0, 1, 1, 4, 255, 255, 255, 0, 3, 4, 10, 99, 0, 254, 0, 0, 51, 4, 0, 0, 14, 16, 28, 4, 10, 99, 0, 255]);
+        let p = reply(
+            OFFER,
+            9,
+            MAC,
+            &[
+                54, 4, 10, 99, 0, 1, 1, 4, 255, 255, 255, 0, 3, 4, 10, 99, 0, 254, 0, 0, 51, 4, 0,
+                0, 14, 16, 28, 4, 10, 99, 0, 255,
+            ],
+        );
         let l = parse(&p, 9, MAC).unwrap();
         assert_eq!(l.msg_type, OFFER);
         assert_eq!(l.yiaddr, [10, 99, 0, 150]);

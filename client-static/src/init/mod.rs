@@ -173,14 +173,22 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
     cfg.pid1 = sys::is_pid1();
     sys::mount_basics();
     sys::ensure_console();
+    let t_mod = sys::now_ms();
     let (loaded, failed) = sys::load_modules(sys::MODULES_ORDER);
     if loaded + failed > 0 {
+        let t = sys::now_ms();
         Line::new()
             .s("init: ")
             .u(loaded as u64)
             .s(" modules loaded, ")
             .u(failed as u64)
-            .s(" failed")
+            .s(" skipped in ")
+            .u(t - t_mod)
+            .s(" ms (uptime ")
+            .u(t / 1000)
+            .s(".")
+            .u(t % 1000 / 100)
+            .s(" s)")
             .emit();
     }
 
@@ -212,6 +220,12 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
     if let Some(g) = cfg.group {
         l.s(" group ").ip(g);
     }
+    let t = sys::now_ms();
+    l.s(" (uptime ")
+        .u(t / 1000)
+        .s(".")
+        .u(t % 1000 / 100)
+        .s(" s)");
     l.emit();
     Ok(())
 }

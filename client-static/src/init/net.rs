@@ -33,7 +33,12 @@ struct SockAddrIn {
 }
 
 fn sin(a: [u8; 4]) -> SockAddrIn {
-    SockAddrIn { family: libc::AF_INET as u16, port: [0; 2], addr: a, zero: [0; 8] }
+    SockAddrIn {
+        family: libc::AF_INET as u16,
+        port: [0; 2],
+        addr: a,
+        zero: [0; 8],
+    }
 }
 
 /// struct rtentry (include/uapi/linux/route.h).
@@ -64,8 +69,15 @@ impl Ctl {
     }
 
     fn req(name: &[u8]) -> IfReq {
-        let mut r = IfReq { name: [0; 16], data: [0; 24] };
-        let n = name.iter().position(|&c| c == 0).unwrap_or(name.len()).min(15);
+        let mut r = IfReq {
+            name: [0; 16],
+            data: [0; 24],
+        };
+        let n = name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(name.len())
+            .min(15);
         r.name[..n].copy_from_slice(&name[..n]);
         r
     }
@@ -106,9 +118,19 @@ impl Ctl {
 
     /// Adds a route `dst/mask` via `gw` (or directly on the link) out of `ifname`.
     /// EEXIST counts as success.
-    pub fn add_route(&self, ifname: &[u8], dst: [u8; 4], mask: [u8; 4], gw: Option<[u8; 4]>) -> Result<(), i32> {
+    pub fn add_route(
+        &self,
+        ifname: &[u8],
+        dst: [u8; 4],
+        mask: [u8; 4],
+        gw: Option<[u8; 4]>,
+    ) -> Result<(), i32> {
         let mut dev = [0u8; 16];
-        let n = ifname.iter().position(|&c| c == 0).unwrap_or(ifname.len()).min(15);
+        let n = ifname
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(ifname.len())
+            .min(15);
         dev[..n].copy_from_slice(&ifname[..n]);
         let mut rt = RtEntry {
             rt_pad1: 0,
@@ -142,7 +164,9 @@ impl Ctl {
     pub fn ifindex(&self, ifname: &[u8]) -> Result<i32, i32> {
         let mut r = Self::req(ifname);
         self.ioctl(SIOCGIFINDEX, (&mut r as *mut IfReq).cast())?;
-        Ok(i32::from_ne_bytes([r.data[0], r.data[1], r.data[2], r.data[3]]))
+        Ok(i32::from_ne_bytes([
+            r.data[0], r.data[1], r.data[2], r.data[3],
+        ]))
     }
 }
 
@@ -157,7 +181,11 @@ pub fn wait_carrier(ifname: &[u8], ms: u64) -> bool {
     let mut path = [0u8; 64];
     let pre = b"/sys/class/net/";
     let suf = b"/carrier\0";
-    let n = ifname.iter().position(|&c| c == 0).unwrap_or(ifname.len()).min(15);
+    let n = ifname
+        .iter()
+        .position(|&c| c == 0)
+        .unwrap_or(ifname.len())
+        .min(15);
     path[..pre.len()].copy_from_slice(pre);
     path[pre.len()..pre.len() + n].copy_from_slice(&ifname[..n]);
     path[pre.len() + n..pre.len() + n + suf.len()].copy_from_slice(suf);

@@ -11,7 +11,10 @@ pub struct Line {
 
 impl Line {
     pub fn new() -> Line {
-        let mut l = Line { buf: [0; 320], len: 0 };
+        let mut l = Line {
+            buf: [0; 320],
+            len: 0,
+        };
         l.s("bb: ");
         l
     }
@@ -86,13 +89,19 @@ pub fn errno() -> i32 {
 
 /// Milliseconds on the monotonic clock.
 pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 pub fn sleep_ms(ms: u64) {
-    let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    };
     unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }
 
@@ -114,7 +123,11 @@ fn st_dev(path: &[u8]) -> Option<u64> {
 /// initramfs has them; then this is a no-op). Failures are reported, not fatal.
 pub fn mount_basics() {
     let root = st_dev(b"/\0");
-    let table: [(&[u8], &[u8]); 3] = [(b"/proc\0", b"proc\0"), (b"/sys\0", b"sysfs\0"), (b"/dev\0", b"devtmpfs\0")];
+    let table: [(&[u8], &[u8]); 3] = [
+        (b"/proc\0", b"proc\0"),
+        (b"/sys\0", b"sysfs\0"),
+        (b"/dev\0", b"devtmpfs\0"),
+    ];
     for (dir, fstype) in table {
         match st_dev(dir) {
             Some(d) if Some(d) != root => continue, // already a mount point
@@ -123,13 +136,27 @@ pub fn mount_basics() {
                 libc::mkdir(dir.as_ptr() as *const c_char, 0o755);
             },
         }
-        let flags = if fstype == b"devtmpfs\0" { libc::MS_NOSUID } else { libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC };
+        let flags = if fstype == b"devtmpfs\0" {
+            libc::MS_NOSUID
+        } else {
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC
+        };
         let r = unsafe {
-            libc::mount(fstype.as_ptr() as *const c_char, dir.as_ptr() as *const c_char, fstype.as_ptr() as *const c_char, flags, core::ptr::null())
+            libc::mount(
+                fstype.as_ptr() as *const c_char,
+                dir.as_ptr() as *const c_char,
+                fstype.as_ptr() as *const c_char,
+                flags,
+                core::ptr::null(),
+            )
         };
         if r != 0 {
             let e = errno();
-            Line::new().s("init: cannot mount ").b(&dir[..dir.len() - 1]).errno(e).emit();
+            Line::new()
+                .s("init: cannot mount ")
+                .b(&dir[..dir.len() - 1])
+                .errno(e)
+                .emit();
         }
     }
 }
@@ -140,7 +167,12 @@ pub fn ensure_console() {
     if unsafe { libc::fcntl(2, libc::F_GETFD) } >= 0 {
         return;
     }
-    let fd = unsafe { libc::open(b"/dev/console\0".as_ptr() as *const c_char, libc::O_RDWR | libc::O_NOCTTY) };
+    let fd = unsafe {
+        libc::open(
+            b"/dev/console\0".as_ptr() as *const c_char,
+            libc::O_RDWR | libc::O_NOCTTY,
+        )
+    };
     if fd < 0 {
         return;
     }
@@ -156,7 +188,12 @@ pub fn ensure_console() {
 
 /// Reads a whole (small) file into `buf`; returns the length read.
 pub fn read_file(path: &[u8], buf: &mut [u8]) -> Result<usize, i32> {
-    let fd = unsafe { libc::open(path.as_ptr() as *const c_char, libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr() as *const c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(errno());
     }
@@ -207,14 +244,30 @@ pub fn load_modules(list: &[u8]) -> (u32, u32) {
             continue;
         }
         path[..line.len()].copy_from_slice(line);
-        let fd = unsafe { libc::open(path.as_ptr() as *const c_char, libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr() as *const c_char,
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             let e = errno();
-            Line::new().s("init: cannot open module ").b(line).errno(e).emit();
+            Line::new()
+                .s("init: cannot open module ")
+                .b(line)
+                .errno(e)
+                .emit();
             failed += 1;
             continue;
         }
-        let r = unsafe { libc::syscall(libc::SYS_finit_module, fd as libc::c_long, b"\0".as_ptr(), 0 as libc::c_long) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_finit_module,
+                fd as libc::c_long,
+                b"\0".as_ptr(),
+                0 as libc::c_long,
+            )
+        };
         let e = if r != 0 { errno() } else { 0 };
         unsafe { libc::close(fd) };
         if r == 0 || e == libc::EEXIST {
@@ -223,7 +276,12 @@ pub fn load_modules(list: &[u8]) -> (u32, u32) {
             // a CPU-specific module (crct10dif-pclmul without PCLMUL): not needed here
             failed += 1;
         } else {
-            Line::new().s("init: module ").b(line).s(" not loaded").errno(e).emit();
+            Line::new()
+                .s("init: module ")
+                .b(line)
+                .s(" not loaded")
+                .errno(e)
+                .emit();
             failed += 1;
         }
     }
@@ -260,7 +318,12 @@ pub fn wait_for_path(path: &[u8], ms: u64) -> bool {
 /// preferring names without ':' or '.'. Returns false if there is none yet.
 pub fn first_nic(out: &mut [u8; 16]) -> bool {
     // getdents64 into a fixed buffer: opendir(3) would allocate.
-    let fd = unsafe { libc::open(b"/sys/class/net\0".as_ptr() as *const c_char, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            b"/sys/class/net\0".as_ptr() as *const c_char,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return false;
     }
@@ -268,7 +331,14 @@ pub fn first_nic(out: &mut [u8; 16]) -> bool {
     let mut best_len = 0usize;
     let mut buf = [0u64; 512]; // 4 KiB, 8-byte aligned for linux_dirent64
     loop {
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd as libc::c_long, buf.as_mut_ptr(), core::mem::size_of_val(&buf) as libc::c_long) };
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd as libc::c_long,
+                buf.as_mut_ptr(),
+                core::mem::size_of_val(&buf) as libc::c_long,
+            )
+        };
         if n <= 0 {
             break;
         }
