@@ -18,6 +18,7 @@
 #             CONFIG_RD_ZSTD=y (fast to unpack, 2.1 MiB with the default modules), else xz
 #             (1.9 MiB, slower to unpack), else gzip -9 (2.8 MiB + bb-client: over 3 MiB)
 #   EXTRA_FILES  "SRC:DEST ..." extra files to copy (for debugging: a static busybox as /bin/sh)
+#   ALL_MODULES=1  bb-client loads every module at boot instead of those matching the hardware
 #   STRIP_CLIENT 1 (default) strips the copy of bb-client; STRIP=1 strips modules' debug info
 #
 # The module load order is written to /lib/modules/bb-modules.order (absolute paths, one per
@@ -71,13 +72,31 @@ order=$stage/lib/modules/bb-modules.order
 : >"$order"
 declare -A seen=()
 missing=()
+# Also, for bb-client to load only what the hardware needs: bb-modules.alias (PATTERN MODULE,
+# from modules.alias) and bb-modules.deps (MODULE PATH... in load order; "*MODULE" = always,
+# for modules without a pci/virtio/usb device alias, such as sd_mod).
+aliasf=$stage/lib/modules/bb-modules.alias
+depsf=$stage/lib/modules/bb-modules.deps
+echo "# PATTERN MODULE (written by initramfs/build.sh for $KVER)" >"$aliasf"
+: >"$depsf"
 for m in $MODULES; do
     if ! deps=$(modprobe -d "$modroot" -S "$KVER" --show-depends --ignore-install "$m" 2>/dev/null); then
         missing+=("$m")
         continue
     fi
+    name=${m//-/_}
+    awk -v n="$name" '$1 == "alias" && $3 == n && $2 ~ /^(pci|virtio|usb|scsi):/ { print $2, $3 }' \
+        "$MODDIR/modules.alias" >>"$aliasf"
+    if awk -v n="$name" '$1 == "alias" && $3 == n && $2 ~ /^(pci|virtio|usb):/ { f = 1 } END { exit !f }' "$MODDIR/modules.alias"; then
+        depline=$name
+    else
+        depline="*$name"
+    fi
     while read -r kind path _; do
         [ "$kind" = insmod ] || continue     # "builtin X" needs nothing
+        rel=/lib/modules/$KVER/${path#*/lib/modules/"$KVER"/}
+        depline="$depline ${rel%.[gx]z}"
+        depline=${depline%.zst}
         [ -n "${seen[$path]:-}" ] && continue
         seen[$path]=1
         rel=/lib/modules/$KVER/${path#*/lib/modules/"$KVER"/}
@@ -91,7 +110,11 @@ for m in $MODULES; do
         esac
         echo "$rel" >>"$order"
     done <<<"$deps"
+    [ "$depline" = "$name" ] || [ "$depline" = "*$name" ] || echo "$depline" >>"$depsf"
 done
+# A module with no device alias and no "always" mark is never loaded by hardware matching;
+# ALL_MODULES=1 makes bb-client load every listed module instead (no alias files).
+if [ "${ALL_MODULES:-0}" = 1 ]; then rm -f "$aliasf" "$depsf"; fi
 [ ${#missing[@]} -eq 0 ] || echo "initramfs/build.sh: not in this kernel (skipped): ${missing[*]}" >&2
 
 # Modules are copied as they are: Debian's carry no debug info, and stripping would drop their

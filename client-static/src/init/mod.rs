@@ -24,6 +24,7 @@
 
 pub mod cmdline;
 pub mod dhcp;
+pub mod modalias;
 pub mod net;
 pub mod sys;
 
@@ -174,7 +175,9 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
     sys::mount_basics();
     sys::ensure_console();
     let t_mod = sys::now_ms();
-    let (loaded, failed) = sys::load_modules(sys::MODULES_ORDER);
+    // Only the drivers the hardware needs (bb-modules.alias), else every listed module.
+    let (loaded, failed) =
+        modalias::load_for_hardware().unwrap_or_else(|| sys::load_modules(sys::MODULES_ORDER));
     if loaded + failed > 0 {
         let t = sys::now_ms();
         Line::new()

@@ -317,18 +317,34 @@ pub fn wait_for_path(path: &[u8], ms: u64) -> bool {
 /// The first network interface that is not loopback, in name order (eth0 before eth1),
 /// preferring names without ':' or '.'. Returns false if there is none yet.
 pub fn first_nic(out: &mut [u8; 16]) -> bool {
-    // getdents64 into a fixed buffer: opendir(3) would allocate.
+    let mut best = [0u8; 16];
+    let mut best_len = 0usize;
+    for_each_dirent(b"/sys/class/net\0", |name| {
+        if nic_candidate(name) && (best_len == 0 || name < &best[..best_len]) {
+            best = [0; 16];
+            best[..name.len()].copy_from_slice(name);
+            best_len = name.len();
+        }
+    });
+    if best_len == 0 {
+        return false;
+    }
+    *out = best;
+    true
+}
+
+/// Calls `f(name)` for every entry of the directory `path` (NUL-terminated), "." and ".."
+/// included. getdents64 into a fixed buffer: opendir(3) would allocate.
+pub fn for_each_dirent(path: &[u8], mut f: impl FnMut(&[u8])) {
     let fd = unsafe {
         libc::open(
-            b"/sys/class/net\0".as_ptr() as *const c_char,
+            path.as_ptr() as *const c_char,
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
         )
     };
     if fd < 0 {
-        return false;
+        return;
     }
-    let mut best = [0u8; 16];
-    let mut best_len = 0usize;
     let mut buf = [0u64; 512]; // 4 KiB, 8-byte aligned for linux_dirent64
     loop {
         let n = unsafe {
@@ -353,22 +369,39 @@ pub fn first_nic(out: &mut [u8; 16]) -> bool {
             let raw = &bytes[off + 19..off + reclen];
             let name = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
             off += reclen;
-            if !nic_candidate(name) {
-                continue;
-            }
-            if best_len == 0 || name < &best[..best_len] {
-                best = [0; 16];
-                best[..name.len()].copy_from_slice(name);
-                best_len = name.len();
-            }
+            f(name);
         }
     }
     unsafe { libc::close(fd) };
-    if best_len == 0 {
-        return false;
+}
+
+/// Loads one module file (`path` NUL-terminated) with finit_module(2). Already loaded
+/// (EEXIST) counts as success.
+pub fn finit_module(path: &[u8]) -> Result<(), i32> {
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr() as *const c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
     }
-    *out = best;
-    true
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            fd as libc::c_long,
+            b"\0".as_ptr(),
+            0 as libc::c_long,
+        )
+    };
+    let e = if r != 0 { errno() } else { 0 };
+    unsafe { libc::close(fd) };
+    if r == 0 || e == libc::EEXIST {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 /// Whether an entry of /sys/class/net is a real NIC we could use: not lo, not the virtual

@@ -1,0 +1,327 @@
+//! Load only the drivers this machine's hardware needs, like udev's coldplug: match every
+//! device's `modalias` (under /sys/bus/*/devices/*) against the aliases of the modules in the
+//! initramfs, load the matching modules with their dependencies, and rescan (a bus driver such
+//! as virtio_pci creates the devices the next driver binds to) until nothing new matches.
+//! Loading all 40 default modules costs 2.5 s of a 6.5 s boot under QEMU TCG; most machines
+//! need 5 to 10 of them.
+//!
+//! Files written by initramfs/build.sh:
+//! - `/lib/modules/bb-modules.alias`: `PATTERN MODULE` per line (fnmatch patterns from
+//!   modules.alias, for the modules asked for);
+//! - `/lib/modules/bb-modules.deps`: `MODULE PATH...` per line, the files to load for that
+//!   module in order (dependencies first, the module last); a leading `*` on MODULE means
+//!   "load always" (class drivers like sd_mod, whose devices appear asynchronously).
+//!
+//! Without these files, [`super::sys::load_modules`] loads the whole order list. No heap.
+
+use super::sys::{self, Line};
+use core::ffi::c_char;
+
+pub const ALIAS_FILE: &[u8] = b"/lib/modules/bb-modules.alias\0";
+pub const DEPS_FILE: &[u8] = b"/lib/modules/bb-modules.deps\0";
+
+const MAX_LOADED: usize = 256;
+
+/// What has been loaded so far (FNV-1a hashes of module paths and of module names).
+pub struct Loaded {
+    paths: [u64; MAX_LOADED],
+    npaths: usize,
+    names: [u64; MAX_LOADED],
+    nnames: usize,
+    pub ok: u32,
+    pub failed: u32,
+}
+
+pub fn fnv(s: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &b in s {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+impl Loaded {
+    pub const fn new() -> Loaded {
+        Loaded {
+            paths: [0; MAX_LOADED],
+            npaths: 0,
+            names: [0; MAX_LOADED],
+            nnames: 0,
+            ok: 0,
+            failed: 0,
+        }
+    }
+    fn has_path(&self, p: &[u8]) -> bool {
+        let h = fnv(p);
+        self.paths[..self.npaths].contains(&h)
+    }
+    fn add_path(&mut self, p: &[u8]) {
+        if self.npaths < MAX_LOADED {
+            self.paths[self.npaths] = fnv(p);
+            self.npaths += 1;
+        }
+    }
+    pub fn has_name(&self, n: &[u8]) -> bool {
+        let h = fnv(n);
+        self.names[..self.nnames].contains(&h)
+    }
+    fn add_name(&mut self, n: &[u8]) {
+        if self.nnames < MAX_LOADED {
+            self.names[self.nnames] = fnv(n);
+            self.nnames += 1;
+        }
+    }
+}
+
+/// True if `pattern` (shell glob) matches `s`. Both are copied to NUL-terminated buffers.
+pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+    let mut p = [0u8; 256];
+    let mut t = [0u8; 256];
+    if pattern.len() >= p.len() || s.len() >= t.len() {
+        return false;
+    }
+    p[..pattern.len()].copy_from_slice(pattern);
+    t[..s.len()].copy_from_slice(s);
+    unsafe { libc::fnmatch(p.as_ptr() as *const c_char, t.as_ptr() as *const c_char, 0) == 0 }
+}
+
+/// The modules whose alias patterns match `modalias`: calls `f(module)` for each matching line.
+pub fn matching_modules(aliases: &[u8], modalias: &[u8], mut f: impl FnMut(&[u8])) {
+    for line in aliases.split(|&c| c == b'\n') {
+        let line = sys::trim(line);
+        if line.is_empty() || line[0] == b'#' {
+            continue;
+        }
+        let mut it = line.split(|&c| c == b' ').filter(|w| !w.is_empty());
+        let (Some(pat), Some(name)) = (it.next(), it.next()) else {
+            continue;
+        };
+        if glob_match(pat, modalias) {
+            f(name);
+        }
+    }
+}
+
+/// The deps line of module `name`: (always, paths-part). None if absent.
+pub fn deps_of<'a>(deps: &'a [u8], name: &[u8]) -> Option<(bool, &'a [u8])> {
+    for line in deps.split(|&c| c == b'\n') {
+        let line = sys::trim(line);
+        let sp = match line.iter().position(|&c| c == b' ') {
+            Some(i) => i,
+            None => continue,
+        };
+        let (first, rest) = (&line[..sp], &line[sp + 1..]);
+        let (always, n) = if first.first() == Some(&b'*') {
+            (true, &first[1..])
+        } else {
+            (false, first)
+        };
+        if n == name {
+            return Some((always, rest));
+        }
+    }
+    None
+}
+
+fn insmod(path: &[u8], st: &mut Loaded) {
+    if path.is_empty() || st.has_path(path) {
+        return;
+    }
+    st.add_path(path);
+    let mut p = [0u8; 512];
+    if path.len() >= p.len() {
+        st.failed += 1;
+        return;
+    }
+    p[..path.len()].copy_from_slice(path);
+    match sys::finit_module(&p[..path.len() + 1]) {
+        Ok(()) => st.ok += 1,
+        Err(e) if e == libc::ENODEV => st.failed += 1, // CPU-feature module, not needed here
+        Err(e) => {
+            st.failed += 1;
+            Line::new()
+                .s("init: module ")
+                .b(path)
+                .s(" not loaded")
+                .errno(e)
+                .emit();
+        }
+    }
+}
+
+/// Loads module `name` (its dependencies first). Returns true if it was new.
+fn load_name(deps: &[u8], name: &[u8], st: &mut Loaded) -> bool {
+    if st.has_name(name) {
+        return false;
+    }
+    st.add_name(name);
+    if let Some((_, paths)) = deps_of(deps, name) {
+        for p in paths.split(|&c| c == b' ') {
+            insmod(p, st);
+        }
+    }
+    true
+}
+
+/// One pass over /sys/bus/*/devices/*/modalias. Returns true if a new module was loaded.
+fn scan(aliases: &[u8], deps: &[u8], st: &mut Loaded) -> bool {
+    let mut changed = false;
+    sys::for_each_dirent(b"/sys/bus\0", |bus| {
+        if bus.is_empty() || bus[0] == b'.' {
+            return;
+        }
+        let mut dpath = [0u8; 128];
+        let Some(n) = join(&mut dpath, &[b"/sys/bus/", bus, b"/devices"]) else {
+            return;
+        };
+        sys::for_each_dirent(&dpath[..n + 1], |dev| {
+            if dev.is_empty() || dev[0] == b'.' {
+                return;
+            }
+            let mut mpath = [0u8; 256];
+            let Some(m) = join(&mut mpath, &[&dpath[..n], b"/", dev, b"/modalias"]) else {
+                return;
+            };
+            let mut ma = [0u8; 256];
+            let Ok(len) = sys::read_file(&mpath[..m + 1], &mut ma) else {
+                return;
+            };
+            let alias = sys::trim(&ma[..len]);
+            if alias.is_empty() {
+                return;
+            }
+            matching_modules(aliases, alias, |name| {
+                if load_name(deps, name, st) {
+                    changed = true;
+                }
+            });
+        });
+    });
+    changed
+}
+
+/// Concatenates parts into `buf` and NUL-terminates; returns the length without the NUL.
+fn join(buf: &mut [u8], parts: &[&[u8]]) -> Option<usize> {
+    let mut n = 0;
+    for p in parts {
+        if n + p.len() >= buf.len() {
+            return None;
+        }
+        buf[n..n + p.len()].copy_from_slice(p);
+        n += p.len();
+    }
+    buf[n] = 0;
+    Some(n)
+}
+
+/// Loads the "always" modules, then the modules matching the hardware, rescanning until
+/// nothing new matches twice in a row. Returns None when the initramfs has no alias/deps
+/// files (the caller then loads the whole list), else (loaded, skipped).
+pub fn load_for_hardware() -> Option<(u32, u32)> {
+    static mut ALIASES: [u8; 65536] = [0; 65536];
+    static mut DEPS: [u8; 16384] = [0; 16384];
+    // SAFETY: /init is single-threaded and this runs once; the buffers are only read after.
+    let (aliases, deps) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(ALIASES),
+            &mut *core::ptr::addr_of_mut!(DEPS),
+        )
+    };
+    let na = sys::read_file(ALIAS_FILE, aliases).ok()?;
+    let nd = sys::read_file(DEPS_FILE, deps).ok()?;
+    if na == aliases.len() || nd == deps.len() {
+        Line::new()
+            .s("init: module lists too long, loading all modules")
+            .emit();
+        return None;
+    }
+    let (aliases, deps) = (&aliases[..na], &deps[..nd]);
+    let mut st = Loaded::new();
+    for line in deps.split(|&c| c == b'\n') {
+        let line = sys::trim(line);
+        if line.first() == Some(&b'*') {
+            let end = line.iter().position(|&c| c == b' ').unwrap_or(line.len());
+            load_name(deps, &line[1..end], &mut st);
+        }
+    }
+    let mut idle = 0;
+    for _ in 0..50 {
+        if scan(aliases, deps, &mut st) {
+            idle = 0;
+            continue;
+        }
+        idle += 1;
+        if idle >= 2 {
+            break;
+        }
+        sys::sleep_ms(50);
+    }
+    Some((st.ok, st.failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALIASES: &[u8] = b"# PATTERN MODULE\npci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\nvirtio:d00000001v* virtio_net\nvirtio:d00000002v* virtio_blk\npci:v00008086d0000100Esv*sd*bc*sc*i* e1000\n";
+    const DEPS: &[u8] = b"virtio_pci /m/virtio_ring.ko /m/virtio.ko /m/virtio_pci.ko\nvirtio_net /m/virtio_ring.ko /m/virtio.ko /m/failover.ko /m/virtio_net.ko\n*sd_mod /m/scsi_mod.ko /m/sd_mod.ko\n";
+
+    fn matches(alias: &[u8]) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        matching_modules(ALIASES, alias, |n| v.push(n.to_vec()));
+        v
+    }
+
+    #[test]
+    fn alias_matching() {
+        assert_eq!(
+            matches(b"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"),
+            vec![b"virtio_pci".to_vec()]
+        );
+        assert_eq!(
+            matches(b"virtio:d00000001v00001AF4"),
+            vec![b"virtio_net".to_vec()]
+        );
+        assert_eq!(
+            matches(b"virtio:d00000002v00001AF4"),
+            vec![b"virtio_blk".to_vec()]
+        );
+        assert_eq!(
+            matches(b"pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"),
+            vec![b"e1000".to_vec()]
+        );
+        assert!(matches(b"pci:v00008086d00001237sv00001AF4sd00001100bc06sc00i00").is_empty());
+        assert!(matches(b"").is_empty());
+    }
+
+    #[test]
+    fn deps_lookup() {
+        assert_eq!(
+            deps_of(DEPS, b"virtio_pci"),
+            Some((
+                false,
+                &b"/m/virtio_ring.ko /m/virtio.ko /m/virtio_pci.ko"[..]
+            ))
+        );
+        assert_eq!(
+            deps_of(DEPS, b"sd_mod"),
+            Some((true, &b"/m/scsi_mod.ko /m/sd_mod.ko"[..]))
+        );
+        assert_eq!(deps_of(DEPS, b"virtio"), None);
+        assert_eq!(deps_of(DEPS, b"nvme"), None);
+    }
+
+    #[test]
+    fn loaded_set() {
+        let mut st = Loaded::new();
+        assert!(!st.has_name(b"x"));
+        st.add_name(b"x");
+        assert!(st.has_name(b"x"));
+        st.add_path(b"/m/a.ko");
+        assert!(st.has_path(b"/m/a.ko"));
+        assert!(!st.has_path(b"/m/b.ko"));
+        assert!(glob_match(b"a*c", b"abbc"));
+        assert!(!glob_match(b"a*c", b"abbd"));
+    }
+}
