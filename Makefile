@@ -5,7 +5,7 @@
 #   make test       install what the tests need, then run every test (root for lab/netboot)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test unit-test lint bench sim netboot-test
+.PHONY: all deps test unit-test lint bench sim netboot-test fuzz
 
 CARGO ?= cargo
 
@@ -40,6 +40,13 @@ lint:
 bench:
 	$(CARGO) run --release -p bb-bench
 	$(CARGO) run --release -p bb-sim -- --clients 100 --loss 1% --image-size 64MiB --seed 7
+
+# Coverage-guided fuzzing of every parser and both state machines (nightly + cargo-fuzz):
+#   cargo install cargo-fuzz; make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd fuzz && for t in wire receiver sender; do \
+	    cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; done
 
 # Example: make sim ARGS="--clients 1000 --loss 1% --image-size 64MiB"
 sim:

@@ -1,0 +1,50 @@
+//! A bound receiver fed arbitrary datagrams (CRC made valid half the time, so the field
+//! checks are reached): never a panic, never a write outside the image.
+#![no_main]
+
+use bb_proto::receiver::{Receiver, ReceiverConfig, ReceiverStorage, Slot};
+use bb_proto::wire::{self, Announce, CRC_LEN, Geometry};
+use libfuzzer_sys::fuzz_target;
+
+const SESSION: u64 = 7;
+
+fuzz_target!(|input: &[u8]| {
+    let g = Geometry::new(5000, 64, 8).unwrap();
+    let (slot_bytes, esis, scratch) = Receiver::slot_needs(&g);
+    let (mut done, mut pool, mut slots, mut esi_at, mut scr) =
+        (vec![0u64; 1], vec![0u8; slot_bytes * 3], vec![Slot::FREE; 3], vec![0u16; esis * 3], vec![0u8; scratch]);
+    let mut rx = Receiver::new(
+        ReceiverConfig::new(1),
+        ReceiverStorage { done: &mut done, pool: &mut pool, slots: &mut slots, esi_at: &mut esi_at, scratch: &mut scr },
+    );
+    let mut buf = [0u8; 256];
+    let a = Announce { geometry: g, flags: 0, seq: 0, report_interval_ms: 100, digest: [0; 32] };
+    let n = wire::write_announce(&mut buf, SESSION, &a).unwrap();
+    rx.handle_datagram(0, &buf[..n]).unwrap();
+    // The input is a sequence of datagrams: [len u8][flags u8][bytes...].
+    let mut rest = input;
+    let mut now = 0u64;
+    while rest.len() >= 2 {
+        let (len, fix) = (rest[0] as usize, rest[1]);
+        rest = &rest[2..];
+        let mut pkt = rest[..len.min(rest.len())].to_vec();
+        rest = &rest[len.min(rest.len())..];
+        if fix & 1 == 1 && pkt.len() >= 16 + CRC_LEN {
+            pkt[..4].copy_from_slice(b"BBND");
+            pkt[4] = 1;
+            pkt[8..16].copy_from_slice(&SESSION.to_le_bytes());
+            let end = pkt.len() - CRC_LEN;
+            let c = wire::crc32(&pkt[..end]);
+            pkt[end..].copy_from_slice(&c.to_le_bytes());
+        }
+        now += 1000;
+        let _ = rx.handle_datagram(now, &pkt);
+        while let Some(w) = rx.poll_write() {
+            assert!(w.offset + w.data.len() as u64 <= g.image_size);
+            let b = w.block;
+            rx.write_done(b);
+        }
+        let mut out = [0u8; 1500];
+        let _ = rx.poll_transmit(now, 0, &mut out);
+    }
+});

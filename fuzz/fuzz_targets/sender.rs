@@ -1,0 +1,54 @@
+//! A sender fed arbitrary control datagrams between transmissions: never a panic, every
+//! scheduled symbol belongs to the image.
+#![no_main]
+
+use bb_proto::deficit::DeficitTree;
+use bb_proto::sender::{Sender, SenderConfig, SenderStorage, Transmit};
+use bb_proto::wire::{self, CRC_LEN, Geometry};
+use libfuzzer_sys::fuzz_target;
+
+const SESSION: u64 = 9;
+
+fuzz_target!(|input: &[u8]| {
+    let g = Geometry::new(64 * 8 * 6 + 100, 64, 8).unwrap();
+    let n = g.block_count();
+    let tree = DeficitTree::storage_len(n);
+    let (mut a, mut b, mut esi, mut checks, mut clients) =
+        (vec![0u16; tree], vec![0u16; tree], vec![0u16; n as usize], vec![0u32; n as usize], vec![None; 4]);
+    let st = SenderStorage { repair_tree: &mut a, resend_tree: &mut b, next_repair_esi: &mut esi, block_checks: &mut checks, clients: &mut clients };
+    let mut s = Sender::<u8>::new(SenderConfig::new(SESSION, g), st, 0).unwrap();
+    let image = vec![0x5au8; g.block_bytes() as usize];
+    let mut buf = vec![0u8; 2000];
+    let mut rest = input;
+    let mut now = 0u64;
+    while rest.len() >= 2 {
+        let (len, fix) = (rest[0] as usize, rest[1]);
+        rest = &rest[2..];
+        let mut pkt = rest[..len.min(rest.len())].to_vec();
+        rest = &rest[len.min(rest.len())..];
+        if fix & 1 == 1 && pkt.len() >= 16 + CRC_LEN {
+            pkt[..4].copy_from_slice(b"BBND");
+            pkt[4] = 1;
+            pkt[5] = 3 + (fix >> 1 & 1);
+            pkt[6] = 0;
+            pkt[7] = 0;
+            pkt[8..16].copy_from_slice(&SESSION.to_le_bytes());
+            let end = pkt.len() - CRC_LEN;
+            let c = wire::crc32(&pkt[..end]);
+            pkt[end..].copy_from_slice(&c.to_le_bytes());
+        }
+        let _ = s.handle_datagram(now, fix, &pkt);
+        for _ in 0..(fix as usize % 16) {
+            match s.poll_transmit(now) {
+                Transmit::Symbol { block, esi, seq } => {
+                    assert!(block < n);
+                    let k = g.block_k(block) as usize * 64;
+                    s.build_symbol(block, esi, seq, &image[..k], &mut buf).unwrap();
+                }
+                Transmit::Wait { until_us } => now = until_us,
+                _ => {}
+            }
+        }
+        now += 5000;
+    }
+});
