@@ -21,8 +21,8 @@
 #   PXE_VMS=4          VMs in phase 1;  PXE_MIB=64 image size;  PXE_LOSS=1 percent
 #   PXE_RATE=80M       bb-server --rate;  PXE_TIMEOUT=240 seconds per phase
 #   PXE_PHASE2=1       0 skips the initramfs-tools/dracut phase
-#   PXE_LATE=1         start bb-server without --min-clients: the machines join after its
-#                      first pass (late joiners); default: --min-clients N
+#   PXE_WAIT=1         bb-server --min-clients N (its first pass waits for all the machines);
+#                      default: it starts at once and the booting machines join late
 #   PXE_BOOT_ONLY=1    developer check without bb-server: only checks that each VM's init
 #                      configured its network (the `bb: init:` line); for a stand-in /init
 #   PXE_KEEP=1         keep the log directory (always kept on failure)
@@ -207,10 +207,10 @@ check_vm() {
 start_server() { # NAME CLIENTS
     [[ "$BOOT_ONLY" == 1 ]] && return 0
     local wait=()
-    # Default: the server waits until all the machines are there (as an operator would with
-    # --min-clients), so the first pass reaches everyone. PXE_LATE=1: the server starts
-    # sending at once and the booting machines join late (carousel).
-    [[ "${PXE_LATE:-0}" == 1 ]] || wait=(--min-clients "$2" --wait "$TIMEOUT")
+    # Default: the server starts sending at once, as an operator would start it before
+    # powering the machines on; they join late and are served by the carousel.
+    # PXE_WAIT=1: --min-clients N, the first pass waits until all N machines are there.
+    [[ "${PXE_WAIT:-0}" == 1 ]] && wait=(--min-clients "$2" --wait "$TIMEOUT")
     lab_bg "$1" srv "$BB_SERVER" --clients "$2" "${wait[@]}" --rate "$RATE" 10.99.0.255 "$IMG"
 }
 check_server() { # NAME LABEL
