@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PKGS=(iproute2 nftables iptables bridge-utils tcpdump qemu-system-x86 ipxe-qemu ipxe
-      dnsmasq-base cpio kmod xz-utils zstd busybox-static file udpcast uftp python3)
+      dnsmasq-base cpio kmod xz-utils zstd busybox-static file udpcast uftp python3
+      initramfs-tools-core dracut-core)
 
 check_only=0
 [[ "${1:-}" == "--check" ]] && check_only=1
