@@ -222,6 +222,10 @@ pub struct Receiver<'a> {
     acc: DigestAccumulator,
     bytes_written: u64,
     highest_seq: Option<u32>,
+    // One past the highest block seen in data, and when data last came: blocks beyond the
+    // front are not reported missing while data flows (the server has not sent them yet).
+    front: u32,
+    last_data_us: u64,
     window_start_seq: u32,
     window_received: u32,
     loss_ppm: u32,
@@ -257,6 +261,8 @@ impl<'a> Receiver<'a> {
             acc: DigestAccumulator::new(),
             bytes_written: 0,
             highest_seq: None,
+            front: 0,
+            last_data_us: 0,
             window_start_seq: 0,
             window_received: 0,
             loss_ppm: 0,
@@ -465,6 +471,8 @@ impl<'a> Receiver<'a> {
         }
         let k = g.block_k(d.block) as usize;
         self.note_data_seq(d.seq);
+        self.front = self.front.max(d.block + 1);
+        self.last_data_us = now_us;
         if self.is_done(d.block) {
             return Err(Dropped::Duplicate);
         }
@@ -809,7 +817,14 @@ impl<'a> Receiver<'a> {
             last_k: g.block_k(s.blocks - 1) as u16,
             k: g.k as u16,
         };
-        let start = if self.report_cursor >= s.blocks {
+        // While data flows, only blocks behind the front can be missing; once it stops, the
+        // tail may have been lost too, so everything counts.
+        let limit = if now_us.saturating_sub(self.last_data_us) >= self.cfg.rereport_us {
+            s.blocks
+        } else {
+            self.front
+        };
+        let start = if self.report_cursor >= limit {
             0
         } else {
             self.report_cursor
@@ -817,11 +832,11 @@ impl<'a> Receiver<'a> {
         let mut b = start;
         let mut stopped_at = None;
         let mut hi = held[..nh].partition_point(|p| p.0 < start);
-        'runs: while b < s.blocks {
-            let Some(run_start) = self.next_zero(b, s.blocks) else {
+        'runs: while b < limit {
+            let Some(run_start) = self.next_zero(b, limit) else {
                 break;
             };
-            let run_end = self.next_one(run_start, s.blocks);
+            let run_end = self.next_one(run_start, limit);
             // A run of blocks not done, split at the blocks held in slots.
             let mut a = run_start;
             while hi < nh && held[hi].0 < run_end {

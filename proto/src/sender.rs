@@ -837,19 +837,31 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         }
     }
 
-    /// Proactive repair symbols for a block of `k` symbols: the mean loss plus one or two
-    /// standard deviations, below the largest deficit expected among the clients, so it is
-    /// rarely wasted and spares most clients a round trip.
+    /// Proactive repair symbols for a block of `k` symbols: the mean loss plus `z` standard
+    /// deviations, with `z` a little below the expected maximum of as many normal variables
+    /// as there are clients (about sqrt(2 ln R)). The largest deficit among R clients is what
+    /// the block needs anyway, so this is rarely wasted, and it spares almost every client a
+    /// round trip (and the server almost every status report).
     fn proactive_count(&self, k: u32) -> u32 {
         let p = self.loss_estimate_ppm as u64;
         if !self.cfg.proactive_repair || p == 0 {
             return 0;
         }
-        let clients = self.active_count() as u64;
-        let z: u64 = if clients >= 10 { 2 } else { 1 };
+        let z10: u64 = match self.active_count() {
+            0..=1 => 10,
+            2..=4 => 15,
+            5..=9 => 18,
+            10..=19 => 21,
+            20..=49 => 24,
+            50..=99 => 27,
+            100..=199 => 29,
+            200..=499 => 32,
+            500..=999 => 34,
+            _ => 36,
+        };
         let mean_e6 = k as u64 * p;
         let sd_e6 = isqrt(k as u64 * p * (1_000_000 - p.min(1_000_000)));
-        (((mean_e6 + z * sd_e6) / 1_000_000) as u32).min(k / 4)
+        (((mean_e6 + z10 * sd_e6 / 10) / 1_000_000) as u32).min(k / 4)
     }
 
     fn next_seq(&mut self) -> u32 {

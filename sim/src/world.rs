@@ -251,7 +251,7 @@ pub fn run(o: &Options) -> Report {
         slot_bytes: slot_bytes * o.slots,
         ..Report::default()
     };
-    let mut link_free_us = 0u64;
+    let mut link_free_ns = 0u64;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut padded = vec![0u8; slot_bytes];
     let mut status_ns = 0u128;
@@ -261,8 +261,11 @@ pub fn run(o: &Options) -> Report {
     let die_block = (o.die_at * blocks as f64) as u32;
     let mut joined = o.late_joiners == 0;
     let mut killed = o.dead_clients == 0;
-    let pkt_us = |len: usize| ((len as u64 + FRAMING_BYTES) * 8 * 1_000_000).div_ceil(o.rate_bps);
-    let queue_limit_us = pkt_us(g.symbol_size as usize + 36) * o.queue as u64;
+    // Link time in nanoseconds: whole microseconds per packet would make the link a few
+    // percent slower than its rate, and a sender at exactly the rate would overflow it.
+    let pkt_ns =
+        |len: usize| ((len as u64 + FRAMING_BYTES) * 8 * 1_000_000_000).div_ceil(o.rate_bps);
+    let queue_limit_ns = pkt_ns(g.symbol_size as usize + 36) * o.queue as u64;
     let mut now = 0u64;
 
     while let Some(item) = sh.q.pop() {
@@ -310,13 +313,13 @@ pub fn run(o: &Options) -> Report {
                         }
                     };
                     // The bottleneck link: serialise at the link rate, drop when the queue is full.
-                    let start = link_free_us.max(now);
-                    if start - now > queue_limit_us {
+                    let start = link_free_ns.max(now * 1000);
+                    if start - now * 1000 > queue_limit_ns {
                         rep.queue_drops += 1;
                         continue;
                     }
-                    link_free_us = start + pkt_us(pkt.len());
-                    sh.q.push(link_free_us + o.delay_us, Ev::Broadcast(pkt));
+                    link_free_ns = start + pkt_ns(pkt.len());
+                    sh.q.push(link_free_ns.div_ceil(1000) + o.delay_us, Ev::Broadcast(pkt));
                 }
                 let fwd = sender.forward_blocks_done();
                 if !joined && fwd >= join_block {
