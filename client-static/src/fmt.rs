@@ -34,7 +34,6 @@ impl<const N: usize> Buf<N> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    #[allow(dead_code)]
     pub fn truncated(&self) -> bool {
         self.truncated
     }

@@ -3,7 +3,8 @@
 //! that replies come to 255.255.255.255 while we have no address. Fixed buffers, bounded retries.
 //! Packet building and parsing are pure functions, unit-tested on the host.
 
-use super::sys::{Line, errno, now_ms};
+use super::sys::Line;
+use crate::os::{self, Errno, Fd, now_ms};
 
 pub const OP_REQUEST: u8 = 1;
 pub const OP_REPLY: u8 = 2;
@@ -136,88 +137,24 @@ pub fn parse(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<Lease> {
     Some(l)
 }
 
-/// A UDP socket on 0.0.0.0:68 bound to one interface.
-struct Sock(i32);
-
-impl Drop for Sock {
-    fn drop(&mut self) {
-        unsafe { libc::close(self.0) };
-    }
-}
-
-fn open_socket(ifname: &[u8]) -> Result<Sock, i32> {
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(errno());
-    }
-    let s = Sock(fd);
-    let one: i32 = 1;
+/// A UDP socket on 0.0.0.0:68 bound to one interface, allowed to broadcast.
+fn open_socket(ifname: &[u8]) -> Result<Fd, Errno> {
+    let s = os::udp_socket()?;
     let n = ifname.iter().position(|&c| c == 0).unwrap_or(ifname.len());
-    unsafe {
-        let sz = core::mem::size_of::<i32>() as libc::socklen_t;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const i32).cast(),
-            sz,
-        );
-        if libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_BROADCAST,
-            (&one as *const i32).cast(),
-            sz,
-        ) < 0
-        {
-            return Err(errno());
-        }
-        if libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            ifname.as_ptr().cast(),
-            n as libc::socklen_t,
-        ) < 0
-        {
-            return Err(errno());
-        }
-        let mut sa: libc::sockaddr_in = core::mem::zeroed();
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_port = 68u16.to_be();
-        if libc::bind(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        ) < 0
-        {
-            return Err(errno());
-        }
-    }
+    let _ = os::set_reuseaddr(s.0);
+    os::set_broadcast(s.0)?;
+    os::bind_to_device(s.0, &ifname[..n])?;
+    os::bind(s.0, [0; 4], 68)?;
     Ok(s)
 }
 
-fn send_bcast(s: &Sock, p: &[u8]) -> Result<(), i32> {
-    unsafe {
-        let mut sa: libc::sockaddr_in = core::mem::zeroed();
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_port = 67u16.to_be();
-        sa.sin_addr.s_addr = u32::from_be_bytes([255, 255, 255, 255]).to_be();
-        let r = libc::sendto(
-            s.0,
-            p.as_ptr().cast(),
-            p.len(),
-            0,
-            (&sa as *const libc::sockaddr_in).cast(),
-            core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        if r < 0 { Err(errno()) } else { Ok(()) }
-    }
+fn send_bcast(s: &Fd, p: &[u8]) -> Result<(), Errno> {
+    os::send_to(s.0, p, &os::sockaddr([255; 4], 67))
 }
 
 /// Waits for a reply of type `want` (or NAK) until `deadline_ms`.
 fn recv_reply(
-    s: &Sock,
+    s: &Fd,
     buf: &mut [u8; MAX_REPLY],
     xid: u32,
     mac: [u8; 6],
@@ -229,23 +166,18 @@ fn recv_reply(
         if now >= deadline_ms {
             return None;
         }
-        let mut pfd = libc::pollfd {
-            fd: s.0,
-            events: libc::POLLIN,
-            revents: 0,
+        let wait = (deadline_ms - now).min(i32::MAX as u64) as i32;
+        if os::poll_readable(s.0, wait) != Ok(true) {
+            continue;
+        }
+        let n = match os::recv(s.0, buf) {
+            Ok(n) if n > 0 => n,
+            _ => continue,
         };
-        let r = unsafe { libc::poll(&mut pfd, 1, (deadline_ms - now).min(i32::MAX as u64) as i32) };
-        if r <= 0 {
-            continue;
-        }
-        let n = unsafe { libc::recv(s.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n <= 0 {
-            continue;
-        }
-        if let Some(l) = parse(&buf[..n as usize], xid, mac) {
-            if l.msg_type == want || l.msg_type == NAK {
-                return Some(l);
-            }
+        if let Some(l) = parse(&buf[..n], xid, mac)
+            && (l.msg_type == want || l.msg_type == NAK)
+        {
+            return Some(l);
         }
     }
 }

@@ -6,7 +6,7 @@
 //! if let Err(e) = init::prepare(&mut cfg) {
 //!     init::finish(cfg.done, false, e.message().as_bytes());
 //! }
-//! // receive: server cfg.server_text(), target cfg.dev_path(), group cfg.group_text(),
+//! // receive: server cfg.server, target cfg.dev_path(), group cfg.group,
 //! //          port cfg.port, interface cfg.iface_name(), timeout cfg.timeout
 //! let ok = ...;
 //! init::finish(cfg.done, ok, b"/dev/vda: 67108864 bytes written and verified");
@@ -28,8 +28,8 @@ pub mod modalias;
 pub mod net;
 pub mod sys;
 
+use crate::os;
 pub use cmdline::{Cmdline, CmdlineError, DoneAction, FixedStr, IpConfig, IpMode};
-use core::ffi::c_char;
 use sys::Line;
 
 /// The result of [`prepare`]: what the receiver needs, in fixed buffers.
@@ -59,8 +59,6 @@ pub struct InitConfig {
     pub gateway: Option<[u8; 4]>,
     /// Whether we run as PID 1 (the imaging initramfs) rather than from a distribution hook.
     pub pid1: bool,
-    server_txt: FixedStr<16>,
-    group_txt: FixedStr<16>,
 }
 
 impl InitConfig {
@@ -79,8 +77,6 @@ impl InitConfig {
             netmask: [0; 4],
             gateway: None,
             pid1: false,
-            server_txt: FixedStr::new(),
-            group_txt: FixedStr::new(),
         }
     }
 
@@ -94,43 +90,16 @@ impl InitConfig {
         self.timeout = c.timeout;
         self.key = c.key;
         self.ip = c.ip;
-        self.server_txt = ip_text(self.server);
-        self.group_txt = match c.group {
-            Some(g) => ip_text(g),
-            None => FixedStr::new(),
-        };
     }
 
     /// The target device path without NUL, e.g. b"/dev/vda".
     pub fn dev_path(&self) -> &[u8] {
         self.dev.as_bytes()
     }
-    /// The target device path as a C string.
-    pub fn dev_cstr(&self) -> *const c_char {
-        self.dev.as_ptr() as *const c_char
-    }
-    /// The server address as text without NUL ("10.99.0.1"), as if given on the command line.
-    pub fn server_text(&self) -> &[u8] {
-        self.server_txt.as_bytes()
-    }
-    /// The multicast group as text without NUL, if any.
-    pub fn group_text(&self) -> Option<&[u8]> {
-        if self.group.is_some() {
-            Some(self.group_txt.as_bytes())
-        } else {
-            None
-        }
-    }
     /// The interface name without NUL (empty if none was configured).
     pub fn iface_name(&self) -> &[u8] {
         self.iface.as_bytes()
     }
-}
-
-fn ip_text(a: [u8; 4]) -> FixedStr<16> {
-    let mut l = Line::new();
-    l.ip(a);
-    FixedStr::from_bytes(&l.as_bytes()[4..]).unwrap_or(FixedStr::new())
 }
 
 /// Why [`prepare`] failed. [`InitError::message`] is the text for the console.
@@ -174,12 +143,12 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
     cfg.pid1 = sys::is_pid1();
     sys::mount_basics();
     sys::ensure_console();
-    let t_mod = sys::now_ms();
+    let t_mod = os::now_ms();
     // Only the drivers the hardware needs (bb-modules.alias), else every listed module.
     let (loaded, failed) =
         modalias::load_for_hardware().unwrap_or_else(|| sys::load_modules(sys::MODULES_ORDER));
     if loaded + failed > 0 {
-        let t = sys::now_ms();
+        let t = os::now_ms();
         Line::new()
             .s("init: ")
             .u(loaded as u64)
@@ -196,18 +165,16 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
     }
 
     let mut buf = [0u8; 4096];
-    let n = sys::read_file(b"/proc/cmdline\0", &mut buf).map_err(|_| InitError::NoCmdline)?;
+    let n = os::read_file(b"/proc/cmdline", &mut buf).map_err(|_| InitError::NoCmdline)?;
     let c = cmdline::parse_cmdline(&buf[..n]).map_err(InitError::Cmdline)?;
     cfg.apply(&c);
     let timeout_ms = cfg.timeout as u64 * 1000;
 
     setup_network(cfg, timeout_ms)?;
 
-    let mut path = [0u8; cmdline::DEV_MAX];
-    path[..cfg.dev.len() + 1].copy_from_slice(cfg.dev.as_bytes_with_nul());
-    if !sys::exists(&path) {
+    if !sys::exists(cfg.dev_path()) {
         Line::new().s("init: waiting for ").b(cfg.dev_path()).emit();
-        if !sys::wait_for_path(&path, timeout_ms) {
+        if !sys::wait_for_path(cfg.dev_path(), timeout_ms) {
             return Err(InitError::NoDevice);
         }
     }
@@ -223,7 +190,7 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
     if let Some(g) = cfg.group {
         l.s(" group ").ip(g);
     }
-    let t = sys::now_ms();
+    let t = os::now_ms();
     l.s(" (uptime ")
         .u(t / 1000)
         .s(".")
@@ -238,10 +205,10 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
 pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitError> {
     let ctl =
         net::Ctl::open().map_err(|_| InitError::NetConfig("cannot open an AF_INET socket"))?;
-    let _ = ctl.up(b"lo\0");
+    let _ = ctl.up(b"lo");
 
     // Wait for the NIC: the named one, or the first that is not lo.
-    let deadline = sys::now_ms() + timeout_ms;
+    let deadline = os::now_ms() + timeout_ms;
     let mut name = [0u8; 16];
     loop {
         if !cfg.ip.device.is_empty() {
@@ -250,17 +217,17 @@ pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitEr
             let d = cfg.ip.device.as_bytes();
             p[..pre.len()].copy_from_slice(pre);
             p[pre.len()..pre.len() + d.len()].copy_from_slice(d);
-            if sys::exists(&p[..pre.len() + d.len() + 1]) {
+            if sys::exists(&p[..pre.len() + d.len()]) {
                 name[..d.len()].copy_from_slice(d);
                 break;
             }
         } else if sys::first_nic(&mut name) {
             break;
         }
-        if sys::now_ms() >= deadline {
+        if os::now_ms() >= deadline {
             return Err(InitError::NoNic);
         }
-        sys::sleep_ms(50);
+        os::sleep_ms(50);
     }
     let nlen = name.iter().position(|&c| c == 0).unwrap_or(16);
     cfg.iface = FixedStr::from_bytes(&name[..nlen]).unwrap_or(FixedStr::new());
@@ -277,7 +244,7 @@ pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitEr
     ctl.up(ifc)
         .map_err(|_| InitError::NetConfig("cannot bring the network interface up"))?;
     // Wait for the link (real NICs need a few seconds of autonegotiation).
-    let left = deadline.saturating_sub(sys::now_ms()).max(1000);
+    let left = deadline.saturating_sub(os::now_ms()).max(1000);
     if !net::wait_carrier(ifc, left.min(20_000)) {
         Line::new()
             .s("init: ")
@@ -293,7 +260,7 @@ pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitEr
                 .hwaddr(ifc)
                 .map_err(|_| InitError::NetConfig("cannot read the interface's MAC address"))?;
             Line::new().s("init: DHCP on ").b(cfg.iface_name()).emit();
-            let left = deadline.saturating_sub(sys::now_ms()).max(10_000);
+            let left = deadline.saturating_sub(os::now_ms()).max(10_000);
             let l = dhcp::obtain(ifc, mac, left).map_err(InitError::Dhcp)?;
             let mask = l
                 .netmask
@@ -304,15 +271,15 @@ pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitEr
     };
     ctl.set_ipv4(ifc, addr, mask)
         .map_err(|_| InitError::NetConfig("cannot set the interface address (SIOCSIFADDR)"))?;
-    if let Some(g) = gw {
-        if let Err(e) = ctl.add_route(ifc, [0; 4], [0; 4], Some(g)) {
-            Line::new()
-                .s("init: default route via ")
-                .ip(g)
-                .s(" failed")
-                .errno(e)
-                .emit();
-        }
+    if let Some(g) = gw
+        && let Err(e) = ctl.add_route(ifc, [0; 4], [0; 4], Some(g))
+    {
+        Line::new()
+            .s("init: default route via ")
+            .ip(g)
+            .s(" failed")
+            .errno(e)
+            .emit();
     }
     if let Err(e) = ctl.add_route(ifc, [224, 0, 0, 0], [240, 0, 0, 0], None) {
         Line::new()
@@ -344,12 +311,12 @@ pub fn finish(action: DoneAction, ok: bool, line: &[u8]) -> ! {
     }
     l.b(line);
     l.emit();
-    unsafe { libc::sync() };
+    os::sync();
     let pid1 = sys::is_pid1();
     let code = if ok { 0 } else { 1 };
     if action == DoneAction::Shell {
         if !pid1 {
-            unsafe { libc::_exit(code) };
+            os::exit_now(code);
         }
         if !ok {
             Line::new()
@@ -378,36 +345,33 @@ pub fn finish(action: DoneAction, ok: bool, line: &[u8]) -> ! {
             })
             .emit();
     }
-    unsafe { libc::reboot(how) };
+    let e = os::reboot(how);
     // reboot(2) failed (not root?): never exit as PID 1 (that panics the kernel, and panic=-1
     // would reboot into the disk).
-    let e = sys::errno();
     Line::new()
         .s("reboot(2) failed")
         .errno(e)
         .s("; stopping here")
         .emit();
     if !pid1 {
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        os::exit_now(code);
     }
     loop {
-        sys::sleep_ms(3_600_000);
+        os::sleep_ms(3_600_000);
     }
 }
 
 fn run_shell() {
-    let sh = b"/bin/sh\0";
-    if !sys::exists(sh) {
+    let sh = c"/bin/sh";
+    if !os::exists(sh) {
         Line::new().s("no /bin/sh in this initramfs").emit();
         return;
     }
     Line::new().s("starting /bin/sh").emit();
-    let argv: [*const c_char; 2] = [sh.as_ptr() as *const c_char, core::ptr::null()];
-    let envp: [*const c_char; 3] = [
-        b"PATH=/sbin:/bin:/usr/sbin:/usr/bin\0".as_ptr() as *const c_char,
-        b"TERM=linux\0".as_ptr() as *const c_char,
-        core::ptr::null(),
-    ];
-    unsafe { libc::execve(sh.as_ptr() as *const c_char, argv.as_ptr(), envp.as_ptr()) };
+    let _ = os::execve(
+        sh,
+        &[sh],
+        &[c"PATH=/sbin:/bin:/usr/sbin:/usr/bin", c"TERM=linux"],
+    );
     Line::new().s("exec /bin/sh failed").emit();
 }

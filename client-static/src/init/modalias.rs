@@ -14,20 +14,44 @@
 //!
 //! Without these files, [`super::sys::load_modules`] loads the whole order list. No heap.
 
-use super::sys::{self, Line};
-use core::ffi::c_char;
+use super::sys::{self, Line, ModError};
+use crate::fmt::Buf;
+use crate::os;
+use core::ffi::CStr;
 
-pub const ALIAS_FILE: &[u8] = b"/lib/modules/bb-modules.alias\0";
-pub const DEPS_FILE: &[u8] = b"/lib/modules/bb-modules.deps\0";
+pub const ALIAS_FILE: &[u8] = b"/lib/modules/bb-modules.alias";
+pub const DEPS_FILE: &[u8] = b"/lib/modules/bb-modules.deps";
 
 const MAX_LOADED: usize = 256;
 
-/// What has been loaded so far (FNV-1a hashes of module paths and of module names).
+/// A set of byte strings, kept as FNV-1a hashes (at most [`MAX_LOADED`]; more are not kept).
+pub struct HashSet {
+    hashes: [u64; MAX_LOADED],
+    len: usize,
+}
+
+impl HashSet {
+    pub const fn new() -> HashSet {
+        HashSet {
+            hashes: [0; MAX_LOADED],
+            len: 0,
+        }
+    }
+    pub fn contains(&self, s: &[u8]) -> bool {
+        self.hashes[..self.len].contains(&fnv(s))
+    }
+    pub fn insert(&mut self, s: &[u8]) {
+        if self.len < MAX_LOADED {
+            self.hashes[self.len] = fnv(s);
+            self.len += 1;
+        }
+    }
+}
+
+/// What has been loaded so far: module paths and module names.
 pub struct Loaded {
-    paths: [u64; MAX_LOADED],
-    npaths: usize,
-    names: [u64; MAX_LOADED],
-    nnames: usize,
+    paths: HashSet,
+    names: HashSet,
     pub ok: u32,
     pub failed: u32,
 }
@@ -44,32 +68,10 @@ pub fn fnv(s: &[u8]) -> u64 {
 impl Loaded {
     pub const fn new() -> Loaded {
         Loaded {
-            paths: [0; MAX_LOADED],
-            npaths: 0,
-            names: [0; MAX_LOADED],
-            nnames: 0,
+            paths: HashSet::new(),
+            names: HashSet::new(),
             ok: 0,
             failed: 0,
-        }
-    }
-    fn has_path(&self, p: &[u8]) -> bool {
-        let h = fnv(p);
-        self.paths[..self.npaths].contains(&h)
-    }
-    fn add_path(&mut self, p: &[u8]) {
-        if self.npaths < MAX_LOADED {
-            self.paths[self.npaths] = fnv(p);
-            self.npaths += 1;
-        }
-    }
-    pub fn has_name(&self, n: &[u8]) -> bool {
-        let h = fnv(n);
-        self.names[..self.nnames].contains(&h)
-    }
-    fn add_name(&mut self, n: &[u8]) {
-        if self.nnames < MAX_LOADED {
-            self.names[self.nnames] = fnv(n);
-            self.nnames += 1;
         }
     }
 }
@@ -83,13 +85,19 @@ pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
     }
     p[..pattern.len()].copy_from_slice(pattern);
     t[..s.len()].copy_from_slice(s);
-    unsafe { libc::fnmatch(p.as_ptr() as *const c_char, t.as_ptr() as *const c_char, 0) == 0 }
+    match (
+        CStr::from_bytes_until_nul(&p),
+        CStr::from_bytes_until_nul(&t),
+    ) {
+        (Ok(p), Ok(t)) => os::fnmatch(p, t),
+        _ => false,
+    }
 }
 
 /// The modules whose alias patterns match `modalias`: calls `f(module)` for each matching line.
 pub fn matching_modules(aliases: &[u8], modalias: &[u8], mut f: impl FnMut(&[u8])) {
     for line in aliases.split(|&c| c == b'\n') {
-        let line = sys::trim(line);
+        let line = line.trim_ascii();
         if line.is_empty() || line[0] == b'#' {
             continue;
         }
@@ -106,7 +114,7 @@ pub fn matching_modules(aliases: &[u8], modalias: &[u8], mut f: impl FnMut(&[u8]
 /// The deps line of module `name`: (always, paths-part). None if absent.
 pub fn deps_of<'a>(deps: &'a [u8], name: &[u8]) -> Option<(bool, &'a [u8])> {
     for line in deps.split(|&c| c == b'\n') {
-        let line = sys::trim(line);
+        let line = line.trim_ascii();
         let sp = match line.iter().position(|&c| c == b' ') {
             Some(i) => i,
             None => continue,
@@ -125,20 +133,17 @@ pub fn deps_of<'a>(deps: &'a [u8], name: &[u8]) -> Option<(bool, &'a [u8])> {
 }
 
 fn insmod(path: &[u8], st: &mut Loaded) {
-    if path.is_empty() || st.has_path(path) {
+    if path.is_empty() || st.paths.contains(path) {
         return;
     }
-    st.add_path(path);
-    let mut p = [0u8; 512];
-    if path.len() >= p.len() {
-        st.failed += 1;
-        return;
-    }
-    p[..path.len()].copy_from_slice(path);
-    match sys::finit_module(&p[..path.len() + 1]) {
+    st.paths.insert(path);
+    match sys::load_module(path) {
         Ok(()) => st.ok += 1,
-        Err(e) if e == libc::ENODEV => st.failed += 1, // CPU-feature module, not needed here
-        Err(e) => {
+        // CPU-feature module, not needed here
+        Err(ModError::BadPath | ModError::Open(libc::ENODEV) | ModError::Load(libc::ENODEV)) => {
+            st.failed += 1
+        }
+        Err(ModError::Open(e) | ModError::Load(e)) => {
             st.failed += 1;
             Line::new()
                 .s("init: module ")
@@ -152,10 +157,10 @@ fn insmod(path: &[u8], st: &mut Loaded) {
 
 /// Loads module `name` (its dependencies first). Returns true if it was new.
 fn load_name(deps: &[u8], name: &[u8], st: &mut Loaded) -> bool {
-    if st.has_name(name) {
+    if st.names.contains(name) {
         return false;
     }
-    st.add_name(name);
+    st.names.insert(name);
     if let Some((_, paths)) = deps_of(deps, name) {
         for p in paths.split(|&c| c == b' ') {
             insmod(p, st);
@@ -167,27 +172,33 @@ fn load_name(deps: &[u8], name: &[u8], st: &mut Loaded) -> bool {
 /// One pass over /sys/bus/*/devices/*/modalias. Returns true if a new module was loaded.
 fn scan(aliases: &[u8], deps: &[u8], st: &mut Loaded) -> bool {
     let mut changed = false;
-    sys::for_each_dirent(b"/sys/bus\0", |bus| {
+    sys::for_each_dirent(b"/sys/bus", |bus| {
         if bus.is_empty() || bus[0] == b'.' {
             return;
         }
-        let mut dpath = [0u8; 128];
-        let Some(n) = join(&mut dpath, &[b"/sys/bus/", bus, b"/devices"]) else {
+        let mut dpath = Buf::<128>::new();
+        dpath.bytes(b"/sys/bus/").bytes(bus).bytes(b"/devices");
+        if dpath.truncated() {
             return;
-        };
-        sys::for_each_dirent(&dpath[..n + 1], |dev| {
+        }
+        sys::for_each_dirent(dpath.as_bytes(), |dev| {
             if dev.is_empty() || dev[0] == b'.' {
                 return;
             }
-            let mut mpath = [0u8; 256];
-            let Some(m) = join(&mut mpath, &[&dpath[..n], b"/", dev, b"/modalias"]) else {
+            let mut mpath = Buf::<256>::new();
+            mpath
+                .bytes(dpath.as_bytes())
+                .bytes(b"/")
+                .bytes(dev)
+                .bytes(b"/modalias");
+            if mpath.truncated() {
                 return;
-            };
+            }
             let mut ma = [0u8; 256];
-            let Ok(len) = sys::read_file(&mpath[..m + 1], &mut ma) else {
+            let Ok(len) = os::read_file(mpath.as_bytes(), &mut ma) else {
                 return;
             };
-            let alias = sys::trim(&ma[..len]);
+            let alias = ma[..len].trim_ascii();
             if alias.is_empty() {
                 return;
             }
@@ -201,35 +212,15 @@ fn scan(aliases: &[u8], deps: &[u8], st: &mut Loaded) -> bool {
     changed
 }
 
-/// Concatenates parts into `buf` and NUL-terminates; returns the length without the NUL.
-fn join(buf: &mut [u8], parts: &[&[u8]]) -> Option<usize> {
-    let mut n = 0;
-    for p in parts {
-        if n + p.len() >= buf.len() {
-            return None;
-        }
-        buf[n..n + p.len()].copy_from_slice(p);
-        n += p.len();
-    }
-    buf[n] = 0;
-    Some(n)
-}
-
 /// Loads the "always" modules, then the modules matching the hardware, rescanning until
 /// nothing new matches twice in a row. Returns None when the initramfs has no alias/deps
 /// files (the caller then loads the whole list), else (loaded, skipped).
 pub fn load_for_hardware() -> Option<(u32, u32)> {
-    static mut ALIASES: [u8; 65536] = [0; 65536];
-    static mut DEPS: [u8; 16384] = [0; 16384];
-    // SAFETY: /init is single-threaded and this runs once; the buffers are only read after.
-    let (aliases, deps) = unsafe {
-        (
-            &mut *core::ptr::addr_of_mut!(ALIASES),
-            &mut *core::ptr::addr_of_mut!(DEPS),
-        )
-    };
-    let na = sys::read_file(ALIAS_FILE, aliases).ok()?;
-    let nd = sys::read_file(DEPS_FILE, deps).ok()?;
+    // 80 KiB on the stack, once (the main thread's stack is 8 MiB).
+    let mut aliases = [0u8; 65536];
+    let mut deps = [0u8; 16384];
+    let na = os::read_file(ALIAS_FILE, &mut aliases).ok()?;
+    let nd = os::read_file(DEPS_FILE, &mut deps).ok()?;
     if na == aliases.len() || nd == deps.len() {
         Line::new()
             .s("init: module lists too long, loading all modules")
@@ -239,7 +230,7 @@ pub fn load_for_hardware() -> Option<(u32, u32)> {
     let (aliases, deps) = (&aliases[..na], &deps[..nd]);
     let mut st = Loaded::new();
     for line in deps.split(|&c| c == b'\n') {
-        let line = sys::trim(line);
+        let line = line.trim_ascii();
         if line.first() == Some(&b'*') {
             let end = line.iter().position(|&c| c == b' ').unwrap_or(line.len());
             load_name(deps, &line[1..end], &mut st);
@@ -255,7 +246,7 @@ pub fn load_for_hardware() -> Option<(u32, u32)> {
         if idle >= 2 {
             break;
         }
-        sys::sleep_ms(50);
+        os::sleep_ms(50);
     }
     Some((st.ok, st.failed))
 }
@@ -315,12 +306,12 @@ mod tests {
     #[test]
     fn loaded_set() {
         let mut st = Loaded::new();
-        assert!(!st.has_name(b"x"));
-        st.add_name(b"x");
-        assert!(st.has_name(b"x"));
-        st.add_path(b"/m/a.ko");
-        assert!(st.has_path(b"/m/a.ko"));
-        assert!(!st.has_path(b"/m/b.ko"));
+        assert!(!st.names.contains(b"x"));
+        st.names.insert(b"x");
+        assert!(st.names.contains(b"x"));
+        st.paths.insert(b"/m/a.ko");
+        assert!(st.paths.contains(b"/m/a.ko"));
+        assert!(!st.paths.contains(b"/m/b.ko"));
         assert!(glob_match(b"a*c", b"abbc"));
         assert!(!glob_match(b"a*c", b"abbd"));
     }
