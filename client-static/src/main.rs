@@ -9,7 +9,6 @@
 
 mod args;
 mod fmt;
-#[allow(dead_code, clippy::all)]
 mod init;
 mod mem;
 mod mounts;
@@ -34,8 +33,7 @@ unsafe extern "C" {}
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     say(format_args!("bb-client: FAILED internal error: {info}"));
-    // SAFETY: _exit has no preconditions and never returns.
-    unsafe { libc::_exit(run::EXIT_IO) }
+    os::exit_now(run::EXIT_IO)
 }
 
 /// The precompiled libcore references the unwinding personality routine (for its unwind

@@ -70,14 +70,8 @@ impl<const N: usize> FixedStr<N> {
     pub fn as_bytes_with_nul(&self) -> &[u8] {
         &self.buf[..self.len + 1]
     }
-    pub fn as_ptr(&self) -> *const u8 {
-        self.buf.as_ptr()
-    }
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-    pub fn len(&self) -> usize {
-        self.len
     }
 }
 
@@ -211,11 +205,11 @@ impl IpConfig {
 /// Why `ip=` was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpError {
-    BadClient,
-    BadGateway,
-    BadNetmask,
-    BadDevice,
-    BadAutoconf,
+    Client,
+    Gateway,
+    Netmask,
+    Device,
+    Autoconf,
 }
 
 /// Parses the value of the kernel's `ip=` parameter:
@@ -244,16 +238,16 @@ pub fn parse_ip(v: &[u8]) -> Result<IpConfig, IpError> {
     }
     let mut cfg = IpConfig::dhcp();
     if !fields[5].is_empty() {
-        cfg.device = FixedStr::from_bytes(fields[5]).ok_or(IpError::BadDevice)?;
+        cfg.device = FixedStr::from_bytes(fields[5]).ok_or(IpError::Device)?;
         if fields[5].contains(&b'/') {
-            return Err(IpError::BadDevice);
+            return Err(IpError::Device);
         }
     }
     let autoconf = fields[6];
     let auto_dhcp = match autoconf {
         b"" | b"off" | b"none" => false,
         b"dhcp" | b"on" | b"any" | b"both" | b"bootp" | b"rarp" => true,
-        _ => return Err(IpError::BadAutoconf),
+        _ => return Err(IpError::Autoconf),
     };
     if fields[0].is_empty() {
         if matches!(autoconf, b"off" | b"none") {
@@ -264,9 +258,9 @@ pub fn parse_ip(v: &[u8]) -> Result<IpConfig, IpError> {
     }
     let _ = auto_dhcp; // an explicit client address wins over the autoconf field
     cfg.mode = IpMode::Static;
-    cfg.client = parse_ipv4(fields[0]).ok_or(IpError::BadClient)?;
+    cfg.client = parse_ipv4(fields[0]).ok_or(IpError::Client)?;
     if !fields[2].is_empty() {
-        cfg.gateway = Some(parse_ipv4(fields[2]).ok_or(IpError::BadGateway)?);
+        cfg.gateway = Some(parse_ipv4(fields[2]).ok_or(IpError::Gateway)?);
         if cfg.gateway == Some([0, 0, 0, 0]) {
             cfg.gateway = None;
         }
@@ -275,13 +269,13 @@ pub fn parse_ip(v: &[u8]) -> Result<IpConfig, IpError> {
         classful_mask(cfg.client)
     } else if let Some(m) = parse_ipv4(fields[3]) {
         if !mask_is_valid(m) {
-            return Err(IpError::BadNetmask);
+            return Err(IpError::Netmask);
         }
         m
     } else {
         parse_u32(fields[3])
             .and_then(prefix_to_mask)
-            .ok_or(IpError::BadNetmask)?
+            .ok_or(IpError::Netmask)?
     };
     Ok(cfg)
 }
@@ -336,11 +330,11 @@ impl CmdlineError {
             CmdlineError::BadDone => "bb.done= must be poweroff, reboot, halt or shell",
             CmdlineError::BadTimeout => "bb.timeout= must be a number of seconds 1..86400",
             CmdlineError::BadKey => "bb.key= is too long (at most 127 bytes)",
-            CmdlineError::BadIp(IpError::BadClient) => "ip=: bad client address",
-            CmdlineError::BadIp(IpError::BadGateway) => "ip=: bad gateway address",
-            CmdlineError::BadIp(IpError::BadNetmask) => "ip=: bad netmask",
-            CmdlineError::BadIp(IpError::BadDevice) => "ip=: bad device name",
-            CmdlineError::BadIp(IpError::BadAutoconf) => "ip=: bad autoconf field (off, dhcp)",
+            CmdlineError::BadIp(IpError::Client) => "ip=: bad client address",
+            CmdlineError::BadIp(IpError::Gateway) => "ip=: bad gateway address",
+            CmdlineError::BadIp(IpError::Netmask) => "ip=: bad netmask",
+            CmdlineError::BadIp(IpError::Device) => "ip=: bad device name",
+            CmdlineError::BadIp(IpError::Autoconf) => "ip=: bad autoconf field (off, dhcp)",
         }
     }
 }
@@ -448,10 +442,10 @@ pub fn parse_cmdline(line: &[u8]) -> Result<Cmdline, CmdlineError> {
             }
             Ok(())
         })();
-        if let Err(e) = r {
-            if err.is_none() {
-                err = Some(e);
-            }
+        if let Err(e) = r
+            && err.is_none()
+        {
+            err = Some(e);
         }
     });
     if let Some(e) = err {
@@ -573,30 +567,30 @@ mod tests {
     fn ip_errors() {
         assert_eq!(
             parse_ip(b"10.0.0.300::10.0.0.1:255.0.0.0"),
-            Err(IpError::BadClient)
+            Err(IpError::Client)
         );
         assert_eq!(
             parse_ip(b"10.0.0.3::10.0.0:255.0.0.0"),
-            Err(IpError::BadGateway)
+            Err(IpError::Gateway)
         );
         assert_eq!(
             parse_ip(b"10.0.0.3::10.0.0.1:255.0.255.0"),
-            Err(IpError::BadNetmask)
+            Err(IpError::Netmask)
         );
-        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:33"), Err(IpError::BadNetmask));
+        assert_eq!(parse_ip(b"10.0.0.3::10.0.0.1:33"), Err(IpError::Netmask));
         assert_eq!(
             parse_ip(b"10.0.0.3::10.0.0.1:24::averyveryverylongifname:"),
-            Err(IpError::BadDevice)
+            Err(IpError::Device)
         );
         assert_eq!(
             parse_ip(b"10.0.0.3::10.0.0.1:24::../x:"),
-            Err(IpError::BadDevice)
+            Err(IpError::Device)
         );
         assert_eq!(
             parse_ip(b"10.0.0.3::10.0.0.1:24::eth0:maybe"),
-            Err(IpError::BadAutoconf)
+            Err(IpError::Autoconf)
         );
-        assert_eq!(parse_ip(b"garbage"), Err(IpError::BadClient));
+        assert_eq!(parse_ip(b"garbage"), Err(IpError::Client));
     }
 
     #[test]
@@ -703,7 +697,7 @@ mod tests {
         );
         assert_eq!(
             parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda ip=1.2.3"),
-            Err(CmdlineError::BadIp(IpError::BadClient))
+            Err(CmdlineError::BadIp(IpError::Client))
         );
         let long = [b'k'; 200];
         let mut line = [0u8; 300];
