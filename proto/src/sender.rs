@@ -44,7 +44,7 @@ pub struct SenderConfig {
     pub start_deadline_us: Option<u64>,
     /// Sending rate in bits per second (the ceiling when adapting).
     pub rate_bps: u64,
-    /// Floor for the adapted rate.
+    /// Floor for the adapted rate (it never goes below a sixteenth of `rate_bps` either).
     pub min_rate_bps: u64,
     /// Lower the rate when most clients report heavy loss; raise it back when they do not.
     pub adapt_rate: bool,
@@ -829,10 +829,18 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         self.rate_adapted_at_us = now_us;
         let loss = self.loss_estimate_ppm;
         // The median client decides: a slow link that every client shares lowers the rate;
-        // one slow client does not (it catches up from the carousel).
-        if loss > 50_000 {
-            self.rate_bps = (self.rate_bps / 10 * 8).max(self.cfg.min_rate_bps);
-        } else if loss < 20_000 {
+        // one slow client does not (it catches up from the carousel). The bar is 10%: below
+        // it, loss is more often random or starved receivers than a link the sender
+        // overruns, and cutting would not help. The floor keeps a burst of such loss from
+        // collapsing the rate altogether.
+        if loss > 100_000 {
+            // Down to a little under what the clients actually receive: an overrun link
+            // converges in one step instead of many.
+            let floor = self.cfg.min_rate_bps.max(self.cfg.rate_bps / 16);
+            let delivered =
+                self.rate_bps as u128 * (1_000_000 - loss.min(1_000_000)) as u128 / 1_000_000;
+            self.rate_bps = ((delivered * 95 / 100) as u64).max(floor);
+        } else if loss < 30_000 {
             self.rate_bps = (self.rate_bps + self.rate_bps / 16 + 1).min(self.cfg.rate_bps);
         }
     }
