@@ -193,6 +193,19 @@ pub fn parse_duration(v: &str) -> Option<u64> {
     (0.0..1e15).contains(&us).then_some(us as u64)
 }
 
+/// A number of at least `min`, or a usage error naming the option.
+fn at_least<T: std::str::FromStr + PartialOrd>(
+    name: &str,
+    v: &str,
+    min: T,
+    what: &str,
+) -> Result<T, ArgError> {
+    v.parse()
+        .ok()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| bad(name, v, what))
+}
+
 /// A count, or a percentage of `total`.
 fn parse_count(v: &str, total: u32) -> Option<u32> {
     if v.ends_with('%') {
@@ -253,25 +266,13 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
             }
         };
         match name {
-            "--clients" => {
-                o.clients = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| bad(name, &v, "a count >= 1"))?
-            }
+            "--clients" => o.clients = at_least(name, &v, 1, "a count >= 1")?,
             "--loss" => {
                 o.loss = parse_fraction(&v)
                     .filter(|&f| f < 1.0)
                     .ok_or_else(|| bad(name, &v, "a fraction like 1% or 0.01, below 100%"))?
             }
-            "--burst" => {
-                o.burst = v
-                    .parse()
-                    .ok()
-                    .filter(|&b: &f64| b >= 1.0)
-                    .ok_or_else(|| bad(name, &v, "a mean burst length >= 1"))?
-            }
+            "--burst" => o.burst = at_least(name, &v, 1.0, "a mean burst length >= 1")?,
             "--up-loss" => {
                 o.up_loss = Some(
                     parse_fraction(&v)
@@ -302,13 +303,7 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
                 o.send_rate_bps =
                     Some(parse_rate(&v).ok_or_else(|| bad(name, &v, "a rate like 1G"))?)
             }
-            "--queue" => {
-                o.queue = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| bad(name, &v, "a packet count >= 1"))?
-            }
+            "--queue" => o.queue = at_least(name, &v, 1, "a packet count >= 1")?,
             "--image-size" => {
                 o.image_size = parse_size(&v)
                     .filter(|&s| s > 0)
@@ -326,13 +321,7 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
                     .ok()
                     .ok_or_else(|| bad(name, &v, "a symbol count"))?
             }
-            "--slots" => {
-                o.slots = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 2)
-                    .ok_or_else(|| bad(name, &v, "a count >= 2"))?
-            }
+            "--slots" => o.slots = at_least(name, &v, 2, "a count >= 2")?,
             "--late-joiners" => late = Some(v),
             "--join-at" => {
                 o.join_at =
