@@ -125,8 +125,9 @@ Sending:
 Who and when:
   -n, --clients N          wait for N clients to verify the image, then exit
                            (0 if all N verified and none failed, else 1)
-      --min-clients N      start sending once N clients are present ...
-      --wait SECONDS       ... or after this long [default with --min-clients: {wait:.0}]
+      --min-clients N      start sending once N clients are present ... [default 1:
+                           nothing is sent before a machine listens; 0: at once]
+      --wait SECONDS       ... or after this long [default {wait:.0}]
       --linger SECONDS     without --clients: stop once everything was sent, nothing is
                            pending and no client was heard for this long [default 5]
       --timeout SECONDS    with --clients: give up this long after sending started and
@@ -328,9 +329,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some(s) => parse_num::<u32>("clients", &s)?,
         None => 0,
     };
+    // By default wait for one machine: an image sent before anyone listens is wasted, and
+    // every machine would need it all again from the carousel.
     let min_clients = match m.opt_str("min-clients") {
         Some(s) => parse_num::<u32>("min-clients", &s)?,
-        None => 0,
+        None => 1,
     };
     let wait_s = m
         .opt_str("wait")
@@ -431,7 +434,7 @@ mod tests {
         );
         assert_eq!(
             (o.clients, o.min_clients, o.wait_s, o.linger_s, o.timeout_s),
-            (0, 0, None, 5.0, None)
+            (0, 1, None, 5.0, None)
         );
         assert!(!o.fixed_rate && o.proactive && !o.quiet);
         assert_eq!(run(&["239.1.2.3"]).unwrap().source, Source::Stdin);

@@ -709,8 +709,12 @@ pub fn run(o: &Options) -> i32 {
         );
         if o.min_clients > 0 {
             say!(
-                "bb-server: starting when {} clients are present, or after {} at the latest{}",
-                o.min_clients,
+                "bb-server: starting when {} present, or after {} at the latest{}",
+                if o.min_clients == 1 {
+                    "the first client is".to_string()
+                } else {
+                    format!("{} clients are", o.min_clients)
+                },
                 human_duration(start_wait.unwrap_or(0.0)),
                 if o.wait_s.is_none() {
                     " (--wait to change)"
