@@ -141,6 +141,26 @@ pub struct ClientInfo<A> {
     pub finished_us: u64,
 }
 
+/// The client table counted by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientTally {
+    /// Rows in the table.
+    pub seen: u32,
+    /// Verified.
+    pub verified: u32,
+    /// Reported a failure.
+    pub failed: u32,
+    /// Declared lost.
+    pub lost: u32,
+}
+
+impl ClientTally {
+    /// Still receiving or finishing.
+    pub fn active(&self) -> u32 {
+        self.seen - self.verified - self.failed - self.lost
+    }
+}
+
 /// Memory the sender works in, provided by the caller (sizes from [`SenderStorage::words`]).
 pub struct SenderStorage<'a, A> {
     /// `DeficitTree::storage_len(blocks)` words: pending repair counts.
@@ -491,21 +511,31 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     pub fn wire_ratio(&self) -> f64 {
         self.stats.data_packets as f64 / self.cfg.geometry.source_symbols() as f64
     }
+    /// The client table counted by state, in one pass.
+    pub fn tally(&self) -> ClientTally {
+        let mut t = ClientTally::default();
+        for c in self.clients() {
+            t.seen += 1;
+            match c.state {
+                ClientState::Verified => t.verified += 1,
+                ClientState::Failed(_) => t.failed += 1,
+                ClientState::Lost => t.lost += 1,
+                ClientState::Receiving | ClientState::Finishing => {}
+            }
+        }
+        t
+    }
     /// Clients that verified.
     pub fn verified_count(&self) -> u32 {
-        self.clients()
-            .filter(|c| c.state == ClientState::Verified)
-            .count() as u32
+        self.tally().verified
     }
     /// Clients that reported a failure.
     pub fn failed_count(&self) -> u32 {
-        self.clients()
-            .filter(|c| matches!(c.state, ClientState::Failed(_)))
-            .count() as u32
+        self.tally().failed
     }
     /// Clients that are still receiving or finishing.
     pub fn active_count(&self) -> u32 {
-        self.clients().filter(|c| !c.state.is_final()).count() as u32
+        self.tally().active()
     }
     /// True once the wanted number of clients has verified.
     pub fn is_complete(&self) -> bool {

@@ -248,13 +248,10 @@ impl Run<'_, '_> {
     fn status_line(&mut self, now: u64) -> String {
         let blocks = self.geometry.block_count();
         let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
-        let count = |f: fn(&ClientState) -> bool| rows.iter().filter(|c| f(&c.state)).count();
-        let ok = count(|s| *s == ClientState::Verified);
-        let failed = count(|s| matches!(s, ClientState::Failed(_)));
-        let lost = count(|s| *s == ClientState::Lost);
+        let t = self.sender.tally();
         let clients = format!(
-            "clients {} seen, {ok} verified, {failed} failed, {lost} lost",
-            rows.len()
+            "clients {} seen, {} verified, {} failed, {} lost",
+            t.seen, t.verified, t.failed, t.lost
         );
         let slowest = rows
             .iter()
@@ -324,16 +321,8 @@ impl Run<'_, '_> {
     /// Whether the session is over, and with which exit code.
     fn check_end(&mut self, now: u64) -> Option<End> {
         let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
-        let verified = rows
-            .iter()
-            .filter(|c| c.state == ClientState::Verified)
-            .count() as u32;
-        let failed = rows
-            .iter()
-            .filter(|c| matches!(c.state, ClientState::Failed(_)))
-            .count() as u32;
-        let lost = rows.iter().filter(|c| c.state == ClientState::Lost).count() as u32;
-        let active = rows.len() as u32 - verified - failed - lost;
+        let t = self.sender.tally();
+        let (verified, failed, lost, active) = (t.verified, t.failed, t.lost, t.active());
         let wanted = self.o.clients;
         if wanted > 0 {
             if active == 0 && verified >= wanted {
