@@ -3,8 +3,12 @@
 #![no_main]
 
 use bb_proto::receiver::{Receiver, ReceiverConfig, ReceiverStorage, Slot};
-use bb_proto::wire::{self, Announce, CRC_LEN, Geometry};
+use bb_proto::wire::{self, Announce, Geometry};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "datagrams.rs"]
+mod datagrams;
+use datagrams::datagrams;
 
 const SESSION: u64 = 7;
 
@@ -21,22 +25,8 @@ fuzz_target!(|input: &[u8]| {
     let a = Announce { geometry: g, flags: 0, seq: 0, report_interval_ms: 100, digest: [0; 32] };
     let n = wire::write_announce(&mut buf, SESSION, &a).unwrap();
     rx.handle_datagram(0, &buf[..n]).unwrap();
-    // The input is a sequence of datagrams: [len u8][flags u8][bytes...].
-    let mut rest = input;
     let mut now = 0u64;
-    while rest.len() >= 2 {
-        let (len, fix) = (rest[0] as usize, rest[1]);
-        rest = &rest[2..];
-        let mut pkt = rest[..len.min(rest.len())].to_vec();
-        rest = &rest[len.min(rest.len())..];
-        if fix & 1 == 1 && pkt.len() >= 16 + CRC_LEN {
-            pkt[..4].copy_from_slice(b"BBND");
-            pkt[4] = 1;
-            pkt[8..16].copy_from_slice(&SESSION.to_le_bytes());
-            let end = pkt.len() - CRC_LEN;
-            let c = wire::crc32(&pkt[..end]);
-            pkt[end..].copy_from_slice(&c.to_le_bytes());
-        }
+    for (_, pkt) in datagrams(input, SESSION, None) {
         now += 1000;
         let _ = rx.handle_datagram(now, &pkt);
         while let Some(w) = rx.poll_write() {

@@ -4,8 +4,12 @@
 
 use bb_proto::deficit::DeficitTree;
 use bb_proto::sender::{Sender, SenderConfig, SenderStorage, Transmit};
-use bb_proto::wire::{self, CRC_LEN, Geometry};
+use bb_proto::wire::Geometry;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "datagrams.rs"]
+mod datagrams;
+use datagrams::datagrams;
 
 const SESSION: u64 = 9;
 
@@ -19,24 +23,8 @@ fuzz_target!(|input: &[u8]| {
     let mut s = Sender::<u8>::new(SenderConfig::new(SESSION, g), st, 0).unwrap();
     let image = vec![0x5au8; g.block_bytes() as usize];
     let mut buf = vec![0u8; 2000];
-    let mut rest = input;
     let mut now = 0u64;
-    while rest.len() >= 2 {
-        let (len, fix) = (rest[0] as usize, rest[1]);
-        rest = &rest[2..];
-        let mut pkt = rest[..len.min(rest.len())].to_vec();
-        rest = &rest[len.min(rest.len())..];
-        if fix & 1 == 1 && pkt.len() >= 16 + CRC_LEN {
-            pkt[..4].copy_from_slice(b"BBND");
-            pkt[4] = 1;
-            pkt[5] = 3 + (fix >> 1 & 1);
-            pkt[6] = 0;
-            pkt[7] = 0;
-            pkt[8..16].copy_from_slice(&SESSION.to_le_bytes());
-            let end = pkt.len() - CRC_LEN;
-            let c = wire::crc32(&pkt[..end]);
-            pkt[end..].copy_from_slice(&c.to_le_bytes());
-        }
+    for (fix, pkt) in datagrams(input, SESSION, Some(3)) {
         let _ = s.handle_datagram(now, fix, &pkt);
         for _ in 0..(fix as usize % 16) {
             match s.poll_transmit(now) {
