@@ -58,11 +58,16 @@ pub fn isatty(fd: c_int) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
-/// Writes all of `b` to `fd`, retrying on EINTR and short writes.
-pub fn write_all(fd: c_int, mut b: &[u8]) -> Result<(), Errno> {
+/// Feeds all of `b` to `write(rest, written_so_far)` (one write syscall), retrying on EINTR
+/// and short writes; a call that writes nothing fails with `on_zero`.
+fn write_fully(
+    mut b: &[u8],
+    on_zero: Errno,
+    mut write: impl FnMut(&[u8], u64) -> isize,
+) -> Result<(), Errno> {
+    let mut done = 0u64;
     while !b.is_empty() {
-        // SAFETY: b is a valid readable slice of b.len() bytes.
-        let n = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+        let n = write(b, done);
         if n < 0 {
             let e = errno();
             if e == libc::EINTR {
@@ -71,32 +76,29 @@ pub fn write_all(fd: c_int, mut b: &[u8]) -> Result<(), Errno> {
             return Err(e);
         }
         if n == 0 {
-            return Err(libc::EIO);
+            return Err(on_zero);
         }
         b = &b[n as usize..];
+        done += n as u64;
     }
     Ok(())
 }
 
+/// Writes all of `b` to `fd`, retrying on EINTR and short writes.
+pub fn write_all(fd: c_int, b: &[u8]) -> Result<(), Errno> {
+    write_fully(b, libc::EIO, |rest, _| {
+        // SAFETY: rest is a valid readable slice of rest.len() bytes.
+        unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) }
+    })
+}
+
 /// Writes all of `b` at `offset` of `fd`.
-pub fn pwrite_all(fd: c_int, mut b: &[u8], mut offset: u64) -> Result<(), Errno> {
-    while !b.is_empty() {
-        // SAFETY: b is a valid readable slice of b.len() bytes.
-        let n = unsafe { libc::pwrite(fd, b.as_ptr().cast(), b.len(), offset as libc::off_t) };
-        if n < 0 {
-            let e = errno();
-            if e == libc::EINTR {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(libc::ENOSPC);
-        }
-        b = &b[n as usize..];
-        offset += n as u64;
-    }
-    Ok(())
+pub fn pwrite_all(fd: c_int, b: &[u8], offset: u64) -> Result<(), Errno> {
+    write_fully(b, libc::ENOSPC, |rest, done| {
+        let at = (offset + done) as libc::off_t;
+        // SAFETY: rest is a valid readable slice of rest.len() bytes.
+        unsafe { libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at) }
+    })
 }
 
 /// 64 random bits from getrandom(2) (mixed with the clock if it fails, e.g. on old kernels).
