@@ -112,20 +112,21 @@ fn serve_from(
                     Err(_) => break,
                 }
             }
-            if s.is_complete() && complete_at.is_none() {
+            s.handle_timeout(now());
+            if s.session_end().is_some() && complete_at.is_none() {
                 complete_at = Some(Instant::now());
             }
             match s.poll_transmit(now()) {
-                Transmit::Announce if sent_symbols >= max_symbols => {}
-                Transmit::Announce => {
+                Some(Transmit::Announce) if sent_symbols >= max_symbols => {}
+                Some(Transmit::Announce) => {
                     let n = s.build_announce(&mut pkt).unwrap();
                     let _ = dsock.send_to(&pkt[..n], dest);
                 }
-                Transmit::Symbol { .. } if sent_symbols >= max_symbols => {
+                Some(Transmit::Symbol { .. }) if sent_symbols >= max_symbols => {
                     // Gone silent (a crashed server): neither data nor announces.
                     thread::sleep(Duration::from_millis(1));
                 }
-                Transmit::Symbol { block: b, esi, seq } => {
+                Some(Transmit::Symbol { block: b, esi, seq }) => {
                     sent_symbols += 1;
                     let k = g.block_k(b) as usize;
                     let len = g.block_len(b);
@@ -136,11 +137,12 @@ fn serve_from(
                     let n = s.build_symbol(b, esi, seq, data, &mut pkt).unwrap();
                     let _ = dsock.send_to(&pkt[..n], dest);
                 }
-                Transmit::ResultAck { to, client_id } => {
+                Some(Transmit::ResultAck { to, client_id }) => {
                     let n = s.build_result_ack(client_id, &mut pkt).unwrap();
                     let _ = sock.send_to(&pkt[..n], to);
                 }
-                Transmit::Wait { until_us } => {
+                None => {
+                    let until_us = s.poll_timeout(now()).unwrap_or(u64::MAX);
                     let wait = until_us.saturating_sub(now()).min(1000);
                     if wait > 0 {
                         sock.set_nonblocking(false).unwrap();

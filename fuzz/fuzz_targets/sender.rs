@@ -26,17 +26,26 @@ fuzz_target!(|input: &[u8]| {
     let mut now = 0u64;
     for (fix, pkt) in datagrams(input, SESSION, Some(3)) {
         let _ = s.handle_datagram(now, fix, &pkt);
+        s.handle_timeout(now);
         for _ in 0..(fix as usize % 16) {
             match s.poll_transmit(now) {
-                Transmit::Symbol { block, esi, seq } => {
+                Some(Transmit::Symbol { block, esi, seq }) => {
                     assert!(block < n);
                     let k = g.block_k(block) as usize * 64;
                     s.build_symbol(block, esi, seq, &image[..k], &mut buf).unwrap();
                 }
-                Transmit::Wait { until_us } => now = until_us,
-                _ => {}
+                Some(_) => {}
+                None => match s.poll_timeout(now) {
+                    Some(t) => {
+                        assert!(t > now, "a deadline in the past after the transmissions");
+                        now = t;
+                        s.handle_timeout(now);
+                    }
+                    None => return,
+                },
             }
         }
+        while s.poll_event().is_some() {}
         now += 5000;
     }
 });

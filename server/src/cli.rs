@@ -12,7 +12,8 @@ pub const CONTROL_PORT: u16 = 7854;
 /// How long `--min-clients` waits without `--wait`.
 pub const DEFAULT_START_WAIT_S: f64 = 600.0;
 /// With `--clients` and no `--timeout`: give up this long after the forward pass ended.
-pub const DEFAULT_TIMEOUT_AFTER_FORWARD_S: f64 = 600.0;
+pub const DEFAULT_TIMEOUT_AFTER_FORWARD_S: f64 =
+    bb_proto::sender::DEFAULT_TIMEOUT_AFTER_FORWARD_US as f64 / 1e6;
 
 /// Where the image comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]

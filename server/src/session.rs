@@ -4,7 +4,7 @@ use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use bb_proto::sender::{
-    ClientInfo, ClientState, Received, Sender, SenderConfig, SenderStorage, Transmit,
+    ClientInfo, ClientState, Event, Sender, SenderConfig, SenderStorage, SessionEnd, Transmit,
 };
 use bb_proto::wire::{DATA_OVERHEAD, Geometry};
 
@@ -73,11 +73,6 @@ struct Run<'s, 'a> {
     cache: BlockCache,
     progress: Progress,
     start: Instant,
-    shadow: Vec<ClientState>,
-    fwd_start_us: Option<u64>,
-    fwd_end_us: Option<u64>,
-    busy_us: u64,
-    acks: u64,
     rbuf: Vec<u8>,
     small: Vec<u8>,
     batch: Vec<u8>,
@@ -103,62 +98,62 @@ impl Run<'_, '_> {
         c.blocks_done as f64 * 100.0 / self.geometry.block_count().max(1) as f64
     }
 
-    /// Prints what changed in the client table.
-    fn client_events(&mut self) {
-        let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
-        for (i, c) in rows.iter().enumerate() {
-            let old = self.shadow.get(i).copied();
-            if old == Some(c.state) {
-                continue;
-            }
-            let who = client_label(c);
-            let secs = (c.finished_us.saturating_sub(c.first_heard_us)) as f64 / 1e6;
-            let msg = match (old, c.state) {
-                (None, ClientState::Verified) => {
-                    format!("client {who} joined and verified the image")
+    /// Tells the operator what changed, as the sender reports it.
+    fn events(&mut self) {
+        while let Some(e) = self.sender.poll_event() {
+            let client = |row| self.sender.client(row).copied();
+            let msg = match e {
+                Event::ClientJoined { row } => {
+                    client(row).map(|c| format!("client joined: {}", client_label(&c)))
                 }
-                (None, ClientState::Failed(r)) => {
-                    format!("client {who} joined and FAILED: {}", r.as_str())
+                Event::ClientBack { row } => {
+                    client(row).map(|c| format!("client back: {}", client_label(&c)))
                 }
-                (None, _) => format!("client joined: {who}"),
-                (Some(ClientState::Lost), s) if !s.is_final() => format!("client back: {who}"),
-                (_, ClientState::Verified) => {
-                    format!("client verified: {who} in {}", human_duration(secs))
-                }
-                (_, ClientState::Failed(r)) => format!("client FAILED: {who}: {}", r.as_str()),
-                (_, ClientState::Lost) => format!(
-                    "client lost: {who} silent for {:.0} s at {:.1}%",
-                    self.o.client_timeout_s,
-                    self.percent(c)
-                ),
-                _ => String::new(),
+                Event::ClientVerified { row } => client(row).map(|c| {
+                    let secs = c.finished_us.saturating_sub(c.first_heard_us) as f64 / 1e6;
+                    format!(
+                        "client verified: {} in {}",
+                        client_label(&c),
+                        human_duration(secs)
+                    )
+                }),
+                Event::ClientFailed { row, reason } => client(row)
+                    .map(|c| format!("client FAILED: {}: {}", client_label(&c), reason.as_str())),
+                Event::ClientLost { row } => client(row).map(|c| {
+                    format!(
+                        "client lost: {} silent for {:.0} s at {:.1}%",
+                        client_label(&c),
+                        self.o.client_timeout_s,
+                        self.percent(&c)
+                    )
+                }),
+                Event::FirstPassDone => self.sender.digest().map(|d| {
+                    format!(
+                        "first pass done in {}; image digest {}",
+                        human_duration(self.now_us() as f64 / 1e6),
+                        hex(d)
+                    )
+                }),
+                Event::ClientProgressed { .. }
+                | Event::ClientFinishing { .. }
+                | Event::Started
+                | Event::Closing(_)
+                | Event::Ended(_) => None,
             };
-            if i >= self.shadow.len() {
-                self.shadow.push(c.state);
-            } else {
-                self.shadow[i] = c.state;
-            }
-            if !msg.is_empty() {
-                self.progress.event(&msg);
+            if let Some(m) = msg {
+                self.progress.event(&m);
             }
         }
     }
 
     fn drain_control(&mut self, limit: usize) {
-        let mut changed = false;
         for _ in 0..limit {
             let Some((n, from)) = self.net.recv(&mut self.rbuf) else {
                 break;
             };
             let now = self.now_us();
-            match self.sender.handle_datagram(now, from, &self.rbuf[..n]) {
-                Ok(Received::Status { new, .. }) => changed |= new,
-                Ok(Received::Result { repeat, .. }) => changed |= !repeat,
-                Err(_) => {}
-            }
-        }
-        if changed {
-            self.client_events();
+            // Dropped datagrams are counted by the sender and shown in the summary.
+            let _ = self.sender.handle_datagram(now, from, &self.rbuf[..n]);
         }
     }
 
@@ -177,11 +172,15 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Runs the scheduler until it says wait; returns when to poll again.
-    fn transmit(&mut self, max_packets: usize) -> Result<Option<u64>, End> {
+    /// Sends what the sender asks for, up to `max_packets`; true when it had more.
+    fn transmit(&mut self, max_packets: usize) -> Result<bool, End> {
         let now = self.now_us();
         for _ in 0..max_packets {
-            match self.sender.poll_transmit(now) {
+            let Some(t) = self.sender.poll_transmit(now) else {
+                self.flush()?;
+                return Ok(false);
+            };
+            match t {
                 Transmit::Symbol { block, esi, seq } => {
                     let data = self.cache.get(&self.image.file, block).map_err(|e| {
                         End::Fatal(
@@ -222,17 +221,12 @@ impl Run<'_, '_> {
                     if let Ok(n) = self.sender.build_result_ack(client_id, &mut self.small) {
                         let pkt = self.small[..n].to_vec();
                         self.net.send_ack(&pkt, to);
-                        self.acks += 1;
                     }
-                }
-                Transmit::Wait { until_us } => {
-                    self.flush()?;
-                    return Ok(Some(until_us));
                 }
             }
         }
         self.flush()?;
-        Ok(None)
+        Ok(true)
     }
 
     fn wait(&mut self, until_us: u64, min_gap_us: u64, cap_us: u64) -> Result<(), End> {
@@ -284,7 +278,7 @@ impl Run<'_, '_> {
         let done = self.sender.forward_blocks_done();
         if done < blocks {
             let f = done as f64 / blocks as f64;
-            let el = (now - self.fwd_start_us.unwrap_or(now)) as f64 / 1e6;
+            let el = now.saturating_sub(self.sender.started_at_us().unwrap_or(now)) as f64 / 1e6;
             let eta = if f > 0.0 {
                 human_duration(el * (1.0 - f) / f)
             } else {
@@ -318,37 +312,27 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Whether the session is over, and with which exit code.
-    fn check_end(&mut self, now: u64) -> Option<End> {
+    /// The exit code and message for how the sender decided the session.
+    fn outcome(&self, end: SessionEnd) -> (i32, String) {
         let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
         let t = self.sender.tally();
         let (verified, failed, lost, active) = (t.verified, t.failed, t.lost, t.active());
         let wanted = self.o.clients;
-        if wanted > 0 {
-            if active == 0 && verified >= wanted {
-                return Some(if failed == 0 {
-                    End::Done(EXIT_OK, format!("all {wanted} wanted clients verified"))
-                } else {
-                    End::Done(
-                        EXIT_CLIENTS,
-                        format!("{verified} clients verified, but {failed} failed"),
-                    )
-                });
+        match end {
+            SessionEnd::WantedVerified if failed == 0 => {
+                (EXIT_OK, format!("all {wanted} wanted clients verified"))
             }
-            if active == 0 && failed + lost > 0 && verified + failed + lost >= wanted {
-                return Some(End::Done(
-                    EXIT_CLIENTS,
-                    format!(
-                        "{verified} of {wanted} wanted clients verified; {failed} failed, {lost} lost"
-                    ),
-                ));
-            }
-            let deadline = match (self.o.timeout_s, self.fwd_start_us, self.fwd_end_us) {
-                (Some(t), Some(s), _) => Some(s + us(t)),
-                (None, _, Some(e)) => Some(e + us(DEFAULT_TIMEOUT_AFTER_FORWARD_S)),
-                _ => None,
-            };
-            if deadline.is_some_and(|d| now >= d) {
+            SessionEnd::WantedVerified => (
+                EXIT_CLIENTS,
+                format!("{verified} clients verified, but {failed} failed"),
+            ),
+            SessionEnd::WantedUnreachable => (
+                EXIT_CLIENTS,
+                format!(
+                    "{verified} of {wanted} wanted clients verified; {failed} failed, {lost} lost"
+                ),
+            ),
+            SessionEnd::Deadline => {
                 let missing: Vec<String> = rows
                     .iter()
                     .filter(|c| c.state != ClientState::Verified)
@@ -368,118 +352,76 @@ impl Run<'_, '_> {
                 if !missing.is_empty() {
                     msg += &format!("; not finished: {}", missing.join(", "));
                 }
-                return Some(End::Done(EXIT_CLIENTS, msg));
+                (EXIT_CLIENTS, msg)
             }
-            return None;
+            SessionEnd::Quiet => {
+                let unfinished = active + lost;
+                if rows.is_empty() {
+                    (
+                        EXIT_CLIENTS,
+                        format!(
+                            "no client was heard (clients must reach UDP port {} here; check firewalls, and that they receive {})",
+                            self.o.control_port,
+                            self.net.dest()
+                        ),
+                    )
+                } else if failed + unfinished > 0 {
+                    (
+                        EXIT_CLIENTS,
+                        format!(
+                            "{verified} clients verified, {failed} failed, {unfinished} did not finish"
+                        ),
+                    )
+                } else if verified == 0 {
+                    (EXIT_CLIENTS, "no client verified the image".into())
+                } else {
+                    (EXIT_OK, format!("{verified} clients verified"))
+                }
+            }
+            SessionEnd::Stopped => (EXIT_INTERRUPTED, "interrupted".into()),
         }
-        // Without --clients: linger once everything was sent and nobody is talking.
-        let fwd_end = self.fwd_end_us?;
-        if !self.sender.is_idle() {
-            return None;
-        }
-        let heard = rows.iter().map(|c| c.last_heard_us).max().unwrap_or(0);
-        let quiet_since = heard.max(self.busy_us).max(fwd_end);
-        if now.saturating_sub(quiet_since) < us(self.o.linger_s) {
-            return None;
-        }
-        let unfinished = active + lost;
-        Some(if rows.is_empty() {
-            End::Done(
-                EXIT_CLIENTS,
-                format!(
-                    "no client was heard (clients must reach UDP port {} here; check firewalls, and that they receive {})",
-                    self.o.control_port,
-                    self.net.dest()
-                ),
-            )
-        } else if failed + unfinished > 0 {
-            End::Done(
-                EXIT_CLIENTS,
-                format!(
-                    "{verified} clients verified, {failed} failed, {unfinished} did not finish"
-                ),
-            )
-        } else if verified == 0 {
-            End::Done(EXIT_CLIENTS, "no client verified the image".into())
-        } else {
-            End::Done(EXIT_OK, format!("{verified} clients verified"))
-        })
     }
 
+    /// Runs the session until the sender ends it (closing announces included), or a fatal
+    /// error.
     fn main_loop(&mut self) -> End {
         let burst_us = self.sender.config().burst_bytes as f64 * 8e6;
-        let mut next_expire = 0u64;
         loop {
-            if sys::interrupted() {
-                return End::Done(EXIT_INTERRUPTED, "interrupted".into());
+            if sys::interrupted() && self.sender.session_end().is_none() {
+                let now = self.now_us();
+                self.sender.close(now);
             }
             self.drain_control(512);
             let now = self.now_us();
-            if now >= next_expire {
-                next_expire = now + 100_000;
-                if self.sender.expire_clients(now) > 0 {
-                    self.client_events();
-                }
-            }
-            if self.sender.started() && self.fwd_start_us.is_none() {
-                self.fwd_start_us = Some(now);
-            }
-            if self.sender.forward_done() && self.fwd_end_us.is_none() {
-                self.fwd_end_us = Some(now);
-                if let Some(d) = self.sender.digest() {
-                    let msg = format!(
-                        "first pass done in {}; image digest {}",
-                        human_duration(now as f64 / 1e6),
-                        hex(d)
-                    );
-                    self.progress.event(&msg);
-                }
-            }
-            if !self.sender.is_idle() {
-                self.busy_us = now;
-            }
-            if let Some(end) = self.check_end(now) {
-                return end;
-            }
-            let wait = match self.transmit(4 * Net::batch_limit(self.pkt_len)) {
-                Ok(w) => w,
+            self.sender.handle_timeout(now);
+            let more = match self.transmit(4 * Net::batch_limit(self.pkt_len)) {
+                Ok(m) => m,
                 Err(e) => return e,
             };
+            self.events();
+            if self.sender.is_ended() {
+                let end = self
+                    .sender
+                    .session_end()
+                    .expect("an ended session was decided");
+                let (code, msg) = self.outcome(end);
+                return End::Done(code, msg);
+            }
             let now = self.now_us();
             self.draw(now, false);
-            if let Some(until) = wait {
-                // Sleep long enough to gather about half a burst of credit: batches stay
-                // large and wakeups few. Never past a quarter second (progress, expiry).
-                let gap =
-                    ((burst_us / self.sender.rate_bps().max(1) as f64) / 2.0).min(2000.0) as u64;
-                let gap = if self.sender.started() && !self.sender.is_idle() {
-                    gap
-                } else {
-                    0
-                };
-                if let Err(e) = self.wait(until, gap, 250_000) {
-                    return e;
-                }
+            if more {
+                continue;
+            }
+            let until = self.sender.poll_timeout(now).unwrap_or(now);
+            // Sleep long enough to gather about half a burst of credit: batches stay large
+            // and wakeups few. Never past a quarter second (progress, signals).
+            let gap = ((burst_us / self.sender.rate_bps().max(1) as f64) / 2.0).min(2000.0) as u64;
+            let sending = self.sender.started() && !self.sender.is_idle();
+            let gap = if sending { gap } else { 0 };
+            if let Err(e) = self.wait(until, gap, 250_000) {
+                return e;
             }
         }
-    }
-
-    /// Tells clients the session ended (closing announces), acking late results.
-    fn close(&mut self) {
-        self.sender.close();
-        let end = self.now_us() + 350_000;
-        while self.now_us() < end {
-            self.drain_control(512);
-            match self.transmit(64) {
-                Ok(Some(until)) => {
-                    let _ = self.wait(until.min(end), 0, 50_000);
-                }
-                Ok(None) => {}
-                Err(_) => break,
-            }
-        }
-        self.drain_control(512);
-        self.client_events();
     }
 
     fn summary(&self, code: i32, outcome: &str) -> Summary {
@@ -526,7 +468,7 @@ impl Run<'_, '_> {
             destination: self.net.dest().to_string(),
             elapsed_s: self.start.elapsed().as_secs_f64(),
             bytes_sent: st.bytes,
-            packets_sent: st.data_packets + st.announces + self.acks,
+            packets_sent: st.data_packets + st.announces + st.result_acks,
             data_packets: st.data_packets,
             source_symbols: self.geometry.source_symbols(),
             wire_ratio: self.sender.wire_ratio(),
@@ -607,6 +549,8 @@ pub fn run(o: &Options) -> i32 {
     cfg.proactive_repair = o.proactive;
     cfg.burst_bytes = burst_bytes(o.rate_bps, pkt_len);
     cfg.client_timeout_us = us(o.client_timeout_s);
+    cfg.session_timeout_us = o.timeout_s.map(us);
+    cfg.linger_us = us(o.linger_s);
 
     let (tree, n) = SenderStorage::<SocketAddrV4>::words(&geometry);
     let mut repair_tree = vec![0u16; tree];
@@ -647,11 +591,6 @@ pub fn run(o: &Options) -> i32 {
             shown_rate_bps: 0.0,
         },
         start: Instant::now(),
-        shadow: Vec::new(),
-        fwd_start_us: None,
-        fwd_end_us: None,
-        busy_us: 0,
-        acks: 0,
         rbuf: vec![0u8; 9216],
         small: vec![0u8; 512],
         batch: vec![0u8; batch_max * pkt_len],
@@ -713,13 +652,8 @@ pub fn run(o: &Options) -> i32 {
             );
         }
     }
-    let end = r.main_loop();
-    let (code, outcome) = match end {
-        End::Done(c, m) => {
-            r.close();
-            (c, m)
-        }
-        End::Fatal(c, m) => (c, m),
+    let (code, outcome) = match r.main_loop() {
+        End::Done(c, m) | End::Fatal(c, m) => (c, m),
     };
     r.progress.clear();
     if code != EXIT_OK {

@@ -52,14 +52,15 @@ fn main() -> ExitCode {
         r.reports, r.reports_per_client_s, r.ranges, r.status_ns_per_report, r.status_ns_per_range
     );
     println!(
-        "clients={} verified={} failed={} unfinished={} dead={} late={} wire_ratio={:.4} data_packets={} source_packets={} \
+        "clients={} verified={} failed={} unfinished={} dead={} lost={} late={} wire_ratio={:.4} data_packets={} source_packets={} \
          proactive={} repair={} resend={} reports_per_client_s={:.2} status_ns_per_range={:.0} completion_s={:.3} \
-         late_completion_s={:.3} sim_s={:.3} queue_drops={} final_rate_mbps={:.0} seed={} wall_s={:.1}",
+         late_completion_s={:.3} sim_s={:.3} queue_drops={} final_rate_mbps={:.0} events={} seed={} wall_s={:.1}",
         r.clients,
         r.verified,
         r.failed,
         r.unfinished,
         r.dead,
+        r.lost,
         r.late,
         r.wire_ratio,
         r.data_packets,
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         r.sim_s,
         r.queue_drops,
         r.final_rate_mbps,
+        r.events,
         opts.seed,
         wall
     );

@@ -117,6 +117,8 @@ pub struct Report {
     pub verified: u32,
     pub failed: u32,
     pub dead: u32,
+    /// Receivers the sender declared lost.
+    pub lost: u32,
     pub late: u32,
     pub unfinished: u32,
     pub mismatched_bytes: u64,
@@ -141,6 +143,8 @@ pub struct Report {
     pub decoded_blocks: u64,
     pub slot_bytes: usize,
     pub final_rate_mbps: f64,
+    /// Events the sender raised.
+    pub events: u64,
 }
 
 /// Deterministic image content for `seed`.
@@ -275,14 +279,10 @@ pub fn run(o: &Options) -> Report {
         }
         match item.ev {
             Ev::SenderWake => {
-                // Ask the sender for everything it wants to send now.
-                loop {
-                    let t = sender.poll_transmit(now);
+                // What is due, then everything the sender wants to send now.
+                sender.handle_timeout(now);
+                while let Some(t) = sender.poll_transmit(now) {
                     let pkt: Packet = match t {
-                        Transmit::Wait { until_us } => {
-                            sh.q.push(until_us.max(now + 1), Ev::SenderWake);
-                            break;
-                        }
                         Transmit::Announce => {
                             let len = sender.build_announce(&mut buf).expect("buffer fits");
                             buf[..len].into()
@@ -320,6 +320,14 @@ pub fn run(o: &Options) -> Report {
                     }
                     link_free_ns = start + pkt_ns(pkt.len());
                     sh.q.push(link_free_ns.div_ceil(1000) + o.delay_us, Ev::Broadcast(pkt));
+                }
+                if let Some(at) = sender.poll_timeout(now) {
+                    sh.q.push(at.max(now + 1), Ev::SenderWake);
+                }
+                while let Some(e) = sender.poll_event() {
+                    if o.verbose {
+                        eprintln!("t={:.3}s {e:?}", now as f64 / 1e6);
+                    }
                 }
                 let fwd = sender.forward_blocks_done();
                 if !joined && fwd >= join_block {
@@ -396,9 +404,12 @@ pub fn run(o: &Options) -> Report {
                 sh.q.push(now, Ev::SenderWake);
             }
         }
-        // Done when every receiver that is not dead has finished (result acknowledged).
+        // Done when the sender has decided the session (as bb-server would: the wanted
+        // clients verified, or every client is final, or a deadline) and every receiver that
+        // is not dead has finished (result acknowledged).
         if joined
             && killed
+            && sender.session_end().is_some()
             && states
                 .iter()
                 .zip(&rxs)
@@ -421,6 +432,8 @@ pub fn run(o: &Options) -> Report {
     rep.reports = stats.status_reports;
     rep.ranges = stats.ranges;
     rep.final_rate_mbps = sender.rate_bps() as f64 / 1e6;
+    rep.lost = sender.tally().lost;
+    rep.events = stats.events;
     rep.status_ns_per_report = status_ns as f64 / status_n.max(1) as f64;
     rep.status_ns_per_range = status_ns as f64 / stats.ranges.max(1) as f64;
     let mut client_seconds = 0.0;

@@ -87,13 +87,31 @@ fn dead_receivers_do_not_hold_back_the_others() {
         "--clients 20 --loss 1% --dead-clients 3 --die-at 40%",
     ));
     assert_all_verified(&dead, "dead receivers");
-    assert_eq!(dead.dead, 3);
+    assert_eq!((dead.dead, dead.lost), (3, 3));
+    assert_eq!(base.lost, 0);
     assert!(
         dead.completion_s <= base.completion_s * 1.05,
         "with dead receivers {}s, without {}s",
         dead.completion_s,
         base.completion_s
     );
+}
+
+#[test]
+fn the_sender_declares_dead_receivers_lost_and_the_others_verify() {
+    // The reference run, exactly: `bb-sim --clients 100 --dead-clients 5 --loss 1%`.
+    let argv: Vec<String> = "--clients 100 --dead-clients 5 --loss 1%"
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let o = args::parse(&argv).expect("valid").expect("not --help");
+    let r = run(&o);
+    assert_all_verified(&r, "dead receivers at 100 clients");
+    assert_eq!((r.dead, r.lost), (5, 5), "the core expires the dead: {r:?}");
+    assert!(r.events > 0);
+    // The session ends once they are lost: about the client timeout after they died, not
+    // at the simulator's time limit.
+    assert!(r.sim_s < r.completion_s + 11.0, "{r:?}");
 }
 
 #[test]

@@ -1,0 +1,670 @@
+//! The sender state machine (sans-IO).
+//!
+//! It never touches a socket, a clock or a random source: the shell feeds it what arrives
+//! and the time, in microseconds, and sends what it asks for. One API, in the shape of
+//! quinn-proto's `Connection`, with each concern in its own file: the configuration
+//! (`config`), the client table (`clients`), the pacer and rate control (`pacer`), the
+//! schedule of data symbols (`schedule`), deficit suppression (`suppression`), result
+//! acknowledgements (`acks`), the image digest (`hashing`), the timers (`timers`), the
+//! end-of-session rule (`ending`) and the events the shell drains (`events`).
+//!
+//! Call order, each time the shell wakes:
+//! 1. [`Sender::handle_datagram`] for every datagram that reached the control port;
+//! 2. [`Sender::handle_timeout`] (it runs whatever is due: the start deadline, the loss
+//!    estimate and rate adaptation, client expiry, the end of the session; calling it when
+//!    nothing is due is harmless);
+//! 3. [`Sender::poll_transmit`] until it returns `None`, building and sending each answer:
+//!    [`Transmit::Symbol`] with [`Sender::build_symbol`] (the shell loads the block),
+//!    [`Transmit::Announce`] with [`Sender::build_announce`], [`Transmit::ResultAck`] with
+//!    [`Sender::build_result_ack`];
+//! 4. [`Sender::poll_event`] until `None`, to tell the operator what changed;
+//! 5. [`Sender::poll_timeout`]: sleep until that time or until a datagram arrives. `None`
+//!    means the session is over ([`Event::Ended`] was the last event).
+//!
+//! Transmissions, in priority order: result acknowledgements; the announce, on its cadence;
+//! then data symbols as the schedule decides (see `schedule`), paced at the current rate.
+
+mod acks;
+mod clients;
+mod config;
+mod ending;
+mod events;
+mod hashing;
+mod pacer;
+mod schedule;
+mod suppression;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+pub use clients::{ClientInfo, ClientState, ClientTally};
+pub use config::{DEFAULT_TIMEOUT_AFTER_FORWARD_US, SenderConfig, SenderError, SenderStorage};
+pub use events::{EVENT_QUEUE, Event, SessionEnd};
+pub use schedule::Phase;
+
+use acks::AckQueue;
+use clients::{Change, ClientTable};
+use ending::EndFacts;
+use events::EventQueue;
+use hashing::ImageHasher;
+use pacer::{Pacer, RateControl};
+use schedule::{LossView, Schedule, SymbolKind};
+use suppression::Suppression;
+use timers::{Timer, TimerTable};
+
+use crate::fec;
+use crate::wire::{
+    self, ANNOUNCE_CLOSING, ANNOUNCE_DIGEST_KNOWN, ANNOUNCE_LEN, ANNOUNCE_STARTED, Announce,
+    DATA_HEADER_LEN, DATA_OVERHEAD, FailReason, PacketType, RESULT_ACK_LEN, WireError,
+};
+
+/// Bytes of Ethernet, IP and UDP framing counted against the rate per datagram.
+pub const FRAMING_BYTES: u64 = 14 + 20 + 8;
+
+/// Announces before the start come at least this often, so clients bind quickly.
+const WAITING_ANNOUNCE_US: u64 = 200_000;
+
+/// What to send now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transmit<A> {
+    /// An announce: build it with [`Sender::build_announce`].
+    Announce,
+    /// Symbol `esi` of `block` with data sequence number `seq`: load the block and build it
+    /// with [`Sender::build_symbol`].
+    Symbol {
+        /// Block index.
+        block: u32,
+        /// Encoding symbol index.
+        esi: u16,
+        /// Data sequence number.
+        seq: u32,
+    },
+    /// Acknowledge a client's result, unicast to `to`: [`Sender::build_result_ack`].
+    ResultAck {
+        /// The client's address.
+        to: A,
+        /// Its id.
+        client_id: u64,
+    },
+}
+
+/// Why a datagram was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// Malformed or damaged.
+    Malformed(WireError),
+    /// Another session's packet.
+    ForeignSession,
+    /// A packet type the server does not expect.
+    Unexpected,
+    /// The client table is full.
+    TableFull,
+}
+
+/// Counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SenderStats {
+    /// Data packets sent (all kinds).
+    pub data_packets: u64,
+    /// Source symbols sent in the forward pass.
+    pub forward_packets: u64,
+    /// Repair symbols sent proactively in the forward pass.
+    pub proactive_packets: u64,
+    /// Repair symbols sent for reported deficits.
+    pub repair_packets: u64,
+    /// Source symbols sent again by the carousel.
+    pub resend_packets: u64,
+    /// Announces sent.
+    pub announces: u64,
+    /// Result acknowledgements sent.
+    pub result_acks: u64,
+    /// Result acknowledgements not queued because the queue was full.
+    pub result_acks_dropped: u64,
+    /// Bytes sent (UDP payload).
+    pub bytes: u64,
+    /// Status reports handled.
+    pub status_reports: u64,
+    /// Deficit ranges handled.
+    pub ranges: u64,
+    /// Results handled.
+    pub results: u64,
+    /// Datagrams dropped as malformed.
+    pub malformed: u64,
+    /// Datagrams of another session.
+    pub foreign: u64,
+    /// Datagrams of an unexpected type.
+    pub unexpected: u64,
+    /// Reports dropped because the client table was full.
+    pub table_full: u64,
+    /// Deficits ignored because a burst already on its way covers them.
+    pub suppressed: u64,
+    /// Events raised.
+    pub events: u64,
+    /// Events not queued because the shell had not drained the queue.
+    pub events_dropped: u64,
+}
+
+/// The sender. `A` is the shell's address type.
+pub struct Sender<'a, A> {
+    cfg: SenderConfig,
+    clients: ClientTable<'a, A>,
+    schedule: Schedule<'a>,
+    suppression: Suppression,
+    hasher: ImageHasher<'a>,
+    pacer: Pacer,
+    rate: RateControl,
+    acks: AckQueue<A>,
+    events: EventQueue,
+    timers: TimerTable,
+    data_since_announce: u32,
+    started_us: Option<u64>,
+    forward_done_us: Option<u64>,
+    last_busy_us: u64,
+    end: Option<SessionEnd>,
+    ended: bool,
+    stats: SenderStats,
+}
+
+impl<'a, A: Copy + PartialEq> Sender<'a, A> {
+    /// Builds a sender in `storage`; `now_us` starts the clocks.
+    pub fn new(
+        cfg: SenderConfig,
+        storage: SenderStorage<'a, A>,
+        now_us: u64,
+    ) -> Result<Self, SenderError> {
+        let n = cfg.geometry.block_count();
+        if n == 0 {
+            return Err(SenderError::EmptyImage);
+        }
+        let schedule = Schedule::new(
+            cfg.geometry,
+            storage.repair_tree,
+            storage.resend_tree,
+            storage.next_repair_esi,
+        )
+        .ok_or(SenderError::StorageTooSmall)?;
+        let hasher =
+            ImageHasher::new(storage.block_checks, n).ok_or(SenderError::StorageTooSmall)?;
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Announce, now_us);
+        if let Some(t) = cfg.start_deadline_us {
+            timers.set(Timer::Start, t);
+        }
+        let mut s = Self {
+            cfg,
+            clients: ClientTable::new(storage.clients),
+            schedule,
+            suppression: Suppression::new(cfg.in_flight_us),
+            hasher,
+            pacer: Pacer::new(cfg.burst_bytes, now_us),
+            rate: RateControl::new(cfg.rate_bps, cfg.min_rate_bps, cfg.adapt_rate, now_us),
+            acks: AckQueue::new(),
+            events: EventQueue::new(),
+            timers,
+            data_since_announce: 0,
+            started_us: None,
+            forward_done_us: None,
+            last_busy_us: now_us,
+            end: None,
+            ended: false,
+            stats: SenderStats::default(),
+        };
+        s.maybe_start(now_us);
+        Ok(s)
+    }
+
+    /// Configuration in force.
+    pub fn config(&self) -> &SenderConfig {
+        &self.cfg
+    }
+    /// Counters.
+    pub fn stats(&self) -> &SenderStats {
+        &self.stats
+    }
+    /// The client table.
+    pub fn clients(&self) -> impl Iterator<Item = &ClientInfo<A>> {
+        self.clients.iter()
+    }
+    /// Client table row `row`, as named by [`Event`]s. Rows are never reused within a
+    /// session, so a row keeps naming the same client.
+    pub fn client(&self, row: usize) -> Option<&ClientInfo<A>> {
+        self.clients.get(row)
+    }
+    /// The client table counted by state.
+    pub fn tally(&self) -> ClientTally {
+        self.clients.tally()
+    }
+    /// Current sending rate in bits per second.
+    pub fn rate_bps(&self) -> u64 {
+        self.rate.rate_bps()
+    }
+    /// Median loss reported by receiving clients, parts per million.
+    pub fn loss_estimate_ppm(&self) -> u32 {
+        self.rate.loss_estimate_ppm()
+    }
+    /// Where the session is.
+    pub fn phase(&self) -> Phase {
+        self.schedule.phase()
+    }
+    /// True once the forward pass has started.
+    pub fn started(&self) -> bool {
+        self.started_us.is_some()
+    }
+    /// When the forward pass started.
+    pub fn started_at_us(&self) -> Option<u64> {
+        self.started_us
+    }
+    /// Blocks the forward pass has finished.
+    pub fn forward_blocks_done(&self) -> u32 {
+        self.schedule.forward_blocks_done()
+    }
+    /// True once every block was sent at least once.
+    pub fn forward_done(&self) -> bool {
+        self.schedule.forward_done()
+    }
+    /// The image digest, once the first pass has hashed every block.
+    pub fn digest(&self) -> Option<&[u8; 32]> {
+        self.hasher.digest()
+    }
+    /// Data packets sent divided by the source symbols the image needs.
+    pub fn wire_ratio(&self) -> f64 {
+        self.stats.data_packets as f64 / self.cfg.geometry.source_symbols() as f64
+    }
+    /// Clients that verified.
+    pub fn verified_count(&self) -> u32 {
+        self.tally().verified
+    }
+    /// True when there is nothing left to send: forward pass done, no deficit pending.
+    pub fn is_idle(&self) -> bool {
+        self.schedule.is_idle()
+    }
+    /// How the session was decided, once it is (closing or over).
+    pub fn session_end(&self) -> Option<SessionEnd> {
+        self.end
+    }
+    /// True once the session is over: nothing more will be sent.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The report interval the sender asks of clients: longer with more clients, so that
+    /// all reports together stay within the budget.
+    pub fn report_interval_ms(&self) -> u32 {
+        let clients = self.tally().seen as u64;
+        let by_budget = clients * 1000 / self.cfg.report_budget_per_s.max(1) as u64;
+        (self.cfg.report_interval_ms as u64)
+            .max(by_budget)
+            .clamp(10, 60_000) as u32
+    }
+
+    /// Ends the session early (an operator's interrupt): closing announces go out for the
+    /// closing time, then the session is over.
+    pub fn close(&mut self, now_us: u64) {
+        self.begin_closing(now_us, SessionEnd::Stopped);
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    fn push_event(&mut self, e: Event) {
+        self.events.push(e);
+        self.stats.events = self.events.total();
+        self.stats.events_dropped = self.events.dropped();
+    }
+
+    fn maybe_start(&mut self, now_us: u64) {
+        if self.schedule.phase() != Phase::Waiting {
+            return;
+        }
+        let present = self.tally().seen;
+        let by_count = self.cfg.min_clients == 0 || present >= self.cfg.min_clients;
+        let by_time = self.timers.is_due(Timer::Start, now_us);
+        if by_count || by_time {
+            self.schedule.start();
+            self.started_us = Some(now_us);
+            self.timers.stop(Timer::Start);
+            self.timers.set(Timer::Announce, now_us);
+            self.push_event(Event::Started);
+        }
+    }
+
+    /// Handles one datagram that arrived on the control port from `from`.
+    pub fn handle_datagram(&mut self, now_us: u64, from: A, pkt: &[u8]) -> Result<(), Dropped> {
+        let (hdr, body) = match wire::open(pkt) {
+            Ok(x) => x,
+            Err(e) => {
+                self.stats.malformed += 1;
+                return Err(Dropped::Malformed(e));
+            }
+        };
+        if hdr.session != self.cfg.session_id {
+            self.stats.foreign += 1;
+            return Err(Dropped::ForeignSession);
+        }
+        let r = match hdr.ty {
+            PacketType::Status => self.handle_status(now_us, from, body),
+            PacketType::Result => self.handle_result(now_us, from, body),
+            _ => {
+                self.stats.unexpected += 1;
+                return Err(Dropped::Unexpected);
+            }
+        };
+        match r {
+            Err(Dropped::Malformed(_)) => self.stats.malformed += 1,
+            Err(Dropped::TableFull) => self.stats.table_full += 1,
+            _ => {}
+        }
+        r
+    }
+
+    fn client_row(&mut self, now_us: u64, id: u64, from: A) -> Result<usize, Dropped> {
+        let (row, new) = self
+            .clients
+            .find_or_add(now_us, id, from)
+            .ok_or(Dropped::TableFull)?;
+        if new {
+            self.push_event(Event::ClientJoined { row });
+        }
+        Ok(row)
+    }
+
+    fn handle_status(&mut self, now_us: u64, from: A, body: &[u8]) -> Result<(), Dropped> {
+        let st = wire::parse_status(body).map_err(Dropped::Malformed)?;
+        let seen = self.tally().seen;
+        let row = self.client_row(now_us, st.head.client_id, from)?;
+        self.stats.status_reports += 1;
+        let lacking = st.ranges().map(|r| r.len as u64).sum();
+        let blocks = self.cfg.geometry.block_count();
+        let tenths = |done: u32| (done as u64 * 10 / blocks as u64) as u8;
+        let before = self.clients.get(row).map_or(0, |c| tenths(c.blocks_done));
+        let change = self
+            .clients
+            .record_status(row, now_us, from, &st.head, blocks, lacking);
+        let after = self.clients.get(row).map_or(0, |c| tenths(c.blocks_done));
+        if after > before {
+            self.push_event(Event::ClientProgressed { row, tenths: after });
+        }
+        if let Some(ch) = change {
+            self.client_changed(ch);
+        }
+        if self.tally().seen > seen {
+            self.maybe_start(now_us);
+        }
+        self.stats.suppressed += self.schedule.apply_deficits(now_us, &st, &self.suppression);
+        self.stats.ranges += st.range_count() as u64;
+        Ok(())
+    }
+
+    fn handle_result(&mut self, now_us: u64, from: A, body: &[u8]) -> Result<(), Dropped> {
+        let res = wire::parse_result(body).map_err(Dropped::Malformed)?;
+        let row = self.client_row(now_us, res.client_id, from)?;
+        self.stats.results += 1;
+        let state = if res.verified && self.digest() == Some(&res.digest) {
+            ClientState::Verified
+        } else if res.verified {
+            // The client believes it verified, but not against this image's digest.
+            ClientState::Failed(FailReason::DigestMismatch)
+        } else {
+            ClientState::Failed(res.reason)
+        };
+        let blocks = self.cfg.geometry.block_count();
+        if let Some(ch) =
+            self.clients
+                .record_result(row, now_us, from, state, res.bytes_written, blocks)
+        {
+            self.client_changed(ch);
+        }
+        if !self.acks.push(res.client_id, from) {
+            self.stats.result_acks_dropped += 1;
+        }
+        Ok(())
+    }
+
+    fn client_changed(&mut self, ch: Change) {
+        let row = ch.row;
+        let e = match (ch.from, ch.to) {
+            (Some(ClientState::Lost), s) if !s.is_final() => Event::ClientBack { row },
+            (_, ClientState::Finishing) => Event::ClientFinishing { row },
+            (_, ClientState::Verified) => Event::ClientVerified { row },
+            (_, ClientState::Failed(reason)) => Event::ClientFailed { row, reason },
+            (_, ClientState::Lost) => Event::ClientLost { row },
+            (_, ClientState::Receiving) => return,
+        };
+        self.push_event(e);
+    }
+
+    fn end_facts(&self) -> EndFacts {
+        let heard = self.clients.last_heard_us().unwrap_or(0);
+        EndFacts {
+            tally: self.tally(),
+            started_us: self.started_us,
+            forward_done_us: self.forward_done_us,
+            idle: self.is_idle(),
+            last_activity_us: heard
+                .max(self.last_busy_us)
+                .max(self.forward_done_us.unwrap_or(0)),
+        }
+    }
+
+    fn begin_closing(&mut self, now_us: u64, end: SessionEnd) {
+        if self.end.is_some() {
+            return;
+        }
+        self.end = Some(end);
+        self.schedule.close();
+        self.timers
+            .set(Timer::Closing, now_us + self.cfg.closing_us);
+        self.push_event(Event::Closing(end));
+    }
+
+    /// Runs whatever is due at `now_us`.
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        if self.ended {
+            return;
+        }
+        // Credit earned so far counts at the rate it was earned at, before the rate adapts.
+        self.pacer.refill(now_us, self.rate.rate_bps());
+        self.maybe_start(now_us);
+        if self.rate.estimate_due(now_us) {
+            let median = self.clients.median_loss_ppm();
+            self.rate.set_estimate(now_us, median);
+        }
+        self.rate.adapt(now_us);
+        let events = &mut self.events;
+        self.clients
+            .expire(now_us, self.cfg.client_timeout_us, |ch| {
+                events.push(Event::ClientLost { row: ch.row })
+            });
+        self.stats.events = self.events.total();
+        self.stats.events_dropped = self.events.dropped();
+        if !self.is_idle() {
+            self.last_busy_us = now_us;
+        }
+        if self.end.is_none()
+            && let Some(end) = ending::decide(&self.cfg, &self.end_facts(), now_us)
+        {
+            self.begin_closing(now_us, end);
+        }
+        if self.timers.is_due(Timer::Closing, now_us)
+            && let Some(end) = self.end
+        {
+            self.schedule.end();
+            self.ended = true;
+            self.timers = TimerTable::default();
+            self.push_event(Event::Ended(end));
+        }
+    }
+
+    /// When [`Sender::handle_timeout`] or [`Sender::poll_transmit`] next has something to
+    /// do, if nothing arrives before. `None` once the session is over.
+    pub fn poll_timeout(&self, now_us: u64) -> Option<u64> {
+        if self.ended {
+            return None;
+        }
+        let pacing = self.timers.get(Timer::Pacing);
+        // An announce already due waits for the pacer, not for itself.
+        let announce = self
+            .timers
+            .get(Timer::Announce)
+            .filter(|&t| t > now_us || pacing.is_none());
+        let facts = self.end_facts();
+        let closing = self.end.is_some();
+        let expiry = (!closing)
+            .then(|| self.clients.next_expiry(self.cfg.client_timeout_us))
+            .flatten();
+        let deadline = (!closing)
+            .then(|| ending::deadline(&self.cfg, &facts))
+            .flatten();
+        let quiet = (!closing)
+            .then(|| ending::quiet_at(&self.cfg, &facts))
+            .flatten();
+        [
+            pacing,
+            announce,
+            self.timers.get(Timer::Start),
+            self.timers.get(Timer::Closing),
+            expiry,
+            deadline,
+            quiet,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        self.pacer.spend(bytes);
+        self.stats.bytes += bytes as u64;
+    }
+
+    /// Decides what to send now; `None` when nothing is due (see [`Sender::poll_timeout`]).
+    /// Every answer is a commitment: the shell must build and send it.
+    pub fn poll_transmit(&mut self, now_us: u64) -> Option<Transmit<A>> {
+        self.timers.stop(Timer::Pacing);
+        if self.ended {
+            return None;
+        }
+        let rate = self.rate.rate_bps();
+        self.pacer.refill(now_us, rate);
+        if let Some((client_id, to)) = self.acks.pop() {
+            self.spend(RESULT_ACK_LEN);
+            self.stats.result_acks += 1;
+            return Some(Transmit::ResultAck { to, client_id });
+        }
+        let by_count = self.cfg.announce_every_packets > 0
+            && self.data_since_announce >= self.cfg.announce_every_packets;
+        if self.timers.is_due(Timer::Announce, now_us) || by_count {
+            if !self.pacer.allows(ANNOUNCE_LEN) {
+                let at = self.pacer.ready_at(ANNOUNCE_LEN, now_us, rate);
+                self.timers.set(Timer::Pacing, at);
+                return None;
+            }
+            let interval = if self.started() {
+                self.cfg.announce_interval_us
+            } else {
+                self.cfg.announce_interval_us.min(WAITING_ANNOUNCE_US)
+            };
+            self.timers.set(Timer::Announce, now_us + interval);
+            self.data_since_announce = 0;
+            self.spend(ANNOUNCE_LEN);
+            self.stats.announces += 1;
+            return Some(Transmit::Announce);
+        }
+        if !self.schedule.sending() {
+            return None;
+        }
+        let sym_len = self.cfg.geometry.symbol_size as usize + DATA_OVERHEAD;
+        if !self.pacer.allows(sym_len) {
+            let at = self.pacer.ready_at(sym_len, now_us, rate);
+            self.timers.set(Timer::Pacing, at);
+            return None;
+        }
+        let loss = LossView {
+            loss_ppm: self.rate.loss_estimate_ppm(),
+            active_clients: self.tally().active(),
+            proactive: self.cfg.proactive_repair,
+        };
+        let sym = self
+            .schedule
+            .next_symbol(now_us, loss, &mut self.suppression)?;
+        match sym.kind {
+            SymbolKind::Forward => self.stats.forward_packets += 1,
+            SymbolKind::Proactive => self.stats.proactive_packets += 1,
+            SymbolKind::Repair => self.stats.repair_packets += 1,
+            SymbolKind::Resend => self.stats.resend_packets += 1,
+        }
+        if sym.ends_forward {
+            self.forward_done_us = Some(now_us);
+            self.push_event(Event::FirstPassDone);
+        }
+        self.last_busy_us = now_us;
+        self.spend(sym_len);
+        self.stats.data_packets += 1;
+        self.data_since_announce += 1;
+        Some(Transmit::Symbol {
+            block: sym.block,
+            esi: sym.esi,
+            seq: sym.seq,
+        })
+    }
+
+    /// Builds the announce packet; returns its length.
+    pub fn build_announce(&self, buf: &mut [u8]) -> Result<usize, SenderError> {
+        let mut flags = 0;
+        if self.digest().is_some() {
+            flags |= ANNOUNCE_DIGEST_KNOWN;
+        }
+        if self.started() {
+            flags |= ANNOUNCE_STARTED;
+        }
+        if self.end.is_some() {
+            flags |= ANNOUNCE_CLOSING;
+        }
+        let a = Announce {
+            geometry: self.cfg.geometry,
+            flags,
+            seq: self.schedule.seq(),
+            report_interval_ms: self.report_interval_ms(),
+            digest: self.digest().copied().unwrap_or([0; 32]),
+        };
+        wire::write_announce(buf, self.cfg.session_id, &a).map_err(SenderError::Wire)
+    }
+
+    /// Builds the data packet for a [`Transmit::Symbol`]. `block_data` is the block's
+    /// `block_k * symbol_size` bytes: its image bytes followed by zeros. The first time a
+    /// block is built its hash is taken (blocks are first built in order by the forward
+    /// pass), which feeds the image digest.
+    pub fn build_symbol(
+        &mut self,
+        block: u32,
+        esi: u16,
+        seq: u32,
+        block_data: &[u8],
+        buf: &mut [u8],
+    ) -> Result<usize, SenderError> {
+        let g = self.cfg.geometry;
+        let k = g.block_k(block) as usize;
+        let s = g.symbol_size as usize;
+        if block >= g.block_count() || block_data.len() != k * s || !self.hasher.may_build(block) {
+            return Err(SenderError::BadBlock);
+        }
+        if buf.len() < DATA_OVERHEAD + s {
+            return Err(SenderError::Wire(WireError::BufferTooSmall));
+        }
+        let check = self
+            .hasher
+            .check(&g, block, &block_data[..g.block_len(block)]);
+        wire::write_data_header(buf, self.cfg.session_id, block, esi, seq, check);
+        let out = &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + s];
+        fec::encode_symbol(block_data, k, s, esi, out).map_err(SenderError::Fec)?;
+        Ok(wire::seal_data(buf, s))
+    }
+
+    /// Builds the acknowledgement of a client's result.
+    pub fn build_result_ack(&self, client_id: u64, buf: &mut [u8]) -> Result<usize, SenderError> {
+        wire::write_result_ack(buf, self.cfg.session_id, client_id).map_err(SenderError::Wire)
+    }
+}

@@ -1,0 +1,394 @@
+//! What to send next: the phase of the session, the forward pass's cursor, repair and
+//! resend bursts, proactive repair, and the pending deficits reports feed.
+//!
+//! Priority among data symbols: a burst in progress; repair bursts for blocks with a
+//! reported deficit (fresh repair symbols, as many as the largest deficit any client
+//! reported); the forward pass (each block's source symbols, then a proactive number of
+//! repair symbols sized from the loss clients report); after the forward pass, the
+//! carousel: whole blocks that some client lacks entirely (late joiners, evicted blocks, very
+//! lossy clients) are sent again as source symbols. Whole-block resends wait for the end of
+//! the forward pass, so a late joiner or a client far behind never holds back the others.
+
+use super::suppression::{RECENT_BURSTS, Suppression};
+use crate::deficit::DeficitTree;
+use crate::wire::{Geometry, MAX_ESI, Status};
+
+/// Where the session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Announcing, waiting for clients (or the start deadline) before sending data.
+    Waiting,
+    /// The forward pass: every block once, in order, with repairs as reports ask.
+    Forward,
+    /// Every block was sent once; serving what clients still lack.
+    Carousel,
+    /// The session is decided: announcing its end, acknowledging late results, no data.
+    Closing,
+    /// Over: nothing more to send.
+    Ended,
+}
+
+/// Why a data symbol is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SymbolKind {
+    /// A source symbol of the forward pass.
+    Forward,
+    /// A repair symbol of the forward pass, sent before anyone asked.
+    Proactive,
+    /// A repair symbol for a reported deficit.
+    Repair,
+    /// A source symbol sent again by the carousel.
+    Resend,
+}
+
+/// A data symbol the schedule chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Symbol {
+    pub block: u32,
+    pub esi: u16,
+    pub seq: u32,
+    pub kind: SymbolKind,
+    /// This symbol ends the forward pass.
+    pub ends_forward: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Burst {
+    block: u32,
+    next_esi: u16,
+    left: u32,
+    source: bool,
+}
+
+/// What the schedule needs to know of the clients when it sizes repairs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LossView {
+    /// The median loss clients report, parts per million.
+    pub loss_ppm: u32,
+    /// Clients still receiving or finishing.
+    pub active_clients: u32,
+    /// Send proactive repair at all.
+    pub proactive: bool,
+}
+
+pub(crate) struct Schedule<'a> {
+    geometry: Geometry,
+    blocks: u32,
+    phase: Phase,
+    repair: DeficitTree<'a>,
+    resend: DeficitTree<'a>,
+    next_repair_esi: &'a mut [u16],
+    seq: u32,
+    // Forward pass position: `fwd_block` is the block being sent.
+    fwd_block: u32,
+    fwd_esi: u32,
+    fwd_proactive_left: u32,
+    burst: Option<Burst>,
+    sweep: u32,
+}
+
+impl<'a> Schedule<'a> {
+    /// None when a storage slice is too short for the geometry.
+    pub fn new(
+        geometry: Geometry,
+        repair_tree: &'a mut [u16],
+        resend_tree: &'a mut [u16],
+        next_repair_esi: &'a mut [u16],
+    ) -> Option<Self> {
+        let n = geometry.block_count();
+        let repair = DeficitTree::new(repair_tree, n)?;
+        let resend = DeficitTree::new(resend_tree, n)?;
+        if next_repair_esi.len() < n as usize {
+            return None;
+        }
+        for (b, esi) in next_repair_esi[..n as usize].iter_mut().enumerate() {
+            *esi = geometry.block_k(b as u32) as u16;
+        }
+        Some(Self {
+            geometry,
+            blocks: n,
+            phase: Phase::Waiting,
+            repair,
+            resend,
+            next_repair_esi,
+            seq: 0,
+            fwd_block: 0,
+            fwd_esi: 0,
+            fwd_proactive_left: 0,
+            burst: None,
+            sweep: 0,
+        })
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    /// Data sequence number the next symbol gets.
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+    pub fn forward_blocks_done(&self) -> u32 {
+        self.fwd_block
+    }
+    pub fn forward_done(&self) -> bool {
+        self.fwd_block >= self.blocks
+    }
+    /// True when there is nothing left to send: forward pass done, no deficit pending.
+    pub fn is_idle(&self) -> bool {
+        self.forward_done() && self.burst.is_none() && !self.repair.any() && !self.resend.any()
+    }
+
+    /// Waiting -> Forward.
+    pub fn start(&mut self) {
+        if self.phase == Phase::Waiting {
+            self.phase = Phase::Forward;
+        }
+    }
+    /// Any phase -> Closing (data stops).
+    pub fn close(&mut self) {
+        if self.phase != Phase::Ended {
+            self.phase = Phase::Closing;
+        }
+    }
+    /// Closing -> Ended.
+    pub fn end(&mut self) {
+        self.phase = Phase::Ended;
+    }
+    /// True while data may be sent.
+    pub fn sending(&self) -> bool {
+        matches!(self.phase, Phase::Forward | Phase::Carousel)
+    }
+
+    /// The next data symbol, if there is one to send.
+    pub fn next_symbol(
+        &mut self,
+        now_us: u64,
+        loss: LossView,
+        suppression: &mut Suppression,
+    ) -> Option<Symbol> {
+        if !self.sending() {
+            return None;
+        }
+        if self.burst.is_none() {
+            self.burst = self.pick_burst(loss.loss_ppm);
+        }
+        if let Some(mut b) = self.burst {
+            let esi = if b.source {
+                b.next_esi
+            } else {
+                self.repair_esi(b.block)
+            };
+            b.next_esi += 1;
+            b.left -= 1;
+            let seq = self.next_seq();
+            if b.left == 0 {
+                self.burst = None;
+                suppression.burst_sent(b.block, seq, now_us);
+            } else {
+                self.burst = Some(b);
+            }
+            let kind = if b.source {
+                SymbolKind::Resend
+            } else {
+                SymbolKind::Repair
+            };
+            return Some(Symbol {
+                block: b.block,
+                esi,
+                seq,
+                kind,
+                ends_forward: false,
+            });
+        }
+        if self.forward_done() {
+            return None;
+        }
+        let block = self.fwd_block;
+        let k = self.geometry.block_k(block);
+        let seq = self.next_seq();
+        let (esi, kind) = if self.fwd_esi < k {
+            let e = self.fwd_esi as u16;
+            self.fwd_esi += 1;
+            if self.fwd_esi == k {
+                self.fwd_proactive_left = proactive_count(k, loss);
+            }
+            (e, SymbolKind::Forward)
+        } else {
+            self.fwd_proactive_left -= 1;
+            (self.repair_esi(block), SymbolKind::Proactive)
+        };
+        let mut ends_forward = false;
+        if self.fwd_esi == k && self.fwd_proactive_left == 0 {
+            suppression.forward_sent(block, seq, now_us);
+            self.fwd_block += 1;
+            self.fwd_esi = 0;
+            if self.forward_done() {
+                self.phase = Phase::Carousel;
+                ends_forward = true;
+            }
+        }
+        Some(Symbol {
+            block,
+            esi,
+            seq,
+            kind,
+            ends_forward,
+        })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        let s = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        s
+    }
+
+    fn repair_esi(&mut self, block: u32) -> u16 {
+        let k = self.geometry.block_k(block) as u16;
+        let e = self.next_repair_esi[block as usize];
+        // Fresh indices run out only after 65535 - k repairs of one block; then reuse.
+        self.next_repair_esi[block as usize] = if e >= MAX_ESI { k } else { e + 1 };
+        e
+    }
+
+    fn pick_burst(&mut self, loss_ppm: u32) -> Option<Burst> {
+        if let Some(b) = self.repair.next_nonzero_wrapping(self.sweep) {
+            let left = repair_burst_len(self.repair.get(b) as u32, loss_ppm);
+            self.repair.set(b, 0);
+            self.sweep = b + 1;
+            return Some(Burst {
+                block: b,
+                next_esi: 0,
+                left,
+                source: false,
+            });
+        }
+        if self.forward_done()
+            && let Some(b) = self.resend.next_nonzero_wrapping(self.sweep)
+        {
+            // A deficit above a quarter of the block is served by sending the block's
+            // sources again: the client lacks most of them, and decoding hundreds of repair
+            // symbols would cost it far more than the few duplicate sources cost the wire.
+            let k = self.geometry.block_k(b);
+            let want = (self.resend.get(b) as u32).max(self.repair.get(b) as u32);
+            self.resend.set(b, 0);
+            self.repair.set(b, 0);
+            self.sweep = b + 1;
+            let source = want > k / 4;
+            let left = if source {
+                k
+            } else {
+                repair_burst_len(want, loss_ppm)
+            };
+            return Some(Burst {
+                block: b,
+                next_esi: 0,
+                left,
+                source,
+            });
+        }
+        None
+    }
+
+    /// Merges a report's deficits into the pending trees, except where a burst the client
+    /// had not yet seen when it reported already covers the block. Returns how many blocks
+    /// were so protected.
+    pub fn apply_deficits(&mut self, now_us: u64, st: &Status<'_>, sup: &Suppression) -> u64 {
+        // Blocks whose latest burst (or the current one) postdates the report keep their
+        // pending counts: save them, apply the ranges, restore.
+        let mut saved = [(0u32, 0u16, 0u16); RECENT_BURSTS + 1];
+        let mut nsaved = 0;
+        let in_ranges = |b: u32| st.ranges().any(|r| r.first <= b && (b as u64) < r.end());
+        let mut protect = |b: u32, repair: &DeficitTree<'_>, resend: &DeficitTree<'_>| {
+            if nsaved < saved.len() && saved[..nsaved].iter().all(|s| s.0 != b) && in_ranges(b) {
+                saved[nsaved] = (b, repair.get(b), resend.get(b));
+                nsaved += 1;
+            }
+        };
+        for b in sup.unseen_bursts(st.head.last_seq, now_us) {
+            protect(b, &self.repair, &self.resend);
+        }
+        if let Some(b) = self.burst {
+            protect(b.block, &self.repair, &self.resend);
+        }
+
+        let clip = sup.forward_clip(st.head.last_seq, now_us, self.fwd_block);
+        let k = self.geometry.k;
+        let last = self.blocks - 1;
+        let last_k = self.geometry.block_k(last);
+        // Large deficits (late joiners, evicted blocks, very lossy clients) wait for the end of
+        // the forward pass so they hold back nobody; during the pass the bar is lower.
+        let defer_above = if self.forward_done() { k / 4 } else { k / 8 }.max(1);
+        for r in st.ranges() {
+            let lo = r.first;
+            let hi = (r.end().min(clip as u64)) as u32;
+            if lo >= hi {
+                continue;
+            }
+            let mut apply = |tree_lo: u32, tree_hi: u32, block_k: u32, d: u32| {
+                let d = d.min(block_k);
+                if d >= block_k || d > defer_above {
+                    self.resend.raise_range(tree_lo, tree_hi, d as u16);
+                } else {
+                    self.repair.raise_range(tree_lo, tree_hi, d as u16);
+                }
+            };
+            if hi > last && last_k != k {
+                apply(last, last + 1, last_k, r.deficit as u32);
+                apply(lo, last, k, r.deficit as u32);
+            } else {
+                apply(lo, hi, k, r.deficit as u32);
+            }
+        }
+        for &(b, rep, res) in &saved[..nsaved] {
+            self.repair.set(b, rep);
+            self.resend.set(b, res);
+        }
+        nsaved as u64
+    }
+}
+
+/// Repair symbols to send for a largest deficit `d`: `d` plus what the typical client will
+/// lose of the burst itself, rounded up, so one round usually suffices.
+fn repair_burst_len(d: u32, loss_ppm: u32) -> u32 {
+    d + (d as u64 * loss_ppm as u64).div_ceil(1_000_000) as u32
+}
+
+/// Proactive repair symbols for a block of `k` symbols: the mean loss plus `z` standard
+/// deviations, with `z` a little below the expected maximum of as many normal variables as
+/// there are clients (about sqrt(2 ln R)). The largest deficit among R clients is what the
+/// block needs anyway, so this is rarely wasted, and it spares almost every client a round
+/// trip (and the server almost every status report).
+fn proactive_count(k: u32, loss: LossView) -> u32 {
+    let p = loss.loss_ppm as u64;
+    if !loss.proactive || p == 0 {
+        return 0;
+    }
+    let z10: u64 = match loss.active_clients {
+        0..=1 => 10,
+        2..=4 => 15,
+        5..=9 => 18,
+        10..=19 => 21,
+        20..=49 => 24,
+        50..=99 => 27,
+        100..=199 => 29,
+        200..=499 => 32,
+        500..=999 => 34,
+        _ => 36,
+    };
+    let mean_e6 = k as u64 * p;
+    let sd_e6 = isqrt(k as u64 * p * (1_000_000 - p.min(1_000_000)));
+    (((mean_e6 + z10 * sd_e6 / 10) / 1_000_000) as u32).min(k / 4)
+}
+
+fn isqrt(v: u64) -> u64 {
+    if v < 2 {
+        return v;
+    }
+    let mut x = v;
+    let mut y = x.div_ceil(2);
+    while y < x {
+        x = y;
+        y = (x + v / x) / 2;
+    }
+    x
+}
