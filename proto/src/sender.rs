@@ -66,6 +66,8 @@ pub struct SenderConfig {
     pub report_interval_ms: u32,
     /// Status reports per second the sender is willing to handle from all clients together.
     pub report_budget_per_s: u32,
+    /// Erasure-code kernel that builds the symbols (only speed depends on it).
+    pub engine: fec::Engine,
 }
 
 impl SenderConfig {
@@ -88,6 +90,7 @@ impl SenderConfig {
             in_flight_us: 300_000,
             report_interval_ms: 200,
             report_budget_per_s: 2000,
+            engine: fec::Engine::detect(),
         }
     }
 }
@@ -1140,7 +1143,10 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         let check = self.block_checks[block as usize];
         wire::write_data_header(buf, self.cfg.session_id, block, esi, seq, check);
         let out = &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + s];
-        fec::encode_symbol(block_data, k, s, esi, out).map_err(SenderError::Fec)?;
+        self.cfg
+            .engine
+            .encode_symbol(block_data, k, s, esi, out)
+            .map_err(SenderError::Fec)?;
         Ok(wire::seal_data(buf, s))
     }
 
