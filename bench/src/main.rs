@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bb_proto::fec::{self, Kernel};
+use bb_proto::fec::{self, Engine, Kernel};
 
 const MIN_TIME: Duration = Duration::from_millis(500);
 const WINDOWS: u32 = 5;
@@ -45,10 +45,11 @@ fn fill(buf: &mut [u8], mut seed: u64) {
     }
 }
 
-fn kernels() -> Vec<Kernel> {
+/// One engine per kernel this CPU supports, slowest first.
+fn engines() -> Vec<Engine> {
     Kernel::ALL
         .into_iter()
-        .filter(|k| k.is_available())
+        .filter_map(|k| Engine::new(k).ok())
         .collect()
 }
 
@@ -58,19 +59,19 @@ fn bench_mul_add() {
         let mut dst = vec![0u8; s];
         fill(&mut src, 1);
         fill(&mut dst, 2);
-        for kernel in kernels() {
+        for engine in engines() {
             let mut c = 0x1234u16;
             let mbs = throughput(s * 64, || {
                 for _ in 0..64 {
                     c = c.wrapping_mul(31).wrapping_add(7) | 2;
-                    fec::mul_add_with(kernel, black_box(&mut dst), black_box(&src), c)
-                        .expect("available kernel");
+                    engine.mul_add(black_box(&mut dst), black_box(&src), c);
                 }
             });
-            println!("fec mul_add S={s} {kernel}: {mbs:.1} MB/s");
+            println!("fec mul_add S={s} {}: {mbs:.1} MB/s", engine.kernel());
         }
     }
-    // Fused multi-output kernel (8 outputs per pass), with the best kernel.
+    // Fused multi-output kernel (8 outputs per pass), with the fastest kernel.
+    let engine = Engine::detect();
     let s = 1408;
     let mut src = vec![0u8; s];
     let mut dst = vec![0u8; 8 * s];
@@ -78,28 +79,30 @@ fn bench_mul_add() {
     let coefs = [3u16, 5, 7, 11, 13, 17, 19, 23];
     let mbs = throughput(8 * s * 64, || {
         for _ in 0..64 {
-            fec::mul_add_multi(black_box(&mut dst), black_box(&src), &coefs);
+            engine.mul_add_multi(black_box(&mut dst), black_box(&src), &coefs);
         }
     });
     println!(
         "fec mul_add_multi x8 S={s} {}: {mbs:.1} MB/s (of output)",
-        fec::active_kernel()
+        engine.kernel()
     );
 }
 
-fn bench_encode(k: usize, s: usize, kernel: Kernel) {
+fn bench_encode(k: usize, s: usize, engine: Engine) {
     let repair = (k * 5).div_ceil(100);
     let mut block = vec![0u8; k * s];
     fill(&mut block, 4);
     let mut out = vec![0u8; repair * s];
-    fec::set_kernel(kernel).expect("available kernel");
     let mbs = throughput(k * s, || {
-        fec::encode_symbols(black_box(&block), k, s, k as u16, repair, &mut out).expect("encode");
+        engine
+            .encode_symbols(black_box(&block), k, s, k as u16, repair, &mut out)
+            .expect("encode");
     });
+    let kernel = engine.kernel();
     println!("fec encode k={k} S={s} repair=5% ({repair} symbols) {kernel}: {mbs:.1} MB/s");
 }
 
-fn bench_decode(k: usize, s: usize, kernel: Kernel) {
+fn bench_decode(k: usize, s: usize, engine: Engine) {
     let e = k.div_ceil(100);
     let mut original = vec![0u8; k * s];
     fill(&mut original, 5);
@@ -108,45 +111,46 @@ fn bench_decode(k: usize, s: usize, kernel: Kernel) {
     let repairs: Vec<u16> = (0..e).map(|i| (60_000 + 97 * i) as u16).collect();
     let mut repair_data = vec![0u8; e * s];
     for (i, &r) in repairs.iter().enumerate() {
-        fec::encode_symbol(&original, k, s, r, &mut repair_data[i * s..(i + 1) * s])
+        engine
+            .encode_symbol(&original, k, s, r, &mut repair_data[i * s..(i + 1) * s])
             .expect("encode");
     }
     let mut block = original.clone();
     let mut esi_at: Vec<u16> = (0..k as u16).collect();
     let mut scratch = vec![0u8; fec::decode_scratch_bytes(k, s)];
-    fec::set_kernel(kernel).expect("available kernel");
     let mbs = throughput(k * s, || {
         // Re-create the received state: repairs stored at the missing positions.
         for (i, &m) in missing.iter().enumerate() {
             block[m * s..(m + 1) * s].copy_from_slice(&repair_data[i * s..(i + 1) * s]);
             esi_at[m] = repairs[i];
         }
-        fec::decode_in_place(black_box(&mut block), k, s, &mut esi_at, &mut scratch)
+        engine
+            .decode_in_place(black_box(&mut block), k, s, &mut esi_at, &mut scratch)
             .expect("decode");
     });
     assert!(block == original, "decode produced wrong bytes");
+    let kernel = engine.kernel();
     println!("fec decode k={k} S={s} erasures=1% ({e} symbols) {kernel}: {mbs:.1} MB/s");
 }
 
 fn bench_fec() {
+    let best = Engine::detect();
     println!(
         "# single core, MB/s = 10^6 bytes/s; best kernel: {}",
-        fec::best_kernel()
+        best.kernel()
     );
     bench_mul_add();
-    let best = fec::best_kernel();
     let s = 1408;
-    for kernel in kernels() {
-        bench_encode(512, s, kernel);
+    for engine in engines() {
+        bench_encode(512, s, engine);
     }
-    for kernel in kernels() {
-        bench_decode(512, s, kernel);
+    for engine in engines() {
+        bench_decode(512, s, engine);
     }
     for k in [256, 1024] {
         bench_encode(k, s, best);
         bench_decode(k, s, best);
     }
-    fec::set_kernel(best).expect("available kernel");
 }
 
 fn main() -> ExitCode {

@@ -39,6 +39,8 @@ pub struct ReceiverConfig {
     pub result_repeat_us: u64,
     /// Repeats of the result before giving up on an acknowledgement.
     pub result_repeats: u32,
+    /// Erasure-code kernel that decodes the blocks (only speed depends on it).
+    pub engine: fec::Engine,
 }
 
 impl ReceiverConfig {
@@ -52,6 +54,7 @@ impl ReceiverConfig {
             heartbeat_us: 1_000_000,
             result_repeat_us: 200_000,
             result_repeats: 25,
+            engine: fec::Engine::detect(),
         }
     }
 }
@@ -585,7 +588,12 @@ impl<'a> Receiver<'a> {
         let mem = &mut self.pool[slot * slot_bytes..slot * slot_bytes + k * sym];
         if esis.iter().enumerate().any(|(i, &e)| e as usize != i) {
             self.stats.decoded += 1;
-            if fec::decode_in_place(mem, k, sym, esis, self.scratch).is_err() {
+            if self
+                .cfg
+                .engine
+                .decode_in_place(mem, k, sym, esis, self.scratch)
+                .is_err()
+            {
                 self.stats.check_failures += 1;
                 self.slots[slot] = Slot::FREE;
                 return;

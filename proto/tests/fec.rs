@@ -3,10 +3,7 @@
 //! Deterministic: a hand-written xorshift generator with fixed seeds (set `FEC_SEED` to explore
 //! other seeds).
 
-use bb_proto::fec::{
-    self, FecError, Kernel, MAX_K, decode_in_place, decode_scratch_bytes, encode_symbol,
-    encode_symbols, mul_add_scalar, mul_add_with,
-};
+use bb_proto::fec::{Engine, FecError, Kernel, MAX_K, decode_scratch_bytes};
 use bb_proto::gf16;
 
 /// xorshift64* PRNG.
@@ -53,10 +50,11 @@ impl Rng {
     }
 }
 
-fn available_kernels() -> Vec<Kernel> {
+/// One engine per kernel this CPU supports, slowest (scalar) first.
+fn available_engines() -> Vec<Engine> {
     Kernel::ALL
         .into_iter()
-        .filter(|k| k.is_available())
+        .filter_map(|k| Engine::new(k).ok())
         .collect()
 }
 
@@ -122,17 +120,17 @@ fn scalar_mul_add_matches_field() {
             let v = element(&expect, i) ^ gf16::mul(c, element(&src, i));
             set_element(&mut expect, i, v);
         }
-        mul_add_scalar(&mut dst, &src, c);
+        Engine::scalar().mul_add(&mut dst, &src, c);
         assert_eq!(dst, expect);
     }
 }
 
 #[test]
-fn simd_matches_scalar() {
-    let kernels = available_kernels();
-    assert!(kernels.contains(&Kernel::Scalar));
-    #[cfg(target_arch = "x86_64")]
-    eprintln!("kernels: {kernels:?}, best {}", fec::best_kernel());
+fn every_engine_matches_scalar() {
+    let engines = available_engines();
+    assert_eq!(engines[0], Engine::scalar());
+    eprintln!("engines: {engines:?}, detected {:?}", Engine::detect());
+    let scalar = Engine::scalar();
     let mut rng = Rng::new(3);
     for round in 0..200 {
         let chunks = if round < 40 {
@@ -152,37 +150,84 @@ fn simd_matches_scalar() {
             _ => rng.u16(),
         };
         let mut expect = dst.clone();
-        mul_add_scalar(&mut expect, &src, c);
-        for &kernel in &kernels {
-            let mut got = dst.clone();
-            mul_add_with(kernel, &mut got, &src, c).unwrap();
-            assert_eq!(got, expect, "kernel {kernel} c={c:#x} chunks={chunks}");
-        }
+        scalar.mul_add(&mut expect, &src, c);
         // Fused multi-output kernel against per-output scalar.
         let outs = rng.range(1, 11);
         let coefs: Vec<u16> = (0..outs).map(|_| rng.u16()).collect();
         let mut multi = vec![0u8; outs * n];
         rng.fill(&mut multi);
-        let mut expect = multi.clone();
+        let mut expect_multi = multi.clone();
         if n > 0 {
-            for (d, &c) in expect.chunks_exact_mut(n).zip(&coefs) {
-                mul_add_scalar(d, &src, c);
+            for (d, &c) in expect_multi.chunks_exact_mut(n).zip(&coefs) {
+                scalar.mul_add(d, &src, c);
             }
         }
-        fec::mul_add_multi(&mut multi, &src, &coefs);
-        assert_eq!(multi, expect, "multi outs={outs} chunks={chunks}");
+        for engine in &engines {
+            let kernel = engine.kernel();
+            let mut got = dst.clone();
+            engine.mul_add(&mut got, &src, c);
+            assert_eq!(got, expect, "kernel {kernel} c={c:#x} chunks={chunks}");
+            let mut got = multi.clone();
+            engine.mul_add_multi(&mut got, &src, &coefs);
+            assert_eq!(
+                got, expect_multi,
+                "{kernel} multi outs={outs} chunks={chunks}"
+            );
+        }
     }
 }
 
 #[test]
-fn unavailable_kernel_is_an_error() {
-    for k in Kernel::ALL {
-        let mut d = [0u8; 64];
-        let r = mul_add_with(k, &mut d, &[1u8; 64], 7);
-        assert_eq!(r.is_ok(), k.is_available());
-        if !k.is_available() {
-            assert_eq!(r, Err(FecError::UnsupportedKernel));
-            assert_eq!(fec::set_kernel(k), Err(FecError::UnsupportedKernel));
+fn every_engine_encodes_the_same_bytes() {
+    let engines = available_engines();
+    let mut rng = Rng::new(10);
+    for &(k, s, first, count) in &[
+        (64usize, 1408usize, 64u16, 26usize),
+        (33, 192, 30, 11),
+        (5, 64, 65_520, 16),
+    ] {
+        let mut block = vec![0u8; k * s];
+        rng.fill(&mut block);
+        let mut expect = vec![0u8; count * s];
+        Engine::scalar()
+            .encode_symbols(&block, k, s, first, count, &mut expect)
+            .unwrap();
+        for engine in &engines {
+            let mut got = vec![0u8; count * s];
+            engine
+                .encode_symbols(&block, k, s, first, count, &mut got)
+                .unwrap();
+            assert!(got == expect, "{} k={k} s={s}", engine.kernel());
+        }
+    }
+}
+
+#[test]
+fn engine_kernels_follow_the_cpu() {
+    // The expected fastest kernel, from std's own feature detection.
+    #[cfg(target_arch = "x86_64")]
+    let fastest = if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("ssse3") {
+        Kernel::Avx2
+    } else if is_x86_feature_detected!("ssse3") {
+        Kernel::Ssse3
+    } else {
+        Kernel::Scalar
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let fastest = Kernel::Scalar;
+    assert_eq!(Engine::detect().kernel(), fastest);
+    assert_eq!(Engine::scalar().kernel(), Kernel::Scalar);
+    for kernel in Kernel::ALL {
+        assert_eq!(kernel.is_available(), kernel <= fastest, "{kernel}");
+        match Engine::new(kernel) {
+            Ok(engine) => {
+                assert!(kernel <= fastest, "{kernel} accepted");
+                assert_eq!(engine.kernel(), kernel);
+            }
+            Err(e) => {
+                assert!(kernel > fastest, "{kernel} refused");
+                assert_eq!(e, FecError::UnsupportedKernel);
+            }
         }
     }
 }
@@ -203,17 +248,20 @@ fn reference_repair(block: &[u8], k: usize, s: usize, r: u16) -> Vec<u8> {
 
 #[test]
 fn encode_sources_are_copies_and_repairs_match_reference() {
+    let engine = Engine::detect();
     let mut rng = Rng::new(4);
     for &(k, s) in &[(1usize, 64usize), (3, 128), (10, 192), (17, 64)] {
         let mut block = vec![0u8; k * s];
         rng.fill(&mut block);
         let mut out = vec![0xAAu8; s];
         for esi in 0..k {
-            encode_symbol(&block, k, s, esi as u16, &mut out).unwrap();
+            engine
+                .encode_symbol(&block, k, s, esi as u16, &mut out)
+                .unwrap();
             assert_eq!(out, &block[esi * s..(esi + 1) * s]);
         }
         for r in [k as u16, k as u16 + 1, 1000, 65_534, 65_535] {
-            encode_symbol(&block, k, s, r, &mut out).unwrap();
+            engine.encode_symbol(&block, k, s, r, &mut out).unwrap();
             assert_eq!(out, reference_repair(&block, k, s, r), "k={k} r={r}");
         }
     }
@@ -222,12 +270,13 @@ fn encode_sources_are_copies_and_repairs_match_reference() {
     let mut block = vec![0u8; s];
     rng.fill(&mut block);
     let mut out = vec![0u8; s];
-    encode_symbol(&block, 1, s, 1, &mut out).unwrap();
+    engine.encode_symbol(&block, 1, s, 1, &mut out).unwrap();
     assert_eq!(out, block, "1 / (1 ^ 0) = 1");
 }
 
 #[test]
 fn encode_symbols_matches_encode_symbol() {
+    let engine = Engine::detect();
     let mut rng = Rng::new(5);
     for &(k, s, first, count) in &[
         (20usize, 128usize, 0u16, 30usize),
@@ -239,10 +288,14 @@ fn encode_symbols_matches_encode_symbol() {
         let mut block = vec![0u8; k * s];
         rng.fill(&mut block);
         let mut out = vec![0u8; count * s];
-        encode_symbols(&block, k, s, first, count, &mut out).unwrap();
+        engine
+            .encode_symbols(&block, k, s, first, count, &mut out)
+            .unwrap();
         let mut one = vec![0u8; s];
         for i in 0..count {
-            encode_symbol(&block, k, s, first + i as u16, &mut one).unwrap();
+            engine
+                .encode_symbol(&block, k, s, first + i as u16, &mut one)
+                .unwrap();
             assert_eq!(
                 &out[i * s..(i + 1) * s],
                 &one[..],
@@ -254,30 +307,44 @@ fn encode_symbols_matches_encode_symbol() {
 }
 
 /// Builds a received block from random source positions replaced by the given repair esis,
-/// decodes it, and checks the exact bytes.
-fn roundtrip(rng: &mut Rng, k: usize, s: usize, missing: &[usize], repairs: &[usize]) {
+/// decodes it with `engine`, and checks the exact bytes.
+fn roundtrip(
+    engine: Engine,
+    rng: &mut Rng,
+    k: usize,
+    s: usize,
+    missing: &[usize],
+    repairs: &[usize],
+) {
     assert_eq!(missing.len(), repairs.len());
     let mut original = vec![0u8; k * s];
     rng.fill(&mut original);
     let mut block = original.clone();
     let mut esi_at: Vec<u16> = (0..k as u16).collect();
     for (&m, &r) in missing.iter().zip(repairs) {
-        encode_symbol(&original, k, s, r as u16, &mut block[m * s..(m + 1) * s]).unwrap();
+        Engine::detect()
+            .encode_symbol(&original, k, s, r as u16, &mut block[m * s..(m + 1) * s])
+            .unwrap();
         esi_at[m] = r as u16;
     }
     let mut scratch = vec![0u8; decode_scratch_bytes(k, s)];
     rng.fill(&mut scratch);
-    decode_in_place(&mut block, k, s, &mut esi_at, &mut scratch).unwrap();
+    engine
+        .decode_in_place(&mut block, k, s, &mut esi_at, &mut scratch)
+        .unwrap();
     let identity: Vec<u16> = (0..k as u16).collect();
-    assert_eq!(esi_at, identity, "k={k} s={s}");
+    let kernel = engine.kernel();
+    assert_eq!(esi_at, identity, "{kernel} k={k} s={s}");
     assert!(
         block == original,
-        "decode mismatch k={k} s={s} missing={missing:?} repairs={repairs:?}"
+        "{kernel} decode mismatch k={k} s={s} missing={missing:?} repairs={repairs:?}"
     );
 }
 
 #[test]
 fn decode_any_k_of_n() {
+    // Every engine in turn: each must rebuild the exact bytes.
+    let engines = available_engines();
     let mut rng = Rng::new(6);
     let mut work = 0usize;
     let mut cases = 0;
@@ -300,7 +367,8 @@ fn decode_any_k_of_n() {
         if e > 0 && rng.below(3) == 0 && !repairs.contains(&65_535) {
             repairs[0] = 65_535;
         }
-        roundtrip(&mut rng, k, s, &missing, &repairs);
+        let engine = engines[cases % engines.len()];
+        roundtrip(engine, &mut rng, k, s, &missing, &repairs);
         work += (e + 1) * k * s;
         cases += 1;
     }
@@ -309,12 +377,14 @@ fn decode_any_k_of_n() {
 
 #[test]
 fn decode_edge_geometries() {
+    let engine = Engine::detect();
     let mut rng = Rng::new(7);
     // k = 1: the single source replaced by the highest and lowest repairs.
-    roundtrip(&mut rng, 1, 64, &[0], &[1]);
-    roundtrip(&mut rng, 1, 1408, &[0], &[65_535]);
+    roundtrip(engine, &mut rng, 1, 64, &[0], &[1]);
+    roundtrip(engine, &mut rng, 1, 1408, &[0], &[65_535]);
     // All sources missing: the code is MDS, the k repairs alone suffice.
     roundtrip(
+        engine,
         &mut rng,
         12,
         128,
@@ -322,33 +392,33 @@ fn decode_edge_geometries() {
         &(12..24).collect::<Vec<_>>(),
     );
     let high: Vec<usize> = (65_536 - 9..65_536).collect();
-    roundtrip(&mut rng, 9, 64, &(0..9).rev().collect::<Vec<_>>(), &high);
+    roundtrip(
+        engine,
+        &mut rng,
+        9,
+        64,
+        &(0..9).rev().collect::<Vec<_>>(),
+        &high,
+    );
     // Nothing missing.
-    roundtrip(&mut rng, 5, 64, &[], &[]);
+    roundtrip(engine, &mut rng, 5, 64, &[], &[]);
     // k = MAX_K with small symbols.
     let missing = rng.distinct(6, 0, MAX_K - 1);
     let repairs = rng.distinct(6, MAX_K, 65_535);
-    roundtrip(&mut rng, MAX_K, 64, &missing, &repairs);
-    roundtrip(&mut rng, MAX_K, 64, &[0, MAX_K - 1], &[65_535, MAX_K]);
-}
-
-#[test]
-fn decode_with_every_kernel() {
-    // Results must not depend on the kernel; restore the best one afterwards.
-    let mut rng = Rng::new(8);
-    for kernel in available_kernels() {
-        fec::set_kernel(kernel).unwrap();
-        assert_eq!(fec::active_kernel(), kernel);
-        let k = 64;
-        let missing = rng.distinct(10, 0, k - 1);
-        let repairs = rng.distinct(10, k, 65_535);
-        roundtrip(&mut rng, k, 320, &missing, &repairs);
-    }
-    fec::set_kernel(fec::best_kernel()).unwrap();
+    roundtrip(engine, &mut rng, MAX_K, 64, &missing, &repairs);
+    roundtrip(
+        engine,
+        &mut rng,
+        MAX_K,
+        64,
+        &[0, MAX_K - 1],
+        &[65_535, MAX_K],
+    );
 }
 
 #[test]
 fn decode_errors_leave_block_untouched() {
+    let engine = Engine::detect();
     let (k, s) = (8usize, 64usize);
     let mut rng = Rng::new(9);
     let mut original = vec![0u8; k * s];
@@ -357,7 +427,7 @@ fn decode_errors_leave_block_untouched() {
     let check = |esi: &[u16], scratch: &mut [u8], expect: FecError| {
         let mut block = original.clone();
         let mut esi_at = esi.to_vec();
-        let r = decode_in_place(&mut block, k, s, &mut esi_at, scratch);
+        let r = engine.decode_in_place(&mut block, k, s, &mut esi_at, scratch);
         assert_eq!(r, Err(expect), "{esi:?}");
         assert_eq!(block, original);
         assert_eq!(esi_at, esi);
@@ -397,12 +467,12 @@ fn decode_errors_leave_block_untouched() {
     let mut esi_at: Vec<u16> = (0..k as u16).collect();
     let mut block = original.clone();
     assert_eq!(
-        decode_in_place(&mut block[..k * s - 1], k, s, &mut esi_at, &mut scratch),
+        engine.decode_in_place(&mut block[..k * s - 1], k, s, &mut esi_at, &mut scratch),
         Err(FecError::BufferTooSmall)
     );
     for (kk, ss) in [(0, 64), (MAX_K + 1, 64), (k, 0), (k, 100), (k, 32)] {
         assert_eq!(
-            decode_in_place(&mut block, kk, ss, &mut esi_at, &mut scratch),
+            engine.decode_in_place(&mut block, kk, ss, &mut esi_at, &mut scratch),
             Err(FecError::BadGeometry),
             "k={kk} s={ss}"
         );
@@ -412,35 +482,39 @@ fn decode_errors_leave_block_untouched() {
 
 #[test]
 fn encode_errors() {
+    let engine = Engine::detect();
     let (k, s) = (4usize, 128usize);
     let block = vec![7u8; k * s];
     let mut out = vec![0u8; 3 * s];
     assert_eq!(
-        encode_symbol(&block[..k * s - 64], k, s, 9, &mut out),
+        engine.encode_symbol(&block[..k * s - 64], k, s, 9, &mut out),
         Err(FecError::BufferTooSmall)
     );
     assert_eq!(
-        encode_symbol(&block, k, s, 9, &mut out[..s - 64]),
+        engine.encode_symbol(&block, k, s, 9, &mut out[..s - 64]),
         Err(FecError::BufferTooSmall)
     );
     assert_eq!(
-        encode_symbols(&block, k, s, 9, 4, &mut out),
+        engine.encode_symbols(&block, k, s, 9, 4, &mut out),
         Err(FecError::BufferTooSmall)
     );
     assert_eq!(
-        encode_symbols(&block, k, s, 65_534, 3, &mut out),
+        engine.encode_symbols(&block, k, s, 65_534, 3, &mut out),
         Err(FecError::BadEsi)
     );
-    assert_eq!(encode_symbols(&block, k, s, 65_533, 3, &mut out), Ok(()));
     assert_eq!(
-        encode_symbol(&block, 0, s, 0, &mut out),
+        engine.encode_symbols(&block, k, s, 65_533, 3, &mut out),
+        Ok(())
+    );
+    assert_eq!(
+        engine.encode_symbol(&block, 0, s, 0, &mut out),
         Err(FecError::BadGeometry)
     );
     assert_eq!(
-        encode_symbol(&block, k, 65, 0, &mut out),
+        engine.encode_symbol(&block, k, 65, 0, &mut out),
         Err(FecError::BadGeometry)
     );
-    assert_eq!(encode_symbols(&block, k, s, 0, 0, &mut out), Ok(()));
+    assert_eq!(engine.encode_symbols(&block, k, s, 0, 0, &mut out), Ok(()));
     // Errors display something readable.
     assert!(!FecError::DuplicateEsi.to_string().is_empty());
 }

@@ -59,6 +59,8 @@ pub struct SenderConfig {
     pub report_interval_ms: u32,
     /// Status reports per second the sender is willing to handle from all clients together.
     pub report_budget_per_s: u32,
+    /// Erasure-code kernel that builds the symbols (only speed depends on it).
+    pub engine: fec::Engine,
 }
 
 impl SenderConfig {
@@ -85,6 +87,7 @@ impl SenderConfig {
             in_flight_us: 300_000,
             report_interval_ms: 200,
             report_budget_per_s: 2000,
+            engine: fec::Engine::detect(),
         }
     }
 }

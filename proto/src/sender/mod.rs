@@ -53,7 +53,6 @@ use schedule::{LossView, Schedule, SymbolKind};
 use suppression::Suppression;
 use timers::{Timer, TimerTable};
 
-use crate::fec;
 use crate::wire::{
     self, ANNOUNCE_CLOSING, ANNOUNCE_DIGEST_KNOWN, ANNOUNCE_LEN, ANNOUNCE_STARTED, Announce,
     DATA_HEADER_LEN, DATA_OVERHEAD, FailReason, PacketType, RESULT_ACK_LEN, WireError,
@@ -659,7 +658,10 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             .check(&g, block, &block_data[..g.block_len(block)]);
         wire::write_data_header(buf, self.cfg.session_id, block, esi, seq, check);
         let out = &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + s];
-        fec::encode_symbol(block_data, k, s, esi, out).map_err(SenderError::Fec)?;
+        self.cfg
+            .engine
+            .encode_symbol(block_data, k, s, esi, out)
+            .map_err(SenderError::Fec)?;
         Ok(wire::seal_data(buf, s))
     }
 
