@@ -446,3 +446,175 @@ fn random_bytes_never_panic() {
         let _ = parse_any(&p);
     }
 }
+
+/// Golden bytes: each packet type exactly as the protocol-1 writer produced it before the
+/// field tables existed. Any change here is a wire-format change, not a refactoring.
+mod golden {
+    use super::*;
+
+    const DATA: &str = "42424e440101000088776655443322110d0c0b0a34120000efbeadde0403020101080f161d242b323940474e555c636a71787f868d949ba2a9b0b7bec5ccd3dae1e8eff6fd040b121920272e353c434a51585f666d747b828990979ea5acb3bad7037510";
+    const ANNOUNCE_DIGEST: &str = "42424e440102000088776655443322111100a0000000000080050000000200000f0000000300000008070605fa000000a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000000d6c50976";
+    const ANNOUNCE_CLOSING_NO_DIGEST: &str = "42424e440102000088776655443322111100a0000000000080050000000200000f000000040000000300000060ea00000000000000000000000000000000000000000000000000000000000000000000000000009fb21b5b";
+    const STATUS: &str = "42424e44010300008877665544332211080706050403020122221111444433334d0000003930000002000100000000000500000002000300000000010302050495e6ca8f";
+    const RESULT_VERIFIED: &str = "42424e440104000088776655443322110807060504030201010000000605040302010000a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfb05f7df4";
+    const RESULT_FAILED: &str = "42424e4401040000887766554433221109000000000000000007000000100000000000000000000000000000000000000000000000000000000000000000000000000000a1de0e9e";
+    const RESULT_ACK: &str = "42424e44010500008877665544332211080706050403020143676a68";
+
+    const CLIENT: u64 = 0x0102_0304_0506_0708;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn digest() -> [u8; 32] {
+        core::array::from_fn(|i| (0xa0 + i) as u8)
+    }
+
+    fn body(pkt: &[u8], ty: PacketType) -> &[u8] {
+        let (h, body) = open(pkt).unwrap();
+        assert_eq!(
+            h,
+            Header {
+                ty,
+                session: SESSION
+            }
+        );
+        body
+    }
+
+    #[test]
+    fn data_bytes_are_pinned() {
+        let payload: Vec<u8> = (0..64u32).map(|i| (i * 7 + 1) as u8).collect();
+        let d = Data {
+            block: 0x0a0b_0c0d,
+            esi: 0x1234,
+            seq: 0xdead_beef,
+            block_check: 0x0102_0304,
+            payload: &payload,
+        };
+        let mut buf = vec![0u8; 512];
+        let n = write_data(&mut buf, SESSION, &d).unwrap();
+        assert_eq!(hex(&buf[..n]), DATA);
+        let pkt = unhex(DATA);
+        assert_eq!(parse_data(body(&pkt, PacketType::Data)).unwrap(), d);
+    }
+
+    #[test]
+    fn announce_bytes_are_pinned() {
+        let g = geometry();
+        let mut buf = [0u8; ANNOUNCE_LEN];
+        let with_digest = Announce {
+            geometry: g,
+            flags: ANNOUNCE_DIGEST_KNOWN | ANNOUNCE_STARTED,
+            seq: 0x0506_0708,
+            report_interval_ms: 250,
+            digest: digest(),
+        };
+        write_announce(&mut buf, SESSION, &with_digest).unwrap();
+        assert_eq!(hex(&buf), ANNOUNCE_DIGEST);
+        let pkt = unhex(ANNOUNCE_DIGEST);
+        assert_eq!(
+            parse_announce(body(&pkt, PacketType::Announce)).unwrap(),
+            with_digest
+        );
+
+        let closing = Announce {
+            geometry: g,
+            flags: ANNOUNCE_CLOSING,
+            seq: 3,
+            report_interval_ms: 60_000,
+            digest: [0; 32],
+        };
+        write_announce(&mut buf, SESSION, &closing).unwrap();
+        assert_eq!(hex(&buf), ANNOUNCE_CLOSING_NO_DIGEST);
+        let pkt = unhex(ANNOUNCE_CLOSING_NO_DIGEST);
+        assert_eq!(
+            parse_announce(body(&pkt, PacketType::Announce)).unwrap(),
+            closing
+        );
+    }
+
+    #[test]
+    fn status_bytes_are_pinned() {
+        let head = StatusHead {
+            client_id: CLIENT,
+            report_seq: 0x1111_2222,
+            last_seq: 0x3333_4444,
+            blocks_done: 77,
+            loss_ppm: 12_345,
+            phase: ClientPhase::Finishing,
+        };
+        let ranges = [
+            DeficitRange {
+                first: 5,
+                len: 2,
+                deficit: 3,
+            },
+            DeficitRange {
+                first: 0x0100_0000,
+                len: 0x0203,
+                deficit: 0x0405,
+            },
+        ];
+        let mut buf = [0u8; 128];
+        let n = write_status(&mut buf, SESSION, &head, &ranges).unwrap();
+        assert_eq!(hex(&buf[..n]), STATUS);
+        let pkt = unhex(STATUS);
+        let s = parse_status(body(&pkt, PacketType::Status)).unwrap();
+        assert_eq!(s.head, head);
+        assert_eq!(s.ranges().collect::<Vec<_>>(), ranges);
+    }
+
+    #[test]
+    fn result_bytes_are_pinned() {
+        let mut buf = [0u8; RESULT_LEN];
+        let verified = ResultReport {
+            client_id: CLIENT,
+            verified: true,
+            reason: FailReason::None,
+            bytes_written: 0x0102_0304_0506,
+            digest: digest(),
+        };
+        write_result(&mut buf, SESSION, &verified).unwrap();
+        assert_eq!(hex(&buf), RESULT_VERIFIED);
+        let pkt = unhex(RESULT_VERIFIED);
+        assert_eq!(
+            parse_result(body(&pkt, PacketType::Result)).unwrap(),
+            verified
+        );
+
+        let failed = ResultReport {
+            client_id: 9,
+            verified: false,
+            reason: FailReason::Interrupted,
+            bytes_written: 4096,
+            digest: [0; 32],
+        };
+        write_result(&mut buf, SESSION, &failed).unwrap();
+        assert_eq!(hex(&buf), RESULT_FAILED);
+        let pkt = unhex(RESULT_FAILED);
+        assert_eq!(
+            parse_result(body(&pkt, PacketType::Result)).unwrap(),
+            failed
+        );
+    }
+
+    #[test]
+    fn result_ack_bytes_are_pinned() {
+        let mut buf = [0u8; RESULT_ACK_LEN];
+        write_result_ack(&mut buf, SESSION, CLIENT).unwrap();
+        assert_eq!(hex(&buf), RESULT_ACK);
+        let pkt = unhex(RESULT_ACK);
+        assert_eq!(
+            parse_result_ack(body(&pkt, PacketType::ResultAck)).unwrap(),
+            CLIENT
+        );
+    }
+}
