@@ -21,13 +21,10 @@ use crate::deficit::DeficitTree;
 use crate::digest::{DigestAccumulator, block_check, block_hash};
 use crate::fec;
 use crate::wire::{
-    self, ANNOUNCE_CLOSING, ANNOUNCE_DIGEST_KNOWN, ANNOUNCE_LEN, ANNOUNCE_STARTED, Announce,
-    ClientPhase, DATA_HEADER_LEN, DATA_OVERHEAD, FailReason, Geometry, MAX_ESI, PacketType,
-    RESULT_ACK_LEN, WireError,
+    self, ANNOUNCE_LEN, Announce, AnnounceFlags, ClientPhase, DATA_HEADER_LEN, DATA_OVERHEAD,
+    FRAMING_BYTES, FailReason, Geometry, MAX_ESI, PacketType, RESULT_ACK_LEN, ResultOutcome,
+    WireError,
 };
-
-/// Bytes of Ethernet, IP and UDP framing counted against the rate per datagram.
-pub const FRAMING_BYTES: u64 = 14 + 20 + 8;
 
 /// How the sender behaves. Times are in microseconds.
 #[derive(Clone, Copy, Debug)]
@@ -580,20 +577,20 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         from: A,
         pkt: &[u8],
     ) -> Result<Received, Dropped> {
-        let (hdr, body) = match wire::open(pkt) {
+        let packet = match wire::open(pkt) {
             Ok(x) => x,
             Err(e) => {
                 self.stats.malformed += 1;
                 return Err(Dropped::Malformed(e));
             }
         };
-        if hdr.session != self.cfg.session_id {
+        if packet.session() != self.cfg.session_id {
             self.stats.foreign += 1;
             return Err(Dropped::ForeignSession);
         }
-        let r = match hdr.ty {
-            PacketType::Status => self.handle_status(now_us, from, body),
-            PacketType::Result => self.handle_result(now_us, from, body),
+        let r = match packet.ty() {
+            PacketType::Status => self.handle_status(now_us, from, &packet),
+            PacketType::Result => self.handle_result(now_us, from, &packet),
             _ => {
                 self.stats.unexpected += 1;
                 return Err(Dropped::Unexpected);
@@ -637,8 +634,13 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         Ok((i, true))
     }
 
-    fn handle_status(&mut self, now_us: u64, from: A, body: &[u8]) -> Result<Received, Dropped> {
-        let st = wire::parse_status(body).map_err(Dropped::Malformed)?;
+    fn handle_status(
+        &mut self,
+        now_us: u64,
+        from: A,
+        packet: &wire::Packet<'_>,
+    ) -> Result<Received, Dropped> {
+        let st = packet.status().map_err(Dropped::Malformed)?;
         let (row, new) = self.client_row(now_us, st.head.client_id, from)?;
         self.stats.status_reports += 1;
         let mut lacking = 0u64;
@@ -749,8 +751,13 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         clip
     }
 
-    fn handle_result(&mut self, now_us: u64, from: A, body: &[u8]) -> Result<Received, Dropped> {
-        let res = wire::parse_result(body).map_err(Dropped::Malformed)?;
+    fn handle_result(
+        &mut self,
+        now_us: u64,
+        from: A,
+        packet: &wire::Packet<'_>,
+    ) -> Result<Received, Dropped> {
+        let res = packet.result().map_err(Dropped::Malformed)?;
         let (row, _) = self.client_row(now_us, res.client_id, from)?;
         self.stats.results += 1;
         let digest = self.digest;
@@ -761,13 +768,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         if !repeat {
             c.bytes_written = res.bytes_written;
             c.finished_us = now_us;
-            c.state = if res.verified && digest == Some(res.digest) {
-                ClientState::Verified
-            } else if res.verified {
+            c.state = match res.outcome {
+                ResultOutcome::Verified if digest == Some(res.digest) => ClientState::Verified,
                 // The client believes it verified, but not against this image's digest.
-                ClientState::Failed(FailReason::DigestMismatch)
-            } else {
-                ClientState::Failed(res.reason)
+                ResultOutcome::Verified => ClientState::Failed(FailReason::DigestMismatch),
+                ResultOutcome::Failed(reason) => ClientState::Failed(reason),
             };
             if c.state == ClientState::Verified {
                 c.blocks_done = self.blocks;
@@ -1087,22 +1092,19 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
 
     /// Builds the announce packet; returns its length.
     pub fn build_announce(&self, buf: &mut [u8]) -> Result<usize, SenderError> {
-        let mut flags = 0;
-        if self.digest.is_some() {
-            flags |= ANNOUNCE_DIGEST_KNOWN;
-        }
+        let mut flags = AnnounceFlags::NONE;
         if self.started {
-            flags |= ANNOUNCE_STARTED;
+            flags |= AnnounceFlags::STARTED;
         }
         if self.closing {
-            flags |= ANNOUNCE_CLOSING;
+            flags |= AnnounceFlags::CLOSING;
         }
         let a = Announce {
             geometry: self.cfg.geometry,
             flags,
             seq: self.seq,
             report_interval_ms: self.report_interval_ms(),
-            digest: self.digest.unwrap_or([0; 32]),
+            digest: self.digest,
         };
         wire::write_announce(buf, self.cfg.session_id, &a).map_err(SenderError::Wire)
     }
@@ -1343,8 +1345,7 @@ mod tests {
         let digest = *s.digest().unwrap();
         let mut res = wire::ResultReport {
             client_id: 1,
-            verified: true,
-            reason: FailReason::None,
+            outcome: ResultOutcome::Verified,
             bytes_written: 256,
             digest,
         };
