@@ -1,9 +1,9 @@
 //! Command-line parsing by hand (no heap): borrowed byte strings from argv.
 
+use bb_proto::wire::{DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT};
+
 use crate::init::cmdline::{parse_ipv4, parse_u32};
 
-pub const DEFAULT_PORT: u16 = 7855;
-pub const DEFAULT_CONTROL_PORT: u16 = 7854;
 pub const DEFAULT_TIMEOUT_S: u32 = 60;
 
 /// Where the multicast group is joined.
@@ -44,7 +44,7 @@ impl Options<'_> {
             output: Output::Stdout,
             group: None,
             iface: Iface::Any,
-            port: DEFAULT_PORT,
+            port: DEFAULT_DATA_PORT,
             control_port: DEFAULT_CONTROL_PORT,
             timeout_s: DEFAULT_TIMEOUT_S,
             quiet: false,

@@ -487,7 +487,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
             match reason {
                 FailReason::DigestMismatch => EXIT_VERIFY,
                 FailReason::TargetTooSmall => EXIT_TARGET,
-                FailReason::IoError | FailReason::None => EXIT_IO,
+                FailReason::IoError => EXIT_IO,
                 FailReason::ImageTooLarge => EXIT_TOO_LARGE,
                 FailReason::ServerGone | FailReason::Timeout => EXIT_NO_SERVER,
                 FailReason::Interrupted => EXIT_INTERRUPTED,

@@ -3,7 +3,7 @@
 #![no_main]
 
 use bb_proto::receiver::{Receiver, ReceiverConfig, ReceiverStorage, Slot};
-use bb_proto::wire::{self, Announce, Geometry};
+use bb_proto::wire::{self, Announce, AnnounceFlags, Geometry};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "datagrams.rs"]
@@ -22,7 +22,7 @@ fuzz_target!(|input: &[u8]| {
         ReceiverStorage { done: &mut done, pool: &mut pool, slots: &mut slots, esi_at: &mut esi_at, scratch: &mut scr },
     );
     let mut buf = [0u8; 256];
-    let a = Announce { geometry: g, flags: 0, seq: 0, report_interval_ms: 100, digest: [0; 32] };
+    let a = Announce { geometry: g, flags: AnnounceFlags::NONE, seq: 0, report_interval_ms: 100, digest: None };
     let n = wire::write_announce(&mut buf, SESSION, &a).unwrap();
     rx.handle_datagram(0, &buf[..n]).unwrap();
     let mut now = 0u64;

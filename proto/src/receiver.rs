@@ -16,8 +16,8 @@
 use crate::digest::{DigestAccumulator, block_check, block_hash};
 use crate::fec;
 use crate::wire::{
-    self, ANNOUNCE_CLOSING, ClientPhase, DeficitRange, FailReason, Geometry, MAX_RANGES,
-    PacketType, ResultReport, StatusHead, WireError,
+    self, AnnounceFlags, ClientPhase, DeficitRange, FailReason, Geometry, MAX_RANGES, PacketType,
+    ResultOutcome, ResultReport, StatusHead, WireError,
 };
 
 const EMPTY: u16 = 0xFFFF;
@@ -359,28 +359,28 @@ impl<'a> Receiver<'a> {
     }
 
     fn handle_inner(&mut self, now_us: u64, pkt: &[u8]) -> Result<Event, Dropped> {
-        let (hdr, body) = wire::open(pkt).map_err(Dropped::Malformed)?;
+        let packet = wire::open(pkt).map_err(Dropped::Malformed)?;
         if let Some(s) = &self.session
-            && s.id != hdr.session
+            && s.id != packet.session()
         {
             return Err(Dropped::ForeignSession);
         }
-        match hdr.ty {
+        match packet.ty() {
             PacketType::Announce => {
-                let a = wire::parse_announce(body).map_err(Dropped::Malformed)?;
-                self.handle_announce(now_us, hdr.session, &a)
+                let a = packet.announce().map_err(Dropped::Malformed)?;
+                self.handle_announce(now_us, packet.session(), &a)
             }
             PacketType::Data => {
                 if self.session.is_none() {
                     // Validate anyway so garbage is counted as garbage.
-                    wire::parse_data(body).map_err(Dropped::Malformed)?;
+                    packet.data().map_err(Dropped::Malformed)?;
                     return Err(Dropped::NotBound);
                 }
-                let d = wire::parse_data(body).map_err(Dropped::Malformed)?;
+                let d = packet.data().map_err(Dropped::Malformed)?;
                 self.handle_data(now_us, &d).map(|_| Event::Nothing)
             }
             PacketType::ResultAck => {
-                let id = wire::parse_result_ack(body).map_err(Dropped::Malformed)?;
+                let id = packet.result_ack().map_err(Dropped::Malformed)?;
                 if self.session.is_none() || id != self.cfg.client_id || self.outcome.is_none() {
                     return Err(Dropped::Unexpected);
                 }
@@ -407,18 +407,18 @@ impl<'a> Receiver<'a> {
             if s.geometry != a.geometry {
                 return Err(Dropped::Malformed(WireError::BadField("geometry changed")));
             }
-            if let (Some(old), Some(new)) = (s.digest, a.digest())
-                && old != *new
+            if let (Some(old), Some(new)) = (s.digest, a.digest)
+                && old != new
             {
                 return Err(Dropped::Malformed(WireError::BadField("digest changed")));
             }
             if s.digest.is_none() {
-                s.digest = a.digest().copied();
+                s.digest = a.digest;
             }
             s.report_interval_us = interval;
             // The announce's sequence number is not evidence of data seen: a server that
             // batches its sends may announce before the data it numbered has left.
-            if a.flags & ANNOUNCE_CLOSING != 0 && self.outcome.is_none() {
+            if a.flags.contains(AnnounceFlags::CLOSING) && self.outcome.is_none() {
                 return Ok(Event::ServerClosing);
             }
             return Ok(Event::Nothing);
@@ -440,7 +440,7 @@ impl<'a> Receiver<'a> {
         self.session = Some(Session {
             id,
             geometry: g,
-            digest: a.digest().copied(),
+            digest: a.digest,
             report_interval_us: interval,
             blocks,
             slots,
@@ -682,11 +682,7 @@ impl<'a> Receiver<'a> {
     /// result is still reported to the server.
     pub fn fail(&mut self, now_us: u64, reason: FailReason) {
         if self.outcome.is_none() {
-            self.outcome = Some(Outcome::Failed(if reason == FailReason::None {
-                FailReason::IoError
-            } else {
-                reason
-            }));
+            self.outcome = Some(Outcome::Failed(reason));
             self.next_result_us = now_us;
         }
     }
@@ -709,14 +705,12 @@ impl<'a> Receiver<'a> {
             if self.finished() || now_us < self.next_result_us {
                 return None;
             }
-            let (verified, reason) = match outcome {
-                Outcome::Verified { .. } => (true, FailReason::None),
-                Outcome::Failed(r) => (false, r),
-            };
             let r = ResultReport {
                 client_id: self.cfg.client_id,
-                verified,
-                reason,
+                outcome: match outcome {
+                    Outcome::Verified { .. } => ResultOutcome::Verified,
+                    Outcome::Failed(reason) => ResultOutcome::Failed(reason),
+                },
                 bytes_written: self.bytes_written,
                 digest: self.computed_digest,
             };

@@ -17,7 +17,7 @@ fn geometry() -> Geometry {
     Geometry::new(10 * 1024 * 1024 + 17, 1408, 512).unwrap()
 }
 
-fn announce_pkt(flags: u32, digest: [u8; 32]) -> Vec<u8> {
+fn announce_pkt(flags: AnnounceFlags, digest: Option<[u8; 32]>) -> Vec<u8> {
     let a = Announce {
         geometry: geometry(),
         flags,
@@ -31,13 +31,13 @@ fn announce_pkt(flags: u32, digest: [u8; 32]) -> Vec<u8> {
 }
 
 fn parse_any(pkt: &[u8]) -> Result<(), WireError> {
-    let (h, body) = open(pkt)?;
-    match h.ty {
-        PacketType::Data => parse_data(body).map(|_| ()),
-        PacketType::Announce => parse_announce(body).map(|_| ()),
-        PacketType::Status => parse_status(body).map(|_| ()),
-        PacketType::Result => parse_result(body).map(|_| ()),
-        PacketType::ResultAck => parse_result_ack(body).map(|_| ()),
+    let p = open(pkt)?;
+    match p.ty() {
+        PacketType::Data => p.data().map(|_| ()),
+        PacketType::Announce => p.announce().map(|_| ()),
+        PacketType::Status => p.status().map(|_| ()),
+        PacketType::Result => p.result().map(|_| ()),
+        PacketType::ResultAck => p.result_ack().map(|_| ()),
     }
 }
 
@@ -54,15 +54,17 @@ fn data_round_trips() {
     let mut buf = vec![0u8; 1500];
     let n = write_data(&mut buf, SESSION, &d).unwrap();
     assert_eq!(n, DATA_OVERHEAD + 1408);
-    let (h, body) = open(&buf[..n]).unwrap();
+    let p = open(&buf[..n]).unwrap();
     assert_eq!(
-        h,
+        p.header(),
         Header {
             ty: PacketType::Data,
             session: SESSION
         }
     );
-    assert_eq!(parse_data(body).unwrap(), d);
+    assert_eq!((p.ty(), p.session()), (PacketType::Data, SESSION));
+    assert_eq!(p.as_bytes(), &buf[..n]);
+    assert_eq!(p.data().unwrap(), d);
     // Byte layout (docs/PROTOCOL.md): magic, version, type, flags, session, block, esi.
     assert_eq!(&buf[0..4], b"BBND");
     assert_eq!((buf[4], buf[5]), (VERSION, 1));
@@ -86,33 +88,32 @@ fn data_malformed_fields_are_rejected() {
     let mut buf = vec![0u8; 512];
     let n = write_data(&mut buf, SESSION, &d).unwrap();
     let good = buf[..n].to_vec();
-    let body = |p: &[u8]| open(p).map(|(_, b)| b.to_vec());
+    let data = |p: &[u8]| open(p).unwrap().data().map(|_| ());
     // esi 0xFFFF is reserved.
     let mut p = good.clone();
     p[20..22].copy_from_slice(&0xFFFFu16.to_le_bytes());
     reseal(&mut p);
-    assert_eq!(
-        parse_data(&body(&p).unwrap()),
-        Err(WireError::BadField("esi"))
-    );
+    assert_eq!(data(&p), Err(WireError::BadField("esi")));
     // Reserved bytes must be zero.
     let mut p = good.clone();
     p[22] = 1;
     reseal(&mut p);
-    assert_eq!(
-        parse_data(&body(&p).unwrap()),
-        Err(WireError::BadField("reserved"))
-    );
+    assert_eq!(data(&p), Err(WireError::BadField("reserved")));
     // A payload that is not a whole number of 64-byte units.
     let mut p = good[..n - CRC_LEN - 10].to_vec();
     p.extend_from_slice(&[0; CRC_LEN]);
     reseal(&mut p);
-    assert_eq!(parse_data(&body(&p).unwrap()), Err(WireError::BadLength));
+    assert_eq!(data(&p), Err(WireError::BadLength));
+    // A payload larger than any symbol.
+    let big = vec![0u8; MAX_SYMBOL_SIZE as usize + SYMBOL_ALIGN as usize];
+    let mut buf = vec![0u8; DATA_OVERHEAD + big.len()];
+    let n = write_data(&mut buf, SESSION, &Data { payload: &big, ..d }).unwrap();
+    assert_eq!(data(&buf[..n]), Err(WireError::BadLength));
     // No payload at all.
     let mut p = good[..DATA_HEADER_LEN].to_vec();
     p.extend_from_slice(&[0; CRC_LEN]);
     reseal(&mut p);
-    assert_eq!(parse_data(&body(&p).unwrap()), Err(WireError::Truncated));
+    assert_eq!(data(&p), Err(WireError::Truncated));
     // Output buffer too small.
     assert_eq!(
         write_data(&mut [0u8; 100], SESSION, &d),
@@ -122,7 +123,7 @@ fn data_malformed_fields_are_rejected() {
 
 #[test]
 fn header_checks_reject_foreign_and_damaged_packets() {
-    let good = announce_pkt(0, [0; 32]);
+    let good = announce_pkt(AnnounceFlags::NONE, None);
     assert!(parse_any(&good).is_ok());
     let mut p = good.clone();
     p[0] = b'X';
@@ -154,19 +155,39 @@ fn header_checks_reject_foreign_and_damaged_packets() {
 #[test]
 fn announce_round_trips_and_rejects_bad_geometry() {
     let digest = [0xab; 32];
-    let p = announce_pkt(ANNOUNCE_DIGEST_KNOWN | ANNOUNCE_STARTED, digest);
-    let (h, body) = open(&p).unwrap();
-    assert_eq!(h.ty, PacketType::Announce);
-    let a = parse_announce(body).unwrap();
+    let p = announce_pkt(AnnounceFlags::STARTED, Some(digest));
+    let p = open(&p).unwrap();
+    assert_eq!(p.ty(), PacketType::Announce);
+    let a = p.announce().unwrap();
     assert_eq!(a.geometry, geometry());
     assert_eq!((a.seq, a.report_interval_ms), (99, 200));
-    assert_eq!(a.digest(), Some(&digest));
-    assert_eq!(
-        parse_announce(open(&announce_pkt(0, [0; 32])).unwrap().1)
-            .unwrap()
-            .digest(),
-        None
-    );
+    assert_eq!(a.flags, AnnounceFlags::STARTED);
+    assert_eq!(a.digest, Some(digest));
+    // Every combination of flags and digest comes back as it was written.
+    let flag_sets = [
+        AnnounceFlags::NONE,
+        AnnounceFlags::STARTED,
+        AnnounceFlags::CLOSING,
+        AnnounceFlags::STARTED | AnnounceFlags::CLOSING,
+    ];
+    for flags in flag_sets {
+        for digest in [None, Some(digest), Some([0; 32])] {
+            let a = open(&announce_pkt(flags, digest))
+                .unwrap()
+                .announce()
+                .unwrap();
+            assert_eq!((a.flags, a.digest), (flags, digest));
+        }
+    }
+    // The digest-known bit (1) follows the digest; started is 2, closing 4.
+    let flags_word =
+        |flags, digest| u32::from_le_bytes(announce_pkt(flags, digest)[36..40].try_into().unwrap());
+    assert_eq!(flags_word(AnnounceFlags::NONE, None), 0);
+    assert_eq!(flags_word(AnnounceFlags::NONE, Some([0; 32])), 1);
+    assert_eq!(flags_word(AnnounceFlags::STARTED, None), 2);
+    assert_eq!(flags_word(AnnounceFlags::CLOSING, Some(digest)), 5);
+    assert!((AnnounceFlags::STARTED | AnnounceFlags::CLOSING).contains(AnnounceFlags::CLOSING));
+    assert!(!AnnounceFlags::STARTED.contains(AnnounceFlags::CLOSING));
 
     let cases: &[(usize, &[u8], WireError)] = &[
         (
@@ -201,23 +222,23 @@ fn announce_round_trips_and_rejects_bad_geometry() {
         (80, &1u32.to_le_bytes(), WireError::BadField("reserved")),
     ];
     for (at, bytes, err) in cases {
-        let mut p = announce_pkt(ANNOUNCE_DIGEST_KNOWN, digest);
+        let mut p = announce_pkt(AnnounceFlags::NONE, Some(digest));
         p[*at..*at + bytes.len()].copy_from_slice(bytes);
         reseal(&mut p);
         assert_eq!(parse_any(&p), Err(*err), "offset {at}");
     }
     // A digest without the flag that says it is valid.
-    let mut p = announce_pkt(0, [0; 32]);
+    let mut p = announce_pkt(AnnounceFlags::NONE, None);
     p[48] = 1;
     reseal(&mut p);
     assert_eq!(parse_any(&p), Err(WireError::BadField("digest")));
     // An image so large its block count overflows u32.
-    let mut p = announce_pkt(0, [0; 32]);
+    let mut p = announce_pkt(AnnounceFlags::NONE, None);
     p[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
     reseal(&mut p);
     assert_eq!(parse_any(&p), Err(WireError::BadField("image_size")));
     // Wrong length.
-    let mut p = announce_pkt(0, [0; 32]);
+    let mut p = announce_pkt(AnnounceFlags::NONE, None);
     p.insert(30, 0);
     reseal(&mut p);
     assert_eq!(parse_any(&p), Err(WireError::BadLength));
@@ -249,9 +270,10 @@ fn status_round_trips_with_ranges() {
         .collect();
     let p = status_pkt(&ranges);
     assert!(p.len() <= 1472, "a full status fits an MTU-1500 datagram");
-    let (h, body) = open(&p).unwrap();
-    assert_eq!(h.ty, PacketType::Status);
-    let s = parse_status(body).unwrap();
+    let p = open(&p).unwrap();
+    assert_eq!(p.ty(), PacketType::Status);
+    let s = p.status().unwrap();
+    assert_eq!(s.range_count(), MAX_RANGES);
     assert_eq!(s.head.client_id, 42);
     assert_eq!(
         (
@@ -335,23 +357,43 @@ fn status_malformed_fields_are_rejected() {
 fn result_and_ack_round_trip_and_reject_inconsistent_fields() {
     let res = ResultReport {
         client_id: 9,
-        verified: false,
-        reason: FailReason::TargetTooSmall,
+        outcome: ResultOutcome::Failed(FailReason::TargetTooSmall),
         bytes_written: 0,
         digest: [3; 32],
     };
     let mut buf = vec![0u8; RESULT_LEN];
     let n = write_result(&mut buf, SESSION, &res).unwrap();
     assert_eq!(n, RESULT_LEN);
-    assert_eq!(parse_result(open(&buf).unwrap().1).unwrap(), res);
+    assert_eq!(open(&buf).unwrap().result().unwrap(), res);
+    // Every failure reason keeps its wire code and comes back as it was written.
+    let reasons = [
+        (FailReason::DigestMismatch, 1),
+        (FailReason::IoError, 2),
+        (FailReason::TargetTooSmall, 3),
+        (FailReason::ImageTooLarge, 4),
+        (FailReason::ServerGone, 5),
+        (FailReason::Timeout, 6),
+        (FailReason::Interrupted, 7),
+    ];
+    for (reason, code) in reasons {
+        let failed = ResultReport {
+            outcome: ResultOutcome::Failed(reason),
+            ..res
+        };
+        write_result(&mut buf, SESSION, &failed).unwrap();
+        assert_eq!((buf[24], buf[25]), (0, code));
+        assert_eq!(open(&buf).unwrap().result().unwrap(), failed);
+        assert_eq!(FailReason::from_u8(code), Some(reason));
+    }
+    assert_eq!(FailReason::from_u8(0), None);
     let ok = ResultReport {
-        verified: true,
-        reason: FailReason::None,
+        outcome: ResultOutcome::Verified,
         bytes_written: 1 << 40,
         ..res
     };
     write_result(&mut buf, SESSION, &ok).unwrap();
-    assert_eq!(parse_result(open(&buf).unwrap().1).unwrap(), ok);
+    assert_eq!((buf[24], buf[25]), (1, 0));
+    assert_eq!(open(&buf).unwrap().result().unwrap(), ok);
 
     let cases: &[(usize, u8, &str)] = &[
         (24, 2, "verified"),
@@ -380,7 +422,7 @@ fn result_and_ack_round_trip_and_reject_inconsistent_fields() {
         write_result_ack(&mut ack, SESSION, 9).unwrap(),
         RESULT_ACK_LEN
     );
-    assert_eq!(parse_result_ack(open(&ack).unwrap().1).unwrap(), 9);
+    assert_eq!(open(&ack).unwrap().result_ack().unwrap(), 9);
     let mut p = ack.clone();
     p.insert(20, 0);
     reseal(&mut p);
@@ -411,12 +453,172 @@ fn geometry_arithmetic() {
     assert!(Geometry::new(16 << 40, 1408, 512).is_ok());
 }
 
+/// Each table lists its packet's fields in order, without gaps or overlaps, from the end of
+/// the common header to the packet's length (or to where its variable part starts).
+#[test]
+fn field_tables_tile_each_packet() {
+    use bb_proto::wire::field::{self, Field};
+    fn tiles(fields: &[Field], start: usize, end: usize) {
+        let mut at = start;
+        for f in fields {
+            assert_eq!(f.start, at, "{fields:?}");
+            assert!(f.end > f.start, "{fields:?}");
+            at = f.end;
+        }
+        assert_eq!(at, end, "{fields:?}");
+    }
+    use field::{
+        announce as a, data as d, header as h, result as r, result_ack as ra, status as s,
+    };
+    tiles(
+        &[h::MAGIC, h::VERSION, h::TYPE, h::FLAGS, h::SESSION],
+        0,
+        HEADER_LEN,
+    );
+    tiles(
+        &[d::BLOCK, d::ESI, d::RESERVED, d::SEQ, d::BLOCK_CHECK],
+        HEADER_LEN,
+        d::PAYLOAD.start,
+    );
+    tiles(
+        &[
+            a::IMAGE_SIZE,
+            a::SYMBOL_SIZE,
+            a::K,
+            a::BLOCK_COUNT,
+            a::FLAGS,
+            a::SEQ,
+            a::REPORT_INTERVAL_MS,
+            a::DIGEST,
+            a::RESERVED,
+            a::CRC,
+        ],
+        HEADER_LEN,
+        ANNOUNCE_LEN,
+    );
+    tiles(
+        &[
+            s::CLIENT_ID,
+            s::REPORT_SEQ,
+            s::LAST_SEQ,
+            s::BLOCKS_DONE,
+            s::LOSS_PPM,
+            s::RANGE_COUNT,
+            s::PHASE,
+            s::RESERVED,
+        ],
+        HEADER_LEN,
+        s::RANGES.start,
+    );
+    tiles(
+        &[s::range::FIRST, s::range::BLOCKS, s::range::DEFICIT],
+        0,
+        RANGE_LEN,
+    );
+    tiles(
+        &[
+            r::CLIENT_ID,
+            r::VERIFIED,
+            r::REASON,
+            r::RESERVED,
+            r::BYTES_WRITTEN,
+            r::DIGEST,
+            r::CRC,
+        ],
+        HEADER_LEN,
+        RESULT_LEN,
+    );
+    tiles(&[ra::CLIENT_ID, ra::CRC], HEADER_LEN, RESULT_ACK_LEN);
+    // The sizes docs/PROTOCOL.md states.
+    assert_eq!(
+        (HEADER_LEN, DATA_HEADER_LEN, ANNOUNCE_LEN, STATUS_FIXED_LEN),
+        (16, 32, 88, 48)
+    );
+    assert_eq!((RANGE_LEN, RESULT_LEN, RESULT_ACK_LEN), (8, 72, 28));
+}
+
+#[test]
+fn constants_keep_their_values() {
+    assert_eq!(FRAMING_BYTES, 14 + 20 + 8);
+    assert_eq!(MAX_DATAGRAM, 8972);
+    assert_eq!(MAX_RANGES, 177);
+    assert_eq!(MAX_SYMBOL_SIZE, 8896);
+    assert_eq!((MAX_K, SYMBOL_ALIGN), (4096, 64));
+    assert_eq!(
+        (bb_proto::fec::MAX_K, bb_proto::fec::SYMBOL_ALIGN),
+        (4096, 64)
+    );
+    assert_eq!((DEFAULT_DATA_PORT, DEFAULT_CONTROL_PORT), (7855, 7854));
+}
+
+/// A packet read as a type it is not is refused, and every writer refuses a short buffer.
+#[test]
+fn wrong_type_and_short_buffers_are_refused() {
+    let p = announce_pkt(AnnounceFlags::NONE, None);
+    let p = open(&p).unwrap();
+    assert_eq!(p.data().unwrap_err(), WireError::BadType);
+    assert_eq!(p.status().unwrap_err(), WireError::BadType);
+    assert_eq!(p.result().unwrap_err(), WireError::BadType);
+    assert_eq!(p.result_ack().unwrap_err(), WireError::BadType);
+    let mut ack = [0u8; RESULT_ACK_LEN];
+    write_result_ack(&mut ack, SESSION, 1).unwrap();
+    assert_eq!(
+        open(&ack).unwrap().announce().unwrap_err(),
+        WireError::BadType
+    );
+
+    let a = open(&announce_pkt(AnnounceFlags::NONE, None))
+        .unwrap()
+        .announce()
+        .unwrap();
+    let short = &mut [0u8; 16];
+    assert_eq!(
+        write_announce(short, SESSION, &a),
+        Err(WireError::BufferTooSmall)
+    );
+    assert_eq!(
+        write_announce(&mut [0u8; ANNOUNCE_LEN - 1], SESSION, &a),
+        Err(WireError::BufferTooSmall)
+    );
+    let res = ResultReport {
+        client_id: 1,
+        outcome: ResultOutcome::Verified,
+        bytes_written: 0,
+        digest: [0; 32],
+    };
+    assert_eq!(
+        write_result(&mut [0u8; RESULT_LEN - 1], SESSION, &res),
+        Err(WireError::BufferTooSmall)
+    );
+    assert_eq!(
+        write_result_ack(&mut [0u8; RESULT_ACK_LEN - 1], SESSION, 1),
+        Err(WireError::BufferTooSmall)
+    );
+    let head = StatusHead {
+        client_id: 1,
+        report_seq: 0,
+        last_seq: 0,
+        blocks_done: 0,
+        loss_ppm: 0,
+        phase: ClientPhase::Receiving,
+    };
+    let one = [DeficitRange {
+        first: 0,
+        len: 1,
+        deficit: 1,
+    }];
+    assert_eq!(
+        write_status(&mut [0u8; STATUS_FIXED_LEN + CRC_LEN], SESSION, &head, &one),
+        Err(WireError::BufferTooSmall)
+    );
+}
+
 /// Arbitrary bytes never panic any parser (a cheap in-tree fuzz; cargo fuzz goes further).
 #[test]
 fn random_bytes_never_panic() {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let seeds = [
-        announce_pkt(ANNOUNCE_DIGEST_KNOWN, [1; 32]),
+        announce_pkt(AnnounceFlags::NONE, Some([1; 32])),
         status_pkt(&[DeficitRange {
             first: 1,
             len: 2,
@@ -444,5 +646,169 @@ fn random_bytes_never_panic() {
             reseal(&mut p);
         }
         let _ = parse_any(&p);
+    }
+}
+
+/// Golden bytes: each packet type exactly as the protocol-1 writer produced it before the
+/// field tables existed. Any change here is a wire-format change, not a refactoring.
+mod golden {
+    use super::*;
+
+    const DATA: &str = "42424e440101000088776655443322110d0c0b0a34120000efbeadde0403020101080f161d242b323940474e555c636a71787f868d949ba2a9b0b7bec5ccd3dae1e8eff6fd040b121920272e353c434a51585f666d747b828990979ea5acb3bad7037510";
+    const ANNOUNCE_DIGEST: &str = "42424e440102000088776655443322111100a0000000000080050000000200000f0000000300000008070605fa000000a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000000d6c50976";
+    const ANNOUNCE_CLOSING_NO_DIGEST: &str = "42424e440102000088776655443322111100a0000000000080050000000200000f000000040000000300000060ea00000000000000000000000000000000000000000000000000000000000000000000000000009fb21b5b";
+    const STATUS: &str = "42424e44010300008877665544332211080706050403020122221111444433334d0000003930000002000100000000000500000002000300000000010302050495e6ca8f";
+    const RESULT_VERIFIED: &str = "42424e440104000088776655443322110807060504030201010000000605040302010000a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfb05f7df4";
+    const RESULT_FAILED: &str = "42424e4401040000887766554433221109000000000000000007000000100000000000000000000000000000000000000000000000000000000000000000000000000000a1de0e9e";
+    const RESULT_ACK: &str = "42424e44010500008877665544332211080706050403020143676a68";
+
+    const CLIENT: u64 = 0x0102_0304_0506_0708;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn digest() -> [u8; 32] {
+        core::array::from_fn(|i| (0xa0 + i) as u8)
+    }
+
+    fn packet(pkt: &[u8], ty: PacketType) -> Packet<'_> {
+        let p = open(pkt).unwrap();
+        assert_eq!(
+            p.header(),
+            Header {
+                ty,
+                session: SESSION
+            }
+        );
+        p
+    }
+
+    #[test]
+    fn data_bytes_are_pinned() {
+        let payload: Vec<u8> = (0..64u32).map(|i| (i * 7 + 1) as u8).collect();
+        let d = Data {
+            block: 0x0a0b_0c0d,
+            esi: 0x1234,
+            seq: 0xdead_beef,
+            block_check: 0x0102_0304,
+            payload: &payload,
+        };
+        let mut buf = vec![0u8; 512];
+        let n = write_data(&mut buf, SESSION, &d).unwrap();
+        assert_eq!(hex(&buf[..n]), DATA);
+        let pkt = unhex(DATA);
+        assert_eq!(packet(&pkt, PacketType::Data).data().unwrap(), d);
+    }
+
+    #[test]
+    fn announce_bytes_are_pinned() {
+        let g = geometry();
+        let mut buf = [0u8; ANNOUNCE_LEN];
+        let with_digest = Announce {
+            geometry: g,
+            flags: AnnounceFlags::STARTED,
+            seq: 0x0506_0708,
+            report_interval_ms: 250,
+            digest: Some(digest()),
+        };
+        write_announce(&mut buf, SESSION, &with_digest).unwrap();
+        assert_eq!(hex(&buf), ANNOUNCE_DIGEST);
+        let pkt = unhex(ANNOUNCE_DIGEST);
+        assert_eq!(
+            packet(&pkt, PacketType::Announce).announce().unwrap(),
+            with_digest
+        );
+
+        let closing = Announce {
+            geometry: g,
+            flags: AnnounceFlags::CLOSING,
+            seq: 3,
+            report_interval_ms: 60_000,
+            digest: None,
+        };
+        write_announce(&mut buf, SESSION, &closing).unwrap();
+        assert_eq!(hex(&buf), ANNOUNCE_CLOSING_NO_DIGEST);
+        let pkt = unhex(ANNOUNCE_CLOSING_NO_DIGEST);
+        assert_eq!(
+            packet(&pkt, PacketType::Announce).announce().unwrap(),
+            closing
+        );
+    }
+
+    #[test]
+    fn status_bytes_are_pinned() {
+        let head = StatusHead {
+            client_id: CLIENT,
+            report_seq: 0x1111_2222,
+            last_seq: 0x3333_4444,
+            blocks_done: 77,
+            loss_ppm: 12_345,
+            phase: ClientPhase::Finishing,
+        };
+        let ranges = [
+            DeficitRange {
+                first: 5,
+                len: 2,
+                deficit: 3,
+            },
+            DeficitRange {
+                first: 0x0100_0000,
+                len: 0x0203,
+                deficit: 0x0405,
+            },
+        ];
+        let mut buf = [0u8; 128];
+        let n = write_status(&mut buf, SESSION, &head, &ranges).unwrap();
+        assert_eq!(hex(&buf[..n]), STATUS);
+        let pkt = unhex(STATUS);
+        let s = packet(&pkt, PacketType::Status).status().unwrap();
+        assert_eq!(s.head, head);
+        assert_eq!(s.ranges().collect::<Vec<_>>(), ranges);
+    }
+
+    #[test]
+    fn result_bytes_are_pinned() {
+        let mut buf = [0u8; RESULT_LEN];
+        let verified = ResultReport {
+            client_id: CLIENT,
+            outcome: ResultOutcome::Verified,
+            bytes_written: 0x0102_0304_0506,
+            digest: digest(),
+        };
+        write_result(&mut buf, SESSION, &verified).unwrap();
+        assert_eq!(hex(&buf), RESULT_VERIFIED);
+        let pkt = unhex(RESULT_VERIFIED);
+        assert_eq!(packet(&pkt, PacketType::Result).result().unwrap(), verified);
+
+        let failed = ResultReport {
+            client_id: 9,
+            outcome: ResultOutcome::Failed(FailReason::Interrupted),
+            bytes_written: 4096,
+            digest: [0; 32],
+        };
+        write_result(&mut buf, SESSION, &failed).unwrap();
+        assert_eq!(hex(&buf), RESULT_FAILED);
+        let pkt = unhex(RESULT_FAILED);
+        assert_eq!(packet(&pkt, PacketType::Result).result().unwrap(), failed);
+    }
+
+    #[test]
+    fn result_ack_bytes_are_pinned() {
+        let mut buf = [0u8; RESULT_ACK_LEN];
+        write_result_ack(&mut buf, SESSION, CLIENT).unwrap();
+        assert_eq!(hex(&buf), RESULT_ACK);
+        let pkt = unhex(RESULT_ACK);
+        assert_eq!(
+            packet(&pkt, PacketType::ResultAck).result_ack().unwrap(),
+            CLIENT
+        );
     }
 }

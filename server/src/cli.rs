@@ -3,12 +3,10 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use bb_proto::wire::{DATA_OVERHEAD, MAX_K, MAX_SYMBOL_SIZE, SYMBOL_ALIGN};
+use bb_proto::wire::{
+    DATA_OVERHEAD, DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, MAX_K, MAX_SYMBOL_SIZE, SYMBOL_ALIGN,
+};
 
-/// Default data port (clients listen).
-pub const DATA_PORT: u16 = 7855;
-/// Default control port (the server listens).
-pub const CONTROL_PORT: u16 = 7854;
 /// How long `--min-clients` waits without `--wait`.
 pub const DEFAULT_START_WAIT_S: f64 = 600.0;
 /// With `--clients` and no `--timeout`: give up this long after the forward pass ended.
@@ -166,8 +164,8 @@ Exit status:
         version = env!("CARGO_PKG_VERSION"),
         max_sym = MAX_SYMBOL_SIZE,
         max_k = MAX_K,
-        dport = DATA_PORT,
-        cport = CONTROL_PORT,
+        dport = DEFAULT_DATA_PORT,
+        cport = DEFAULT_CONTROL_PORT,
         wait = DEFAULT_START_WAIT_S,
         tmo = DEFAULT_TIMEOUT_AFTER_FORWARD_S,
     )
@@ -280,11 +278,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     }
     let port = match m.opt_str("port") {
         Some(p) => parse_num::<u16>("port", &p)?,
-        None => DATA_PORT,
+        None => DEFAULT_DATA_PORT,
     };
     let control_port = match m.opt_str("control-port") {
         Some(p) => parse_num::<u16>("control-port", &p)?,
-        None => CONTROL_PORT,
+        None => DEFAULT_CONTROL_PORT,
     };
     if port == 0 || control_port == 0 {
         return Err("ports must be between 1 and 65535".into());

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bb_proto::sender::{
     ClientInfo, ClientState, Event, Sender, SenderConfig, SenderStorage, SessionEnd, Transmit,
 };
-use bb_proto::wire::{DATA_OVERHEAD, Geometry};
+use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
 use crate::cli::{DEFAULT_START_WAIT_S, DEFAULT_TIMEOUT_AFTER_FORWARD_S, Options};
 use crate::image::{self, BlockCache, Image};
@@ -25,8 +25,6 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 const CLIENT_TABLE: usize = 4096;
 /// Loaded blocks kept for repairs.
 const CACHE_BLOCKS: usize = 8;
-/// Ethernet + IP + UDP bytes per datagram (as the sender counts them).
-const FRAMING: usize = 42;
 
 fn us(d: f64) -> u64 {
     (d * 1e6) as u64
@@ -491,7 +489,7 @@ impl Run<'_, '_> {
 /// late wakeup) costs no rate; at low rates up to two send batches (at most 4 ms), and at
 /// least two packets.
 fn burst_bytes(rate_bps: u64, pkt_len: usize) -> u64 {
-    let wire = (pkt_len + FRAMING) as u64;
+    let wire = (pkt_len + FRAMING_BYTES) as u64;
     let batches = 2 * Net::batch_limit(pkt_len) as u64 * wire;
     let ms = |n: u64| rate_bps / 8 * n / 1000;
     ms(2).max(batches.min(ms(4))).max(2 * wire)

@@ -8,8 +8,8 @@ use crate::args::Options;
 use crate::channel::{LossModel, Rng};
 use bb_proto::fec;
 use bb_proto::receiver::{Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot};
-use bb_proto::sender::{FRAMING_BYTES, Sender, SenderConfig, SenderStorage, Transmit};
-use bb_proto::wire::{Geometry, MAX_DATAGRAM, PacketType};
+use bb_proto::sender::{Sender, SenderConfig, SenderStorage, Transmit};
+use bb_proto::wire::{FRAMING_BYTES, Geometry, MAX_DATAGRAM, PacketType};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::rc::Rc;
@@ -268,7 +268,7 @@ pub fn run(o: &Options) -> Report {
     // Link time in nanoseconds: whole microseconds per packet would make the link a few
     // percent slower than its rate, and a sender at exactly the rate would overflow it.
     let pkt_ns =
-        |len: usize| ((len as u64 + FRAMING_BYTES) * 8 * 1_000_000_000).div_ceil(o.rate_bps);
+        |len: usize| ((len + FRAMING_BYTES) as u64 * 8 * 1_000_000_000).div_ceil(o.rate_bps);
     let queue_limit_ns = pkt_ns(g.symbol_size as usize + 36) * o.queue as u64;
     let mut now = 0u64;
 

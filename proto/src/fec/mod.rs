@@ -30,14 +30,15 @@ mod x86;
 
 pub use engine::Engine;
 
-/// Largest number of source symbols per block.
-pub const MAX_K: usize = 4096;
+/// Largest number of source symbols per block: [`crate::wire::MAX_K`] as a `usize`.
+pub const MAX_K: usize = crate::wire::MAX_K as usize;
 
 /// Number of source symbols per block used by default in the project.
 pub const DEFAULT_K: usize = 512;
 
-/// Symbol sizes must be a positive multiple of this (one chunk of 32 field elements).
-pub const SYMBOL_ALIGN: usize = 64;
+/// Symbol sizes must be a positive multiple of this (one chunk of 32 field elements):
+/// [`crate::wire::SYMBOL_ALIGN`] as a `usize`.
+pub const SYMBOL_ALIGN: usize = crate::wire::SYMBOL_ALIGN as usize;
 
 const CHUNK: usize = SYMBOL_ALIGN;
 

@@ -54,12 +54,9 @@ use suppression::Suppression;
 use timers::{Timer, TimerTable};
 
 use crate::wire::{
-    self, ANNOUNCE_CLOSING, ANNOUNCE_DIGEST_KNOWN, ANNOUNCE_LEN, ANNOUNCE_STARTED, Announce,
-    DATA_HEADER_LEN, DATA_OVERHEAD, FailReason, PacketType, RESULT_ACK_LEN, WireError,
+    self, ANNOUNCE_LEN, Announce, AnnounceFlags, DATA_HEADER_LEN, DATA_OVERHEAD, FailReason,
+    PacketType, RESULT_ACK_LEN, ResultOutcome, WireError,
 };
-
-/// Bytes of Ethernet, IP and UDP framing counted against the rate per datagram.
-pub const FRAMING_BYTES: u64 = 14 + 20 + 8;
 
 /// Announces before the start come at least this often, so clients bind quickly.
 const WAITING_ANNOUNCE_US: u64 = 200_000;
@@ -332,20 +329,20 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
 
     /// Handles one datagram that arrived on the control port from `from`.
     pub fn handle_datagram(&mut self, now_us: u64, from: A, pkt: &[u8]) -> Result<(), Dropped> {
-        let (hdr, body) = match wire::open(pkt) {
-            Ok(x) => x,
+        let packet = match wire::open(pkt) {
+            Ok(p) => p,
             Err(e) => {
                 self.stats.malformed += 1;
                 return Err(Dropped::Malformed(e));
             }
         };
-        if hdr.session != self.cfg.session_id {
+        if packet.session() != self.cfg.session_id {
             self.stats.foreign += 1;
             return Err(Dropped::ForeignSession);
         }
-        let r = match hdr.ty {
-            PacketType::Status => self.handle_status(now_us, from, body),
-            PacketType::Result => self.handle_result(now_us, from, body),
+        let r = match packet.ty() {
+            PacketType::Status => self.handle_status(now_us, from, &packet),
+            PacketType::Result => self.handle_result(now_us, from, &packet),
             _ => {
                 self.stats.unexpected += 1;
                 return Err(Dropped::Unexpected);
@@ -370,8 +367,13 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         Ok(row)
     }
 
-    fn handle_status(&mut self, now_us: u64, from: A, body: &[u8]) -> Result<(), Dropped> {
-        let st = wire::parse_status(body).map_err(Dropped::Malformed)?;
+    fn handle_status(
+        &mut self,
+        now_us: u64,
+        from: A,
+        packet: &wire::Packet<'_>,
+    ) -> Result<(), Dropped> {
+        let st = packet.status().map_err(Dropped::Malformed)?;
         let seen = self.tally().seen;
         let row = self.client_row(now_us, st.head.client_id, from)?;
         self.stats.status_reports += 1;
@@ -397,17 +399,20 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         Ok(())
     }
 
-    fn handle_result(&mut self, now_us: u64, from: A, body: &[u8]) -> Result<(), Dropped> {
-        let res = wire::parse_result(body).map_err(Dropped::Malformed)?;
+    fn handle_result(
+        &mut self,
+        now_us: u64,
+        from: A,
+        packet: &wire::Packet<'_>,
+    ) -> Result<(), Dropped> {
+        let res = packet.result().map_err(Dropped::Malformed)?;
         let row = self.client_row(now_us, res.client_id, from)?;
         self.stats.results += 1;
-        let state = if res.verified && self.digest() == Some(&res.digest) {
-            ClientState::Verified
-        } else if res.verified {
+        let state = match res.outcome {
+            ResultOutcome::Verified if self.digest() == Some(&res.digest) => ClientState::Verified,
             // The client believes it verified, but not against this image's digest.
-            ClientState::Failed(FailReason::DigestMismatch)
-        } else {
-            ClientState::Failed(res.reason)
+            ResultOutcome::Verified => ClientState::Failed(FailReason::DigestMismatch),
+            ResultOutcome::Failed(reason) => ClientState::Failed(reason),
         };
         let blocks = self.cfg.geometry.block_count();
         if let Some(ch) =
@@ -612,22 +617,19 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
 
     /// Builds the announce packet; returns its length.
     pub fn build_announce(&self, buf: &mut [u8]) -> Result<usize, SenderError> {
-        let mut flags = 0;
-        if self.digest().is_some() {
-            flags |= ANNOUNCE_DIGEST_KNOWN;
-        }
+        let mut flags = AnnounceFlags::NONE;
         if self.started() {
-            flags |= ANNOUNCE_STARTED;
+            flags |= AnnounceFlags::STARTED;
         }
         if self.end.is_some() {
-            flags |= ANNOUNCE_CLOSING;
+            flags |= AnnounceFlags::CLOSING;
         }
         let a = Announce {
             geometry: self.cfg.geometry,
             flags,
             seq: self.schedule.seq(),
             report_interval_ms: self.report_interval_ms(),
-            digest: self.digest().copied().unwrap_or([0; 32]),
+            digest: self.digest().copied(),
         };
         wire::write_announce(buf, self.cfg.session_id, &a).map_err(SenderError::Wire)
     }

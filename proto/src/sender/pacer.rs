@@ -1,7 +1,7 @@
 //! The pacer (a token bucket at the current rate) and rate control (the loss estimate and
 //! the rate it adapts).
 
-use super::FRAMING_BYTES;
+use crate::wire::FRAMING_BYTES;
 
 /// How often the loss estimate is refreshed from the client table.
 pub(crate) const LOSS_ESTIMATE_EVERY_US: u64 = 100_000;

@@ -196,8 +196,7 @@ fn results_are_checked_against_the_digest_and_acked() {
     let digest = *s.digest().unwrap();
     let mut res = wire::ResultReport {
         client_id: 1,
-        verified: true,
-        reason: FailReason::None,
+        outcome: ResultOutcome::Verified,
         bytes_written: 256,
         digest,
     };
@@ -331,8 +330,7 @@ fn run_until(
 fn verified_result(s: &Sender<'_, u32>, id: u64) -> Vec<u8> {
     let res = wire::ResultReport {
         client_id: id,
-        verified: true,
-        reason: FailReason::None,
+        outcome: ResultOutcome::Verified,
         bytes_written: 64 * 16,
         digest: *s.digest().unwrap(),
     };
@@ -436,8 +434,7 @@ fn with_a_wanted_count_every_client_final_but_too_few_verified_ends_at_once() {
     s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
     let mut failed = wire::ResultReport {
         client_id: 2,
-        verified: false,
-        reason: FailReason::IoError,
+        outcome: ResultOutcome::Failed(FailReason::IoError),
         bytes_written: 0,
         digest: [0; 32],
     };
