@@ -1,11 +1,14 @@
 //! Command line: options, their defaults and validation.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 use bb_proto::wire::{
     DATA_OVERHEAD, DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, MAX_K, MAX_SYMBOL_SIZE, SYMBOL_ALIGN,
 };
+
+pub use crate::net::Interface;
+use crate::net::SocketConfig;
 
 /// How long `--min-clients` waits without `--wait`.
 pub const DEFAULT_START_WAIT_S: f64 = 600.0;
@@ -20,15 +23,6 @@ pub enum Source {
     Stdin,
     /// A file or block device.
     Path(PathBuf),
-}
-
-/// `--interface`: an address or a device name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Interface {
-    /// Bind to this local address.
-    Addr(Ipv4Addr),
-    /// Bind to this device (SO_BINDTODEVICE).
-    Name(String),
 }
 
 /// Everything the command line decides.
@@ -54,6 +48,20 @@ pub struct Options {
     pub client_timeout_s: f64,
     pub summary_json: Option<PathBuf>,
     pub quiet: bool,
+}
+
+impl Options {
+    /// The sockets' share of the options; the rest of the socket settings keep their defaults.
+    pub fn socket_config(&self) -> SocketConfig {
+        SocketConfig {
+            interface: self.interface.clone(),
+            multicast_ttl: self.ttl,
+            ..SocketConfig::new(
+                SocketAddrV4::new(self.address, self.port),
+                self.control_port,
+            )
+        }
+    }
 }
 
 /// What the command line asks for.
@@ -477,6 +485,31 @@ mod tests {
             o.interface,
             Some(Interface::Addr(Ipv4Addr::new(10, 0, 0, 1)))
         );
+    }
+
+    #[test]
+    fn socket_config_carries_the_socket_options() {
+        let o = run(&[
+            "-p",
+            "9000",
+            "--control-port",
+            "9001",
+            "--ttl",
+            "4",
+            "-i",
+            "eth1",
+            "239.1.2.3",
+        ])
+        .unwrap();
+        let c = o.socket_config();
+        assert_eq!(
+            c.destination,
+            SocketAddrV4::new(Ipv4Addr::new(239, 1, 2, 3), 9000)
+        );
+        assert_eq!(c.control_port, 9001);
+        assert_eq!(c.multicast_ttl, 4);
+        assert_eq!(c.interface, Some(Interface::Name("eth1".into())));
+        assert!(c.gso && c.multicast_loop);
     }
 
     #[test]

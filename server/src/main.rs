@@ -20,6 +20,7 @@ macro_rules! say_raw {
 
 mod cli;
 mod image;
+mod messages;
 mod net;
 mod report;
 mod session;

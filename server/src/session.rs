@@ -10,7 +10,7 @@ use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
 use crate::cli::{DEFAULT_START_WAIT_S, DEFAULT_TIMEOUT_AFTER_FORWARD_S, Options};
 use crate::image::{self, BlockCache, Image};
-use crate::net::Net;
+use crate::net::{Full, Net, SendError, Sent};
 use crate::report::{ClientRow, Summary, hex, human_bytes, human_duration};
 use crate::sys;
 
@@ -161,11 +161,15 @@ impl Run<'_, '_> {
         }
         let n = self.batch_n;
         self.batch_n = 0;
-        self.net
-            .send_batch(&self.batch[..n * self.pkt_len], self.pkt_len, n)
-            .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
-        if let Some(m) = self.net.gso_fallback.take() {
-            self.progress.event(&m);
+        send_all(
+            &mut self.net,
+            &self.batch[..n * self.pkt_len],
+            self.pkt_len,
+            n,
+        )
+        .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
+        if let Some(notice) = self.net.take_notice() {
+            self.progress.event(&notice.to_string());
         }
         Ok(())
     }
@@ -210,8 +214,7 @@ impl Run<'_, '_> {
                         .build_announce(&mut self.small)
                         .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
                     let pkt = self.small[..n].to_vec();
-                    self.net
-                        .send_data_one(&pkt)
+                    send_all(&mut self.net, &pkt, pkt.len(), 1)
                         .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
                 }
                 Transmit::ResultAck { to, client_id } => {
@@ -485,6 +488,45 @@ impl Run<'_, '_> {
     }
 }
 
+/// Longest the kernel may stay full, with no datagram going out, before the session gives up.
+const SEND_STALL_LIMIT: Duration = Duration::from_secs(5);
+/// Longest one wait for room in the socket buffer (room usually comes far sooner).
+const SOCKET_ROOM_WAIT: Duration = Duration::from_millis(10);
+/// Pause before retrying when the device queue is full: no event tells when it drains.
+const DEVICE_QUEUE_PAUSE: Duration = Duration::from_micros(200);
+
+/// Sends all `count` datagrams of `seg` bytes laid end to end in `buf`: the sender counted
+/// them as sent, so none may be dropped. When the kernel is full, waits for room and sends
+/// the rest; gives up once it stayed full for `SEND_STALL_LIMIT` without progress.
+fn send_all(net: &mut Net, buf: &[u8], seg: usize, count: usize) -> Result<(), SendError> {
+    let mut sent = 0;
+    let mut stalled_since: Option<Instant> = None;
+    loop {
+        let (n, full) = match net.send_batch(&buf[sent * seg..count * seg], seg, count - sent)? {
+            Sent::All => return Ok(()),
+            Sent::WouldBlock { sent, full } => (sent, full),
+        };
+        sent += n;
+        if n > 0 {
+            stalled_since = None;
+        }
+        if stalled_since.get_or_insert_with(Instant::now).elapsed() >= SEND_STALL_LIMIT {
+            return Err(SendError {
+                to: net.dest(),
+                err: full.error(),
+                len: seg,
+            });
+        }
+        match full {
+            // A failed poll counts as a timeout: the stall limit still ends the wait.
+            Full::SocketBuffer => {
+                let _ = sys::wait_writable(net.data(), SOCKET_ROOM_WAIT);
+            }
+            Full::DeviceQueue => std::thread::sleep(DEVICE_QUEUE_PAUSE),
+        }
+    }
+}
+
 /// Token bucket depth: 2 ms at the rate, so that a stall (loading and hashing a block, a
 /// late wakeup) costs no rate; at low rates up to two send batches (at most 4 ms), and at
 /// least two packets.
@@ -526,7 +568,7 @@ pub fn run(o: &Options) -> i32 {
             return EXIT_CLIENTS;
         }
     };
-    let net = match Net::open(o) {
+    let net = match Net::open(&o.socket_config()) {
         Ok(n) => n,
         Err(e) => {
             say!("bb-server: {e}");

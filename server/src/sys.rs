@@ -1,4 +1,5 @@
-//! The few system calls std does not wrap: signals, getrandom, block device size, ppoll.
+//! The few system calls std does not wrap: signals, getrandom, block device size, ppoll
+//! (readable, writable).
 
 use std::fs::File;
 use std::io;
@@ -67,9 +68,19 @@ pub fn block_device_size(f: &File) -> io::Result<u64> {
 /// Waits until `fd` is readable or `timeout` passed (nanosecond resolution). Returns true
 /// when readable. EINTR counts as a timeout.
 pub fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> io::Result<bool> {
+    poll_one(fd, libc::POLLIN, timeout)
+}
+
+/// Waits until `fd` has room to send or `timeout` passed. Returns true when writable.
+/// EINTR counts as a timeout.
+pub fn wait_writable(fd: &impl AsRawFd, timeout: Duration) -> io::Result<bool> {
+    poll_one(fd, libc::POLLOUT, timeout)
+}
+
+fn poll_one(fd: &impl AsRawFd, events: libc::c_short, timeout: Duration) -> io::Result<bool> {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
+        events,
         revents: 0,
     };
     let ts = libc::timespec {
@@ -96,8 +107,24 @@ pub fn stderr_is_tty() -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+
     #[test]
     fn random_ids_differ() {
         assert_ne!(super::random_u64().unwrap(), super::random_u64().unwrap());
+    }
+
+    #[test]
+    fn polls_report_readiness_and_time_out() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // An idle UDP socket has room to send at once.
+        assert!(super::wait_writable(&a, Duration::from_secs(5)).unwrap());
+        let t = Instant::now();
+        assert!(!super::wait_readable(&a, Duration::from_millis(20)).unwrap());
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        b.send_to(b"x", a.local_addr().unwrap()).unwrap();
+        assert!(super::wait_readable(&a, Duration::from_secs(5)).unwrap());
     }
 }
