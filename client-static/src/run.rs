@@ -198,7 +198,9 @@ pub fn receive(o: &Options<'_>) -> Finish {
             esi_at: &mut m.esi_at,
             scratch: &mut m.scratch,
         },
-    );
+        start,
+    )
+    .expect("mem::MAX_SLOTS is at most the receiver's MAX_SLOTS");
     let tx = &mut m.tx;
     let bufs = &mut m.rx;
     let mut got = [os::Received::default(); RX_BATCH];
@@ -317,7 +319,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
             Some(_) if rx.outcome().is_none() => last_heard + timeout_us,
             Some(_) => now + 200_000,
         };
-        if let Some(t) = rx.poll_timeout() {
+        if let Some(t) = rx.poll_timeout(now) {
             deadline = deadline.min(t);
         }
         if !quiet {
