@@ -1,6 +1,6 @@
 //! Command-line parsing by hand (no heap): borrowed byte strings from argv.
 
-use crate::init::cmdline::{parse_ipv4, parse_u32};
+use crate::parse::{parse_ipv4, parse_u32};
 
 pub const DEFAULT_PORT: u16 = 7855;
 pub const DEFAULT_CONTROL_PORT: u16 = 7854;
