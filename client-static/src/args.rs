@@ -2,7 +2,7 @@
 
 use bb_proto::wire::{DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT};
 
-use crate::init::cmdline::{parse_ipv4, parse_u32};
+use crate::parse::{parse_ipv4, parse_u32};
 
 pub const DEFAULT_TIMEOUT_S: u32 = 60;
 

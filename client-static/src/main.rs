@@ -13,6 +13,7 @@ mod init;
 mod mem;
 mod mounts;
 mod os;
+mod parse;
 mod run;
 
 use args::{Command, Options, Output};

@@ -2,10 +2,12 @@
 
 use crate::args::{Iface, Options, Output};
 use crate::fmt::{Buf, Hex, Ip, Lossy, mb_per_s, percent, percent_ppm, seconds};
-use crate::mem::{self, RX_BATCH};
+use crate::mem::{self, RX_BATCH, RX_LEN};
 use crate::mounts;
 use crate::os::{self, CPath, Errno, Fd, Kind};
-use bb_proto::receiver::{Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot};
+use bb_proto::receiver::{
+    Event, Expired, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot,
+};
 use bb_proto::wire::{FailReason, Geometry};
 use core::fmt::Write;
 
@@ -55,6 +57,37 @@ enum Sink {
 impl Sink {
     fn in_order(&self) -> bool {
         matches!(self, Sink::Stream { .. })
+    }
+
+    /// Writes `data` at byte `offset` of the image (a stream takes only the next bytes).
+    fn write(&mut self, data: &[u8], offset: u64) -> Result<(), Errno> {
+        match self {
+            Sink::Seek { fd, .. } => os::pwrite_all(fd.0, data, offset),
+            Sink::Stream { fd, pos } => {
+                if *pos != offset {
+                    return Err(libc::EINVAL);
+                }
+                let r = os::write_all(fd.0, data);
+                *pos += data.len() as u64;
+                r
+            }
+        }
+    }
+
+    /// Makes what was written durable; a regular file gets the image's length first.
+    fn flush(&self, image_size: u64) -> Result<(), Errno> {
+        match self {
+            Sink::Seek {
+                fd,
+                block_dev_size: None,
+            } => os::ftruncate(fd.0, image_size).and_then(|_| os::fdatasync(fd.0)),
+            Sink::Seek { fd, .. } => os::fsync(fd.0),
+            // Pipes and character devices may not support syncing at all.
+            Sink::Stream { fd, .. } => match os::fdatasync(fd.0) {
+                Err(libc::EINVAL) | Err(libc::EROFS) | Err(libc::ENOTSUP) => Ok(()),
+                r => r,
+            },
+        }
     }
 }
 
@@ -158,7 +191,45 @@ struct ShellStats {
     from_server: u64,
 }
 
-/// Runs one receive. `label` names the target in messages.
+/// The progress line: how often, when next, and whether a redrawn (tty) line is showing.
+struct Progress {
+    tty: bool,
+    every_us: u64,
+    next_us: u64,
+    shown: bool,
+}
+
+/// Where the slot memory lives, to fault in what the session will use once it is known.
+struct SlotMemory {
+    pool_at: usize,
+    esi_at: usize,
+    scratch_at: usize,
+}
+
+/// One receive while it runs: the receiver, the target, the socket and what the shell
+/// tracks itself (messages, progress, statistics).
+struct Receive<'m> {
+    o: Options<'m>,
+    rx: Receiver<'m>,
+    sink: Sink,
+    sock: Fd,
+    server: libc::sockaddr_in,
+    tx: &'m mut [u8],
+    bufs: &'m mut [[u8; RX_LEN]; RX_BATCH],
+    got: [os::Received; RX_BATCH],
+    rng: Rng,
+    start: u64,
+    slot_memory: SlotMemory,
+    progress: Progress,
+    st: ShellStats,
+    bound_at: u64,
+    geometry: Option<Geometry>,
+    /// The failure's explanation, when the shell knows more than the reason code.
+    detail: Line,
+    interrupted: bool,
+}
+
+/// Runs one receive.
 pub fn receive(o: &Options<'_>) -> Finish {
     let start = os::now_us();
     let Some(m) = mem::take() else {
@@ -166,7 +237,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
             l.str("internal error: receive memory already in use");
         });
     };
-    let mut sink = match open_target(o.output) {
+    let sink = match open_target(o.output) {
         Ok(s) => s,
         Err(f) => return f,
     };
@@ -174,22 +245,17 @@ pub fn receive(o: &Options<'_>) -> Finish {
         Ok(s) => s,
         Err(f) => return f,
     };
-    let server = os::sockaddr(o.server, o.control_port);
-    let quiet = o.quiet;
-    let mut rng = Rng(os::random_u64() | 1);
-    let client_id = os::random_u64();
-
-    // Where the slot memory lives, to fault in what the session will use once it is known.
-    let (pool_at, esi_at, scratch_at) = (
-        m.pool.as_ptr() as usize,
-        m.esi_at.as_ptr() as usize,
-        m.scratch.as_ptr() as usize,
-    );
+    let slot_memory = SlotMemory {
+        pool_at: m.pool.as_ptr() as usize,
+        esi_at: m.esi_at.as_ptr() as usize,
+        scratch_at: m.scratch.as_ptr() as usize,
+    };
     os::populate(m.rx.as_ptr() as usize, size_of_val(&m.rx));
     let mut slots = [Slot::FREE; mem::MAX_SLOTS];
-    let mut cfg = ReceiverConfig::new(client_id);
+    let mut cfg = ReceiverConfig::new(os::random_u64());
     cfg.in_order = sink.in_order();
-    let mut rx = Receiver::new(
+    cfg.silence_timeout_us = o.timeout_s as u64 * 1_000_000;
+    let rx = Receiver::new(
         cfg,
         ReceiverStorage {
             done: &mut m.done,
@@ -198,12 +264,45 @@ pub fn receive(o: &Options<'_>) -> Finish {
             esi_at: &mut m.esi_at,
             scratch: &mut m.scratch,
         },
-    );
-    let tx = &mut m.tx;
-    let bufs = &mut m.rx;
-    let mut got = [os::Received::default(); RX_BATCH];
+        start,
+    )
+    .expect("mem::MAX_SLOTS is at most the receiver's MAX_SLOTS");
+    let tty = os::isatty(2);
+    let every_us = if tty { 250_000 } else { 5_000_000 };
+    let r = Receive {
+        o: *o,
+        rx,
+        sink,
+        sock,
+        server: os::sockaddr(o.server, o.control_port),
+        tx: &mut m.tx,
+        bufs: &mut m.rx,
+        got: [os::Received::default(); RX_BATCH],
+        rng: Rng(os::random_u64() | 1),
+        start,
+        slot_memory,
+        progress: Progress {
+            tty,
+            every_us,
+            next_us: start + every_us,
+            shown: false,
+        },
+        st: ShellStats::default(),
+        bound_at: 0,
+        geometry: None,
+        detail: Line::new(),
+        interrupted: false,
+    };
+    r.say_listening();
+    r.run()
+}
 
-    if !quiet {
+impl Receive<'_> {
+    fn say_listening(&self) {
+        let o = &self.o;
+        if o.quiet {
+            return;
+        }
         let mut l = Line::new();
         let _ = write!(l, "bb-client: listening on UDP port {}", o.port);
         if let Some(g) = o.group {
@@ -216,359 +315,364 @@ pub fn receive(o: &Options<'_>) -> Finish {
         say(format_args!("{}", l.as_str()));
     }
 
-    let timeout_us = o.timeout_s as u64 * 1_000_000;
-    let tty = os::isatty(2);
-    let progress_every = if tty { 250_000 } else { 5_000_000 };
-    let mut next_progress = start + progress_every;
-    let mut progress_shown = false;
-    let mut st = ShellStats::default();
-    let mut last_heard = start;
-    let mut last_symbols = 0u64;
-    let mut bound_at = 0u64;
-    let mut geometry: Option<Geometry> = None;
-    let mut detail = Line::new();
-    let mut outcome_at: Option<u64> = None;
-    let mut interrupted = false;
-
-    loop {
-        let now = os::now_us();
-
-        // Signals: the first reports the failure to the server, the second exits at once.
-        if os::signalled() != 0 {
-            os::clear_signal();
-            if interrupted || geometry.is_none() || rx.outcome().is_some() {
-                end_progress(&mut progress_shown);
-                return Finish::fail(EXIT_INTERRUPTED, |l| {
-                    l.str("interrupted by a signal (the target is incomplete)");
-                });
+    /// The loop: signals, writes, flush, transmit, timers, progress, wait, drain the socket.
+    fn run(mut self) -> Finish {
+        loop {
+            let now = os::now_us();
+            if let Err(f) = self.signals(now) {
+                return self.stop(f);
             }
-            interrupted = true;
-            detail.clear();
-            detail.str("interrupted by a signal (the target is incomplete); telling the server");
-            rx.fail(now, FailReason::Interrupted);
+            self.writes(now);
+            self.flush(now);
+            self.transmit(now);
+            if self.rx.finished() {
+                break;
+            }
+            match self.rx.handle_timeout(now) {
+                Some(Expired::NoSession) => {
+                    let f = no_server(&self.o, &self.st, &self.rx);
+                    return self.stop(f);
+                }
+                Some(Expired::Stalled) => {
+                    self.detail.clear();
+                    let _ = write!(
+                        self.detail,
+                        "no new data from {} for {} s after the transfer had started (server stopped or gave up on this machine, or the network path broke; --timeout sets the limit)",
+                        Ip(self.o.server),
+                        self.o.timeout_s
+                    );
+                    continue;
+                }
+                Some(Expired::AckWait) => continue,
+                None => {}
+            }
+            self.show_progress(now);
+            match self.wait(now) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(f) => return self.stop(f),
+            }
+            if let Err(f) = self.drain_socket() {
+                return self.stop(f);
+            }
         }
+        self.end_progress();
+        self.finish()
+    }
 
-        // Writes, then the flush once everything is written.
-        drain_writes(&mut rx, &mut sink, geometry, &mut detail, now);
-        if rx.needs_flush() {
-            let size = geometry.map_or(0, |g| g.image_size);
-            let r = match &sink {
-                Sink::Seek {
-                    fd,
-                    block_dev_size: None,
-                } => os::ftruncate(fd.0, size).and_then(|_| os::fdatasync(fd.0)),
-                Sink::Seek { fd, .. } => os::fsync(fd.0),
-                Sink::Stream { fd, .. } => match os::fdatasync(fd.0) {
-                    Err(libc::EINVAL) | Err(libc::EROFS) | Err(libc::ENOTSUP) => Ok(()),
-                    r => r,
-                },
+    /// Ends the progress line before the final one.
+    fn stop(&mut self, f: Finish) -> Finish {
+        self.end_progress();
+        f
+    }
+
+    /// The first signal reports the failure to the server, a second one exits at once.
+    fn signals(&mut self, now: u64) -> Result<(), Finish> {
+        if os::signalled() == 0 {
+            return Ok(());
+        }
+        os::clear_signal();
+        if self.interrupted || self.geometry.is_none() || self.rx.outcome().is_some() {
+            return Err(Finish::fail(EXIT_INTERRUPTED, |l| {
+                l.str("interrupted by a signal (the target is incomplete)");
+            }));
+        }
+        self.interrupted = true;
+        self.detail.clear();
+        self.detail
+            .str("interrupted by a signal (the target is incomplete); telling the server");
+        self.rx.fail(now, FailReason::Interrupted);
+        Ok(())
+    }
+
+    /// Writes every block the receiver has ready; a failure ends the receive (reported).
+    fn writes(&mut self, now: u64) {
+        let size = self.geometry.map_or(0, |g| g.image_size);
+        while self.rx.outcome().is_none() {
+            let Some(w) = self.rx.poll_write() else { break };
+            let (block, offset) = (w.block, w.offset);
+            // Never outside [0, image size), whatever the receiver says.
+            let r = if offset
+                .checked_add(w.data.len() as u64)
+                .is_none_or(|end| end > size)
+            {
+                Err(libc::EINVAL)
+            } else {
+                self.sink.write(w.data, offset)
             };
-            if let Err(e) = r {
-                detail.clear();
-                let _ = write!(detail, "flushing the target failed: {}", os::strerror(e));
-                add_io_hint(&mut detail, e);
-            }
-            rx.flushed(now, r.is_ok());
-        }
-
-        // Reports and results to the server.
-        while let Some(n) = rx.poll_transmit(now, rng.next(), tx) {
-            let _ = os::send_to(sock.0, &tx[..n], &server);
-        }
-        if rx.outcome().is_some() && outcome_at.is_none() {
-            outcome_at = Some(now);
-        }
-        if rx.finished() || outcome_at.is_some_and(|t| now.saturating_sub(t) > 30_000_000) {
-            break;
-        }
-
-        // Time limits.
-        match geometry {
-            None if now.saturating_sub(start) >= timeout_us => {
-                end_progress(&mut progress_shown);
-                return no_server(o, &st, &rx);
-            }
-            Some(_) if rx.outcome().is_none() && now.saturating_sub(last_heard) >= timeout_us => {
-                detail.clear();
-                let _ = write!(
-                    detail,
-                    "no new data from {} for {} s after the transfer had started (server stopped or gave up on this machine, or the network path broke; --timeout sets the limit)",
-                    Ip(o.server),
-                    o.timeout_s
-                );
-                rx.fail(now, FailReason::Timeout);
-                continue;
-            }
-            _ => {}
-        }
-
-        // Progress.
-        if !quiet && now >= next_progress {
-            next_progress = now + progress_every;
-            if geometry.is_some() && rx.outcome().is_none() {
-                show_progress(&rx, now.saturating_sub(bound_at), tty);
-                progress_shown = tty;
+            match r {
+                Ok(()) => self.rx.write_done(block),
+                Err(e) => {
+                    self.detail.clear();
+                    let _ = write!(
+                        self.detail,
+                        "writing the target failed at byte {offset}: {}",
+                        os::strerror(e)
+                    );
+                    add_io_hint(&mut self.detail, e);
+                    self.rx.fail(now, FailReason::IoError);
+                }
             }
         }
+    }
 
-        // Wait for data or the next deadline.
-        let mut deadline = match geometry {
-            None => start + timeout_us,
-            Some(_) if rx.outcome().is_none() => last_heard + timeout_us,
-            Some(_) => now + 200_000,
-        };
-        if let Some(t) = rx.poll_timeout() {
-            deadline = deadline.min(t);
+    /// Flushes the target once everything is written.
+    fn flush(&mut self, now: u64) {
+        if !self.rx.needs_flush() {
+            return;
         }
-        if !quiet {
-            deadline = deadline.min(next_progress);
+        let r = self.sink.flush(self.geometry.map_or(0, |g| g.image_size));
+        if let Err(e) = r {
+            self.detail.clear();
+            let _ = write!(
+                self.detail,
+                "flushing the target failed: {}",
+                os::strerror(e)
+            );
+            add_io_hint(&mut self.detail, e);
+        }
+        self.rx.flushed(now, r.is_ok());
+    }
+
+    /// Sends the reports and results that are due.
+    fn transmit(&mut self, now: u64) {
+        while let Some(n) = self.rx.poll_transmit(now, self.rng.next(), self.tx) {
+            let _ = os::send_to(self.sock.0, &self.tx[..n], &self.server);
+        }
+    }
+
+    fn show_progress(&mut self, now: u64) {
+        if self.o.quiet || now < self.progress.next_us {
+            return;
+        }
+        self.progress.next_us = now + self.progress.every_us;
+        if self.geometry.is_some() && self.rx.outcome().is_none() {
+            show_progress(
+                &self.rx,
+                now.saturating_sub(self.bound_at),
+                self.progress.tty,
+            );
+            self.progress.shown = self.progress.tty;
+        }
+    }
+
+    fn end_progress(&mut self) {
+        if self.progress.shown {
+            let _ = os::write_all(2, b"\n");
+            self.progress.shown = false;
+        }
+    }
+
+    /// Waits for data or the receiver's next timeout (or the next progress line): Ok(true)
+    /// when data is waiting.
+    fn wait(&self, now: u64) -> Result<bool, Finish> {
+        let mut deadline = self.rx.poll_timeout(now).unwrap_or(now + 200_000);
+        if !self.o.quiet {
+            deadline = deadline.min(self.progress.next_us);
         }
         let wait_ms = deadline.saturating_sub(now).div_ceil(1000).min(60_000) as i32;
-        match os::poll_readable(sock.0, wait_ms) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                end_progress(&mut progress_shown);
-                return Finish::fail(EXIT_IO, |l| {
-                    let _ = write!(l, "poll on the data socket failed: {}", os::strerror(e));
-                });
-            }
-        }
-        // Drain the socket in batches, writing completed blocks between batches.
+        os::poll_readable(self.sock.0, wait_ms).map_err(|e| {
+            Finish::fail(EXIT_IO, |l| {
+                let _ = write!(l, "poll on the data socket failed: {}", os::strerror(e));
+            })
+        })
+    }
+
+    /// Drains the socket in batches, writing completed blocks between batches.
+    fn drain_socket(&mut self) -> Result<(), Finish> {
         for _ in 0..8 {
-            let n = match os::recv_batch(sock.0, bufs, &mut got) {
-                Ok(n) => n,
-                Err(e) => {
-                    end_progress(&mut progress_shown);
-                    return Finish::fail(EXIT_IO, |l| {
-                        let _ = write!(
-                            l,
-                            "receiving on the data socket failed: {}",
-                            os::strerror(e)
-                        );
-                    });
-                }
-            };
+            let n = os::recv_batch(self.sock.0, self.bufs, &mut self.got).map_err(|e| {
+                Finish::fail(EXIT_IO, |l| {
+                    let _ = write!(
+                        l,
+                        "receiving on the data socket failed: {}",
+                        os::strerror(e)
+                    );
+                })
+            })?;
             let now = os::now_us();
-            for (d, buf) in got[..n].iter().zip(bufs.iter()) {
-                if !o.any_server && d.from != o.server {
-                    st.foreign_source += 1;
+            for i in 0..n {
+                let d = self.got[i];
+                if !self.o.any_server && d.from != self.o.server {
+                    self.st.foreign_source += 1;
                     continue;
                 }
                 if d.truncated {
-                    st.truncated += 1;
+                    self.st.truncated += 1;
                     continue;
                 }
-                st.from_server += 1;
-                match rx.handle_datagram(now, &buf[..d.len]) {
-                    Ok(Event::Bound {
-                        session,
-                        geometry: g,
-                    }) => {
-                        geometry = Some(g);
-                        bound_at = now;
-                        let (slot_bytes, slot_esis, scratch) = Receiver::slot_needs(&g);
-                        let n = rx.slot_count();
-                        os::populate(pool_at, n * slot_bytes);
-                        os::populate(esi_at, n * slot_esis * 2);
-                        os::populate(scratch_at, scratch);
-                        last_heard = now;
-                        if !quiet {
-                            say(format_args!(
-                                "bb-client: session {:016x}: image {} bytes, {} blocks of {} x {} B, {} slots",
-                                session,
-                                g.image_size,
-                                g.block_count(),
-                                g.k,
-                                g.symbol_size,
-                                rx.slot_count()
-                            ));
-                        }
-                        if let Sink::Seek {
-                            block_dev_size: Some(size),
-                            ..
-                        } = sink
-                            && size < g.image_size
-                        {
-                            detail.clear();
-                            let _ = write!(
-                                detail,
-                                "target {} holds {} bytes but the image is {} bytes: use a disk at least as large as the image",
-                                Lossy(match o.output {
-                                    Output::Path(p) => p,
-                                    Output::Stdout => b"-",
-                                }),
-                                size,
-                                g.image_size
-                            );
-                            rx.fail(now, FailReason::TargetTooSmall);
-                        }
-                    }
-                    Ok(Event::Unsupported { geometry: g }) => {
-                        let (slot, _, _) = Receiver::slot_needs(&g);
-                        end_progress(&mut progress_shown);
-                        return Finish::fail(EXIT_TOO_LARGE, |l| {
-                            let _ = write!(
-                                l,
-                                "the image ({} bytes, blocks of {} x {} B = {} B) needs more memory than this client has \
-                                 (at most {} blocks, {} B of block memory, {} B per block at most{}): \
-                                 use the server's default geometry",
-                                g.image_size,
-                                g.k,
-                                g.symbol_size,
-                                slot,
-                                mem::DONE_WORDS as u64 * 64,
-                                mem::POOL_BYTES,
-                                mem::MAX_BLOCK_BYTES,
-                                if sink.in_order() {
-                                    ", two blocks in memory for an in-order sink"
-                                } else {
-                                    ""
-                                }
-                            );
-                        });
-                    }
-                    Ok(Event::ServerClosing) => {
-                        last_heard = now;
-                        detail.clear();
-                        let (d, t) = rx.progress();
-                        let _ = write!(
-                            detail,
-                            "the server ended the session before this machine had the whole image ({d} of {t} blocks): \
-                             run the server again (it was stopped, or gave up on this client)"
-                        );
-                        rx.fail(now, FailReason::ServerGone);
-                    }
-                    // Once data has flowed, only new symbols count as progress: a server that
-                    // keeps announcing but sends nothing this machine needs is a stall too.
-                    Err(bb_proto::receiver::Dropped::Malformed(_))
-                    | Err(bb_proto::receiver::Dropped::ForeignSession) => {}
-                    Ok(Event::ResultAcked) | Ok(Event::Nothing) | Err(_)
-                        if rx.stats().symbols != last_symbols || last_symbols == 0 =>
-                    {
-                        last_symbols = rx.stats().symbols;
-                        last_heard = now;
-                    }
-                    Ok(_) | Err(_) => {}
+                self.st.from_server += 1;
+                if let Ok(ev) = self.rx.handle_datagram(now, &self.bufs[i][..d.len]) {
+                    self.handle_event(now, ev)?;
                 }
             }
             if n < RX_BATCH {
                 break;
             }
             // Write what completed before reading more.
-            drain_writes(&mut rx, &mut sink, geometry, &mut detail, now);
+            self.writes(now);
         }
+        Ok(())
     }
-    end_progress(&mut progress_shown);
 
-    let elapsed = os::now_us().saturating_sub(if bound_at > 0 { bound_at } else { start });
-    let mut line = Line::new();
-    let code = match rx.outcome() {
-        Some(Outcome::Verified { digest }) => {
-            let b = rx.bytes_written();
-            let _ = write!(
-                line,
-                "{} {} bytes in {} s ({} MB/s)",
-                Hex(&digest),
-                b,
-                seconds(elapsed),
-                mb_per_s(b, elapsed)
-            );
-            EXIT_OK
-        }
-        Some(Outcome::Failed(reason)) => {
-            if detail.is_empty() {
-                let _ = write!(detail, "{}", reason.as_str());
-                if reason == FailReason::DigestMismatch {
-                    detail.str(": what was written differs from the server's image (memory or disk fault?): run again and check this machine's RAM and disk");
-                }
+    /// Acts on what the receiver reports about a datagram.
+    fn handle_event(&mut self, now: u64, ev: Event) -> Result<(), Finish> {
+        match ev {
+            Event::Bound {
+                session,
+                geometry: g,
+            } => self.bound(now, session, g),
+            Event::Unsupported { geometry: g } => return Err(self.too_large(&g)),
+            Event::ServerClosing => {
+                self.detail.clear();
+                let (d, t) = self.rx.progress();
+                let _ = write!(
+                    self.detail,
+                    "the server ended the session before this machine had the whole image ({d} of {t} blocks): \
+                     run the server again (it was stopped, or gave up on this client)"
+                );
+                self.rx.fail(now, FailReason::ServerGone);
             }
-            line.str(detail.as_str());
-            match reason {
-                FailReason::DigestMismatch => EXIT_VERIFY,
-                FailReason::TargetTooSmall => EXIT_TARGET,
-                FailReason::IoError => EXIT_IO,
-                FailReason::ImageTooLarge => EXIT_TOO_LARGE,
-                FailReason::ServerGone | FailReason::Timeout => EXIT_NO_SERVER,
-                FailReason::Interrupted => EXIT_INTERRUPTED,
-            }
+            Event::ResultAcked | Event::Nothing => {}
         }
-        None => {
-            line.str("ended without an outcome");
-            EXIT_IO
-        }
-    };
-    if !quiet {
-        let s = rx.stats();
-        say(format_args!(
-            "bb-client: {} symbols, {} decoded blocks, {} duplicates, {} evictions, {} dropped (malformed {}, other session {}, \
-             other source {}), loss {}%, {} reports",
-            s.symbols,
-            s.decoded,
-            s.duplicates,
-            s.evictions,
-            s.malformed
-                + s.foreign
-                + s.no_slot
-                + s.unbound
-                + s.unexpected
-                + st.foreign_source
-                + st.truncated,
-            s.malformed + st.truncated,
-            s.foreign,
-            st.foreign_source,
-            percent_ppm(rx.loss_ppm()),
-            s.reports
-        ));
+        Ok(())
     }
-    Finish { code, line }
-}
 
-/// Writes every block the receiver has ready; a failure ends the receive (reported).
-fn drain_writes(
-    rx: &mut Receiver<'_>,
-    sink: &mut Sink,
-    geometry: Option<Geometry>,
-    detail: &mut Line,
-    now: u64,
-) {
-    let size = geometry.map_or(0, |g| g.image_size);
-    while rx.outcome().is_none() {
-        let Some(w) = rx.poll_write() else { break };
-        let (block, offset) = (w.block, w.offset);
-        // Never outside [0, image size), whatever the receiver says.
-        let r = if offset
-            .checked_add(w.data.len() as u64)
-            .is_none_or(|end| end > size)
+    /// Bound to a session: fault in its memory, say so, check the target can hold it.
+    fn bound(&mut self, now: u64, session: u64, g: Geometry) {
+        self.geometry = Some(g);
+        self.bound_at = now;
+        let (slot_bytes, slot_esis, scratch) = Receiver::slot_needs(&g);
+        let n = self.rx.slot_count();
+        let at = &self.slot_memory;
+        os::populate(at.pool_at, n * slot_bytes);
+        os::populate(at.esi_at, n * slot_esis * 2);
+        os::populate(at.scratch_at, scratch);
+        if !self.o.quiet {
+            say(format_args!(
+                "bb-client: session {:016x}: image {} bytes, {} blocks of {} x {} B, {} slots",
+                session,
+                g.image_size,
+                g.block_count(),
+                g.k,
+                g.symbol_size,
+                n
+            ));
+        }
+        if let Sink::Seek {
+            block_dev_size: Some(size),
+            ..
+        } = self.sink
+            && size < g.image_size
         {
-            Err(libc::EINVAL)
+            self.detail.clear();
+            let _ = write!(
+                self.detail,
+                "target {} holds {} bytes but the image is {} bytes: use a disk at least as large as the image",
+                Lossy(match self.o.output {
+                    Output::Path(p) => p,
+                    Output::Stdout => b"-",
+                }),
+                size,
+                g.image_size
+            );
+            self.rx.fail(now, FailReason::TargetTooSmall);
+        }
+    }
+
+    fn too_large(&self, g: &Geometry) -> Finish {
+        let (slot, _, _) = Receiver::slot_needs(g);
+        Finish::fail(EXIT_TOO_LARGE, |l| {
+            let _ = write!(
+                l,
+                "the image ({} bytes, blocks of {} x {} B = {} B) needs more memory than this client has \
+                 (at most {} blocks, {} B of block memory, {} B per block at most{}): \
+                 use the server's default geometry",
+                g.image_size,
+                g.k,
+                g.symbol_size,
+                slot,
+                mem::DONE_WORDS as u64 * 64,
+                mem::POOL_BYTES,
+                mem::MAX_BLOCK_BYTES,
+                if self.sink.in_order() {
+                    ", two blocks in memory for an in-order sink"
+                } else {
+                    ""
+                }
+            );
+        })
+    }
+
+    /// The final line and exit code from the outcome, and the statistics line.
+    fn finish(mut self) -> Finish {
+        let since = if self.bound_at > 0 {
+            self.bound_at
         } else {
-            match sink {
-                Sink::Seek { fd, .. } => os::pwrite_all(fd.0, w.data, offset),
-                Sink::Stream { fd, pos } => {
-                    if *pos != offset {
-                        Err(libc::EINVAL)
-                    } else {
-                        let r = os::write_all(fd.0, w.data);
-                        *pos += w.data.len() as u64;
-                        r
+            self.start
+        };
+        let elapsed = os::now_us().saturating_sub(since);
+        let mut line = Line::new();
+        let code = match self.rx.outcome() {
+            Some(Outcome::Verified { digest }) => {
+                let b = self.rx.bytes_written();
+                let _ = write!(
+                    line,
+                    "{} {} bytes in {} s ({} MB/s)",
+                    Hex(&digest),
+                    b,
+                    seconds(elapsed),
+                    mb_per_s(b, elapsed)
+                );
+                EXIT_OK
+            }
+            Some(Outcome::Failed(reason)) => {
+                let detail = &mut self.detail;
+                if detail.is_empty() {
+                    let _ = write!(detail, "{}", reason.as_str());
+                    if reason == FailReason::DigestMismatch {
+                        detail.str(": what was written differs from the server's image (memory or disk fault?): run again and check this machine's RAM and disk");
                     }
                 }
+                line.str(detail.as_str());
+                match reason {
+                    FailReason::DigestMismatch => EXIT_VERIFY,
+                    FailReason::TargetTooSmall => EXIT_TARGET,
+                    FailReason::IoError => EXIT_IO,
+                    FailReason::ImageTooLarge => EXIT_TOO_LARGE,
+                    FailReason::ServerGone | FailReason::Timeout => EXIT_NO_SERVER,
+                    FailReason::Interrupted => EXIT_INTERRUPTED,
+                }
+            }
+            None => {
+                line.str("ended without an outcome");
+                EXIT_IO
             }
         };
-        match r {
-            Ok(()) => rx.write_done(block),
-            Err(e) => {
-                detail.clear();
-                let _ = write!(
-                    detail,
-                    "writing the target failed at byte {offset}: {}",
-                    os::strerror(e)
-                );
-                add_io_hint(detail, e);
-                rx.fail(now, FailReason::IoError);
-            }
+        if !self.o.quiet {
+            let (s, st) = (self.rx.stats(), &self.st);
+            say(format_args!(
+                "bb-client: {} symbols, {} decoded blocks, {} duplicates, {} evictions, {} dropped (malformed {}, other session {}, \
+                 other source {}), loss {}%, {} reports",
+                s.symbols,
+                s.decoded,
+                s.duplicates,
+                s.evictions,
+                s.malformed
+                    + s.foreign
+                    + s.no_slot
+                    + s.unbound
+                    + s.unexpected
+                    + st.foreign_source
+                    + st.truncated,
+                s.malformed + st.truncated,
+                s.foreign,
+                st.foreign_source,
+                percent_ppm(self.rx.loss_ppm()),
+                s.reports
+            ));
         }
+        Finish { code, line }
     }
 }
 
@@ -634,13 +738,6 @@ fn show_progress(rx: &Receiver<'_>, since_bound: u64, tty: bool) {
     );
     l.str(if tty { "\x1b[K" } else { "\n" });
     let _ = os::write_all(2, l.as_bytes());
-}
-
-fn end_progress(shown: &mut bool) {
-    if *shown {
-        let _ = os::write_all(2, b"\n");
-        *shown = false;
-    }
 }
 
 fn open_socket(o: &Options<'_>) -> Result<Fd, Finish> {

@@ -2,7 +2,8 @@
 //! is not its session, deficit reports and the final result.
 
 use bb_proto::receiver::{
-    Dropped, Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot,
+    Dropped, Event, Expired, MAX_SLOTS, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot,
+    StorageError,
 };
 use bb_proto::sender::{ClientInfo, Sender, SenderConfig, SenderStorage, Transmit};
 use bb_proto::wire::{self, FailReason, Geometry, PacketType};
@@ -27,16 +28,21 @@ fn rx_mem(g: &Geometry, slots: usize, done_words: usize) -> RxMem {
 }
 
 fn receiver(m: &mut RxMem, id: u64) -> Receiver<'_> {
-    Receiver::new(
-        ReceiverConfig::new(id),
-        ReceiverStorage {
-            done: &mut m.done,
-            pool: &mut m.pool,
-            slots: &mut m.slots,
-            esi_at: &mut m.esi_at,
-            scratch: &mut m.scratch,
-        },
-    )
+    receiver_with(m, ReceiverConfig::new(id), 0)
+}
+
+fn receiver_with(m: &mut RxMem, cfg: ReceiverConfig, now_us: u64) -> Receiver<'_> {
+    Receiver::new(cfg, storage(m), now_us).unwrap()
+}
+
+fn storage(m: &mut RxMem) -> ReceiverStorage<'_> {
+    ReceiverStorage {
+        done: &mut m.done,
+        pool: &mut m.pool,
+        slots: &mut m.slots,
+        esi_at: &mut m.esi_at,
+        scratch: &mut m.scratch,
+    }
 }
 
 struct TxMem {
@@ -292,4 +298,195 @@ fn losing_the_tail_of_the_transfer_does_not_stall() {
     });
     assert_eq!(out, img);
     assert!(matches!(outcome, Outcome::Verified { .. }));
+}
+
+/// One source symbol of `block` (a zero payload: only the block's check on completion would
+/// notice, and these tests never complete a block).
+fn data_packet(g: &Geometry, session: u64, block: u32, esi: u16, seq: u32) -> Vec<u8> {
+    let payload = vec![0u8; g.symbol_size as usize];
+    let d = wire::Data {
+        block,
+        esi,
+        seq,
+        block_check: 0,
+        payload: &payload,
+    };
+    let mut buf = vec![0u8; 2048];
+    let n = wire::write_data(&mut buf, session, &d).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn announce_packet(g: Geometry, session: u64) -> Vec<u8> {
+    let mut tm = tx_mem(&g);
+    let tx = sender(&mut tm, session, g);
+    let mut buf = vec![0u8; 200];
+    let n = tx.build_announce(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+const SECOND: u64 = 1_000_000;
+
+#[test]
+fn storage_with_more_slots_than_the_report_limit_is_refused() {
+    let g = Geometry::new(1 << 20, 64, 16).unwrap();
+    let mut m = rx_mem(&g, MAX_SLOTS + 1, 512);
+    assert_eq!(
+        Receiver::new(ReceiverConfig::new(1), storage(&mut m), 0).err(),
+        Some(StorageError::TooManySlots {
+            given: MAX_SLOTS + 1
+        })
+    );
+}
+
+#[test]
+fn every_slot_of_a_full_storage_is_reported() {
+    // MAX_SLOTS partial blocks, each missing k - 1 symbols: one report lists all of them.
+    let g = Geometry::new(1 << 20, 64, 16).unwrap();
+    let mut m = rx_mem(&g, MAX_SLOTS, 512);
+    let mut rx = receiver(&mut m, 4);
+    assert!(matches!(
+        rx.handle_datagram(0, &announce_packet(g, 9)),
+        Ok(Event::Bound { .. })
+    ));
+    assert_eq!(rx.slot_count(), MAX_SLOTS);
+    let blocks: Vec<u32> = (0..MAX_SLOTS as u32).map(|i| 2 * i).collect();
+    for (seq, &b) in blocks.iter().enumerate() {
+        rx.handle_datagram(10, &data_packet(&g, 9, b, 0, seq as u32))
+            .unwrap();
+    }
+    let mut buf = vec![0u8; 1500];
+    // Past the holdoff and the report interval, and past the point where data is taken to
+    // have stopped.
+    let now = SECOND;
+    let n = rx.poll_transmit(now, 0, &mut buf).unwrap();
+    let packet = wire::open(&buf[..n]).unwrap();
+    let status = packet.status().unwrap();
+    let partial: Vec<(u32, u16)> = status
+        .ranges()
+        .filter(|r| r.deficit == g.k as u16 - 1)
+        .flat_map(|r| (r.first..r.first + r.len as u32).map(move |b| (b, r.deficit)))
+        .collect();
+    let want: Vec<(u32, u16)> = blocks.iter().map(|&b| (b, g.k as u16 - 1)).collect();
+    assert_eq!(partial, want);
+}
+
+#[test]
+fn no_session_within_the_silence_timeout_gives_up_without_a_server() {
+    let g = Geometry::new(10_000, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 2, 4);
+    let mut cfg = ReceiverConfig::new(3);
+    cfg.silence_timeout_us = 5 * SECOND;
+    let start = 7 * SECOND;
+    let mut rx = receiver_with(&mut m, cfg, start);
+    let deadline = start + 5 * SECOND;
+    assert_eq!(rx.poll_timeout(start), Some(deadline));
+    // Packets that bind nothing do not hold the deadline off.
+    let _ = rx.handle_datagram(start + SECOND, b"BBND garbage");
+    let _ = rx.handle_datagram(start + 2 * SECOND, &data_packet(&g, 9, 0, 0, 0));
+    assert_eq!(rx.poll_timeout(start + 2 * SECOND), Some(deadline));
+    assert_eq!(rx.handle_timeout(deadline - 1), None);
+    assert_eq!(rx.outcome(), None);
+    assert_eq!(rx.handle_timeout(deadline), Some(Expired::NoSession));
+    assert_eq!(rx.outcome(), Some(Outcome::Failed(FailReason::Timeout)));
+    assert!(rx.finished(), "no server to report to");
+    assert_eq!(rx.poll_timeout(deadline), None);
+    assert_eq!(rx.poll_transmit(deadline, 0, &mut [0u8; 1500]), None);
+}
+
+#[test]
+fn silence_after_binding_fails_with_timeout_and_reports_it() {
+    let g = Geometry::new(10_000, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 2, 4);
+    let mut cfg = ReceiverConfig::new(3);
+    cfg.silence_timeout_us = 5 * SECOND;
+    let mut rx = receiver_with(&mut m, cfg, 0);
+    // Bound late: the deadline counts from the announce, not from the start.
+    let bound = 4 * SECOND;
+    rx.handle_datagram(bound, &announce_packet(g, 9)).unwrap();
+    let mut buf = vec![0u8; 1500];
+    let mut now = bound;
+    // Only heartbeats go out; nothing ends before the deadline.
+    while now < bound + 5 * SECOND {
+        assert_eq!(rx.handle_timeout(now), None);
+        while rx.poll_transmit(now, 0, &mut buf).is_some() {}
+        let next = rx.poll_timeout(now).unwrap();
+        assert!(next > now && next <= bound + 5 * SECOND);
+        now = next;
+    }
+    assert_eq!(now, bound + 5 * SECOND);
+    assert_eq!(rx.handle_timeout(now), Some(Expired::Stalled));
+    assert_eq!(rx.outcome(), Some(Outcome::Failed(FailReason::Timeout)));
+    assert!(!rx.finished(), "the failure is reported first");
+    rx.poll_transmit(now, 0, &mut buf).unwrap();
+    assert_eq!(buf[5], PacketType::Result as u8);
+}
+
+#[test]
+fn announces_without_new_symbols_are_a_stall_once_data_has_flowed() {
+    let g = Geometry::new(100_000, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 4, 4);
+    let mut cfg = ReceiverConfig::new(3);
+    cfg.silence_timeout_us = 5 * SECOND;
+    let mut rx = receiver_with(&mut m, cfg, 0);
+    let announce = announce_packet(g, 9);
+    rx.handle_datagram(0, &announce).unwrap();
+    // Before any data, announces are the session's sign of life.
+    for t in 1..=8 {
+        rx.handle_datagram(t * SECOND, &announce).unwrap();
+        assert_eq!(rx.handle_timeout(t * SECOND), None);
+    }
+    // Data flows, then only announces and a symbol already held keep coming.
+    let last_new = 9 * SECOND;
+    rx.handle_datagram(last_new, &data_packet(&g, 9, 3, 0, 0))
+        .unwrap();
+    let mut t = last_new;
+    while t < last_new + 5 * SECOND {
+        t += SECOND / 2;
+        rx.handle_datagram(t, &announce).unwrap();
+        assert_eq!(
+            rx.handle_datagram(t, &data_packet(&g, 9, 3, 0, 1)),
+            Err(Dropped::Duplicate)
+        );
+        let expired = rx.handle_timeout(t);
+        if t < last_new + 5 * SECOND {
+            assert_eq!(expired, None, "at {t}");
+        } else {
+            assert_eq!(expired, Some(Expired::Stalled));
+        }
+    }
+    assert_eq!(rx.outcome(), Some(Outcome::Failed(FailReason::Timeout)));
+}
+
+#[test]
+fn waiting_for_the_acknowledgement_is_bounded() {
+    let g = Geometry::new(10_000, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 2, 4);
+    let mut cfg = ReceiverConfig::new(3);
+    cfg.result_repeats = u32::MAX; // only the wait bound can end it
+    cfg.ack_wait_us = 3 * SECOND;
+    let mut rx = receiver_with(&mut m, cfg, 0);
+    rx.handle_datagram(0, &announce_packet(g, 9)).unwrap();
+    let failed_at = SECOND;
+    rx.fail(failed_at, FailReason::IoError);
+    let mut buf = vec![0u8; 1500];
+    let mut now = failed_at;
+    let mut results = 0;
+    loop {
+        if let Some(e) = rx.handle_timeout(now) {
+            assert_eq!(e, Expired::AckWait);
+            break;
+        }
+        while rx.poll_transmit(now, 0, &mut buf).is_some() {
+            results += 1;
+        }
+        now = rx.poll_timeout(now).unwrap();
+        assert!(now <= failed_at + 3 * SECOND);
+    }
+    assert_eq!(now, failed_at + 3 * SECOND);
+    assert!(rx.finished());
+    assert_eq!(rx.poll_timeout(now), None);
+    assert_eq!(results, 15, "one result every 200 ms until the wait ends");
+    assert_eq!(rx.outcome(), Some(Outcome::Failed(FailReason::IoError)));
 }

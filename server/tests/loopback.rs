@@ -116,7 +116,9 @@ fn client_on(
     let mut rx = Receiver::new(
         ReceiverConfig::new(0x1234_0000 + data_port as u64 + ((u32::from(local) as u64) << 16)),
         storage,
-    );
+        0,
+    )
+    .unwrap();
     let start = Instant::now();
     let mut buf = vec![0u8; 9216];
     let mut out = Vec::new();

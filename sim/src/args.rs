@@ -1,5 +1,6 @@
 //! Command-line options of bb-sim.
 
+use bb_proto::receiver::MAX_SLOTS;
 use std::fmt;
 
 pub const USAGE: &str = "\
@@ -26,7 +27,7 @@ Options:
   --image-size S       image size, e.g. 64MiB (default 64MiB)
   --symbol-size S      bytes per symbol, multiple of 64 (default 1408)
   --k K                source symbols per block (default 512)
-  --slots N            block slots per receiver (default 16)
+  --slots N            block slots per receiver, 2..64 (default 16)
   --late-joiners N     receivers joining late: a count or a percentage of --clients (default 0)
   --join-at F          fraction of the forward pass at which they join (default 50%)
   --dead-clients N     receivers that die mid-way: a count or a percentage (default 0)
@@ -321,7 +322,12 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
                     .ok()
                     .ok_or_else(|| bad(name, &v, "a symbol count"))?
             }
-            "--slots" => o.slots = at_least(name, &v, 2, "a count >= 2")?,
+            "--slots" => {
+                o.slots = at_least(name, &v, 2, "a count >= 2")?;
+                if o.slots > MAX_SLOTS {
+                    return Err(bad(name, &v, "a count <= 64 (the receiver's slot limit)"));
+                }
+            }
             "--late-joiners" => late = Some(v),
             "--join-at" => {
                 o.join_at =

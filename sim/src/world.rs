@@ -197,23 +197,10 @@ pub fn run(o: &Options) -> Report {
             scratch: vec![0; scratch],
         })
         .collect();
-    let mut rxs: Vec<Receiver<'_>> = mems
-        .iter_mut()
-        .enumerate()
-        .map(|(i, m)| {
-            let id = Rng::new(o.seed, 1_000_000 + i as u64).next_u64();
-            let storage = ReceiverStorage {
-                done: &mut m.done,
-                pool: &mut m.pool,
-                slots: &mut m.slots,
-                esi_at: &mut m.esi_at,
-                scratch: &mut m.scratch,
-            };
-            let mut cfg = ReceiverConfig::new(id);
-            cfg.in_order = o.in_order;
-            Receiver::new(cfg, storage)
-        })
-        .collect();
+    // Machines present from the start listen from t=0; late joiners are switched on when
+    // they join, so that their silence timeout counts from then.
+    let mut unbuilt: Vec<Option<&mut RxMem>> = mems.iter_mut().map(Some).collect();
+    let mut rxs: Vec<Option<Receiver<'_>>> = (0..n).map(|_| None).collect();
     let late_from = n - o.late_joiners as usize;
     let dead_from = late_from - o.dead_clients as usize;
     let mut states: Vec<RxState> = (0..n)
@@ -249,6 +236,10 @@ pub fn run(o: &Options) -> Report {
         up_rng: Rng::new(o.seed, u64::MAX - 1),
     };
     sh.q.push(0, Ev::SenderWake);
+    for i in 0..late_from {
+        let rx = rxs[i].insert(switch_on(o, i, unbuilt[i].take().expect("built once"), 0));
+        arm_timer(rx, &mut states[i], i, 0, &mut sh.q);
+    }
 
     let mut rep = Report {
         clients: o.clients,
@@ -332,8 +323,11 @@ pub fn run(o: &Options) -> Report {
                 let fwd = sender.forward_blocks_done();
                 if !joined && fwd >= join_block {
                     joined = true;
-                    for s in states.iter_mut().filter(|s| s.late) {
-                        s.life = Life::Alive;
+                    for i in late_from..n {
+                        states[i].life = Life::Alive;
+                        let m = unbuilt[i].take().expect("built once");
+                        let rx = rxs[i].insert(switch_on(o, i, m, now));
+                        arm_timer(rx, &mut states[i], i, now, &mut sh.q);
                     }
                 }
                 if !killed && fwd >= die_block {
@@ -344,7 +338,11 @@ pub fn run(o: &Options) -> Report {
                 }
                 if o.verbose && now - last_progress >= 1_000_000 {
                     last_progress = now;
-                    let done = rxs.iter().map(|r| r.progress().0 as u64).sum::<u64>();
+                    let done = rxs
+                        .iter()
+                        .flatten()
+                        .map(|r| r.progress().0 as u64)
+                        .sum::<u64>();
                     eprintln!(
                         "t={:.1}s forward {}/{} blocks, receivers {:.1}% done, verified {}, ratio {:.4}",
                         now as f64 / 1e6,
@@ -375,13 +373,13 @@ pub fn run(o: &Options) -> Report {
                         sh.q.push(now + extra, Ev::Deliver(i as u32, pkt.clone()));
                         continue;
                     }
-                    deliver(&mut rxs[i], &mut states[i], i, &pkt, now, &mut sh);
+                    deliver(alive(&mut rxs[i]), &mut states[i], i, &pkt, now, &mut sh);
                 }
             }
             Ev::Deliver(i, pkt) => {
                 let i = i as usize;
                 if states[i].life == Life::Alive {
-                    deliver(&mut rxs[i], &mut states[i], i, &pkt, now, &mut sh);
+                    deliver(alive(&mut rxs[i]), &mut states[i], i, &pkt, now, &mut sh);
                 }
             }
             Ev::RxTimer(i) => {
@@ -390,7 +388,7 @@ pub fn run(o: &Options) -> Report {
                     states[i].timer_at = None;
                 }
                 if states[i].life == Life::Alive {
-                    poll_rx(&mut rxs[i], &mut states[i], i, now, &mut sh);
+                    poll_rx(alive(&mut rxs[i]), &mut states[i], i, now, &mut sh);
                 }
             }
             Ev::ToServer(i, pkt) => {
@@ -410,10 +408,11 @@ pub fn run(o: &Options) -> Report {
         if joined
             && killed
             && sender.session_end().is_some()
-            && states
-                .iter()
-                .zip(&rxs)
-                .all(|(s, r)| s.life == Life::Dead || (r.outcome().is_some() && r.finished()))
+            && states.iter().zip(&rxs).all(|(s, r)| {
+                s.life == Life::Dead
+                    || r.as_ref()
+                        .is_some_and(|r| r.outcome().is_some() && r.finished())
+            })
         {
             break;
         }
@@ -438,8 +437,10 @@ pub fn run(o: &Options) -> Report {
     rep.status_ns_per_range = status_ns as f64 / stats.ranges.max(1) as f64;
     let mut client_seconds = 0.0;
     for (s, r) in states.iter().zip(&rxs) {
-        rep.evictions += r.stats().evictions;
-        rep.decoded_blocks += r.stats().decoded;
+        if let Some(r) = r {
+            rep.evictions += r.stats().evictions;
+            rep.decoded_blocks += r.stats().decoded;
+        }
         rep.mismatched_bytes += s.mismatches;
         if s.late {
             rep.late += 1;
@@ -450,9 +451,12 @@ pub fn run(o: &Options) -> Report {
         }
         let end = s.finished_at.unwrap_or(now) as f64 / 1e6;
         client_seconds += end;
-        match (r.outcome(), s.finished_at) {
+        let (outcome, written) = r
+            .as_ref()
+            .map_or((None, 0), |r| (r.outcome(), r.bytes_written()));
+        match (outcome, s.finished_at) {
             (Some(Outcome::Verified { .. }), Some(t))
-                if s.mismatches == 0 && r.bytes_written() == o.image_size =>
+                if s.mismatches == 0 && written == o.image_size =>
             {
                 rep.verified += 1;
                 let t = t as f64 / 1e6;
@@ -498,9 +502,30 @@ fn deliver(
     poll_rx(rx, s, i, now, sh);
 }
 
-/// Sends what receiver `i` has to send now and arms its timer.
+/// Switches on receiver `i` at `now` in its memory `m`.
+fn switch_on<'m>(o: &Options, i: usize, m: &'m mut RxMem, now: u64) -> Receiver<'m> {
+    let id = Rng::new(o.seed, 1_000_000 + i as u64).next_u64();
+    let storage = ReceiverStorage {
+        done: &mut m.done,
+        pool: &mut m.pool,
+        slots: &mut m.slots,
+        esi_at: &mut m.esi_at,
+        scratch: &mut m.scratch,
+    };
+    let mut cfg = ReceiverConfig::new(id);
+    cfg.in_order = o.in_order;
+    Receiver::new(cfg, storage, now).expect("--slots is checked against MAX_SLOTS")
+}
+
+/// The receiver of a machine that is alive (and so switched on).
+fn alive<'r, 'm>(rx: &'r mut Option<Receiver<'m>>) -> &'r mut Receiver<'m> {
+    rx.as_mut().expect("alive machines are switched on")
+}
+
+/// Runs receiver `i`'s timers and sends what it has to send now, then arms its timer.
 fn poll_rx(rx: &mut Receiver<'_>, s: &mut RxState, i: usize, now: u64, sh: &mut Shared<'_>) {
-    if rx.poll_timeout().is_some_and(|t| t <= now) {
+    if rx.poll_timeout(now).is_some_and(|t| t <= now) {
+        rx.handle_timeout(now);
         while let Some(len) = rx.poll_transmit(now, s.rng.next_u64() as u32, &mut sh.buf) {
             if !sh.up_rng.chance(sh.up_loss) {
                 sh.q.push(
@@ -513,12 +538,17 @@ fn poll_rx(rx: &mut Receiver<'_>, s: &mut RxState, i: usize, now: u64, sh: &mut 
     if rx.outcome().is_some() && s.finished_at.is_none() {
         s.finished_at = Some(now);
     }
-    if let Some(t) = rx.poll_timeout()
+    arm_timer(rx, s, i, now, &mut sh.q);
+}
+
+/// Queues a wake-up of receiver `i` at its next timeout, unless an earlier one is queued.
+fn arm_timer(rx: &Receiver<'_>, s: &mut RxState, i: usize, now: u64, q: &mut Queue) {
+    if let Some(t) = rx.poll_timeout(now)
         && t > now
         && s.timer_at.is_none_or(|at| t < at)
     {
         s.timer_at = Some(t);
-        sh.q.push(t, Ev::RxTimer(i as u32));
+        q.push(t, Ev::RxTimer(i as u32));
     }
 }
 

@@ -3,6 +3,8 @@
 //! No heap, no IO: everything is copied into fixed arrays inside [`Cmdline`]. Unit-tested on the
 //! host with `cargo test -p bb-client`.
 
+use crate::parse::{parse_ipv4, parse_u32};
+
 /// What to do when imaging has finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DoneAction {
@@ -86,59 +88,6 @@ impl<const N: usize> core::fmt::Debug for FixedStr<N> {
             }
         }
         write!(f, "\"")
-    }
-}
-
-/// Parses a dotted-quad IPv4 address ("10.0.0.1"), nothing else.
-pub fn parse_ipv4(s: &[u8]) -> Option<[u8; 4]> {
-    let mut out = [0u8; 4];
-    let mut part = 0usize;
-    let mut val: u32 = 0;
-    let mut digits = 0usize;
-    for &c in s {
-        match c {
-            b'0'..=b'9' => {
-                val = val * 10 + (c - b'0') as u32;
-                digits += 1;
-                if digits > 3 || val > 255 {
-                    return None;
-                }
-            }
-            b'.' => {
-                if digits == 0 || part >= 3 {
-                    return None;
-                }
-                out[part] = val as u8;
-                part += 1;
-                val = 0;
-                digits = 0;
-            }
-            _ => return None,
-        }
-    }
-    if digits == 0 || part != 3 {
-        return None;
-    }
-    out[3] = val as u8;
-    Some(out)
-}
-
-/// Parses a decimal number that fits u32.
-pub fn parse_u32(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || s.len() > 10 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + (c - b'0') as u64;
-    }
-    if v > u32::MAX as u64 {
-        None
-    } else {
-        Some(v as u32)
     }
 }
 
@@ -465,34 +414,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ipv4() {
-        assert_eq!(parse_ipv4(b"10.99.0.1"), Some([10, 99, 0, 1]));
-        assert_eq!(parse_ipv4(b"255.255.255.255"), Some([255; 4]));
-        assert_eq!(parse_ipv4(b"0.0.0.0"), Some([0; 4]));
-        for bad in [
-            &b""[..],
-            b"1.2.3",
-            b"1.2.3.4.5",
-            b"256.1.1.1",
-            b"1..2.3",
-            b"1.2.3.",
-            b".1.2.3",
-            b"a.b.c.d",
-            b"1.2.3.4 ",
-            b"0001.2.3.4",
-            b"1.2.3.-4",
-        ] {
-            assert_eq!(parse_ipv4(bad), None, "{:?}", core::str::from_utf8(bad));
-        }
-    }
-
-    #[test]
-    fn numbers_and_masks() {
-        assert_eq!(parse_u32(b"0"), Some(0));
-        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
-        assert_eq!(parse_u32(b"4294967296"), None);
-        assert_eq!(parse_u32(b""), None);
-        assert_eq!(parse_u32(b"12a"), None);
+    fn masks() {
         assert_eq!(prefix_to_mask(24), Some([255, 255, 255, 0]));
         assert_eq!(prefix_to_mask(0), Some([0; 4]));
         assert_eq!(prefix_to_mask(32), Some([255; 4]));

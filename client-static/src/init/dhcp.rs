@@ -4,6 +4,7 @@
 //! Packet building and parsing are pure functions, unit-tested on the host.
 
 use super::sys::Line;
+use super::syscalls;
 use crate::os::{self, Errno, Fd, now_ms};
 
 pub const OP_REQUEST: u8 = 1;
@@ -142,8 +143,8 @@ fn open_socket(ifname: &[u8]) -> Result<Fd, Errno> {
     let s = os::udp_socket()?;
     let n = ifname.iter().position(|&c| c == 0).unwrap_or(ifname.len());
     let _ = os::set_reuseaddr(s.0);
-    os::set_broadcast(s.0)?;
-    os::bind_to_device(s.0, &ifname[..n])?;
+    syscalls::set_broadcast(s.0)?;
+    syscalls::bind_to_device(s.0, &ifname[..n])?;
     os::bind(s.0, [0; 4], 68)?;
     Ok(s)
 }
@@ -170,7 +171,7 @@ fn recv_reply(
         if os::poll_readable(s.0, wait) != Ok(true) {
             continue;
         }
-        let n = match os::recv(s.0, buf) {
+        let n = match syscalls::recv(s.0, buf) {
             Ok(n) if n > 0 => n,
             _ => continue,
         };

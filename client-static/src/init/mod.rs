@@ -27,6 +27,7 @@ pub mod dhcp;
 pub mod modalias;
 pub mod net;
 pub mod sys;
+pub mod syscalls;
 
 use crate::os;
 pub use cmdline::{Cmdline, CmdlineError, DoneAction, FixedStr, IpConfig, IpMode};
@@ -227,7 +228,7 @@ pub fn setup_network(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitEr
         if os::now_ms() >= deadline {
             return Err(InitError::NoNic);
         }
-        os::sleep_ms(50);
+        syscalls::sleep_ms(50);
     }
     let nlen = name.iter().position(|&c| c == 0).unwrap_or(16);
     cfg.iface = FixedStr::from_bytes(&name[..nlen]).unwrap_or(FixedStr::new());
@@ -311,7 +312,7 @@ pub fn finish(action: DoneAction, ok: bool, line: &[u8]) -> ! {
     }
     l.b(line);
     l.emit();
-    os::sync();
+    syscalls::sync();
     let pid1 = sys::is_pid1();
     let code = if ok { 0 } else { 1 };
     if action == DoneAction::Shell {
@@ -345,7 +346,7 @@ pub fn finish(action: DoneAction, ok: bool, line: &[u8]) -> ! {
             })
             .emit();
     }
-    let e = os::reboot(how);
+    let e = syscalls::reboot(how);
     // reboot(2) failed (not root?): never exit as PID 1 (that panics the kernel, and panic=-1
     // would reboot into the disk).
     Line::new()
@@ -357,18 +358,18 @@ pub fn finish(action: DoneAction, ok: bool, line: &[u8]) -> ! {
         os::exit_now(code);
     }
     loop {
-        os::sleep_ms(3_600_000);
+        syscalls::sleep_ms(3_600_000);
     }
 }
 
 fn run_shell() {
     let sh = c"/bin/sh";
-    if !os::exists(sh) {
+    if !syscalls::exists(sh) {
         Line::new().s("no /bin/sh in this initramfs").emit();
         return;
     }
     Line::new().s("starting /bin/sh").emit();
-    let _ = os::execve(
+    let _ = syscalls::execve(
         sh,
         &[sh],
         &[c"PATH=/sbin:/bin:/usr/sbin:/usr/bin", c"TERM=linux"],

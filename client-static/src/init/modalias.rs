@@ -15,6 +15,7 @@
 //! Without these files, [`super::sys::load_modules`] loads the whole order list. No heap.
 
 use super::sys::{self, Line, ModError};
+use super::syscalls;
 use crate::fmt::Buf;
 use crate::os;
 use core::ffi::CStr;
@@ -89,7 +90,7 @@ pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
         CStr::from_bytes_until_nul(&p),
         CStr::from_bytes_until_nul(&t),
     ) {
-        (Ok(p), Ok(t)) => os::fnmatch(p, t),
+        (Ok(p), Ok(t)) => syscalls::fnmatch(p, t),
         _ => false,
     }
 }
@@ -246,7 +247,7 @@ pub fn load_for_hardware() -> Option<(u32, u32)> {
         if idle >= 2 {
             break;
         }
-        os::sleep_ms(50);
+        syscalls::sleep_ms(50);
     }
     Some((st.ok, st.failed))
 }

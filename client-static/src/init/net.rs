@@ -1,7 +1,8 @@
 //! IPv4 interface configuration with the classic ioctls (no netlink, no heap):
 //! SIOCSIFFLAGS, SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFBRDADDR, SIOCADDRT.
 
-use crate::os::{self, Errno, Fd, IfIoctl, IfReq};
+use super::syscalls::{self, IfIoctl, IfReq};
+use crate::os::{self, Errno, Fd};
 
 const IFF_UP: i16 = 0x1;
 
@@ -30,16 +31,16 @@ impl Ctl {
     /// Sets IFF_UP on the interface.
     pub fn up(&self, ifname: &[u8]) -> Result<(), Errno> {
         let mut r = Self::req(ifname);
-        os::if_ioctl(self.0.0, IfIoctl::GetFlags, &mut r)?;
+        syscalls::if_ioctl(self.0.0, IfIoctl::GetFlags, &mut r)?;
         let flags = i16::from_ne_bytes([r.data[0], r.data[1]]) | IFF_UP;
         r.data[..2].copy_from_slice(&flags.to_ne_bytes());
-        os::if_ioctl(self.0.0, IfIoctl::SetFlags, &mut r)
+        syscalls::if_ioctl(self.0.0, IfIoctl::SetFlags, &mut r)
     }
 
     fn set_addr(&self, ifname: &[u8], op: IfIoctl, a: [u8; 4]) -> Result<(), Errno> {
         let mut r = Self::req(ifname);
-        r.data[..16].copy_from_slice(&os::sockaddr_bytes(a));
-        os::if_ioctl(self.0.0, op, &mut r)
+        r.data[..16].copy_from_slice(&syscalls::sockaddr_bytes(a));
+        syscalls::if_ioctl(self.0.0, op, &mut r)
     }
 
     /// Address, netmask and broadcast address.
@@ -62,7 +63,7 @@ impl Ctl {
         mask: [u8; 4],
         gw: Option<[u8; 4]>,
     ) -> Result<(), Errno> {
-        match os::add_route(self.0.0, ifname, dst, mask, gw) {
+        match syscalls::add_route(self.0.0, ifname, dst, mask, gw) {
             Err(e) if e != libc::EEXIST => Err(e),
             _ => Ok(()),
         }
@@ -70,7 +71,7 @@ impl Ctl {
 
     pub fn hwaddr(&self, ifname: &[u8]) -> Result<[u8; 6], Errno> {
         let mut r = Self::req(ifname);
-        os::if_ioctl(self.0.0, IfIoctl::GetHwAddr, &mut r)?;
+        syscalls::if_ioctl(self.0.0, IfIoctl::GetHwAddr, &mut r)?;
         let mut m = [0u8; 6];
         m.copy_from_slice(&r.data[2..8]); // sockaddr.sa_data
         Ok(m)
@@ -103,6 +104,6 @@ pub fn wait_carrier(ifname: &[u8], ms: u64) -> bool {
         if os::now_ms() >= deadline {
             return false;
         }
-        os::sleep_ms(50);
+        syscalls::sleep_ms(50);
     }
 }

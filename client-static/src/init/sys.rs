@@ -1,6 +1,8 @@
 //! System plumbing for /init: console lines, mounts, kernel modules, network interfaces.
-//! The syscalls themselves are the safe wrappers of [`crate::os`]; no heap.
+//! The syscalls themselves are the safe wrappers of [`crate::os`] and [`super::syscalls`];
+//! no heap.
 
+use super::syscalls;
 use crate::fmt::{Buf, Ip};
 use crate::os::{self, CPath, Errno};
 use core::ffi::CStr;
@@ -47,7 +49,7 @@ impl Line {
 
 /// True when `path` exists.
 pub fn exists(path: &[u8]) -> bool {
-    CPath::new(path).is_some_and(|p| os::exists(p.as_cstr()))
+    CPath::new(path).is_some_and(|p| syscalls::exists(p.as_cstr()))
 }
 
 /// Mounts proc, sysfs and devtmpfs unless something is already mounted there (a distribution's
@@ -65,7 +67,7 @@ pub fn mount_basics() {
             Some(d) if Some(d) != root => continue, // already a mount point
             Some(_) => {}
             None => {
-                let _ = os::mkdir(dir, 0o755);
+                let _ = syscalls::mkdir(dir, 0o755);
             }
         }
         let flags = if fstype == c"devtmpfs" {
@@ -73,7 +75,7 @@ pub fn mount_basics() {
         } else {
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC
         };
-        if let Err(e) = os::mount(fstype, dir, flags) {
+        if let Err(e) = syscalls::mount(fstype, dir, flags) {
             Line::new()
                 .s("init: cannot mount ")
                 .b(dir.to_bytes())
@@ -86,7 +88,7 @@ pub fn mount_basics() {
 /// If the kernel could not give us a console (no /dev/console in the initramfs), open the one
 /// devtmpfs provides as stdin, stdout and stderr.
 pub fn ensure_console() {
-    if os::fd_is_open(2) {
+    if syscalls::fd_is_open(2) {
         return;
     }
     // Not O_CLOEXEC: a shell started later (bb.done=shell) inherits it.
@@ -95,7 +97,7 @@ pub fn ensure_console() {
     };
     for t in 0..3 {
         if fd.0 != t {
-            let _ = os::dup2(fd.0, t);
+            let _ = syscalls::dup2(fd.0, t);
         }
     }
     // Dropping fd closes it if it is not one of 0, 1, 2.
@@ -118,7 +120,7 @@ pub enum ModError {
 pub fn load_module(path: &[u8]) -> Result<(), ModError> {
     let p = CPath::new(path).ok_or(ModError::BadPath)?;
     let fd = os::open(&p, libc::O_RDONLY, 0).map_err(ModError::Open)?;
-    match os::finit_module(fd.0) {
+    match syscalls::finit_module(fd.0) {
         Err(e) if e != libc::EEXIST => Err(ModError::Load(e)),
         _ => Ok(()),
     }
@@ -176,7 +178,7 @@ pub fn wait_for_path(path: &[u8], ms: u64) -> bool {
         if os::now_ms() >= deadline {
             return false;
         }
-        os::sleep_ms(50);
+        syscalls::sleep_ms(50);
     }
 }
 
@@ -208,7 +210,7 @@ pub fn for_each_dirent(path: &[u8], mut f: impl FnMut(&[u8])) {
     };
     let mut buf = [0u8; 4096];
     loop {
-        let n = match os::getdents64(fd.0, &mut buf) {
+        let n = match syscalls::getdents64(fd.0, &mut buf) {
             Ok(n) if n > 0 => n,
             _ => break,
         };

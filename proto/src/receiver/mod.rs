@@ -1,26 +1,42 @@
 //! The receiver state machine (sans-IO), in fixed memory.
 //!
-//! The shell feeds it every datagram from the data port ([`Receiver::handle_datagram`]),
-//! writes the blocks it hands out ([`Receiver::poll_write`], then
-//! [`Receiver::write_done`]), flushes the target when [`Receiver::needs_flush`] says so,
-//! and sends what [`Receiver::poll_transmit`] builds. Time comes in as microseconds and
-//! randomness (for report jitter) as an argument.
+//! Call order, in a loop (as quinn-proto's `Connection`):
+//! 1. [`Receiver::handle_datagram`] for every datagram from the data port; act on the
+//!    [`Event`] it returns (check the target's size when bound, ...).
+//! 2. [`Receiver::handle_timeout`] when the time from [`Receiver::poll_timeout`] has come:
+//!    the silence timeout and the wait for the server's acknowledgement end here, and it
+//!    says which one ([`Expired`]).
+//! 3. [`Receiver::poll_write`], then [`Receiver::write_done`] once the block is written,
+//!    until no block is ready.
+//! 4. When [`Receiver::needs_flush`] says so, flush the target, then [`Receiver::flushed`].
+//! 5. [`Receiver::poll_transmit`] until it returns nothing, sending each packet to the
+//!    server.
+//! 6. [`Receiver::poll_timeout`]: sleep until then, or until a datagram arrives.
+//!
+//! Stop when [`Receiver::finished`]; [`Receiver::outcome`] says how it went. Time comes in
+//! as microseconds and randomness (for report jitter) as an argument.
 //!
 //! Memory is what the caller provides and never grows: one bit per block of the image
-//! (`done`), and a fixed pool of block slots. Source symbols land at their position in a
-//! slot; repair symbols fill positions of missing sources; once a slot holds k symbols it is
-//! decoded in place, checked against the block check carried in every data packet, and
-//! handed out for writing. Blocks are written in any order (or strictly in order for a
-//! stdout sink, through the same slots as a bounded window).
+//! (`done`), and a fixed pool of block slots ([`slots`](self) file). Source symbols land at
+//! their position in a slot; repair symbols fill positions of missing sources; once a slot
+//! holds k symbols it is decoded in place, checked against the block check carried in every
+//! data packet, and handed out for writing. Blocks are written in any order (or strictly in
+//! order for a stdout sink, through the same slots as a bounded window). Status reports are
+//! built in `report`, the silence and acknowledgement timers kept in `timers`.
 
-use crate::digest::{DigestAccumulator, block_check, block_hash};
+mod report;
+mod slots;
+mod timers;
+
+pub use slots::{MAX_SLOTS, Slot};
+pub use timers::Expired;
+
+use crate::digest::DigestAccumulator;
 use crate::fec;
 use crate::wire::{
-    self, AnnounceFlags, ClientPhase, DeficitRange, FailReason, Geometry, MAX_RANGES, PacketType,
-    ResultOutcome, ResultReport, StatusHead, WireError,
+    self, AnnounceFlags, FailReason, Geometry, PacketType, ResultOutcome, ResultReport, WireError,
 };
-
-const EMPTY: u16 = 0xFFFF;
+use slots::SlotState;
 
 /// How the receiver behaves. Times in microseconds.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +55,13 @@ pub struct ReceiverConfig {
     pub result_repeat_us: u64,
     /// Repeats of the result before giving up on an acknowledgement.
     pub result_repeats: u32,
+    /// Give up when no session is announced within this long of the start, or, once
+    /// bound, when no new symbol (before the first one: no packet of the session) arrives
+    /// for this long: [`FailReason::Timeout`].
+    pub silence_timeout_us: u64,
+    /// After the outcome, stop waiting for the server's acknowledgement after this long
+    /// even if repeats remain.
+    pub ack_wait_us: u64,
     /// Erasure-code kernel that decodes the blocks (only speed depends on it).
     pub engine: fec::Engine,
 }
@@ -54,41 +77,11 @@ impl ReceiverConfig {
             heartbeat_us: 1_000_000,
             result_repeat_us: 200_000,
             result_repeats: 25,
+            silence_timeout_us: 60_000_000,
+            ack_wait_us: 30_000_000,
             engine: fec::Engine::detect(),
         }
     }
-}
-
-/// Metadata of one block slot.
-#[derive(Clone, Copy, Debug)]
-pub struct Slot {
-    block: u32,
-    state: SlotState,
-    have: u16,
-    check: u32,
-    last_symbol_us: u64,
-    reported_us: Option<u64>,
-    hash: [u8; 32],
-}
-
-impl Slot {
-    /// A free slot, for initialising storage arrays.
-    pub const FREE: Slot = Slot {
-        block: 0,
-        state: SlotState::Free,
-        have: 0,
-        check: 0,
-        last_symbol_us: 0,
-        reported_us: None,
-        hash: [0; 32],
-    };
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SlotState {
-    Free,
-    Filling,
-    Ready,
 }
 
 /// Memory the receiver works in, all provided by the caller.
@@ -245,13 +238,34 @@ pub struct Receiver<'a> {
     next_result_us: u64,
     acked: bool,
     stats: ReceiverStats,
+    timers: timers::Timers,
+}
+
+/// Why [`Receiver::new`] refused its storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageError {
+    /// More slots than [`MAX_SLOTS`].
+    TooManySlots {
+        /// Slots given.
+        given: usize,
+    },
 }
 
 impl<'a> Receiver<'a> {
-    /// Builds a receiver in `storage`.
-    pub fn new(cfg: ReceiverConfig, storage: ReceiverStorage<'a>) -> Self {
+    /// Builds a receiver in `storage`, listening from `now_us` (the silence timeout counts
+    /// from here until a session is announced).
+    pub fn new(
+        cfg: ReceiverConfig,
+        storage: ReceiverStorage<'a>,
+        now_us: u64,
+    ) -> Result<Self, StorageError> {
+        if storage.slots.len() > MAX_SLOTS {
+            return Err(StorageError::TooManySlots {
+                given: storage.slots.len(),
+            });
+        }
         storage.slots.fill(Slot::FREE);
-        Self {
+        Ok(Self {
             cfg,
             done: storage.done,
             pool: storage.pool,
@@ -282,7 +296,8 @@ impl<'a> Receiver<'a> {
             next_result_us: 0,
             acked: false,
             stats: ReceiverStats::default(),
-        }
+            timers: timers::Timers::new(now_us),
+        })
     }
 
     /// Counters.
@@ -317,7 +332,10 @@ impl<'a> Receiver<'a> {
     pub fn finished(&self) -> bool {
         // Before binding there is no session to report to: a local failure ends at once.
         self.outcome.is_some()
-            && (self.acked || self.result_sent >= self.cfg.result_repeats || self.session.is_none())
+            && (self.acked
+                || self.result_sent >= self.cfg.result_repeats
+                || self.session.is_none()
+                || self.timers.ack_wait_over)
     }
     /// True when every block is written and the shell should flush the target, then call
     /// [`Receiver::flushed`].
@@ -334,17 +352,12 @@ impl<'a> Receiver<'a> {
         (k * s, k, fec::decode_scratch_bytes(k, s))
     }
 
-    fn is_done(&self, b: u32) -> bool {
-        self.done[(b / 64) as usize] >> (b % 64) & 1 == 1
-    }
-
-    fn set_done(&mut self, b: u32) {
-        self.done[(b / 64) as usize] |= 1 << (b % 64);
-    }
-
     /// Handles one datagram from the data port.
     pub fn handle_datagram(&mut self, now_us: u64, pkt: &[u8]) -> Result<Event, Dropped> {
         let r = self.handle_inner(now_us, pkt);
+        if !matches!(r, Err(Dropped::Malformed(_) | Dropped::ForeignSession)) {
+            self.note_session_packet(now_us);
+        }
         match r {
             Err(Dropped::Malformed(_)) => self.stats.malformed += 1,
             Err(Dropped::ForeignSession) => self.stats.foreign += 1,
@@ -453,163 +466,6 @@ impl<'a> Receiver<'a> {
         })
     }
 
-    /// Records a data packet's sequence number (loss measurement and report ordering).
-    fn note_data_seq(&mut self, seq: u32) {
-        match self.highest_seq {
-            Some(h) if (seq.wrapping_sub(h) as i32) <= 0 => {}
-            _ => self.highest_seq = Some(seq),
-        }
-        self.window_received = self.window_received.wrapping_add(1);
-    }
-
-    fn handle_data(&mut self, now_us: u64, d: &wire::Data<'_>) -> Result<(), Dropped> {
-        let s = self.session.expect("bound");
-        let g = s.geometry;
-        let sym = g.symbol_size as usize;
-        if d.block >= s.blocks {
-            return Err(Dropped::Malformed(WireError::BadField("block")));
-        }
-        if d.payload.len() != sym {
-            return Err(Dropped::Malformed(WireError::BadLength));
-        }
-        let k = g.block_k(d.block) as usize;
-        self.note_data_seq(d.seq);
-        self.front = self.front.max(d.block + 1);
-        self.last_data_us = now_us;
-        if self.is_done(d.block) {
-            return Err(Dropped::Duplicate);
-        }
-        let slot = match self.slots[..s.slots]
-            .iter()
-            .position(|x| x.state != SlotState::Free && x.block == d.block)
-        {
-            Some(i) => i,
-            None => self.claim_slot(d.block, d.block_check, k)?,
-        };
-        let meta = self.slots[slot];
-        if meta.state == SlotState::Ready {
-            return Err(Dropped::Duplicate);
-        }
-        if meta.check != d.block_check {
-            return Err(Dropped::CheckConflict);
-        }
-        let slot_bytes = g.k as usize * sym;
-        let esi_base = slot * g.k as usize;
-        let esis = &mut self.esi_at[esi_base..esi_base + k];
-        let mem = &mut self.pool[slot * slot_bytes..slot * slot_bytes + k * sym];
-        let e = d.esi as usize;
-        let pos = if e < k {
-            if esis[e] == d.esi {
-                return Err(Dropped::Duplicate);
-            }
-            if esis[e] != EMPTY {
-                // A repair symbol sits in this source's place: move it to a free position.
-                let free = esis
-                    .iter()
-                    .rposition(|&x| x == EMPTY)
-                    .ok_or(Dropped::Duplicate)?;
-                mem.copy_within(e * sym..(e + 1) * sym, free * sym);
-                esis[free] = esis[e];
-            }
-            e
-        } else {
-            if esis.contains(&d.esi) {
-                return Err(Dropped::Duplicate);
-            }
-            esis.iter()
-                .rposition(|&x| x == EMPTY)
-                .ok_or(Dropped::Duplicate)?
-        };
-        mem[pos * sym..(pos + 1) * sym].copy_from_slice(d.payload);
-        esis[pos] = d.esi;
-        self.stats.symbols += 1;
-        let m = &mut self.slots[slot];
-        m.have += 1;
-        m.last_symbol_us = now_us;
-        if m.have as usize == k {
-            self.complete_slot(slot);
-        }
-        Ok(())
-    }
-
-    /// Finds a slot for a new block. Out of order, the partial block with the fewest
-    /// symbols is evicted (it costs least to fetch again); in order, the block farthest
-    /// ahead gives way if it is behind the newcomer, so the window keeps the nearest blocks.
-    fn claim_slot(&mut self, block: u32, check: u32, k: usize) -> Result<usize, Dropped> {
-        let s = self.session.expect("bound");
-        let slots = &self.slots[..s.slots];
-        let i = match slots.iter().position(|x| x.state == SlotState::Free) {
-            Some(i) => i,
-            None => {
-                let victim = if self.cfg.in_order {
-                    slots
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, x)| x.block != self.next_in_order)
-                        .max_by_key(|(_, x)| x.block)
-                        .filter(|(_, x)| x.block > block)
-                } else {
-                    slots
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, x)| x.state == SlotState::Filling)
-                        .min_by_key(|(_, x)| (x.have, u32::MAX - x.block))
-                };
-                let Some((v, _)) = victim else {
-                    return Err(Dropped::NoSlot);
-                };
-                self.stats.evictions += 1;
-                v
-            }
-        };
-        let g = s.geometry;
-        self.esi_at[i * g.k as usize..i * g.k as usize + k].fill(EMPTY);
-        self.slots[i] = Slot {
-            block,
-            state: SlotState::Filling,
-            have: 0,
-            check,
-            last_symbol_us: 0,
-            reported_us: None,
-            hash: [0; 32],
-        };
-        Ok(i)
-    }
-
-    fn complete_slot(&mut self, slot: usize) {
-        let s = self.session.expect("bound");
-        let g = s.geometry;
-        let sym = g.symbol_size as usize;
-        let block = self.slots[slot].block;
-        let k = g.block_k(block) as usize;
-        let slot_bytes = g.k as usize * sym;
-        let esi_base = slot * g.k as usize;
-        let esis = &mut self.esi_at[esi_base..esi_base + k];
-        let mem = &mut self.pool[slot * slot_bytes..slot * slot_bytes + k * sym];
-        if esis.iter().enumerate().any(|(i, &e)| e as usize != i) {
-            self.stats.decoded += 1;
-            if self
-                .cfg
-                .engine
-                .decode_in_place(mem, k, sym, esis, self.scratch)
-                .is_err()
-            {
-                self.stats.check_failures += 1;
-                self.slots[slot] = Slot::FREE;
-                return;
-            }
-        }
-        let h = block_hash(block, &mem[..g.block_len(block)]);
-        if block_check(&h) != self.slots[slot].check {
-            self.stats.check_failures += 1;
-            self.slots[slot] = Slot::FREE;
-            return;
-        }
-        let m = &mut self.slots[slot];
-        m.hash = h;
-        m.state = SlotState::Ready;
-    }
-
     /// The next block to write, if any. The same block is returned until
     /// [`Receiver::write_done`] is called for it.
     pub fn poll_write(&self) -> Option<BlockWrite<'_>> {
@@ -676,6 +532,7 @@ impl<'a> Receiver<'a> {
             Outcome::Failed(FailReason::DigestMismatch)
         });
         self.next_result_us = now_us;
+        self.timers.outcome_us = now_us;
     }
 
     /// Ends this client with a failure (target too small, I/O error, timeout, ...). The
@@ -684,16 +541,8 @@ impl<'a> Receiver<'a> {
         if self.outcome.is_none() {
             self.outcome = Some(Outcome::Failed(reason));
             self.next_result_us = now_us;
+            self.timers.outcome_us = now_us;
         }
-    }
-
-    /// When [`Receiver::poll_transmit`] next has something to send.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        self.session?;
-        if self.outcome.is_some() {
-            return (!self.finished()).then_some(self.next_result_us);
-        }
-        Some(self.next_report_us)
     }
 
     /// Builds the next packet for the server into `buf`, if one is due. `random` jitters
@@ -709,7 +558,7 @@ impl<'a> Receiver<'a> {
                 client_id: self.cfg.client_id,
                 outcome: match outcome {
                     Outcome::Verified { .. } => ResultOutcome::Verified,
-                    Outcome::Failed(reason) => ResultOutcome::Failed(reason),
+                    Outcome::Failed(r) => ResultOutcome::Failed(r),
                 },
                 bytes_written: self.bytes_written,
                 digest: self.computed_digest,
@@ -719,231 +568,6 @@ impl<'a> Receiver<'a> {
             self.stats.results += 1;
             return wire::write_result(buf, s.id, &r).ok();
         }
-        if now_us < self.next_report_us {
-            return None;
-        }
-        // Reports come once per (jittered) interval; sooner, down to a quarter interval, only
-        // when half the slots hold partial blocks and waiting would force evictions.
-        let filling = self.slots[..s.slots]
-            .iter()
-            .filter(|m| m.state == SlotState::Filling)
-            .count();
-        if now_us < self.report_gate_us && filling * 2 < s.slots {
-            self.next_report_us = self.report_gate_us.min(now_us + self.cfg.holdoff_us.max(1));
-            return None;
-        }
-        let mut ranges = [DeficitRange::default(); MAX_RANGES];
-        let n = self.build_ranges(now_us, &mut ranges);
-        let heartbeat_due = self
-            .last_report_us
-            .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.heartbeat_us);
-        if n == 0 && !heartbeat_due {
-            // Nothing due: look again soon, so a block that becomes due is reported within
-            // about a holdoff, not a whole interval later. Reports still come at most once
-            // per interval, because the interval only restarts when one is sent.
-            self.next_report_us = now_us + self.cfg.holdoff_us.max(1);
-            return None;
-        }
-        // Jitter in [0.5, 1.5) of the interval keeps clients from reporting in step.
-        let interval = s.report_interval_us.max(1);
-        let jitter = interval / 2 + (interval * (random as u64 % 1024)) / 1024;
-        self.report_gate_us = now_us + jitter;
-        self.next_report_us = now_us + (interval / 4).max(self.cfg.holdoff_us);
-        self.update_loss();
-        let phase = if self.done_count == s.blocks {
-            ClientPhase::Finishing
-        } else {
-            ClientPhase::Receiving
-        };
-        let head = StatusHead {
-            client_id: self.cfg.client_id,
-            report_seq: self.report_seq,
-            last_seq: self.highest_seq.unwrap_or(0),
-            blocks_done: self.done_count,
-            loss_ppm: self.loss_ppm,
-            phase,
-        };
-        self.report_seq = self.report_seq.wrapping_add(1);
-        self.last_report_us = Some(now_us);
-        self.stats.reports += 1;
-        wire::write_status(buf, s.id, &head, &ranges[..n]).ok()
-    }
-
-    fn update_loss(&mut self) {
-        let Some(h) = self.highest_seq else { return };
-        let span = h.wrapping_sub(self.window_start_seq) as u64;
-        if span < 200 || span > i32::MAX as u64 {
-            return;
-        }
-        let got = (self.window_received as u64).min(span);
-        let ppm = ((span - got) * 1_000_000 / span) as u32;
-        self.loss_ppm = if self.loss_ppm == 0 {
-            ppm
-        } else {
-            (self.loss_ppm + ppm) / 2
-        };
-        self.window_start_seq = h;
-        self.window_received = 0;
-    }
-
-    /// Collects the deficit ranges due for reporting, ascending, starting at the report
-    /// cursor so that successive reports cover everything even when one packet cannot.
-    fn build_ranges(&mut self, now_us: u64, out: &mut [DeficitRange; MAX_RANGES]) -> usize {
-        let s = self.session.expect("bound");
-        let g = s.geometry;
-        // Blocks in slots, sorted by block (a few dozen at most).
-        let mut held = [(0u32, 0u16, false); 64];
-        let mut nh = 0;
-        for m in self.slots[..s.slots]
-            .iter()
-            .filter(|m| m.state != SlotState::Free)
-        {
-            if nh == held.len() {
-                break;
-            }
-            let due = m.state == SlotState::Filling
-                && now_us.saturating_sub(m.last_symbol_us) >= self.cfg.holdoff_us
-                && m.reported_us
-                    .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.rereport_us);
-            held[nh] = (m.block, g.block_k(m.block) as u16 - m.have, due);
-            nh += 1;
-        }
-        held[..nh].sort_unstable_by_key(|p| p.0);
-        let mut rb = RangeBuf {
-            out,
-            n: 0,
-            missing_due: self
-                .missing_reported_us
-                .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.rereport_us),
-            last: s.blocks - 1,
-            last_k: g.block_k(s.blocks - 1) as u16,
-            k: g.k as u16,
-        };
-        // While data flows, only blocks behind the front can be missing; once it stops, the
-        // tail may have been lost too, so everything counts.
-        let limit = if now_us.saturating_sub(self.last_data_us) >= self.cfg.rereport_us {
-            s.blocks
-        } else {
-            self.front
-        };
-        let start = if self.report_cursor >= limit {
-            0
-        } else {
-            self.report_cursor
-        };
-        let mut b = start;
-        let mut stopped_at = None;
-        let mut hi = held[..nh].partition_point(|p| p.0 < start);
-        'runs: while b < limit {
-            let Some(run_start) = self.next_zero(b, limit) else {
-                break;
-            };
-            let run_end = self.next_one(run_start, limit);
-            // A run of blocks not done, split at the blocks held in slots.
-            let mut a = run_start;
-            while hi < nh && held[hi].0 < run_end {
-                let (hb, deficit, due) = held[hi];
-                if hb >= a {
-                    if !rb.missing(a, hb) || (due && !rb.push(hb, 1, deficit)) {
-                        stopped_at = Some(a);
-                        break 'runs;
-                    }
-                    a = hb + 1;
-                }
-                hi += 1;
-            }
-            if !rb.missing(a, run_end) {
-                stopped_at = Some(a);
-                break;
-            }
-            b = run_end;
-        }
-        let (n, missing_due) = (rb.n, rb.missing_due);
-        self.report_cursor = stopped_at.unwrap_or(0);
-        if n > 0 {
-            for m in self.slots[..s.slots].iter_mut() {
-                if m.state == SlotState::Filling
-                    && out[..n]
-                        .iter()
-                        .any(|r| r.first <= m.block && (m.block as u64) < r.end())
-                {
-                    m.reported_us = Some(now_us);
-                }
-            }
-            if missing_due && stopped_at.is_none() {
-                self.missing_reported_us = Some(now_us);
-            }
-        }
-        n
-    }
-
-    /// First block in `[from, end)` not yet done.
-    fn next_zero(&self, from: u32, end: u32) -> Option<u32> {
-        let mut b = from;
-        while b < end {
-            let w = self.done[(b / 64) as usize] | ((1u64 << (b % 64)) - 1);
-            if w != u64::MAX {
-                let z = (b / 64) * 64 + (!w).trailing_zeros();
-                return (z < end).then_some(z);
-            }
-            b = (b / 64 + 1) * 64;
-        }
-        None
-    }
-
-    /// First block in `[from, end)` already done, or `end`.
-    fn next_one(&self, from: u32, end: u32) -> u32 {
-        let mut b = from;
-        while b < end {
-            let w = self.done[(b / 64) as usize] & !((1u64 << (b % 64)) - 1);
-            if w != 0 {
-                return ((b / 64) * 64 + w.trailing_zeros()).min(end);
-            }
-            b = (b / 64 + 1) * 64;
-        }
-        end
-    }
-}
-
-/// A status report's ranges under construction.
-struct RangeBuf<'o> {
-    out: &'o mut [DeficitRange; MAX_RANGES],
-    n: usize,
-    missing_due: bool,
-    last: u32,
-    last_k: u16,
-    k: u16,
-}
-
-impl RangeBuf<'_> {
-    /// Adds blocks `[first, first + len)` needing `deficit` each; false when full.
-    fn push(&mut self, mut first: u32, mut len: u32, deficit: u16) -> bool {
-        while len > 0 {
-            if self.n == MAX_RANGES {
-                return false;
-            }
-            let l = len.min(u16::MAX as u32);
-            self.out[self.n] = DeficitRange {
-                first,
-                len: l as u16,
-                deficit,
-            };
-            self.n += 1;
-            first += l;
-            len -= l;
-        }
-        true
-    }
-
-    /// Adds blocks `[a, b)` that the receiver lacks entirely, when such reports are due.
-    fn missing(&mut self, a: u32, b: u32) -> bool {
-        if a >= b || !self.missing_due {
-            return true;
-        }
-        if b > self.last && self.last_k != self.k {
-            self.push(a, self.last - a, self.k) && self.push(self.last, 1, self.last_k)
-        } else {
-            self.push(a, b - a, self.k)
-        }
+        self.poll_status(now_us, random, buf)
     }
 }

@@ -1,0 +1,240 @@
+//! Block slots: claiming one for a new block (evicting when all are taken), placing
+//! symbols, decoding and checking a full slot, and the bitmap of blocks written.
+
+use super::{Dropped, Receiver};
+use crate::digest::{block_check, block_hash};
+use crate::wire::{self, WireError};
+
+/// Marks a position of a slot that holds no symbol yet.
+const EMPTY: u16 = 0xFFFF;
+
+/// Most block slots a receiver works with. The report builder sorts the blocks held in
+/// slots in a fixed array of this size, so a storage with more slots is refused by
+/// [`Receiver::new`] rather than left partly out of the reports.
+pub const MAX_SLOTS: usize = 64;
+
+/// Metadata of one block slot.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    pub(super) block: u32,
+    pub(super) state: SlotState,
+    pub(super) have: u16,
+    pub(super) check: u32,
+    pub(super) last_symbol_us: u64,
+    pub(super) reported_us: Option<u64>,
+    pub(super) hash: [u8; 32],
+}
+
+impl Slot {
+    /// A free slot, for initialising storage arrays.
+    pub const FREE: Slot = Slot {
+        block: 0,
+        state: SlotState::Free,
+        have: 0,
+        check: 0,
+        last_symbol_us: 0,
+        reported_us: None,
+        hash: [0; 32],
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SlotState {
+    Free,
+    Filling,
+    Ready,
+}
+
+impl<'a> Receiver<'a> {
+    pub(super) fn is_done(&self, b: u32) -> bool {
+        self.done[(b / 64) as usize] >> (b % 64) & 1 == 1
+    }
+
+    pub(super) fn set_done(&mut self, b: u32) {
+        self.done[(b / 64) as usize] |= 1 << (b % 64);
+    }
+
+    /// Records a data packet's sequence number (loss measurement and report ordering).
+    fn note_data_seq(&mut self, seq: u32) {
+        match self.highest_seq {
+            Some(h) if (seq.wrapping_sub(h) as i32) <= 0 => {}
+            _ => self.highest_seq = Some(seq),
+        }
+        self.window_received = self.window_received.wrapping_add(1);
+    }
+
+    pub(super) fn handle_data(&mut self, now_us: u64, d: &wire::Data<'_>) -> Result<(), Dropped> {
+        let s = self.session.expect("bound");
+        let g = s.geometry;
+        let sym = g.symbol_size as usize;
+        if d.block >= s.blocks {
+            return Err(Dropped::Malformed(WireError::BadField("block")));
+        }
+        if d.payload.len() != sym {
+            return Err(Dropped::Malformed(WireError::BadLength));
+        }
+        let k = g.block_k(d.block) as usize;
+        self.note_data_seq(d.seq);
+        self.front = self.front.max(d.block + 1);
+        self.last_data_us = now_us;
+        if self.is_done(d.block) {
+            return Err(Dropped::Duplicate);
+        }
+        let slot = match self.slots[..s.slots]
+            .iter()
+            .position(|x| x.state != SlotState::Free && x.block == d.block)
+        {
+            Some(i) => i,
+            None => self.claim_slot(d.block, d.block_check, k)?,
+        };
+        let meta = self.slots[slot];
+        if meta.state == SlotState::Ready {
+            return Err(Dropped::Duplicate);
+        }
+        if meta.check != d.block_check {
+            return Err(Dropped::CheckConflict);
+        }
+        let slot_bytes = g.k as usize * sym;
+        let esi_base = slot * g.k as usize;
+        let esis = &mut self.esi_at[esi_base..esi_base + k];
+        let mem = &mut self.pool[slot * slot_bytes..slot * slot_bytes + k * sym];
+        let e = d.esi as usize;
+        let pos = if e < k {
+            if esis[e] == d.esi {
+                return Err(Dropped::Duplicate);
+            }
+            if esis[e] != EMPTY {
+                // A repair symbol sits in this source's place: move it to a free position.
+                let free = esis
+                    .iter()
+                    .rposition(|&x| x == EMPTY)
+                    .ok_or(Dropped::Duplicate)?;
+                mem.copy_within(e * sym..(e + 1) * sym, free * sym);
+                esis[free] = esis[e];
+            }
+            e
+        } else {
+            if esis.contains(&d.esi) {
+                return Err(Dropped::Duplicate);
+            }
+            esis.iter()
+                .rposition(|&x| x == EMPTY)
+                .ok_or(Dropped::Duplicate)?
+        };
+        mem[pos * sym..(pos + 1) * sym].copy_from_slice(d.payload);
+        esis[pos] = d.esi;
+        self.stats.symbols += 1;
+        let m = &mut self.slots[slot];
+        m.have += 1;
+        m.last_symbol_us = now_us;
+        if m.have as usize == k {
+            self.complete_slot(slot);
+        }
+        Ok(())
+    }
+
+    /// Finds a slot for a new block. Out of order, the partial block with the fewest
+    /// symbols is evicted (it costs least to fetch again); in order, the block farthest
+    /// ahead gives way if it is behind the newcomer, so the window keeps the nearest blocks.
+    fn claim_slot(&mut self, block: u32, check: u32, k: usize) -> Result<usize, Dropped> {
+        let s = self.session.expect("bound");
+        let slots = &self.slots[..s.slots];
+        let i = match slots.iter().position(|x| x.state == SlotState::Free) {
+            Some(i) => i,
+            None => {
+                let victim = if self.cfg.in_order {
+                    slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.block != self.next_in_order)
+                        .max_by_key(|(_, x)| x.block)
+                        .filter(|(_, x)| x.block > block)
+                } else {
+                    slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.state == SlotState::Filling)
+                        .min_by_key(|(_, x)| (x.have, u32::MAX - x.block))
+                };
+                let Some((v, _)) = victim else {
+                    return Err(Dropped::NoSlot);
+                };
+                self.stats.evictions += 1;
+                v
+            }
+        };
+        let g = s.geometry;
+        self.esi_at[i * g.k as usize..i * g.k as usize + k].fill(EMPTY);
+        self.slots[i] = Slot {
+            block,
+            state: SlotState::Filling,
+            have: 0,
+            check,
+            last_symbol_us: 0,
+            reported_us: None,
+            hash: [0; 32],
+        };
+        Ok(i)
+    }
+
+    fn complete_slot(&mut self, slot: usize) {
+        let s = self.session.expect("bound");
+        let g = s.geometry;
+        let sym = g.symbol_size as usize;
+        let block = self.slots[slot].block;
+        let k = g.block_k(block) as usize;
+        let slot_bytes = g.k as usize * sym;
+        let esi_base = slot * g.k as usize;
+        let esis = &mut self.esi_at[esi_base..esi_base + k];
+        let mem = &mut self.pool[slot * slot_bytes..slot * slot_bytes + k * sym];
+        if esis.iter().enumerate().any(|(i, &e)| e as usize != i) {
+            self.stats.decoded += 1;
+            if self
+                .cfg
+                .engine
+                .decode_in_place(mem, k, sym, esis, self.scratch)
+                .is_err()
+            {
+                self.stats.check_failures += 1;
+                self.slots[slot] = Slot::FREE;
+                return;
+            }
+        }
+        let h = block_hash(block, &mem[..g.block_len(block)]);
+        if block_check(&h) != self.slots[slot].check {
+            self.stats.check_failures += 1;
+            self.slots[slot] = Slot::FREE;
+            return;
+        }
+        let m = &mut self.slots[slot];
+        m.hash = h;
+        m.state = SlotState::Ready;
+    }
+
+    /// First block in `[from, end)` not yet done.
+    pub(super) fn next_zero(&self, from: u32, end: u32) -> Option<u32> {
+        let mut b = from;
+        while b < end {
+            let w = self.done[(b / 64) as usize] | ((1u64 << (b % 64)) - 1);
+            if w != u64::MAX {
+                let z = (b / 64) * 64 + (!w).trailing_zeros();
+                return (z < end).then_some(z);
+            }
+            b = (b / 64 + 1) * 64;
+        }
+        None
+    }
+
+    /// First block in `[from, end)` already done, or `end`.
+    pub(super) fn next_one(&self, from: u32, end: u32) -> u32 {
+        let mut b = from;
+        while b < end {
+            let w = self.done[(b / 64) as usize] & !((1u64 << (b % 64)) - 1);
+            if w != 0 {
+                return ((b / 64) * 64 + w.trailing_zeros()).min(end);
+            }
+            b = (b / 64 + 1) * 64;
+        }
+        end
+    }
+}
