@@ -15,6 +15,7 @@ mod mounts;
 mod os;
 mod parse;
 mod run;
+mod target;
 
 use args::{Command, Options, Output};
 use fmt::Lossy;

@@ -242,14 +242,14 @@ impl Run<'_, '_> {
 
     fn status_line(&mut self, now: u64) -> String {
         let blocks = self.geometry.block_count();
-        let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
         let t = self.sender.tally();
         let clients = format!(
             "clients {} seen, {} verified, {} failed, {} lost",
             t.seen, t.verified, t.failed, t.lost
         );
-        let slowest = rows
-            .iter()
+        let slowest = self
+            .sender
+            .clients()
             .filter(|c| !c.state.is_final())
             .min_by_key(|c| c.blocks_done)
             .map(|c| format!(", slowest {} {:.1}%", c.addr, self.percent(c)))
@@ -271,7 +271,7 @@ impl Run<'_, '_> {
                 .map(|d| d.saturating_sub(now) as f64 / 1e6);
             return format!(
                 "waiting for clients: {} of {wanted} present{}; {clients}",
-                rows.len(),
+                t.seen,
                 left.map(|s| format!(", starting in {} at the latest", human_duration(s)))
                     .unwrap_or_default()
             );
@@ -315,7 +315,6 @@ impl Run<'_, '_> {
 
     /// The exit code and message for how the sender decided the session.
     fn outcome(&self, end: SessionEnd) -> (i32, String) {
-        let rows: Vec<ClientInfo<SocketAddrV4>> = self.sender.clients().copied().collect();
         let t = self.sender.tally();
         let (verified, failed, lost, active) = (t.verified, t.failed, t.lost, t.active());
         let wanted = self.o.clients;
@@ -334,8 +333,9 @@ impl Run<'_, '_> {
                 ),
             ),
             SessionEnd::Deadline => {
-                let missing: Vec<String> = rows
-                    .iter()
+                let missing: Vec<String> = self
+                    .sender
+                    .clients()
                     .filter(|c| c.state != ClientState::Verified)
                     .map(|c| {
                         let st = match c.state {
@@ -347,8 +347,8 @@ impl Run<'_, '_> {
                     })
                     .collect();
                 let mut msg = format!("timeout: {verified} of {wanted} wanted clients verified");
-                if (rows.len() as u32) < wanted {
-                    msg += &format!("; only {} clients were heard", rows.len());
+                if t.seen < wanted {
+                    msg += &format!("; only {} clients were heard", t.seen);
                 }
                 if !missing.is_empty() {
                     msg += &format!("; not finished: {}", missing.join(", "));
@@ -357,7 +357,7 @@ impl Run<'_, '_> {
             }
             SessionEnd::Quiet => {
                 let unfinished = active + lost;
-                if rows.is_empty() {
+                if t.seen == 0 {
                     (
                         EXIT_CLIENTS,
                         format!(
