@@ -33,19 +33,26 @@ fn sender<'a>(s: &'a mut Store, cfg: SenderConfig) -> Sender<'a, u32> {
     Sender::new(cfg, st, 0).unwrap()
 }
 
-fn status(session: u64, id: u64, last_seq: u32, ranges: &[DeficitRange]) -> Vec<u8> {
-    let head = StatusHead {
-        client_id: id,
-        report_seq: 0,
-        last_seq,
-        blocks_done: 0,
-        loss_ppm: 0,
-        phase: ClientPhase::Receiving,
-    };
+fn status_packet(session: u64, head: StatusHead, ranges: &[DeficitRange]) -> Vec<u8> {
     let mut buf = vec![0u8; 1500];
     let n = wire::write_status(&mut buf, session, &head, ranges).unwrap();
     buf.truncate(n);
     buf
+}
+
+fn head(id: u64, last_seq: u32, blocks_done: u32, phase: ClientPhase) -> StatusHead {
+    StatusHead {
+        client_id: id,
+        report_seq: 0,
+        last_seq,
+        blocks_done,
+        loss_ppm: 0,
+        phase,
+    }
+}
+
+fn status(session: u64, id: u64, last_seq: u32, ranges: &[DeficitRange]) -> Vec<u8> {
+    status_packet(session, head(id, last_seq, 0, ClientPhase::Receiving), ranges)
 }
 
 /// One step of the shell's loop: what is due, then one transmission, or a jump in time to
@@ -289,18 +296,7 @@ fn start_waits_for_min_clients_or_deadline() {
 }
 
 fn status_phase(id: u64, blocks_done: u32, phase: ClientPhase) -> Vec<u8> {
-    let head = StatusHead {
-        client_id: id,
-        report_seq: 0,
-        last_seq: 0,
-        blocks_done,
-        loss_ppm: 0,
-        phase,
-    };
-    let mut buf = vec![0u8; 1500];
-    let n = wire::write_status(&mut buf, 7, &head, &[]).unwrap();
-    buf.truncate(n);
-    buf
+    status_packet(7, head(id, 0, blocks_done, phase), &[])
 }
 
 fn events(s: &mut Sender<'_, u32>) -> Vec<Event> {
