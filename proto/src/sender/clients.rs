@@ -103,18 +103,36 @@ pub(crate) struct Change {
 }
 
 /// The table over caller-provided rows, with its tally kept as states change.
+///
+/// Expiry costs a scan of the table only when a client may be due: `expiry_at` is never
+/// later than the earliest true deadline (clients are only ever heard later, or become
+/// final, after it was computed; one heard anew lowers it), so checking it is enough.
 pub(crate) struct ClientTable<'a, A> {
     rows: &'a mut [Option<ClientInfo<A>>],
     tally: ClientTally,
+    timeout_us: u64,
+    expiry_at: Option<u64>,
+    last_heard_us: Option<u64>,
 }
 
 impl<'a, A: Copy> ClientTable<'a, A> {
-    pub fn new(rows: &'a mut [Option<ClientInfo<A>>]) -> Self {
+    /// A table over `rows`; clients silent for longer than `timeout_us` expire.
+    pub fn new(rows: &'a mut [Option<ClientInfo<A>>], timeout_us: u64) -> Self {
         rows.fill(None);
         Self {
             rows,
             tally: ClientTally::default(),
+            timeout_us,
+            expiry_at: None,
+            last_heard_us: None,
         }
+    }
+
+    /// A client not final was heard at `now_us`.
+    fn heard(&mut self, now_us: u64) {
+        self.last_heard_us = Some(now_us);
+        let due = now_us.saturating_add(self.timeout_us).saturating_add(1);
+        self.expiry_at = Some(self.expiry_at.map_or(due, |e| e.min(due)));
     }
 
     pub fn tally(&self) -> ClientTally {
@@ -153,6 +171,7 @@ impl<'a, A: Copy> ClientTable<'a, A> {
             finished_us: 0,
         });
         self.tally.seen += 1;
+        self.heard(now_us);
         Some((i, true))
     }
 
@@ -189,7 +208,9 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         c.blocks_done = head.blocks_done.min(blocks);
         c.loss_ppm = head.loss_ppm;
         c.blocks_lacking = lacking;
-        if c.state.has_result() {
+        let has_result = c.state.has_result();
+        self.heard(now_us);
+        if has_result {
             return None;
         }
         // A lost client that reports again is back.
@@ -214,6 +235,7 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         let c = self.rows[row].as_mut().expect("row in use");
         c.addr = from;
         c.last_heard_us = now_us;
+        self.last_heard_us = Some(now_us);
         if c.state.has_result() {
             return None;
         }
@@ -225,33 +247,44 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         self.set_state(row, state)
     }
 
-    /// When the next client will have been silent for longer than `timeout_us`, if any
-    /// client can be.
-    pub fn next_expiry(&self, timeout_us: u64) -> Option<u64> {
-        self.iter()
-            .filter(|c| !c.state.is_final())
-            .map(|c| c.last_heard_us.saturating_add(timeout_us).saturating_add(1))
-            .min()
+    /// No later than when the next client will have been silent for longer than the
+    /// timeout, if any client can be.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.expiry_at
     }
 
-    /// Declares clients silent for longer than `timeout_us` lost, calling `lost` for each.
-    pub fn expire(&mut self, now_us: u64, timeout_us: u64, mut lost: impl FnMut(Change)) {
+    /// Declares clients silent for longer than the timeout lost, calling `lost` for each.
+    pub fn expire(&mut self, now_us: u64, mut lost: impl FnMut(Change)) {
+        if self.expiry_at.is_none_or(|t| now_us < t) {
+            return;
+        }
+        let mut next: Option<u64> = None;
         for row in 0..self.rows.len() {
             let Some(c) = self.rows[row].as_mut() else {
                 continue;
             };
-            if !c.state.is_final() && now_us.saturating_sub(c.last_heard_us) > timeout_us {
+            if c.state.is_final() {
+                continue;
+            }
+            if now_us.saturating_sub(c.last_heard_us) > self.timeout_us {
                 c.finished_us = now_us;
                 if let Some(ch) = self.set_state(row, ClientState::Lost) {
                     lost(ch);
                 }
+            } else {
+                let due = c
+                    .last_heard_us
+                    .saturating_add(self.timeout_us)
+                    .saturating_add(1);
+                next = Some(next.map_or(due, |n| n.min(due)));
             }
         }
+        self.expiry_at = next;
     }
 
     /// The latest time any client was heard.
     pub fn last_heard_us(&self) -> Option<u64> {
-        self.iter().map(|c| c.last_heard_us).max()
+        self.last_heard_us
     }
 
     /// Median loss over clients still receiving, by bisection on the value: no sorting, no

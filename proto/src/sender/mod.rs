@@ -189,7 +189,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         }
         let mut s = Self {
             cfg,
-            clients: ClientTable::new(storage.clients),
+            clients: ClientTable::new(storage.clients, cfg.client_timeout_us),
             schedule,
             suppression: Suppression::new(cfg.in_flight_us),
             hasher,
@@ -479,9 +479,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         self.rate.adapt(now_us);
         let events = &mut self.events;
         self.clients
-            .expire(now_us, self.cfg.client_timeout_us, |ch| {
-                events.push(Event::ClientLost { row: ch.row })
-            });
+            .expire(now_us, |ch| events.push(Event::ClientLost { row: ch.row }));
         self.stats.events = self.events.total();
         self.stats.events_dropped = self.events.dropped();
         if !self.is_idle() {
@@ -516,9 +514,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             .filter(|&t| t > now_us || pacing.is_none());
         let facts = self.end_facts();
         let closing = self.end.is_some();
-        let expiry = (!closing)
-            .then(|| self.clients.next_expiry(self.cfg.client_timeout_us))
-            .flatten();
+        let expiry = (!closing).then(|| self.clients.next_expiry()).flatten();
         let deadline = (!closing)
             .then(|| ending::deadline(&self.cfg, &facts))
             .flatten();

@@ -52,7 +52,11 @@ fn head(id: u64, last_seq: u32, blocks_done: u32, phase: ClientPhase) -> StatusH
 }
 
 fn status(session: u64, id: u64, last_seq: u32, ranges: &[DeficitRange]) -> Vec<u8> {
-    status_packet(session, head(id, last_seq, 0, ClientPhase::Receiving), ranges)
+    status_packet(
+        session,
+        head(id, last_seq, 0, ClientPhase::Receiving),
+        ranges,
+    )
 }
 
 /// One step of the shell's loop: what is due, then one transmission, or a jump in time to
