@@ -4,7 +4,8 @@ use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use bb_proto::sender::{
-    ClientInfo, ClientState, Event, Sender, SenderConfig, SenderStorage, SessionEnd, Transmit,
+    ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig, SenderStorage,
+    SessionEnd, Transmit,
 };
 use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
@@ -145,13 +146,16 @@ impl Run<'_, '_> {
     }
 
     fn drain_control(&mut self, limit: usize) {
-        for _ in 0..limit {
+        for i in 1..=limit {
             let Some((n, from)) = self.net.recv(&mut self.rbuf) else {
                 break;
             };
             let now = self.now_us();
             // Dropped datagrams are counted by the sender and shown in the summary.
             let _ = self.sender.handle_datagram(now, from, &self.rbuf[..n]);
+            if i.is_multiple_of(EVENT_DRAIN_EVERY) {
+                self.events();
+            }
         }
     }
 
@@ -313,9 +317,13 @@ impl Run<'_, '_> {
         }
     }
 
-    /// The exit code and message for how the sender decided the session.
+    /// The exit code and message for how the sender decided the session, from the client
+    /// table as it stood when the session was decided.
     fn outcome(&self, end: SessionEnd) -> (i32, String) {
-        let t = self.sender.tally();
+        let t = self
+            .sender
+            .decided_tally()
+            .unwrap_or_else(|| self.sender.tally());
         let (verified, failed, lost, active) = (t.verified, t.failed, t.lost, t.active());
         let wanted = self.o.clients;
         match end {

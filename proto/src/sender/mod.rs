@@ -40,7 +40,7 @@ mod tests;
 
 pub use clients::{ClientInfo, ClientState, ClientTally};
 pub use config::{DEFAULT_TIMEOUT_AFTER_FORWARD_US, SenderConfig, SenderError, SenderStorage};
-pub use events::{EVENT_QUEUE, Event, SessionEnd};
+pub use events::{EVENT_DRAIN_EVERY, EVENT_QUEUE, Event, SessionEnd};
 pub use schedule::Phase;
 
 use acks::AckQueue;
@@ -158,6 +158,7 @@ pub struct Sender<'a, A> {
     forward_done_us: Option<u64>,
     last_busy_us: u64,
     end: Option<SessionEnd>,
+    decided_tally: ClientTally,
     ended: bool,
     stats: SenderStats,
 }
@@ -203,6 +204,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             forward_done_us: None,
             last_busy_us: now_us,
             end: None,
+            decided_tally: ClientTally::default(),
             ended: false,
             stats: SenderStats::default(),
         };
@@ -278,6 +280,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     /// How the session was decided, once it is (closing or over).
     pub fn session_end(&self) -> Option<SessionEnd> {
         self.end
+    }
+    /// The client table counted by state when the session was decided: what the outcome is
+    /// worded from (clients heard while closing change the table, not the decision).
+    pub fn decided_tally(&self) -> Option<ClientTally> {
+        self.end.map(|_| self.decided_tally)
     }
     /// True once the session is over: nothing more will be sent.
     pub fn is_ended(&self) -> bool {
@@ -458,7 +465,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             return;
         }
         self.end = Some(end);
+        self.decided_tally = self.tally();
         self.schedule.close();
+        self.timers.stop(Timer::Start);
         self.timers
             .set(Timer::Closing, now_us + self.cfg.closing_us);
         self.push_event(Event::Closing(end));
@@ -478,8 +487,10 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         }
         self.rate.adapt(now_us);
         let events = &mut self.events;
-        self.clients
-            .expire(now_us, |ch| events.push(Event::ClientLost { row: ch.row }));
+        let room = events.room();
+        self.clients.expire(now_us, room, |ch| {
+            events.push(Event::ClientLost { row: ch.row })
+        });
         self.stats.events = self.events.total();
         self.stats.events_dropped = self.events.dropped();
         if !self.is_idle() {

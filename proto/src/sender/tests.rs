@@ -497,3 +497,90 @@ fn without_a_wanted_count_the_session_ends_after_the_linger_time_of_quiet() {
     assert_eq!(s.session_end(), Some(SessionEnd::Quiet));
     assert_eq!(now, sent + 3_000_000, "quiet since the last packet heard");
 }
+
+fn joins(s: &mut Sender<'_, u32>) -> usize {
+    events(s)
+        .iter()
+        .filter(|e| matches!(e, Event::ClientJoined { .. }))
+        .count()
+}
+
+#[test]
+fn a_whole_rack_going_silent_loses_no_event_when_the_shell_drains_between_calls() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    st.clients = vec![None; 3000];
+    let mut c = cfg(g);
+    c.client_timeout_us = 1_000_000;
+    c.wanted_clients = 3000;
+    let mut s = sender(&mut st, c);
+    let mut joined = 0;
+    for id in 0..2500u64 {
+        s.handle_datagram(0, id as u32, &status_phase(id, 0, ClientPhase::Receiving))
+            .unwrap();
+        if (id as usize + 1).is_multiple_of(EVENT_DRAIN_EVERY) {
+            joined += joins(&mut s);
+        }
+    }
+    joined += joins(&mut s);
+    assert_eq!(joined, 2500);
+    // Every one falls silent at once: expiry hands out no more events than fit, and the
+    // rest stay due, so the shell is woken again at once.
+    let mut lost = 0;
+    for now in 1_000_001..1_000_011 {
+        s.handle_timeout(now);
+        lost += events(&mut s)
+            .iter()
+            .filter(|e| matches!(e, Event::ClientLost { .. }))
+            .count();
+        match s.poll_timeout(now) {
+            Some(t) if t <= now => {}
+            _ => break,
+        }
+    }
+    assert_eq!(lost, 2500);
+    assert_eq!(s.stats().events_dropped, 0);
+    assert_eq!(s.tally().lost, 2500);
+}
+
+#[test]
+fn stopping_before_the_start_never_asks_to_be_woken_in_the_past() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.min_clients = 5;
+    c.start_deadline_us = Some(100_000);
+    let mut s = sender(&mut st, c);
+    s.close(50_000);
+    let mut now = 50_000;
+    while !s.is_ended() {
+        s.handle_timeout(now);
+        while s.poll_transmit(now).is_some() {}
+        let Some(t) = s.poll_timeout(now) else { break };
+        assert!(t > now, "woken at {t} when it is already {now}");
+        now = t;
+    }
+    assert!(!s.started());
+    assert_eq!(s.session_end(), Some(SessionEnd::Stopped));
+}
+
+#[test]
+fn the_outcome_is_the_table_as_it_stood_when_the_session_was_decided() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.linger_us = 1_000_000;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    s.handle_datagram(now, 1, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
+    run_until(&mut s, &mut now, |s| s.forward_done());
+    s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
+    run_until(&mut s, &mut now, |s| s.session_end().is_some());
+    // A machine that reboots into the session while it closes changes the table only.
+    s.handle_datagram(now, 9, &status_phase(9, 0, ClientPhase::Receiving))
+        .unwrap();
+    assert_eq!(s.tally().active(), 1);
+    let t = s.decided_tally().unwrap();
+    assert_eq!((t.seen, t.verified, t.active()), (1, 1, 0));
+}
