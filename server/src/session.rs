@@ -3,9 +3,10 @@
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
+use bb_proto::digest::content_hash;
 use bb_proto::sender::{
-    ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig, SenderStorage,
-    SessionEnd, Transmit,
+    BlockSource, ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig,
+    SenderStorage, SessionEnd, Transmit,
 };
 use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
@@ -26,6 +27,8 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 const CLIENT_TABLE: usize = 4096;
 /// Loaded blocks kept for repairs.
 const CACHE_BLOCKS: usize = 8;
+/// Blocks given to the sender ahead of the forward pass (they stay in the cache).
+const GIVE_AHEAD: u32 = 4;
 
 fn us(d: f64) -> u64 {
     (d * 1e6) as u64
@@ -221,6 +224,16 @@ impl Run<'_, '_> {
                     send_all(&mut self.net, &pkt, pkt.len(), 1)
                         .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
                 }
+                Transmit::ZeroMap => {
+                    self.flush()?;
+                    let n = self
+                        .sender
+                        .build_zero_map(&mut self.small)
+                        .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
+                    let pkt = self.small[..n].to_vec();
+                    send_all(&mut self.net, &pkt, pkt.len(), 1)
+                        .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
+                }
                 Transmit::ResultAck { to, client_id } => {
                     self.flush()?;
                     if let Ok(n) = self.sender.build_result_ack(client_id, &mut self.small) {
@@ -393,6 +406,35 @@ impl Run<'_, '_> {
 
     /// Runs the session until the sender ends it (closing announces included), or a fatal
     /// error.
+    /// Gives the sender the next blocks ahead of the forward pass: zero blocks as such, the
+    /// others raw with their content hash.
+    fn give_blocks(&mut self) -> Result<(), End> {
+        let g = self.geometry;
+        while self.sender.blocks_ready() < g.block_count()
+            && self.sender.blocks_ready() < self.sender.forward_blocks_done() + GIVE_AHEAD
+        {
+            let b = self.sender.blocks_ready();
+            let data = self.cache.get(&self.image.file, b).map_err(|e| {
+                End::Fatal(
+                    EXIT_IMAGE,
+                    format!("reading block {b} of {} failed: {e}", self.image.name),
+                )
+            })?;
+            let data = &data[..g.block_len(b)];
+            let src = if data.iter().all(|&x| x == 0) {
+                BlockSource::Zero
+            } else {
+                BlockSource::Raw {
+                    hash: content_hash(data),
+                }
+            };
+            self.sender
+                .block_ready(b, src)
+                .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
+        }
+        Ok(())
+    }
+
     fn main_loop(&mut self) -> End {
         let burst_us = self.sender.config().burst_bytes as f64 * 8e6;
         loop {
@@ -402,6 +444,9 @@ impl Run<'_, '_> {
             }
             self.drain_control(512);
             let now = self.now_us();
+            if let Err(e) = self.give_blocks() {
+                return e;
+            }
             self.sender.handle_timeout(now);
             let more = match self.transmit(4 * Net::batch_limit(self.pkt_len)) {
                 Ok(m) => m,
@@ -605,12 +650,14 @@ pub fn run(o: &Options) -> i32 {
     let mut resend_tree = vec![0u16; tree];
     let mut next_repair_esi = vec![0u16; n];
     let mut block_checks = vec![0u32; n];
+    let mut coded_len = vec![0u32; n];
     let mut table: Vec<Option<ClientInfo<SocketAddrV4>>> = vec![None; CLIENT_TABLE];
     let storage = SenderStorage {
         repair_tree: &mut repair_tree,
         resend_tree: &mut resend_tree,
         next_repair_esi: &mut next_repair_esi,
         block_checks: &mut block_checks,
+        coded_len: &mut coded_len,
         clients: &mut table,
     };
     let sender = match Sender::new(cfg, storage, 0) {
@@ -640,7 +687,7 @@ pub fn run(o: &Options) -> i32 {
         },
         start: Instant::now(),
         rbuf: vec![0u8; 9216],
-        small: vec![0u8; 512],
+        small: vec![0u8; 1500],
         batch: vec![0u8; batch_max * pkt_len],
         batch_n: 0,
         pkt_len,

@@ -8,6 +8,7 @@ struct Store {
     b: Vec<u16>,
     esi: Vec<u16>,
     checks: Vec<u32>,
+    coded: Vec<u32>,
     clients: Vec<Option<ClientInfo<u32>>>,
 }
 
@@ -18,16 +19,28 @@ fn store(g: &Geometry) -> Store {
         b: vec![0; tree],
         esi: vec![0; n],
         checks: vec![0; n],
+        coded: vec![0; n],
         clients: vec![None; 8],
     }
 }
 
+/// A sender with every block given (raw, as from a prepared image).
 fn sender<'a>(s: &'a mut Store, cfg: SenderConfig) -> Sender<'a, u32> {
+    let mut sender = sender_without_blocks(s, cfg);
+    for b in 0..cfg.geometry.block_count() {
+        let hash = crate::digest::content_hash(&[b as u8]);
+        sender.block_ready(b, BlockSource::Raw { hash }).unwrap();
+    }
+    sender
+}
+
+fn sender_without_blocks<'a>(s: &'a mut Store, cfg: SenderConfig) -> Sender<'a, u32> {
     let st = SenderStorage {
         repair_tree: &mut s.a,
         resend_tree: &mut s.b,
         next_repair_esi: &mut s.esi,
         block_checks: &mut s.checks,
+        coded_len: &mut s.coded,
         clients: &mut s.clients,
     };
     Sender::new(cfg, st, 0).unwrap()
