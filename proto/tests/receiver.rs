@@ -135,16 +135,28 @@ fn transfer(
     img: &[u8],
     drop_data: &mut dyn FnMut(u32, u16) -> bool,
 ) -> (Vec<u8>, Outcome, u64) {
-    transfer_coded(g, img, false, drop_data)
+    let (out, outcome, rx) = transfer_coded(g, img, Coding::default(), &mut Zstd, drop_data);
+    (out, outcome, rx.reports)
 }
 
-/// [`transfer`], with blocks compressed when `compress` (zero blocks always skipped).
+/// How [`transfer_coded`] codes and receives the image.
+#[derive(Clone, Copy, Default)]
+struct Coding {
+    /// Compress blocks with zstd when it saves a symbol (zero blocks are always skipped).
+    compress: bool,
+    /// The receiver hands out blocks strictly in order (a stdout sink).
+    in_order: bool,
+}
+
+/// [`transfer`] with `coding`, decompressing through `dec`; returns the receiver's counters.
 fn transfer_coded(
     g: Geometry,
     img: &[u8],
-    compress: bool,
+    coding: Coding,
+    dec: &mut dyn Decompress,
     drop_data: &mut dyn FnMut(u32, u16) -> bool,
-) -> (Vec<u8>, Outcome, u64) {
+) -> (Vec<u8>, Outcome, bb_proto::receiver::ReceiverStats) {
+    let compress = coding.compress;
     let mut tm = tx_mem(&g);
     let mut tx = sender(&mut tm, 77, g);
     let coded: Vec<(BlockSource, Vec<u8>)> = (0..g.block_count())
@@ -154,7 +166,9 @@ fn transfer_coded(
         tx.block_ready(b as u32, *src).unwrap();
     }
     let mut rm = rx_mem(&g, 8, 64);
-    let mut rx = receiver(&mut rm, 5);
+    let mut cfg = ReceiverConfig::new(5);
+    cfg.in_order = coding.in_order;
+    let mut rx = receiver_with(&mut rm, cfg, 0);
     // Written bytes start as 0xEE, so a zero range not written would show.
     let mut out = vec![0xEEu8; img.len()];
     let mut buf = vec![0u8; 9000];
@@ -182,14 +196,21 @@ fn transfer_coded(
                 }
             }
         }
-        while let Some(w) = rx.poll_write(&mut Zstd) {
-            match w {
+        let mut written_to = 0;
+        while let Some(w) = rx.poll_write(dec) {
+            let (at, len) = match w {
                 Write::Data { offset, data, .. } => {
-                    out[offset as usize..offset as usize + data.len()].copy_from_slice(data)
+                    out[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+                    (offset, data.len() as u64)
                 }
                 Write::Zeros { offset, len } => {
-                    out[offset as usize..(offset + len) as usize].fill(0)
+                    out[offset as usize..(offset + len) as usize].fill(0);
+                    (offset, len)
                 }
+            };
+            if coding.in_order {
+                assert!(at >= written_to, "in order: {at} after {written_to}");
+                written_to = at + len;
             }
             rx.write_done();
         }
@@ -200,8 +221,7 @@ fn transfer_coded(
             tx.handle_datagram(now, 1, &up[..n]).unwrap();
         }
         if rx.finished() {
-            let reports = rx.stats().reports;
-            return (out, rx.outcome().unwrap(), reports);
+            return (out, rx.outcome().unwrap(), *rx.stats());
         }
     }
     panic!("transfer did not finish");
@@ -228,6 +248,95 @@ fn lost_symbols_and_a_whole_lost_block_are_reported_and_repaired() {
     assert_eq!(out, img);
     assert!(matches!(outcome, Outcome::Verified { .. }));
     assert!(reports >= 1);
+}
+
+/// A disk-like image: text-like blocks (zstd shrinks them), runs of zero blocks, a
+/// random block (nothing to gain), and a short last block.
+fn disk_like_image(g: &Geometry) -> (Vec<u8>, Vec<u32>) {
+    let mut img = image(g.image_size as usize);
+    for b in img.iter_mut() {
+        *b = b"etaoin shrdlu\n"[(*b % 14) as usize];
+    }
+    let zero: Vec<u32> = [3, 4, 5, 6, 7, 8, 12, g.block_count() - 1].to_vec();
+    for &b in &zero {
+        let off = g.block_offset(b) as usize;
+        img[off..off + g.block_len(b)].fill(0);
+    }
+    let r = g.block_offset(10) as usize;
+    img[r..r + g.block_len(10)].copy_from_slice(&image(g.block_len(10) * 2)[..g.block_len(10)]);
+    (img, zero)
+}
+
+#[test]
+fn zero_blocks_never_travel_and_compressed_blocks_arrive_byte_exact_through_loss() {
+    let g = Geometry::new(64 * 1024 * 20 + 5000, 1024, 64).unwrap();
+    let (img, zero) = disk_like_image(&g);
+    let mut first = std::collections::HashSet::new();
+    let mut sent_blocks = std::collections::HashSet::new();
+    let coding = Coding {
+        compress: true,
+        in_order: false,
+    };
+    let (out, outcome, stats) = transfer_coded(g, &img, coding, &mut Zstd, &mut |b, e| {
+        sent_blocks.insert(b);
+        first.insert((b, e)) && e % 5 == 1
+    });
+    assert_eq!(out, img, "every byte, the zero ranges included");
+    assert!(matches!(outcome, Outcome::Verified { .. }));
+    assert!(
+        zero.iter().all(|b| !sent_blocks.contains(b)),
+        "no data for zero blocks"
+    );
+    assert!(stats.decoded > 0, "lost symbols were repaired by decoding");
+    assert_eq!(stats.check_failures, 0);
+}
+
+#[test]
+fn an_in_order_sink_gets_the_zero_ranges_in_their_place() {
+    let g = Geometry::new(64 * 1024 * 20 + 5000, 1024, 64).unwrap();
+    let (img, _) = disk_like_image(&g);
+    let coding = Coding {
+        compress: true,
+        in_order: true,
+    };
+    let mut first = std::collections::HashSet::new();
+    let (out, outcome, _) = transfer_coded(g, &img, coding, &mut Zstd, &mut |b, e| {
+        first.insert((b, e)) && (b + e as u32) % 7 == 0
+    });
+    assert_eq!(out, img);
+    assert!(matches!(outcome, Outcome::Verified { .. }));
+}
+
+/// Decompresses like [`Zstd`] but damages the first `bad` outputs (a memory fault, or a
+/// frame forged to pass the CRC).
+struct Damaging {
+    bad: u32,
+}
+
+impl Decompress for Damaging {
+    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize, DecompressError> {
+        let n = Zstd.decompress(src, dst)?;
+        if self.bad > 0 {
+            self.bad -= 1;
+            dst[n / 2] ^= 1;
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_decompressed_block_that_fails_its_check_is_fetched_again_never_written() {
+    let g = Geometry::new(64 * 1024 * 20 + 5000, 1024, 64).unwrap();
+    let (img, _) = disk_like_image(&g);
+    let coding = Coding {
+        compress: true,
+        in_order: false,
+    };
+    let mut dec = Damaging { bad: 2 };
+    let (out, outcome, stats) = transfer_coded(g, &img, coding, &mut dec, &mut |_, _| false);
+    assert_eq!(out, img);
+    assert!(matches!(outcome, Outcome::Verified { .. }));
+    assert_eq!(stats.check_failures, 2);
 }
 
 #[test]
