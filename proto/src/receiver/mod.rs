@@ -153,6 +153,8 @@ pub enum Dropped {
 pub struct ReceiverStats {
     /// Data packets of the bound session accepted into a slot.
     pub symbols: u64,
+    /// Blocks the server's zero maps named (each counted once).
+    pub zero_blocks: u64,
     /// Data packets that were duplicates or for complete blocks.
     pub duplicates: u64,
     /// Malformed or damaged packets.

@@ -210,6 +210,7 @@ impl<'a> Receiver<'a> {
             let newly = mask & !self.zero[w] & !self.done[w];
             self.zero[w] |= newly;
             self.zeros_unwritten += newly.count_ones();
+            self.stats.zero_blocks += newly.count_ones() as u64;
             b = (b - lo) + hi;
         }
     }
