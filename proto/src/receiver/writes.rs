@@ -171,7 +171,6 @@ impl<'a> Receiver<'a> {
                     } else {
                         zero_content_hash(len)
                     };
-                    self.zeros_unwritten = self.zeros_unwritten.saturating_sub(1);
                     self.block_written(b, &content);
                 }
                 self.session = Some(s);
@@ -185,6 +184,11 @@ impl<'a> Receiver<'a> {
             return;
         }
         self.set_done(block);
+        if self.is_zero(block) {
+            // Named zero by a zero map, yet written as data (a server that sent both): no
+            // longer a zero block waiting to be written.
+            self.zeros_unwritten = self.zeros_unwritten.saturating_sub(1);
+        }
         self.acc.add(block, content);
         self.done_count += 1;
         self.bytes_written += s.geometry.block_len(block) as u64;
