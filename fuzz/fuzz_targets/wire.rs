@@ -32,6 +32,13 @@ fuzz_target!(|pkt: &[u8]| {
             Ok(id) => write_result_ack(&mut buf, session, id).unwrap(),
             Err(_) => return,
         },
+        PacketType::ZeroMap => match p.zero_map() {
+            Ok(m) => {
+                let ranges: Vec<ZeroRange> = m.ranges().collect();
+                write_zero_map(&mut buf, session, m.span_first, m.span_end, &ranges).unwrap()
+            }
+            Err(_) => return,
+        },
     };
     assert_eq!(&buf[..n], pkt);
 });
