@@ -290,7 +290,17 @@ impl Run<'_, '_> {
             } else {
                 "?".into()
             };
-            format!("{:5.1}%  {rate}  ETA {eta}  {clients}{slowest}", f * 100.0)
+            let c = &self.feeder.stats;
+            let coding = format!(
+                "{} zero blocks, compressed to {:.2}, coding {:.0} MB/s",
+                c.zero_blocks,
+                c.ratio(),
+                c.worked_bytes as f64 / el.max(1e-3) / 1e6
+            );
+            format!(
+                "{:5.1}%  {rate}  ETA {eta}  {coding}  {clients}{slowest}",
+                f * 100.0
+            )
         } else {
             let what = if self.sender.is_idle() {
                 "sent; waiting for clients"
@@ -752,10 +762,17 @@ pub fn run(o: &Options) -> i32 {
             o.control_port
         );
         say!(
-            "bb-server: {} blocks of {} x {} bytes{}",
+            "bb-server: {} blocks of {} x {} bytes, {}{}",
             geometry.block_count(),
             geometry.k,
             geometry.symbol_size,
+            match o.coding.level {
+                Some(l) => format!(
+                    "zero blocks skipped, the rest compressed (zstd level {l}, {} threads)",
+                    o.coding.threads
+                ),
+                None => "zero blocks skipped, compression off".to_string(),
+            },
             if o.clients > 0 {
                 format!(
                     "; waiting for {} clients to verify (gives up {})",

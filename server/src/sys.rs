@@ -105,30 +105,6 @@ pub fn stderr_is_tty() -> bool {
     unsafe { libc::isatty(2) == 1 }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::net::UdpSocket;
-    use std::time::{Duration, Instant};
-
-    #[test]
-    fn random_ids_differ() {
-        assert_ne!(super::random_u64().unwrap(), super::random_u64().unwrap());
-    }
-
-    #[test]
-    fn polls_report_readiness_and_time_out() {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        // An idle UDP socket has room to send at once.
-        assert!(super::wait_writable(&a, Duration::from_secs(5)).unwrap());
-        let t = Instant::now();
-        assert!(!super::wait_readable(&a, Duration::from_millis(20)).unwrap());
-        assert!(t.elapsed() >= Duration::from_millis(20));
-        b.send_to(b"x", a.local_addr().unwrap()).unwrap();
-        assert!(super::wait_readable(&a, Duration::from_secs(5)).unwrap());
-    }
-}
-
 /// Where lseek(2) with SEEK_DATA or SEEK_HOLE lands from `offset`; None past the last data
 /// (ENXIO). Err(Unsupported) where the filesystem cannot say (EINVAL).
 fn seek_whence(f: &File, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
@@ -153,4 +129,28 @@ pub fn seek_data(f: &File, offset: u64) -> io::Result<Option<u64>> {
 /// The next hole at or after `offset` (SEEK_HOLE; the end of the file counts as one).
 pub fn seek_hole(f: &File, offset: u64) -> io::Result<Option<u64>> {
     seek_whence(f, offset, libc::SEEK_HOLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn random_ids_differ() {
+        assert_ne!(super::random_u64().unwrap(), super::random_u64().unwrap());
+    }
+
+    #[test]
+    fn polls_report_readiness_and_time_out() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // An idle UDP socket has room to send at once.
+        assert!(super::wait_writable(&a, Duration::from_secs(5)).unwrap());
+        let t = Instant::now();
+        assert!(!super::wait_readable(&a, Duration::from_millis(20)).unwrap());
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        b.send_to(b"x", a.local_addr().unwrap()).unwrap();
+        assert!(super::wait_readable(&a, Duration::from_secs(5)).unwrap());
+    }
 }
