@@ -465,6 +465,47 @@ fn usage_image_and_network_errors_have_their_exit_codes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn prepare_writes_a_side_file_and_a_stale_one_is_refused() {
+    let dir = tmp("prepare");
+    let path = dir.join("golden.img");
+    let mut img = image_bytes(3 << 20, 9);
+    img[..1 << 20].fill(0);
+    std::fs::write(&path, &img).unwrap();
+    let (code, _, err) = finish(
+        server(&["--prepare", path.to_str().unwrap()], Stdio::null()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("image digest"), "{err}");
+    assert!(dir.join("golden.img.bbmap").exists());
+    // The image is written to after it was prepared: a run refuses the side file.
+    std::thread::sleep(Duration::from_millis(20));
+    img[5] = 1;
+    std::fs::write(&path, &img).unwrap();
+    let (dp, cp) = ports();
+    let (code, _, err) = finish(
+        server(
+            &[
+                "--port",
+                &dp.to_string(),
+                "--control-port",
+                &cp.to_string(),
+                "127.0.0.1",
+                path.to_str().unwrap(),
+            ],
+            Stdio::null(),
+        ),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("refused") && err.contains("--prepare") && err.contains("golden.img"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Throughput on loopback: `cargo test --release -p bb-server --test loopback -- --ignored --nocapture`.
 #[test]
 #[ignore]
