@@ -88,7 +88,9 @@ impl BlockCoder {
         {
             // Room for one symbol less than raw: a frame that does not fit saves nothing.
             let mut out = Vec::with_capacity((raw_symbols - 1) * self.symbol_size);
-            if z.compress_to_buffer(&data, &mut out).is_ok() {
+            if z.compress_to_buffer(&data, &mut out).is_ok()
+                && out.len().div_ceil(self.symbol_size) < raw_symbols
+            {
                 return Coded {
                     kind: Kind::Zstd,
                     hash,
