@@ -37,6 +37,18 @@ impl Sink {
         }
     }
 
+    /// Writes `len` zero bytes at `offset`, from a fixed buffer of zeros.
+    pub fn write_zeros(&mut self, offset: u64, len: u64) -> Result<(), Errno> {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(ZEROS.len() as u64) as usize;
+            self.write(&ZEROS[..n], offset + done)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
     /// Makes what was written durable; a regular file gets the image's length first.
     pub fn flush(&self, image_size: u64) -> Result<(), Errno> {
         match self {

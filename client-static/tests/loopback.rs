@@ -1,7 +1,8 @@
 //! bb-client as a process against a tiny sender built on `bb_proto::sender::Sender`, over
 //! 127.0.0.1 only. Each test uses its own ports.
 
-use bb_proto::sender::{ClientInfo, Sender, SenderConfig, SenderStorage, Transmit};
+use bb_proto::digest::content_hash;
+use bb_proto::sender::{BlockSource, ClientInfo, Sender, SenderConfig, SenderStorage, Transmit};
 use bb_proto::wire::Geometry;
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
@@ -74,6 +75,7 @@ fn serve_from(
         let mut resend = vec![0u16; tree];
         let mut esi = vec![0u16; per_block];
         let mut checks = vec![0u32; per_block];
+        let mut coded_len = vec![0u32; per_block];
         let mut clients: Vec<Option<ClientInfo<SocketAddr>>> = vec![None; 16];
         let mut cfg = SenderConfig::new(0x1234_5678_9abc_def0, g);
         cfg.wanted_clients = 1;
@@ -87,11 +89,26 @@ fn serve_from(
                 resend_tree: &mut resend,
                 next_repair_esi: &mut esi,
                 block_checks: &mut checks,
+                coded_len: &mut coded_len,
                 clients: &mut clients,
             },
             now(),
         )
         .unwrap();
+        // Every block given at once, as from a prepared image: zero blocks as such, the
+        // others raw.
+        for b in 0..g.block_count() {
+            let off = g.block_offset(b) as usize;
+            let data = &image[off..off + g.block_len(b)];
+            let src = if data.iter().all(|&x| x == 0) {
+                BlockSource::Zero
+            } else {
+                BlockSource::Raw {
+                    hash: content_hash(data),
+                }
+            };
+            s.block_ready(b, src).unwrap();
+        }
         let bb = g.block_bytes() as usize;
         let mut block = vec![0u8; bb];
         let mut pkt = vec![0u8; 9000];
@@ -120,6 +137,10 @@ fn serve_from(
                 Some(Transmit::Announce) if sent_symbols >= max_symbols => {}
                 Some(Transmit::Announce) => {
                     let n = s.build_announce(&mut pkt).unwrap();
+                    let _ = dsock.send_to(&pkt[..n], dest);
+                }
+                Some(Transmit::ZeroMap) => {
+                    let n = s.build_zero_map(&mut pkt).unwrap();
                     let _ = dsock.send_to(&pkt[..n], dest);
                 }
                 Some(Transmit::Symbol { .. }) if sent_symbols >= max_symbols => {

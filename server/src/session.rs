@@ -4,7 +4,8 @@ use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use bb_proto::sender::{
-    ClientInfo, ClientState, Event, Sender, SenderConfig, SenderStorage, SessionEnd, Transmit,
+    ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig, SenderStorage,
+    SessionEnd, Transmit,
 };
 use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
@@ -152,13 +153,16 @@ impl Run<'_, '_> {
     }
 
     fn drain_control(&mut self, limit: usize) {
-        for _ in 0..limit {
+        for i in 1..=limit {
             let Some((n, from)) = self.net.recv(&mut self.rbuf) else {
                 break;
             };
             let now = self.now_us();
             // Dropped datagrams are counted by the sender and shown in the summary.
             let _ = self.sender.handle_datagram(now, from, &self.rbuf[..n]);
+            if i.is_multiple_of(EVENT_DRAIN_EVERY) {
+                self.events();
+            }
         }
     }
 
@@ -217,6 +221,16 @@ impl Run<'_, '_> {
                     let n = self
                         .sender
                         .build_announce(&mut self.small)
+                        .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
+                    let pkt = self.small[..n].to_vec();
+                    send_all(&mut self.net, &pkt, pkt.len(), 1)
+                        .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
+                }
+                Transmit::ZeroMap => {
+                    self.flush()?;
+                    let n = self
+                        .sender
+                        .build_zero_map(&mut self.small)
                         .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
                     let pkt = self.small[..n].to_vec();
                     send_all(&mut self.net, &pkt, pkt.len(), 1)
@@ -328,9 +342,13 @@ impl Run<'_, '_> {
         }
     }
 
-    /// The exit code and message for how the sender decided the session.
+    /// The exit code and message for how the sender decided the session, from the client
+    /// table as it stood when the session was decided.
     fn outcome(&self, end: SessionEnd) -> (i32, String) {
-        let t = self.sender.tally();
+        let t = self
+            .sender
+            .decided_tally()
+            .unwrap_or_else(|| self.sender.tally());
         let (verified, failed, lost, active) = (t.verified, t.failed, t.lost, t.active());
         let wanted = self.o.clients;
         match end {
@@ -698,12 +716,14 @@ pub fn run(o: &Options) -> i32 {
     let mut resend_tree = vec![0u16; tree];
     let mut next_repair_esi = vec![0u16; n];
     let mut block_checks = vec![0u32; n];
+    let mut coded_len = vec![0u32; n];
     let mut table: Vec<Option<ClientInfo<SocketAddrV4>>> = vec![None; CLIENT_TABLE];
     let storage = SenderStorage {
         repair_tree: &mut repair_tree,
         resend_tree: &mut resend_tree,
         next_repair_esi: &mut next_repair_esi,
         block_checks: &mut block_checks,
+        coded_len: &mut coded_len,
         clients: &mut table,
     };
     let mut sender = match Sender::new(cfg, storage, 0) {
@@ -741,7 +761,7 @@ pub fn run(o: &Options) -> i32 {
         },
         start: Instant::now(),
         rbuf: vec![0u8; 9216],
-        small: vec![0u8; 512],
+        small: vec![0u8; 1500],
         batch: vec![0u8; batch_max * pkt_len],
         batch_n: 0,
         pkt_len,

@@ -147,3 +147,34 @@ fn same_seed_same_run() {
     );
     assert_eq!(a.sim_s, b.sim_s);
 }
+
+#[test]
+fn a_sparse_compressible_image_costs_about_its_coded_symbols() {
+    let r = run(&opts(
+        "--clients 20 --loss 1% --image-size 16MiB --zero-blocks 70% --compressible --compress 3",
+    ));
+    assert_all_verified(&r, "sparse, compressible image");
+    assert!(r.zero_blocks > 0 && r.zero_maps > 0);
+    assert!(
+        r.coded_symbols * 2 < r.source_packets,
+        "zeros and compression leave well under half the raw symbols: {r:?}"
+    );
+    assert!(
+        (r.data_packets as f64) < r.coded_symbols as f64 * 1.1,
+        "data packets {} for {} coded symbols",
+        r.data_packets,
+        r.coded_symbols
+    );
+}
+
+#[test]
+fn late_joiners_and_in_order_sinks_learn_the_zero_map() {
+    let r = run(&opts(
+        "--clients 12 --loss 2% --zero-blocks 50% --compressible --compress 3 --late-joiners 25% --join-at 60%",
+    ));
+    assert_all_verified(&r, "late joiners, zero map");
+    let r = run(&opts(
+        "--clients 6 --loss 2% --zero-blocks 50% --compressible --compress 3 --in-order --slots 4",
+    ));
+    assert_all_verified(&r, "in-order sinks, zero map");
+}

@@ -28,7 +28,7 @@ pub(super) struct Timers {
     /// When the session last made progress: bound, a packet of it before the first symbol,
     /// then only a new symbol.
     progress_us: u64,
-    /// The symbol count at that time.
+    /// Symbols received and blocks learned zero at that time.
     progress_symbols: u64,
     /// When the outcome became known.
     pub(super) outcome_us: u64,
@@ -50,15 +50,16 @@ impl Timers {
 
 impl Receiver<'_> {
     /// Notes a packet of the bound session (or the announce that bound it). Once data has
-    /// flowed, only new symbols count as progress: a server that keeps announcing but sends
-    /// nothing this receiver needs is a stall too.
+    /// flowed, only new symbols (or blocks newly learned to be zero) count as progress: a
+    /// server that keeps announcing but sends nothing this receiver needs is a stall too.
     pub(super) fn note_session_packet(&mut self, now_us: u64) {
         if self.session.is_none() {
             return;
         }
         let t = &mut self.timers;
-        if self.stats.symbols != t.progress_symbols || t.progress_symbols == 0 {
-            t.progress_symbols = self.stats.symbols;
+        let learned = self.stats.symbols + self.stats.zero_blocks;
+        if learned != t.progress_symbols || t.progress_symbols == 0 {
+            t.progress_symbols = learned;
             t.progress_us = now_us;
         }
     }
