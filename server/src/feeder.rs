@@ -29,7 +29,8 @@ pub struct CodingStats {
     pub worked_bytes: u64,
     /// Seconds the workers spent, summed over them.
     pub busy_s: f64,
-    /// Seconds from the start until the last block was coded.
+    /// Seconds from the first block queued until the last was taken (paced by the sender
+    /// in a session, whose forward pass the workers stay a few blocks ahead of).
     pub wall_s: f64,
     pub threads: usize,
 }
@@ -92,7 +93,8 @@ pub struct Feeder {
     /// Codes blocks again on a cache miss.
     coder: BlockCoder,
     pub stats: CodingStats,
-    start: Instant,
+    /// When the first block was queued on the workers.
+    start: Option<Instant>,
 }
 
 impl Feeder {
@@ -161,7 +163,7 @@ impl Feeder {
             cache: CodedCache::new(coding.symbol_size, ahead as usize + REPAIR_SLOTS),
             coder,
             stats,
-            start: Instant::now(),
+            start: None,
         })
     }
 
@@ -196,6 +198,7 @@ impl Feeder {
             return Ok(());
         };
         let blocks = self.geometry.block_count();
+        let start = *self.start.get_or_insert_with(Instant::now);
         while self.next_submit < blocks {
             match pool.try_submit(Job::Read(self.next_submit)) {
                 Ok(()) => self.next_submit += 1,
@@ -222,7 +225,7 @@ impl Feeder {
             }
             self.next_take += 1;
             if self.next_take == blocks {
-                self.stats.wall_s = self.start.elapsed().as_secs_f64();
+                self.stats.wall_s = start.elapsed().as_secs_f64();
             }
             // Blocks may be submitted again now that one was taken.
             while self.next_submit < blocks && pool.try_submit(Job::Read(self.next_submit)).is_ok()

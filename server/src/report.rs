@@ -284,7 +284,7 @@ impl Summary {
         if c.threads > 0 {
             let _ = writeln!(
                 o,
-                "  compress   {:.0} MB/s per core, {:.0} MB/s on {} threads{}",
+                "  compress   {:.0} MB/s per core, {:.0} MB/s on {} threads (paced by sending){}",
                 c.mb_s_per_core,
                 c.mb_s_all_cores,
                 c.threads,

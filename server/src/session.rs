@@ -464,7 +464,8 @@ impl Run<'_, '_> {
             let gap = ((burst_us / self.sender.rate_bps().max(1) as f64) / 2.0).min(2000.0) as u64;
             let sending = self.sender.started() && !self.sender.is_idle();
             let gap = if sending { gap } else { 0 };
-            let cap = if self.feeder.all_coded() {
+            // Before sending starts the workers only fill the few blocks ahead: no need to poll.
+            let cap = if self.feeder.all_coded() || !self.sender.started() {
                 250_000
             } else {
                 CODING_POLL_US
