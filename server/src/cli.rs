@@ -38,8 +38,6 @@ pub struct Options {
     pub min_rate_bps: u64,
     pub fixed_rate: bool,
     pub proactive: bool,
-    pub symbol_size: u32,
-    pub block_symbols: u32,
     pub clients: u32,
     pub min_clients: u32,
     pub wait_s: Option<f64>,
@@ -47,6 +45,41 @@ pub struct Options {
     pub timeout_s: Option<f64>,
     pub client_timeout_s: f64,
     pub summary_json: Option<PathBuf>,
+    pub quiet: bool,
+    pub coding: Coding,
+    /// The side file to use: None with --no-map (and for standard input).
+    pub map: MapChoice,
+}
+
+/// How blocks are coded, shared by sending and `--prepare`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coding {
+    /// zstd level; None: `--compress off`.
+    pub level: Option<i32>,
+    /// Compression worker threads.
+    pub threads: usize,
+    pub symbol_size: u32,
+    pub block_symbols: u32,
+}
+
+/// Which side file a run uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapChoice {
+    /// IMAGE.bbmap if it exists.
+    Default,
+    /// This file; it must exist.
+    Given(PathBuf),
+    /// None (--no-map).
+    Off,
+}
+
+/// `bb-server --prepare IMAGE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrepareOptions {
+    pub image: PathBuf,
+    /// Where the side file goes: IMAGE.bbmap unless --map.
+    pub map: PathBuf,
+    pub coding: Coding,
     pub quiet: bool,
 }
 
@@ -68,6 +101,7 @@ impl Options {
 #[derive(Debug)]
 pub enum Command {
     Run(Box<Options>),
+    Prepare(PrepareOptions),
     Help,
     Version,
 }
@@ -91,6 +125,11 @@ fn opts() -> getopts::Options {
     o.optopt("", "timeout", "", "SECONDS");
     o.optopt("", "client-timeout", "", "SECONDS");
     o.optopt("", "summary-json", "", "FILE");
+    o.optopt("", "compress", "", "LEVEL|off");
+    o.optopt("", "threads", "", "N");
+    o.optopt("", "prepare", "", "IMAGE");
+    o.optopt("", "map", "", "FILE");
+    o.optflag("", "no-map", "");
     o.optflag("q", "quiet", "");
     o.optflag("h", "help", "");
     o.optflag("V", "version", "");
@@ -106,11 +145,30 @@ broadcast or multicast. Clients (bb-client) report what they lack; the server se
 erasure-coded repairs, so the image crosses the network about once.
 
 Usage: bb-server [OPTIONS] ADDRESS [IMAGE]
+       bb-server --prepare IMAGE [--map FILE] [--compress LEVEL|off] [geometry options]
 
   ADDRESS   where data goes: the broadcast address of a local subnet (10.0.0.255),
             a multicast group (239.1.2.3, 224.0.0.0/4) or one client's address
-  IMAGE     file or block device to send; '-' or absent: standard input (a pipe is
-            spooled to an unlinked temporary file in $TMPDIR or /var/tmp first)
+  IMAGE     file or block device to send; '-' or absent: standard input. An image
+            compressed with zstd, gzip or xz is recognised by its first bytes and
+            decoded. A pipe or a compressed image is spooled first to an unlinked
+            temporary file in $TMPDIR or /var/tmp, as compressed blocks with zero
+            blocks left out (needs about the compressed size of free space)
+
+Image and compression:
+      --compress LEVEL|off zstd level for each non-zero block (1..19), or off: every
+                           block goes raw; blocks that do not shrink by a packet go raw
+                           anyway. Zero blocks are never sent as data [default 3]
+      --threads N          compression threads, ahead of the sender [default: the
+                           number of cores, {cores} here]
+      --prepare IMAGE      read and compress IMAGE once, write its side file (block
+                           map, compressed sizes, block hashes, image digest) and exit;
+                           later runs of the same IMAGE with the same --compress and
+                           geometry use it and know the digest before the first packet
+      --map FILE           the side file to write (--prepare) or use [default
+                           IMAGE.bbmap]; a side file that does not match the image
+                           (size, mtime, spot-checked blocks) is refused
+      --no-map             ignore IMAGE.bbmap
 
 Sending:
   -r, --rate RATE          ceiling in bits/s, suffixes k M G (1000s), e.g. 80M, 1.5G
@@ -157,6 +215,9 @@ Examples:
   bb-server --clients 40 10.0.0.255 /dev/sdb
   zstd -dc img.zst | bb-server --clients 40 239.1.2.3
   bb-server --rate 8G --symbol-size 8896 --min-clients 16 --wait 120 10.1.0.255 golden.img
+  bb-server --prepare golden.img     (once; then bb-server 10.0.0.255 golden.img)
+  bb-server --clients 40 10.0.0.255 disk.img.zst
+  qemu-img convert -O raw vm.qcow2 /dev/stdout | bb-server 10.0.0.255
 
 Exit status:
   0    success: with --clients, N clients verified and none failed; without it, every
@@ -165,7 +226,7 @@ Exit status:
        timeout (a lost machine beyond the N does not count); without it, a client
        failed or was lost, or none verified
   2    usage error
-  3    image error (unreadable, empty, spool failed)
+  3    image error (unreadable, empty, spool failed, side file refused)
   4    network error (cannot bind or send)
   130  interrupted (Ctrl-C, SIGTERM); clients are told the session ended
 ",
@@ -176,6 +237,7 @@ Exit status:
         cport = DEFAULT_CONTROL_PORT,
         wait = DEFAULT_START_WAIT_S,
         tmo = DEFAULT_TIMEOUT_AFTER_FORWARD_S,
+        cores = crate::pool::default_threads(),
     )
 }
 
@@ -246,6 +308,28 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if m.opt_present("V") {
         return Ok(Command::Version);
     }
+    let coding = parse_coding(&m)?;
+    if let Some(img) = m.opt_str("prepare") {
+        if let Some(extra) = m.free.first() {
+            return Err(format!(
+                "unexpected argument '{extra}': --prepare takes only IMAGE and image options"
+            ));
+        }
+        if img == "-" {
+            return Err("--prepare needs an image file (a side file describes a file)".into());
+        }
+        let image = PathBuf::from(img);
+        let map = m
+            .opt_str("map")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::sidefile::default_path(&image));
+        return Ok(Command::Prepare(PrepareOptions {
+            image,
+            map,
+            coding,
+            quiet: m.opt_present("q"),
+        }));
+    }
     let (address, source) = match m.free.as_slice() {
         [] => return Err("missing ADDRESS (e.g. bb-server 10.0.0.255 disk.img)".into()),
         [a] => (a, Source::Stdin),
@@ -313,24 +397,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--interface '{n}': not an IPv4 address nor a device name (1 to 15 characters)"
         ));
     }
-    let symbol_size = match m.opt_str("symbol-size") {
-        Some(s) => parse_num::<u32>("symbol-size", &s)?,
-        None => 1408,
+    let map = match (m.opt_str("map"), m.opt_present("no-map")) {
+        (Some(_), true) => return Err("--map and --no-map contradict each other".into()),
+        (Some(p), false) => MapChoice::Given(PathBuf::from(p)),
+        (None, true) => MapChoice::Off,
+        (None, false) => MapChoice::Default,
     };
-    if symbol_size == 0 || symbol_size % SYMBOL_ALIGN != 0 || symbol_size > MAX_SYMBOL_SIZE {
-        return Err(format!(
-            "--symbol-size {symbol_size}: must be a multiple of {SYMBOL_ALIGN} between {SYMBOL_ALIGN} and {MAX_SYMBOL_SIZE} \
-             (1408 for a 1500 MTU, 8896 for 9000-byte jumbo frames; datagrams are {DATA_OVERHEAD} bytes larger)"
-        ));
-    }
-    let block_symbols = match m.opt_str("block-symbols") {
-        Some(s) => parse_num::<u32>("block-symbols", &s)?,
-        None => 512,
-    };
-    if block_symbols == 0 || block_symbols > MAX_K {
-        return Err(format!(
-            "--block-symbols {block_symbols}: between 1 and {MAX_K}"
-        ));
+    if source == Source::Stdin && matches!(map, MapChoice::Given(_)) {
+        return Err("--map applies to an IMAGE file, not standard input".into());
     }
     let clients = match m.opt_str("clients") {
         Some(s) => parse_num::<u32>("clients", &s)?,
@@ -383,8 +457,6 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         min_rate_bps,
         fixed_rate: m.opt_present("fixed-rate"),
         proactive: !m.opt_present("no-proactive"),
-        symbol_size,
-        block_symbols,
         clients,
         min_clients,
         wait_s,
@@ -393,7 +465,63 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         client_timeout_s,
         summary_json: m.opt_str("summary-json").map(PathBuf::from),
         quiet: m.opt_present("q"),
+        coding,
+        map,
     })))
+}
+
+/// Parses `--compress LEVEL|off`.
+pub fn parse_level(s: &str) -> Result<Option<i32>, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("off") || t == "0" {
+        return Ok(None);
+    }
+    match t.parse::<i32>() {
+        Ok(l) if (1..=19).contains(&l) => Ok(Some(l)),
+        _ => Err(format!(
+            "--compress '{s}': a zstd level from 1 to 19, or off"
+        )),
+    }
+}
+
+/// The options that decide how blocks are cut and coded.
+fn parse_coding(m: &getopts::Matches) -> Result<Coding, String> {
+    let symbol_size = match m.opt_str("symbol-size") {
+        Some(s) => parse_num::<u32>("symbol-size", &s)?,
+        None => 1408,
+    };
+    if symbol_size == 0 || symbol_size % SYMBOL_ALIGN != 0 || symbol_size > MAX_SYMBOL_SIZE {
+        return Err(format!(
+            "--symbol-size {symbol_size}: must be a multiple of {SYMBOL_ALIGN} between {SYMBOL_ALIGN} and {MAX_SYMBOL_SIZE} \
+             (1408 for a 1500 MTU, 8896 for 9000-byte jumbo frames; datagrams are {DATA_OVERHEAD} bytes larger)"
+        ));
+    }
+    let block_symbols = match m.opt_str("block-symbols") {
+        Some(s) => parse_num::<u32>("block-symbols", &s)?,
+        None => 512,
+    };
+    if block_symbols == 0 || block_symbols > MAX_K {
+        return Err(format!(
+            "--block-symbols {block_symbols}: between 1 and {MAX_K}"
+        ));
+    }
+    let level = match m.opt_str("compress") {
+        Some(s) => parse_level(&s)?,
+        None => Some(crate::codec::DEFAULT_LEVEL),
+    };
+    let threads = match m.opt_str("threads") {
+        Some(s) => parse_num::<usize>("threads", &s)?,
+        None => crate::pool::default_threads(),
+    };
+    if threads == 0 || threads > 1024 {
+        return Err(format!("--threads {threads}: between 1 and 1024"));
+    }
+    Ok(Coding {
+        level,
+        threads,
+        symbol_size,
+        block_symbols,
+    })
 }
 
 #[cfg(test)]
@@ -436,7 +564,7 @@ mod tests {
         assert_eq!(o.source, Source::Path("disk.img".into()));
         assert_eq!((o.port, o.control_port, o.ttl), (7855, 7854, 1));
         assert_eq!(
-            (o.rate_bps, o.symbol_size, o.block_symbols),
+            (o.rate_bps, o.coding.symbol_size, o.coding.block_symbols),
             (500_000_000, 1408, 512)
         );
         assert_eq!(
@@ -478,7 +606,7 @@ mod tests {
             (40, 10, Some(30.0), Some(900.0))
         );
         assert_eq!(o.interface, Some(Interface::Name("eth0".into())));
-        assert_eq!((o.symbol_size, o.block_symbols), (8896, 1024));
+        assert_eq!((o.coding.symbol_size, o.coding.block_symbols), (8896, 1024));
         assert!(o.quiet && o.fixed_rate);
         let o = run(&["--interface", "10.0.0.1", "10.0.0.255"]).unwrap();
         assert_eq!(
@@ -535,6 +663,61 @@ mod tests {
             assert!(run(a).is_err(), "{a:?}");
         }
         assert!(matches!(parse(&["-h".to_string()]), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn compression_and_side_file_options() {
+        let o = run(&["10.0.0.255", "disk.img"]).unwrap();
+        assert_eq!(o.coding.level, Some(3));
+        assert_eq!(o.coding.threads, crate::pool::default_threads());
+        assert_eq!(o.map, MapChoice::Default);
+        let o = run(&[
+            "--compress",
+            "off",
+            "--threads",
+            "3",
+            "--no-map",
+            "10.0.0.255",
+            "d",
+        ])
+        .unwrap();
+        assert_eq!(
+            (o.coding.level, o.coding.threads, o.map),
+            (None, 3, MapChoice::Off)
+        );
+        let o = run(&["--compress", "9", "--map", "/m", "10.0.0.255", "d"]).unwrap();
+        assert_eq!(
+            (o.coding.level, o.map),
+            (Some(9), MapChoice::Given("/m".into()))
+        );
+        for a in [
+            &["--compress", "20", "10.0.0.255"][..],
+            &["--compress", "fast", "10.0.0.255"],
+            &["--threads", "0", "10.0.0.255"],
+            &["--map", "m", "--no-map", "10.0.0.255", "d"],
+            &["--map", "m", "10.0.0.255"],
+            &["--prepare", "-"],
+            &["--prepare", "g.img", "10.0.0.255"],
+        ] {
+            assert!(run(a).is_err(), "{a:?}");
+        }
+        let v: Vec<String> = [
+            "--prepare",
+            "g.img",
+            "--compress",
+            "5",
+            "--block-symbols",
+            "256",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let Ok(Command::Prepare(p)) = parse(&v) else {
+            panic!("--prepare")
+        };
+        assert_eq!(p.image, PathBuf::from("g.img"));
+        assert_eq!(p.map, PathBuf::from("g.img.bbmap"));
+        assert_eq!((p.coding.level, p.coding.block_symbols), (Some(5), 256));
     }
 
     #[test]

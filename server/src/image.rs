@@ -1,26 +1,49 @@
-//! The image: a file, a block device, or a stream spooled to an unlinked temporary file;
-//! and a small cache of loaded blocks.
+//! The image: a file, a block device, or a stream or compressed file spooled as coded
+//! blocks to an unlinked temporary file; and a small cache of coded blocks.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use bb_proto::wire::Geometry;
 
 use crate::cli::Source;
+use crate::codec::{BlockCoder, Coded, pad_to_symbols};
+use crate::input::{Format, MAGIC_LEN, decoder, read_head, unread};
 use crate::report::human_bytes;
+use crate::spool::{CodedSpool, SpoolPlan, spool_coded};
 use crate::sys;
+use crate::zeros::HoleMap;
+
+/// Where an image's blocks come from.
+#[derive(Debug)]
+pub enum Store {
+    /// A regular file or block device, read (and coded) block by block; `holes` tells which
+    /// blocks of a sparse file lie wholly in holes.
+    Seekable { file: File, holes: Option<HoleMap> },
+    /// A pipe or a compressed image file, already coded.
+    Spooled(CodedSpool),
+}
 
 /// An open image of known size.
 #[derive(Debug)]
 pub struct Image {
-    pub file: File,
+    pub store: Store,
     pub size: u64,
-    /// What it is, for messages: "disk.img", "stdin (spooled)".
+    /// What it is, for messages: "disk.img", "stdin (spooled)", "disk.img.zst (zstd,
+    /// spooled)".
     pub name: String,
+}
+
+/// What `open` needs to know to read and code blocks.
+pub struct OpenPlan {
+    pub block_bytes: usize,
+    pub level: Option<i32>,
+    pub symbol_size: u32,
+    pub threads: usize,
+    pub quiet: bool,
 }
 
 /// The directory for spool files: $TMPDIR, else /var/tmp (usually on disk, unlike /tmp).
@@ -32,7 +55,7 @@ pub fn spool_dir() -> PathBuf {
 }
 
 /// Opens the image named on the command line. Errors are messages for exit code 3.
-pub fn open(source: &Source, quiet: bool) -> Result<Image, String> {
+pub fn open(source: &Source, plan: &OpenPlan) -> Result<Image, String> {
     let (file, name) = match source {
         Source::Stdin => {
             let fd = io::stdin()
@@ -51,34 +74,139 @@ pub fn open(source: &Source, quiet: bool) -> Result<Image, String> {
     if ft.is_dir() {
         return Err(format!("{name} is a directory, not an image"));
     }
-    let (file, size, name) = if ft.is_file() {
-        (file, meta.len(), name)
-    } else if ft.is_block_device() {
-        let size = sys::block_device_size(&file)
-            .map_err(|e| format!("{name}: cannot read the device size: {e}"))?;
-        (file, size, name)
+    let seekable = ft.is_file() || ft.is_block_device();
+    let mut head = vec![0u8; MAGIC_LEN];
+    let format = if seekable {
+        let n = file
+            .read_at(&mut head, 0)
+            .map_err(|e| format!("{name}: {e}"))?;
+        Format::detect(&head[..n])
     } else {
-        // A pipe, a socket or a character device: cannot seek, so spool it.
-        let dir = spool_dir();
-        let show = !quiet;
-        if show {
-            say!(
-                "bb-server: {name} cannot seek; spooling it to an unlinked temporary file in {} first \
-                 (needs as much free space as the image; set TMPDIR to change)",
-                dir.display()
-            );
-        }
-        let mut reader = file;
-        let (f, size) = spool(&mut reader, &dir, show)?;
-        if show {
-            say!("bb-server: spooled {} ({size} bytes)", human_bytes(size));
-        }
-        (f, size, format!("{name} (spooled)"))
+        let mut f = &file;
+        head = read_head(&mut f).map_err(|e| format!("reading {name} failed: {e}"))?;
+        Format::detect(&head)
     };
+    if seekable && format == Format::Plain {
+        let size = if ft.is_file() {
+            meta.len()
+        } else {
+            sys::block_device_size(&file)
+                .map_err(|e| format!("{name}: cannot read the device size: {e}"))?
+        };
+        if size == 0 {
+            return Err(format!("the image {name} is empty: nothing to send"));
+        }
+        let holes = if ft.is_file() {
+            HoleMap::of_file(&file, size, plan.block_bytes as u64)
+                .map_err(|e| format!("{name}: finding holes failed: {e}"))?
+        } else {
+            None
+        };
+        return Ok(Image {
+            store: Store::Seekable { file, holes },
+            size,
+            name,
+        });
+    }
+    // A pipe, a socket, a character device or a compressed file: spool it, coded.
+    let dir = spool_dir();
+    let show = !plan.quiet;
+    let why = if seekable {
+        format!("is {}-compressed", format.name())
+    } else {
+        "cannot seek".to_string()
+    };
+    if show {
+        say!(
+            "bb-server: {name} {why}; spooling it as compressed blocks (zero blocks not stored) to an \
+             unlinked temporary file in {} first (set TMPDIR to change)",
+            dir.display()
+        );
+    }
+    let reader: Box<dyn Read + '_> = if seekable {
+        Box::new(&file)
+    } else {
+        Box::new(unread(head, &file))
+    };
+    let mut reader = decoder(format, reader).map_err(|e| format!("{name}: {e}"))?;
+    let sp = spool_coded(
+        &mut reader,
+        &SpoolPlan {
+            dir: &dir,
+            block_bytes: plan.block_bytes,
+            level: plan.level,
+            symbol_size: plan.symbol_size,
+            threads: plan.threads,
+            show,
+        },
+    )?;
+    drop(reader);
+    let size = sp.image_bytes;
     if size == 0 {
         return Err(format!("the image {name} is empty: nothing to send"));
     }
-    Ok(Image { file, size, name })
+    if show {
+        say!(
+            "bb-server: spooled {} ({size} bytes) as {} of coded blocks",
+            human_bytes(size),
+            human_bytes(sp.stored_bytes)
+        );
+    }
+    let label = if format == Format::Plain {
+        format!("{name} (spooled)")
+    } else {
+        format!("{name} ({}, spooled)", format.name())
+    };
+    Ok(Image {
+        store: Store::Spooled(sp),
+        size,
+        name: label,
+    })
+}
+
+impl Image {
+    /// Block `b` coded (read and compressed again, or from the spool): what a cache miss
+    /// costs. The same block always codes to the same bytes.
+    pub fn coded_block(
+        &self,
+        geometry: &Geometry,
+        coder: &mut BlockCoder,
+        b: u32,
+    ) -> io::Result<Coded> {
+        match &self.store {
+            Store::Spooled(sp) => sp.coded(b),
+            Store::Seekable { file, holes } => {
+                read_and_code(file, holes.as_ref(), geometry, coder, b)
+            }
+        }
+    }
+}
+
+/// Reads block `b` of a seekable image and codes it; a block in a hole is not read.
+pub fn read_and_code(
+    file: &File,
+    holes: Option<&HoleMap>,
+    geometry: &Geometry,
+    coder: &mut BlockCoder,
+    b: u32,
+) -> io::Result<Coded> {
+    if holes.is_some_and(|h| h.is_hole(b)) {
+        return Ok(Coded::zero());
+    }
+    let len = geometry.block_len(b);
+    let mut data = vec![0u8; len];
+    file.read_exact_at(&mut data, geometry.block_offset(b))
+        .map_err(|err| {
+            if err.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(
+                    err.kind(),
+                    format!("the image shrank while sending (block {b} is past its end)"),
+                )
+            } else {
+                err
+            }
+        })?;
+    Ok(coder.code(data))
 }
 
 /// A temporary file in `dir` that has no name: O_TMPFILE, or created and unlinked at
@@ -118,78 +246,13 @@ pub fn unlinked_temp(dir: &Path) -> io::Result<File> {
     Ok(f)
 }
 
-/// Copies `reader` to an unlinked temporary file in `dir`; returns it and the size.
-pub fn spool(reader: &mut impl Read, dir: &Path, show: bool) -> Result<(File, u64), String> {
-    let mut out = unlinked_temp(dir).map_err(|e| {
-        format!(
-            "cannot create a spool file in {}: {e} (set TMPDIR)",
-            dir.display()
-        )
-    })?;
-    let tty = show && sys::stderr_is_tty();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    let start = Instant::now();
-    let mut shown = start;
-    loop {
-        if sys::interrupted() {
-            return Err(format!(
-                "interrupted while spooling, after {}",
-                human_bytes(size)
-            ));
-        }
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(format!(
-                    "reading the image stream failed after {}: {e}",
-                    human_bytes(size)
-                ));
-            }
-        };
-        out.write_all(&buf[..n]).map_err(|e| {
-            let hint = if e.raw_os_error() == Some(libc::ENOSPC) {
-                " (no space left: set TMPDIR to a larger filesystem, or pass the image as a file)"
-            } else {
-                ""
-            };
-            format!(
-                "writing the spool file in {} failed after {}: {e}{hint}",
-                dir.display(),
-                human_bytes(size)
-            )
-        })?;
-        size += n as u64;
-        let now = Instant::now();
-        if show && now.duration_since(shown) >= Duration::from_millis(if tty { 250 } else { 5000 })
-        {
-            shown = now;
-            let mbs = size as f64 / now.duration_since(start).as_secs_f64() / 1e6;
-            if tty {
-                say_raw!(
-                    "\r\x1b[Kbb-server: spooling: {} ({mbs:.0} MB/s)",
-                    human_bytes(size)
-                );
-            } else {
-                say!("bb-server: spooling: {} ({mbs:.0} MB/s)", human_bytes(size));
-            }
-        }
-    }
-    if tty {
-        say_raw!("\r\x1b[K");
-    }
-    Ok((out, size))
-}
-
-/// Loaded blocks: the forward pass's current block plus a few for repairs.
-pub struct BlockCache {
-    geometry: Geometry,
+/// Coded blocks kept for sending: those the workers prepared ahead of the forward pass,
+/// and a few recent ones for repairs. Each is padded to whole symbols.
+pub struct CodedCache {
+    symbol_size: u32,
+    capacity: usize,
     entries: Vec<Entry>,
     tick: u64,
-    /// Blocks read from the image.
-    pub loads: u64,
 }
 
 struct Entry {
@@ -198,70 +261,56 @@ struct Entry {
     data: Vec<u8>,
 }
 
-impl BlockCache {
-    pub fn new(geometry: Geometry, capacity: usize) -> Self {
-        let entries = (0..capacity.max(1))
-            .map(|_| Entry {
-                block: u32::MAX,
-                used: 0,
-                data: Vec::new(),
-            })
-            .collect();
+impl CodedCache {
+    pub fn new(symbol_size: u32, capacity: usize) -> Self {
         Self {
-            geometry,
-            entries,
+            symbol_size,
+            capacity: capacity.max(1),
+            entries: Vec::new(),
             tick: 0,
-            loads: 0,
         }
     }
 
-    /// Block `block` as `block_k * symbol_size` bytes (image bytes, then zeros).
-    pub fn get(&mut self, file: &File, block: u32) -> io::Result<&[u8]> {
+    /// Keeps block `block`'s coded bytes (padded here), evicting the least recently used.
+    pub fn insert(&mut self, block: u32, coded: &[u8]) {
         self.tick += 1;
         let i = match self.entries.iter().position(|e| e.block == block) {
             Some(i) => i,
-            None => {
-                let i = self
-                    .entries
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, e)| e.used)
-                    .map(|(i, _)| i)
-                    .unwrap_or(0);
-                let g = self.geometry;
-                let len = g.block_len(block);
-                let full = g.block_k(block) as usize * g.symbol_size as usize;
-                let e = &mut self.entries[i];
-                e.block = u32::MAX;
-                e.data.resize(full, 0);
-                file.read_exact_at(&mut e.data[..len], g.block_offset(block))
-                    .map_err(|err| {
-                        if err.kind() == io::ErrorKind::UnexpectedEof {
-                            io::Error::new(
-                                err.kind(),
-                                format!(
-                                    "the image shrank while sending (block {block} is past its end)"
-                                ),
-                            )
-                        } else {
-                            err
-                        }
-                    })?;
-                e.data[len..].fill(0);
-                e.block = block;
-                self.loads += 1;
-                i
+            None if self.entries.len() < self.capacity => {
+                self.entries.push(Entry {
+                    block,
+                    used: 0,
+                    data: Vec::new(),
+                });
+                self.entries.len() - 1
             }
+            None => self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(i, _)| i)
+                .unwrap_or(0),
         };
-        self.entries[i].used = self.tick;
-        Ok(&self.entries[i].data)
+        let e = &mut self.entries[i];
+        e.block = block;
+        e.used = self.tick;
+        pad_to_symbols(coded, self.symbol_size, &mut e.data);
+    }
+
+    /// Block `block`'s padded coded bytes, if kept.
+    pub fn get(&mut self, block: u32) -> Option<&[u8]> {
+        self.tick += 1;
+        let e = self.entries.iter_mut().find(|e| e.block == block)?;
+        e.used = self.tick;
+        Some(&e.data)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Seek;
+    use crate::codec::Kind;
 
     fn tempdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
@@ -273,11 +322,40 @@ mod tests {
         d
     }
 
+    fn plan(block_bytes: usize) -> OpenPlan {
+        OpenPlan {
+            block_bytes,
+            level: Some(3),
+            symbol_size: 64,
+            threads: 2,
+            quiet: true,
+        }
+    }
+
+    /// The image bytes back from its coded blocks.
+    fn decode_all(img: &Image, g: &Geometry) -> Vec<u8> {
+        let mut coder = BlockCoder::new(Some(3), g.symbol_size).unwrap();
+        let mut out = Vec::new();
+        for b in 0..g.block_count() {
+            let c = img.coded_block(g, &mut coder, b).unwrap();
+            let len = g.block_len(b);
+            match c.kind {
+                Kind::Zero => out.extend(std::iter::repeat_n(0u8, len)),
+                Kind::Raw => out.extend_from_slice(&c.bytes),
+                Kind::Zstd => out.extend(zstd::bulk::decompress(&c.bytes, len).unwrap()),
+            }
+        }
+        out
+    }
+
     #[test]
     fn a_pipe_is_spooled_to_a_file_that_leaves_no_trace() {
         let dir = tempdir("spool");
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "head -c 3000000 /dev/urandom | tee /dev/stderr"])
+            .args([
+                "-c",
+                "(head -c 1000000 /dev/urandom; head -c 2000000 /dev/zero) | tee /dev/stderr",
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -289,20 +367,35 @@ mod tests {
             stderr.read_to_end(&mut v).unwrap();
             v
         });
-        let (mut f, size) = spool(&mut stdout, &dir, false).unwrap();
+        let sp = spool_coded(
+            &mut stdout,
+            &SpoolPlan {
+                dir: &dir,
+                block_bytes: 64 * 512,
+                level: Some(3),
+                symbol_size: 64,
+                threads: 2,
+                show: false,
+            },
+        )
+        .unwrap();
         let want = t.join().unwrap();
         child.wait().unwrap();
-        assert_eq!(size, 3_000_000);
+        assert_eq!(sp.image_bytes, 3_000_000);
+        assert!(sp.stored_bytes < 1_100_000, "zeros are not stored");
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             0,
             "the spool file has no name"
         );
-        let mut got = vec![];
-        f.rewind().unwrap();
-        f.read_to_end(&mut got).unwrap();
-        assert_eq!(got, want);
-        drop(f);
+        let img = Image {
+            size: sp.image_bytes,
+            store: Store::Spooled(sp),
+            name: "pipe".into(),
+        };
+        let g = Geometry::new(img.size, 64, 512).unwrap();
+        assert_eq!(decode_all(&img, &g), want);
+        drop(img);
         std::fs::remove_dir(&dir).unwrap();
     }
 
@@ -311,21 +404,22 @@ mod tests {
         let dir = tempdir("size");
         let p = dir.join("img");
         std::fs::write(&p, vec![7u8; 12345]).unwrap();
-        let img = open(&Source::Path(p.clone()), true).unwrap();
+        let img = open(&Source::Path(p.clone()), &plan(4096)).unwrap();
         assert_eq!(img.size, 12345);
+        assert!(matches!(img.store, Store::Seekable { .. }));
         std::fs::write(&p, b"").unwrap();
         assert!(
-            open(&Source::Path(p.clone()), true)
+            open(&Source::Path(p.clone()), &plan(4096))
                 .unwrap_err()
                 .contains("empty")
         );
         assert!(
-            open(&Source::Path(dir.join("missing")), true)
+            open(&Source::Path(dir.join("missing")), &plan(4096))
                 .unwrap_err()
                 .contains("cannot open")
         );
         assert!(
-            open(&Source::Path(dir.clone()), true)
+            open(&Source::Path(dir.clone()), &plan(4096))
                 .unwrap_err()
                 .contains("directory")
         );
@@ -333,24 +427,40 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_padded_with_zeros() {
-        let dir = tempdir("cache");
-        let p = dir.join("img");
-        let data: Vec<u8> = (0..1000u32).map(|i| i as u8 | 1).collect();
-        std::fs::write(&p, &data).unwrap();
-        let f = File::open(&p).unwrap();
-        let g = Geometry::new(1000, 64, 4).unwrap(); // blocks of 256 bytes, the last of 232
-        let mut c = BlockCache::new(g, 2);
-        assert_eq!(c.get(&f, 1).unwrap(), &data[256..512]);
-        let last = c.get(&f, 3).unwrap().to_vec();
-        assert_eq!(last.len(), 256);
-        assert_eq!(&last[..232], &data[768..]);
-        assert!(last[232..].iter().all(|&b| b == 0));
-        c.get(&f, 1).unwrap();
-        assert_eq!(c.loads, 2);
-        c.get(&f, 0).unwrap(); // evicts 3, the least recently used
-        c.get(&f, 1).unwrap();
-        assert_eq!(c.loads, 3);
+    fn a_compressed_image_file_is_recognised_by_content_and_spooled() {
+        let dir = tempdir("zimg");
+        let mut data = vec![0u8; 200_000];
+        for (i, b) in data[50_000..90_000].iter_mut().enumerate() {
+            *b = (i % 13) as u8 + 1;
+        }
+        // Named like a plain image: the magic bytes decide.
+        let p = dir.join("disk.img");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &data).unwrap();
+        std::fs::write(&p, e.finish().unwrap()).unwrap();
+        let img = open(&Source::Path(p), &plan(64 * 64)).unwrap();
+        assert_eq!(img.size, 200_000);
+        assert!(img.name.contains("gzip"), "{}", img.name);
+        let Store::Spooled(sp) = &img.store else {
+            panic!("a compressed file is spooled")
+        };
+        assert!(sp.stored_bytes < 10_000, "{}", sp.stored_bytes);
+        let g = Geometry::new(img.size, 64, 64).unwrap();
+        assert_eq!(decode_all(&img, &g), data);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_cache_pads_and_evicts_the_least_recently_used() {
+        let mut c = CodedCache::new(64, 2);
+        c.insert(1, &[5u8; 100]);
+        c.insert(3, &[6u8; 10]);
+        let one = c.get(1).unwrap();
+        assert_eq!(one.len(), 128);
+        assert!(one[..100].iter().all(|&b| b == 5) && one[100..].iter().all(|&b| b == 0));
+        c.insert(0, &[7u8; 64]); // evicts 3, the least recently used
+        assert!(c.get(3).is_none());
+        assert_eq!(c.get(0).unwrap(), &[7u8; 64][..]);
+        assert!(c.get(1).is_some());
     }
 }

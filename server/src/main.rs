@@ -19,12 +19,21 @@ macro_rules! say_raw {
 }
 
 mod cli;
+mod codec;
+mod feeder;
 mod image;
+mod input;
 mod messages;
 mod net;
+mod pool;
+mod prepare;
+mod proto_link;
 mod report;
 mod session;
+mod sidefile;
+mod spool;
 mod sys;
+mod zeros;
 
 fn main() {
     let mut args = Vec::new();
@@ -47,6 +56,7 @@ fn main() {
             0
         }
         Ok(cli::Command::Run(o)) => session::run(&o),
+        Ok(cli::Command::Prepare(p)) => prepare::run(&p),
         Err(e) => {
             say!("bb-server: {e}\nTry 'bb-server --help'.");
             session::EXIT_USAGE

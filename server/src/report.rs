@@ -76,9 +76,34 @@ pub struct Summary {
     pub final_rate_bps: u64,
     pub status_reports: u64,
     pub dropped_datagrams: u64,
+    pub coding: CodingFigures,
     pub exit_code: i32,
     pub outcome: String,
     pub clients: Vec<ClientRow>,
+}
+
+/// How the image's blocks were coded, for the summary.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CodingFigures {
+    /// zstd level, None when compression is off.
+    pub level: Option<i32>,
+    pub blocks: u64,
+    pub zero_blocks: u64,
+    pub zstd_blocks: u64,
+    pub raw_blocks: u64,
+    /// Image bytes of the non-zero blocks.
+    pub data_bytes: u64,
+    /// Their coded bytes.
+    pub coded_bytes: u64,
+    /// Coded bytes per image byte of the non-zero blocks.
+    pub compressed_ratio: f64,
+    /// Compression MB/s of one core, and of all the worker threads together (0: the blocks
+    /// came coded from a spool).
+    pub mb_s_per_core: f64,
+    pub mb_s_all_cores: f64,
+    pub threads: usize,
+    /// The side file used, if any.
+    pub side_file: Option<String>,
 }
 
 fn json_str(out: &mut String, s: &str) {
@@ -143,6 +168,22 @@ impl Summary {
         field("final_rate_bps", self.final_rate_bps.to_string());
         field("status_reports", self.status_reports.to_string());
         field("dropped_datagrams", self.dropped_datagrams.to_string());
+        let c = &self.coding;
+        field(
+            "compress_level",
+            c.level.map_or("null".into(), |l| l.to_string()),
+        );
+        field("blocks", c.blocks.to_string());
+        field("zero_blocks", c.zero_blocks.to_string());
+        field("zstd_blocks", c.zstd_blocks.to_string());
+        field("raw_blocks", c.raw_blocks.to_string());
+        field("data_bytes", c.data_bytes.to_string());
+        field("coded_bytes", c.coded_bytes.to_string());
+        field("compressed_ratio", json_f(c.compressed_ratio));
+        field("compress_mb_s_per_core", json_f(c.mb_s_per_core));
+        field("compress_mb_s", json_f(c.mb_s_all_cores));
+        field("compress_threads", c.threads.to_string());
+        field("side_file", c.side_file.as_deref().map_or("null".into(), s));
         field("exit_code", self.exit_code.to_string());
         field("outcome", s(&self.outcome));
         field("clients_verified", self.verified().to_string());
@@ -227,6 +268,32 @@ impl Summary {
             self.repair_packets,
             self.resend_packets
         );
+        let c = &self.coding;
+        let _ = writeln!(
+            o,
+            "  blocks     {}: {} zero (not sent), {} compressed, {} raw; {} of data coded to {} (ratio {:.3}, zstd {})",
+            c.blocks,
+            c.zero_blocks,
+            c.zstd_blocks,
+            c.raw_blocks,
+            human_bytes(c.data_bytes),
+            human_bytes(c.coded_bytes),
+            c.compressed_ratio,
+            c.level.map_or("off".into(), |l| format!("level {l}"))
+        );
+        if c.threads > 0 {
+            let _ = writeln!(
+                o,
+                "  compress   {:.0} MB/s per core, {:.0} MB/s on {} threads (paced by sending){}",
+                c.mb_s_per_core,
+                c.mb_s_all_cores,
+                c.threads,
+                c.side_file
+                    .as_deref()
+                    .map(|f| format!("; side file {f}"))
+                    .unwrap_or_default()
+            );
+        }
         let _ = writeln!(
             o,
             "  control    {} status reports, {} datagrams dropped, final rate {:.1} Mbit/s",
@@ -305,6 +372,20 @@ mod tests {
             final_rate_bps: 500_000_000,
             status_reports: 40,
             dropped_datagrams: 0,
+            coding: CodingFigures {
+                level: Some(3),
+                blocks: 6,
+                zero_blocks: 4,
+                zstd_blocks: 1,
+                raw_blocks: 1,
+                data_bytes: 1 << 20,
+                coded_bytes: 700_000,
+                compressed_ratio: 0.6676,
+                mb_s_per_core: 312.4,
+                mb_s_all_cores: 590.0,
+                threads: 2,
+                side_file: None,
+            },
             exit_code: 1,
             outcome: "1 of 2 clients verified".into(),
             clients: vec![
@@ -340,6 +421,10 @@ mod tests {
         assert!(j.contains("\"session_id\": \"0000000000abcdef\""));
         assert!(j.contains("\"elapsed_s\": 1.235,"));
         assert!(j.contains("\"clients_verified\": 1,"));
+        assert!(j.contains("\"zero_blocks\": 4,") && j.contains("\"compressed_ratio\": 0.668,"));
+        assert!(
+            j.contains("\"compress_mb_s_per_core\": 312.4,") && j.contains("\"side_file\": null,")
+        );
         assert!(j.contains(r#"{"address": "10.0.0.3:7855", "id": "0000000000000002", "state": "FAILED", "reason": "target too small", "bytes": 0"#));
         assert!(j.contains(r#""reason": null"#));
         // Balanced brackets outside strings, no trailing commas.
@@ -372,6 +457,10 @@ mod tests {
         assert!(t.contains("10.0.0.2:7855"));
         assert!(t.contains(&"a5".repeat(32)));
         assert!(t.contains("wire ratio 1.0067"));
+        assert!(
+            t.contains("4 zero (not sent)") && t.contains("312 MB/s per core"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -3,17 +3,22 @@
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use bb_proto::digest::content_hash;
 use bb_proto::sender::{
-    BlockSource, ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig,
-    SenderStorage, SessionEnd, Transmit,
+    ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig, SenderStorage,
+    SessionEnd, Transmit,
 };
 use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
-use crate::cli::{DEFAULT_START_WAIT_S, DEFAULT_TIMEOUT_AFTER_FORWARD_S, Options};
-use crate::image::{self, BlockCache, Image};
+use crate::cli::{
+    DEFAULT_START_WAIT_S, DEFAULT_TIMEOUT_AFTER_FORWARD_S, MapChoice, Options, Source,
+};
+use crate::feeder::Feeder;
+use crate::image::{self, Image};
 use crate::net::{Full, Net, SendError, Sent};
-use crate::report::{ClientRow, Summary, hex, human_bytes, human_duration};
+use crate::prepare;
+use crate::proto_link;
+use crate::report::{ClientRow, CodingFigures, Summary, hex, human_bytes, human_duration};
+use crate::sidefile::{self, SideMap};
 use crate::sys;
 
 pub const EXIT_OK: i32 = 0;
@@ -25,10 +30,8 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Most clients tracked.
 const CLIENT_TABLE: usize = 4096;
-/// Loaded blocks kept for repairs.
-const CACHE_BLOCKS: usize = 8;
-/// Blocks given to the sender ahead of the forward pass (they stay in the cache).
-const GIVE_AHEAD: u32 = 4;
+/// Longest sleep while the workers are still coding blocks the sender waits for.
+const CODING_POLL_US: u64 = 1000;
 
 fn us(d: f64) -> u64 {
     (d * 1e6) as u64
@@ -72,7 +75,8 @@ struct Run<'s, 'a> {
     geometry: Geometry,
     net: Net,
     image: &'s Image,
-    cache: BlockCache,
+    feeder: Feeder,
+    side_file: Option<String>,
     progress: Progress,
     start: Instant,
     rbuf: Vec<u8>,
@@ -191,12 +195,10 @@ impl Run<'_, '_> {
             };
             match t {
                 Transmit::Symbol { block, esi, seq } => {
-                    let data = self.cache.get(&self.image.file, block).map_err(|e| {
-                        End::Fatal(
-                            EXIT_IMAGE,
-                            format!("reading block {block} of {} failed: {e}", self.image.name),
-                        )
-                    })?;
+                    let data = self
+                        .feeder
+                        .coded(self.image, block)
+                        .map_err(|e| End::Fatal(EXIT_IMAGE, e))?;
                     let at = self.batch_n * self.pkt_len;
                     let out = &mut self.batch[at..at + self.pkt_len];
                     let len = self
@@ -302,7 +304,17 @@ impl Run<'_, '_> {
             } else {
                 "?".into()
             };
-            format!("{:5.1}%  {rate}  ETA {eta}  {clients}{slowest}", f * 100.0)
+            let c = &self.feeder.stats;
+            let coding = format!(
+                "{} zero blocks, compressed to {:.2}, coding {:.0} MB/s",
+                c.zero_blocks,
+                c.ratio(),
+                c.worked_bytes as f64 / el.max(1e-3) / 1e6
+            );
+            format!(
+                "{:5.1}%  {rate}  ETA {eta}  {coding}  {clients}{slowest}",
+                f * 100.0
+            )
         } else {
             let what = if self.sender.is_idle() {
                 "sent; waiting for clients"
@@ -404,37 +416,17 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Runs the session until the sender ends it (closing announces included), or a fatal
-    /// error.
-    /// Gives the sender the next blocks ahead of the forward pass: zero blocks as such, the
-    /// others raw with their content hash.
-    fn give_blocks(&mut self) -> Result<(), End> {
-        let g = self.geometry;
-        while self.sender.blocks_ready() < g.block_count()
-            && self.sender.blocks_ready() < self.sender.forward_blocks_done() + GIVE_AHEAD
-        {
-            let b = self.sender.blocks_ready();
-            let data = self.cache.get(&self.image.file, b).map_err(|e| {
-                End::Fatal(
-                    EXIT_IMAGE,
-                    format!("reading block {b} of {} failed: {e}", self.image.name),
-                )
-            })?;
-            let data = &data[..g.block_len(b)];
-            let src = if data.iter().all(|&x| x == 0) {
-                BlockSource::Zero
-            } else {
-                BlockSource::Raw {
-                    hash: content_hash(data),
-                }
-            };
-            self.sender
-                .block_ready(b, src)
-                .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
-        }
-        Ok(())
+    /// Takes coded blocks from the workers and tells the sender about them, in order.
+    fn feed(&mut self) -> Result<(), End> {
+        let Self { feeder, sender, .. } = self;
+        let forward = sender.forward_blocks_done();
+        feeder
+            .pump(forward, &mut |b, e| proto_link::block_ready(sender, b, e))
+            .map_err(|e| End::Fatal(EXIT_IMAGE, e))
     }
 
+    /// Runs the session until the sender ends it (closing announces included), or a fatal
+    /// error.
     fn main_loop(&mut self) -> End {
         let burst_us = self.sender.config().burst_bytes as f64 * 8e6;
         loop {
@@ -442,11 +434,11 @@ impl Run<'_, '_> {
                 let now = self.now_us();
                 self.sender.close(now);
             }
-            self.drain_control(512);
-            let now = self.now_us();
-            if let Err(e) = self.give_blocks() {
+            if let Err(e) = self.feed() {
                 return e;
             }
+            self.drain_control(512);
+            let now = self.now_us();
             self.sender.handle_timeout(now);
             let more = match self.transmit(4 * Net::batch_limit(self.pkt_len)) {
                 Ok(m) => m,
@@ -472,9 +464,33 @@ impl Run<'_, '_> {
             let gap = ((burst_us / self.sender.rate_bps().max(1) as f64) / 2.0).min(2000.0) as u64;
             let sending = self.sender.started() && !self.sender.is_idle();
             let gap = if sending { gap } else { 0 };
-            if let Err(e) = self.wait(until, gap, 250_000) {
+            // Before sending starts the workers only fill the few blocks ahead: no need to poll.
+            let cap = if self.feeder.all_coded() || !self.sender.started() {
+                250_000
+            } else {
+                CODING_POLL_US
+            };
+            if let Err(e) = self.wait(until, gap, cap) {
                 return e;
             }
+        }
+    }
+
+    fn coding_figures(&self) -> CodingFigures {
+        let c = &self.feeder.stats;
+        CodingFigures {
+            level: self.o.coding.level,
+            blocks: self.geometry.block_count() as u64,
+            zero_blocks: c.zero_blocks,
+            zstd_blocks: c.zstd_blocks,
+            raw_blocks: c.raw_blocks,
+            data_bytes: c.data_bytes,
+            coded_bytes: c.coded_bytes,
+            compressed_ratio: c.ratio(),
+            mb_s_per_core: c.per_core_mb_s(),
+            mb_s_all_cores: c.all_cores_mb_s(),
+            threads: c.threads,
+            side_file: self.side_file.clone(),
         }
     }
 
@@ -534,6 +550,7 @@ impl Run<'_, '_> {
             final_rate_bps: self.sender.rate_bps(),
             status_reports: st.status_reports,
             dropped_datagrams: st.malformed + st.foreign + st.unexpected + st.table_full,
+            coding: self.coding_figures(),
             exit_code: code,
             outcome: outcome.to_string(),
             clients,
@@ -590,10 +607,49 @@ fn burst_bytes(rate_bps: u64, pkt_len: usize) -> u64 {
     ms(2).max(batches.min(ms(4))).max(2 * wire)
 }
 
+/// The side file this run uses, checked against the image, and its name.
+fn side_map(
+    o: &Options,
+    img: &Image,
+    g: &Geometry,
+) -> Result<(Option<SideMap>, Option<String>), String> {
+    let Source::Path(image_path) = &o.source else {
+        return Ok((None, None));
+    };
+    let path = match &o.map {
+        MapChoice::Off => return Ok((None, None)),
+        MapChoice::Default => sidefile::default_path(image_path),
+        MapChoice::Given(p) => p.clone(),
+    };
+    let Some(map) = SideMap::read(&path)? else {
+        if matches!(o.map, MapChoice::Given(_)) {
+            return Err(format!(
+                "side file {} not found: make it with 'bb-server --prepare {} --map {}'",
+                path.display(),
+                image_path.display(),
+                path.display()
+            ));
+        }
+        return Ok((None, None));
+    };
+    let stamp = prepare::stamp(image_path)?;
+    let arg = image_path.display().to_string();
+    prepare::check_map(&map, img, g, &o.coding, &stamp, &arg)
+        .map_err(|e| format!("side file {} refused: {e}", path.display()))?;
+    if !o.quiet {
+        say!(
+            "bb-server: using side file {}: image digest {}",
+            path.display(),
+            hex(&map.digest)
+        );
+    }
+    Ok((Some(map), Some(path.display().to_string())))
+}
+
 /// Runs a session; returns the exit code.
 pub fn run(o: &Options) -> i32 {
     sys::catch_signals();
-    let img = match image::open(&o.source, o.quiet) {
+    let img = match image::open(&o.source, &prepare::open_plan(&o.coding, o.quiet)) {
         Ok(i) => i,
         Err(e) => {
             say!("bb-server: {e}");
@@ -604,13 +660,24 @@ pub fn run(o: &Options) -> i32 {
             };
         }
     };
-    let geometry = match Geometry::new(img.size, o.symbol_size, o.block_symbols) {
+    let geometry = match prepare::geometry(img.size, &o.coding) {
         Ok(g) => g,
         Err(e) => {
-            say!(
-                "bb-server: the image ({} bytes) does not fit this geometry ({e}): raise --block-symbols",
-                img.size
-            );
+            say!("bb-server: {e}");
+            return EXIT_IMAGE;
+        }
+    };
+    let (map, side_file) = match side_map(o, &img, &geometry) {
+        Ok(m) => m,
+        Err(e) => {
+            say!("bb-server: {e}");
+            return EXIT_IMAGE;
+        }
+    };
+    let feeder = match Feeder::new(&img, geometry, &o.coding, map) {
+        Ok(f) => f,
+        Err(e) => {
+            say!("bb-server: {e}");
             return EXIT_IMAGE;
         }
     };
@@ -628,7 +695,7 @@ pub fn run(o: &Options) -> i32 {
             return EXIT_NETWORK;
         }
     };
-    let pkt_len = o.symbol_size as usize + DATA_OVERHEAD;
+    let pkt_len = o.coding.symbol_size as usize + DATA_OVERHEAD;
     let mut cfg = SenderConfig::new(session_id, geometry);
     cfg.wanted_clients = o.clients;
     cfg.min_clients = o.min_clients;
@@ -660,13 +727,20 @@ pub fn run(o: &Options) -> i32 {
         coded_len: &mut coded_len,
         clients: &mut table,
     };
-    let sender = match Sender::new(cfg, storage, 0) {
+    let mut sender = match Sender::new(cfg, storage, 0) {
         Ok(s) => s,
         Err(e) => {
             say!("bb-server: {e}");
             return EXIT_IMAGE;
         }
     };
+    // A side file or a spool tells every block now: the digest is known before sending.
+    for (b, e) in feeder.known_at_start().iter().enumerate() {
+        if let Err(e) = proto_link::block_ready(&mut sender, b as u32, e) {
+            say!("bb-server: {e}");
+            return EXIT_IMAGE;
+        }
+    }
     let tty = sys::stderr_is_tty();
     let batch_max = Net::batch_limit(pkt_len);
     let mut r = Run {
@@ -675,7 +749,8 @@ pub fn run(o: &Options) -> i32 {
         geometry,
         net,
         image: &img,
-        cache: BlockCache::new(geometry, CACHE_BLOCKS),
+        feeder,
+        side_file,
         progress: Progress {
             quiet: o.quiet,
             tty,
@@ -708,10 +783,17 @@ pub fn run(o: &Options) -> i32 {
             o.control_port
         );
         say!(
-            "bb-server: {} blocks of {} x {} bytes{}",
+            "bb-server: {} blocks of {} x {} bytes, {}{}",
             geometry.block_count(),
             geometry.k,
             geometry.symbol_size,
+            match o.coding.level {
+                Some(l) => format!(
+                    "zero blocks skipped, the rest compressed (zstd level {l}, {} threads)",
+                    o.coding.threads
+                ),
+                None => "zero blocks skipped, compression off".to_string(),
+            },
             if o.clients > 0 {
                 format!(
                     "; waiting for {} clients to verify (gives up {})",

@@ -105,6 +105,32 @@ pub fn stderr_is_tty() -> bool {
     unsafe { libc::isatty(2) == 1 }
 }
 
+/// Where lseek(2) with SEEK_DATA or SEEK_HOLE lands from `offset`; None past the last data
+/// (ENXIO). Err(Unsupported) where the filesystem cannot say (EINVAL).
+fn seek_whence(f: &File, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+    // SAFETY: lseek on a descriptor `f` owns; it reads no memory of ours.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), offset as libc::off_t, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENXIO) => Ok(None),
+        Some(libc::EINVAL) => Err(io::Error::new(io::ErrorKind::Unsupported, e)),
+        _ => Err(e),
+    }
+}
+
+/// The next byte at or after `offset` that may hold data (SEEK_DATA).
+pub fn seek_data(f: &File, offset: u64) -> io::Result<Option<u64>> {
+    seek_whence(f, offset, libc::SEEK_DATA)
+}
+
+/// The next hole at or after `offset` (SEEK_HOLE; the end of the file counts as one).
+pub fn seek_hole(f: &File, offset: u64) -> io::Result<Option<u64>> {
+    seek_whence(f, offset, libc::SEEK_HOLE)
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::UdpSocket;

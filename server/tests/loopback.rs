@@ -486,6 +486,254 @@ fn usage_image_and_network_errors_have_their_exit_codes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn prepare_writes_a_side_file_and_a_stale_one_is_refused() {
+    let dir = tmp("prepare");
+    let path = dir.join("golden.img");
+    let mut img = image_bytes(3 << 20, 9);
+    img[..1 << 20].fill(0);
+    std::fs::write(&path, &img).unwrap();
+    let (code, _, err) = finish(
+        server(&["--prepare", path.to_str().unwrap()], Stdio::null()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("image digest"), "{err}");
+    assert!(dir.join("golden.img.bbmap").exists());
+    // The image is written to after it was prepared: a run refuses the side file.
+    std::thread::sleep(Duration::from_millis(20));
+    img[5] = 1;
+    std::fs::write(&path, &img).unwrap();
+    let (dp, cp) = ports();
+    let (code, _, err) = finish(
+        server(
+            &[
+                "--port",
+                &dp.to_string(),
+                "--control-port",
+                &cp.to_string(),
+                "127.0.0.1",
+                path.to_str().unwrap(),
+            ],
+            Stdio::null(),
+        ),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("refused") && err.contains("--prepare") && err.contains("golden.img"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Like a disk: 16 blocks of 720 KiB (the default geometry): 1, 6, 7, 13 and the short last
+/// one text, 2, 8 and 14 noise, the other 8 zero.
+fn disk_like() -> Vec<u8> {
+    let bb = 512 * 1408;
+    let mut img = vec![0u8; 15 * bb + 5000];
+    let noise = image_bytes(bb, 11);
+    for b in 0..16 {
+        let end = ((b + 1) * bb).min(img.len());
+        let block = &mut img[b * bb..end];
+        match b {
+            1 | 6 | 7 | 13 | 15 => {
+                let t = format!("block {b}: /usr/share/doc text, compresses well. ");
+                for (i, x) in block.iter_mut().enumerate() {
+                    *x = t.as_bytes()[i % t.len()];
+                }
+            }
+            2 | 8 | 14 => block.copy_from_slice(&noise[..block.len()]),
+            _ => {}
+        }
+    }
+    img
+}
+
+/// Writes `img` as a sparse file: zero blocks are left as holes.
+fn write_sparse(path: &std::path::Path, img: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(img.len() as u64).unwrap();
+    for (i, c) in img.chunks(65536).enumerate() {
+        if c.iter().any(|&x| x != 0) {
+            f.write_all_at(c, (i * 65536) as u64).unwrap();
+        }
+    }
+}
+
+/// Runs bb-server on `args` + IMAGE with one in-process client; returns the client's image,
+/// the exit code, stderr and the JSON summary.
+fn send_to_one(
+    dir: &std::path::Path,
+    extra: &[&str],
+    image: &str,
+) -> (ClientResult, i32, String, String) {
+    let json = dir.join("summary.json");
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let mut args = vec![
+        "--clients",
+        "1",
+        "--min-clients",
+        "1",
+        "--wait",
+        "10",
+        "--port",
+        &dps,
+        "--control-port",
+        &cps,
+        "--summary-json",
+        json.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["127.0.0.1", image]);
+    let srv = server(&args, Stdio::null());
+    let r = client(
+        dp,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp),
+        None,
+        Duration::from_secs(20),
+    );
+    let (code, _, err) = finish(srv, Duration::from_secs(10));
+    let j = std::fs::read_to_string(&json).unwrap_or_default();
+    (r, code, err, j)
+}
+
+fn json_u64(j: &str, field: &str) -> u64 {
+    let at = j
+        .find(&format!("\"{field}\": "))
+        .unwrap_or_else(|| panic!("{field} in {j}"));
+    j[at + field.len() + 4..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_sparse_compressible_image_goes_as_zero_ranges_and_compressed_blocks() {
+    let dir = tmp("disk");
+    let img = disk_like();
+    let path = dir.join("disk.img");
+    write_sparse(&path, &img);
+    let (r, code, err, j) = send_to_one(&dir, &[], path.to_str().unwrap());
+    assert!(
+        matches!(r.outcome, Some(Outcome::Verified { .. })),
+        "{:?}\n{err}",
+        r.outcome
+    );
+    assert!(r.data == img, "image differs");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_u64(&j, "zero_blocks"), 8, "{j}");
+    assert_eq!(json_u64(&j, "zstd_blocks"), 5, "{j}");
+    assert_eq!(json_u64(&j, "raw_blocks"), 3, "{j}");
+    // Three blocks of noise and little else travel (plus repairs and control).
+    let sent = json_u64(&j, "bytes_sent");
+    assert!(sent < 5 * 512 * 1408, "sent {sent}\n{j}");
+    assert!(err.contains("8 zero (not sent)"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_zstd_image_file_is_recognised_decoded_and_sent_compressed() {
+    let dir = tmp("zst");
+    let img = disk_like();
+    // Named without .zst: the magic bytes decide.
+    let path = dir.join("golden");
+    std::fs::write(&path, zstd::bulk::compress(&img, 3).unwrap()).unwrap();
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let srv = Command::new(BIN)
+        .args([
+            "--clients",
+            "1",
+            "--port",
+            &dps,
+            "--control-port",
+            &cps,
+            "127.0.0.1",
+            path.to_str().unwrap(),
+        ])
+        .env("TMPDIR", &spool)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let r = client(
+        dp,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp),
+        None,
+        Duration::from_secs(20),
+    );
+    let (code, _, err) = finish(srv, Duration::from_secs(10));
+    assert!(
+        matches!(r.outcome, Some(Outcome::Verified { .. })),
+        "{:?}\n{err}",
+        r.outcome
+    );
+    assert!(r.data == img, "image differs");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("zstd-compressed") && err.contains("(zstd, spooled)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "spool left behind"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_prepared_image_is_sent_with_its_digest_known_from_the_side_file() {
+    let dir = tmp("prepared");
+    let img = disk_like();
+    let path = dir.join("golden.img");
+    std::fs::write(&path, &img).unwrap();
+    let map = dir.join("golden.map");
+    let (code, _, err) = finish(
+        server(
+            &[
+                "--prepare",
+                path.to_str().unwrap(),
+                "--map",
+                map.to_str().unwrap(),
+            ],
+            Stdio::null(),
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (r, code, err, j) = send_to_one(
+        &dir,
+        &["--map", map.to_str().unwrap()],
+        path.to_str().unwrap(),
+    );
+    assert!(
+        matches!(r.outcome, Some(Outcome::Verified { .. })),
+        "{:?}\n{err}",
+        r.outcome
+    );
+    assert!(r.data == img, "image differs");
+    assert_eq!(code, 0, "{err}");
+    // The digest the side file gave before sending is the one the session ended with.
+    let before = err
+        .split("using side file")
+        .nth(1)
+        .and_then(|t| t.split("image digest ").nth(1))
+        .map(|t| &t[..64])
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(j.contains(&format!("\"digest\": \"{before}\"")), "{j}");
+    assert!(j.contains("golden.map"), "{j}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Throughput on loopback: `cargo test --release -p bb-server --test loopback -- --ignored --nocapture`.
 #[test]
 #[ignore]

@@ -1,0 +1,183 @@
+//! One block's coded form: zero, raw, or compressed with zstd on its own.
+
+use std::io;
+
+/// How a block travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// All zeros: never sent as data.
+    Zero,
+    /// Its image bytes.
+    Raw,
+    /// Its image bytes as one zstd frame.
+    Zstd,
+}
+
+impl Kind {
+    pub fn code(self) -> u8 {
+        match self {
+            Kind::Zero => 0,
+            Kind::Raw => 1,
+            Kind::Zstd => 2,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Self> {
+        Some(match c {
+            0 => Kind::Zero,
+            1 => Kind::Raw,
+            2 => Kind::Zstd,
+            _ => return None,
+        })
+    }
+}
+
+/// A block ready to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coded {
+    pub kind: Kind,
+    /// Content hash of the uncompressed image bytes; zeros for a Zero block (the protocol
+    /// derives a zero block's leaf itself).
+    pub hash: [u8; 32],
+    /// The coded bytes before padding: the image bytes (Raw), the zstd frame (Zstd), none
+    /// (Zero).
+    pub bytes: Vec<u8>,
+}
+
+impl Coded {
+    pub fn zero() -> Self {
+        Self {
+            kind: Kind::Zero,
+            hash: [0; 32],
+            bytes: Vec::new(),
+        }
+    }
+}
+
+pub use crate::proto_link::content_hash;
+
+/// Zstd level by default (`--compress` without a level, and when not given).
+pub const DEFAULT_LEVEL: i32 = 3;
+
+/// Codes blocks: one per worker thread (it keeps a zstd context between blocks).
+pub struct BlockCoder {
+    symbol_size: usize,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl BlockCoder {
+    /// `level`: zstd level, None to send every block raw.
+    pub fn new(level: Option<i32>, symbol_size: u32) -> io::Result<Self> {
+        let zstd = level.map(zstd::bulk::Compressor::new).transpose()?;
+        Ok(Self {
+            symbol_size: symbol_size as usize,
+            zstd,
+        })
+    }
+
+    /// The coded form of one block's image bytes. `data` is given back as the Raw bytes
+    /// when compression does not save a whole symbol.
+    pub fn code(&mut self, data: Vec<u8>) -> Coded {
+        if crate::zeros::is_zero(&data) {
+            return Coded::zero();
+        }
+        let hash = content_hash(&data);
+        let raw_symbols = data.len().div_ceil(self.symbol_size);
+        if let Some(z) = &mut self.zstd
+            && raw_symbols > 1
+        {
+            // Room for one symbol less than raw: a frame that does not fit saves nothing.
+            let mut out = Vec::with_capacity((raw_symbols - 1) * self.symbol_size);
+            if z.compress_to_buffer(&data, &mut out).is_ok()
+                && out.len().div_ceil(self.symbol_size) < raw_symbols
+            {
+                return Coded {
+                    kind: Kind::Zstd,
+                    hash,
+                    bytes: out,
+                };
+            }
+        }
+        Coded {
+            kind: Kind::Raw,
+            hash,
+            bytes: data,
+        }
+    }
+}
+
+/// `coded` padded with zeros to whole symbols, into `out` (cleared first).
+pub fn pad_to_symbols(coded: &[u8], symbol_size: u32, out: &mut Vec<u8>) {
+    let ss = symbol_size as usize;
+    out.clear();
+    out.extend_from_slice(coded);
+    out.resize(coded.len().div_ceil(ss).max(1) * ss, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(len: usize) -> Vec<u8> {
+        b"the quick brown fox jumps over the lazy dog; "
+            .iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect()
+    }
+
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compressible_blocks_shrink_and_decode_back() {
+        let mut c = BlockCoder::new(Some(3), 1408).unwrap();
+        let data = text(720_896);
+        let coded = c.code(data.clone());
+        assert_eq!(coded.kind, Kind::Zstd);
+        assert!(coded.bytes.len() < 10_000, "{}", coded.bytes.len());
+        assert_eq!(coded.hash, content_hash(&data));
+        assert_eq!(
+            zstd::bulk::decompress(&coded.bytes, data.len()).unwrap(),
+            data
+        );
+        // Deterministic: the same block codes to the same bytes (repairs re-code).
+        let mut again = BlockCoder::new(Some(3), 1408).unwrap();
+        assert_eq!(again.code(data), coded);
+    }
+
+    #[test]
+    fn incompressible_zero_and_off_blocks() {
+        let mut c = BlockCoder::new(Some(3), 1408).unwrap();
+        let n = noise(720_896, 5);
+        let coded = c.code(n.clone());
+        assert_eq!((coded.kind, &coded.bytes), (Kind::Raw, &n));
+        assert_eq!(c.code(vec![0u8; 5000]), Coded::zero());
+        // A one-symbol block cannot save a symbol.
+        assert_eq!(c.code(text(1000)).kind, Kind::Raw);
+        let mut off = BlockCoder::new(None, 1408).unwrap();
+        assert_eq!(off.code(text(720_896)).kind, Kind::Raw);
+        let mut padded = vec![9u8; 3];
+        pad_to_symbols(&[1, 2, 3], 64, &mut padded);
+        assert_eq!(padded.len(), 64);
+        assert_eq!(&padded[..4], &[1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn kind_codes_round_trip() {
+        for k in [Kind::Zero, Kind::Raw, Kind::Zstd] {
+            assert_eq!(Kind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(Kind::from_code(3), None);
+    }
+}
