@@ -99,7 +99,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
             l.str("internal error: receive memory already in use");
         });
     };
-    let sink = match open_target(o.output) {
+    let sink = match open_target(o.output, o.assume_zeroed) {
         Ok(s) => s,
         Err(f) => return f,
     };

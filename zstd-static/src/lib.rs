@@ -138,7 +138,9 @@ mod tests {
 
     /// Compressible but not trivial: words from a small vocabulary picked by xorshift.
     fn text(len: usize, seed: u64) -> Vec<u8> {
-        const WORDS: [&str; 8] = ["disk ", "image ", "block ", "zero ", "\n", "ext4 ", "0x1f ", "; "];
+        const WORDS: [&str; 8] = [
+            "disk ", "image ", "block ", "zero ", "\n", "ext4 ", "0x1f ", "; ",
+        ];
         let mut x = seed | 1;
         let mut v = Vec::with_capacity(len + 8);
         while v.len() < len {
@@ -203,7 +205,9 @@ mod tests {
 
     #[test]
     fn one_context_serves_many_frames_in_any_order() {
-        let blocks: Vec<Vec<u8>> = (0..6).map(|i| text(100_000 + i * 3_001, i as u64 + 1)).collect();
+        let blocks: Vec<Vec<u8>> = (0..6)
+            .map(|i| text(100_000 + i * 3_001, i as u64 + 1))
+            .collect();
         let frames: Vec<Vec<u8>> = blocks.iter().map(|b| compress(b, 3)).collect();
         let mut ws = Box::new(DctxWorkspace::new());
         let mut dec = StaticDecompressor::new(&mut ws).unwrap();
