@@ -117,6 +117,7 @@ impl<'w> StaticDecompressor<'w> {
     }
 
     /// As [`Self::try_decompress`], without the reason (the receiver's `Decompress` shape).
+    #[allow(clippy::result_unit_err)] // the signature of bb_proto's Decompress trait
     pub fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize, ()> {
         self.try_decompress(src, dst).map_err(|_| ())
     }
