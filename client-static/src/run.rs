@@ -9,6 +9,7 @@ use bb_proto::receiver::{
     Event, Expired, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot,
 };
 use bb_proto::wire::{FailReason, Geometry};
+use bb_zstd::StaticDecompressor;
 use core::fmt::Write;
 
 /// Exit codes (documented in --help).
@@ -73,6 +74,7 @@ struct SlotMemory {
 struct Receive<'m> {
     o: Options<'m>,
     rx: Receiver<'m>,
+    decompressor: StaticDecompressor<'m>,
     sink: Sink,
     sock: Fd,
     server: libc::sockaddr_in,
@@ -98,6 +100,18 @@ pub fn receive(o: &Options<'_>) -> Finish {
         return Finish::fail(EXIT_IO, |l| {
             l.str("internal error: receive memory already in use");
         });
+    };
+    let decompressor = match StaticDecompressor::new(&mut m.dctx) {
+        Ok(d) => d,
+        Err(e) => {
+            return Finish::fail(EXIT_IO, |l| {
+                let _ = write!(
+                    l,
+                    "internal error: the linked zstd needs a {} B decompression context but this build reserves {} B (raise bb_zstd::DCTX_WORKSPACE_BYTES)",
+                    e.needed, e.have
+                );
+            });
+        }
     };
     let sink = match open_target(o.output, o.assume_zeroed) {
         Ok(s) => s,
@@ -134,6 +148,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
     let r = Receive {
         o: *o,
         rx,
+        decompressor,
         sink,
         sock,
         server: os::sockaddr(o.server, o.control_port),
