@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bb_proto::receiver::Decompress;
 use bb_zstd::{DctxWorkspace, StaticDecompressor};
 
 use crate::throughput;

@@ -30,6 +30,10 @@ pub struct Mem {
     pub pool: [u8; POOL_BYTES],
     pub esi_at: [u16; ESI_ENTRIES],
     pub scratch: [u8; SCRATCH_BYTES],
+    /// One bit per block: blocks the server's zero map names.
+    pub zero: [u64; DONE_WORDS],
+    /// One block of decompressed output.
+    pub out: [u8; MAX_BLOCK_BYTES],
     pub rx: [[u8; RX_LEN]; RX_BATCH],
     pub tx: [u8; 1536],
     /// zstd's decompression context (bb_zstd::DCTX_WORKSPACE_BYTES).
@@ -46,6 +50,8 @@ static MEM: MemCell = MemCell(UnsafeCell::new(Mem {
     pool: [0; POOL_BYTES],
     esi_at: [0; ESI_ENTRIES],
     scratch: [0; SCRATCH_BYTES],
+    zero: [0; DONE_WORDS],
+    out: [0; MAX_BLOCK_BYTES],
     rx: [[0; RX_LEN]; RX_BATCH],
     tx: [0; 1536],
     dctx: DctxWorkspace::new(),

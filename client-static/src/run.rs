@@ -6,7 +6,7 @@ use crate::mem::{self, RX_BATCH, RX_LEN};
 use crate::os::{self, Errno, Fd};
 use crate::target::{Sink, open_target};
 use bb_proto::receiver::{
-    Event, Expired, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot,
+    Event, Expired, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot, Write as BlockWrite,
 };
 use bb_proto::wire::{FailReason, Geometry};
 use bb_zstd::StaticDecompressor;
@@ -67,6 +67,7 @@ struct SlotMemory {
     pool_at: usize,
     esi_at: usize,
     scratch_at: usize,
+    out_at: usize,
 }
 
 /// One receive while it runs: the receiver, the target, the socket and what the shell
@@ -125,6 +126,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
         pool_at: m.pool.as_ptr() as usize,
         esi_at: m.esi_at.as_ptr() as usize,
         scratch_at: m.scratch.as_ptr() as usize,
+        out_at: m.out.as_ptr() as usize,
     };
     os::populate(m.rx.as_ptr() as usize, size_of_val(&m.rx));
     let mut slots = [Slot::FREE; mem::MAX_SLOTS];
@@ -139,6 +141,8 @@ pub fn receive(o: &Options<'_>) -> Finish {
             slots: &mut slots,
             esi_at: &mut m.esi_at,
             scratch: &mut m.scratch,
+            zero: &mut m.zero,
+            out: &mut m.out,
         },
         start,
     )
@@ -266,19 +270,24 @@ impl Receive<'_> {
     fn writes(&mut self, now: u64) {
         let size = self.geometry.map_or(0, |g| g.image_size);
         while self.rx.outcome().is_none() {
-            let Some(w) = self.rx.poll_write() else { break };
-            let (block, offset) = (w.block, w.offset);
+            let Some(w) = self.rx.poll_write(&mut self.decompressor) else {
+                break;
+            };
+            let (offset, len) = match w {
+                BlockWrite::Data { offset, data, .. } => (offset, data.len() as u64),
+                BlockWrite::Zeros { offset, len } => (offset, len),
+            };
             // Never outside [0, image size), whatever the receiver says.
-            let r = if offset
-                .checked_add(w.data.len() as u64)
-                .is_none_or(|end| end > size)
-            {
+            let r = if offset.checked_add(len).is_none_or(|end| end > size) {
                 Err(libc::EINVAL)
             } else {
-                self.sink.write(w.data, offset)
+                match w {
+                    BlockWrite::Data { data, .. } => self.sink.write(data, offset),
+                    BlockWrite::Zeros { .. } => self.sink.write_zeros(offset, len),
+                }
             };
             match r {
-                Ok(()) => self.rx.write_done(block),
+                Ok(()) => self.rx.write_done(),
                 Err(e) => {
                     self.detail.clear();
                     let _ = write!(
@@ -425,6 +434,8 @@ impl Receive<'_> {
         os::populate(at.pool_at, n * slot_bytes);
         os::populate(at.esi_at, n * slot_esis * 2);
         os::populate(at.scratch_at, scratch);
+        // Decompressed blocks land here (one block's bytes).
+        os::populate(at.out_at, g.block_bytes() as usize);
         if !self.o.quiet {
             say(format_args!(
                 "bb-client: session {:016x}: image {} bytes, {} blocks of {} x {} B, {} slots",

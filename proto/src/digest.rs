@@ -1,77 +1,121 @@
-//! Image digest built from per-block hashes, in any order.
+//! Image digest built from per-block leaves, in any order, resistant to chosen-block
+//! collisions.
 //!
-//! Each block's hash is BLAKE3 (derive-key mode, context [`BLOCK_CONTEXT`]) over the block
-//! index (u64 LE) and the block's image bytes (no padding). The image digest is BLAKE3
-//! (context [`IMAGE_CONTEXT`]) over the image size, symbol size and k (LE) and the sum of all
-//! block hashes as 256-bit little-endian integers modulo 2^256. A sum does not depend on the
-//! order of its terms, so the server can announce the digest when its first pass ends and a
-//! client can accumulate blocks as they complete, in any order, in 32 bytes of memory.
-//! The first four bytes of a block hash (LE u32) travel in every data packet of the block
-//! as its check, so a client verifies each decoded block before writing it.
+//! A block's CONTENT hash is BLAKE3 (derive-key mode, [`CONTENT_CONTEXT`]) of its image bytes
+//! (no padding, uncompressed). Its LEAF is BLAKE3 (derive-key, [`LEAF_CONTEXT`]) of the block
+//! index (u64 LE) and the content hash, read as an extendable output: the first 4 bytes are
+//! the block CHECK carried in every data packet of the block (so a client verifies each
+//! decoded block before writing it), and 2048 bytes from offset 64 are [`LANES`] u16 lanes
+//! (LE). The image digest is BLAKE3 (derive-key, [`IMAGE_CONTEXT`]) of the image size,
+//! symbol size and k (LE) and the lane-wise sum modulo 2^16 of every block's lanes: an
+//! LtHash (Bellare-Micciancio's additive hash, as in Facebook's LtHash16), which does not
+//! depend on the order of its terms, so the server can announce the digest when its first
+//! pass ends and a client can accumulate blocks as they complete, in 2 KiB of memory. Unlike
+//! a plain modular sum of 256-bit hashes, finding two sets of blocks with the same sum is a
+//! hard lattice problem, so an operator can pin the digest.
+//!
+//! A block of zeros costs no pass over its bytes: its content hash depends only on its
+//! length, so callers hash zeros once per length ([`zero_content_hash`]) and each zero block
+//! costs one leaf.
 
 use crate::wire::Geometry;
 
-/// BLAKE3 derive-key context of block hashes.
-pub const BLOCK_CONTEXT: &str = "broadband 2026-11 block hash v1";
+/// BLAKE3 derive-key context of block content hashes.
+pub const CONTENT_CONTEXT: &str = "broadband 2026-12 block content v2";
+/// BLAKE3 derive-key context of block leaves.
+pub const LEAF_CONTEXT: &str = "broadband 2026-12 block leaf v2";
 /// BLAKE3 derive-key context of the image digest.
-pub const IMAGE_CONTEXT: &str = "broadband 2026-11 image digest v1";
+pub const IMAGE_CONTEXT: &str = "broadband 2026-12 image digest v2";
+/// Lanes of the additive hash.
+pub const LANES: usize = 1024;
 
-/// Hash of block `index` holding `data` (the block's image bytes, without padding).
-pub fn block_hash(index: u32, data: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key(BLOCK_CONTEXT);
-    h.update(&(index as u64).to_le_bytes());
+/// Content hash of a block's image bytes (without padding, uncompressed).
+pub fn content_hash(data: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(CONTENT_CONTEXT);
     h.update(data);
     *h.finalize().as_bytes()
 }
 
-/// The 32-bit check carried in data packets: the first four bytes of the block hash.
-pub fn block_check(hash: &[u8; 32]) -> u32 {
-    u32::from_le_bytes([hash[0], hash[1], hash[2], hash[3]])
+/// Content hash of `len` zero bytes, hashed in fixed chunks (no buffer of `len` bytes).
+pub fn zero_content_hash(len: usize) -> [u8; 32] {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    let mut h = blake3::Hasher::new_derive_key(CONTENT_CONTEXT);
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(ZEROS.len());
+        h.update(&ZEROS[..n]);
+        left -= n;
+    }
+    *h.finalize().as_bytes()
 }
 
-/// Order-independent accumulator of block hashes (a 256-bit sum).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+fn leaf_reader(index: u32, content: &[u8; 32]) -> blake3::OutputReader {
+    let mut h = blake3::Hasher::new_derive_key(LEAF_CONTEXT);
+    h.update(&(index as u64).to_le_bytes());
+    h.update(content);
+    h.finalize_xof()
+}
+
+/// The 32-bit check carried in the data packets of block `index` with content hash `content`.
+pub fn block_check(index: u32, content: &[u8; 32]) -> u32 {
+    let mut c = [0u8; 4];
+    leaf_reader(index, content).fill(&mut c);
+    u32::from_le_bytes(c)
+}
+
+/// Order-independent accumulator of block leaves (an LtHash of [`LANES`] u16 lanes).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DigestAccumulator {
-    limbs: [u64; 4],
+    lanes: [u16; LANES],
     blocks: u64,
+}
+
+impl Default for DigestAccumulator {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl DigestAccumulator {
     /// An empty accumulator.
     pub const fn new() -> Self {
         Self {
-            limbs: [0; 4],
+            lanes: [0; LANES],
             blocks: 0,
         }
     }
 
-    /// Adds one block hash.
-    pub fn add(&mut self, hash: &[u8; 32]) {
-        let mut carry = 0u64;
-        for (i, limb) in self.limbs.iter_mut().enumerate() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&hash[i * 8..i * 8 + 8]);
-            let (s1, c1) = limb.overflowing_add(u64::from_le_bytes(w));
-            let (s2, c2) = s1.overflowing_add(carry);
-            *limb = s2;
-            carry = (c1 as u64) + (c2 as u64);
+    /// Adds the leaf of block `index` whose content hash is `content`.
+    pub fn add(&mut self, index: u32, content: &[u8; 32]) {
+        let mut r = leaf_reader(index, content);
+        r.set_position(64);
+        let mut chunk = [0u8; 256];
+        for lanes in self.lanes.chunks_mut(chunk.len() / 2) {
+            r.fill(&mut chunk);
+            for (lane, b) in lanes.iter_mut().zip(chunk.chunks_exact(2)) {
+                *lane = lane.wrapping_add(u16::from_le_bytes([b[0], b[1]]));
+            }
         }
         self.blocks += 1;
     }
 
-    /// Number of block hashes added.
+    /// Number of leaves added.
     pub fn blocks(&self) -> u64 {
         self.blocks
     }
 
-    /// The image digest for `geometry` over the blocks added so far.
+    /// The image digest for `geometry` over the leaves added so far.
     pub fn finish(&self, geometry: &Geometry) -> [u8; 32] {
         let mut h = blake3::Hasher::new_derive_key(IMAGE_CONTEXT);
         h.update(&geometry.image_size.to_le_bytes());
         h.update(&geometry.symbol_size.to_le_bytes());
         h.update(&geometry.k.to_le_bytes());
-        for limb in &self.limbs {
-            h.update(&limb.to_le_bytes());
+        let mut buf = [0u8; 256];
+        for lanes in self.lanes.chunks(buf.len() / 2) {
+            for (b, lane) in buf.chunks_exact_mut(2).zip(lanes) {
+                b.copy_from_slice(&lane.to_le_bytes());
+            }
+            h.update(&buf);
         }
         *h.finalize().as_bytes()
     }
@@ -98,7 +142,7 @@ mod tests {
         let mut acc = DigestAccumulator::new();
         for &b in order {
             let off = g.block_offset(b) as usize;
-            acc.add(&block_hash(b, &img[off..off + g.block_len(b)]));
+            acc.add(b, &content_hash(&img[off..off + g.block_len(b)]));
         }
         acc.finish(g)
     }
@@ -138,16 +182,19 @@ mod tests {
     }
 
     #[test]
-    fn sum_carries_across_limbs() {
-        let mut acc = DigestAccumulator::new();
-        acc.add(&[0xff; 32]);
-        acc.add(&{
-            let mut one = [0u8; 32];
-            one[0] = 1;
-            one
-        });
-        assert_eq!(acc.limbs, [0, 0, 0, 0]);
-        assert_eq!(acc.blocks(), 2);
+    fn zero_blocks_hash_like_their_bytes_and_leaves_cancel_in_no_order() {
+        assert_eq!(zero_content_hash(10_000), content_hash(&[0u8; 10_000]));
+        assert_eq!(zero_content_hash(0), content_hash(&[]));
+        // The check is bound to the block index, not only the content.
+        let z = zero_content_hash(64);
+        assert_ne!(block_check(0, &z), block_check(1, &z));
+        // Adding the same leaf twice is not the same as adding it once (no XOR-like cancel).
+        let mut once = DigestAccumulator::new();
+        once.add(3, &z);
+        let mut twice = once.clone();
+        twice.add(3, &z);
+        assert_ne!(once.lanes, twice.lanes);
+        assert_eq!(twice.blocks(), 2);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The receiver against the real sender, in process: binding, memory limits, dropping what
 //! is not its session, deficit reports and the final result.
 
+use bb_proto::digest::content_hash;
 use bb_proto::receiver::{
-    Dropped, Event, Expired, MAX_SLOTS, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot,
-    StorageError,
+    Decompress, DecompressError, Dropped, Event, Expired, MAX_SLOTS, Outcome, Receiver,
+    ReceiverConfig, ReceiverStorage, Slot, StorageError, Write,
 };
-use bb_proto::sender::{ClientInfo, Sender, SenderConfig, SenderStorage, Transmit};
-use bb_proto::wire::{self, FailReason, Geometry, PacketType};
+use bb_proto::sender::{BlockSource, ClientInfo, Sender, SenderConfig, SenderStorage, Transmit};
+use bb_proto::wire::{self, DataHead, Encoding, FailReason, Geometry, PacketType};
 
 struct RxMem {
     done: Vec<u64>,
@@ -14,6 +15,17 @@ struct RxMem {
     slots: Vec<Slot>,
     esi_at: Vec<u16>,
     scratch: Vec<u8>,
+    zero: Vec<u64>,
+    out: Vec<u8>,
+}
+
+/// zstd through the standard crate, as the simulator's receivers use it.
+struct Zstd;
+
+impl Decompress for Zstd {
+    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize, DecompressError> {
+        zstd::bulk::decompress_to_buffer(src, dst).map_err(|_| DecompressError)
+    }
 }
 
 fn rx_mem(g: &Geometry, slots: usize, done_words: usize) -> RxMem {
@@ -24,6 +36,8 @@ fn rx_mem(g: &Geometry, slots: usize, done_words: usize) -> RxMem {
         slots: vec![Slot::FREE; slots],
         esi_at: vec![0; esis * slots],
         scratch: vec![0; scratch],
+        zero: vec![0; done_words],
+        out: vec![0; g.block_bytes() as usize],
     }
 }
 
@@ -42,6 +56,8 @@ fn storage(m: &mut RxMem) -> ReceiverStorage<'_> {
         slots: &mut m.slots,
         esi_at: &mut m.esi_at,
         scratch: &mut m.scratch,
+        zero: &mut m.zero,
+        out: &mut m.out,
     }
 }
 
@@ -50,6 +66,7 @@ struct TxMem {
     b: Vec<u16>,
     esi: Vec<u16>,
     checks: Vec<u32>,
+    coded: Vec<u32>,
     clients: Vec<Option<ClientInfo<u32>>>,
 }
 
@@ -60,6 +77,7 @@ fn tx_mem(g: &Geometry) -> TxMem {
         b: vec![0; tree],
         esi: vec![0; n],
         checks: vec![0; n],
+        coded: vec![0; n],
         clients: vec![None; 4],
     }
 }
@@ -73,9 +91,35 @@ fn sender(m: &mut TxMem, session: u64, g: Geometry) -> Sender<'_, u32> {
         resend_tree: &mut m.b,
         next_repair_esi: &mut m.esi,
         block_checks: &mut m.checks,
+        coded_len: &mut m.coded,
         clients: &mut m.clients,
     };
     Sender::new(c, st, 0).unwrap()
+}
+
+/// What the server's shell makes of a block: zero, raw, or a zstd frame when it saves a
+/// symbol (with `compress`). Returns the source and the coded bytes padded to symbols.
+fn code_block(g: &Geometry, img: &[u8], b: u32, compress: bool) -> (BlockSource, Vec<u8>) {
+    let s = g.symbol_size as usize;
+    let off = g.block_offset(b) as usize;
+    let data = &img[off..off + g.block_len(b)];
+    if data.iter().all(|&x| x == 0) {
+        return (BlockSource::Zero, Vec::new());
+    }
+    let hash = content_hash(data);
+    let frame = compress.then(|| zstd::bulk::compress(data, 3).unwrap());
+    let (src, mut coded) = match frame {
+        Some(f) if f.len().div_ceil(s) < data.len().div_ceil(s) => (
+            BlockSource::Zstd {
+                hash,
+                coded_len: f.len() as u32,
+            },
+            f,
+        ),
+        _ => (BlockSource::Raw { hash }, data.to_vec()),
+    };
+    coded.resize(coded.len().div_ceil(s) * s, 0);
+    (src, coded)
 }
 
 fn image(len: usize) -> Vec<u8> {
@@ -91,14 +135,44 @@ fn transfer(
     img: &[u8],
     drop_data: &mut dyn FnMut(u32, u16) -> bool,
 ) -> (Vec<u8>, Outcome, u64) {
+    let (out, outcome, rx) = transfer_coded(g, img, Coding::default(), &mut Zstd, drop_data);
+    (out, outcome, rx.reports)
+}
+
+/// How [`transfer_coded`] codes and receives the image.
+#[derive(Clone, Copy, Default)]
+struct Coding {
+    /// Compress blocks with zstd when it saves a symbol (zero blocks are always skipped).
+    compress: bool,
+    /// The receiver hands out blocks strictly in order (a stdout sink).
+    in_order: bool,
+}
+
+/// [`transfer`] with `coding`, decompressing through `dec`; returns the receiver's counters.
+fn transfer_coded(
+    g: Geometry,
+    img: &[u8],
+    coding: Coding,
+    dec: &mut dyn Decompress,
+    drop_data: &mut dyn FnMut(u32, u16) -> bool,
+) -> (Vec<u8>, Outcome, bb_proto::receiver::ReceiverStats) {
+    let compress = coding.compress;
     let mut tm = tx_mem(&g);
     let mut tx = sender(&mut tm, 77, g);
+    let coded: Vec<(BlockSource, Vec<u8>)> = (0..g.block_count())
+        .map(|b| code_block(&g, img, b, compress))
+        .collect();
+    for (b, (src, _)) in coded.iter().enumerate() {
+        tx.block_ready(b as u32, *src).unwrap();
+    }
     let mut rm = rx_mem(&g, 8, 64);
-    let mut rx = receiver(&mut rm, 5);
-    let mut out = vec![0u8; img.len()];
+    let mut cfg = ReceiverConfig::new(5);
+    cfg.in_order = coding.in_order;
+    let mut rx = receiver_with(&mut rm, cfg, 0);
+    // Written bytes start as 0xEE, so a zero range not written would show.
+    let mut out = vec![0xEEu8; img.len()];
     let mut buf = vec![0u8; 9000];
     let mut up = vec![0u8; 1500];
-    let mut padded = vec![0u8; g.block_bytes() as usize];
     let mut now = 0u64;
     for _ in 0..2_000_000 {
         tx.handle_timeout(now);
@@ -107,18 +181,12 @@ fn transfer(
             Some(t) => {
                 let (len, lost) = match t {
                     Transmit::Announce => (tx.build_announce(&mut buf).unwrap(), false),
-                    Transmit::Symbol { block, esi, seq } => {
-                        let k = g.block_k(block) as usize * g.symbol_size as usize;
-                        let off = g.block_offset(block) as usize;
-                        let l = g.block_len(block);
-                        padded[..k].fill(0);
-                        padded[..l].copy_from_slice(&img[off..off + l]);
-                        (
-                            tx.build_symbol(block, esi, seq, &padded[..k], &mut buf)
-                                .unwrap(),
-                            drop_data(block, esi),
-                        )
-                    }
+                    Transmit::ZeroMap => (tx.build_zero_map(&mut buf).unwrap(), false),
+                    Transmit::Symbol { block, esi, seq } => (
+                        tx.build_symbol(block, esi, seq, &coded[block as usize].1, &mut buf)
+                            .unwrap(),
+                        drop_data(block, esi),
+                    ),
                     Transmit::ResultAck { client_id, .. } => {
                         (tx.build_result_ack(client_id, &mut buf).unwrap(), false)
                     }
@@ -128,10 +196,23 @@ fn transfer(
                 }
             }
         }
-        while let Some(w) = rx.poll_write() {
-            out[w.offset as usize..w.offset as usize + w.data.len()].copy_from_slice(w.data);
-            let b = w.block;
-            rx.write_done(b);
+        let mut written_to = 0;
+        while let Some(w) = rx.poll_write(dec) {
+            let (at, len) = match w {
+                Write::Data { offset, data, .. } => {
+                    out[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+                    (offset, data.len() as u64)
+                }
+                Write::Zeros { offset, len } => {
+                    out[offset as usize..(offset + len) as usize].fill(0);
+                    (offset, len)
+                }
+            };
+            if coding.in_order {
+                assert!(at >= written_to, "in order: {at} after {written_to}");
+                written_to = at + len;
+            }
+            rx.write_done();
         }
         if rx.needs_flush() {
             rx.flushed(now, true);
@@ -140,8 +221,7 @@ fn transfer(
             tx.handle_datagram(now, 1, &up[..n]).unwrap();
         }
         if rx.finished() {
-            let reports = rx.stats().reports;
-            return (out, rx.outcome().unwrap(), reports);
+            return (out, rx.outcome().unwrap(), *rx.stats());
         }
     }
     panic!("transfer did not finish");
@@ -168,6 +248,95 @@ fn lost_symbols_and_a_whole_lost_block_are_reported_and_repaired() {
     assert_eq!(out, img);
     assert!(matches!(outcome, Outcome::Verified { .. }));
     assert!(reports >= 1);
+}
+
+/// A disk-like image: text-like blocks (zstd shrinks them), runs of zero blocks, a
+/// random block (nothing to gain), and a short last block.
+fn disk_like_image(g: &Geometry) -> (Vec<u8>, Vec<u32>) {
+    let mut img = image(g.image_size as usize);
+    for b in img.iter_mut() {
+        *b = b"etaoin shrdlu\n"[(*b % 14) as usize];
+    }
+    let zero: Vec<u32> = [3, 4, 5, 6, 7, 8, 12, g.block_count() - 1].to_vec();
+    for &b in &zero {
+        let off = g.block_offset(b) as usize;
+        img[off..off + g.block_len(b)].fill(0);
+    }
+    let r = g.block_offset(10) as usize;
+    img[r..r + g.block_len(10)].copy_from_slice(&image(g.block_len(10) * 2)[..g.block_len(10)]);
+    (img, zero)
+}
+
+#[test]
+fn zero_blocks_never_travel_and_compressed_blocks_arrive_byte_exact_through_loss() {
+    let g = Geometry::new(64 * 1024 * 20 + 5000, 1024, 64).unwrap();
+    let (img, zero) = disk_like_image(&g);
+    let mut first = std::collections::HashSet::new();
+    let mut sent_blocks = std::collections::HashSet::new();
+    let coding = Coding {
+        compress: true,
+        in_order: false,
+    };
+    let (out, outcome, stats) = transfer_coded(g, &img, coding, &mut Zstd, &mut |b, e| {
+        sent_blocks.insert(b);
+        first.insert((b, e)) && e % 5 == 1
+    });
+    assert_eq!(out, img, "every byte, the zero ranges included");
+    assert!(matches!(outcome, Outcome::Verified { .. }));
+    assert!(
+        zero.iter().all(|b| !sent_blocks.contains(b)),
+        "no data for zero blocks"
+    );
+    assert!(stats.decoded > 0, "lost symbols were repaired by decoding");
+    assert_eq!(stats.check_failures, 0);
+}
+
+#[test]
+fn an_in_order_sink_gets_the_zero_ranges_in_their_place() {
+    let g = Geometry::new(64 * 1024 * 20 + 5000, 1024, 64).unwrap();
+    let (img, _) = disk_like_image(&g);
+    let coding = Coding {
+        compress: true,
+        in_order: true,
+    };
+    let mut first = std::collections::HashSet::new();
+    let (out, outcome, _) = transfer_coded(g, &img, coding, &mut Zstd, &mut |b, e| {
+        first.insert((b, e)) && (b + e as u32) % 7 == 0
+    });
+    assert_eq!(out, img);
+    assert!(matches!(outcome, Outcome::Verified { .. }));
+}
+
+/// Decompresses like [`Zstd`] but damages the first `bad` outputs (a memory fault, or a
+/// frame forged to pass the CRC).
+struct Damaging {
+    bad: u32,
+}
+
+impl Decompress for Damaging {
+    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize, DecompressError> {
+        let n = Zstd.decompress(src, dst)?;
+        if self.bad > 0 {
+            self.bad -= 1;
+            dst[n / 2] ^= 1;
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_decompressed_block_that_fails_its_check_is_fetched_again_never_written() {
+    let g = Geometry::new(64 * 1024 * 20 + 5000, 1024, 64).unwrap();
+    let (img, _) = disk_like_image(&g);
+    let coding = Coding {
+        compress: true,
+        in_order: false,
+    };
+    let mut dec = Damaging { bad: 2 };
+    let (out, outcome, stats) = transfer_coded(g, &img, coding, &mut dec, &mut |_, _| false);
+    assert_eq!(out, img);
+    assert!(matches!(outcome, Outcome::Verified { .. }));
+    assert_eq!(stats.check_failures, 2);
 }
 
 #[test]
@@ -198,10 +367,14 @@ fn packets_of_other_sessions_and_garbage_are_dropped_and_counted() {
     // Data before any announce is not trusted.
     let payload = [0u8; 64];
     let d = wire::Data {
-        block: 0,
-        esi: 0,
-        seq: 0,
-        block_check: 0,
+        head: DataHead {
+            block: 0,
+            esi: 0,
+            encoding: Encoding::Raw,
+            seq: 0,
+            block_check: 0,
+            coded_len: g.block_len(0) as u32,
+        },
         payload: &payload,
     };
     let n = wire::write_data(&mut buf, 1, &d).unwrap();
@@ -222,10 +395,14 @@ fn packets_of_other_sessions_and_garbage_are_dropped_and_counted() {
     ));
     // A block index beyond the image is never used as an offset.
     let d = wire::Data {
-        block: 1000,
-        esi: 0,
-        seq: 1,
-        block_check: 0,
+        head: DataHead {
+            block: 1000,
+            esi: 0,
+            encoding: Encoding::Raw,
+            seq: 1,
+            block_check: 0,
+            coded_len: 64,
+        },
         payload: &payload,
     };
     let n = wire::write_data(&mut buf, 1, &d).unwrap();
@@ -305,10 +482,14 @@ fn losing_the_tail_of_the_transfer_does_not_stall() {
 fn data_packet(g: &Geometry, session: u64, block: u32, esi: u16, seq: u32) -> Vec<u8> {
     let payload = vec![0u8; g.symbol_size as usize];
     let d = wire::Data {
-        block,
-        esi,
-        seq,
-        block_check: 0,
+        head: DataHead {
+            block,
+            esi,
+            encoding: Encoding::Raw,
+            seq,
+            block_check: 0,
+            coded_len: g.block_len(block) as u32,
+        },
         payload: &payload,
     };
     let mut buf = vec![0u8; 2048];

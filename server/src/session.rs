@@ -3,8 +3,10 @@
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
+use bb_proto::digest::content_hash;
 use bb_proto::sender::{
-    ClientInfo, ClientState, Event, Sender, SenderConfig, SenderStorage, SessionEnd, Transmit,
+    BlockSource, ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig,
+    SenderStorage, SessionEnd, Transmit,
 };
 use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
@@ -25,6 +27,8 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 const CLIENT_TABLE: usize = 4096;
 /// Loaded blocks kept for repairs.
 const CACHE_BLOCKS: usize = 8;
+/// Blocks given to the sender ahead of the forward pass (they stay in the cache).
+const GIVE_AHEAD: u32 = 4;
 
 fn us(d: f64) -> u64 {
     (d * 1e6) as u64
@@ -145,13 +149,16 @@ impl Run<'_, '_> {
     }
 
     fn drain_control(&mut self, limit: usize) {
-        for _ in 0..limit {
+        for i in 1..=limit {
             let Some((n, from)) = self.net.recv(&mut self.rbuf) else {
                 break;
             };
             let now = self.now_us();
             // Dropped datagrams are counted by the sender and shown in the summary.
             let _ = self.sender.handle_datagram(now, from, &self.rbuf[..n]);
+            if i.is_multiple_of(EVENT_DRAIN_EVERY) {
+                self.events();
+            }
         }
     }
 
@@ -212,6 +219,16 @@ impl Run<'_, '_> {
                     let n = self
                         .sender
                         .build_announce(&mut self.small)
+                        .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
+                    let pkt = self.small[..n].to_vec();
+                    send_all(&mut self.net, &pkt, pkt.len(), 1)
+                        .map_err(|e| End::Fatal(EXIT_NETWORK, e.to_string()))?;
+                }
+                Transmit::ZeroMap => {
+                    self.flush()?;
+                    let n = self
+                        .sender
+                        .build_zero_map(&mut self.small)
                         .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
                     let pkt = self.small[..n].to_vec();
                     send_all(&mut self.net, &pkt, pkt.len(), 1)
@@ -313,9 +330,13 @@ impl Run<'_, '_> {
         }
     }
 
-    /// The exit code and message for how the sender decided the session.
+    /// The exit code and message for how the sender decided the session, from the client
+    /// table as it stood when the session was decided.
     fn outcome(&self, end: SessionEnd) -> (i32, String) {
-        let t = self.sender.tally();
+        let t = self
+            .sender
+            .decided_tally()
+            .unwrap_or_else(|| self.sender.tally());
         let (verified, failed, lost, active) = (t.verified, t.failed, t.lost, t.active());
         let wanted = self.o.clients;
         match end {
@@ -385,6 +406,35 @@ impl Run<'_, '_> {
 
     /// Runs the session until the sender ends it (closing announces included), or a fatal
     /// error.
+    /// Gives the sender the next blocks ahead of the forward pass: zero blocks as such, the
+    /// others raw with their content hash.
+    fn give_blocks(&mut self) -> Result<(), End> {
+        let g = self.geometry;
+        while self.sender.blocks_ready() < g.block_count()
+            && self.sender.blocks_ready() < self.sender.forward_blocks_done() + GIVE_AHEAD
+        {
+            let b = self.sender.blocks_ready();
+            let data = self.cache.get(&self.image.file, b).map_err(|e| {
+                End::Fatal(
+                    EXIT_IMAGE,
+                    format!("reading block {b} of {} failed: {e}", self.image.name),
+                )
+            })?;
+            let data = &data[..g.block_len(b)];
+            let src = if data.iter().all(|&x| x == 0) {
+                BlockSource::Zero
+            } else {
+                BlockSource::Raw {
+                    hash: content_hash(data),
+                }
+            };
+            self.sender
+                .block_ready(b, src)
+                .map_err(|e| End::Fatal(EXIT_CLIENTS, format!("internal error: {e}")))?;
+        }
+        Ok(())
+    }
+
     fn main_loop(&mut self) -> End {
         let burst_us = self.sender.config().burst_bytes as f64 * 8e6;
         loop {
@@ -394,6 +444,9 @@ impl Run<'_, '_> {
             }
             self.drain_control(512);
             let now = self.now_us();
+            if let Err(e) = self.give_blocks() {
+                return e;
+            }
             self.sender.handle_timeout(now);
             let more = match self.transmit(4 * Net::batch_limit(self.pkt_len)) {
                 Ok(m) => m,
@@ -597,12 +650,14 @@ pub fn run(o: &Options) -> i32 {
     let mut resend_tree = vec![0u16; tree];
     let mut next_repair_esi = vec![0u16; n];
     let mut block_checks = vec![0u32; n];
+    let mut coded_len = vec![0u32; n];
     let mut table: Vec<Option<ClientInfo<SocketAddrV4>>> = vec![None; CLIENT_TABLE];
     let storage = SenderStorage {
         repair_tree: &mut repair_tree,
         resend_tree: &mut resend_tree,
         next_repair_esi: &mut next_repair_esi,
         block_checks: &mut block_checks,
+        coded_len: &mut coded_len,
         clients: &mut table,
     };
     let sender = match Sender::new(cfg, storage, 0) {
@@ -632,7 +687,7 @@ pub fn run(o: &Options) -> i32 {
         },
         start: Instant::now(),
         rbuf: vec![0u8; 9216],
-        small: vec![0u8; 512],
+        small: vec![0u8; 1500],
         batch: vec![0u8; batch_max * pkt_len],
         batch_n: 0,
         pkt_len,

@@ -9,7 +9,19 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use bb_proto::fec;
-use bb_proto::receiver::{Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot};
+/// The test client's decompressor: zstd through the standard crate.
+struct Zstd;
+
+impl Decompress for Zstd {
+    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize, DecompressError> {
+        zstd::bulk::decompress_to_buffer(src, dst).map_err(|_| DecompressError)
+    }
+}
+
+use bb_proto::receiver::{
+    Decompress, DecompressError, Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot,
+    Write as BlockWrite,
+};
 use bb_proto::wire::FailReason;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bb-server");
@@ -106,12 +118,16 @@ fn client_on(
     let mut slot_meta = vec![Slot::FREE; slots];
     let mut esi_at = vec![0u16; slots * k];
     let mut scratch = vec![0u8; fec::decode_scratch_bytes(k, s)];
+    let mut zero = vec![0u64; 1 << 12];
+    let mut block_out = vec![0u8; k * s];
     let storage = ReceiverStorage {
         done: &mut done,
         pool: &mut pool,
         slots: &mut slot_meta,
         esi_at: &mut esi_at,
         scratch: &mut scratch,
+        zero: &mut zero,
+        out: &mut block_out,
     };
     let mut rx = Receiver::new(
         ReceiverConfig::new(0x1234_0000 + data_port as u64 + ((u32::from(local) as u64) << 16)),
@@ -148,10 +164,15 @@ fn client_on(
                 _ => {}
             }
         }
-        while let Some(w) = rx.poll_write() {
-            let (block, off) = (w.block, w.offset as usize);
-            out[off..off + w.data.len()].copy_from_slice(w.data);
-            rx.write_done(block);
+        while let Some(w) = rx.poll_write(&mut Zstd) {
+            match w {
+                BlockWrite::Data { offset, data, .. } => {
+                    out[offset as usize..offset as usize + data.len()].copy_from_slice(data)
+                }
+                // `out` starts zeroed: a zero range is already in place.
+                BlockWrite::Zeros { .. } => {}
+            }
+            rx.write_done();
         }
         if rx.needs_flush() {
             rx.flushed(now, true);

@@ -32,6 +32,9 @@ Options:
   --join-at F          fraction of the forward pass at which they join (default 50%)
   --dead-clients N     receivers that die mid-way: a count or a percentage (default 0)
   --die-at F           fraction of the forward pass at which they die (default 50%)
+  --zero-blocks F       fraction of the image's blocks that hold only zeros (default 0)
+  --compressible       fill data blocks with text-like bytes (zstd shrinks them) instead of random
+  --compress LEVEL     compress data blocks with zstd at LEVEL, or off (default off)
   --in-order           receivers hand out blocks strictly in order (as a stdout sink does)
   --no-proactive       no proactive repair in the forward pass
   --fixed-rate         the sender does not adapt its rate to reported loss
@@ -66,6 +69,10 @@ pub struct Options {
     pub die_at: f64,
     pub proactive: bool,
     pub in_order: bool,
+    pub zero_blocks: f64,
+    pub compressible: bool,
+    /// zstd level, None: off.
+    pub compress: Option<i32>,
     pub adapt_rate: bool,
     pub max_time_us: u64,
     pub seed: u64,
@@ -97,6 +104,9 @@ impl Default for Options {
             die_at: 0.5,
             proactive: true,
             in_order: false,
+            zero_blocks: 0.0,
+            compressible: false,
+            compress: None,
             adapt_rate: true,
             max_time_us: 3_600_000_000,
             seed: 1,
@@ -238,6 +248,10 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
                     o.in_order = true;
                     Ok(true)
                 }
+                "--compressible" => {
+                    o.compressible = true;
+                    Ok(true)
+                }
                 "--no-proactive" => {
                     o.proactive = false;
                     Ok(true)
@@ -341,6 +355,21 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
                 o.max_time_us = parse_duration(&v).ok_or_else(|| bad(name, &v, "a duration"))?
             }
             "--seed" => o.seed = v.parse().ok().ok_or_else(|| bad(name, &v, "an integer"))?,
+            "--zero-blocks" => {
+                o.zero_blocks =
+                    parse_fraction(&v).ok_or_else(|| bad(name, &v, "a fraction like 70%"))?
+            }
+            "--compress" => {
+                o.compress = match v.as_str() {
+                    "off" => None,
+                    l => Some(
+                        l.parse()
+                            .ok()
+                            .filter(|l| (1..=19).contains(l))
+                            .ok_or_else(|| bad(name, &v, "a level 1-19, or off"))?,
+                    ),
+                }
+            }
             _ => return Err(ArgError(format!("unknown option {name} (see --help)"))),
         }
         i += 1;

@@ -4,4 +4,5 @@
 
 pub mod args;
 pub mod channel;
+pub mod image;
 pub mod world;

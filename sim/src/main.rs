@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     );
     println!(
         "clients={} verified={} failed={} unfinished={} dead={} lost={} late={} wire_ratio={:.4} data_packets={} source_packets={} \
-         proactive={} repair={} resend={} reports_per_client_s={:.2} status_ns_per_range={:.0} completion_s={:.3} \
+         coded_symbols={} zero_blocks={} zero_maps={} proactive={} repair={} resend={} reports_per_client_s={:.2} status_ns_per_range={:.0} completion_s={:.3} \
          late_completion_s={:.3} sim_s={:.3} queue_drops={} final_rate_mbps={:.0} events={} seed={} wall_s={:.1}",
         r.clients,
         r.verified,
@@ -65,6 +65,9 @@ fn main() -> ExitCode {
         r.wire_ratio,
         r.data_packets,
         r.source_packets,
+        r.coded_symbols,
+        r.zero_blocks,
+        r.zero_maps,
         r.proactive,
         r.repair,
         r.resend,

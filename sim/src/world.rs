@@ -6,16 +6,21 @@
 
 use crate::args::Options;
 use crate::channel::{LossModel, Rng};
+use crate::image;
 use bb_proto::fec;
-use bb_proto::receiver::{Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot};
+use bb_proto::receiver::{Event, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot, Write};
 use bb_proto::sender::{Sender, SenderConfig, SenderStorage, Transmit};
-use bb_proto::wire::{FRAMING_BYTES, Geometry, MAX_DATAGRAM, PacketType};
+use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry, MAX_DATAGRAM, PacketType};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::rc::Rc;
 use std::time::Instant;
 
 type Packet = Rc<[u8]>;
+
+/// Blocks the simulated server's pipeline keeps given to the sender ahead of the forward
+/// pass (bb-server's reading and compressing threads run ahead the same way).
+const READY_AHEAD: u32 = 16;
 
 enum Ev {
     SenderWake,
@@ -96,6 +101,8 @@ struct RxMem {
     slots: Vec<Slot>,
     esi_at: Vec<u16>,
     scratch: Vec<u8>,
+    zero: Vec<u64>,
+    out: Vec<u8>,
 }
 
 struct RxState {
@@ -145,22 +152,19 @@ pub struct Report {
     pub final_rate_mbps: f64,
     /// Events the sender raised.
     pub events: u64,
-}
-
-/// Deterministic image content for `seed`.
-pub fn make_image(size: u64, seed: u64) -> Vec<u8> {
-    let mut rng = Rng::new(seed, u64::MAX);
-    let mut img = vec![0u8; size as usize];
-    for chunk in img.chunks_mut(8) {
-        let w = rng.next_u64().to_le_bytes();
-        chunk.copy_from_slice(&w[..chunk.len()]);
-    }
-    img
+    /// Blocks of the image that hold only zeros.
+    pub zero_blocks: u32,
+    /// Source symbols of the coded image (compressed blocks count their coded symbols,
+    /// zero blocks none): the least a perfect channel would carry.
+    pub coded_symbols: u64,
+    /// Zero map packets sent.
+    pub zero_maps: u64,
 }
 
 pub fn run(o: &Options) -> Report {
     let g = Geometry::new(o.image_size, o.symbol_size, o.k).expect("validated by args");
-    let image = make_image(o.image_size, o.seed);
+    let image = image::make_image(o, &g);
+    let coded = image::code_blocks(&image, &g, o.compress);
     let blocks = g.block_count();
     let n = o.clients as usize;
 
@@ -168,6 +172,7 @@ pub fn run(o: &Options) -> Report {
     let (tree, per_block) = SenderStorage::<u32>::words(&g);
     let (mut rt, mut st) = (vec![0u16; tree], vec![0u16; tree]);
     let (mut esi, mut checks) = (vec![0u16; per_block], vec![0u32; per_block]);
+    let mut coded_len = vec![0u32; per_block];
     let mut clients = vec![None; n + 16];
     let alive_total = o.clients - o.dead_clients;
     let mut cfg = SenderConfig::new(o.seed.wrapping_mul(0x5851_F42D_4C95_7F2D) | 1, g);
@@ -182,6 +187,7 @@ pub fn run(o: &Options) -> Report {
         resend_tree: &mut st,
         next_repair_esi: &mut esi,
         block_checks: &mut checks,
+        coded_len: &mut coded_len,
         clients: &mut clients,
     };
     let mut sender = Sender::new(cfg, storage, 0).expect("sender storage sized from geometry");
@@ -195,6 +201,8 @@ pub fn run(o: &Options) -> Report {
             slots: vec![Slot::FREE; o.slots],
             esi_at: vec![0; slot_esis * o.slots],
             scratch: vec![0; scratch],
+            zero: vec![0; (blocks as usize).div_ceil(64)],
+            out: vec![0; g.block_bytes() as usize],
         })
         .collect();
     // Machines present from the start listen from t=0; late joiners are switched on when
@@ -248,7 +256,6 @@ pub fn run(o: &Options) -> Report {
     };
     let mut link_free_ns = 0u64;
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut padded = vec![0u8; slot_bytes];
     let mut status_ns = 0u128;
     let mut status_n = 0u64;
     let mut last_progress = 0u64;
@@ -260,7 +267,7 @@ pub fn run(o: &Options) -> Report {
     // percent slower than its rate, and a sender at exactly the rate would overflow it.
     let pkt_ns =
         |len: usize| ((len + FRAMING_BYTES) as u64 * 8 * 1_000_000_000).div_ceil(o.rate_bps);
-    let queue_limit_ns = pkt_ns(g.symbol_size as usize + 36) * o.queue as u64;
+    let queue_limit_ns = pkt_ns(g.symbol_size as usize + DATA_OVERHEAD) * o.queue as u64;
     let mut now = 0u64;
 
     while let Some(item) = sh.q.pop() {
@@ -270,6 +277,15 @@ pub fn run(o: &Options) -> Report {
         }
         match item.ev {
             Ev::SenderWake => {
+                // The shell's pipeline keeps a few blocks ready ahead of the forward pass.
+                while sender.blocks_ready() < blocks
+                    && sender.blocks_ready() < sender.forward_blocks_done() + READY_AHEAD
+                {
+                    let b = sender.blocks_ready();
+                    sender
+                        .block_ready(b, coded[b as usize].source)
+                        .expect("blocks in order");
+                }
                 // What is due, then everything the sender wants to send now.
                 sender.handle_timeout(now);
                 while let Some(t) = sender.poll_transmit(now) {
@@ -278,20 +294,15 @@ pub fn run(o: &Options) -> Report {
                             let len = sender.build_announce(&mut buf).expect("buffer fits");
                             buf[..len].into()
                         }
+                        Transmit::ZeroMap => {
+                            let len = sender.build_zero_map(&mut buf).expect("buffer fits");
+                            buf[..len].into()
+                        }
                         Transmit::Symbol { block, esi, seq } => {
-                            let k = g.block_k(block) as usize;
-                            let off = g.block_offset(block) as usize;
-                            let len = g.block_len(block);
-                            let data: &[u8] = if len == k * g.symbol_size as usize {
-                                &image[off..off + len]
-                            } else {
-                                padded[..len].copy_from_slice(&image[off..off + len]);
-                                padded[len..k * g.symbol_size as usize].fill(0);
-                                &padded[..k * g.symbol_size as usize]
-                            };
+                            let data = &coded[block as usize].coded;
                             let len = sender
                                 .build_symbol(block, esi, seq, data, &mut buf)
-                                .expect("in-order blocks");
+                                .expect("a block given");
                             buf[..len].into()
                         }
                         Transmit::ResultAck { to, client_id } => {
@@ -432,6 +443,12 @@ pub fn run(o: &Options) -> Report {
     rep.ranges = stats.ranges;
     rep.final_rate_mbps = sender.rate_bps() as f64 / 1e6;
     rep.lost = sender.tally().lost;
+    rep.zero_blocks = sender.zero_blocks();
+    rep.coded_symbols = coded
+        .iter()
+        .map(|c| (c.coded.len() / g.symbol_size as usize) as u64)
+        .sum();
+    rep.zero_maps = stats.zero_maps;
     rep.events = stats.events;
     rep.status_ns_per_report = status_ns as f64 / status_n.max(1) as f64;
     rep.status_ns_per_range = status_ns as f64 / stats.ranges.max(1) as f64;
@@ -487,14 +504,18 @@ fn deliver(
     if let Ok(Event::Unsupported { .. }) = rx.handle_datagram(now, pkt) {
         rx.fail(now, bb_proto::wire::FailReason::ImageTooLarge);
     }
-    while let Some(w) = rx.poll_write() {
-        let at = w.offset as usize;
-        let want = &sh.image[at..at + w.data.len()];
-        if want != w.data {
-            s.mismatches += want.iter().zip(w.data).filter(|(a, b)| a != b).count() as u64;
-        }
-        let block = w.block;
-        rx.write_done(block);
+    while let Some(w) = rx.poll_write(&mut image::Zstd) {
+        s.mismatches += match w {
+            Write::Data { offset, data, .. } => {
+                let want = &sh.image[offset as usize..offset as usize + data.len()];
+                want.iter().zip(data).filter(|(a, b)| a != b).count() as u64
+            }
+            Write::Zeros { offset, len } => {
+                let want = &sh.image[offset as usize..(offset + len) as usize];
+                want.iter().filter(|&&b| b != 0).count() as u64
+            }
+        };
+        rx.write_done();
     }
     if rx.needs_flush() {
         rx.flushed(now, true);
@@ -511,6 +532,8 @@ fn switch_on<'m>(o: &Options, i: usize, m: &'m mut RxMem, now: u64) -> Receiver<
         slots: &mut m.slots,
         esi_at: &mut m.esi_at,
         scratch: &mut m.scratch,
+        zero: &mut m.zero,
+        out: &mut m.out,
     };
     let mut cfg = ReceiverConfig::new(id);
     cfg.in_order = o.in_order;

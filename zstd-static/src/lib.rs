@@ -11,6 +11,8 @@
 use core::ffi::{CStr, c_void};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+
+use bb_proto::receiver::{Decompress, DecompressError};
 use zstd_sys::{
     ZSTD_DCtx, ZSTD_decompressDCtx, ZSTD_estimateDCtxSize, ZSTD_getErrorName, ZSTD_initStaticDCtx,
     ZSTD_isError,
@@ -115,11 +117,11 @@ impl<'w> StaticDecompressor<'w> {
         }
         Ok(r)
     }
+}
 
-    /// As [`Self::try_decompress`], without the reason (the receiver's `Decompress` shape).
-    #[allow(clippy::result_unit_err)] // the signature of bb_proto's Decompress trait
-    pub fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize, ()> {
-        self.try_decompress(src, dst).map_err(|_| ())
+impl Decompress for StaticDecompressor<'_> {
+    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize, DecompressError> {
+        self.try_decompress(src, dst).map_err(|_| DecompressError)
     }
 }
 
@@ -231,6 +233,10 @@ mod tests {
         // The context stays usable after an error.
         let mut dst = vec![0u8; data.len()];
         assert_eq!(dec.decompress(&frame, &mut dst), Ok(data.len()));
+        assert_eq!(
+            dec.decompress(&frame, &mut dst[..100]),
+            Err(DecompressError)
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! 2. [`Receiver::handle_timeout`] when the time from [`Receiver::poll_timeout`] has come:
 //!    the silence timeout and the wait for the server's acknowledgement end here, and it
 //!    says which one ([`Expired`]).
-//! 3. [`Receiver::poll_write`], then [`Receiver::write_done`] once the block is written,
-//!    until no block is ready.
+//! 3. [`Receiver::poll_write`], then [`Receiver::write_done`] once the data or the zeros
+//!    it hands out are written, until it has nothing more.
 //! 4. When [`Receiver::needs_flush`] says so, flush the target, then [`Receiver::flushed`].
 //! 5. [`Receiver::poll_transmit`] until it returns nothing, sending each packet to the
 //!    server.
@@ -16,20 +16,24 @@
 //! Stop when [`Receiver::finished`]; [`Receiver::outcome`] says how it went. Time comes in
 //! as microseconds and randomness (for report jitter) as an argument.
 //!
-//! Memory is what the caller provides and never grows: one bit per block of the image
-//! (`done`), and a fixed pool of block slots ([`slots`](self) file). Source symbols land at
+//! Memory is what the caller provides and never grows: two bits per block of the image
+//! (`done`, and `zero` for blocks the server's zero map names), a fixed pool of block slots
+//! ([`slots`](self) file) and one block of output for decompression. Source symbols land at
 //! their position in a slot; repair symbols fill positions of missing sources; once a slot
-//! holds k symbols it is decoded in place, checked against the block check carried in every
-//! data packet, and handed out for writing. Blocks are written in any order (or strictly in
-//! order for a stdout sink, through the same slots as a bounded window). Status reports are
-//! built in `report`, the silence and acknowledgement timers kept in `timers`.
+//! holds the block's coded k symbols it is decoded in place, checked against the block check
+//! carried in every data packet (a zstd block after it is decompressed), and handed out for
+//! writing (`writes`). Blocks are written in any order (or strictly in order for a stdout
+//! sink, through the same slots as a bounded window). Status reports are built in `report`,
+//! the silence and acknowledgement timers kept in `timers`.
 
 mod report;
 mod slots;
 mod timers;
+mod writes;
 
 pub use slots::{MAX_SLOTS, Slot};
 pub use timers::Expired;
+pub use writes::{Decompress, DecompressError, Write};
 
 use crate::digest::DigestAccumulator;
 use crate::fec;
@@ -96,6 +100,10 @@ pub struct ReceiverStorage<'a> {
     pub esi_at: &'a mut [u16],
     /// Decoder work space, at least `fec::decode_scratch_bytes(k, symbol_size)` bytes.
     pub scratch: &'a mut [u8],
+    /// One bit per block, like `done`: blocks the server's zero map names.
+    pub zero: &'a mut [u64],
+    /// One block of decompressed output: `k * symbol_size` bytes.
+    pub out: &'a mut [u8],
 }
 
 /// Something the shell should know about.
@@ -171,17 +179,6 @@ pub struct ReceiverStats {
     pub results: u64,
 }
 
-/// A block to write: `data` at byte `offset` of the target.
-#[derive(Debug)]
-pub struct BlockWrite<'a> {
-    /// Block index.
-    pub block: u32,
-    /// Byte offset in the image.
-    pub offset: u64,
-    /// The block's image bytes (never past the image end).
-    pub data: &'a [u8],
-}
-
 #[derive(Clone, Copy, Debug)]
 struct Session {
     id: u64,
@@ -190,6 +187,8 @@ struct Session {
     report_interval_us: u64,
     blocks: u32,
     slots: usize,
+    // Content hash of a full block of zeros, computed at its first use.
+    zero_full: Option<[u8; 32]>,
 }
 
 /// Final outcome of this client.
@@ -212,6 +211,11 @@ pub struct Receiver<'a> {
     slots: &'a mut [Slot],
     esi_at: &'a mut [u16],
     scratch: &'a mut [u8],
+    zero: &'a mut [u64],
+    out: &'a mut [u8],
+    pending: Option<writes::Pending>,
+    zero_cursor: u32,
+    zeros_unwritten: u32,
     session: Option<Session>,
     done_count: u32,
     next_in_order: u32,
@@ -272,6 +276,11 @@ impl<'a> Receiver<'a> {
             slots: storage.slots,
             esi_at: storage.esi_at,
             scratch: storage.scratch,
+            zero: storage.zero,
+            out: storage.out,
+            pending: None,
+            zero_cursor: 0,
+            zeros_unwritten: 0,
             session: None,
             done_count: 0,
             next_in_order: 0,
@@ -405,6 +414,19 @@ impl<'a> Receiver<'a> {
                     Event::Nothing
                 })
             }
+            PacketType::ZeroMap => {
+                let m = packet.zero_map().map_err(Dropped::Malformed)?;
+                let Some(s) = self.session else {
+                    return Err(Dropped::NotBound);
+                };
+                if m.span_end > s.blocks {
+                    return Err(Dropped::Malformed(WireError::BadField("span")));
+                }
+                for r in m.ranges() {
+                    self.mark_zero(r.first, r.end() as u32);
+                }
+                Ok(Event::Nothing)
+            }
             PacketType::Status | PacketType::Result => Err(Dropped::Unexpected),
         }
     }
@@ -443,13 +465,16 @@ impl<'a> Receiver<'a> {
             .min(self.esi_at.len() / slot_esis)
             .min(self.slots.len());
         let min_slots = if self.cfg.in_order { 2 } else { 1 };
-        if blocks as usize > self.done.len() * 64
+        if blocks as usize > self.done.len().min(self.zero.len()) * 64
             || slots < min_slots
             || self.scratch.len() < scratch
+            || (self.out.len() as u64) < g.block_bytes()
         {
             return Ok(Event::Unsupported { geometry: g });
         }
-        self.done[..(blocks as usize).div_ceil(64)].fill(0);
+        let words = (blocks as usize).div_ceil(64);
+        self.done[..words].fill(0);
+        self.zero[..words].fill(0);
         self.session = Some(Session {
             id,
             geometry: g,
@@ -457,6 +482,7 @@ impl<'a> Receiver<'a> {
             report_interval_us: interval,
             blocks,
             slots,
+            zero_full: None,
         });
         self.next_report_us = now_us;
         self.window_start_seq = a.seq;
@@ -464,46 +490,6 @@ impl<'a> Receiver<'a> {
             session: id,
             geometry: g,
         })
-    }
-
-    /// The next block to write, if any. The same block is returned until
-    /// [`Receiver::write_done`] is called for it.
-    pub fn poll_write(&self) -> Option<BlockWrite<'_>> {
-        let s = self.session?;
-        let g = s.geometry;
-        let slot = self.slots[..s.slots].iter().position(|x| {
-            x.state == SlotState::Ready && (!self.cfg.in_order || x.block == self.next_in_order)
-        })?;
-        let block = self.slots[slot].block;
-        let start = slot * g.k as usize * g.symbol_size as usize;
-        Some(BlockWrite {
-            block,
-            offset: g.block_offset(block),
-            data: &self.pool[start..start + g.block_len(block)],
-        })
-    }
-
-    /// Records that `block` (from [`Receiver::poll_write`]) is written; frees its slot.
-    pub fn write_done(&mut self, block: u32) {
-        let Some(s) = self.session else { return };
-        let Some(slot) = self.slots[..s.slots]
-            .iter()
-            .position(|x| x.state == SlotState::Ready && x.block == block)
-        else {
-            return;
-        };
-        let h = self.slots[slot].hash;
-        self.slots[slot] = Slot::FREE;
-        if self.is_done(block) {
-            return;
-        }
-        self.set_done(block);
-        self.acc.add(&h);
-        self.done_count += 1;
-        self.bytes_written += s.geometry.block_len(block) as u64;
-        if self.cfg.in_order {
-            self.next_in_order = block + 1;
-        }
     }
 
     /// The shell flushed the target after the last write (`ok`: without error).

@@ -100,7 +100,7 @@ impl<'a> Receiver<'a> {
                 && now_us.saturating_sub(m.last_symbol_us) >= self.cfg.holdoff_us
                 && m.reported_us
                     .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.rereport_us);
-            held[nh] = (m.block, g.block_k(m.block) as u16 - m.have, due);
+            held[nh] = (m.block, m.coded_k(g.symbol_size) as u16 - m.have, due);
             nh += 1;
         }
         held[..nh].sort_unstable_by_key(|p| p.0);

@@ -2,8 +2,8 @@
 //! symbols, decoding and checking a full slot, and the bitmap of blocks written.
 
 use super::{Dropped, Receiver};
-use crate::digest::{block_check, block_hash};
-use crate::wire::{self, WireError};
+use crate::digest::{block_check, content_hash};
+use crate::wire::{self, Encoding, WireError};
 
 /// Marks a position of a slot that holds no symbol yet.
 const EMPTY: u16 = 0xFFFF;
@@ -20,9 +20,12 @@ pub struct Slot {
     pub(super) state: SlotState,
     pub(super) have: u16,
     pub(super) check: u32,
+    pub(super) encoding: Encoding,
+    pub(super) coded_len: u32,
     pub(super) last_symbol_us: u64,
     pub(super) reported_us: Option<u64>,
-    pub(super) hash: [u8; 32],
+    /// Content hash of the block's image bytes, once checked.
+    pub(super) content: [u8; 32],
 }
 
 impl Slot {
@@ -32,17 +35,27 @@ impl Slot {
         state: SlotState::Free,
         have: 0,
         check: 0,
+        encoding: Encoding::Raw,
+        coded_len: 0,
         last_symbol_us: 0,
         reported_us: None,
-        hash: [0; 32],
+        content: [0; 32],
     };
+
+    /// Source symbols of the slot's coded block.
+    pub(super) fn coded_k(&self, symbol_size: u32) -> usize {
+        self.coded_len.div_ceil(symbol_size) as usize
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum SlotState {
     Free,
     Filling,
+    /// Raw block decoded and checked: ready to write from the slot.
     Ready,
+    /// Zstd block decoded: decompressed and checked when it is handed out for writing.
+    Coded,
 }
 
 impl<'a> Receiver<'a> {
@@ -52,6 +65,11 @@ impl<'a> Receiver<'a> {
 
     pub(super) fn set_done(&mut self, b: u32) {
         self.done[(b / 64) as usize] |= 1 << (b % 64);
+    }
+
+    /// True for a block the server's zero map names (written as zeros, or about to be).
+    pub(super) fn is_zero(&self, b: u32) -> bool {
+        self.zero[(b / 64) as usize] >> (b % 64) & 1 == 1
     }
 
     /// Records a data packet's sequence number (loss measurement and report ordering).
@@ -67,40 +85,50 @@ impl<'a> Receiver<'a> {
         let s = self.session.expect("bound");
         let g = s.geometry;
         let sym = g.symbol_size as usize;
-        if d.block >= s.blocks {
+        let h = d.head;
+        if h.block >= s.blocks {
             return Err(Dropped::Malformed(WireError::BadField("block")));
         }
         if d.payload.len() != sym {
             return Err(Dropped::Malformed(WireError::BadLength));
         }
-        let k = g.block_k(d.block) as usize;
-        self.note_data_seq(d.seq);
-        self.front = self.front.max(d.block + 1);
+        // A raw block is its image bytes; a compressed one is shorter than them.
+        let block_len = g.block_len(h.block) as u32;
+        let fits = match h.encoding {
+            Encoding::Raw => h.coded_len == block_len,
+            Encoding::Zstd => h.coded_len < block_len,
+        };
+        if !fits {
+            return Err(Dropped::Malformed(WireError::BadField("coded_len")));
+        }
+        let k = h.coded_len.div_ceil(g.symbol_size) as usize;
+        self.note_data_seq(h.seq);
+        self.front = self.front.max(h.block + 1);
         self.last_data_us = now_us;
-        if self.is_done(d.block) {
+        if self.is_done(h.block) || self.is_zero(h.block) {
             return Err(Dropped::Duplicate);
         }
         let slot = match self.slots[..s.slots]
             .iter()
-            .position(|x| x.state != SlotState::Free && x.block == d.block)
+            .position(|x| x.state != SlotState::Free && x.block == h.block)
         {
             Some(i) => i,
-            None => self.claim_slot(d.block, d.block_check, k)?,
+            None => self.claim_slot(&h, k)?,
         };
         let meta = self.slots[slot];
-        if meta.state == SlotState::Ready {
+        if matches!(meta.state, SlotState::Ready | SlotState::Coded) {
             return Err(Dropped::Duplicate);
         }
-        if meta.check != d.block_check {
+        if (meta.check, meta.encoding, meta.coded_len) != (h.block_check, h.encoding, h.coded_len) {
             return Err(Dropped::CheckConflict);
         }
         let slot_bytes = g.k as usize * sym;
         let esi_base = slot * g.k as usize;
         let esis = &mut self.esi_at[esi_base..esi_base + k];
         let mem = &mut self.pool[slot * slot_bytes..slot * slot_bytes + k * sym];
-        let e = d.esi as usize;
+        let e = h.esi as usize;
         let pos = if e < k {
-            if esis[e] == d.esi {
+            if esis[e] == h.esi {
                 return Err(Dropped::Duplicate);
             }
             if esis[e] != EMPTY {
@@ -114,7 +142,7 @@ impl<'a> Receiver<'a> {
             }
             e
         } else {
-            if esis.contains(&d.esi) {
+            if esis.contains(&h.esi) {
                 return Err(Dropped::Duplicate);
             }
             esis.iter()
@@ -122,7 +150,7 @@ impl<'a> Receiver<'a> {
                 .ok_or(Dropped::Duplicate)?
         };
         mem[pos * sym..(pos + 1) * sym].copy_from_slice(d.payload);
-        esis[pos] = d.esi;
+        esis[pos] = h.esi;
         self.stats.symbols += 1;
         let m = &mut self.slots[slot];
         m.have += 1;
@@ -136,7 +164,8 @@ impl<'a> Receiver<'a> {
     /// Finds a slot for a new block. Out of order, the partial block with the fewest
     /// symbols is evicted (it costs least to fetch again); in order, the block farthest
     /// ahead gives way if it is behind the newcomer, so the window keeps the nearest blocks.
-    fn claim_slot(&mut self, block: u32, check: u32, k: usize) -> Result<usize, Dropped> {
+    fn claim_slot(&mut self, h: &wire::DataHead, k: usize) -> Result<usize, Dropped> {
+        let block = h.block;
         let s = self.session.expect("bound");
         let slots = &self.slots[..s.slots];
         let i = match slots.iter().position(|x| x.state == SlotState::Free) {
@@ -169,10 +198,12 @@ impl<'a> Receiver<'a> {
             block,
             state: SlotState::Filling,
             have: 0,
-            check,
+            check: h.block_check,
+            encoding: h.encoding,
+            coded_len: h.coded_len,
             last_symbol_us: 0,
             reported_us: None,
-            hash: [0; 32],
+            content: [0; 32],
         };
         Ok(i)
     }
@@ -182,7 +213,7 @@ impl<'a> Receiver<'a> {
         let g = s.geometry;
         let sym = g.symbol_size as usize;
         let block = self.slots[slot].block;
-        let k = g.block_k(block) as usize;
+        let k = self.slots[slot].coded_k(g.symbol_size);
         let slot_bytes = g.k as usize * sym;
         let esi_base = slot * g.k as usize;
         let esis = &mut self.esi_at[esi_base..esi_base + k];
@@ -200,22 +231,32 @@ impl<'a> Receiver<'a> {
                 return;
             }
         }
-        let h = block_hash(block, &mem[..g.block_len(block)]);
-        if block_check(&h) != self.slots[slot].check {
+        if self.slots[slot].encoding == Encoding::Zstd {
+            // Checked once decompressed, when it is handed out for writing.
+            self.slots[slot].state = SlotState::Coded;
+            return;
+        }
+        let content = content_hash(&mem[..g.block_len(block)]);
+        if block_check(block, &content) != self.slots[slot].check {
             self.stats.check_failures += 1;
             self.slots[slot] = Slot::FREE;
             return;
         }
         let m = &mut self.slots[slot];
-        m.hash = h;
+        m.content = content;
         m.state = SlotState::Ready;
     }
 
-    /// First block in `[from, end)` not yet done.
+    /// Blocks of word `i` this receiver has or will have without data: written, or zero.
+    fn have_word(&self, i: usize) -> u64 {
+        self.done[i] | self.zero[i]
+    }
+
+    /// First block in `[from, end)` neither written nor known to be zero.
     pub(super) fn next_zero(&self, from: u32, end: u32) -> Option<u32> {
         let mut b = from;
         while b < end {
-            let w = self.done[(b / 64) as usize] | ((1u64 << (b % 64)) - 1);
+            let w = self.have_word((b / 64) as usize) | ((1u64 << (b % 64)) - 1);
             if w != u64::MAX {
                 let z = (b / 64) * 64 + (!w).trailing_zeros();
                 return (z < end).then_some(z);
@@ -225,11 +266,11 @@ impl<'a> Receiver<'a> {
         None
     }
 
-    /// First block in `[from, end)` already done, or `end`.
+    /// First block in `[from, end)` written or known to be zero, or `end`.
     pub(super) fn next_one(&self, from: u32, end: u32) -> u32 {
         let mut b = from;
         while b < end {
-            let w = self.done[(b / 64) as usize] & !((1u64 << (b % 64)) - 1);
+            let w = self.have_word((b / 64) as usize) & !((1u64 << (b % 64)) - 1);
             if w != 0 {
                 return ((b / 64) * 64 + w.trailing_zeros()).min(end);
             }

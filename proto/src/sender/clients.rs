@@ -253,8 +253,9 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         self.expiry_at
     }
 
-    /// Declares clients silent for longer than the timeout lost, calling `lost` for each.
-    pub fn expire(&mut self, now_us: u64, mut lost: impl FnMut(Change)) {
+    /// Declares clients silent for longer than the timeout lost, at most `budget` of them,
+    /// calling `lost` for each. Those beyond the budget stay due: the next call takes them.
+    pub fn expire(&mut self, now_us: u64, mut budget: usize, mut lost: impl FnMut(Change)) {
         if self.expiry_at.is_none_or(|t| now_us < t) {
             return;
         }
@@ -267,6 +268,11 @@ impl<'a, A: Copy> ClientTable<'a, A> {
                 continue;
             }
             if now_us.saturating_sub(c.last_heard_us) > self.timeout_us {
+                if budget == 0 {
+                    next = Some(now_us);
+                    continue;
+                }
+                budget -= 1;
                 c.finished_us = now_us;
                 if let Some(ch) = self.set_state(row, ClientState::Lost) {
                     lost(ch);

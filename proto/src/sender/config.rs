@@ -100,8 +100,11 @@ pub struct SenderStorage<'a, A> {
     pub resend_tree: &'a mut [u16],
     /// One per block: the next fresh repair symbol index.
     pub next_repair_esi: &'a mut [u16],
-    /// One per block: the block check (first 4 bytes of its hash), filled by the first pass.
+    /// One per block: the block check, filled as blocks are given.
     pub block_checks: &'a mut [u32],
+    /// One per block: how the block is coded and its coded length, filled as blocks are
+    /// given.
+    pub coded_len: &'a mut [u32],
     /// The client table; its length is the most clients tracked.
     pub clients: &'a mut [Option<ClientInfo<A>>],
 }
@@ -121,8 +124,13 @@ pub enum SenderError {
     StorageTooSmall,
     /// The image is empty.
     EmptyImage,
-    /// The shell asked to build a symbol out of order or with a wrong block buffer.
+    /// The shell asked to build a symbol of a block not given yet, or with a buffer that is
+    /// not the block's coded bytes padded to whole symbols.
     BadBlock,
+    /// Blocks must be given in order, each once.
+    BlockOutOfOrder,
+    /// A zstd block's coded length is zero or not shorter than the block.
+    BadCodedLength,
     /// Encoding failed.
     Fec(fec::FecError),
     /// Building the packet failed.
@@ -135,6 +143,10 @@ impl core::fmt::Display for SenderError {
             Self::StorageTooSmall => f.write_str("sender storage too small for the image"),
             Self::EmptyImage => f.write_str("the image is empty"),
             Self::BadBlock => f.write_str("block buffer does not match the scheduled symbol"),
+            Self::BlockOutOfOrder => f.write_str("blocks must be given in order, each once"),
+            Self::BadCodedLength => {
+                f.write_str("a compressed block must be shorter than the block itself")
+            }
             Self::Fec(e) => write!(f, "erasure code: {e}"),
             Self::Wire(e) => write!(f, "packet: {e}"),
         }

@@ -3,8 +3,13 @@
 
 use crate::wire::FailReason;
 
-/// Events queued at most between two drains; later ones are dropped and counted.
-pub const EVENT_QUEUE: usize = 256;
+/// Events queued at most between two drains; later ones are dropped and counted. Client
+/// expiry never raises more than there is room for (the rest expire at the next call), and a
+/// shell that drains after every [`EVENT_DRAIN_EVERY`] datagrams never loses one.
+pub const EVENT_QUEUE: usize = 1024;
+/// Datagrams a shell may hand the sender between two drains of the events: each raises at
+/// most three (joined, progressed, a change of state).
+pub const EVENT_DRAIN_EVERY: usize = EVENT_QUEUE / 4;
 
 /// How a session ended (the shell turns it into a message and an exit code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +47,9 @@ pub enum Event {
     ClientBack { row: usize },
     /// The forward pass started.
     Started,
-    /// Every block was sent once; the image digest is known.
+    /// The forward pass scheduled the last symbol of the last block: every block was sent
+    /// once, and the image digest is known once the shell built that symbol (the shell
+    /// builds each symbol before it drains events).
     FirstPassDone,
     /// The session is decided: closing announces go out from now on.
     Closing(SessionEnd),
@@ -87,6 +94,11 @@ impl EventQueue {
         self.head = (self.head + 1) % EVENT_QUEUE;
         self.len -= 1;
         e
+    }
+
+    /// Room left in the ring.
+    pub fn room(&self) -> usize {
+        EVENT_QUEUE - self.len
     }
 
     /// Events not queued because the ring was full.

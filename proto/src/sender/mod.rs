@@ -5,31 +5,38 @@
 //! quinn-proto's `Connection`, with each concern in its own file: the configuration
 //! (`config`), the client table (`clients`), the pacer and rate control (`pacer`), the
 //! schedule of data symbols (`schedule`), deficit suppression (`suppression`), result
-//! acknowledgements (`acks`), the image digest (`hashing`), the timers (`timers`), the
+//! acknowledgements (`acks`), the block map and image digest (`blockmap`), the timers
+//! (`timers`), the
 //! end-of-session rule (`ending`) and the events the shell drains (`events`).
 //!
+//! The shell gives every block in order with [`Sender::block_ready`], ahead of sending
+//! (all at once from a prepared side file, or as its reading and compressing pipeline
+//! produces them); the forward pass never goes past the blocks given.
+//!
 //! Call order, each time the shell wakes:
-//! 1. [`Sender::handle_datagram`] for every datagram that reached the control port;
-//! 2. [`Sender::handle_timeout`] (it runs whatever is due: the start deadline, the loss
+//! 1. [`Sender::block_ready`] for blocks its pipeline finished;
+//! 2. [`Sender::handle_datagram`] for every datagram that reached the control port;
+//! 3. [`Sender::handle_timeout`] (it runs whatever is due: the start deadline, the loss
 //!    estimate and rate adaptation, client expiry, the end of the session; calling it when
 //!    nothing is due is harmless);
-//! 3. [`Sender::poll_transmit`] until it returns `None`, building and sending each answer:
-//!    [`Transmit::Symbol`] with [`Sender::build_symbol`] (the shell loads the block),
-//!    [`Transmit::Announce`] with [`Sender::build_announce`], [`Transmit::ResultAck`] with
+//! 4. [`Sender::poll_transmit`] until it returns `None`, building and sending each answer:
+//!    [`Transmit::Symbol`] with [`Sender::build_symbol`] (the shell loads the block's coded
+//!    bytes), [`Transmit::Announce`] with [`Sender::build_announce`],
+//!    [`Transmit::ZeroMap`] with [`Sender::build_zero_map`], [`Transmit::ResultAck`] with
 //!    [`Sender::build_result_ack`];
-//! 4. [`Sender::poll_event`] until `None`, to tell the operator what changed;
-//! 5. [`Sender::poll_timeout`]: sleep until that time or until a datagram arrives. `None`
+//! 5. [`Sender::poll_event`] until `None`, to tell the operator what changed;
+//! 6. [`Sender::poll_timeout`]: sleep until that time or until a datagram arrives. `None`
 //!    means the session is over ([`Event::Ended`] was the last event).
 //!
 //! Transmissions, in priority order: result acknowledgements; the announce, on its cadence;
 //! then data symbols as the schedule decides (see `schedule`), paced at the current rate.
 
 mod acks;
+mod blockmap;
 mod clients;
 mod config;
 mod ending;
 mod events;
-mod hashing;
 mod pacer;
 mod schedule;
 mod suppression;
@@ -38,24 +45,26 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
+pub use blockmap::BlockSource;
 pub use clients::{ClientInfo, ClientState, ClientTally};
 pub use config::{DEFAULT_TIMEOUT_AFTER_FORWARD_US, SenderConfig, SenderError, SenderStorage};
-pub use events::{EVENT_QUEUE, Event, SessionEnd};
+pub use events::{EVENT_DRAIN_EVERY, EVENT_QUEUE, Event, SessionEnd};
 pub use schedule::Phase;
 
 use acks::AckQueue;
+use blockmap::BlockMap;
 use clients::{Change, ClientTable};
 use ending::EndFacts;
 use events::EventQueue;
-use hashing::ImageHasher;
 use pacer::{Pacer, RateControl};
 use schedule::{LossView, Schedule, SymbolKind};
 use suppression::Suppression;
 use timers::{Timer, TimerTable};
 
 use crate::wire::{
-    self, ANNOUNCE_LEN, Announce, AnnounceFlags, DATA_HEADER_LEN, DATA_OVERHEAD, FailReason,
-    PacketType, RESULT_ACK_LEN, ResultOutcome, WireError,
+    self, ANNOUNCE_LEN, Announce, AnnounceFlags, DATA_HEADER_LEN, DATA_OVERHEAD, DataHead,
+    FailReason, MAX_ZERO_RANGES, PacketType, RESULT_ACK_LEN, ResultOutcome, STANDARD_DATAGRAM,
+    WireError, ZeroRange,
 };
 
 /// Announces before the start come at least this often, so clients bind quickly.
@@ -66,6 +75,9 @@ const WAITING_ANNOUNCE_US: u64 = 200_000;
 pub enum Transmit<A> {
     /// An announce: build it with [`Sender::build_announce`].
     Announce,
+    /// A zero map (the next span of the image's zero blocks): build it with
+    /// [`Sender::build_zero_map`].
+    ZeroMap,
     /// Symbol `esi` of `block` with data sequence number `seq`: load the block and build it
     /// with [`Sender::build_symbol`].
     Symbol {
@@ -113,6 +125,8 @@ pub struct SenderStats {
     pub resend_packets: u64,
     /// Announces sent.
     pub announces: u64,
+    /// Zero map packets sent.
+    pub zero_maps: u64,
     /// Result acknowledgements sent.
     pub result_acks: u64,
     /// Result acknowledgements not queued because the queue was full.
@@ -147,7 +161,11 @@ pub struct Sender<'a, A> {
     clients: ClientTable<'a, A>,
     schedule: Schedule<'a>,
     suppression: Suppression,
-    hasher: ImageHasher<'a>,
+    map: BlockMap<'a>,
+    // The next zero map starts here; one goes out after each announce while there are zero
+    // blocks.
+    zero_map_cursor: u32,
+    zero_map_due: bool,
     pacer: Pacer,
     rate: RateControl,
     acks: AckQueue<A>,
@@ -158,6 +176,7 @@ pub struct Sender<'a, A> {
     forward_done_us: Option<u64>,
     last_busy_us: u64,
     end: Option<SessionEnd>,
+    decided_tally: ClientTally,
     ended: bool,
     stats: SenderStats,
 }
@@ -180,8 +199,8 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             storage.next_repair_esi,
         )
         .ok_or(SenderError::StorageTooSmall)?;
-        let hasher =
-            ImageHasher::new(storage.block_checks, n).ok_or(SenderError::StorageTooSmall)?;
+        let map = BlockMap::new(cfg.geometry, storage.coded_len, storage.block_checks)
+            .ok_or(SenderError::StorageTooSmall)?;
         let mut timers = TimerTable::default();
         timers.set(Timer::Announce, now_us);
         if let Some(t) = cfg.start_deadline_us {
@@ -192,7 +211,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             clients: ClientTable::new(storage.clients, cfg.client_timeout_us),
             schedule,
             suppression: Suppression::new(cfg.in_flight_us),
-            hasher,
+            map,
+            zero_map_cursor: 0,
+            zero_map_due: false,
             pacer: Pacer::new(cfg.burst_bytes, now_us),
             rate: RateControl::new(cfg.rate_bps, cfg.min_rate_bps, cfg.adapt_rate, now_us),
             acks: AckQueue::new(),
@@ -203,6 +224,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             forward_done_us: None,
             last_busy_us: now_us,
             end: None,
+            decided_tally: ClientTally::default(),
             ended: false,
             stats: SenderStats::default(),
         };
@@ -259,9 +281,33 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     pub fn forward_done(&self) -> bool {
         self.schedule.forward_done()
     }
-    /// The image digest, once the first pass has hashed every block.
+    /// The image digest, once every block was given.
     pub fn digest(&self) -> Option<&[u8; 32]> {
-        self.hasher.digest()
+        self.map.digest()
+    }
+    /// Blocks given so far with [`Sender::block_ready`].
+    pub fn blocks_ready(&self) -> u32 {
+        self.map.ready()
+    }
+    /// Zero blocks among those given.
+    pub fn zero_blocks(&self) -> u32 {
+        self.map.zeros()
+    }
+
+    /// Gives block `b` (blocks come in order 0, 1, 2, ...): what it holds, and for data
+    /// blocks the content hash of its image bytes and how it is coded.
+    pub fn block_ready(&mut self, b: u32, src: BlockSource) -> Result<(), SenderError> {
+        self.map.add(b, src)?;
+        self.schedule.block_ready(b, self.map.coded_k(b));
+        if self.schedule.skip_zero_blocks(&self.map) {
+            self.first_pass_done(self.last_busy_us);
+        }
+        Ok(())
+    }
+
+    fn first_pass_done(&mut self, now_us: u64) {
+        self.forward_done_us = Some(now_us);
+        self.push_event(Event::FirstPassDone);
     }
     /// Data packets sent divided by the source symbols the image needs.
     pub fn wire_ratio(&self) -> f64 {
@@ -278,6 +324,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     /// How the session was decided, once it is (closing or over).
     pub fn session_end(&self) -> Option<SessionEnd> {
         self.end
+    }
+    /// The client table counted by state when the session was decided: what the outcome is
+    /// worded from (clients heard while closing change the table, not the decision).
+    pub fn decided_tally(&self) -> Option<ClientTally> {
+        self.end.map(|_| self.decided_tally)
     }
     /// True once the session is over: nothing more will be sent.
     pub fn is_ended(&self) -> bool {
@@ -458,7 +509,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             return;
         }
         self.end = Some(end);
+        self.decided_tally = self.tally();
         self.schedule.close();
+        self.timers.stop(Timer::Start);
         self.timers
             .set(Timer::Closing, now_us + self.cfg.closing_us);
         self.push_event(Event::Closing(end));
@@ -478,8 +531,10 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         }
         self.rate.adapt(now_us);
         let events = &mut self.events;
-        self.clients
-            .expire(now_us, |ch| events.push(Event::ClientLost { row: ch.row }));
+        let room = events.room();
+        self.clients.expire(now_us, room, |ch| {
+            events.push(Event::ClientLost { row: ch.row })
+        });
         self.stats.events = self.events.total();
         self.stats.events_dropped = self.events.dropped();
         if !self.is_idle() {
@@ -554,6 +609,17 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.stats.result_acks += 1;
             return Some(Transmit::ResultAck { to, client_id });
         }
+        if self.zero_map_due && self.map.zeros() > 0 {
+            if !self.pacer.allows(STANDARD_DATAGRAM) {
+                let at = self.pacer.ready_at(STANDARD_DATAGRAM, now_us, rate);
+                self.timers.set(Timer::Pacing, at);
+                return None;
+            }
+            self.zero_map_due = false;
+            self.spend(STANDARD_DATAGRAM);
+            self.stats.zero_maps += 1;
+            return Some(Transmit::ZeroMap);
+        }
         let by_count = self.cfg.announce_every_packets > 0
             && self.data_since_announce >= self.cfg.announce_every_packets;
         if self.timers.is_due(Timer::Announce, now_us) || by_count {
@@ -569,6 +635,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             };
             self.timers.set(Timer::Announce, now_us + interval);
             self.data_since_announce = 0;
+            self.zero_map_due = true;
             self.spend(ANNOUNCE_LEN);
             self.stats.announces += 1;
             return Some(Transmit::Announce);
@@ -582,6 +649,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.timers.set(Timer::Pacing, at);
             return None;
         }
+        if self.schedule.skip_zero_blocks(&self.map) {
+            self.first_pass_done(now_us);
+        }
         let loss = LossView {
             loss_ppm: self.rate.loss_estimate_ppm(),
             active_clients: self.tally().active(),
@@ -589,7 +659,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         };
         let sym = self
             .schedule
-            .next_symbol(now_us, loss, &mut self.suppression)?;
+            .next_symbol(now_us, loss, &self.map, &mut self.suppression)?;
         match sym.kind {
             SymbolKind::Forward => self.stats.forward_packets += 1,
             SymbolKind::Proactive => self.stats.proactive_packets += 1,
@@ -597,8 +667,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             SymbolKind::Resend => self.stats.resend_packets += 1,
         }
         if sym.ends_forward {
-            self.forward_done_us = Some(now_us);
-            self.push_event(Event::FirstPassDone);
+            self.first_pass_done(now_us);
         }
         self.last_busy_us = now_us;
         self.spend(sym_len);
@@ -630,37 +699,82 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         wire::write_announce(buf, self.cfg.session_id, &a).map_err(SenderError::Wire)
     }
 
-    /// Builds the data packet for a [`Transmit::Symbol`]. `block_data` is the block's
-    /// `block_k * symbol_size` bytes: its image bytes followed by zeros. The first time a
-    /// block is built its hash is taken (blocks are first built in order by the forward
-    /// pass), which feeds the image digest.
+    /// Builds the data packet for a [`Transmit::Symbol`]. `coded` is the block's coded bytes
+    /// (its image bytes, or its zstd frame) followed by zeros up to whole symbols:
+    /// `coded_k * symbol_size` bytes.
     pub fn build_symbol(
         &mut self,
         block: u32,
         esi: u16,
         seq: u32,
-        block_data: &[u8],
+        coded: &[u8],
         buf: &mut [u8],
     ) -> Result<usize, SenderError> {
         let g = self.cfg.geometry;
-        let k = g.block_k(block) as usize;
         let s = g.symbol_size as usize;
-        if block >= g.block_count() || block_data.len() != k * s || !self.hasher.may_build(block) {
+        if block >= self.map.ready() || self.map.is_zero(block) {
+            return Err(SenderError::BadBlock);
+        }
+        let k = self.map.coded_k(block) as usize;
+        if coded.len() != k * s {
             return Err(SenderError::BadBlock);
         }
         if buf.len() < DATA_OVERHEAD + s {
             return Err(SenderError::Wire(WireError::BufferTooSmall));
         }
-        let check = self
-            .hasher
-            .check(&g, block, &block_data[..g.block_len(block)]);
-        wire::write_data_header(buf, self.cfg.session_id, block, esi, seq, check);
+        let head = DataHead {
+            block,
+            esi,
+            encoding: self.map.encoding(block),
+            seq,
+            block_check: self.map.check(block),
+            coded_len: self.map.coded_len(block),
+        };
+        wire::write_data_header(buf, self.cfg.session_id, &head);
         let out = &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + s];
         self.cfg
             .engine
-            .encode_symbol(block_data, k, s, esi, out)
+            .encode_symbol(coded, k, s, esi, out)
             .map_err(SenderError::Fec)?;
         Ok(wire::seal_data(buf, s))
+    }
+
+    /// Builds the zero map for a [`Transmit::ZeroMap`]: the next span of the blocks given so
+    /// far, with its zero ranges. Spans cycle through the image, so every client, late
+    /// joiners too, learns the whole map.
+    pub fn build_zero_map(&mut self, buf: &mut [u8]) -> Result<usize, SenderError> {
+        // A span covers at most this many blocks, so building one never scans the whole map.
+        const SPAN_SCAN: u32 = 1 << 16;
+        let ready = self.map.ready();
+        if self.zero_map_cursor >= ready {
+            self.zero_map_cursor = 0;
+        }
+        let first = self.zero_map_cursor;
+        let limit = ready.min(first.saturating_add(SPAN_SCAN));
+        let mut ranges = [ZeroRange::default(); MAX_ZERO_RANGES];
+        let mut n = 0;
+        let mut b = first;
+        while b < limit {
+            if !self.map.is_zero(b) {
+                b += 1;
+                continue;
+            }
+            if n == ranges.len() {
+                break;
+            }
+            let start = b;
+            while b < limit && self.map.is_zero(b) {
+                b += 1;
+            }
+            ranges[n] = ZeroRange {
+                first: start,
+                blocks: b - start,
+            };
+            n += 1;
+        }
+        self.zero_map_cursor = b;
+        wire::write_zero_map(buf, self.cfg.session_id, first, b, &ranges[..n])
+            .map_err(SenderError::Wire)
     }
 
     /// Builds the acknowledgement of a client's result.

@@ -9,6 +9,7 @@
 //! lossy clients) are sent again as source symbols. Whole-block resends wait for the end of
 //! the forward pass, so a late joiner or a client far behind never holds back the others.
 
+use super::blockmap::BlockMap;
 use super::suppression::{RECENT_BURSTS, Suppression};
 use crate::deficit::DeficitTree;
 use crate::wire::{Geometry, MAX_ESI, Status};
@@ -101,9 +102,6 @@ impl<'a> Schedule<'a> {
         if next_repair_esi.len() < n as usize {
             return None;
         }
-        for (b, esi) in next_repair_esi[..n as usize].iter_mut().enumerate() {
-            *esi = geometry.block_k(b as u32) as u16;
-        }
         Some(Self {
             geometry,
             blocks: n,
@@ -138,6 +136,26 @@ impl<'a> Schedule<'a> {
         self.forward_done() && self.burst.is_none() && !self.repair.any() && !self.resend.any()
     }
 
+    /// Block `b` was given: its fresh repair symbols start after its `coded_k` sources.
+    pub fn block_ready(&mut self, b: u32, coded_k: u32) {
+        self.next_repair_esi[b as usize] = coded_k as u16;
+    }
+
+    /// Moves the forward pass over zero blocks (never sent); true when that ended the pass.
+    pub fn skip_zero_blocks(&mut self, map: &BlockMap<'_>) -> bool {
+        if self.forward_done() || !self.sending() {
+            return false;
+        }
+        while self.fwd_block < map.ready() && self.fwd_esi == 0 && map.is_zero(self.fwd_block) {
+            self.fwd_block += 1;
+        }
+        if self.forward_done() {
+            self.phase = Phase::Carousel;
+            return true;
+        }
+        false
+    }
+
     /// Waiting -> Forward.
     pub fn start(&mut self) {
         if self.phase == Phase::Waiting {
@@ -164,13 +182,14 @@ impl<'a> Schedule<'a> {
         &mut self,
         now_us: u64,
         loss: LossView,
+        map: &BlockMap<'_>,
         suppression: &mut Suppression,
     ) -> Option<Symbol> {
         if !self.sending() {
             return None;
         }
         if self.burst.is_none() {
-            self.burst = self.pick_burst(loss.loss_ppm);
+            self.burst = self.pick_burst(loss.loss_ppm, map);
         }
         if let Some(mut b) = self.burst {
             let esi = if b.source {
@@ -200,11 +219,12 @@ impl<'a> Schedule<'a> {
                 ends_forward: false,
             });
         }
-        if self.forward_done() {
+        // The forward pass waits for the shell to give the next block.
+        if self.forward_done() || self.fwd_block >= map.ready() {
             return None;
         }
         let block = self.fwd_block;
-        let k = self.geometry.block_k(block);
+        let k = map.coded_k(block);
         let seq = self.next_seq();
         let (esi, kind) = if self.fwd_esi < k {
             let e = self.fwd_esi as u16;
@@ -245,30 +265,49 @@ impl<'a> Schedule<'a> {
     fn repair_esi(&mut self, block: u32) -> u16 {
         let k = self.geometry.block_k(block) as u16;
         let e = self.next_repair_esi[block as usize];
-        // Fresh indices run out only after 65535 - k repairs of one block; then reuse.
+        // Fresh indices run out only after 65535 - k repairs of one block; then reuse from
+        // the raw source count, which is never below the coded one.
         self.next_repair_esi[block as usize] = if e >= MAX_ESI { k } else { e + 1 };
         e
     }
 
-    fn pick_burst(&mut self, loss_ppm: u32) -> Option<Burst> {
-        if let Some(b) = self.repair.next_nonzero_wrapping(self.sweep) {
-            let left = repair_burst_len(self.repair.get(b) as u32, loss_ppm);
+    fn pick_burst(&mut self, loss_ppm: u32, map: &BlockMap<'_>) -> Option<Burst> {
+        while let Some(b) = self.repair.next_nonzero_wrapping(self.sweep) {
+            let d = self.repair.get(b) as u32;
             self.repair.set(b, 0);
             self.sweep = b + 1;
+            // Zero blocks are never sent: clients that asked learn them from zero maps.
+            if map.is_zero(b) {
+                continue;
+            }
+            // A compressed block can have fewer sources than the deficit a client reports
+            // before it knows the block's coded length: then send the whole block.
+            let k = map.coded_k(b);
+            let (left, source) = if d >= k {
+                (k, true)
+            } else {
+                (repair_burst_len(d, loss_ppm), false)
+            };
             return Some(Burst {
                 block: b,
                 next_esi: 0,
                 left,
-                source: false,
+                source,
             });
         }
-        if self.forward_done()
+        while self.forward_done()
             && let Some(b) = self.resend.next_nonzero_wrapping(self.sweep)
         {
+            if map.is_zero(b) {
+                self.resend.set(b, 0);
+                self.repair.set(b, 0);
+                self.sweep = b + 1;
+                continue;
+            }
             // A deficit above a quarter of the block is served by sending the block's
             // sources again: the client lacks most of them, and decoding hundreds of repair
             // symbols would cost it far more than the few duplicate sources cost the wire.
-            let k = self.geometry.block_k(b);
+            let k = map.coded_k(b);
             let want = (self.resend.get(b) as u32).max(self.repair.get(b) as u32);
             self.resend.set(b, 0);
             self.repair.set(b, 0);

@@ -8,6 +8,7 @@ struct Store {
     b: Vec<u16>,
     esi: Vec<u16>,
     checks: Vec<u32>,
+    coded: Vec<u32>,
     clients: Vec<Option<ClientInfo<u32>>>,
 }
 
@@ -18,16 +19,28 @@ fn store(g: &Geometry) -> Store {
         b: vec![0; tree],
         esi: vec![0; n],
         checks: vec![0; n],
+        coded: vec![0; n],
         clients: vec![None; 8],
     }
 }
 
+/// A sender with every block given (raw, as from a prepared image).
 fn sender<'a>(s: &'a mut Store, cfg: SenderConfig) -> Sender<'a, u32> {
+    let mut sender = sender_without_blocks(s, cfg);
+    for b in 0..cfg.geometry.block_count() {
+        let hash = crate::digest::content_hash(&[b as u8]);
+        sender.block_ready(b, BlockSource::Raw { hash }).unwrap();
+    }
+    sender
+}
+
+fn sender_without_blocks<'a>(s: &'a mut Store, cfg: SenderConfig) -> Sender<'a, u32> {
     let st = SenderStorage {
         repair_tree: &mut s.a,
         resend_tree: &mut s.b,
         next_repair_esi: &mut s.esi,
         block_checks: &mut s.checks,
+        coded_len: &mut s.coded,
         clients: &mut s.clients,
     };
     Sender::new(cfg, st, 0).unwrap()
@@ -496,4 +509,214 @@ fn without_a_wanted_count_the_session_ends_after_the_linger_time_of_quiet() {
     run_until(&mut s, &mut now, |s| s.session_end().is_some());
     assert_eq!(s.session_end(), Some(SessionEnd::Quiet));
     assert_eq!(now, sent + 3_000_000, "quiet since the last packet heard");
+}
+
+fn joins(s: &mut Sender<'_, u32>) -> usize {
+    events(s)
+        .iter()
+        .filter(|e| matches!(e, Event::ClientJoined { .. }))
+        .count()
+}
+
+#[test]
+fn a_whole_rack_going_silent_loses_no_event_when_the_shell_drains_between_calls() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    st.clients = vec![None; 3000];
+    let mut c = cfg(g);
+    c.client_timeout_us = 1_000_000;
+    c.wanted_clients = 3000;
+    let mut s = sender(&mut st, c);
+    let mut joined = 0;
+    for id in 0..2500u64 {
+        s.handle_datagram(0, id as u32, &status_phase(id, 0, ClientPhase::Receiving))
+            .unwrap();
+        if (id as usize + 1).is_multiple_of(EVENT_DRAIN_EVERY) {
+            joined += joins(&mut s);
+        }
+    }
+    joined += joins(&mut s);
+    assert_eq!(joined, 2500);
+    // Every one falls silent at once: expiry hands out no more events than fit, and the
+    // rest stay due, so the shell is woken again at once.
+    let mut lost = 0;
+    for now in 1_000_001..1_000_011 {
+        s.handle_timeout(now);
+        lost += events(&mut s)
+            .iter()
+            .filter(|e| matches!(e, Event::ClientLost { .. }))
+            .count();
+        match s.poll_timeout(now) {
+            Some(t) if t <= now => {}
+            _ => break,
+        }
+    }
+    assert_eq!(lost, 2500);
+    assert_eq!(s.stats().events_dropped, 0);
+    assert_eq!(s.tally().lost, 2500);
+}
+
+#[test]
+fn stopping_before_the_start_never_asks_to_be_woken_in_the_past() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.min_clients = 5;
+    c.start_deadline_us = Some(100_000);
+    let mut s = sender(&mut st, c);
+    s.close(50_000);
+    let mut now = 50_000;
+    while !s.is_ended() {
+        s.handle_timeout(now);
+        while s.poll_transmit(now).is_some() {}
+        let Some(t) = s.poll_timeout(now) else { break };
+        assert!(t > now, "woken at {t} when it is already {now}");
+        now = t;
+    }
+    assert!(!s.started());
+    assert_eq!(s.session_end(), Some(SessionEnd::Stopped));
+}
+
+#[test]
+fn the_outcome_is_the_table_as_it_stood_when_the_session_was_decided() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.linger_us = 1_000_000;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    s.handle_datagram(now, 1, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
+    run_until(&mut s, &mut now, |s| s.forward_done());
+    s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
+    run_until(&mut s, &mut now, |s| s.session_end().is_some());
+    // A machine that reboots into the session while it closes changes the table only.
+    s.handle_datagram(now, 9, &status_phase(9, 0, ClientPhase::Receiving))
+        .unwrap();
+    assert_eq!(s.tally().active(), 1);
+    let t = s.decided_tally().unwrap();
+    assert_eq!((t.seen, t.verified, t.active()), (1, 1, 0));
+}
+
+#[test]
+fn the_forward_pass_waits_for_blocks_and_skips_zero_ones() {
+    let g = Geometry::new(64 * 4 * 6, 64, 4).unwrap(); // 6 blocks of 4 symbols
+    let mut st = store(&g);
+    let mut s = sender_without_blocks(&mut st, cfg(g));
+    let raw = |b: u32| BlockSource::Raw {
+        hash: crate::digest::content_hash(&[b as u8]),
+    };
+    assert_eq!(
+        s.block_ready(1, raw(1)),
+        Err(SenderError::BlockOutOfOrder),
+        "blocks come in order"
+    );
+    s.block_ready(0, raw(0)).unwrap();
+    s.block_ready(1, BlockSource::Zero).unwrap();
+    let mut now = 0;
+    // Block 0 only: the pass stops where the given blocks end.
+    assert_eq!(
+        drain(&mut s, &mut now, 10),
+        (0..4).map(|e| (0, e)).collect::<Vec<_>>()
+    );
+    assert!(!s.forward_done());
+    assert_eq!(s.digest(), None);
+    s.block_ready(2, raw(2)).unwrap();
+    for b in 3..5 {
+        s.block_ready(b, BlockSource::Zero).unwrap();
+    }
+    s.block_ready(5, raw(5)).unwrap();
+    assert!(s.digest().is_some(), "known once every block is given");
+    let rest = drain(&mut s, &mut now, 8);
+    let want: Vec<(u32, u16)> = [2u32, 5]
+        .iter()
+        .flat_map(|&b| (0..4).map(move |e| (b, e)))
+        .collect();
+    assert_eq!(rest, want, "zero blocks 1, 3, 4 are never sent");
+    assert!(s.forward_done());
+    assert_eq!(s.zero_blocks(), 3);
+}
+
+#[test]
+fn a_compressed_block_sends_only_its_coded_symbols() {
+    let g = Geometry::new(64 * 8 * 2, 64, 8).unwrap(); // 2 blocks of 8 symbols
+    let mut st = store(&g);
+    let mut s = sender_without_blocks(&mut st, cfg(g));
+    let hash = [7u8; 32];
+    assert_eq!(
+        s.block_ready(
+            0,
+            BlockSource::Zstd {
+                hash,
+                coded_len: 512
+            }
+        ),
+        Err(SenderError::BadCodedLength),
+        "a frame as long as the block is sent raw instead"
+    );
+    s.block_ready(
+        0,
+        BlockSource::Zstd {
+            hash,
+            coded_len: 130,
+        },
+    )
+    .unwrap();
+    s.block_ready(1, BlockSource::Raw { hash }).unwrap();
+    let mut now = 0;
+    let syms = drain(&mut s, &mut now, 11);
+    let mut want: Vec<(u32, u16)> = (0..3).map(|e| (0, e)).collect(); // ceil(130 / 64)
+    want.extend((0..8).map(|e| (1, e)));
+    assert_eq!(syms, want);
+    // The packets carry the encoding and the coded length.
+    let mut buf = vec![0u8; 200];
+    let coded = vec![1u8; 3 * 64];
+    let n = s.build_symbol(0, 1, 99, &coded, &mut buf).unwrap();
+    let d = wire::open(&buf[..n]).unwrap().data().unwrap();
+    assert_eq!(
+        (d.head.encoding, d.head.coded_len),
+        (wire::Encoding::Zstd, 130)
+    );
+    assert_eq!(
+        s.build_symbol(0, 1, 99, &coded[..128], &mut buf),
+        Err(SenderError::BadBlock),
+        "the coded bytes padded to the coded symbols, nothing else"
+    );
+}
+
+#[test]
+fn zero_maps_cycle_through_every_zero_block() {
+    let g = Geometry::new(64 * 2 * 1000, 64, 2).unwrap(); // 1000 blocks
+    let mut st = store(&g);
+    let mut s = sender_without_blocks(&mut st, cfg(g));
+    // Every third block is zero: 334 ranges, more than one packet holds.
+    for b in 0..1000 {
+        let src = if b % 3 == 0 {
+            BlockSource::Zero
+        } else {
+            BlockSource::Raw { hash: [1; 32] }
+        };
+        s.block_ready(b, src).unwrap();
+    }
+    let mut seen = vec![false; 1000];
+    let mut covered = vec![false; 1000];
+    let mut buf = vec![0u8; 1500];
+    for _ in 0..4 {
+        let n = s.build_zero_map(&mut buf).unwrap();
+        assert!(n <= 1472, "fits a 1500-byte MTU");
+        let m = wire::open(&buf[..n]).unwrap().zero_map().unwrap();
+        for b in m.span_first..m.span_end {
+            covered[b as usize] = true;
+        }
+        for r in m.ranges() {
+            for b in r.first..r.end() as u32 {
+                seen[b as usize] = true;
+            }
+        }
+    }
+    assert!(covered.iter().all(|&c| c), "the spans cover the image");
+    assert!(
+        (0..1000).all(|b| seen[b] == (b % 3 == 0)),
+        "exactly the zero blocks"
+    );
 }

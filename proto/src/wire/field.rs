@@ -32,14 +32,18 @@ pub mod data {
     pub const BLOCK: Field = 16..20;
     /// Encoding symbol index.
     pub const ESI: Field = 20..22;
+    /// How the block's bytes are coded (0 raw, 1 zstd).
+    pub const ENCODING: Field = 22..23;
     /// Must be zero.
-    pub const RESERVED: Field = 22..24;
+    pub const RESERVED: Field = 23..24;
     /// Data sequence number.
     pub const SEQ: Field = 24..28;
-    /// First 4 bytes of the block's hash.
+    /// The block's check (from its leaf, see digest.rs).
     pub const BLOCK_CHECK: Field = 28..32;
+    /// Bytes of the coded block before padding to whole symbols.
+    pub const CODED_LEN: Field = 32..36;
     /// The symbol, up to the CRC trailer.
-    pub const PAYLOAD: Rest = 32..;
+    pub const PAYLOAD: Rest = 36..;
     /// Bytes before the payload.
     pub const HEADER_LEN: usize = PAYLOAD.start;
 }
@@ -119,6 +123,35 @@ pub mod status {
         pub const DEFICIT: Field = 6..8;
         /// Bytes of one range.
         pub const LEN: usize = DEFICIT.end;
+    }
+}
+
+/// Zero map packet: which blocks of a span hold only zeros.
+pub mod zero_map {
+    use super::{Field, Rest};
+    /// First block of the span this packet describes completely.
+    pub const SPAN_FIRST: Field = 16..20;
+    /// One past the last block of the span.
+    pub const SPAN_END: Field = 20..24;
+    /// Number of ranges that follow.
+    pub const RANGE_COUNT: Field = 24..26;
+    /// Must be zero.
+    pub const RESERVED: Field = 26..28;
+    /// The zero ranges, [`range::LEN`] bytes each, up to the CRC trailer.
+    pub const RANGES: Rest = 28..;
+    /// Bytes before the ranges.
+    pub const FIXED_LEN: usize = RANGES.start;
+
+    /// One range of zero blocks, counted from the range's own start (range `i` begins at
+    /// `RANGES.start + i * LEN`).
+    pub mod range {
+        use super::Field;
+        /// First block.
+        pub const FIRST: Field = 0..4;
+        /// Number of blocks.
+        pub const BLOCKS: Field = 4..8;
+        /// Bytes of one range.
+        pub const LEN: usize = BLOCKS.end;
     }
 }
 

@@ -6,8 +6,8 @@
 //! the packet start; writers and parsers both go through it.
 //!
 //! Reading: [`open`] checks the header and CRC and hands back a [`Packet`], whose
-//! [`Packet::data`], [`Packet::announce`], [`Packet::status`], [`Packet::result`] and
-//! [`Packet::result_ack`] validate every field and never trust a length, count or offset
+//! [`Packet::data`], [`Packet::announce`], [`Packet::status`], [`Packet::result`],
+//! [`Packet::result_ack`] and [`Packet::zero_map`] validate every field and never trust a length, count or offset
 //! from the wire: malformed input yields a [`WireError`], never a panic. Writing: one
 //! `write_*` function per packet type.
 
@@ -17,20 +17,22 @@ pub mod field;
 mod geometry;
 mod result;
 mod status;
+mod zero_map;
 
 use core::fmt;
 
 pub use announce::{Announce, AnnounceFlags, write_announce};
-pub use data::{Data, seal_data, write_data, write_data_header};
+pub use data::{Data, DataHead, Encoding, seal_data, write_data, write_data_header};
 use field::{get_u16, get_u32, get_u64, put_u8, put_u16, put_u32, put_u64};
 pub use geometry::Geometry;
 pub use result::{FailReason, ResultOutcome, ResultReport, write_result, write_result_ack};
 pub use status::{ClientPhase, DeficitRange, Status, StatusHead, write_status};
+pub use zero_map::{MAX_ZERO_RANGES, ZERO_RANGE_LEN, ZeroMap, ZeroRange, write_zero_map};
 
 /// "BBND" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BBND");
 /// Protocol version carried in every packet.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes of the common header (magic, version, type, flags, session id).
 pub const HEADER_LEN: usize = field::header::LEN;
 /// Bytes of the CRC32 trailer.
@@ -60,7 +62,7 @@ const UDP_HEADER_LEN: usize = 8;
 /// on the link beyond its own length, counted against the sending rate.
 pub const FRAMING_BYTES: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEADER_LEN;
 /// Largest UDP payload of a standard 1500-byte MTU.
-const STANDARD_DATAGRAM: usize = 1500 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
+pub(crate) const STANDARD_DATAGRAM: usize = 1500 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 /// Largest datagram broadband ever builds or accepts (jumbo frames: 9000 - 28).
 pub const MAX_DATAGRAM: usize = 9000 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 /// Deficit ranges that fit in a status packet of at most 1472 bytes (MTU 1500).
@@ -94,6 +96,8 @@ pub enum PacketType {
     Result = 4,
     /// Server to one client: its result was recorded.
     ResultAck = 5,
+    /// Server to clients: which blocks of a span hold only zeros.
+    ZeroMap = 6,
 }
 
 impl PacketType {
@@ -104,6 +108,7 @@ impl PacketType {
             3 => Self::Status,
             4 => Self::Result,
             5 => Self::ResultAck,
+            6 => Self::ZeroMap,
             _ => return None,
         })
     }

@@ -1,0 +1,138 @@
+//! The block map: what each block holds (zeros, raw bytes, or a zstd frame and its coded
+//! length), its check, and the image digest, filled in block order as the shell reads the
+//! image (or all at once from a prepared side file).
+//!
+//! The digest is known as soon as the last block is in the map: before the first packet
+//! when the image was prepared, at the end of the first pass otherwise.
+
+use super::config::SenderError;
+use crate::digest::{DigestAccumulator, block_check, zero_content_hash};
+use crate::wire::{Encoding, Geometry};
+
+/// What the shell found in a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockSource {
+    /// Every byte is zero: never sent as data, announced in zero maps.
+    Zero,
+    /// Sent as its image bytes. `hash` is [`crate::digest::content_hash`] of them.
+    Raw {
+        /// Content hash of the block's image bytes.
+        hash: [u8; 32],
+    },
+    /// Sent as one zstd frame of `coded_len` bytes (less than the block's length).
+    Zstd {
+        /// Content hash of the block's image bytes (uncompressed).
+        hash: [u8; 32],
+        /// Bytes of the frame.
+        coded_len: u32,
+    },
+}
+
+/// Top bit of a stored coded length: the block is a zstd frame.
+const ZSTD_BIT: u32 = 1 << 31;
+
+pub(crate) struct BlockMap<'a> {
+    geometry: Geometry,
+    blocks: u32,
+    // Per block: coded length, with ZSTD_BIT for zstd frames; 0 for a zero block.
+    coded: &'a mut [u32],
+    checks: &'a mut [u32],
+    ready: u32,
+    zeros: u32,
+    acc: DigestAccumulator,
+    digest: Option<[u8; 32]>,
+    zero_hash_full: Option<[u8; 32]>,
+}
+
+impl<'a> BlockMap<'a> {
+    /// None when a slice is shorter than the image's block count.
+    pub fn new(geometry: Geometry, coded: &'a mut [u32], checks: &'a mut [u32]) -> Option<Self> {
+        let blocks = geometry.block_count();
+        if coded.len() < blocks as usize || checks.len() < blocks as usize {
+            return None;
+        }
+        Some(Self {
+            geometry,
+            blocks,
+            coded,
+            checks,
+            ready: 0,
+            zeros: 0,
+            acc: DigestAccumulator::new(),
+            digest: None,
+            zero_hash_full: None,
+        })
+    }
+
+    /// Records what block `b` holds; blocks come in order.
+    pub fn add(&mut self, b: u32, src: BlockSource) -> Result<(), SenderError> {
+        if b != self.ready || b >= self.blocks {
+            return Err(SenderError::BlockOutOfOrder);
+        }
+        let len = self.geometry.block_len(b);
+        let (coded, hash) = match src {
+            BlockSource::Zero => (0, self.zero_hash(len)),
+            BlockSource::Raw { hash } => (len as u32, hash),
+            BlockSource::Zstd { hash, coded_len } => {
+                if coded_len == 0 || coded_len as usize >= len {
+                    return Err(SenderError::BadCodedLength);
+                }
+                (coded_len | ZSTD_BIT, hash)
+            }
+        };
+        self.coded[b as usize] = coded;
+        self.checks[b as usize] = block_check(b, &hash);
+        self.acc.add(b, &hash);
+        if coded == 0 {
+            self.zeros += 1;
+        }
+        self.ready += 1;
+        if self.ready == self.blocks {
+            self.digest = Some(self.acc.finish(&self.geometry));
+        }
+        Ok(())
+    }
+
+    fn zero_hash(&mut self, len: usize) -> [u8; 32] {
+        // Only the last block can be shorter than a full one: full blocks share one hash.
+        if len as u64 != self.geometry.block_bytes() {
+            return zero_content_hash(len);
+        }
+        *self
+            .zero_hash_full
+            .get_or_insert_with(|| zero_content_hash(len))
+    }
+
+    /// Blocks in the map so far (the forward pass cannot go past them).
+    pub fn ready(&self) -> u32 {
+        self.ready
+    }
+    /// Zero blocks so far.
+    pub fn zeros(&self) -> u32 {
+        self.zeros
+    }
+    pub fn is_zero(&self, b: u32) -> bool {
+        self.coded[b as usize] == 0
+    }
+    /// Bytes of the coded block before padding (0 for a zero block).
+    pub fn coded_len(&self, b: u32) -> u32 {
+        self.coded[b as usize] & !ZSTD_BIT
+    }
+    /// Source symbols of the coded block (0 for a zero block).
+    pub fn coded_k(&self, b: u32) -> u32 {
+        self.coded_len(b).div_ceil(self.geometry.symbol_size)
+    }
+    pub fn encoding(&self, b: u32) -> Encoding {
+        if self.coded[b as usize] & ZSTD_BIT != 0 {
+            Encoding::Zstd
+        } else {
+            Encoding::Raw
+        }
+    }
+    pub fn check(&self, b: u32) -> u32 {
+        self.checks[b as usize]
+    }
+    pub fn digest(&self) -> Option<&[u8; 32]> {
+        self.digest.as_ref()
+    }
+}
