@@ -86,8 +86,12 @@ pxe-demo:
 
 CLIENT_TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
 
-# The static, heap-free bb-client (musl, stripped, about 460 KB): build/bb-client
+# The static, heap-free bb-client (musl, stripped, about 520 KB): build/bb-client
+# zstd's C code is compiled for musl by cc-rs, which finds musl-gcc (Debian: musl-tools) or
+# x86_64-linux-musl-gcc in PATH by itself.
 client:
+	@command -v musl-gcc >/dev/null || command -v x86_64-linux-musl-gcc >/dev/null || \
+	    { echo "make client: musl-gcc not found (zstd's C code needs it): apt-get install musl-tools, or make deps" >&2; exit 1; }
 	cargo build -p bb-client --profile client-release --target x86_64-unknown-linux-musl
 	mkdir -p build && cp $(CLIENT_TARGET_DIR)/x86_64-unknown-linux-musl/client-release/bb-client build/bb-client
 

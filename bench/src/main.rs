@@ -1,6 +1,7 @@
 //! `bb-bench`: prints throughput figures of broadband components, one line per figure.
 //!
-//! Usage: `bb-bench [fec]` (default `fec`). Every figure is single-threaded (per core), timed
+//! Usage: `bb-bench [fec | zstd [FILE]]` (default `fec`, then `zstd` over files under
+//! /usr/share). Every figure is single-threaded (per core), timed
 //! with `std::time::Instant` over at least 0.5 s of repeated runs (best of 5 windows of 0.1 s).
 
 use std::hint::black_box;
@@ -8,6 +9,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bb_proto::fec::{self, Engine, Kernel};
+
+mod zstd_blocks;
 
 const MIN_TIME: Duration = Duration::from_millis(500);
 const WINDOWS: u32 = 5;
@@ -156,13 +159,28 @@ fn bench_fec() {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        None | Some("fec") => {
+        None => {
+            bench_fec();
+            zstd_figures(None)
+        }
+        Some("fec") => {
             bench_fec();
             ExitCode::SUCCESS
         }
+        Some("zstd") => zstd_figures(args.get(1).map(String::as_str)),
         Some(other) => {
-            eprintln!("usage: bb-bench [fec]\nunknown benchmark: {other}");
+            eprintln!("usage: bb-bench [fec | zstd [FILE]]\nunknown benchmark: {other}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn zstd_figures(file: Option<&str>) -> ExitCode {
+    match zstd_blocks::bench_zstd(file) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bb-bench: {e}");
+            ExitCode::FAILURE
         }
     }
 }

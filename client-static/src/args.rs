@@ -35,6 +35,9 @@ pub struct Options<'a> {
     pub timeout_s: u32,
     pub quiet: bool,
     pub any_server: bool,
+    /// The target already reads as zeros (a blank disk): zero ranges of a block device are
+    /// not written.
+    pub assume_zeroed: bool,
 }
 
 impl Options<'_> {
@@ -49,6 +52,7 @@ impl Options<'_> {
             timeout_s: DEFAULT_TIMEOUT_S,
             quiet: false,
             any_server: false,
+            assume_zeroed: false,
         }
     }
 }
@@ -136,6 +140,11 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
             b"--any-server" => {
                 flag(inline)?;
                 o.any_server = true;
+                continue;
+            }
+            b"--assume-zeroed" => {
+                flag(inline)?;
+                o.assume_zeroed = true;
                 continue;
             }
             _ => {}
@@ -243,7 +252,7 @@ mod tests {
         assert_eq!(o.output, Output::Stdout);
         assert_eq!((o.port, o.control_port, o.timeout_s), (7855, 7854, 60));
         assert_eq!(o.iface, Iface::Any);
-        assert!(!o.quiet && !o.any_server && o.group.is_none());
+        assert!(!o.quiet && !o.any_server && !o.assume_zeroed && o.group.is_none());
         assert_eq!(opts(&["10.0.0.1", "-"]).output, Output::Stdout);
         assert_eq!(
             opts(&["10.0.0.1", "/dev/sda"]).output,
@@ -264,13 +273,14 @@ mod tests {
             "5",
             "-q",
             "--any-server",
+            "--assume-zeroed",
             "10.0.0.1",
             "out.img",
         ]);
         assert_eq!(o.group, Some([239, 1, 2, 3]));
         assert_eq!(o.iface, Iface::Name(b"eth0"));
         assert_eq!((o.port, o.control_port, o.timeout_s), (9000, 9001, 5));
-        assert!(o.quiet && o.any_server);
+        assert!(o.quiet && o.any_server && o.assume_zeroed);
         assert_eq!(o.output, Output::Path(b"out.img"));
         assert_eq!(
             opts(&["-i", "10.0.0.7", "10.0.0.1"]).iface,
@@ -304,6 +314,10 @@ mod tests {
         assert_eq!(e(&["--group", "10.0.0.1", "10.0.0.1"]).arg, b"10.0.0.1");
         assert_eq!(
             e(&["--quiet=1", "10.0.0.1"]).msg,
+            "this option takes no value"
+        );
+        assert_eq!(
+            e(&["--assume-zeroed=1", "10.0.0.1"]).msg,
             "this option takes no value"
         );
         assert_eq!(e(&["server.example"]).arg, b"server.example");

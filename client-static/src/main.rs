@@ -57,10 +57,13 @@ ARGUMENTS:
     SERVER    the server's IPv4 address: status reports and the result go to SERVER:7854, and
               only data coming from SERVER is accepted (see --any-server)
     OUTPUT    where the image goes (default: stdout, also '-'):
-              - a regular file: created or truncated, its length set to the image size;
+              - a regular file: created or truncated, its length set to the image size; the
+                image's zero ranges stay holes (sparse);
               - a block device (/dev/sda): written in place; refused before any write if it is
                 smaller than the image, or if it or one of its partitions is mounted or swap;
-              - stdout, a pipe or a character device: written strictly in order.
+                the image's zero ranges are zeroed with BLKZEROOUT (see --assume-zeroed);
+              - stdout, a pipe or a character device: written strictly in order, zero ranges
+                as real zeros.
               Nothing is ever written outside the image's byte range.
 
 OPTIONS:
@@ -73,10 +76,13 @@ OPTIONS:
     -t, --timeout SECONDS    give up when no server is heard within SECONDS, or when the data
                              stops for SECONDS once the transfer has started (default: 60)
         --any-server         accept data from any source address, not only SERVER
+        --assume-zeroed      the target disk already reads as zeros (new or discarded): skip
+                             zeroing the image's zero ranges on a block device (faster; old
+                             contents there would survive if the disk was not blank)
     -q, --quiet              no progress lines (the final OK/FAILED line is still printed)
         --init               /init mode for the imaging initramfs: mount /proc, /sys, /dev,
                              load modules, configure the network (ip= or DHCP), take bb.server=,
-                             bb.dev=, bb.group=, bb.port=, bb.done= from the kernel command line,
+                             bb.dev=, bb.group=, bb.port=, bb.done=, bb.assume-zeroed from the kernel command line,
                              receive (waiting up to 300 s, or bb.timeout= if longer, for the
                              server), then power off / reboot (on success only). Automatic
                              when running as PID 1.
@@ -184,6 +190,7 @@ fn init_mode(quiet: bool) -> i32 {
     // Machines often boot before the server is started: wait longer than on a command line.
     o.timeout_s = cfg.timeout.max(300);
     o.quiet = quiet;
+    o.assume_zeroed = cfg.assume_zeroed;
     let f = run::receive(&o);
     report(&f);
     let mut line = fmt::Buf::<600>::new();

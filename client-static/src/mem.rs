@@ -2,6 +2,7 @@
 //! RSS). Handed out exactly once, by [`take`].
 
 use bb_proto::fec;
+use bb_zstd::DctxWorkspace;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -35,6 +36,8 @@ pub struct Mem {
     pub out: [u8; MAX_BLOCK_BYTES],
     pub rx: [[u8; RX_LEN]; RX_BATCH],
     pub tx: [u8; 1536],
+    /// zstd's decompression context (bb_zstd::DCTX_WORKSPACE_BYTES).
+    pub dctx: DctxWorkspace,
 }
 
 struct MemCell(UnsafeCell<Mem>);
@@ -51,6 +54,7 @@ static MEM: MemCell = MemCell(UnsafeCell::new(Mem {
     out: [0; MAX_BLOCK_BYTES],
     rx: [[0; RX_LEN]; RX_BATCH],
     tx: [0; 1536],
+    dctx: DctxWorkspace::new(),
 }));
 static TAKEN: AtomicBool = AtomicBool::new(false);
 

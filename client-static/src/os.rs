@@ -302,6 +302,20 @@ pub fn block_size(fd: c_int) -> Result<u64, Errno> {
     Ok(size)
 }
 
+/// Makes `len` bytes at `start` of a block device read as zeros (BLKZEROOUT: the kernel uses
+/// the device's write-zeroes or a discard that guarantees zeroes, else writes zeros). Both
+/// must be multiples of the logical block size.
+pub fn block_zero_out(fd: c_int, start: u64, len: u64) -> Result<(), Errno> {
+    const BLKZEROOUT: libc::c_ulong = 0x127f;
+    let range: [u64; 2] = [start, len];
+    // SAFETY: BLKZEROOUT reads two u64 (start, length) from the pointer, which points to a
+    // live [u64; 2].
+    if unsafe { libc::ioctl(fd, BLKZEROOUT as _, range.as_ptr()) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
 pub fn ftruncate(fd: c_int, len: u64) -> Result<(), Errno> {
     // SAFETY: plain syscall on a descriptor we own.
     if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {

@@ -6,10 +6,10 @@ use crate::mem::{self, RX_BATCH, RX_LEN};
 use crate::os::{self, Errno, Fd};
 use crate::target::{Sink, open_target};
 use bb_proto::receiver::{
-    Decompress, DecompressError, Event, Expired, Outcome, Receiver, ReceiverConfig,
-    ReceiverStorage, Slot, Write as BlockWrite,
+    Event, Expired, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot, Write as BlockWrite,
 };
 use bb_proto::wire::{FailReason, Geometry};
+use bb_zstd::StaticDecompressor;
 use core::fmt::Write;
 
 /// Exit codes (documented in --help).
@@ -67,6 +67,7 @@ struct SlotMemory {
     pool_at: usize,
     esi_at: usize,
     scratch_at: usize,
+    out_at: usize,
 }
 
 /// One receive while it runs: the receiver, the target, the socket and what the shell
@@ -74,6 +75,7 @@ struct SlotMemory {
 struct Receive<'m> {
     o: Options<'m>,
     rx: Receiver<'m>,
+    decompressor: StaticDecompressor<'m>,
     sink: Sink,
     sock: Fd,
     server: libc::sockaddr_in,
@@ -100,7 +102,19 @@ pub fn receive(o: &Options<'_>) -> Finish {
             l.str("internal error: receive memory already in use");
         });
     };
-    let sink = match open_target(o.output) {
+    let decompressor = match StaticDecompressor::new(&mut m.dctx) {
+        Ok(d) => d,
+        Err(e) => {
+            return Finish::fail(EXIT_IO, |l| {
+                let _ = write!(
+                    l,
+                    "internal error: the linked zstd needs a {} B decompression context but this build reserves {} B (raise bb_zstd::DCTX_WORKSPACE_BYTES)",
+                    e.needed, e.have
+                );
+            });
+        }
+    };
+    let sink = match open_target(o.output, o.assume_zeroed) {
         Ok(s) => s,
         Err(f) => return f,
     };
@@ -112,6 +126,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
         pool_at: m.pool.as_ptr() as usize,
         esi_at: m.esi_at.as_ptr() as usize,
         scratch_at: m.scratch.as_ptr() as usize,
+        out_at: m.out.as_ptr() as usize,
     };
     os::populate(m.rx.as_ptr() as usize, size_of_val(&m.rx));
     let mut slots = [Slot::FREE; mem::MAX_SLOTS];
@@ -137,6 +152,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
     let r = Receive {
         o: *o,
         rx,
+        decompressor,
         sink,
         sock,
         server: os::sockaddr(o.server, o.control_port),
@@ -254,7 +270,7 @@ impl Receive<'_> {
     fn writes(&mut self, now: u64) {
         let size = self.geometry.map_or(0, |g| g.image_size);
         while self.rx.outcome().is_none() {
-            let Some(w) = self.rx.poll_write(&mut ZstdUnavailable) else {
+            let Some(w) = self.rx.poll_write(&mut self.decompressor) else {
                 break;
             };
             let (offset, len) = match w {
@@ -418,6 +434,8 @@ impl Receive<'_> {
         os::populate(at.pool_at, n * slot_bytes);
         os::populate(at.esi_at, n * slot_esis * 2);
         os::populate(at.scratch_at, scratch);
+        // Decompressed blocks land here (one block's bytes).
+        os::populate(at.out_at, g.block_bytes() as usize);
         if !self.o.quiet {
             say(format_args!(
                 "bb-client: session {:016x}: image {} bytes, {} blocks of {} x {} B, {} slots",
@@ -661,16 +679,6 @@ fn open_socket(o: &Options<'_>) -> Result<Fd, Finish> {
         })?;
     }
     Ok(s)
-}
-
-/// Stands in for the static zstd decoder until it is wired in: a zstd block fails its
-/// check and is fetched again (servers of this build send raw blocks only).
-struct ZstdUnavailable;
-
-impl Decompress for ZstdUnavailable {
-    fn decompress(&mut self, _src: &[u8], _dst: &mut [u8]) -> Result<usize, DecompressError> {
-        Err(DecompressError)
-    }
 }
 
 /// xorshift64* for report jitter.

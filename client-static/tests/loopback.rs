@@ -95,17 +95,24 @@ fn serve_from(
             now(),
         )
         .unwrap();
-        // Every block given at once, as from a prepared image: zero blocks as such, the
-        // others raw.
+        // Every block given at once, as from a prepared image: zero blocks as such, blocks
+        // that shrink under zstd -3 compressed (frames kept for repairs), the others raw.
+        let mut frames: Vec<Option<Vec<u8>>> = Vec::new();
         for b in 0..g.block_count() {
             let off = g.block_offset(b) as usize;
             let data = &image[off..off + g.block_len(b)];
+            let hash = content_hash(data);
+            let frame = zstd::bulk::compress(data, 3).unwrap();
             let src = if data.iter().all(|&x| x == 0) {
+                frames.push(None);
                 BlockSource::Zero
+            } else if frame.len() < data.len() {
+                let coded_len = frame.len() as u32;
+                frames.push(Some(frame));
+                BlockSource::Zstd { hash, coded_len }
             } else {
-                BlockSource::Raw {
-                    hash: content_hash(data),
-                }
+                frames.push(None);
+                BlockSource::Raw { hash }
             };
             s.block_ready(b, src).unwrap();
         }
@@ -149,12 +156,24 @@ fn serve_from(
                 }
                 Some(Transmit::Symbol { block: b, esi, seq }) => {
                     sent_symbols += 1;
-                    let k = g.block_k(b) as usize;
-                    let len = g.block_len(b);
-                    let off = g.block_offset(b) as usize;
-                    let data = &mut block[..k * g.symbol_size as usize];
-                    data.fill(0);
-                    data[..len].copy_from_slice(&image[off..off + len]);
+                    let sym = g.symbol_size as usize;
+                    let data = match &frames[b as usize] {
+                        Some(frame) => {
+                            let data = &mut block[..frame.len().div_ceil(sym) * sym];
+                            data.fill(0);
+                            data[..frame.len()].copy_from_slice(frame);
+                            data
+                        }
+                        None => {
+                            let k = g.block_k(b) as usize;
+                            let len = g.block_len(b);
+                            let off = g.block_offset(b) as usize;
+                            let data = &mut block[..k * sym];
+                            data.fill(0);
+                            data[..len].copy_from_slice(&image[off..off + len]);
+                            data
+                        }
+                    };
                     let n = s.build_symbol(b, esi, seq, data, &mut pkt).unwrap();
                     let _ = dsock.send_to(&pkt[..n], dest);
                 }
@@ -274,6 +293,90 @@ fn receives_an_odd_sized_image_to_stdout_in_order() {
     );
     // -q: only the final line.
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Blocks of zeros, compressible text and random bytes; the last (partial) block is zero.
+fn mixed_image() -> Vec<u8> {
+    const BLOCK: usize = 720_896;
+    let words = [
+        &b"disk "[..],
+        b"image ",
+        b"block ",
+        b"zero ",
+        b"\n",
+        b"ext4 ",
+    ];
+    let noise = random_image(BLOCK * 11, 9);
+    let mut v = Vec::new();
+    for (b, kind) in "tzzrtzzzztr".chars().enumerate() {
+        match kind {
+            'z' => v.resize(v.len() + BLOCK, 0),
+            'r' => v.extend_from_slice(&noise[b * BLOCK..(b + 1) * BLOCK]),
+            _ => {
+                let end = v.len() + BLOCK;
+                let mut i = b;
+                while v.len() < end {
+                    v.extend_from_slice(words[(noise[i] % 6) as usize]);
+                    i += 1;
+                }
+                v.truncate(end);
+            }
+        }
+    }
+    v.resize(v.len() + 5000, 0);
+    v
+}
+
+#[test]
+fn zero_and_zstd_blocks_reach_a_file_with_holes_and_stdout_in_order() {
+    let image = Arc::new(mixed_image());
+    let receive = |output: &str, stdout: bool| {
+        let (data, ctrl) = ports();
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = serve(
+            image.clone(),
+            format!("127.0.0.1:{ctrl}").parse().unwrap(),
+            data,
+            stop.clone(),
+        );
+        let (o, _) = run_client(
+            &[
+                "-q",
+                "-p",
+                &data.to_string(),
+                "--control-port",
+                &ctrl.to_string(),
+                "127.0.0.1",
+                output,
+            ],
+            stdout,
+        );
+        stop.store(true, Ordering::SeqCst);
+        server.join().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        o
+    };
+    let out_path = tmp("mixed.img");
+    std::fs::write(&out_path, vec![0xa5u8; 12 << 20]).unwrap();
+    receive(out_path.to_str().unwrap(), false);
+    let got = std::fs::read(&out_path).unwrap();
+    assert!(got == *image, "the file differs from the image");
+    // 6 of the 12 blocks are zero: they stay holes.
+    use std::os::unix::fs::MetadataExt;
+    let allocated = std::fs::metadata(&out_path).unwrap().blocks() * 512;
+    assert!(
+        allocated <= 5 * 720_896 + (256 << 10),
+        "{allocated} bytes allocated for 5 blocks of data"
+    );
+    let _ = std::fs::remove_file(&out_path);
+
+    let o = receive("-", true);
+    assert!(
+        o.stdout == *image,
+        "stdout differs from the image ({} vs {} bytes)",
+        o.stdout.len(),
+        image.len()
+    );
 }
 
 #[test]

@@ -240,6 +240,8 @@ pub struct Cmdline {
     /// Seconds to wait for the NIC, the target device and a DHCP lease.
     pub timeout: u32,
     pub key: FixedStr<KEY_MAX>,
+    /// `bb.assume-zeroed` (or `=1`; `=0` turns it off): the disk already reads as zeros.
+    pub assume_zeroed: bool,
     pub ip: IpConfig,
     /// Whether an `ip=` parameter was present at all.
     pub ip_given: bool,
@@ -260,6 +262,7 @@ pub enum CmdlineError {
     BadDone,
     BadTimeout,
     BadKey,
+    BadAssumeZeroed,
     BadIp(IpError),
 }
 
@@ -279,6 +282,9 @@ impl CmdlineError {
             CmdlineError::BadDone => "bb.done= must be poweroff, reboot, halt or shell",
             CmdlineError::BadTimeout => "bb.timeout= must be a number of seconds 1..86400",
             CmdlineError::BadKey => "bb.key= is too long (at most 127 bytes)",
+            CmdlineError::BadAssumeZeroed => {
+                "bb.assume-zeroed takes no value, or 1 (on) or 0 (off)"
+            }
             CmdlineError::BadIp(IpError::Client) => "ip=: bad client address",
             CmdlineError::BadIp(IpError::Gateway) => "ip=: bad gateway address",
             CmdlineError::BadIp(IpError::Netmask) => "ip=: bad netmask",
@@ -340,6 +346,7 @@ pub fn parse_cmdline(line: &[u8]) -> Result<Cmdline, CmdlineError> {
         done: DoneAction::Poweroff,
         timeout: DEFAULT_TIMEOUT,
         key: FixedStr::new(),
+        assume_zeroed: false,
         ip: IpConfig::dhcp(),
         ip_given: false,
     };
@@ -383,6 +390,13 @@ pub fn parse_cmdline(line: &[u8]) -> Result<Cmdline, CmdlineError> {
                     c.timeout = t;
                 }
                 b"bb.key" => c.key = FixedStr::from_bytes(v).ok_or(CmdlineError::BadKey)?,
+                b"bb.assume-zeroed" => {
+                    c.assume_zeroed = match v {
+                        b"" | b"1" => true,
+                        b"0" => false,
+                        _ => return Err(CmdlineError::BadAssumeZeroed),
+                    }
+                }
                 b"ip" => {
                     c.ip = parse_ip(v).map_err(CmdlineError::BadIp)?;
                     c.ip_given = true;
@@ -544,6 +558,21 @@ mod tests {
         assert_eq!(c.timeout, 120);
         assert_eq!(c.key.as_bytes(), b"s3cret key");
         assert_eq!(c.ip.mode, IpMode::Dhcp);
+        assert!(!c.assume_zeroed);
+        let zeroed = |extra: &[u8]| {
+            let mut buf = [0u8; 96];
+            let pre = b"bb.server=1.2.3.4 bb.dev=/dev/sda ";
+            buf[..pre.len()].copy_from_slice(pre);
+            buf[pre.len()..pre.len() + extra.len()].copy_from_slice(extra);
+            parse_cmdline(&buf[..pre.len() + extra.len()]).map(|c| c.assume_zeroed)
+        };
+        assert_eq!(zeroed(b"bb.assume-zeroed"), Ok(true));
+        assert_eq!(zeroed(b"bb.assume-zeroed=1"), Ok(true));
+        assert_eq!(zeroed(b"bb.assume-zeroed bb.assume-zeroed=0"), Ok(false));
+        assert_eq!(
+            zeroed(b"bb.assume-zeroed=yes"),
+            Err(CmdlineError::BadAssumeZeroed)
+        );
         for (v, d) in [
             ("halt", DoneAction::Halt),
             ("shell", DoneAction::Shell),

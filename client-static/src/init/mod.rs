@@ -50,6 +50,8 @@ pub struct InitConfig {
     pub timeout: u32,
     /// `bb.key=`: pre-shared key, kept for later use.
     pub key: FixedStr<{ cmdline::KEY_MAX }>,
+    /// `bb.assume-zeroed`: the disk already reads as zeros (no BLKZEROOUT of zero ranges).
+    pub assume_zeroed: bool,
     /// The `ip=` parameter as given (mode Dhcp when absent).
     pub ip: IpConfig,
     /// The interface that was configured (NUL-terminated), e.g. "eth0".
@@ -72,6 +74,7 @@ impl InitConfig {
             done: DoneAction::Poweroff,
             timeout: cmdline::DEFAULT_TIMEOUT,
             key: FixedStr::new(),
+            assume_zeroed: false,
             ip: IpConfig::dhcp(),
             iface: FixedStr::new(),
             addr: [0; 4],
@@ -90,6 +93,7 @@ impl InitConfig {
         self.done = c.done;
         self.timeout = c.timeout;
         self.key = c.key;
+        self.assume_zeroed = c.assume_zeroed;
         self.ip = c.ip;
     }
 
