@@ -301,7 +301,7 @@ fn an_in_order_sink_gets_the_zero_ranges_in_their_place() {
     };
     let mut first = std::collections::HashSet::new();
     let (out, outcome, _) = transfer_coded(g, &img, coding, &mut Zstd, &mut |b, e| {
-        first.insert((b, e)) && (b + e as u32) % 7 == 0
+        first.insert((b, e)) && (b + e as u32).is_multiple_of(7)
     });
     assert_eq!(out, img);
     assert!(matches!(outcome, Outcome::Verified { .. }));
