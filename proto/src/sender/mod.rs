@@ -6,8 +6,8 @@
 //! (`config`), the client table (`clients`), the pacer and rate control (`pacer`), the
 //! schedule of data symbols (`schedule`), deficit suppression (`suppression`), result
 //! acknowledgements (`acks`), the block map and image digest (`blockmap`), the timers
-//! (`timers`), the
-//! end-of-session rule (`ending`) and the events the shell drains (`events`).
+//! (`timers`), the end-of-session rule (`ending`), the events the shell drains (`events`)
+//! and the packets it builds (`build`).
 //!
 //! The shell gives every block in order with [`Sender::block_ready`], ahead of sending
 //! (all at once from a prepared side file, or as its reading and compressing pipeline
@@ -33,6 +33,7 @@
 
 mod acks;
 mod blockmap;
+mod build;
 mod clients;
 mod config;
 mod ending;
@@ -62,9 +63,8 @@ use suppression::Suppression;
 use timers::{Timer, TimerTable};
 
 use crate::wire::{
-    self, ANNOUNCE_LEN, Announce, AnnounceFlags, DATA_HEADER_LEN, DATA_OVERHEAD, DataHead,
-    FailReason, MAX_ZERO_RANGES, PacketType, RESULT_ACK_LEN, ResultOutcome, STANDARD_DATAGRAM,
-    WireError, ZeroRange,
+    self, ANNOUNCE_LEN, DATA_OVERHEAD, FailReason, PacketType, RESULT_ACK_LEN, ResultOutcome,
+    STANDARD_DATAGRAM, WireError,
 };
 
 /// Announces before the start come at least this often, so clients bind quickly.
@@ -678,107 +678,5 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             esi: sym.esi,
             seq: sym.seq,
         })
-    }
-
-    /// Builds the announce packet; returns its length.
-    pub fn build_announce(&self, buf: &mut [u8]) -> Result<usize, SenderError> {
-        let mut flags = AnnounceFlags::NONE;
-        if self.started() {
-            flags |= AnnounceFlags::STARTED;
-        }
-        if self.end.is_some() {
-            flags |= AnnounceFlags::CLOSING;
-        }
-        let a = Announce {
-            geometry: self.cfg.geometry,
-            flags,
-            seq: self.schedule.seq(),
-            report_interval_ms: self.report_interval_ms(),
-            digest: self.digest().copied(),
-        };
-        wire::write_announce(buf, self.cfg.session_id, &a).map_err(SenderError::Wire)
-    }
-
-    /// Builds the data packet for a [`Transmit::Symbol`]. `coded` is the block's coded bytes
-    /// (its image bytes, or its zstd frame) followed by zeros up to whole symbols:
-    /// `coded_k * symbol_size` bytes.
-    pub fn build_symbol(
-        &mut self,
-        block: u32,
-        esi: u16,
-        seq: u32,
-        coded: &[u8],
-        buf: &mut [u8],
-    ) -> Result<usize, SenderError> {
-        let g = self.cfg.geometry;
-        let s = g.symbol_size as usize;
-        if block >= self.map.ready() || self.map.is_zero(block) {
-            return Err(SenderError::BadBlock);
-        }
-        let k = self.map.coded_k(block) as usize;
-        if coded.len() != k * s {
-            return Err(SenderError::BadBlock);
-        }
-        if buf.len() < DATA_OVERHEAD + s {
-            return Err(SenderError::Wire(WireError::BufferTooSmall));
-        }
-        let head = DataHead {
-            block,
-            esi,
-            encoding: self.map.encoding(block),
-            seq,
-            block_check: self.map.check(block),
-            coded_len: self.map.coded_len(block),
-        };
-        wire::write_data_header(buf, self.cfg.session_id, &head);
-        let out = &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + s];
-        self.cfg
-            .engine
-            .encode_symbol(coded, k, s, esi, out)
-            .map_err(SenderError::Fec)?;
-        Ok(wire::seal_data(buf, s))
-    }
-
-    /// Builds the zero map for a [`Transmit::ZeroMap`]: the next span of the blocks given so
-    /// far, with its zero ranges. Spans cycle through the image, so every client, late
-    /// joiners too, learns the whole map.
-    pub fn build_zero_map(&mut self, buf: &mut [u8]) -> Result<usize, SenderError> {
-        // A span covers at most this many blocks, so building one never scans the whole map.
-        const SPAN_SCAN: u32 = 1 << 16;
-        let ready = self.map.ready();
-        if self.zero_map_cursor >= ready {
-            self.zero_map_cursor = 0;
-        }
-        let first = self.zero_map_cursor;
-        let limit = ready.min(first.saturating_add(SPAN_SCAN));
-        let mut ranges = [ZeroRange::default(); MAX_ZERO_RANGES];
-        let mut n = 0;
-        let mut b = first;
-        while b < limit {
-            if !self.map.is_zero(b) {
-                b += 1;
-                continue;
-            }
-            if n == ranges.len() {
-                break;
-            }
-            let start = b;
-            while b < limit && self.map.is_zero(b) {
-                b += 1;
-            }
-            ranges[n] = ZeroRange {
-                first: start,
-                blocks: b - start,
-            };
-            n += 1;
-        }
-        self.zero_map_cursor = b;
-        wire::write_zero_map(buf, self.cfg.session_id, first, b, &ranges[..n])
-            .map_err(SenderError::Wire)
-    }
-
-    /// Builds the acknowledgement of a client's result.
-    pub fn build_result_ack(&self, client_id: u64, buf: &mut [u8]) -> Result<usize, SenderError> {
-        wire::write_result_ack(buf, self.cfg.session_id, client_id).map_err(SenderError::Wire)
     }
 }

@@ -1,0 +1,358 @@
+//! Unit tests of the sender through its public API: the schedule, pacing, results and
+//! datagrams here; the session's life in `session`, the block map in `blocks`.
+
+mod blocks;
+mod session;
+
+use super::*;
+use crate::wire::{ClientPhase, DeficitRange, Geometry, StatusHead};
+
+struct Store {
+    a: Vec<u16>,
+    b: Vec<u16>,
+    esi: Vec<u16>,
+    checks: Vec<u32>,
+    coded: Vec<u32>,
+    clients: Vec<Option<ClientInfo<u32>>>,
+}
+
+fn store(g: &Geometry) -> Store {
+    let (tree, n) = SenderStorage::<u32>::words(g);
+    Store {
+        a: vec![0; tree],
+        b: vec![0; tree],
+        esi: vec![0; n],
+        checks: vec![0; n],
+        coded: vec![0; n],
+        clients: vec![None; 8],
+    }
+}
+
+/// A sender with every block given (raw, as from a prepared image).
+fn sender<'a>(s: &'a mut Store, cfg: SenderConfig) -> Sender<'a, u32> {
+    let mut sender = sender_without_blocks(s, cfg);
+    for b in 0..cfg.geometry.block_count() {
+        let hash = crate::digest::content_hash(&[b as u8]);
+        sender.block_ready(b, BlockSource::Raw { hash }).unwrap();
+    }
+    sender
+}
+
+fn sender_without_blocks<'a>(s: &'a mut Store, cfg: SenderConfig) -> Sender<'a, u32> {
+    let st = SenderStorage {
+        repair_tree: &mut s.a,
+        resend_tree: &mut s.b,
+        next_repair_esi: &mut s.esi,
+        block_checks: &mut s.checks,
+        coded_len: &mut s.coded,
+        clients: &mut s.clients,
+    };
+    Sender::new(cfg, st, 0).unwrap()
+}
+
+fn status_packet(session: u64, head: StatusHead, ranges: &[DeficitRange]) -> Vec<u8> {
+    let mut buf = vec![0u8; 1500];
+    let n = wire::write_status(&mut buf, session, &head, ranges).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn head(id: u64, last_seq: u32, blocks_done: u32, phase: ClientPhase) -> StatusHead {
+    StatusHead {
+        client_id: id,
+        report_seq: 0,
+        last_seq,
+        blocks_done,
+        loss_ppm: 0,
+        phase,
+    }
+}
+
+fn status(session: u64, id: u64, last_seq: u32, ranges: &[DeficitRange]) -> Vec<u8> {
+    status_packet(
+        session,
+        head(id, last_seq, 0, ClientPhase::Receiving),
+        ranges,
+    )
+}
+
+/// One step of the shell's loop: what is due, then one transmission, or a jump in time to
+/// the sender's next deadline.
+fn step(s: &mut Sender<'_, u32>, now: &mut u64) -> Option<Transmit<u32>> {
+    s.handle_timeout(*now);
+    let t = s.poll_transmit(*now);
+    if t.is_none()
+        && let Some(at) = s.poll_timeout(*now)
+    {
+        *now = at.max(*now + 1);
+    }
+    t
+}
+
+/// Drives the sender with ample time; returns the symbols it schedules.
+fn drain(s: &mut Sender<'_, u32>, now: &mut u64, max: usize) -> Vec<(u32, u16)> {
+    let mut out = vec![];
+    for _ in 0..max * 4 {
+        if let Some(Transmit::Symbol { block, esi, .. }) = step(s, now) {
+            out.push((block, esi));
+        }
+        if out.len() == max {
+            break;
+        }
+    }
+    out
+}
+
+fn cfg(g: Geometry) -> SenderConfig {
+    let mut c = SenderConfig::new(7, g);
+    c.rate_bps = 1_000_000_000;
+    c.proactive_repair = false;
+    c.adapt_rate = false;
+    c
+}
+
+#[test]
+fn forward_pass_sends_every_source_symbol_once_in_order() {
+    let g = Geometry::new(64 * 10 + 5, 64, 4).unwrap(); // 3 blocks: 4, 4, 3 symbols
+    let mut st = store(&g);
+    let mut s = sender(&mut st, cfg(g));
+    let mut now = 0;
+    let syms = drain(&mut s, &mut now, 11);
+    let want: Vec<(u32, u16)> = [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+    ]
+    .to_vec();
+    assert_eq!(syms, want);
+    assert!(s.forward_done());
+    assert!(s.is_idle());
+}
+
+#[test]
+fn deficit_is_max_over_clients_and_repairs_are_fresh() {
+    let g = Geometry::new(64 * 64, 64, 32).unwrap();
+    let mut st = store(&g);
+    let mut s = sender(&mut st, cfg(g));
+    let mut now = 0;
+    drain(&mut s, &mut now, 64);
+    let r = |d| {
+        [DeficitRange {
+            first: 0,
+            len: 1,
+            deficit: d,
+        }]
+    };
+    s.handle_datagram(now, 1, &status(7, 1, 100, &r(2)))
+        .unwrap();
+    s.handle_datagram(now, 2, &status(7, 2, 100, &r(3)))
+        .unwrap();
+    s.handle_datagram(now, 3, &status(7, 3, 100, &r(1)))
+        .unwrap();
+    let syms = drain(&mut s, &mut now, 3);
+    assert_eq!(syms, vec![(0, 32), (0, 33), (0, 34)]);
+    assert!(s.is_idle());
+    // A later report that predates that burst (last_seq before it) is suppressed.
+    s.handle_datagram(now, 1, &status(7, 1, 7, &r(2))).unwrap();
+    assert!(s.is_idle());
+    // One that saw the burst and still lacks a symbol gets a fresh one.
+    s.handle_datagram(now, 1, &status(7, 1, 200, &r(1)))
+        .unwrap();
+    assert_eq!(drain(&mut s, &mut now, 1), vec![(0, 35)]);
+}
+
+#[test]
+fn whole_block_resends_wait_for_the_end_of_the_forward_pass() {
+    let g = Geometry::new(64 * 4 * 6, 64, 4).unwrap(); // 6 blocks
+    let mut st = store(&g);
+    let mut s = sender(&mut st, cfg(g));
+    let mut now = 0;
+    drain(&mut s, &mut now, 12); // blocks 0..3 sent
+    // A late joiner lacks blocks 0..3 entirely (and claims 3.. too, which is clipped).
+    let late = [DeficitRange {
+        first: 0,
+        len: 6,
+        deficit: 4,
+    }];
+    s.handle_datagram(now, 9, &status(7, 9, 12, &late)).unwrap();
+    let rest = drain(&mut s, &mut now, 12 + 12);
+    // First the forward pass finishes blocks 3..6, then blocks 0..3 come again as sources.
+    let fwd: Vec<(u32, u16)> = (3..6).flat_map(|b| (0..4).map(move |e| (b, e))).collect();
+    let again: Vec<(u32, u16)> = (0..3).flat_map(|b| (0..4).map(move |e| (b, e))).collect();
+    assert_eq!(&rest[..12], &fwd[..]);
+    assert_eq!(&rest[12..], &again[..]);
+    assert!(s.is_idle());
+}
+
+#[test]
+fn pacing_holds_the_rate() {
+    let g = Geometry::new(1408 * 512 * 4, 1408, 512).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.rate_bps = 100_000_000;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    drain(&mut s, &mut now, 2000);
+    let bits = s.stats().bytes as f64 * 8.0;
+    let rate = bits / (now as f64 / 1e6);
+    // Burst credit lets the start run slightly ahead; over 2000 packets it must be close.
+    assert!(rate < 100e6 * 1.05 && rate > 90e6, "rate {rate}");
+}
+
+#[test]
+fn results_are_checked_against_the_digest_and_acked() {
+    let g = Geometry::new(64 * 4, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut s = sender(&mut st, cfg(g));
+    let block = vec![5u8; 256];
+    let mut buf = vec![0u8; 2000];
+    let mut now = 0;
+    while !s.forward_done() {
+        if let Some(Transmit::Symbol { block: b, esi, seq }) = step(&mut s, &mut now) {
+            s.build_symbol(b, esi, seq, &block, &mut buf).unwrap();
+        }
+    }
+    while s.poll_event().is_some() {}
+    let digest = *s.digest().unwrap();
+    let mut res = wire::ResultReport {
+        client_id: 1,
+        outcome: ResultOutcome::Verified,
+        bytes_written: 256,
+        digest,
+    };
+    let n = wire::write_result(&mut buf, 7, &res).unwrap();
+    s.handle_datagram(now, 1, &buf[..n]).unwrap();
+    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 0 }));
+    assert_eq!(s.poll_event(), Some(Event::ClientVerified { row: 0 }));
+    res.client_id = 2;
+    res.digest[0] ^= 1;
+    let n = wire::write_result(&mut buf, 7, &res).unwrap();
+    s.handle_datagram(now, 2, &buf[..n]).unwrap();
+    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 1 }));
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::ClientFailed {
+            row: 1,
+            reason: FailReason::DigestMismatch
+        })
+    );
+    // Acknowledged first in, first out.
+    assert_eq!(
+        s.poll_transmit(now),
+        Some(Transmit::ResultAck {
+            to: 1,
+            client_id: 1
+        })
+    );
+    assert_eq!(
+        s.poll_transmit(now),
+        Some(Transmit::ResultAck {
+            to: 2,
+            client_id: 2
+        })
+    );
+    // A repeat is acknowledged again but changes nothing.
+    s.handle_datagram(now, 2, &buf[..n]).unwrap();
+    assert_eq!(s.poll_event(), None);
+    let t = s.tally();
+    assert_eq!((t.seen, t.verified, t.failed), (2, 1, 1));
+}
+
+#[test]
+fn foreign_and_malformed_datagrams_are_counted_not_trusted() {
+    let g = Geometry::new(64 * 4, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut s = sender(&mut st, cfg(g));
+    assert_eq!(
+        s.handle_datagram(0, 1, &status(8, 1, 0, &[])),
+        Err(Dropped::ForeignSession)
+    );
+    assert!(matches!(
+        s.handle_datagram(0, 1, b"garbage"),
+        Err(Dropped::Malformed(_))
+    ));
+    let mut pkt = status(7, 1, 0, &[]);
+    pkt[20] ^= 0xff;
+    assert_eq!(
+        s.handle_datagram(0, 1, &pkt),
+        Err(Dropped::Malformed(WireError::BadCrc))
+    );
+    assert_eq!((s.stats().foreign, s.stats().malformed), (1, 2));
+    assert_eq!(s.clients().count(), 0);
+}
+
+#[test]
+fn start_waits_for_min_clients_or_deadline() {
+    let g = Geometry::new(64 * 4, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.min_clients = 2;
+    c.start_deadline_us = Some(5_000_000);
+    let mut s = sender(&mut st, c);
+    assert!(!s.started());
+    s.handle_datagram(10, 1, &status(7, 1, 0, &[])).unwrap();
+    assert!(!s.started());
+    assert_eq!(s.poll_transmit(1_000_000), Some(Transmit::Announce));
+    assert_eq!(s.poll_transmit(1_000_001), None, "no data before the start");
+    s.handle_datagram(20, 2, &status(7, 2, 0, &[])).unwrap();
+    assert!(s.started());
+    let mut st2 = store(&g);
+    let mut s2 = sender(&mut st2, c);
+    let mut now = 0;
+    while !s2.started() {
+        step(&mut s2, &mut now);
+    }
+    assert_eq!(
+        now, 5_000_000,
+        "the start deadline is one of the sender's timers"
+    );
+}
+
+fn status_phase(id: u64, blocks_done: u32, phase: ClientPhase) -> Vec<u8> {
+    status_packet(7, head(id, 0, blocks_done, phase), &[])
+}
+
+fn events(s: &mut Sender<'_, u32>) -> Vec<Event> {
+    core::iter::from_fn(|| s.poll_event()).collect()
+}
+
+/// Runs the sender, building every symbol, until `done` holds or the session is over.
+fn run_until(
+    s: &mut Sender<'_, u32>,
+    now: &mut u64,
+    done: impl Fn(&Sender<'_, u32>) -> bool,
+) -> Vec<Event> {
+    let mut seen = vec![];
+    let data = vec![1u8; 64 * 4];
+    let mut buf = vec![0u8; 2000];
+    while !done(s) && !s.is_ended() {
+        if let Some(Transmit::Symbol { block, esi, seq }) = step(s, now) {
+            let k = s.config().geometry.block_k(block) as usize * 64;
+            s.build_symbol(block, esi, seq, &data[..k], &mut buf)
+                .unwrap();
+        }
+        seen.extend(events(s));
+    }
+    seen
+}
+
+fn verified_result(s: &Sender<'_, u32>, id: u64) -> Vec<u8> {
+    let res = wire::ResultReport {
+        client_id: id,
+        outcome: ResultOutcome::Verified,
+        bytes_written: 64 * 16,
+        digest: *s.digest().unwrap(),
+    };
+    let mut buf = vec![0u8; 200];
+    let n = wire::write_result(&mut buf, 7, &res).unwrap();
+    buf.truncate(n);
+    buf
+}

@@ -1,0 +1,248 @@
+//! The session's life: client expiry, the end-of-session rule, events.
+
+use super::*;
+
+#[test]
+fn a_silent_client_is_declared_lost_by_the_core_and_the_session_ends_without_it() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.wanted_clients = 1;
+    c.client_timeout_us = 2_000_000;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    s.handle_datagram(now, 1, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
+    s.handle_datagram(now, 2, &status_phase(2, 0, ClientPhase::Receiving))
+        .unwrap();
+    let mut seen = run_until(&mut s, &mut now, |s| s.forward_done());
+    // Client 1 verifies; client 2 says nothing more. The wanted count is reached, but the
+    // session waits for the machine still receiving until it is declared lost.
+    s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
+    seen.extend(run_until(&mut s, &mut now, |s| s.session_end().is_some()));
+    assert_eq!(s.session_end(), Some(SessionEnd::WantedVerified));
+    assert!(seen.contains(&Event::ClientLost { row: 1 }), "{seen:?}");
+    assert!(seen.contains(&Event::ClientVerified { row: 0 }));
+    assert!(seen.contains(&Event::Closing(SessionEnd::WantedVerified)));
+    assert_eq!(
+        s.client(1).unwrap().finished_us,
+        2_000_001,
+        "lost as soon as it was silent for longer than the client timeout"
+    );
+    let t = s.tally();
+    assert_eq!((t.seen, t.verified, t.lost, t.active()), (2, 1, 1, 0));
+    assert_eq!(s.client(1).unwrap().state, ClientState::Lost);
+    // Closing announces go out for the closing time, then the session is over.
+    let closing_from = 2_000_001;
+    let mut closing_announces = 0;
+    while !s.is_ended() {
+        if let Some(t) = step(&mut s, &mut now) {
+            assert_eq!(t, Transmit::Announce, "no data while closing");
+            closing_announces += 1;
+        }
+    }
+    assert!(closing_announces >= 2);
+    assert_eq!(now, closing_from + s.config().closing_us);
+    assert_eq!(
+        events(&mut s).last(),
+        Some(&Event::Ended(SessionEnd::WantedVerified))
+    );
+    assert_eq!(s.poll_timeout(now), None);
+    assert_eq!(s.poll_transmit(now), None);
+}
+
+#[test]
+fn a_lost_client_that_reports_again_is_back() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.client_timeout_us = 1_000_000;
+    c.wanted_clients = 5;
+    let mut s = sender(&mut st, c);
+    s.handle_datagram(0, 1, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
+    let mut now = 0;
+    run_until(&mut s, &mut now, |s| s.tally().lost == 1);
+    s.handle_datagram(now, 1, &status_phase(1, 2, ClientPhase::Receiving))
+        .unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::ClientProgressed { row: 0, tenths: 5 },
+            Event::ClientBack { row: 0 }
+        ]
+    );
+    assert_eq!(s.tally().lost, 0);
+    s.handle_datagram(now, 1, &status_phase(1, 4, ClientPhase::Finishing))
+        .unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::ClientProgressed { row: 0, tenths: 10 },
+            Event::ClientFinishing { row: 0 }
+        ]
+    );
+}
+
+#[test]
+fn with_a_wanted_count_every_client_final_but_too_few_verified_ends_at_once() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.wanted_clients = 2;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    run_until(&mut s, &mut now, |s| s.forward_done());
+    s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
+    let mut failed = wire::ResultReport {
+        client_id: 2,
+        outcome: ResultOutcome::Failed(FailReason::IoError),
+        bytes_written: 0,
+        digest: [0; 32],
+    };
+    let mut buf = vec![0u8; 200];
+    let n = wire::write_result(&mut buf, 7, &failed).unwrap();
+    s.handle_datagram(now, 2, &buf[..n]).unwrap();
+    s.handle_timeout(now);
+    assert_eq!(s.session_end(), Some(SessionEnd::WantedUnreachable));
+    // A result after the decision is still acknowledged while closing.
+    failed.client_id = 3;
+    let n = wire::write_result(&mut buf, 7, &failed).unwrap();
+    s.handle_datagram(now, 3, &buf[..n]).unwrap();
+    assert!(core::iter::from_fn(|| s.poll_transmit(now)).any(|t| t
+        == Transmit::ResultAck {
+            to: 3,
+            client_id: 3
+        }));
+}
+
+#[test]
+fn the_deadline_ends_a_session_whose_wanted_clients_never_come() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.wanted_clients = 3;
+    c.session_timeout_us = Some(4_000_000);
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    // A client that keeps reporting (never lost) but never finishes.
+    let mut next_report = 0;
+    while s.session_end().is_none() {
+        if now >= next_report {
+            s.handle_datagram(now, 1, &status_phase(1, 2, ClientPhase::Receiving))
+                .unwrap();
+            next_report = now + 500_000;
+        }
+        step(&mut s, &mut now);
+    }
+    assert_eq!(s.session_end(), Some(SessionEnd::Deadline));
+    assert_eq!(
+        now, 4_000_000,
+        "started at 0, given up at the session timeout"
+    );
+}
+
+#[test]
+fn without_a_wanted_count_the_session_ends_after_the_linger_time_of_quiet() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.linger_us = 3_000_000;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    s.handle_datagram(now, 1, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
+    run_until(&mut s, &mut now, |s| s.forward_done());
+    let sent = now;
+    s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
+    run_until(&mut s, &mut now, |s| s.session_end().is_some());
+    assert_eq!(s.session_end(), Some(SessionEnd::Quiet));
+    assert_eq!(now, sent + 3_000_000, "quiet since the last packet heard");
+}
+
+fn joins(s: &mut Sender<'_, u32>) -> usize {
+    events(s)
+        .iter()
+        .filter(|e| matches!(e, Event::ClientJoined { .. }))
+        .count()
+}
+
+#[test]
+fn a_whole_rack_going_silent_loses_no_event_when_the_shell_drains_between_calls() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    st.clients = vec![None; 3000];
+    let mut c = cfg(g);
+    c.client_timeout_us = 1_000_000;
+    c.wanted_clients = 3000;
+    let mut s = sender(&mut st, c);
+    let mut joined = 0;
+    for id in 0..2500u64 {
+        s.handle_datagram(0, id as u32, &status_phase(id, 0, ClientPhase::Receiving))
+            .unwrap();
+        if (id as usize + 1).is_multiple_of(EVENT_DRAIN_EVERY) {
+            joined += joins(&mut s);
+        }
+    }
+    joined += joins(&mut s);
+    assert_eq!(joined, 2500);
+    // Every one falls silent at once: expiry hands out no more events than fit, and the
+    // rest stay due, so the shell is woken again at once.
+    let mut lost = 0;
+    for now in 1_000_001..1_000_011 {
+        s.handle_timeout(now);
+        lost += events(&mut s)
+            .iter()
+            .filter(|e| matches!(e, Event::ClientLost { .. }))
+            .count();
+        match s.poll_timeout(now) {
+            Some(t) if t <= now => {}
+            _ => break,
+        }
+    }
+    assert_eq!(lost, 2500);
+    assert_eq!(s.stats().events_dropped, 0);
+    assert_eq!(s.tally().lost, 2500);
+}
+
+#[test]
+fn stopping_before_the_start_never_asks_to_be_woken_in_the_past() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.min_clients = 5;
+    c.start_deadline_us = Some(100_000);
+    let mut s = sender(&mut st, c);
+    s.close(50_000);
+    let mut now = 50_000;
+    while !s.is_ended() {
+        s.handle_timeout(now);
+        while s.poll_transmit(now).is_some() {}
+        let Some(t) = s.poll_timeout(now) else { break };
+        assert!(t > now, "woken at {t} when it is already {now}");
+        now = t;
+    }
+    assert!(!s.started());
+    assert_eq!(s.session_end(), Some(SessionEnd::Stopped));
+}
+
+#[test]
+fn the_outcome_is_the_table_as_it_stood_when_the_session_was_decided() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.linger_us = 1_000_000;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    s.handle_datagram(now, 1, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
+    run_until(&mut s, &mut now, |s| s.forward_done());
+    s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
+    run_until(&mut s, &mut now, |s| s.session_end().is_some());
+    // A machine that reboots into the session while it closes changes the table only.
+    s.handle_datagram(now, 9, &status_phase(9, 0, ClientPhase::Receiving))
+        .unwrap();
+    assert_eq!(s.tally().active(), 1);
+    let t = s.decided_tally().unwrap();
+    assert_eq!((t.seen, t.verified, t.active()), (1, 1, 0));
+}
