@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# bench-images.sh: issue 8's image benchmark, all in one lab run (root).
+#   1. an ext4 image: a 2 GiB file, mkfs.ext4, about 520 MiB of files from /usr; 4 clients at
+#      1 % loss: bb-server (default compression) vs udpcast with `zstd -3` pipes on both ends
+#      (udp-sender --pipe / udp-receiver --pipe, as Clonezilla-style tools ship images).
+#      Targets: bb tx bytes <= 1.15 x `zstd -3` of the image; bb time <= 0.5 x udpcast's.
+#   2. a 2 GiB sparse file holding 64 MiB of random data in 64 extents: tx <= 1.1 x 64 MiB.
+#   3. a random (incompressible) image, bb default vs --compress off: time ratio <= 1.05.
+# Time = from the server's start until the last client ended (bb clients end after verifying
+# the digest); every output is then compared with the image (cmp). Prints one summary table.
+#
+# env: BENCH_CLIENTS (4), BENCH_LOSS (1), BENCH_RATE (bb-server --rate; default: the server's
+#      own default), BENCH_EXT4_MIB (2048), BENCH_FILES_MIB (520), BENCH_SPARSE_MIB (2048),
+#      BENCH_SPARSE_DATA_MIB (64), BENCH_RANDOM_MIB (512), BB_SERVER / BB_CLIENT, LAB (bimg)
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+export LAB="${LAB:-bimg}"
+. "$HERE/lib.sh"
+. "$HERE/images.sh"
+
+N="${BENCH_CLIENTS:-4}"
+LOSS="${BENCH_LOSS:-1}"
+EXT4_MIB="${BENCH_EXT4_MIB:-2048}"
+FILES_MIB="${BENCH_FILES_MIB:-520}"
+SPARSE_MIB="${BENCH_SPARSE_MIB:-2048}"
+SPARSE_DATA_MIB="${BENCH_SPARSE_DATA_MIB:-64}"
+RANDOM_MIB="${BENCH_RANDOM_MIB:-512}"
+RATE_ARGS=()
+[[ -n "${BENCH_RATE:-}" ]] && RATE_ARGS=(--rate "$BENCH_RATE")
+BB_SERVER_TIMEOUT=600
+BB_CLIENT_TIMEOUT=60
+
+lab_require_root
+lab_require_bins
+for t in udp-sender udp-receiver zstd mkfs.ext4; do
+    command -v "$t" >/dev/null || { echo "bench-images: $t not found (make deps)" >&2; exit 1; }
+done
+v2=0; bb_is_v2 && v2=1
+say() { echo "==> $*" >&2; }
+
+d=$(lab_tmpdir)
+say "building the images in $d"
+img="$d/ext4.img"
+files=$(img_ext4 "$img" "$EXT4_MIB" "$FILES_MIB")
+isz=$(stat -c %s "$img")
+nonzero=$(img_nonzero_bytes "$img")
+zst=$(img_zstd_bytes "$img")
+say "ext4: $isz bytes, $files bytes of files, $(ratio $((isz - nonzero)) "$isz") of its 720 KiB blocks zero, zstd -3: $zst bytes"
+sparse="$d/sparse.img"
+img_sparse "$sparse" "$SPARSE_MIB" "$SPARSE_DATA_MIB" 64
+rnd="$d/random.img"
+img_random "$rnd" "$RANDOM_MIB"
+
+lab_up "$N" --loss "$LOSS"
+declare -A TX SECS OK
+
+# verify NAME IMAGE OUTPUT...: cmp every output with the image (2 at a time), then delete them
+verify() {
+    local name="$1" image="$2"; shift 2
+    if printf '%s\n' "$@" | xargs -P 2 -I{} sh -c 'test "$(stat -c %s "{}")" = "$1" && cmp -s "{}" "$0"' "$image" "$(stat -c %s "$image")"; then
+        OK[$name]=yes
+    else
+        OK[$name]=NO
+    fi
+    rm -f "$@"
+}
+
+# run_bb NAME IMAGE [server args...]
+run_bb() {
+    local name="$1" image="$2" k outs=() names=(); shift 2
+    say "$name: bb-server ${*} -> $N clients at $LOSS% loss"
+    for ((k = 1; k <= N; k++)); do
+        bb_client "$name.c$k" "$k" 10.99.0.1 "$d/$name.c$k"
+        outs+=("$d/$name.c$k"); names+=("$name.c$k")
+    done
+    local tx0; tx0=$("$NETLAB" txbytes)
+    bb_server "$name" "${RATE_ARGS[@]}" --clients "$N" --summary-json "$d/$name.json" "$@" 10.99.0.255 "$image"
+    lab_wait "$name" 900 || say "$name: bb-server $(bb_why "$name")"
+    for n in "${names[@]}"; do lab_wait "$n" 60 || true; done
+    TX[$name]=$(( $("$NETLAB" txbytes) - tx0 ))
+    SECS[$name]=$(bb_span "$name" "${names[@]}")
+    for n in "${names[@]}"; do [[ $(lab_rc "$n") == 0 ]] || say "$name: $n exit $(lab_rc "$n") ($(lab_tail "$n" 1))"; done
+    verify "$name" "$image" "${outs[@]}"
+}
+
+# run_udpcast NAME IMAGE: udp-sender/udp-receiver, each end through a zstd pipe
+run_udpcast() {
+    local name="$1" image="$2" k outs=() names=()
+    printf '#!/bin/sh\nexec zstd -3 -T1 -q -c\n' >"$d/zc"
+    printf '#!/bin/sh\nexec zstd -d -q -c\n' >"$d/zd"
+    chmod +x "$d/zc" "$d/zd"
+    say "$name: udp-sender --pipe 'zstd -3' -> $N udp-receivers --pipe 'zstd -d' at $LOSS% loss"
+    for ((k = 1; k <= N; k++)); do
+        lab_bg "$name.c$k" "c$k" udp-receiver --interface eth0 --nokbd --no-progress \
+            --file "$d/$name.c$k" --pipe "$d/zd"
+        outs+=("$d/$name.c$k"); names+=("$name.c$k")
+    done
+    sleep 0.5
+    local tx0; tx0=$("$NETLAB" txbytes)
+    lab_bg "$name" srv udp-sender --interface eth0 --nokbd --no-progress --file "$image" --pipe "$d/zc" \
+        --min-receivers "$N" --max-wait 30
+    lab_wait "$name" 900 || say "$name: udp-sender exit $(lab_rc "$name") ($(lab_tail "$name" 2))"
+    for n in "${names[@]}"; do lab_wait "$n" 60 || true; done
+    TX[$name]=$(( $("$NETLAB" txbytes) - tx0 ))
+    SECS[$name]=$(bb_span "$name" "${names[@]}")
+    verify "$name" "$image" "${outs[@]}"
+}
+
+run_bb ext4-bb "$img"
+run_udpcast ext4-udpcast "$img"
+run_bb sparse-bb "$sparse"
+run_bb random-bb "$rnd"
+(( v2 )) && run_bb random-off "$rnd" --compress off
+
+data=$((SPARSE_DATA_MIB << 20))
+verdict() { if le "$1" "$2"; then echo "meets"; else echo "MISSES"; fi; }
+echo
+echo "bench-images: $N clients, $LOSS% loss each, bb-server ${RATE_ARGS[*]:-(default rate)}, protocol $( ((v2)) && echo v2 || echo 'v1 (predates issue 8)')"
+echo "ext4: $((isz >> 20)) MiB file, $((files >> 20)) MiB of files, $(ratio $((isz - nonzero)) "$isz") zero blocks, zstd -3 of the image $zst bytes"
+printf '%-28s %14s %-22s %8s %-20s %-7s %s\n' case "tx bytes" "tx ratio" "time s" "time ratio" exact target
+row() { printf '%-28s %14s %-22s %8s %-20s %-7s %s\n' "$@"; }
+e_ratio=$(ratio "${TX[ext4-bb]}" "$zst")
+e_time=$(ratio "${SECS[ext4-bb]}" "${SECS[ext4-udpcast]}")
+row "ext4, bb-server" "${TX[ext4-bb]}" "$e_ratio x zstd-3" "${SECS[ext4-bb]}" "$e_time x udpcast" "${OK[ext4-bb]}" \
+    "tx<=1.15: $(verdict "$e_ratio" 1.15), time<=0.5: $(verdict "$e_time" 0.5)"
+row "ext4, udpcast + zstd -3" "${TX[ext4-udpcast]}" "$(ratio "${TX[ext4-udpcast]}" "$zst") x zstd-3" \
+    "${SECS[ext4-udpcast]}" "1" "${OK[ext4-udpcast]}" "(baseline)"
+s_ratio=$(ratio "${TX[sparse-bb]}" "$data")
+row "sparse $((SPARSE_MIB >> 10)) GiB/$SPARSE_DATA_MIB MiB, bb" "${TX[sparse-bb]}" "$s_ratio x data" \
+    "${SECS[sparse-bb]}" "-" "${OK[sparse-bb]}" "tx<=1.1: $(verdict "$s_ratio" 1.1)"
+rsz=$(stat -c %s "$rnd")
+if (( v2 )); then
+    r_time=$(ratio "${SECS[random-bb]}" "${SECS[random-off]}")
+    row "random $RANDOM_MIB MiB, bb default" "${TX[random-bb]}" "$(ratio "${TX[random-bb]}" "$rsz") x image" \
+        "${SECS[random-bb]}" "$r_time x off" "${OK[random-bb]}" "time<=1.05: $(verdict "$r_time" 1.05)"
+    row "random $RANDOM_MIB MiB, --compress off" "${TX[random-off]}" "$(ratio "${TX[random-off]}" "$rsz") x image" \
+        "${SECS[random-off]}" "1" "${OK[random-off]}" "(baseline)"
+else
+    row "random $RANDOM_MIB MiB, bb default" "${TX[random-bb]}" "$(ratio "${TX[random-bb]}" "$rsz") x image" \
+        "${SECS[random-bb]}" "-" "${OK[random-bb]}" "(--compress off: not in this build)"
+fi
+for k in "${!OK[@]}"; do [[ ${OK[$k]} == yes ]] || exit 1; done
