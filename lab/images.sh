@@ -37,9 +37,11 @@ img_ext4() {
     _img_mount -o loop "$file" "$mnt" || lab_fail "mount -o loop $file failed"
     # Regular files in a fixed order until the budget is reached: the same image each run.
     list="$LAB_LOGDIR/ext4-files.list"
-    find /usr/share/doc /usr/bin /usr/lib/x86_64-linux-gnu -xdev -type f -printf '%s %p\n' 2>/dev/null \
-        | sort -k2 \
-        | awk -v max="$((files_mib << 20))" 'sum + $1 <= max { sum += $1; print substr($0, index($0, " ") + 1) }' \
+    # Each inode once: hard links (several names, one file) would not add bytes to the image.
+    find /usr/share/doc /usr/bin /usr/lib/x86_64-linux-gnu -xdev -type f -printf '%i %s %p\n' 2>/dev/null \
+        | sort -k3 \
+        | awk -v max="$((files_mib << 20))" '!seen[$1]++ && sum + $2 <= max {
+              sum += $2; sub(/^[0-9]+ [0-9]+ /, ""); print }' \
         >"$list"
     tar -C / -cf - --no-recursion -T "$list" 2>/dev/null | tar -C "$mnt" -xf - \
         || lab_fail "copying files into $file failed"
