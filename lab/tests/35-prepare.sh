@@ -51,11 +51,14 @@ grep -qi 'bbmap\|side file' "$LAB_LOGDIR/srvtouched.err" \
 echo "mtime changed: server exit $rc_srv, client exit $rc_cli: $(grep -i -m1 'bbmap\|side file' "$LAB_LOGDIR/srvtouched.err")"
 
 "$BB_SERVER" --prepare "$img" >/dev/null 2>&1 || lab_fail "bb-server --prepare (again) failed"
-# Overwrite 64 KiB in the middle of the first non-zero block past 32 MiB, keep size and mtime.
+# Overwrite 64 KiB of data (past 32 MiB if the image has data there), keep size and mtime.
 off=$(python3 - "$img" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
-print(os.lseek(fd, 32 << 20, os.SEEK_DATA) + 4096)
+try:
+    print(os.lseek(fd, 32 << 20, os.SEEK_DATA) + 4096)
+except OSError:  # no data past 32 MiB: the first data after the superblock's block group
+    print(os.lseek(fd, 1 << 20, os.SEEK_DATA) + 4096)
 PY
 )
 touch -r "$img" "$d/mtime.ref"
