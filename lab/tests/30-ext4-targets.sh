@@ -53,12 +53,14 @@ cmp -s -n "$isz" "$d/old" "$img" || lab_fail "the device's backing file differs 
 echo "byte-exact: file, loop device that held random bytes, stdout, ${names[-1]%%:*} ($( ((v2)) && echo 'blank device, --assume-zeroed' || echo file))"
 
 if (( v2 )); then
+    fails=()
     le "$tx" "$(awk -v z="$zst" 'BEGIN { print 1.15 * z }')" \
-        || lab_fail "server sent $tx bytes, more than 1.15 x zstd -3 of the image ($zst)"
+        || fails+=("server sent $tx bytes, more than 1.15 x zstd -3 of the image ($zst)")
     alloc=$(img_alloc_bytes "$d/c1.img")
     echo "file target allocates $alloc bytes (non-zero blocks: $nonzero)"
     le "$alloc" $(( nonzero + (1 << 20) )) \
-        || lab_fail "file target allocates $alloc bytes: zero blocks were written, not left as holes ($nonzero bytes are non-zero blocks)"
+        || fails+=("file target allocates $alloc bytes: zero blocks were written, not left as holes ($nonzero bytes are non-zero blocks)")
+    (( ${#fails[@]} == 0 )) || lab_fail "$(printf '%s; ' "${fails[@]}")"
 else
     echo "not checked (bb-server/bb-client predate protocol v2): tx <= 1.15 x zstd -3, holes in the file target, --assume-zeroed"
 fi

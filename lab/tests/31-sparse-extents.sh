@@ -38,11 +38,13 @@ cmp -s -n "$isz" "$d/old" "$img" || lab_fail "the device's backing file differs 
 echo "byte-exact: file, loop device that held random bytes, stdout"
 
 if (( v2 )); then
+    fails=()
     le "$tx" "$(awk -v z="$data" 'BEGIN { print 1.1 * z }')" \
-        || lab_fail "server sent $tx bytes, more than 1.1 x the $data bytes of data the image holds"
+        || fails+=("server sent $tx bytes, more than 1.1 x the $data bytes of data the image holds")
     alloc=$(img_alloc_bytes "$d/c1.img") nonzero=$(img_nonzero_bytes "$img")
     echo "file target allocates $alloc bytes (non-zero blocks: $nonzero)"
-    le "$alloc" $(( nonzero + (1 << 20) )) || lab_fail "file target allocates $alloc bytes: zero blocks were written"
+    le "$alloc" $(( nonzero + (1 << 20) )) || fails+=("file target allocates $alloc bytes: zero blocks were written")
+    (( ${#fails[@]} == 0 )) || lab_fail "$(printf '%s; ' "${fails[@]}")"
 else
     echo "not checked (bb-server/bb-client predate protocol v2): tx <= 1.1 x data, holes in the file target"
 fi
