@@ -62,6 +62,12 @@ demo:
 lab-test:
 	bash lab/run-tests.sh
 
+# Issue 8's image benchmark (root): a 2 GiB ext4 image to 4 clients at 1% loss, bb-server vs
+# udpcast with zstd pipes; a sparse 2 GiB file; a random image with/without --compress off.
+.PHONY: bench-images
+bench-images:
+	bash lab/bench-images.sh
+
 # ---- netboot (owner: netboot) -------------------------------------------------------------
 .PHONY: netboot initramfs pxe-demo
 

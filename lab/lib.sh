@@ -60,12 +60,19 @@ _lab_cleanup() {
     for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
     wait 2>/dev/null || true
     local l
+    # Mounts first (a loop mount's device goes with it), then loop devices, then temp dirs.
+    if [[ -f "$LAB_LOGDIR/.mounts" ]]; then
+        while read -r l; do
+            [[ -n "$l" ]] && { umount "$l" 2>/dev/null || umount -l "$l" 2>/dev/null || true; }
+        done <"$LAB_LOGDIR/.mounts"
+        rm -f "$LAB_LOGDIR/.mounts"
+    fi
     if [[ -f "$LAB_LOGDIR/.loops" ]]; then
         while read -r l; do losetup -d "$l" 2>/dev/null || true; done <"$LAB_LOGDIR/.loops"
         rm -f "$LAB_LOGDIR/.loops"
     fi
     if [[ -f "$LAB_LOGDIR/.tmpdirs" ]]; then
-        while read -r l; do [[ -n "$l" ]] && rm -rf "$l"; done <"$LAB_LOGDIR/.tmpdirs"
+        while read -r l; do [[ -n "$l" ]] && rm -rf --one-file-system "$l"; done <"$LAB_LOGDIR/.tmpdirs"
         rm -f "$LAB_LOGDIR/.tmpdirs"
     fi
     rmdir "$LAB_LOGDIR" 2>/dev/null || true   # only if empty
