@@ -12,6 +12,9 @@ use bb_proto::wire::{FailReason, Geometry};
 use bb_zstd::StaticDecompressor;
 use core::fmt::Write;
 
+/// Bytes written in one pass over the ready writes before the socket is drained again.
+const WRITE_BUDGET_BYTES: u64 = 32 << 20;
+
 /// Exit codes (documented in --help).
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_VERIFY: i32 = 1;
@@ -92,6 +95,8 @@ struct Receive<'m> {
     /// The failure's explanation, when the shell knows more than the reason code.
     detail: Line,
     interrupted: bool,
+    /// The last pass over the writes stopped at its budget with more to write.
+    writes_pending: bool,
 }
 
 /// Runs one receive.
@@ -173,6 +178,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
         geometry: None,
         detail: Line::new(),
         interrupted: false,
+        writes_pending: false,
     };
     r.say_listening();
     r.run()
@@ -269,7 +275,15 @@ impl Receive<'_> {
     /// Writes every block the receiver has ready; a failure ends the receive (reported).
     fn writes(&mut self, now: u64) {
         let size = self.geometry.map_or(0, |g| g.image_size);
+        // Bounded, so the socket is drained between long writes (zeros to a slow stream,
+        // a slow disk) instead of overflowing while they go out.
+        let mut budget = WRITE_BUDGET_BYTES;
+        self.writes_pending = false;
         while self.rx.outcome().is_none() {
+            if budget == 0 {
+                self.writes_pending = true;
+                break;
+            }
             let Some(w) = self.rx.poll_write(&mut self.decompressor) else {
                 break;
             };
@@ -286,6 +300,7 @@ impl Receive<'_> {
                     BlockWrite::Zeros { .. } => self.sink.write_zeros(offset, len),
                 }
             };
+            budget = budget.saturating_sub(len);
             match r {
                 Ok(()) => self.rx.write_done(),
                 Err(e) => {
@@ -353,6 +368,10 @@ impl Receive<'_> {
     /// when data is waiting.
     fn wait(&self, now: u64) -> Result<bool, Finish> {
         let mut deadline = self.rx.poll_timeout(now).unwrap_or(now + 200_000);
+        if self.writes_pending {
+            // More to write: only look at the socket.
+            deadline = now;
+        }
         if !self.o.quiet {
             deadline = deadline.min(self.progress.next_us);
         }

@@ -10,9 +10,10 @@
 use super::{Receiver, Slot, SlotState};
 use crate::digest::{block_check, content_hash, zero_content_hash};
 
-/// Zero blocks handed out in one write at most, so that recording them written (one leaf
-/// each) stays short.
-const ZERO_RUN_MAX: u32 = 4096;
+/// Zero blocks handed out in one write at most (about 45 MB at the default geometry), so
+/// that zeroing them on a disk or a stream, and recording them written (one leaf each),
+/// stays short and the shell goes back to its socket in time.
+const ZERO_RUN_MAX: u32 = 64;
 
 /// Decompresses a block's zstd frame. The shell provides it (a static zstd context in the
 /// heap-free client), so the core stays free of any compressor.
