@@ -68,8 +68,10 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
     }
 
     /// Builds the zero map for a [`Transmit::ZeroMap`]: the next span of the blocks given so
-    /// far, with its zero ranges. Spans cycle through the image, so every client, late
-    /// joiners too, learns the whole map.
+    /// far, with its zero ranges. Blocks given since the last span come first, so clients
+    /// learn a zero block before the data that follows it (an in-order sink could not write
+    /// past it otherwise); then spans cycle through the image, so every client, late joiners
+    /// too, learns the whole map.
     pub fn build_zero_map(&mut self, buf: &mut [u8]) -> Result<usize, SenderError> {
         // A span covers at most this many blocks, so building one never scans the whole map.
         const SPAN_SCAN: u32 = 1 << 16;
@@ -77,7 +79,12 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
         if self.zero_map_cursor >= ready {
             self.zero_map_cursor = 0;
         }
-        let first = self.zero_map_cursor;
+        let fresh = self.zero_map_fresh < ready;
+        let first = if fresh {
+            self.zero_map_fresh
+        } else {
+            self.zero_map_cursor
+        };
         let limit = ready.min(first.saturating_add(SPAN_SCAN));
         let mut ranges = [ZeroRange::default(); MAX_ZERO_RANGES];
         let mut n = 0;
@@ -100,7 +107,11 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
             };
             n += 1;
         }
-        self.zero_map_cursor = b;
+        if fresh {
+            self.zero_map_fresh = b;
+        } else {
+            self.zero_map_cursor = b;
+        }
         wire::write_zero_map(buf, self.cfg.session_id, first, b, &ranges[..n])
             .map_err(SenderError::Wire)
     }

@@ -162,9 +162,11 @@ pub struct Sender<'a, A> {
     schedule: Schedule<'a>,
     suppression: Suppression,
     map: BlockMap<'a>,
-    // The next zero map starts here; one goes out after each announce while there are zero
-    // blocks.
+    // The next cycling zero map starts here; one goes out after each announce while there
+    // are zero blocks, and one as soon as new zero blocks were given.
     zero_map_cursor: u32,
+    // Blocks before this were in a zero map at least once.
+    zero_map_fresh: u32,
     zero_map_due: bool,
     pacer: Pacer,
     rate: RateControl,
@@ -213,6 +215,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             suppression: Suppression::new(cfg.in_flight_us),
             map,
             zero_map_cursor: 0,
+            zero_map_fresh: 0,
             zero_map_due: false,
             pacer: Pacer::new(cfg.burst_bytes, now_us),
             rate: RateControl::new(cfg.rate_bps, cfg.min_rate_bps, cfg.adapt_rate, now_us),
@@ -298,6 +301,10 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     /// blocks the content hash of its image bytes and how it is coded.
     pub fn block_ready(&mut self, b: u32, src: BlockSource) -> Result<(), SenderError> {
         self.map.add(b, src)?;
+        if src == BlockSource::Zero {
+            // Announced before the data that follows it goes out.
+            self.zero_map_due = true;
+        }
         self.schedule.block_ready(b, self.map.coded_k(b));
         if self.schedule.skip_zero_blocks(&self.map) {
             self.first_pass_done(self.last_busy_us);

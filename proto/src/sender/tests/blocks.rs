@@ -124,3 +124,50 @@ fn zero_maps_cycle_through_every_zero_block() {
         "exactly the zero blocks"
     );
 }
+
+#[test]
+fn zero_blocks_are_announced_before_the_data_that_follows_them() {
+    let g = Geometry::new(64 * 2 * 300, 64, 2).unwrap(); // 300 blocks
+    let mut st = store(&g);
+    let mut s = sender_without_blocks(&mut st, cfg(g));
+    let raw = BlockSource::Raw { hash: [1; 32] };
+    let mut now = 0;
+    let mut buf = vec![0u8; 1500];
+    // Give blocks a few at a time, every fourth one zero, as a pipeline would, and check
+    // that each zero block is in a zero map before a symbol of a later block goes out.
+    let mut known_zero = vec![false; 300];
+    let mut given = 0u32;
+    while !s.forward_done() {
+        while given < 300 && given < s.forward_blocks_done() + 4 {
+            let src = if given % 4 == 3 {
+                BlockSource::Zero
+            } else {
+                raw
+            };
+            s.block_ready(given, src).unwrap();
+            given += 1;
+        }
+        s.handle_timeout(now);
+        match s.poll_transmit(now) {
+            Some(Transmit::ZeroMap) => {
+                let n = s.build_zero_map(&mut buf).unwrap();
+                let m = wire::open(&buf[..n]).unwrap().zero_map().unwrap();
+                for r in m.ranges() {
+                    for b in r.first..r.end() as u32 {
+                        known_zero[b as usize] = true;
+                    }
+                }
+            }
+            Some(Transmit::Symbol { block, .. }) => {
+                for z in (3..block).step_by(4) {
+                    assert!(
+                        known_zero[z as usize],
+                        "block {z} announced before block {block}"
+                    );
+                }
+            }
+            Some(_) => {}
+            None => now = s.poll_timeout(now).unwrap().max(now + 1),
+        }
+    }
+}
