@@ -59,20 +59,60 @@ pub use crate::proto_link::content_hash;
 /// Zstd level by default (`--compress` without a level, and when not given).
 pub const DEFAULT_LEVEL: i32 = 3;
 
-/// Codes blocks: one per worker thread (it keeps a zstd context between blocks).
+/// Bytes of a block compressed first, at [`PROBE_LEVEL`], to find blocks zstd cannot
+/// shrink (random or already compressed data) without a full pass at the chosen level.
+const PROBE_BYTES: usize = 64 * 1024;
+/// zstd level of the probe: its fastest, which still tells noise from data.
+const PROBE_LEVEL: i32 = 1;
+
+/// Codes blocks: one per worker thread (it keeps its zstd contexts between blocks).
 pub struct BlockCoder {
     symbol_size: usize,
     zstd: Option<zstd::bulk::Compressor<'static>>,
+    probe: Option<zstd::bulk::Compressor<'static>>,
 }
 
 impl BlockCoder {
     /// `level`: zstd level, None to send every block raw.
     pub fn new(level: Option<i32>, symbol_size: u32) -> io::Result<Self> {
         let zstd = level.map(zstd::bulk::Compressor::new).transpose()?;
+        let probe = level
+            .map(|_| zstd::bulk::Compressor::new(PROBE_LEVEL))
+            .transpose()?;
         Ok(Self {
             symbol_size: symbol_size as usize,
             zstd,
+            probe,
         })
+    }
+
+    /// True when the start of `data` does not shrink even by 2% at the probe's level: the
+    /// block is sent raw without trying harder (a mixed block whose start is noise stays
+    /// raw: the price of not compressing incompressible data twice).
+    fn incompressible(&mut self, data: &[u8]) -> bool {
+        let Some(p) = &mut self.probe else {
+            return true;
+        };
+        if data.len() < 2 * PROBE_BYTES {
+            return false;
+        }
+        let sample = &data[..PROBE_BYTES];
+        let mut out = Vec::with_capacity(PROBE_BYTES);
+        match p.compress_to_buffer(sample, &mut out) {
+            Ok(n) => n * 100 > PROBE_BYTES * 98,
+            // Did not fit in the sample's size: it grew.
+            Err(_) => true,
+        }
+    }
+
+    /// The Raw form of a block known to be sent raw (a repair of a block coded before):
+    /// hashed, not compressed again.
+    pub fn raw(&self, data: Vec<u8>) -> Coded {
+        Coded {
+            kind: Kind::Raw,
+            hash: content_hash(&data),
+            bytes: data,
+        }
     }
 
     /// The coded form of one block's image bytes. `data` is given back as the Raw bytes
@@ -83,8 +123,9 @@ impl BlockCoder {
         }
         let hash = content_hash(&data);
         let raw_symbols = data.len().div_ceil(self.symbol_size);
-        if let Some(z) = &mut self.zstd
-            && raw_symbols > 1
+        if raw_symbols > 1
+            && !self.incompressible(&data)
+            && let Some(z) = &mut self.zstd
         {
             // Room for one symbol less than raw: a frame that does not fit saves nothing.
             let mut out = Vec::with_capacity((raw_symbols - 1) * self.symbol_size);
@@ -154,6 +195,21 @@ mod tests {
         // Deterministic: the same block codes to the same bytes (repairs re-code).
         let mut again = BlockCoder::new(Some(3), 1408).unwrap();
         assert_eq!(again.code(data), coded);
+    }
+
+    #[test]
+    fn the_probe_sends_noise_raw_at_once_and_a_raw_repair_is_not_compressed_again() {
+        let mut c = BlockCoder::new(Some(3), 1408).unwrap();
+        // Noise first: the probe decides, even though the tail would compress.
+        let mut mixed = noise(PROBE_BYTES * 2, 9);
+        mixed.extend(text(720_896 - mixed.len()));
+        assert_eq!(c.code(mixed.clone()).kind, Kind::Raw);
+        // Text first, noise after: compressed as before.
+        let mut other = text(PROBE_BYTES * 2);
+        other.extend(noise(100_000, 3));
+        assert_eq!(c.code(other).kind, Kind::Zstd);
+        // A repair of a block known raw: the same block as coding it again would give.
+        assert_eq!(c.raw(mixed.clone()), c.code(mixed));
     }
 
     #[test]

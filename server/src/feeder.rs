@@ -260,8 +260,9 @@ impl Feeder {
     /// Block `b`'s coded bytes padded to whole symbols: kept, or read and coded again.
     pub fn coded(&mut self, image: &Image, b: u32) -> Result<&[u8], String> {
         if self.cache.get(b).is_none() {
+            let known = self.entries.get(b as usize).map(|e| e.kind);
             let c = image
-                .coded_block(&self.geometry, &mut self.coder, b)
+                .coded_block_as(&self.geometry, &mut self.coder, b, known)
                 .map_err(|e| format!("reading block {b} of {} failed: {e}", image.name))?;
             self.check(b, &c)?;
             self.cache.insert(b, &c.bytes);

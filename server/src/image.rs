@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bb_proto::wire::Geometry;
 
 use crate::cli::Source;
-use crate::codec::{BlockCoder, Coded, pad_to_symbols};
+use crate::codec::{BlockCoder, Coded, Kind, pad_to_symbols};
 use crate::input::{Format, MAGIC_LEN, decoder, read_head, unread};
 use crate::report::human_bytes;
 use crate::spool::{CodedSpool, SpoolPlan, spool_coded};
@@ -173,10 +173,22 @@ impl Image {
         coder: &mut BlockCoder,
         b: u32,
     ) -> io::Result<Coded> {
+        self.coded_block_as(geometry, coder, b, None)
+    }
+
+    /// [`Image::coded_block`] for a block whose kind is known from its first coding: a raw
+    /// block is read and hashed, not compressed again.
+    pub fn coded_block_as(
+        &self,
+        geometry: &Geometry,
+        coder: &mut BlockCoder,
+        b: u32,
+        known: Option<Kind>,
+    ) -> io::Result<Coded> {
         match &self.store {
             Store::Spooled(sp) => sp.coded(b),
             Store::Seekable { file, holes } => {
-                read_and_code(file, holes.as_ref(), geometry, coder, b)
+                read_and_code_as(file, holes.as_ref(), geometry, coder, b, known)
             }
         }
     }
@@ -189,6 +201,18 @@ pub fn read_and_code(
     geometry: &Geometry,
     coder: &mut BlockCoder,
     b: u32,
+) -> io::Result<Coded> {
+    read_and_code_as(file, holes, geometry, coder, b, None)
+}
+
+/// [`read_and_code`], sending a block `known` to be raw without compressing it again.
+fn read_and_code_as(
+    file: &File,
+    holes: Option<&HoleMap>,
+    geometry: &Geometry,
+    coder: &mut BlockCoder,
+    b: u32,
+    known: Option<Kind>,
 ) -> io::Result<Coded> {
     if holes.is_some_and(|h| h.is_hole(b)) {
         return Ok(Coded::zero());
@@ -206,7 +230,13 @@ pub fn read_and_code(
                 err
             }
         })?;
-    Ok(coder.code(data))
+    Ok(
+        if known == Some(Kind::Raw) && !crate::zeros::is_zero(&data) {
+            coder.raw(data)
+        } else {
+            coder.code(data)
+        },
+    )
 }
 
 /// A temporary file in `dir` that has no name: O_TMPFILE, or created and unlinked at
