@@ -74,6 +74,7 @@ verify() {
 # run_bb NAME IMAGE [server args...]
 run_bb() {
     local name="$1" image="$2" k outs=() names=(); shift 2
+    sync # no writeback of earlier runs' outputs during this one
     say "$name: bb-server ${*} -> $N clients at $LOSS% loss"
     for ((k = 1; k <= N; k++)); do
         bb_client "$name.c$k" "$k" 10.99.0.1 "$d/$name.c$k"
@@ -92,6 +93,7 @@ run_bb() {
 # run_udpcast NAME IMAGE: udp-sender/udp-receiver, each end through a zstd pipe
 run_udpcast() {
     local name="$1" image="$2" k outs=() names=()
+    sync # no writeback of earlier runs' outputs during this one
     printf '#!/bin/sh\nexec zstd -3 -T1 -q -c\n' >"$d/zc"
     printf '#!/bin/sh\nexec zstd -d -q -c\n' >"$d/zd"
     chmod +x "$d/zc" "$d/zd"
