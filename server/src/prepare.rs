@@ -11,7 +11,7 @@ use crate::codec::{BlockCoder, Kind};
 use crate::feeder::Feeder;
 use crate::image::{self, Image, OpenPlan, Store};
 use crate::proto_link::image_digest;
-use crate::report::{hex, human_bytes, human_duration};
+use crate::report::{end_progress_line, hex, human_bytes, human_duration, progress_line};
 use crate::session::{EXIT_IMAGE, EXIT_INTERRUPTED, EXIT_OK};
 use crate::sidefile::{MapEntry, Params, SideMap, Stamp};
 use crate::sys;
@@ -137,16 +137,10 @@ fn code_all(
                     "?".into()
                 }
             );
-            if tty {
-                say_raw!("\r\x1b[Kbb-server: {line}");
-            } else {
-                say!("bb-server: {line}");
-            }
+            progress_line(tty, &line);
         }
     }
-    if tty {
-        say_raw!("\r\x1b[K");
-    }
+    end_progress_line(tty);
     let entries: Vec<MapEntry> = (0..blocks)
         .map(|b| *f.entry(b).expect("every block coded"))
         .collect();

@@ -3,6 +3,23 @@
 use std::fmt::Write as _;
 
 /// 1.5 GiB, 700 KiB, 12 B.
+/// Shows a line of progress of long work: redrawn in place on a terminal, one log line each
+/// otherwise.
+pub fn progress_line(tty: bool, line: &str) {
+    if tty {
+        say_raw!("\r\x1b[Kbb-server: {line}");
+    } else {
+        say!("bb-server: {line}");
+    }
+}
+
+/// Clears a progress line drawn in place, before the next message.
+pub fn end_progress_line(tty: bool) {
+    if tty {
+        say_raw!("\r\x1b[K");
+    }
+}
+
 pub fn human_bytes(n: u64) -> String {
     const U: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::codec::{BlockCoder, Coded, Kind};
 use crate::image::unlinked_temp;
 use crate::pool::{Job, Pool, Work};
-use crate::report::human_bytes;
+use crate::report::{end_progress_line, human_bytes, progress_line};
 use crate::sys;
 
 /// Where one block's coded bytes are in the spool.
@@ -170,16 +170,10 @@ pub fn spool_coded(reader: &mut dyn Read, plan: &SpoolPlan) -> Result<CodedSpool
                 human_bytes(sp.image_bytes),
                 human_bytes(sp.stored_bytes)
             );
-            if tty {
-                say_raw!("\r\x1b[Kbb-server: {line}");
-            } else {
-                say!("bb-server: {line}");
-            }
+            progress_line(tty, &line);
         }
     }
-    if tty {
-        say_raw!("\r\x1b[K");
-    }
+    end_progress_line(tty);
     Ok(sp)
 }
 
