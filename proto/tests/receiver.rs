@@ -671,3 +671,34 @@ fn waiting_for_the_acknowledgement_is_bounded() {
     assert_eq!(results, 15, "one result every 200 ms until the wait ends");
     assert_eq!(rx.outcome(), Some(Outcome::Failed(FailReason::IoError)));
 }
+
+#[test]
+fn a_zero_map_frees_the_slots_of_the_partial_blocks_it_names() {
+    // An in-order sink with two slots holds partial blocks 1 and 2; the server then says they
+    // are zero (a server that sent both). Their slots must not stay taken for good.
+    let g = Geometry::new(64 * 4 * 4, 64, 4).unwrap(); // 4 blocks of 4 symbols
+    let mut rm = rx_mem(&g, 2, 4);
+    let mut cfg = ReceiverConfig::new(3);
+    cfg.in_order = true;
+    let mut rx = receiver_with(&mut rm, cfg, 0);
+    rx.handle_datagram(0, &announce_packet(g, 9)).unwrap();
+    for b in [1, 2] {
+        rx.handle_datagram(0, &data_packet(&g, 9, b, 0, b)).unwrap();
+    }
+    assert_eq!(
+        rx.handle_datagram(0, &data_packet(&g, 9, 3, 0, 3)),
+        Err(Dropped::NoSlot),
+        "both slots taken"
+    );
+    let mut buf = vec![0u8; 200];
+    let zero = [wire::ZeroRange {
+        first: 1,
+        blocks: 2,
+    }];
+    let n = wire::write_zero_map(&mut buf, 9, 0, 4, &zero).unwrap();
+    rx.handle_datagram(0, &buf[..n]).unwrap();
+    assert_eq!(
+        rx.handle_datagram(0, &data_packet(&g, 9, 3, 0, 4)),
+        Ok(Event::Nothing)
+    );
+}

@@ -161,10 +161,12 @@ Image and compression:
                            anyway. Zero blocks are never sent as data [default 3]
       --threads N          compression threads, ahead of the sender [default: the
                            number of cores, {cores} here]
-      --prepare IMAGE      read and compress IMAGE once, write its side file (block
-                           map, compressed sizes, block hashes, image digest) and exit;
-                           later runs of the same IMAGE with the same --compress and
-                           geometry use it and know the digest before the first packet
+      --prepare IMAGE      read and compress IMAGE (a regular file) once, write its side
+                           file (block map, compressed sizes, block hashes, image digest)
+                           and exit; later runs of the same IMAGE with the same --compress
+                           and geometry use it and know the digest before the first
+                           packet (blocks are still read and compressed while sending,
+                           and each is checked against the side file)
       --map FILE           the side file to write (--prepare) or use [default
                            IMAGE.bbmap]; a side file that does not match the image
                            (size, mtime, spot-checked blocks) is refused

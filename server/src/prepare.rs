@@ -48,9 +48,18 @@ pub fn params(size: u64, coding: &Coding) -> Params {
 
 /// Stamp of the image file at `path`.
 pub fn stamp(path: &Path) -> Result<Stamp, String> {
-    std::fs::metadata(path)
-        .map(|m| Stamp::of(&m))
-        .map_err(|e| format!("{}: {e}", path.display()))
+    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Size and mtime tell a changed file from its side file; a block device's mtime does not
+    // move when the disk is written, so a side file could not be trusted for it.
+    if !m.is_file() {
+        return Err(format!(
+            "{} is not a regular file: side files are made and used for image files only \
+             (a device's modification time does not change when it is written, so a side file \
+             could not tell that it changed); serve the device without one (--no-map)",
+            path.display()
+        ));
+    }
+    Ok(Stamp::of(&m))
 }
 
 /// Runs `--prepare`; returns the exit code.
@@ -223,6 +232,16 @@ pub fn check_map(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn side_files_are_for_regular_files_only() {
+        // A device's mtime does not move when it is written: no side file can be trusted.
+        let e = stamp(Path::new("/dev/null")).unwrap_err();
+        assert!(
+            e.contains("not a regular file") && e.contains("--no-map"),
+            "{e}"
+        );
+    }
     use std::os::unix::fs::FileExt;
 
     fn coding() -> Coding {

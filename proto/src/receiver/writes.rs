@@ -10,10 +10,10 @@
 use super::{Receiver, Slot, SlotState};
 use crate::digest::{block_check, content_hash, zero_content_hash};
 
-/// Zero blocks handed out in one write at most (about 45 MB at the default geometry), so
+/// Zero blocks handed out in one write at most (about 23 MB at the default geometry), so
 /// that zeroing them on a disk or a stream, and recording them written (one leaf each),
 /// stays short and the shell goes back to its socket in time.
-const ZERO_RUN_MAX: u32 = 64;
+const ZERO_RUN_MAX: u32 = 32;
 
 /// Decompresses a block's zstd frame. The shell provides it (a static zstd context in the
 /// heap-free client), so the core stays free of any compressor.
@@ -200,6 +200,19 @@ impl<'a> Receiver<'a> {
 
     /// Marks blocks `[first, end)` as zero (from the server's zero map), except those
     /// already written.
+    /// Frees the slots of blocks of bitmap word `w` (bits `newly`) that a zero map just named:
+    /// their data will never complete (a correct server never sends both), and an in-order
+    /// sink would otherwise hold the slots for good.
+    fn drop_slots_of_zero_blocks(&mut self, w: usize, newly: u64) {
+        let Some(s) = self.session else { return };
+        for m in self.slots[..s.slots].iter_mut() {
+            let b = m.block as usize;
+            if m.state == SlotState::Filling && b / 64 == w && newly >> (b % 64) & 1 == 1 {
+                *m = Slot::FREE;
+            }
+        }
+    }
+
     pub(super) fn mark_zero(&mut self, first: u32, end: u32) {
         // A word at a time: zero maps repeat, and a range can span most of a disk.
         let mut b = first;
@@ -213,6 +226,9 @@ impl<'a> Receiver<'a> {
                 ((1u64 << (hi - lo)) - 1) << lo
             };
             let newly = mask & !self.zero[w] & !self.done[w];
+            if newly != 0 {
+                self.drop_slots_of_zero_blocks(w, newly);
+            }
             self.zero[w] |= newly;
             self.zeros_unwritten += newly.count_ones();
             self.stats.zero_blocks += newly.count_ones() as u64;
