@@ -68,7 +68,8 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
     }
 
     /// Builds the zero map for a [`Transmit::ZeroMap`]: the next span of the blocks given so
-    /// far, with its zero ranges. Blocks given since the last span come first, so clients
+    /// far, with its zero ranges. A span that a client's report asked for (it reported a
+    /// zero block missing) comes first; then blocks given since the last span, so clients
     /// learn a zero block before the data that follows it (an in-order sink could not write
     /// past it otherwise); then spans cycle through the image, so every client, late joiners
     /// too, learns the whole map.
@@ -79,11 +80,12 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
         if self.zero_map_cursor >= ready {
             self.zero_map_cursor = 0;
         }
-        let fresh = self.zero_map_fresh < ready;
-        let first = if fresh {
-            self.zero_map_fresh
-        } else {
-            self.zero_map_cursor
+        let hint = self.zero_map_hint.take().filter(|&h| h < ready);
+        let fresh = hint.is_none() && self.zero_map_fresh < ready;
+        let first = match hint {
+            Some(h) => h,
+            None if fresh => self.zero_map_fresh,
+            None => self.zero_map_cursor,
         };
         let limit = ready.min(first.saturating_add(SPAN_SCAN));
         let mut ranges = [ZeroRange::default(); MAX_ZERO_RANGES];
@@ -109,7 +111,7 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
         }
         if fresh {
             self.zero_map_fresh = b;
-        } else {
+        } else if hint.is_none() {
             self.zero_map_cursor = b;
         }
         wire::write_zero_map(buf, self.cfg.session_id, first, b, &ranges[..n])

@@ -167,6 +167,8 @@ pub struct Sender<'a, A> {
     zero_map_cursor: u32,
     // Blocks before this were in a zero map at least once.
     zero_map_fresh: u32,
+    // A zero block a client reported missing: the next zero map starts there.
+    zero_map_hint: Option<u32>,
     zero_map_due: bool,
     pacer: Pacer,
     rate: RateControl,
@@ -216,6 +218,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             map,
             zero_map_cursor: 0,
             zero_map_fresh: 0,
+            zero_map_hint: None,
             zero_map_due: false,
             pacer: Pacer::new(cfg.burst_bytes, now_us),
             rate: RateControl::new(cfg.rate_bps, cfg.min_rate_bps, cfg.adapt_rate, now_us),
@@ -453,6 +456,18 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.maybe_start(now_us);
         }
         self.stats.suppressed += self.schedule.apply_deficits(now_us, &st, &self.suppression);
+        // A client that reports a zero block missing has not heard of it: the next zero map
+        // starts there rather than wherever the cycle is (a whole cycle of a fragmented map
+        // can take many seconds).
+        let ready = self.map.ready();
+        if self.zero_map_hint.is_none()
+            && let Some(r) = st
+                .ranges()
+                .find(|r| r.first < ready && self.map.is_zero(r.first))
+        {
+            self.zero_map_hint = Some(r.first);
+            self.zero_map_due = true;
+        }
         self.stats.ranges += st.range_count() as u64;
         Ok(())
     }

@@ -171,3 +171,35 @@ fn zero_blocks_are_announced_before_the_data_that_follows_them() {
         }
     }
 }
+
+#[test]
+fn a_client_missing_a_zero_block_gets_the_span_that_names_it_next() {
+    let g = Geometry::new(64 * 2 * 1000, 64, 2).unwrap(); // 1000 blocks
+    let mut st = store(&g);
+    let mut s = sender_without_blocks(&mut st, cfg(g));
+    for b in 0..1000 {
+        let src = if b % 3 == 0 {
+            BlockSource::Zero
+        } else {
+            BlockSource::Raw { hash: [1; 32] }
+        };
+        s.block_ready(b, src).unwrap();
+    }
+    let mut buf = vec![0u8; 1500];
+    let span = |s: &mut Sender<'_, u32>, buf: &mut Vec<u8>| {
+        let n = s.build_zero_map(buf).unwrap();
+        let m = wire::open(&buf[..n]).unwrap().zero_map().unwrap();
+        (m.span_first, m.span_end)
+    };
+    assert_eq!(span(&mut s, &mut buf).0, 0);
+    // A late joiner reports blocks 600.. missing, 600 being zero: it is named next.
+    let missing = [DeficitRange {
+        first: 600,
+        len: 10,
+        deficit: 2,
+    }];
+    s.handle_datagram(0, 5, &status(7, 5, 0, &missing)).unwrap();
+    assert_eq!(span(&mut s, &mut buf).0, 600);
+    // Then the map goes on where it was.
+    assert!(span(&mut s, &mut buf).0 < 600);
+}
