@@ -55,7 +55,7 @@ sim:
 .PHONY: demo lab-test
 
 # 8 network-namespace clients with 1% loss receive a 256 MiB image (root; installs deps, builds).
-demo:
+demo: deps
 	bash lab/demo.sh
 
 # Lab integration tests (root): broadcast/multicast, loss, late joiner, dead client, ...
