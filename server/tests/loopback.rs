@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
@@ -201,6 +201,16 @@ fn server(args: &[&str], stdin: Stdio) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Runs the server on `image` to 127.0.0.1 with data and control `ports`, no client, until
+/// it exits or `limit`: its exit code, stdout and stderr.
+fn serve_once(ports: (u16, u16), image: &Path, limit: Duration) -> (i32, String, String) {
+    let (dp, cp) = (ports.0.to_string(), ports.1.to_string());
+    let args = ["--port", &dp, "--control-port", &cp, "127.0.0.1"];
+    let image = image.to_str().unwrap();
+    let args: Vec<&str> = args.into_iter().chain([image]).collect();
+    finish(server(&args, Stdio::null()), limit)
 }
 
 fn finish(mut c: Child, limit: Duration) -> (i32, String, String) {
@@ -467,20 +477,7 @@ fn usage_image_and_network_errors_have_their_exit_codes() {
     let _busy = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cp)).unwrap();
     let img = dir.join("disk.img");
     std::fs::write(&img, b"hello").unwrap();
-    let (code, _, err) = finish(
-        server(
-            &[
-                "--port",
-                &dp.to_string(),
-                "--control-port",
-                &cp.to_string(),
-                "127.0.0.1",
-                img.to_str().unwrap(),
-            ],
-            Stdio::null(),
-        ),
-        Duration::from_secs(5),
-    );
+    let (code, _, err) = serve_once((dp, cp), &img, Duration::from_secs(5));
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("control port"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -504,21 +501,7 @@ fn prepare_writes_a_side_file_and_a_stale_one_is_refused() {
     std::thread::sleep(Duration::from_millis(20));
     img[5] = 1;
     std::fs::write(&path, &img).unwrap();
-    let (dp, cp) = ports();
-    let (code, _, err) = finish(
-        server(
-            &[
-                "--port",
-                &dp.to_string(),
-                "--control-port",
-                &cp.to_string(),
-                "127.0.0.1",
-                path.to_str().unwrap(),
-            ],
-            Stdio::null(),
-        ),
-        Duration::from_secs(10),
-    );
+    let (code, _, err) = serve_once(ports(), &path, Duration::from_secs(10));
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("refused") && err.contains("--prepare") && err.contains("golden.img"),
