@@ -49,6 +49,29 @@ pub fn zero_content_hash(len: usize) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
+/// Content hashes of an image's zero blocks, each computed once: every full block of zeros
+/// has the same one, and only the last block can be shorter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ZeroHashes {
+    full: Option<[u8; 32]>,
+}
+
+impl ZeroHashes {
+    /// Nothing computed yet.
+    pub const fn new() -> Self {
+        Self { full: None }
+    }
+
+    /// The content hash of block `b` of `geometry` when it holds only zeros.
+    pub fn of(&mut self, geometry: &Geometry, b: u32) -> [u8; 32] {
+        let len = geometry.block_len(b);
+        if len as u64 != geometry.block_bytes() {
+            return zero_content_hash(len);
+        }
+        *self.full.get_or_insert_with(|| zero_content_hash(len))
+    }
+}
+
 fn leaf_reader(index: u32, content: &[u8; 32]) -> blake3::OutputReader {
     let mut h = blake3::Hasher::new_derive_key(LEAF_CONTEXT);
     h.update(&(index as u64).to_le_bytes());
@@ -195,6 +218,15 @@ mod tests {
         twice.add(3, &z);
         assert_ne!(once.lanes, twice.lanes);
         assert_eq!(twice.blocks(), 2);
+    }
+
+    #[test]
+    fn zero_hashes_match_the_bytes_of_full_and_short_blocks() {
+        let g = Geometry::new(64 * 16 * 3 + 100, 64, 16).unwrap(); // 3 full blocks, 1 short
+        let mut z = ZeroHashes::new();
+        for b in 0..g.block_count() {
+            assert_eq!(z.of(&g, b), content_hash(&vec![0u8; g.block_len(b)]), "block {b}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The server's uses of the protocol core's block API, in one place: content hashes, the
 //! image digest of a block map, and what the sender is told about each block.
 
-use bb_proto::digest::{DigestAccumulator, zero_content_hash};
+use bb_proto::digest::{DigestAccumulator, ZeroHashes};
 use bb_proto::sender::{BlockSource, Sender};
 use bb_proto::wire::Geometry;
 
@@ -17,19 +17,11 @@ pub fn content_hash(data: &[u8]) -> [u8; 32] {
 /// content hash depends only on its length).
 pub fn image_digest(geometry: &Geometry, blocks: &[MapEntry]) -> [u8; 32] {
     let mut acc = DigestAccumulator::new();
-    let full = geometry.block_bytes() as usize;
-    let mut zero_full = None;
+    let mut zeros = ZeroHashes::new();
     for (b, e) in blocks.iter().enumerate() {
         let b = b as u32;
         let hash = match e.kind {
-            Kind::Zero => {
-                let len = geometry.block_len(b);
-                if len == full {
-                    *zero_full.get_or_insert_with(|| zero_content_hash(len))
-                } else {
-                    zero_content_hash(len)
-                }
-            }
+            Kind::Zero => zeros.of(geometry, b),
             Kind::Raw | Kind::Zstd => e.hash,
         };
         acc.add(b, &hash);

@@ -35,7 +35,7 @@ pub use slots::{MAX_SLOTS, Slot};
 pub use timers::Expired;
 pub use writes::{Decompress, DecompressError, Write};
 
-use crate::digest::DigestAccumulator;
+use crate::digest::{DigestAccumulator, ZeroHashes};
 use crate::fec;
 use crate::wire::{
     self, AnnounceFlags, FailReason, Geometry, PacketType, ResultOutcome, ResultReport, WireError,
@@ -189,8 +189,8 @@ struct Session {
     report_interval_us: u64,
     blocks: u32,
     slots: usize,
-    // Content hash of a full block of zeros, computed at its first use.
-    zero_full: Option<[u8; 32]>,
+    // Content hashes of zero blocks, computed at their first use.
+    zero_hashes: ZeroHashes,
 }
 
 /// Final outcome of this client.
@@ -484,7 +484,7 @@ impl<'a> Receiver<'a> {
             report_interval_us: interval,
             blocks,
             slots,
-            zero_full: None,
+            zero_hashes: ZeroHashes::new(),
         });
         self.next_report_us = now_us;
         self.window_start_seq = a.seq;

@@ -8,7 +8,7 @@
 //! pass over its bytes.
 
 use super::{Receiver, Slot, SlotState};
-use crate::digest::{block_check, content_hash, zero_content_hash};
+use crate::digest::{block_check, content_hash};
 
 /// Zero blocks handed out in one write at most (about 23 MB at the default geometry), so
 /// that zeroing them on a disk or a stream, and recording them written (one leaf each),
@@ -166,12 +166,7 @@ impl<'a> Receiver<'a> {
             }
             Some(Pending::Zeros(first, end)) => {
                 for b in first..end {
-                    let len = g.block_len(b);
-                    let content = if len as u64 == g.block_bytes() {
-                        *s.zero_full.get_or_insert_with(|| zero_content_hash(len))
-                    } else {
-                        zero_content_hash(len)
-                    };
+                    let content = s.zero_hashes.of(&g, b);
                     self.block_written(b, &content);
                 }
                 self.session = Some(s);

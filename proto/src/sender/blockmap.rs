@@ -6,7 +6,7 @@
 //! when the image was prepared, at the end of the first pass otherwise.
 
 use super::config::SenderError;
-use crate::digest::{DigestAccumulator, block_check, zero_content_hash};
+use crate::digest::{DigestAccumulator, ZeroHashes, block_check};
 use crate::wire::{Encoding, Geometry};
 
 /// What the shell found in a block.
@@ -41,7 +41,7 @@ pub(crate) struct BlockMap<'a> {
     zeros: u32,
     acc: DigestAccumulator,
     digest: Option<[u8; 32]>,
-    zero_hash_full: Option<[u8; 32]>,
+    zero_hashes: ZeroHashes,
 }
 
 impl<'a> BlockMap<'a> {
@@ -60,7 +60,7 @@ impl<'a> BlockMap<'a> {
             zeros: 0,
             acc: DigestAccumulator::new(),
             digest: None,
-            zero_hash_full: None,
+            zero_hashes: ZeroHashes::new(),
         })
     }
 
@@ -71,7 +71,7 @@ impl<'a> BlockMap<'a> {
         }
         let len = self.geometry.block_len(b);
         let (coded, hash) = match src {
-            BlockSource::Zero => (0, self.zero_hash(len)),
+            BlockSource::Zero => (0, self.zero_hashes.of(&self.geometry, b)),
             BlockSource::Raw { hash } => (len as u32, hash),
             BlockSource::Zstd { hash, coded_len } => {
                 if coded_len == 0 || coded_len as usize >= len {
@@ -91,16 +91,6 @@ impl<'a> BlockMap<'a> {
             self.digest = Some(self.acc.finish(&self.geometry));
         }
         Ok(())
-    }
-
-    fn zero_hash(&mut self, len: usize) -> [u8; 32] {
-        // Only the last block can be shorter than a full one: full blocks share one hash.
-        if len as u64 != self.geometry.block_bytes() {
-            return zero_content_hash(len);
-        }
-        *self
-            .zero_hash_full
-            .get_or_insert_with(|| zero_content_hash(len))
     }
 
     /// Blocks in the map so far (the forward pass cannot go past them).
