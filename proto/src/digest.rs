@@ -225,7 +225,11 @@ mod tests {
         let g = Geometry::new(64 * 16 * 3 + 100, 64, 16).unwrap(); // 3 full blocks, 1 short
         let mut z = ZeroHashes::new();
         for b in 0..g.block_count() {
-            assert_eq!(z.of(&g, b), content_hash(&vec![0u8; g.block_len(b)]), "block {b}");
+            assert_eq!(
+                z.of(&g, b),
+                content_hash(&vec![0u8; g.block_len(b)]),
+                "block {b}"
+            );
         }
     }
 
