@@ -58,6 +58,16 @@ struct ClientResult {
     acked: bool,
 }
 
+/// The client verified and wrote exactly `img`; `err` is the server's stderr, for the message.
+fn assert_verified(r: &ClientResult, img: &[u8], err: &str) {
+    assert!(
+        matches!(r.outcome, Some(Outcome::Verified { .. })),
+        "{:?}\n{err}",
+        r.outcome
+    );
+    assert!(r.data == img, "image differs");
+}
+
 fn udp(addr: SocketAddrV4) -> UdpSocket {
     let sock = socket2::Socket::new(
         socket2::Domain::IPV4,
@@ -268,12 +278,7 @@ fn one_client_gets_a_byte_exact_image_and_the_server_exits_0() {
         Duration::from_secs(15),
     );
     let (code, _, err) = finish(srv, Duration::from_secs(10));
-    assert!(
-        matches!(r.outcome, Some(Outcome::Verified { .. })),
-        "{:?}\n{err}",
-        r.outcome
-    );
-    assert!(r.data == img, "image differs");
+    assert_verified(&r, &img, &err);
     assert!(r.acked, "result not acknowledged");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("client verified"), "{err}");
@@ -335,12 +340,7 @@ fn two_clients_receive_a_subnet_broadcast() {
     let results: Vec<ClientResult> = clients.into_iter().map(|t| t.join().unwrap()).collect();
     let (code, _, err) = finish(srv, Duration::from_secs(10));
     for r in &results {
-        assert!(
-            matches!(r.outcome, Some(Outcome::Verified { .. })),
-            "{:?}\n{err}",
-            r.outcome
-        );
-        assert!(r.data == img, "image differs");
+        assert_verified(r, &img, &err);
         assert!(r.acked, "result not acknowledged");
     }
     assert_eq!(code, 0, "{err}");
@@ -394,12 +394,7 @@ fn a_piped_image_is_spooled_and_a_late_client_catches_up() {
         Duration::from_secs(15),
     );
     let (code, _, err) = finish(srv, Duration::from_secs(10));
-    assert!(
-        matches!(r.outcome, Some(Outcome::Verified { .. })),
-        "{:?}\n{err}",
-        r.outcome
-    );
-    assert!(r.data == img, "image differs");
+    assert_verified(&r, &img, &err);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("spooling"), "{err}");
     assert_eq!(
@@ -602,12 +597,7 @@ fn a_sparse_compressible_image_goes_as_zero_ranges_and_compressed_blocks() {
     let path = dir.join("disk.img");
     write_sparse(&path, &img);
     let (r, code, err, j) = send_to_one(&dir, &[], path.to_str().unwrap());
-    assert!(
-        matches!(r.outcome, Some(Outcome::Verified { .. })),
-        "{:?}\n{err}",
-        r.outcome
-    );
-    assert!(r.data == img, "image differs");
+    assert_verified(&r, &img, &err);
     assert_eq!(code, 0, "{err}");
     assert_eq!(json_u64(&j, "zero_blocks"), 8, "{j}");
     assert_eq!(json_u64(&j, "zstd_blocks"), 5, "{j}");
@@ -654,12 +644,7 @@ fn a_zstd_image_file_is_recognised_decoded_and_sent_compressed() {
         Duration::from_secs(20),
     );
     let (code, _, err) = finish(srv, Duration::from_secs(10));
-    assert!(
-        matches!(r.outcome, Some(Outcome::Verified { .. })),
-        "{:?}\n{err}",
-        r.outcome
-    );
-    assert!(r.data == img, "image differs");
+    assert_verified(&r, &img, &err);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("zstd-compressed") && err.contains("(zstd, spooled)"),
@@ -698,12 +683,7 @@ fn a_prepared_image_is_sent_with_its_digest_known_from_the_side_file() {
         &["--map", map.to_str().unwrap()],
         path.to_str().unwrap(),
     );
-    assert!(
-        matches!(r.outcome, Some(Outcome::Verified { .. })),
-        "{:?}\n{err}",
-        r.outcome
-    );
-    assert!(r.data == img, "image differs");
+    assert_verified(&r, &img, &err);
     assert_eq!(code, 0, "{err}");
     // The digest the side file gave before sending is the one the session ended with.
     let before = err

@@ -88,12 +88,8 @@ fn a_compressed_block_sends_only_its_coded_symbols() {
     );
 }
 
-#[test]
-fn zero_maps_cycle_through_every_zero_block() {
-    let g = Geometry::new(64 * 2 * 1000, 64, 2).unwrap(); // 1000 blocks
-    let mut st = store(&g);
-    let mut s = sender_without_blocks(&mut st, cfg(g));
-    // Every third block is zero: 334 ranges, more than one packet holds.
+/// Gives 1000 blocks, every third one zero: 334 ranges, more than one zero map holds.
+fn every_third_block_zero(s: &mut Sender<'_, u32>) {
     for b in 0..1000 {
         let src = if b % 3 == 0 {
             BlockSource::Zero
@@ -102,6 +98,14 @@ fn zero_maps_cycle_through_every_zero_block() {
         };
         s.block_ready(b, src).unwrap();
     }
+}
+
+#[test]
+fn zero_maps_cycle_through_every_zero_block() {
+    let g = Geometry::new(64 * 2 * 1000, 64, 2).unwrap(); // 1000 blocks
+    let mut st = store(&g);
+    let mut s = sender_without_blocks(&mut st, cfg(g));
+    every_third_block_zero(&mut s);
     let mut seen = vec![false; 1000];
     let mut covered = vec![false; 1000];
     let mut buf = vec![0u8; 1500];
@@ -177,14 +181,7 @@ fn a_client_missing_a_zero_block_gets_the_span_that_names_it_next() {
     let g = Geometry::new(64 * 2 * 1000, 64, 2).unwrap(); // 1000 blocks
     let mut st = store(&g);
     let mut s = sender_without_blocks(&mut st, cfg(g));
-    for b in 0..1000 {
-        let src = if b % 3 == 0 {
-            BlockSource::Zero
-        } else {
-            BlockSource::Raw { hash: [1; 32] }
-        };
-        s.block_ready(b, src).unwrap();
-    }
+    every_third_block_zero(&mut s);
     let mut buf = vec![0u8; 1500];
     let span = |s: &mut Sender<'_, u32>, buf: &mut Vec<u8>| {
         let n = s.build_zero_map(buf).unwrap();
