@@ -702,3 +702,236 @@ fn a_zero_map_frees_the_slots_of_the_partial_blocks_it_names() {
         Ok(Event::Nothing)
     );
 }
+
+/// Runs sender `tx` against `rx` (lossless) until `stop` says so; returns the data packets
+/// sent and collects the receiver's events. Panics if it never stops.
+#[allow(clippy::too_many_arguments)]
+fn pump(
+    tx: &mut Sender<'_, u32>,
+    rx: &mut Receiver<'_>,
+    coded: &[(BlockSource, Vec<u8>)],
+    out: &mut [u8],
+    now: &mut u64,
+    events: &mut Vec<Event>,
+    stop: &mut dyn FnMut(&Receiver<'_>) -> bool,
+) -> u64 {
+    let mut buf = vec![0u8; 9000];
+    let mut up = vec![0u8; 1500];
+    let mut data = 0;
+    for _ in 0..2_000_000 {
+        if stop(rx) {
+            return data;
+        }
+        tx.handle_timeout(*now);
+        match tx.poll_transmit(*now) {
+            None => *now = tx.poll_timeout(*now).expect("session open").max(*now + 1),
+            Some(t) => {
+                let len = match t {
+                    Transmit::Announce => tx.build_announce(&mut buf).unwrap(),
+                    Transmit::ZeroMap => tx.build_zero_map(&mut buf).unwrap(),
+                    Transmit::Symbol { block, esi, seq } => {
+                        data += 1;
+                        tx.build_symbol(block, esi, seq, &coded[block as usize].1, &mut buf)
+                            .unwrap()
+                    }
+                    Transmit::ResultAck { client_id, .. } => {
+                        tx.build_result_ack(client_id, &mut buf).unwrap()
+                    }
+                };
+                if let Ok(e) = rx.handle_datagram(*now, &buf[..len])
+                    && e != Event::Nothing
+                {
+                    events.push(e);
+                }
+            }
+        }
+        while let Some(w) = rx.poll_write(&mut Zstd) {
+            match w {
+                Write::Data { offset, data, .. } => {
+                    out[offset as usize..offset as usize + data.len()].copy_from_slice(data)
+                }
+                Write::Zeros { offset, len } => {
+                    out[offset as usize..(offset + len) as usize].fill(0)
+                }
+            }
+            rx.write_done();
+        }
+        if rx.needs_flush() {
+            rx.flushed(*now, true);
+        }
+        while let Some(n) = rx.poll_transmit(*now, 12345, &mut up) {
+            let _ = tx.handle_datagram(*now, 1, &up[..n]);
+        }
+    }
+    panic!("the transfer did not reach its stop");
+}
+
+/// A sender that waits for one client, with every block of `img` given.
+fn restarted_sender<'m>(
+    m: &'m mut TxMem,
+    session: u64,
+    g: Geometry,
+    coded: &[(BlockSource, Vec<u8>)],
+    now: u64,
+) -> Sender<'m, u32> {
+    let mut c = SenderConfig::new(session, g);
+    c.rate_bps = 10_000_000_000;
+    c.adapt_rate = false;
+    c.min_clients = 1;
+    let st = SenderStorage {
+        repair_tree: &mut m.a,
+        resend_tree: &mut m.b,
+        next_repair_esi: &mut m.esi,
+        block_checks: &mut m.checks,
+        coded_len: &mut m.coded,
+        clients: &mut m.clients,
+    };
+    let mut tx = Sender::new(c, st, now).unwrap();
+    for (b, (src, _)) in coded.iter().enumerate() {
+        tx.block_ready(b as u32, *src).unwrap();
+    }
+    tx
+}
+
+#[test]
+fn a_restarted_server_of_the_same_image_is_resumed_and_sends_only_what_is_lacking() {
+    let g = Geometry::new(2_000_000, 1024, 64).unwrap();
+    let img = image(2_000_000);
+    let coded: Vec<_> = (0..g.block_count())
+        .map(|b| code_block(&g, &img, b, false))
+        .collect();
+    let blocks = g.block_count();
+    let mut rm = rx_mem(&g, 8, 64);
+    let mut rx = receiver(&mut rm, 5);
+    let mut out = vec![0xEEu8; img.len()];
+    let mut events = Vec::new();
+    let mut now = 0;
+    let mut tm = tx_mem(&g);
+    let mut first = restarted_sender(&mut tm, 77, g, &coded, now);
+    let sent_first = pump(
+        &mut first,
+        &mut rx,
+        &coded,
+        &mut out,
+        &mut now,
+        &mut events,
+        &mut |rx| rx.progress().0 * 10 >= blocks * 4,
+    );
+    let kept = rx.progress().0;
+    assert!(matches!(events[0], Event::Bound { session: 77, .. }));
+    // The server dies; another one starts on the same image 3 s later.
+    now += 3 * SECOND;
+    let mut tm2 = tx_mem(&g);
+    let mut second = restarted_sender(&mut tm2, 78, g, &coded, now);
+    let sent_second = pump(
+        &mut second,
+        &mut rx,
+        &coded,
+        &mut out,
+        &mut now,
+        &mut events,
+        &mut |rx| rx.finished(),
+    );
+    assert!(events.contains(&Event::Resumed {
+        session: 78,
+        blocks_kept: kept
+    }));
+    assert!(rx.resumed());
+    assert_eq!(rx.stats().resumes, 1);
+    assert!(matches!(rx.outcome(), Some(Outcome::Verified { .. })));
+    assert_eq!(out, img);
+    assert!(
+        second.forward_skipped(),
+        "every client resumed: no forward pass"
+    );
+    assert_eq!(second.tally().resumed, 1);
+    // Only the blocks lacking travel again: at most 5% over them.
+    let lacking = g.source_symbols() - (kept as u64 * g.k as u64);
+    assert!(
+        sent_second as f64 <= lacking as f64 * 1.05,
+        "second run sent {sent_second} data packets for {lacking} lacking symbols"
+    );
+    let total = (sent_first + sent_second) as f64 / g.source_symbols() as f64;
+    assert!(total <= 1.1, "both runs sent {total:.3} x the image");
+}
+
+#[test]
+fn a_new_session_is_taken_over_only_after_silence_and_only_with_the_same_digest() {
+    let g = Geometry::new(200_000, 1024, 64).unwrap();
+    let img = image(200_000);
+    let coded: Vec<_> = (0..g.block_count())
+        .map(|b| code_block(&g, &img, b, false))
+        .collect();
+    let mut other = img.clone();
+    other[5] ^= 1;
+    let other_coded: Vec<_> = (0..g.block_count())
+        .map(|b| code_block(&g, &other, b, false))
+        .collect();
+    let announce = |session: u64, coded: &[(BlockSource, Vec<u8>)]| {
+        let mut tm = tx_mem(&g);
+        let tx = restarted_sender(&mut tm, session, g, coded, 0);
+        let mut buf = vec![0u8; 200];
+        let n = tx.build_announce(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let mut rm = rx_mem(&g, 8, 64);
+    let mut rx = receiver(&mut rm, 5);
+    assert!(matches!(
+        rx.handle_datagram(0, &announce(1, &coded)),
+        Ok(Event::Bound { session: 1, .. })
+    ));
+    // A live session is never left: another announce within the quiet time is foreign.
+    assert_eq!(
+        rx.handle_datagram(SECOND, &announce(2, &coded)),
+        Err(Dropped::ForeignSession)
+    );
+    // After the quiet time: another image (its digest differs) is never taken.
+    assert_eq!(
+        rx.handle_datagram(4 * SECOND, &announce(3, &other_coded)),
+        Err(Dropped::ForeignSession)
+    );
+    // A session that does not announce a digest cannot prove its image.
+    let no_digest = {
+        let mut tm = tx_mem(&g);
+        let tx = sender(&mut tm, 4, g);
+        let mut buf = vec![0u8; 200];
+        let n = tx.build_announce(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    assert_eq!(
+        rx.handle_datagram(4 * SECOND, &no_digest),
+        Err(Dropped::ForeignSession)
+    );
+    // The same image is.
+    assert_eq!(
+        rx.handle_datagram(4 * SECOND, &announce(5, &coded)),
+        Ok(Event::Resumed {
+            session: 5,
+            blocks_kept: 0
+        })
+    );
+    assert_eq!(rx.session().unwrap().0, 5);
+}
+
+#[test]
+fn a_receiver_bound_without_a_digest_does_not_resume() {
+    let g = Geometry::new(200_000, 1024, 64).unwrap();
+    let img = image(200_000);
+    let coded: Vec<_> = (0..g.block_count())
+        .map(|b| code_block(&g, &img, b, false))
+        .collect();
+    let mut rm = rx_mem(&g, 8, 64);
+    let mut rx = receiver(&mut rm, 5);
+    // Bound to a session whose digest was never announced.
+    rx.handle_datagram(0, &announce_packet(g, 1)).unwrap();
+    let mut tm = tx_mem(&g);
+    let tx = restarted_sender(&mut tm, 2, g, &coded, 0);
+    let mut buf = vec![0u8; 200];
+    let n = tx.build_announce(&mut buf).unwrap();
+    assert_eq!(
+        rx.handle_datagram(10 * SECOND, &buf[..n]),
+        Err(Dropped::ForeignSession)
+    );
+}

@@ -311,11 +311,48 @@ fn status_pkt(ranges: &[DeficitRange]) -> Vec<u8> {
         blocks_done: 3,
         loss_ppm: 10_000,
         phase: ClientPhase::Receiving,
+        resumed: false,
     };
     let mut buf = vec![0u8; 1500];
     let n = write_status(&mut buf, SESSION, &head, ranges).unwrap();
     buf.truncate(n);
     buf
+}
+
+#[test]
+fn status_resumed_flag_round_trips_and_unknown_flags_are_dropped() {
+    let head = StatusHead {
+        client_id: 7,
+        report_seq: 1,
+        last_seq: 2,
+        blocks_done: 3,
+        loss_ppm: 0,
+        phase: ClientPhase::Receiving,
+        resumed: true,
+    };
+    let mut buf = vec![0u8; 1500];
+    let n = write_status(&mut buf, SESSION, &head, &[]).unwrap();
+    buf.truncate(n);
+    assert_eq!(buf[43], bb_proto::wire::STATUS_RESUMED);
+    assert!(open(&buf).unwrap().status().unwrap().head.resumed);
+    assert!(
+        !open(&status_pkt(&[]))
+            .unwrap()
+            .status()
+            .unwrap()
+            .head
+            .resumed
+    );
+    for bit in 1..8 {
+        let mut p = buf.clone();
+        p[43] |= 1 << bit;
+        reseal(&mut p);
+        assert_eq!(
+            open(&p).unwrap().status(),
+            Err(WireError::BadField("status flags")),
+            "flag bit {bit}"
+        );
+    }
 }
 
 #[test]
@@ -719,6 +756,7 @@ fn field_tables_tile_each_packet() {
             s::LOSS_PPM,
             s::RANGE_COUNT,
             s::PHASE,
+            s::FLAGS,
             s::RESERVED,
         ],
         HEADER_LEN,
@@ -764,7 +802,7 @@ fn constants_keep_their_values() {
     assert_eq!(MAX_DATAGRAM, 8972);
     assert_eq!(MAX_RANGES, 177);
     assert_eq!(MAX_ZERO_RANGES, 180);
-    assert_eq!(VERSION, 2);
+    assert_eq!(VERSION, 3);
     assert_eq!(DATA_OVERHEAD, 40);
     assert_eq!(MAX_SYMBOL_SIZE, 8896);
     assert_eq!((MAX_K, SYMBOL_ALIGN), (4096, 64));
@@ -839,6 +877,7 @@ fn wrong_type_and_short_buffers_are_refused() {
         blocks_done: 0,
         loss_ppm: 0,
         phase: ClientPhase::Receiving,
+        resumed: false,
     };
     let one = [DeficitRange {
         first: 0,
@@ -909,11 +948,11 @@ mod golden {
     struct Bytes(Vec<u8>);
 
     impl Bytes {
-        /// The common header: "BBND", version 2, `ty`, no flags, the session.
+        /// The common header: "BBND", version 3, `ty`, no flags, the session.
         fn header(ty: u8) -> Self {
             let b = Self(Vec::new())
                 .raw(b"BBND")
-                .u8(2)
+                .u8(3)
                 .u8(ty)
                 .u16(0)
                 .u64(SESSION);
@@ -1131,6 +1170,7 @@ mod golden {
             blocks_done: 77,
             loss_ppm: 12_345,
             phase: ClientPhase::Finishing,
+            resumed: true,
         };
         let ranges = [
             DeficitRange {
@@ -1158,7 +1198,8 @@ mod golden {
             .u16(2) // range count
             .at(42)
             .u8(1) // phase: finishing
-            .raw(&[0; 5]) // reserved
+            .u8(1) // flags: resumed
+            .raw(&[0; 4]) // reserved
             .at(48)
             .u32(5)
             .u16(2)

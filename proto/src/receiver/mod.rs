@@ -68,6 +68,11 @@ pub struct ReceiverConfig {
     pub ack_wait_us: u64,
     /// Erasure-code kernel that decodes the blocks (only speed depends on it).
     pub engine: fec::Engine,
+    /// A new session of the same image (same geometry and image digest) is taken over,
+    /// keeping every block written, only once the bound session has sent nothing for this
+    /// long: a live server announces every 100 ms, so a forged announce cannot pull
+    /// clients away from it.
+    pub resume_quiet_us: u64,
 }
 
 impl ReceiverConfig {
@@ -84,6 +89,7 @@ impl ReceiverConfig {
             silence_timeout_us: 60_000_000,
             ack_wait_us: 30_000_000,
             engine: fec::Engine::detect(),
+            resume_quiet_us: 2_000_000,
         }
     }
 }
@@ -127,6 +133,15 @@ pub enum Event {
     ResultAcked,
     /// The server is ending the session before this client finished.
     ServerClosing,
+    /// The bound session went silent and a new session of the same image (same geometry
+    /// and image digest: a restarted server) was announced: the receiver moved to it,
+    /// keeping every block written, and reports only what it still lacks.
+    Resumed {
+        /// The new session's id.
+        session: u64,
+        /// Blocks kept from the earlier session.
+        blocks_kept: u32,
+    },
 }
 
 /// Why a datagram was dropped.
@@ -179,6 +194,8 @@ pub struct ReceiverStats {
     pub reports: u64,
     /// Results built.
     pub results: u64,
+    /// Times the receiver moved to a new session of the same image (server restarts).
+    pub resumes: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -245,6 +262,10 @@ pub struct Receiver<'a> {
     acked: bool,
     stats: ReceiverStats,
     timers: timers::Timers,
+    // When the bound session last sent a valid packet (for taking over a new session).
+    last_session_packet_us: u64,
+    // Blocks were kept from an earlier session of the same image (status flag).
+    resumed: bool,
 }
 
 /// Why [`Receiver::new`] refused its storage.
@@ -308,6 +329,8 @@ impl<'a> Receiver<'a> {
             acked: false,
             stats: ReceiverStats::default(),
             timers: timers::Timers::new(now_us),
+            last_session_packet_us: now_us,
+            resumed: false,
         })
     }
 
@@ -368,6 +391,7 @@ impl<'a> Receiver<'a> {
         let r = self.handle_inner(now_us, pkt);
         if !matches!(r, Err(Dropped::Malformed(_) | Dropped::ForeignSession)) {
             self.note_session_packet(now_us);
+            self.last_session_packet_us = now_us;
         }
         match r {
             Err(Dropped::Malformed(_)) => self.stats.malformed += 1,
@@ -387,6 +411,12 @@ impl<'a> Receiver<'a> {
         if let Some(s) = &self.session
             && s.id != packet.session()
         {
+            if packet.ty() == PacketType::Announce
+                && let Ok(a) = packet.announce()
+                && self.may_resume(now_us, &a)
+            {
+                return Ok(self.resume(now_us, packet.session(), &a));
+            }
             return Err(Dropped::ForeignSession);
         }
         match packet.ty() {
@@ -492,6 +522,59 @@ impl<'a> Receiver<'a> {
             session: id,
             geometry: g,
         })
+    }
+
+    /// True when announce `a` of another session may replace the bound one: the bound
+    /// session has been silent for `resume_quiet_us`, no outcome is known yet, and the new
+    /// session proves it sends the same image: the same geometry and the same image digest,
+    /// announced by both. Without both digests the image cannot be proven the same, and
+    /// blocks of two images are never mixed: the receiver stays bound (and times out).
+    fn may_resume(&self, now_us: u64, a: &wire::Announce) -> bool {
+        let Some(s) = &self.session else { return false };
+        self.outcome.is_none()
+            && !a.flags.contains(AnnounceFlags::CLOSING)
+            && now_us.saturating_sub(self.last_session_packet_us) >= self.cfg.resume_quiet_us
+            && s.geometry == a.geometry
+            && s.digest.is_some()
+            && s.digest == a.digest
+    }
+
+    /// Moves to session `id` of the same image: blocks written (and decoded blocks waiting
+    /// to be written) are kept; partial blocks are dropped (their symbols were counted
+    /// against the old session's sends); sequence numbers, the data front and the report
+    /// timers start again, so the first report names every block still lacking.
+    fn resume(&mut self, now_us: u64, id: u64, a: &wire::Announce) -> Event {
+        for m in self.slots.iter_mut() {
+            if m.state == SlotState::Filling {
+                *m = Slot::FREE;
+            }
+        }
+        if let Some(s) = &mut self.session {
+            s.id = id;
+            s.report_interval_us = a.report_interval_ms as u64 * 1000;
+        }
+        self.highest_seq = None;
+        self.window_start_seq = a.seq;
+        self.window_received = 0;
+        self.front = 0;
+        self.last_data_us = 0;
+        self.next_report_us = now_us;
+        self.report_gate_us = now_us;
+        self.missing_reported_us = None;
+        self.report_cursor = 0;
+        self.resumed = true;
+        self.last_session_packet_us = now_us;
+        self.timers.restart_silence(now_us);
+        self.stats.resumes += 1;
+        Event::Resumed {
+            session: id,
+            blocks_kept: self.done_count,
+        }
+    }
+
+    /// True once this receiver kept blocks from an earlier session of the same image.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
     /// The shell flushed the target after the last write (`ok`: without error).

@@ -59,6 +59,7 @@ impl<'a> Receiver<'a> {
             blocks_done: self.done_count,
             loss_ppm: self.loss_ppm,
             phase,
+            resumed: self.resumed,
         };
         self.report_seq = self.report_seq.wrapping_add(1);
         self.last_report_us = Some(now_us);

@@ -48,6 +48,13 @@ impl Timers {
     }
 }
 
+impl Timers {
+    /// A new session of the same image was taken over: its silence counts from now.
+    pub(super) fn restart_silence(&mut self, now_us: u64) {
+        self.progress_us = now_us;
+    }
+}
+
 impl Receiver<'_> {
     /// Notes a packet of the bound session (or the announce that bound it). Once data has
     /// flowed, only new symbols (or blocks newly learned to be zero) count as progress: a

@@ -41,6 +41,8 @@ pub(crate) struct BlockMap<'a> {
     zeros: u32,
     acc: DigestAccumulator,
     digest: Option<[u8; 32]>,
+    // Announced before every block was given (read ahead by the shell); checked at the end.
+    expected: Option<[u8; 32]>,
     zero_hashes: ZeroHashes,
 }
 
@@ -60,6 +62,7 @@ impl<'a> BlockMap<'a> {
             zeros: 0,
             acc: DigestAccumulator::new(),
             digest: None,
+            expected: None,
             zero_hashes: ZeroHashes::new(),
         })
     }
@@ -88,7 +91,11 @@ impl<'a> BlockMap<'a> {
         }
         self.ready += 1;
         if self.ready == self.blocks {
-            self.digest = Some(self.acc.finish(&self.geometry));
+            let d = self.acc.finish(&self.geometry);
+            self.digest = Some(d);
+            if self.expected.is_some_and(|e| e != d) {
+                return Err(SenderError::DigestChanged);
+            }
         }
         Ok(())
     }
@@ -122,7 +129,14 @@ impl<'a> BlockMap<'a> {
     pub fn check(&self, b: u32) -> u32 {
         self.checks[b as usize]
     }
+    /// The digest announced: known ahead ([`BlockMap::expect`]) or computed once every
+    /// block was given.
     pub fn digest(&self) -> Option<&[u8; 32]> {
-        self.digest.as_ref()
+        self.expected.as_ref().or(self.digest.as_ref())
+    }
+    /// The image digest, known before the blocks are given: announced at once, and the
+    /// blocks given must add up to it.
+    pub fn expect(&mut self, digest: [u8; 32]) {
+        self.expected = Some(digest);
     }
 }

@@ -58,6 +58,9 @@ pub struct ClientInfo<A> {
     pub bytes_written: u64,
     /// When it verified, failed or was declared lost.
     pub finished_us: u64,
+    /// It reported holding blocks from an earlier session of this image (status flag:
+    /// a server restarted on the same image).
+    pub resumed: bool,
 }
 
 /// The client table counted by state.
@@ -71,6 +74,8 @@ pub struct ClientTally {
     pub failed: u32,
     /// Declared lost.
     pub lost: u32,
+    /// Rows that reported resuming from an earlier session of this image (any state).
+    pub resumed: u32,
 }
 
 impl ClientTally {
@@ -113,6 +118,7 @@ pub(crate) struct ClientTable<'a, A> {
     timeout_us: u64,
     expiry_at: Option<u64>,
     last_heard_us: Option<u64>,
+    last_lost_us: Option<u64>,
 }
 
 impl<'a, A: Copy> ClientTable<'a, A> {
@@ -125,6 +131,7 @@ impl<'a, A: Copy> ClientTable<'a, A> {
             timeout_us,
             expiry_at: None,
             last_heard_us: None,
+            last_lost_us: None,
         }
     }
 
@@ -169,6 +176,7 @@ impl<'a, A: Copy> ClientTable<'a, A> {
             state: ClientState::Receiving,
             bytes_written: 0,
             finished_us: 0,
+            resumed: false,
         });
         self.tally.seen += 1;
         self.heard(now_us);
@@ -208,6 +216,11 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         c.blocks_done = head.blocks_done.min(blocks);
         c.loss_ppm = head.loss_ppm;
         c.blocks_lacking = lacking;
+        if head.resumed && !c.resumed {
+            c.resumed = true;
+            self.tally.resumed += 1;
+        }
+        let c = self.rows[row].as_ref().expect("row in use");
         let has_result = c.state.has_result();
         self.heard(now_us);
         if has_result {
@@ -274,6 +287,7 @@ impl<'a, A: Copy> ClientTable<'a, A> {
                 }
                 budget -= 1;
                 c.finished_us = now_us;
+                self.last_lost_us = Some(now_us);
                 if let Some(ch) = self.set_state(row, ClientState::Lost) {
                     lost(ch);
                 }
@@ -286,6 +300,16 @@ impl<'a, A: Copy> ClientTable<'a, A> {
             }
         }
         self.expiry_at = next;
+    }
+
+    /// When a client was last declared lost, if any was.
+    pub fn last_lost_us(&self) -> Option<u64> {
+        self.last_lost_us
+    }
+
+    /// True when at least one client is in the table and every one reported resuming.
+    pub fn all_resumed(&self) -> bool {
+        self.tally.seen > 0 && self.tally.resumed == self.tally.seen
     }
 
     /// The latest time any client was heard.

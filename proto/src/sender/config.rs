@@ -52,6 +52,10 @@ pub struct SenderConfig {
     pub announce_every_packets: u32,
     /// A client not heard from for this long is declared lost.
     pub client_timeout_us: u64,
+    /// A client declared lost may come back (a link down, a machine rebooting into the
+    /// imaging initramfs) for this long: the session is not decided as failed because of
+    /// lost clients until this long after the latest was declared lost.
+    pub lost_grace_us: u64,
     /// How long a send may still be on its way to a client (in its socket buffer or
     /// queue): a report that predates it is not trusted for its block within this time.
     pub in_flight_us: u64,
@@ -84,6 +88,7 @@ impl SenderConfig {
             announce_interval_us: 100_000,
             announce_every_packets: 512,
             client_timeout_us: 10_000_000,
+            lost_grace_us: 60_000_000,
             in_flight_us: 300_000,
             report_interval_ms: 200,
             report_budget_per_s: 2000,
@@ -135,6 +140,9 @@ pub enum SenderError {
     Fec(fec::FecError),
     /// Building the packet failed.
     Wire(WireError),
+    /// The digest of the blocks given differs from the one announced ahead of them
+    /// ([`super::Sender::expect_digest`]): the image changed while it was served.
+    DigestChanged,
 }
 
 impl core::fmt::Display for SenderError {
@@ -149,6 +157,9 @@ impl core::fmt::Display for SenderError {
             }
             Self::Fec(e) => write!(f, "erasure code: {e}"),
             Self::Wire(e) => write!(f, "packet: {e}"),
+            Self::DigestChanged => f.write_str(
+                "the blocks read differ from the image digest announced at the start: the image changed while it was served",
+            ),
         }
     }
 }

@@ -291,6 +291,17 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     pub fn digest(&self) -> Option<&[u8; 32]> {
         self.map.digest()
     }
+    /// Tells the digest of the whole image before its blocks are given (the shell read
+    /// it ahead): it is announced at once, so clients of an earlier session of this image
+    /// can resume, and the blocks given must add up to it, else
+    /// [`SenderError::DigestChanged`] (the image changed while it was served).
+    pub fn expect_digest(&mut self, digest: [u8; 32]) {
+        self.map.expect(digest);
+    }
+    /// True when the forward pass was skipped because every client at the start resumed.
+    pub fn forward_skipped(&self) -> bool {
+        self.schedule.forward_skipped()
+    }
     /// Blocks given so far with [`Sender::block_ready`].
     pub fn blocks_ready(&self) -> u32 {
         self.map.ready()
@@ -309,7 +320,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.zero_map_due = true;
         }
         self.schedule.block_ready(b, self.map.coded_k(b));
-        if self.schedule.skip_zero_blocks(&self.map) {
+        if self.schedule.skip_blocks(&self.map) {
             self.first_pass_done(self.last_busy_us);
         }
         Ok(())
@@ -381,6 +392,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         let by_time = self.timers.is_due(Timer::Start, now_us);
         if by_count || by_time {
             self.schedule.start();
+            if self.clients.all_resumed() {
+                self.schedule.skip_forward();
+            }
             self.started_us = Some(now_us);
             self.timers.stop(Timer::Start);
             self.timers.set(Timer::Announce, now_us);
@@ -515,8 +529,14 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
 
     fn end_facts(&self) -> EndFacts {
         let heard = self.clients.last_heard_us().unwrap_or(0);
+        let tally = self.tally();
         EndFacts {
-            tally: self.tally(),
+            tally,
+            lost_may_return_until_us: self
+                .clients
+                .last_lost_us()
+                .filter(|_| tally.lost > 0)
+                .map(|t| t.saturating_add(self.cfg.lost_grace_us)),
             started_us: self.started_us,
             forward_done_us: self.forward_done_us,
             idle: self.is_idle(),
@@ -598,7 +618,12 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         let quiet = (!closing)
             .then(|| ending::quiet_at(&self.cfg, &facts))
             .flatten();
+        let lost_grace = (!closing)
+            .then_some(facts.lost_may_return_until_us)
+            .flatten()
+            .filter(|&t| t > now_us);
         [
+            lost_grace,
             pacing,
             announce,
             self.timers.get(Timer::Start),
@@ -671,7 +696,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.timers.set(Timer::Pacing, at);
             return None;
         }
-        if self.schedule.skip_zero_blocks(&self.map) {
+        if self.schedule.skip_blocks(&self.map) {
             self.first_pass_done(now_us);
         }
         let loss = LossView {

@@ -86,6 +86,9 @@ pub(crate) struct Schedule<'a> {
     fwd_proactive_left: u32,
     burst: Option<Burst>,
     sweep: u32,
+    // Every client at the start resumed from an earlier session of this image: the forward
+    // pass sends nothing and only what they report lacking is sent.
+    skip_forward: bool,
 }
 
 impl<'a> Schedule<'a> {
@@ -115,6 +118,7 @@ impl<'a> Schedule<'a> {
             fwd_proactive_left: 0,
             burst: None,
             sweep: 0,
+            skip_forward: false,
         })
     }
 
@@ -127,6 +131,9 @@ impl<'a> Schedule<'a> {
     }
     pub fn forward_blocks_done(&self) -> u32 {
         self.fwd_block
+    }
+    pub fn forward_skipped(&self) -> bool {
+        self.skip_forward
     }
     pub fn forward_done(&self) -> bool {
         self.fwd_block >= self.blocks
@@ -141,12 +148,24 @@ impl<'a> Schedule<'a> {
         self.next_repair_esi[b as usize] = coded_k as u16;
     }
 
-    /// Moves the forward pass over zero blocks (never sent); true when that ended the pass.
-    pub fn skip_zero_blocks(&mut self, map: &BlockMap<'_>) -> bool {
+    /// The forward pass sends no data: every client present holds blocks of this image
+    /// from an earlier session and reports what it lacks (served as repairs and resends).
+    /// Blocks are still given in order (the digest is built from them); a client that
+    /// joins later is served from its reports like any late joiner.
+    pub fn skip_forward(&mut self) {
+        self.skip_forward = true;
+    }
+
+    /// Moves the forward pass over blocks it does not send (zero blocks; every block when
+    /// the forward pass is skipped); true when that ended the pass.
+    pub fn skip_blocks(&mut self, map: &BlockMap<'_>) -> bool {
         if self.forward_done() || !self.sending() {
             return false;
         }
-        while self.fwd_block < map.ready() && self.fwd_esi == 0 && map.is_zero(self.fwd_block) {
+        while self.fwd_block < map.ready()
+            && self.fwd_esi == 0
+            && (self.skip_forward || map.is_zero(self.fwd_block))
+        {
             self.fwd_block += 1;
         }
         if self.forward_done() {

@@ -26,13 +26,13 @@ pub use data::{Data, DataHead, Encoding, seal_data, write_data, write_data_heade
 use field::{get_u16, get_u32, get_u64, put_u8, put_u16, put_u32, put_u64};
 pub use geometry::Geometry;
 pub use result::{FailReason, ResultOutcome, ResultReport, write_result, write_result_ack};
-pub use status::{ClientPhase, DeficitRange, Status, StatusHead, write_status};
+pub use status::{ClientPhase, DeficitRange, STATUS_RESUMED, Status, StatusHead, write_status};
 pub use zero_map::{MAX_ZERO_RANGES, ZERO_RANGE_LEN, ZeroMap, ZeroRange, write_zero_map};
 
 /// "BBND" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BBND");
 /// Protocol version carried in every packet.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Bytes of the common header (magic, version, type, flags, session id).
 pub const HEADER_LEN: usize = field::header::LEN;
 /// Bytes of the CRC32 trailer.

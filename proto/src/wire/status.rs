@@ -51,7 +51,13 @@ pub struct StatusHead {
     pub loss_ppm: u32,
     /// What the client is doing.
     pub phase: ClientPhase,
+    /// The client holds blocks of this image written in an earlier session of it (a
+    /// server restarted on the same image): flag bit 0 (`STATUS_RESUMED`).
+    pub resumed: bool,
 }
+
+/// Status flag bit 0: the client resumed from an earlier session of the same image.
+pub const STATUS_RESUMED: u8 = 1;
 
 /// A parsed status report. The ranges are read lazily from the packet: nothing is copied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +106,7 @@ pub fn write_status(
     put_u32(buf, f::LOSS_PPM, head.loss_ppm);
     put_u16(buf, f::RANGE_COUNT, ranges.len() as u16);
     put_u8(buf, f::PHASE, head.phase as u8);
+    put_u8(buf, f::FLAGS, if head.resumed { STATUS_RESUMED } else { 0 });
     buf[f::RESERVED].fill(0);
     let entries = buf[f::RANGES].chunks_exact_mut(RANGE_LEN);
     for (entry, r) in entries.zip(ranges) {
@@ -131,6 +138,10 @@ impl<'a> Packet<'a> {
             1 => ClientPhase::Finishing,
             _ => return Err(WireError::BadField("phase")),
         };
+        let flags = get_u8(b, f::FLAGS);
+        if flags & !STATUS_RESUMED != 0 {
+            return Err(WireError::BadField("status flags"));
+        }
         if !is_zero(b, f::RESERVED) {
             return Err(WireError::BadField("reserved"));
         }
@@ -146,6 +157,7 @@ impl<'a> Packet<'a> {
                 blocks_done: get_u32(b, f::BLOCKS_DONE),
                 loss_ppm,
                 phase,
+                resumed: flags & STATUS_RESUMED != 0,
             },
             raw_ranges: &b[f::RANGES.start..self.body_end()],
         };

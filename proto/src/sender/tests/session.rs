@@ -246,3 +246,118 @@ fn the_outcome_is_the_table_as_it_stood_when_the_session_was_decided() {
     let t = s.decided_tally().unwrap();
     assert_eq!((t.seen, t.verified, t.active()), (1, 1, 0));
 }
+
+#[test]
+fn a_lost_wanted_client_may_come_back_within_the_grace_and_the_session_waits_for_it() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.wanted_clients = 2;
+    c.client_timeout_us = 1_000_000;
+    c.lost_grace_us = 5_000_000;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    for id in [1, 2] {
+        s.handle_datagram(now, id as u32, &status_phase(id, 0, ClientPhase::Receiving))
+            .unwrap();
+    }
+    run_until(&mut s, &mut now, |s| s.forward_done());
+    s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
+    run_until(&mut s, &mut now, |s| s.tally().lost == 1);
+    let lost_at = s.client(1).unwrap().finished_us;
+    // Verified + lost reach the wanted count, but the lost machine may come back (a link
+    // down, a reboot): no decision within the grace, and the sender wakes when it ends.
+    assert!(s.poll_timeout(now).unwrap() <= lost_at + 5_000_000);
+    now = lost_at + 4_000_000;
+    s.handle_timeout(now);
+    assert_eq!(s.session_end(), None);
+    // It comes back (the same id, the same row) and verifies: success.
+    s.handle_datagram(now, 2, &status_phase(2, 2, ClientPhase::Receiving))
+        .unwrap();
+    assert!(events(&mut s).contains(&Event::ClientBack { row: 1 }));
+    assert_eq!(s.tally().seen, 2, "one machine, not two");
+    s.handle_datagram(now, 2, &verified_result(&s, 2)).unwrap();
+    s.handle_timeout(now);
+    assert_eq!(s.session_end(), Some(SessionEnd::WantedVerified));
+}
+
+#[test]
+fn a_lost_client_that_never_comes_back_fails_the_session_once_the_grace_is_over() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    for wanted in [0, 2] {
+        let mut st = store(&g);
+        let mut c = cfg(g);
+        c.wanted_clients = wanted;
+        c.client_timeout_us = 1_000_000;
+        c.lost_grace_us = 5_000_000;
+        c.linger_us = 1_000_000;
+        let mut s = sender(&mut st, c);
+        let mut now = 0;
+        for id in [1, 2] {
+            s.handle_datagram(now, id as u32, &status_phase(id, 0, ClientPhase::Receiving))
+                .unwrap();
+        }
+        run_until(&mut s, &mut now, |s| s.forward_done());
+        s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
+        run_until(&mut s, &mut now, |s| s.tally().lost == 1);
+        let lost_at = s.client(1).unwrap().finished_us;
+        run_until(&mut s, &mut now, |s| s.session_end().is_some());
+        assert!(
+            now >= lost_at + 5_000_000,
+            "wanted {wanted}: decided {} us after the loss, within the grace",
+            now - lost_at
+        );
+        assert!(
+            now <= lost_at + 5_000_000 + 1_000_000,
+            "wanted {wanted}: decided late: {} us after the loss",
+            now - lost_at
+        );
+        let end = if wanted > 0 {
+            SessionEnd::WantedUnreachable
+        } else {
+            SessionEnd::Quiet
+        };
+        assert_eq!(s.session_end(), Some(end));
+    }
+}
+
+#[test]
+fn when_every_client_at_the_start_resumed_the_forward_pass_sends_nothing() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    for resumed in [false, true] {
+        let mut st = store(&g);
+        let mut c = cfg(g);
+        c.min_clients = 1;
+        let mut s = sender(&mut st, c);
+        let mut now = 0;
+        let mut h = head(1, 0, 2, ClientPhase::Receiving);
+        h.resumed = resumed;
+        // It lacks blocks 2 and 3 (whole blocks: k symbols each).
+        let lack = [DeficitRange {
+            first: 2,
+            len: 2,
+            deficit: 4,
+        }];
+        s.handle_datagram(now, 1, &status_packet(7, h, &lack))
+            .unwrap();
+        // The first report came before the start: it is heard, its ranges wait for the next.
+        let mut sent: Vec<_> = (0..3).filter_map(|_| step(&mut s, &mut now)).collect();
+        assert_eq!(s.forward_skipped(), resumed);
+        assert_eq!(s.tally().resumed, resumed as u32);
+        s.handle_datagram(now, 1, &status_packet(7, h, &lack))
+            .unwrap();
+        sent.extend((0..60).filter_map(|_| step(&mut s, &mut now)));
+        let blocks: Vec<u32> = sent
+            .iter()
+            .filter_map(|t| match t {
+                Transmit::Symbol { block, .. } => Some(*block),
+                _ => None,
+            })
+            .collect();
+        if resumed {
+            assert_eq!(blocks, [2, 2, 2, 2, 3, 3, 3, 3], "only what it lacks");
+        } else {
+            assert!(blocks.len() >= 16, "a full forward pass: {blocks:?}");
+        }
+    }
+}
