@@ -74,7 +74,11 @@ OPTIONS:
     -p, --port N             UDP port the data arrives on (default: 7855)
         --control-port N     server's UDP port for status reports (default: 7854)
     -t, --timeout SECONDS    give up when no server is heard within SECONDS, or when the data
-                             stops for SECONDS once the transfer has started (default: 60)
+                             stops for SECONDS once the transfer has started (default: 60).
+                             It covers a server restart: a server started again on the same
+                             image within it is resumed (same geometry and image digest,
+                             announced by both sessions): every block written is kept and
+                             only what is lacking is sent again
         --any-server         accept data from any source address, not only SERVER
         --assume-zeroed      the target disk already reads as zeros (new or discarded): skip
                              zeroing the image's zero ranges on a block device (faster; old

@@ -438,6 +438,18 @@ impl Receive<'_> {
                 );
                 self.rx.fail(now, FailReason::ServerGone);
             }
+            Event::Resumed {
+                session,
+                blocks_kept,
+            } => {
+                if !self.o.quiet {
+                    let total = self.rx.progress().1;
+                    say(format_args!(
+                        "bb-client: the server restarted: resuming with session {session:016x} of the same image \
+                         (same geometry and digest); {blocks_kept} of {total} blocks kept"
+                    ));
+                }
+            }
             Event::ResultAcked | Event::Nothing => {}
         }
         Ok(())

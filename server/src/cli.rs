@@ -44,6 +44,8 @@ pub struct Options {
     pub linger_s: f64,
     pub timeout_s: Option<f64>,
     pub client_timeout_s: f64,
+    /// A lost client may come back for this long before it counts as a failure.
+    pub lost_grace_s: f64,
     pub summary_json: Option<PathBuf>,
     pub quiet: bool,
     pub coding: Coding,
@@ -124,6 +126,7 @@ fn opts() -> getopts::Options {
     o.optopt("", "linger", "", "SECONDS");
     o.optopt("", "timeout", "", "SECONDS");
     o.optopt("", "client-timeout", "", "SECONDS");
+    o.optopt("", "lost-grace", "", "SECONDS");
     o.optopt("", "summary-json", "", "FILE");
     o.optopt("", "compress", "", "LEVEL|off");
     o.optopt("", "threads", "", "N");
@@ -201,6 +204,10 @@ Who and when:
                            name the clients that did not finish [default: {tmo:.0} s
                            after the first pass over the image ended]
       --client-timeout SECONDS  a client silent this long is lost [default 10]
+      --lost-grace SECONDS  a lost client may come back this long (a link down, a
+                           machine rebooting into the imaging initramfs): until then
+                           lost clients fail nothing and the session waits for them
+                           [default 60]
 
 Output:
   -q, --quiet              no progress or events, only errors and the summary
@@ -448,6 +455,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 .into(),
         );
     }
+    let lost_grace_s = m
+        .opt_str("lost-grace")
+        .map(|s| parse_seconds("lost-grace", &s))
+        .transpose()?
+        .unwrap_or(60.0);
     Ok(Command::Run(Box::new(Options {
         address,
         source,
@@ -465,6 +477,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         linger_s,
         timeout_s,
         client_timeout_s,
+        lost_grace_s,
         summary_json: m.opt_str("summary-json").map(PathBuf::from),
         quiet: m.opt_present("q"),
         coding,

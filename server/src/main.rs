@@ -20,6 +20,7 @@ macro_rules! say_raw {
 
 mod cli;
 mod codec;
+mod digest_ahead;
 mod feeder;
 mod image;
 mod input;

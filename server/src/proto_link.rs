@@ -47,9 +47,14 @@ pub fn block_ready<A: Copy + PartialEq>(
     b: u32,
     e: &MapEntry,
 ) -> Result<(), String> {
-    sender
-        .block_ready(b, source(e))
-        .map_err(|err| format!("internal error giving block {b} to the sender: {err}"))
+    sender.block_ready(b, source(e)).map_err(|err| match err {
+        bb_proto::sender::SenderError::DigestChanged => format!(
+            "the image changed while it was served: its blocks, read again up to block {b}, \
+             do not add up to the image digest read at the start; stopping rather than send \
+             data no client could verify (serve a copy or a snapshot that nothing writes)"
+        ),
+        _ => format!("internal error giving block {b} to the sender: {err}"),
+    })
 }
 
 #[cfg(test)]

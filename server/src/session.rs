@@ -12,6 +12,7 @@ use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 use crate::cli::{
     DEFAULT_START_WAIT_S, DEFAULT_TIMEOUT_AFTER_FORWARD_S, MapChoice, Options, Source,
 };
+use crate::digest_ahead::{DigestAhead, ImageWatch};
 use crate::feeder::Feeder;
 use crate::image::{self, Image};
 use crate::net::{Full, Net, SendError, Sent};
@@ -32,6 +33,8 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 const CLIENT_TABLE: usize = 4096;
 /// Longest sleep while the workers are still coding blocks the sender waits for.
 const CODING_POLL_US: u64 = 1000;
+/// How often a regular image file's size and modification time are checked.
+const IMAGE_WATCH_US: u64 = 500_000;
 
 fn us(d: f64) -> u64 {
     (d * 1e6) as u64
@@ -84,6 +87,14 @@ struct Run<'s, 'a> {
     batch: Vec<u8>,
     batch_n: usize,
     pkt_len: usize,
+    /// The image digest being read ahead of the forward pass (a seekable image without a
+    /// side file), so that it is announced early and clients of a restarted server resume.
+    digest_ahead: Option<DigestAhead>,
+    watch: Option<ImageWatch>,
+    next_watch_us: u64,
+    /// The image changed or failed: the session is closing (clients are told), then the
+    /// server exits with this message.
+    image_failed: Option<String>,
 }
 
 enum End {
@@ -109,9 +120,17 @@ impl Run<'_, '_> {
         while let Some(e) = self.sender.poll_event() {
             let client = |row| self.sender.client(row).copied();
             let msg = match e {
-                Event::ClientJoined { row } => {
-                    client(row).map(|c| format!("client joined: {}", client_label(&c)))
-                }
+                Event::ClientJoined { row } => client(row).map(|c| {
+                    if c.resumed {
+                        format!(
+                            "client resumed: {} holds {:.1}% from the earlier session of this image",
+                            client_label(&c),
+                            self.percent(&c)
+                        )
+                    } else {
+                        format!("client joined: {}", client_label(&c))
+                    }
+                }),
                 Event::ClientBack { row } => {
                     client(row).map(|c| format!("client back: {}", client_label(&c)))
                 }
@@ -140,6 +159,11 @@ impl Run<'_, '_> {
                         hex(d)
                     )
                 }),
+                Event::Started if self.sender.forward_skipped() => Some(
+                    "every client present resumed from an earlier session of this image: \
+                     sending only the blocks they lack"
+                        .to_string(),
+                ),
                 Event::ClientProgressed { .. }
                 | Event::ClientFinishing { .. }
                 | Event::Started
@@ -262,8 +286,13 @@ impl Run<'_, '_> {
     fn status_line(&mut self, now: u64) -> String {
         let blocks = self.geometry.block_count();
         let t = self.sender.tally();
+        let resumed = if t.resumed > 0 {
+            format!(", {} resumed", t.resumed)
+        } else {
+            String::new()
+        };
         let clients = format!(
-            "clients {} seen, {} verified, {} failed, {} lost",
+            "clients {} seen, {} verified, {} failed, {} lost{resumed}",
             t.seen, t.verified, t.failed, t.lost
         );
         let slowest = self
@@ -416,6 +445,58 @@ impl Run<'_, '_> {
         }
     }
 
+    /// The digest read ahead, once it is: announced from then on. A read error of the
+    /// source, or a digest that differs from the one the blocks already given add up to,
+    /// is an image failure.
+    fn digest_ahead(&mut self) -> Result<(), String> {
+        let Some(r) = self.digest_ahead.as_ref().and_then(DigestAhead::poll) else {
+            return Ok(());
+        };
+        self.digest_ahead = None;
+        let (d, secs) = r?;
+        if let Some(have) = self.sender.digest()
+            && *have != d
+        {
+            return Err(format!(
+                "the image changed while it was served: the blocks sent add up to digest {} \
+                 but the image now reads as {}; stopping rather than send data no client \
+                 could verify",
+                hex(have),
+                hex(&d)
+            ));
+        }
+        if self.sender.digest().is_none() {
+            self.sender.expect_digest(d);
+            self.progress.event(&format!(
+                "image digest read ahead in {}: {} (announced now; a server restarted on \
+                 this image is resumed by its clients)",
+                human_duration(secs),
+                hex(&d)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a regular image file for writes every half second.
+    fn watch_image(&mut self, now: u64) -> Result<(), String> {
+        if now < self.next_watch_us {
+            return Ok(());
+        }
+        self.next_watch_us = now + IMAGE_WATCH_US;
+        self.watch.as_ref().map_or(Ok(()), ImageWatch::check)
+    }
+
+    /// The image failed (changed, or a read error): tell the clients the session ends
+    /// (closing announces), then exit with `msg`.
+    fn image_failure(&mut self, msg: String) {
+        if self.image_failed.is_none() {
+            self.progress.event(&msg);
+            self.image_failed = Some(msg);
+            let now = self.now_us();
+            self.sender.close(now);
+        }
+    }
+
     /// Takes coded blocks from the workers and tells the sender about them, in order.
     fn feed(&mut self) -> Result<(), End> {
         let Self { feeder, sender, .. } = self;
@@ -434,17 +515,34 @@ impl Run<'_, '_> {
                 let now = self.now_us();
                 self.sender.close(now);
             }
-            if let Err(e) = self.feed() {
-                return e;
+            if self.image_failed.is_none() {
+                let now = self.now_us();
+                let r = match self.feed() {
+                    Err(End::Fatal(EXIT_IMAGE, m)) => Err(m),
+                    Err(e) => return e,
+                    Ok(()) => self.digest_ahead().and_then(|_| self.watch_image(now)),
+                };
+                if let Err(m) = r {
+                    self.image_failure(m);
+                }
             }
             self.drain_control(512);
             let now = self.now_us();
             self.sender.handle_timeout(now);
             let more = match self.transmit(4 * Net::batch_limit(self.pkt_len)) {
                 Ok(m) => m,
+                Err(End::Fatal(EXIT_IMAGE, m)) => {
+                    self.image_failure(m);
+                    true
+                }
                 Err(e) => return e,
             };
             self.events();
+            if self.sender.is_ended()
+                && let Some(m) = self.image_failed.take()
+            {
+                return End::Fatal(EXIT_IMAGE, m);
+            }
             if self.sender.is_ended() {
                 let end = self
                     .sender
@@ -709,6 +807,7 @@ pub fn run(o: &Options) -> i32 {
     cfg.proactive_repair = o.proactive;
     cfg.burst_bytes = burst_bytes(o.rate_bps, pkt_len);
     cfg.client_timeout_us = us(o.client_timeout_s);
+    cfg.lost_grace_us = us(o.lost_grace_s);
     cfg.session_timeout_us = o.timeout_s.map(us);
     cfg.linger_us = us(o.linger_s);
 
@@ -741,6 +840,23 @@ pub fn run(o: &Options) -> i32 {
             return EXIT_IMAGE;
         }
     }
+    // Read the digest ahead when the forward pass will not know it before sending.
+    let digest_ahead = match &img.store {
+        image::Store::Seekable { file, holes } if sender.digest().is_none() => {
+            match DigestAhead::start(file, holes.clone(), geometry, &img.name) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    say!("bb-server: cannot start the digest thread: {e}");
+                    return EXIT_IMAGE;
+                }
+            }
+        }
+        _ => None,
+    };
+    let watch = match (&o.source, &img.store) {
+        (Source::Path(p), image::Store::Seekable { .. }) => ImageWatch::of(p),
+        _ => None,
+    };
     let tty = sys::stderr_is_tty();
     let batch_max = Net::batch_limit(pkt_len);
     let mut r = Run {
@@ -766,6 +882,10 @@ pub fn run(o: &Options) -> i32 {
         batch: vec![0u8; batch_max * pkt_len],
         batch_n: 0,
         pkt_len,
+        digest_ahead,
+        watch,
+        next_watch_us: 0,
+        image_failed: None,
     };
     if !o.quiet {
         let how = if o.address.is_multicast() {
