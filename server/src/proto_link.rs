@@ -49,9 +49,10 @@ pub fn block_ready<A: Copy + PartialEq>(
 ) -> Result<(), String> {
     sender.block_ready(b, source(e)).map_err(|err| match err {
         bb_proto::sender::SenderError::DigestChanged => format!(
-            "the image changed while it was served: its blocks, read again up to block {b}, \
-             do not add up to the image digest read at the start; stopping rather than send \
-             data no client could verify (serve a copy or a snapshot that nothing writes)"
+            "the image changed while it was served: its blocks, as the forward pass read them \
+             (the last one: block {b}), do not add up to the image digest read at the start; \
+             stopping rather than send data no client could verify (serve a copy or a \
+             snapshot that nothing writes)"
         ),
         _ => format!("internal error giving block {b} to the sender: {err}"),
     })

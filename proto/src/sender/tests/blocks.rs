@@ -200,3 +200,46 @@ fn a_client_missing_a_zero_block_gets_the_span_that_names_it_next() {
     // Then the map goes on where it was.
     assert!(span(&mut s, &mut buf).0 < 600);
 }
+
+#[test]
+fn a_digest_known_ahead_is_announced_at_once_and_the_blocks_must_add_up_to_it() {
+    let g = Geometry::new(64 * 4 * 3, 64, 4).unwrap();
+    let hashes: Vec<[u8; 32]> = (0..3u8)
+        .map(|b| crate::digest::content_hash(&[b]))
+        .collect();
+    // The digest of the three blocks, as a sender that was given them computes it.
+    let digest = {
+        let mut st = store(&g);
+        let mut s = sender_without_blocks(&mut st, cfg(g));
+        for (b, hash) in hashes.iter().enumerate() {
+            s.block_ready(b as u32, BlockSource::Raw { hash: *hash })
+                .unwrap();
+        }
+        *s.digest().unwrap()
+    };
+    for changed in [false, true] {
+        let mut st = store(&g);
+        let mut s = sender_without_blocks(&mut st, cfg(g));
+        s.expect_digest(digest);
+        assert_eq!(s.digest(), Some(&digest), "announced before any block");
+        let mut buf = vec![0u8; 200];
+        let n = s.build_announce(&mut buf).unwrap();
+        let a = wire::open(&buf[..n]).unwrap().announce().unwrap();
+        assert_eq!(a.digest, Some(digest));
+        s.block_ready(0, BlockSource::Raw { hash: hashes[0] })
+            .unwrap();
+        s.block_ready(1, BlockSource::Raw { hash: hashes[1] })
+            .unwrap();
+        let last = if changed {
+            crate::digest::content_hash(b"written while served")
+        } else {
+            hashes[2]
+        };
+        let r = s.block_ready(2, BlockSource::Raw { hash: last });
+        if changed {
+            assert_eq!(r, Err(SenderError::DigestChanged));
+        } else {
+            assert_eq!(r, Ok(()));
+        }
+    }
+}
