@@ -233,9 +233,11 @@ Exit status:
        client heard verified (and at least one did)
   1    a client reported failure; with --clients, fewer than N verified before the
        timeout (a lost machine beyond the N does not count); without it, a client
-       failed or was lost, or none verified
+       failed or was lost, or none verified (a lost client fails nothing until
+       --lost-grace has passed)
   2    usage error
-  3    image error (unreadable, empty, spool failed, side file refused)
+  3    image error (unreadable, empty, spool failed, side file refused; the image
+       changed or failed to read while served: clients are told the session ended)
   4    network error (cannot bind or send)
   130  interrupted (Ctrl-C, SIGTERM); clients are told the session ended
 ",

@@ -188,6 +188,14 @@ mod tests {
             .set_len(1000)
             .unwrap();
         assert!(watch.check().unwrap_err().contains("changed size"));
+        // A source that cannot be read (here: shorter than the session's image) names the
+        // block and the cause.
+        let f = File::open(&path).unwrap();
+        let e = digest_of(&f, None, &g, "img").unwrap_err();
+        assert!(
+            e.starts_with("reading block 0 of img (byte 0) failed"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
