@@ -228,6 +228,13 @@ impl Receive<'_> {
                         Ip(self.o.server),
                         self.o.timeout_s
                     );
+                    if self.rx.stats().foreign > 0 {
+                        self.detail.str(
+                            "; another session was announced meanwhile and not taken over: a restarted \
+                             server is resumed only when it announces the same image (geometry and digest) \
+                             and this machine had learned that digest; blocks of two images are never mixed",
+                        );
+                    }
                     continue;
                 }
                 Some(Expired::AckWait) => continue,
