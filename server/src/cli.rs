@@ -169,7 +169,10 @@ Image and compression:
                            and exit; later runs of the same IMAGE with the same --compress
                            and geometry use it and know the digest before the first
                            packet (blocks are still read and compressed while sending,
-                           and each is checked against the side file)
+                           and each is checked against the side file). Without one the
+                           digest is read ahead, hashing only, while sending starts: a
+                           restarted server is resumed by its clients once it announces
+                           the digest, at once with a side file
       --map FILE           the side file to write (--prepare) or use [default
                            IMAGE.bbmap]; a side file that does not match the image
                            (size, mtime, spot-checked blocks) is refused
