@@ -34,6 +34,8 @@ const DATA_RCVBUF: usize = 16 << 20;
 pub struct LoadReport {
     pub machines: Vec<Machine>,
     pub elapsed_s: f64,
+    /// CPU seconds bb-load used.
+    pub cpu_s: f64,
     pub datagrams: u64,
     pub malformed: u64,
     pub send_errors: u64,
@@ -81,10 +83,11 @@ impl LoadReport {
                 });
         let _ = writeln!(
             o,
-            "bb-load: {n} machines: {} verified ({acked} acknowledged by the server), {} failed, {unfinished} unfinished, in {:.1} s{}",
+            "bb-load: {n} machines: {} verified ({acked} acknowledged by the server), {} failed, {unfinished} unfinished, in {:.1} s (CPU {:.1} s){}",
             self.verified(),
             failed.values().sum::<usize>(),
             self.elapsed_s,
+            self.cpu_s,
             if self.deadline_hit {
                 " (stopped at --deadline)"
             } else {
@@ -138,6 +141,7 @@ impl LoadReport {
         let _ = writeln!(o, "  \"machines\": {},", self.machines.len());
         let _ = writeln!(o, "  \"verified\": {},", self.verified());
         let _ = writeln!(o, "  \"elapsed_s\": {:.3},", self.elapsed_s);
+        let _ = writeln!(o, "  \"cpu_s\": {:.3},", self.cpu_s);
         let _ = writeln!(o, "  \"datagrams\": {},", self.datagrams);
         let _ = writeln!(o, "  \"malformed\": {},", self.malformed);
         let _ = writeln!(
@@ -173,8 +177,10 @@ impl LoadReport {
 fn data_socket(o: &LoadOptions) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
-    // Best effort: the kernel caps it at net.core.rmem_max.
-    let _ = s.set_recv_buffer_size(DATA_RCVBUF);
+    // Root may exceed net.core.rmem_max; otherwise best effort (capped by the kernel).
+    if force_recv_buffer(&s, DATA_RCVBUF).is_err() {
+        let _ = s.set_recv_buffer_size(DATA_RCVBUF);
+    }
     s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, o.port).into())?;
     if let Some(g) = o.group {
         s.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED)?;
@@ -182,6 +188,41 @@ fn data_socket(o: &LoadOptions) -> io::Result<UdpSocket> {
     let u: UdpSocket = s.into();
     u.set_read_timeout(Some(Duration::from_micros(TICK_US)))?;
     Ok(u)
+}
+
+fn force_recv_buffer(s: &Socket, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let v = bytes as libc::c_int;
+    // SAFETY: a valid socket descriptor and a pointer to a c_int that lives for the call,
+    // with its size.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// CPU seconds this process used so far (user + system), from getrusage(2).
+fn cpu_seconds() -> f64 {
+    // SAFETY: a zeroed rusage is valid; getrusage only writes into it.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) != 0 {
+            return 0.0;
+        }
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
 /// A socket error, with what was being done and how to fix it.
@@ -327,10 +368,10 @@ pub fn run(o: &LoadOptions) -> Result<LoadReport, NetError> {
         let hashes = checker.as_ref().map_or(&no_hashes[..], |c| c.hashes());
         let mut all_finished = true;
         for m in machines.iter_mut() {
-            if let Some(len) = m.poll(t, hashes, &mut out) {
-                if controls[m.source].send_to(&out[..len], server).is_err() {
-                    send_errors += 1;
-                }
+            if let Some(len) = m.poll(t, hashes, &mut out)
+                && controls[m.source].send_to(&out[..len], server).is_err()
+            {
+                send_errors += 1;
             }
             all_finished &= m.finished(t);
         }
@@ -362,6 +403,7 @@ pub fn run(o: &LoadOptions) -> Result<LoadReport, NetError> {
     Ok(LoadReport {
         machines,
         elapsed_s: start.elapsed().as_secs_f64(),
+        cpu_s: cpu_seconds(),
         datagrams,
         malformed,
         send_errors,
