@@ -604,3 +604,190 @@ impl Machine {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bb_proto::digest::content_hash;
+    use bb_proto::wire::Encoding;
+
+    const S: u32 = 64;
+    const K: u32 = 4;
+    const SESSION: u64 = 77;
+
+    fn geometry() -> Geometry {
+        // Four blocks of four 64-byte symbols.
+        Geometry::new(4 * (K * S) as u64, S, K).unwrap()
+    }
+
+    fn hashes() -> Vec<Option<[u8; 32]>> {
+        (0..4u8)
+            .map(|b| Some(content_hash(&[b + 1; 256])))
+            .collect()
+    }
+
+    fn digest_of(h: &[Option<[u8; 32]>]) -> [u8; 32] {
+        let mut acc = DigestAccumulator::new();
+        for (b, c) in h.iter().enumerate() {
+            acc.add(b as u32, &c.unwrap());
+        }
+        acc.finish(&geometry())
+    }
+
+    fn announce(digest: Option<[u8; 32]>) -> Seen<'static> {
+        Seen::Announce(
+            SESSION,
+            Announce {
+                geometry: geometry(),
+                flags: AnnounceFlags::NONE,
+                seq: 0,
+                report_interval_ms: 200,
+                digest,
+            },
+        )
+    }
+
+    fn data(block: u32, esi: u16, seq: u32) -> Seen<'static> {
+        Seen::Data(
+            SESSION,
+            DataHead {
+                block,
+                esi,
+                encoding: Encoding::Raw,
+                seq,
+                block_check: 0,
+                coded_len: K * S,
+            },
+        )
+    }
+
+    fn machine() -> Machine {
+        Machine::new(1, 0, 0.0, 5, 10_000_000, 0)
+    }
+
+    /// Polls until a packet comes, returns it parsed as a status report's ranges.
+    fn report(m: &mut Machine, now: u64, h: &[Option<[u8; 32]>]) -> Vec<DeficitRange> {
+        let mut buf = [0u8; 1500];
+        let n = m.poll(now, h, &mut buf).expect("a report is due");
+        let p = wire::open(&buf[..n]).unwrap();
+        p.status().unwrap().ranges().collect()
+    }
+
+    #[test]
+    fn duplicates_never_complete_a_block() {
+        let h = hashes();
+        let mut m = machine();
+        m.handle(0, &announce(None), &h);
+        // Source 0 three times and 1 once: two distinct symbols of four.
+        for (i, esi) in [0, 0, 1, 0].into_iter().enumerate() {
+            m.handle(10, &data(0, esi, i as u32), &h);
+        }
+        // Repair 9 twice: three distinct.
+        m.handle(10, &data(0, 9, 4), &h);
+        m.handle(10, &data(0, 9, 5), &h);
+        assert_eq!(m.progress().0, 0);
+        assert_eq!((m.stats.symbols, m.stats.duplicates), (3, 3));
+        m.handle(10, &data(0, 3, 6), &h);
+        assert_eq!(m.progress().0, 1);
+    }
+
+    #[test]
+    fn verifies_only_the_announced_digest_over_every_block() {
+        let h = hashes();
+        for (announced, verified) in [(digest_of(&h), true), ([9; 32], false)] {
+            let mut m = machine();
+            m.handle(0, &announce(Some(announced)), &h);
+            let mut seq = 0;
+            for b in 0..4 {
+                for esi in 0..K as u16 {
+                    m.handle(10, &data(b, esi, seq), &h);
+                    seq += 1;
+                }
+            }
+            let mut buf = [0u8; 1500];
+            let n = m.poll(20, &h, &mut buf).unwrap();
+            let r = wire::open(&buf[..n]).unwrap().result().unwrap();
+            assert_eq!(r.outcome == ResultOutcome::Verified, verified);
+            assert_eq!(
+                m.outcome(),
+                Some(if verified {
+                    Outcome::Verified { digest: announced }
+                } else {
+                    Outcome::Failed(FailReason::DigestMismatch)
+                })
+            );
+            // Repeated until acknowledged, then finished.
+            assert!(!m.finished(20));
+            m.handle(30, &Seen::Ack(SESSION, 1), &h);
+            assert!(m.finished(30) && m.acked());
+        }
+    }
+
+    #[test]
+    fn a_block_counts_once_the_checker_decoded_it() {
+        let h = hashes();
+        let mut none = h.clone();
+        none[2] = None;
+        let mut m = machine();
+        m.handle(0, &announce(Some(digest_of(&h))), &h);
+        let mut seq = 0;
+        for b in 0..4 {
+            for esi in 0..K as u16 {
+                m.handle(10, &data(b, esi, seq), &none);
+                seq += 1;
+            }
+        }
+        assert_eq!(m.progress().0, 3);
+        let mut buf = [0u8; 1500];
+        // Still a status report (finishing is not claimed), no result.
+        let n = m.poll(20, &none, &mut buf).unwrap();
+        assert!(wire::open(&buf[..n]).unwrap().status().is_ok());
+        // The checker has it now: the next poll verifies.
+        let n = m.poll(2_000_000, &h, &mut buf).unwrap();
+        let r = wire::open(&buf[..n]).unwrap().result().unwrap();
+        assert_eq!(r.outcome, ResultOutcome::Verified);
+    }
+
+    #[test]
+    fn reports_missing_blocks_behind_the_front_and_partial_ones_after_a_holdoff() {
+        let h = hashes();
+        let mut m = machine();
+        m.handle(0, &announce(None), &h);
+        // Block 0 whole, block 1 lost entirely, block 2 half; block 3 not sent yet.
+        let mut seq = 0;
+        for esi in 0..K as u16 {
+            m.handle(1_000, &data(0, esi, seq), &h);
+            seq += 1;
+        }
+        seq += 4;
+        for esi in 0..2 {
+            m.handle(1_000, &data(2, esi, seq), &h);
+            seq += 1;
+        }
+        // Data still flowing (last at 1 ms); 100 ms later the partial block 2 is past its
+        // holdoff, block 1 is missing behind the front; block 3 is beyond it.
+        let r = report(&mut m, 101_000, &h);
+        assert_eq!(
+            r,
+            vec![
+                DeficitRange {
+                    first: 1,
+                    len: 1,
+                    deficit: 4
+                },
+                DeficitRange {
+                    first: 2,
+                    len: 1,
+                    deficit: 2
+                },
+            ]
+        );
+        // Not again before the jittered interval (at least half of 200 ms).
+        let mut buf = [0u8; 1500];
+        assert!(m.poll(150_000, &h, &mut buf).is_none());
+        // Once data stopped, blocks past the front count too.
+        let r = report(&mut m, 500_000, &h);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert_eq!((r[2].first, r[2].len, r[2].deficit), (3, 1, 4));
+    }
+}
