@@ -122,15 +122,19 @@ impl LoadReport {
             .take(20)
         {
             let (d, b) = m.progress();
-            let _ = writeln!(
-                o,
-                "  machine {:016x}: {} at {d}/{b} blocks",
-                m.id,
-                match m.outcome() {
-                    Some(Outcome::Failed(r)) => r.as_str(),
-                    _ => "unfinished",
-                }
-            );
+            let what = match m.outcome() {
+                Some(Outcome::Failed(r)) => r.as_str(),
+                _ => "unfinished",
+            };
+            if b == 0 {
+                let _ = writeln!(
+                    o,
+                    "  machine {:016x}: {what}: no session announced (is the server sending to this namespace's port, or in its --group?)",
+                    m.id
+                );
+            } else {
+                let _ = writeln!(o, "  machine {:016x}: {what} at {d}/{b} blocks", m.id);
+            }
         }
         o
     }
