@@ -8,7 +8,8 @@
 # noticeably more than the first (memory not flat). Not part of `make test` or CI.
 #
 # env: SOAK_MINUTES (60), SOAK_IMAGE_MIB (3072), SOAK_CLIENTS (4), SOAK_LOSSES ("0 1 3 5",
-#      percent), SOAK_RATE (300M), SOAK_SEED (random), LAB (prefix, default sk),
+#      percent), SOAK_RATE (300M), SOAK_SEED (random), SOAK_CLIENT_TIMEOUT (60: bb-client's
+#      own default silence timeout, not the lab tests' shorter one), LAB (prefix, default sk),
 #      BB_SERVER / BB_CLIENT (binaries; default: the release builds)
 # Needs root, about SOAK_IMAGE_MIB x (SOAK_CLIENTS + 1) of free space in $TMPDIR (or /tmp).
 set -euo pipefail
@@ -22,6 +23,7 @@ MIB="${SOAK_IMAGE_MIB:-3072}"
 N="${SOAK_CLIENTS:-4}"
 read -r -a LOSSES <<<"${SOAK_LOSSES:-0 1 3 5}"
 RATE="${SOAK_RATE:-300M}"
+BB_CLIENT_TIMEOUT="${SOAK_CLIENT_TIMEOUT:-60}"
 SEED="${SOAK_SEED:-$RANDOM}"
 RANDOM=$SEED
 [[ "$MINUTES" =~ ^[0-9]+$ && "$MINUTES" -ge 1 ]] || lab_fail "SOAK_MINUTES='$MINUTES': a whole number of minutes, at least 1"
