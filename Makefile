@@ -62,6 +62,16 @@ demo: deps
 lab-test:
 	bash lab/run-tests.sh
 
+# Issue 11's soak (root, not in CI): a several-GiB image sent again and again for an hour
+# across loss settings, a client killed and restarted in every session, every output
+# compared, server and client memory shown flat. SOAK_MINUTES=10 for a shorter run; see
+# lab/soak.sh for SOAK_IMAGE_MIB, SOAK_CLIENTS, SOAK_LOSSES, SOAK_RATE.
+.PHONY: soak
+soak:
+	$(CARGO) build --release -p bb-server
+	$(MAKE) client
+	bash lab/soak.sh
+
 # Issue 8's image benchmark (root): a 2 GiB ext4 image to 4 clients at 1% loss, bb-server vs
 # udpcast with zstd pipes; a sparse 2 GiB file; a random image with/without --compress off.
 .PHONY: bench-images

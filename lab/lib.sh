@@ -13,7 +13,8 @@
 #   lab_tmpdir                  a temp dir removed at teardown
 #   lab_losetup FILE            attach a loop device (detached at teardown), print its path
 #   lab_make_image FILE MIB     random image
-#   lab_bins                    set BB_SERVER / BB_CLIENT (env overrides; else target dir)
+#   lab_bins                    set BB_SERVER / BB_CLIENT / BB_LOAD (env overrides; else target dir)
+#   lab_require_load            lab_require_bins + fail unless bb-load answers --help
 #   lab_require_bins            lab_bins + fail unless both answer --help
 
 LAB_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -224,7 +225,8 @@ lab_bins() {
         BB_CLIENT="$LAB_REPO/build/bb-client"
     fi
     BB_CLIENT="${BB_CLIENT:-$tdir/release/bb-client}"
-    export BB_SERVER BB_CLIENT
+    BB_LOAD="${BB_LOAD:-$tdir/release/bb-load}"
+    export BB_SERVER BB_CLIENT BB_LOAD
 }
 
 lab_require_bins() {
@@ -233,6 +235,12 @@ lab_require_bins() {
     [[ -x "$BB_CLIENT" ]] || lab_fail "bb-client not built ($BB_CLIENT)"
     "$BB_SERVER" --help >/dev/null 2>&1 || lab_fail "bb-server --help fails ($BB_SERVER)"
     "$BB_CLIENT" --help >/dev/null 2>&1 || lab_fail "bb-client --help fails ($BB_CLIENT)"
+}
+
+lab_require_load() {
+    lab_require_bins
+    [[ -x "$BB_LOAD" ]] || lab_fail "bb-load not built ($BB_LOAD): cargo build --release -p bb-sim --bin bb-load"
+    "$BB_LOAD" --help >/dev/null 2>&1 || lab_fail "bb-load --help fails ($BB_LOAD)"
 }
 
 # Print the tail of a background job's stderr (for failure messages).

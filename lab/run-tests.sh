@@ -4,7 +4,7 @@
 #
 # usage: lab/run-tests.sh [--no-build] [--keep-logs] [PATTERN...]
 #   PATTERN   run only the tests whose name contains one of the patterns
-#   env: BB_SERVER, BB_CLIENT (binaries; default: $CARGO_TARGET_DIR/release/...),
+#   env: BB_SERVER, BB_CLIENT, BB_LOAD (binaries; default: $CARGO_TARGET_DIR/release/...),
 #        LAB_TEST_TIMEOUT (seconds per test, default 120), LAB_TEST_LOGS (log dir)
 #
 # Prints "ok NAME (Xs)" / "FAIL NAME: reason" / "skip NAME: reason" per test and finally
@@ -47,7 +47,8 @@ mkdir -p "$LOGROOT"
 if (( build )) && [[ -z "${BB_SERVER:-}" || -z "${BB_CLIENT:-}" ]]; then
     echo "building bb-server and bb-client (release)..."
     # The server, and the static heap-free musl client that machines really run (build/bb-client).
-    if ! (cd "$REPO" && cargo build --release -p bb-server && make -s client) \
+    if ! (cd "$REPO" && cargo build --release -p bb-server && cargo build --release -p bb-sim --bin bb-load \
+            && make -s client) \
         >"$LOGROOT/build.log" 2>&1; then
         echo "warning: cargo build failed (log: $LOGROOT/build.log); tests needing the binaries will fail"
         tail -n 5 "$LOGROOT/build.log" | sed 's/^/    /'

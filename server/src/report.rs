@@ -91,6 +91,14 @@ pub struct Summary {
     pub proactive_packets: u64,
     pub announces: u64,
     pub final_rate_bps: u64,
+    /// The first pass (every block sent once): its duration and the bytes sent in it
+    /// (announces and repairs included), 0 when it did not finish. Its rate is the sending
+    /// rate the load tests compare.
+    pub forward_s: f64,
+    pub forward_bytes: u64,
+    /// CPU seconds this process used, user and system.
+    pub cpu_user_s: f64,
+    pub cpu_sys_s: f64,
     pub status_reports: u64,
     pub dropped_datagrams: u64,
     pub coding: CodingFigures,
@@ -155,6 +163,15 @@ impl Summary {
         self.clients.iter().filter(|c| c.state == "OK").count()
     }
 
+    /// The sending rate of the first pass, Mbit/s (0 when it did not finish).
+    pub fn forward_mbit_s(&self) -> f64 {
+        if self.forward_s > 0.0 {
+            self.forward_bytes as f64 * 8.0 / self.forward_s / 1e6
+        } else {
+            0.0
+        }
+    }
+
     /// The summary as a JSON object (one line per field, stable names).
     pub fn to_json(&self) -> String {
         let mut o = String::from("{\n");
@@ -183,6 +200,11 @@ impl Summary {
         field("proactive_packets", self.proactive_packets.to_string());
         field("announces", self.announces.to_string());
         field("final_rate_bps", self.final_rate_bps.to_string());
+        field("forward_s", json_f(self.forward_s));
+        field("forward_bytes", self.forward_bytes.to_string());
+        field("forward_mbit_s", json_f(self.forward_mbit_s()));
+        field("cpu_user_s", json_f(self.cpu_user_s));
+        field("cpu_sys_s", json_f(self.cpu_sys_s));
         field("status_reports", self.status_reports.to_string());
         field("dropped_datagrams", self.dropped_datagrams.to_string());
         let c = &self.coding;
@@ -284,6 +306,20 @@ impl Summary {
             self.proactive_packets,
             self.repair_packets,
             self.resend_packets
+        );
+        if self.forward_s > 0.0 {
+            let _ = writeln!(
+                o,
+                "  first pass {} in {:.1} s, {:.1} Mbit/s",
+                human_bytes(self.forward_bytes),
+                self.forward_s,
+                self.forward_mbit_s()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  cpu        {:.2} s user, {:.2} s system",
+            self.cpu_user_s, self.cpu_sys_s
         );
         let c = &self.coding;
         let _ = writeln!(
@@ -387,6 +423,10 @@ mod tests {
             proactive_packets: 0,
             announces: 12,
             final_rate_bps: 500_000_000,
+            forward_s: 0.5,
+            forward_bytes: 4_000_000,
+            cpu_user_s: 0.25,
+            cpu_sys_s: 0.125,
             status_reports: 40,
             dropped_datagrams: 0,
             coding: CodingFigures {
@@ -438,6 +478,7 @@ mod tests {
         assert!(j.contains("\"session_id\": \"0000000000abcdef\""));
         assert!(j.contains("\"elapsed_s\": 1.235,"));
         assert!(j.contains("\"clients_verified\": 1,"));
+        assert!(j.contains("\"forward_mbit_s\": 64,") && j.contains("\"cpu_sys_s\": 0.125,"));
         assert!(j.contains("\"zero_blocks\": 4,") && j.contains("\"compressed_ratio\": 0.668,"));
         assert!(
             j.contains("\"compress_mb_s_per_core\": 312.4,") && j.contains("\"side_file\": null,")
@@ -474,6 +515,11 @@ mod tests {
         assert!(t.contains("10.0.0.2:7855"));
         assert!(t.contains(&"a5".repeat(32)));
         assert!(t.contains("wire ratio 1.0067"));
+        assert!(
+            t.contains("first pass 3.8 MiB in 0.5 s, 64.0 Mbit/s"),
+            "{t}"
+        );
+        assert!(t.contains("cpu        0.25 s user, 0.12 s system"), "{t}");
         assert!(
             t.contains("4 zero (not sent)") && t.contains("312 MB/s per core"),
             "{t}"

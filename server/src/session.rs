@@ -82,6 +82,9 @@ struct Run<'s, 'a> {
     side_file: Option<String>,
     progress: Progress,
     start: Instant,
+    /// (time, bytes sent) when the forward pass started and when it ended.
+    pass_start: Option<(u64, u64)>,
+    pass_end: Option<(u64, u64)>,
     rbuf: Vec<u8>,
     small: Vec<u8>,
     batch: Vec<u8>,
@@ -118,6 +121,12 @@ impl Run<'_, '_> {
     /// Tells the operator what changed, as the sender reports it.
     fn events(&mut self) {
         while let Some(e) = self.sender.poll_event() {
+            let mark = Some((self.now_us(), self.sender.stats().bytes));
+            match e {
+                Event::Started => self.pass_start = self.pass_start.or(mark),
+                Event::FirstPassDone => self.pass_end = self.pass_end.or(mark),
+                _ => {}
+            }
             let client = |row| self.sender.client(row).copied();
             let msg = match e {
                 Event::ClientJoined { row } => client(row).map(|c| {
@@ -594,6 +603,11 @@ impl Run<'_, '_> {
 
     fn summary(&self, code: i32, outcome: &str) -> Summary {
         let st = *self.sender.stats();
+        let forward = match (self.pass_start, self.pass_end) {
+            (Some((t0, b0)), Some((t1, b1))) => (t1.saturating_sub(t0) as f64 / 1e6, b1 - b0),
+            _ => (0.0, 0),
+        };
+        let cpu = sys::cpu_times();
         let block_bytes = self.geometry.block_bytes();
         let clients = self
             .sender
@@ -646,6 +660,10 @@ impl Run<'_, '_> {
             proactive_packets: st.proactive_packets,
             announces: st.announces,
             final_rate_bps: self.sender.rate_bps(),
+            forward_s: forward.0,
+            forward_bytes: forward.1,
+            cpu_user_s: cpu.0,
+            cpu_sys_s: cpu.1,
             status_reports: st.status_reports,
             dropped_datagrams: st.malformed + st.foreign + st.unexpected + st.table_full,
             coding: self.coding_figures(),
@@ -877,6 +895,8 @@ pub fn run(o: &Options) -> i32 {
             shown_rate_bps: 0.0,
         },
         start: Instant::now(),
+        pass_start: None,
+        pass_end: None,
         rbuf: vec![0u8; 9216],
         small: vec![0u8; 1500],
         batch: vec![0u8; batch_max * pkt_len],

@@ -5,4 +5,5 @@
 pub mod args;
 pub mod channel;
 pub mod image;
+pub mod load;
 pub mod world;
