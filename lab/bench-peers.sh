@@ -152,9 +152,25 @@ tcp_stop() {
     lab_wait "$1.iperf" 5 >/dev/null 2>&1 || true
     lab_wait "$1.iperfd" 5 >/dev/null 2>&1 || true
 }
+# The TCP flow's bytes leave through the server's eth0 too: an nft counter on its egress
+# lets tx/img count the tool's traffic only.
+tcp_counter_install() {
+    ip netns exec "$(lab_ns srv)" nft -f - <<'EOF'
+table netdev bench_tcp {
+    chain egress {
+        type filter hook egress device "eth0" priority 0; policy accept;
+        meta l4proto tcp counter
+    }
+}
+EOF
+}
+tcp_tx_bytes() {
+    ip netns exec "$(lab_ns srv)" nft list chain netdev bench_tcp egress \
+        | awk '/counter packets/ { for (i = 1; i <= NF; i++) if ($i == "bytes") print $(i + 1) }'
+}
 tcp_mbit() { # NAME FROM TO
     awk -v s0="$(cat "$LAB_LOGDIR/$1.iperf.start")" -v from="$2" -v to="$3" '
-        $1 == "[" && $3 ~ /^[0-9.]+-[0-9.]+$/ && $5 == "sec" && $NF != "sender" && $NF != "receiver" {
+        $1 == "[" && $3 ~ /^[0-9.]+-[0-9.]+$/ && $4 == "sec" && $NF != "sender" && $NF != "receiver" {
             split($3, t, "-"); mid = s0 + (t[1] + t[2]) / 2
             v = $7; u = $8
             if (u ~ /^Kbits/) v /= 1000; else if (u ~ /^Gbits/) v *= 1000; else if (u ~ /^bits/) v /= 1e6
@@ -176,7 +192,8 @@ run() {
     rm -f "$LAB_LOGDIR/$name".*
     local tcp=0; [[ -n "$BOTTLENECK" ]] && tcp=1
     (( tcp )) && tcp_start "$name"
-    local tx0; tx0=$("$NETLAB" txbytes)
+    local tx0 tcp0=0; tx0=$("$NETLAB" txbytes)
+    (( tcp )) && tcp0=$(tcp_tx_bytes)
     say "$scn: $tool ($N clients, $((isz >> 20)) MiB, bound ${TIMEOUT}s)"
 
     case "$tool" in
@@ -265,6 +282,7 @@ EOF
         for n in "${names[@]}"; do lab_wait "$n" 30 >/dev/null 2>&1 || true; done
     fi
     local tx=$(( $("$NETLAB" txbytes) - tx0 ))
+    (( tcp )) && tx=$(( tx - ($(tcp_tx_bytes) - tcp0) ))
     local t_end; t_end=$(date +%s.%N)
     (( tcp )) && tcp_stop "$name"
 
@@ -334,6 +352,7 @@ for scn in $SCENARIOS; do
     [[ -n $BOTTLENECK ]] && up+=(--bottleneck "$BOTTLENECK")
     lab_up "${up[@]}"
     [[ -n $SLOW ]] && "$NETLAB" rate "$N" "$SLOW"
+    [[ -n $BOTTLENECK ]] && tcp_counter_install
     for tool in $TOOLS; do
         if [[ $tool == bb-fair ]] && (( ! HAVE_FAIR )); then
             echo "$scn,bb-fair,skipped,-,-,-,-,-,-,-,bb-server has no --fair in this build" >>"$CSV"
