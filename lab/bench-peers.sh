@@ -30,7 +30,8 @@
 #
 # env: SCENARIOS, BENCH_OUT (build/bench-peers), BENCH_TIMEOUT_SCALE (1: multiplies every
 #      run's time bound), BB_SERVER / BB_CLIENT (default: the tree's release build and
-#      build/bb-client), LAB (peer), BENCH_NO_BUILD=1 (use the binaries as they are)
+#      build/bb-client), LAB (peer), BENCH_NO_BUILD=1 (use the binaries as they are),
+#      BENCH_TOOLS (only these tools, e.g. "bb uftp"; default: every tool of a scenario)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export LAB="${LAB:-peer}"
@@ -286,12 +287,13 @@ EOF
     local t_end; t_end=$(date +%s.%N)
     (( tcp )) && tcp_stop "$name"
 
-    # Collect.
+    # Collect. Any figure missing (a tool that failed) becomes "-", never an abort.
+    set +e +o pipefail
     local okn=0 last ver rss cpu
     for m in "${marks[@]}"; do [[ $(cat "$m.ok" 2>/dev/null) == 1 ]] && okn=$((okn + 1)); done
-    last=$(for m in "${marks[@]}"; do cat "$m.got" 2>/dev/null; done | maxof)
-    ver=$(for m in "${marks[@]}"; do cat "$m.ver" 2>/dev/null; done | maxof)
-    rss=$(for m in "${marks[@]}"; do tail -n 1 "$m.rss" 2>/dev/null; done | grep -E '^[0-9]+$' | maxof)
+    last=$(for m in "${marks[@]}"; do cat "$m.got" 2>/dev/null || true; done | maxof)
+    ver=$(for m in "${marks[@]}"; do cat "$m.ver" 2>/dev/null || true; done | maxof)
+    rss=$(for m in "${marks[@]}"; do tail -n 1 "$m.rss" 2>/dev/null || true; done | { grep -E "^[0-9]+$" || true; } | maxof)
     [[ $rss != - ]] && rss=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
     cpu=$(tail -n 1 "$LAB_LOGDIR/$name.cpu" 2>/dev/null | awk 'NF == 2 { printf "%.2f", $1 + $2 }')
     [[ -z $cpu ]] && cpu=-
@@ -320,7 +322,7 @@ EOF
     fi
     if [[ -n $SLOW && $tool != blast ]]; then
         local fast slow
-        fast=$(for ((k = 1; k < N; k++)); do cat "${marks[k-1]}.got" 2>/dev/null; done | maxof)
+        fast=$(for ((k = 1; k < N; k++)); do cat "${marks[k-1]}.got" 2>/dev/null || true; done | maxof)
         slow=$(cat "${marks[N-1]}.got" 2>/dev/null || echo -)
         note="fast 7 last $(sub "$fast" "$t_start") s, slow one $(sub "$slow" "$t_start") s${note:+; $note}"
     fi
@@ -339,7 +341,8 @@ EOF
     note=${note//,/;}
     echo "$scn,$label,$status,$ver,$last,$floor,$ratio_,$cpu,$rss,$mbit,$note" >>"$CSV"
     say "$scn: $label: $status, verified $ver s, last $last s, tx/img $ratio_${note:+, $note}"
-    rm -rf "${outdir:?}"/* 2>/dev/null || true
+    rm -rf "${outdir:?}"/* 2>/dev/null
+    set -e -o pipefail
 }
 
 # ---- the race -----------------------------------------------------------------------------
@@ -354,6 +357,7 @@ for scn in $SCENARIOS; do
     [[ -n $SLOW ]] && "$NETLAB" rate "$N" "$SLOW"
     [[ -n $BOTTLENECK ]] && tcp_counter_install
     for tool in $TOOLS; do
+        [[ -z ${BENCH_TOOLS:-} || " $BENCH_TOOLS " == *" $tool "* ]] || continue
         if [[ $tool == bb-fair ]] && (( ! HAVE_FAIR )); then
             echo "$scn,bb-fair,skipped,-,-,-,-,-,-,-,bb-server has no --fair in this build" >>"$CSV"
             say "$scn: bb-fair skipped: bb-server has no --fair in this build"
