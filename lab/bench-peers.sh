@@ -72,9 +72,8 @@ mkdir -p "$OUT"
 CSV="$OUT/results.csv"
 echo "scenario,tool,status,verified_s,last_s,floor_s,tx_ratio,sender_cpu_s,client_rss_mib,mbit_s,note" >"$CSV"
 
+
 d=$(lab_tmpdir)
-outdir="$d/out"
-lab_mount_tmpfs "$outdir" 3072 || die "cannot mount a tmpfs for the clients' outputs"
 
 # ---- helpers ----------------------------------------------------------------------------
 
@@ -87,7 +86,7 @@ mark=$1 out=$2 img=$3; shift 3
 /usr/bin/time -f '%M' -o "$mark.rss" "$@"
 rc=$?
 date +%s.%N >"$mark.got"
-if [ $rc -eq 0 ] && cmp -s "$out" "$img"; then echo 1 >"$mark.ok"; else echo 0 >"$mark.ok"; fi
+if [ $rc -eq 0 ] && cmp "$out" "$img" >"$mark.cmp" 2>&1; then echo 1 >"$mark.ok"; else echo 0 >"$mark.ok"; fi
 date +%s.%N >"$mark.ver"
 exit $rc
 EOF
@@ -121,6 +120,16 @@ scenario() {
     esac
     TIMEOUT=$(awk -v t="$TIMEOUT" -v s="$SCALE" 'BEGIN { printf "%d", t * s }')
 }
+
+outdir="$d/out"
+# The clients' outputs live in RAM (no disk writeback in the timings): room for the largest
+# scenario's N full copies (udpcast writes zero blocks too).
+tmpfs_mib=0
+for s in $SCENARIOS; do
+    scenario "$s"
+    (( N * MIB + 256 > tmpfs_mib )) && tmpfs_mib=$((N * MIB + 256))
+done
+lab_mount_tmpfs "$outdir" "$tmpfs_mib" || die "cannot mount a tmpfs of $tmpfs_mib MiB for the clients' outputs"
 
 # image_for KIND MIB: path of the scenario's image (built once per kind and size)
 declare -A IMAGES
@@ -317,8 +326,16 @@ EOF
         status="$status ($okn/$N ok)"
     fi
     if [[ $tool != blast && $okn -lt $N ]]; then
-        # Say why, briefly: the sender's last words.
-        note="$(lab_tail "$name" 1 | cut -c1-80)"
+        # Say why, briefly: the first failed client's comparison or last words, else the sender's.
+        local why="" m k2
+        for ((k2 = 1; k2 <= N; k2++)); do
+            m=${marks[k2-1]}
+            [[ $(cat "$m.ok" 2>/dev/null) == 1 ]] && continue
+            why="c$k2 exit $(lab_rc "$name.c$k2"): $(head -c 120 "$m.cmp" 2>/dev/null | head -n 1)"
+            [[ -s $m.cmp ]] || why+="$(lab_tail "$name.c$k2" 1 | cut -c1-80)"
+            break
+        done
+        note="${why:-$(lab_tail "$name" 1 | cut -c1-80)}"
     fi
     if [[ -n $SLOW && $tool != blast ]]; then
         local fast slow
