@@ -78,6 +78,14 @@ soak:
 bench-images:
 	bash lab/bench-images.sh
 
+# Issue 10's race (root, about 15 minutes): bb vs udpcast vs uftp on the same images in the
+# same namespace lab, plus a raw UDP GSO blaster as the ceiling; a table on stdout, CSV, JSON
+# and an SVG chart in build/bench-peers/. Not part of `make test`. Quick re-runs of some
+# scenarios: make bench-peers SCENARIOS="2x1g 48x20m"
+.PHONY: bench-peers
+bench-peers: deps
+	SCENARIOS="$(SCENARIOS)" bash lab/bench-peers.sh
+
 # ---- netboot (owner: netboot) -------------------------------------------------------------
 .PHONY: netboot initramfs pxe-demo
 

@@ -4,11 +4,14 @@
 # One bridge in its own namespace (the "switch"), one server namespace and N client
 # namespaces, each joined to the bridge by a veth pair. Nothing is created in the root
 # namespace. Per-client loss with nftables (netem is not in every kernel); per-client rate
-# with tbf on the bridge port toward the client.
+# with tbf on the bridge port toward the client; optionally a shared bottleneck: the clients
+# on a second bridge behind one shaped uplink.
 #
 # Everything is keyed by $LAB (default "bb", at most 5 characters of [a-z0-9]) so that
 # several labs can coexist:
 #   ${LAB}sw   bridge ${LAB}br0; ports ${LAB}srv-p, ${LAB}cK-p, taps
+#              (--bottleneck: clients on bridge ${LAB}br1, joined to ${LAB}br0 by the uplink
+#              veth ${LAB}upa (in br0, shaped toward the clients) - ${LAB}upb (in br1))
 #   ${LAB}srv  eth0 = 10.99.0.1/24
 #   ${LAB}cK   eth0 = 10.99.0.(10+K)/24
 #
@@ -27,13 +30,17 @@ usage() {
     cat <<EOF
 usage: [LAB=prefix] netlab.sh COMMAND [ARGS]
 
-  up N [--loss PCT] [--rate RATE] [--mtu MTU]
+  up N [--loss PCT] [--rate RATE] [--bottleneck RATE] [--mtu MTU]
                       create the lab: switch ns ${LAB}sw (bridge ${LAB}br0), server ns ${LAB}srv
                       (10.99.0.1), clients ${LAB}c1..${LAB}cN (10.99.0.11..). --loss: per-client
                       independent IPv4 loss in percent (nftables, client ingress); --rate: tbf on
-                      the bridge port toward each client (e.g. 200mbit, 200M, 1gbit)
+                      the bridge port toward each client (e.g. 200mbit, 200M, 1gbit);
+                      --bottleneck: every client sits behind one uplink of RATE toward them
+                      (a second bridge ${LAB}br1; tbf on the uplink, shared by all traffic to
+                      the clients, excess dropped as by a switch port)
   down                kill every process in the lab's namespaces and delete them (idempotent)
   loss K PCT          set client K's loss (resets its drop counter)
+  rate K RATE|off     set (or remove) client K's link rate: tbf on its bridge port
   drops K             print client K's nft drop counter (packets)
   exec NODE CMD...    run CMD in NODE (srv | sw | cK | a full namespace name)
   tap NAME            add tap device NAME in ${LAB}sw, enslaved to ${LAB}br0 and up (for QEMU)
@@ -45,7 +52,8 @@ usage: [LAB=prefix] netlab.sh COMMAND [ARGS]
 env: LAB (default bb, <= 5 chars [a-z0-9]), LAB_MCAST_SNOOPING=0|1 (default 0),
      LAB_GSO=0|1 (default 0: GSO packets are segmented at the bridge ports, so loss is
      per datagram; 1: whole GSO batches cross the bridge and are dropped together),
-     LAB_TBF_BURST (default: max(64kb, rate/250)), LAB_TBF_LATENCY (default 20ms)
+     LAB_TBF_BURST (default: max(64kb, rate/250)), LAB_TBF_LATENCY (default 20ms);
+     LAB_GSO applies to the uplink's two ends too
 EOF
 }
 
@@ -112,11 +120,11 @@ rate_bps() {
 
 save_state() {
     mkdir -p "$STATE_DIR"
-    printf 'LOSS_PCT=%q\nRATE=%q\nMTU=%q\n' "$LOSS_PCT" "$RATE" "$MTU" >"$STATE"
+    printf 'LOSS_PCT=%q\nRATE=%q\nMTU=%q\nBOTTLENECK=%q\n' "$LOSS_PCT" "$RATE" "$MTU" "$BOTTLENECK" >"$STATE"
 }
 
 load_state() {
-    LOSS_PCT=0; RATE=""; MTU=1500
+    LOSS_PCT=0; RATE=""; MTU=1500; BOTTLENECK=""
     if [[ -f "$STATE" ]]; then
         # shellcheck disable=SC1090
         . "$STATE"
@@ -153,17 +161,23 @@ set_rate() { # port-dev rate
         latency "${LAB_TBF_LATENCY:-20ms}"
 }
 
-# Create a node namespace joined to the bridge. $1 = ns, $2 = bridge port name, $3 = addr
+# The bridge clients join: ${LAB}br1 behind the uplink with --bottleneck, else ${LAB}br0.
+client_bridge() { if [[ -n "$BOTTLENECK" ]]; then echo "${LAB}br1"; else echo "${LAB}br0"; fi; }
+
+# Segment UDP GSO super-packets (bb-server sends 32 datagrams per GSO send) on a veth in the
+# switch, so that the clients' nft loss rule and the tbf queues drop single datagrams, as a
+# switch drops single frames, instead of whole 32-datagram bursts. LAB_GSO=1 keeps GSO.
+split_gso() { [[ "${LAB_GSO:-0}" == 1 ]] || ip -n "${LAB}sw" link set "$1" gso_max_segs 1; }
+
+# Create a node namespace joined to a bridge. $1 = ns, $2 = bridge port name, $3 = addr,
+# $4 = bridge (default ${LAB}br0)
 add_node() {
-    local ns="$1" port="$2" addr="$3" sw="${LAB}sw" br="${LAB}br0"
+    local ns="$1" port="$2" addr="$3" sw="${LAB}sw" br="${4:-${LAB}br0}"
     ns_exists "$ns" && die "namespace $ns already exists (run: LAB=$LAB $0 down)"
     ip netns add "$ns"
     ip -n "$sw" link add "$port" mtu "$MTU" type veth peer name eth0 mtu "$MTU" netns "$ns"
     ip -n "$sw" link set "$port" master "$br"
-    # Segment UDP GSO super-packets (bb-server sends 32 datagrams per GSO send) at the
-    # bridge port, so that the client's nft loss rule drops single datagrams, as a switch
-    # drops single frames, instead of whole 32-datagram bursts. LAB_GSO=1 keeps GSO.
-    [[ "${LAB_GSO:-0}" == 1 ]] || ip -n "$sw" link set "$port" gso_max_segs 1
+    split_gso "$port"
     ip -n "$sw" link set "$port" up
     ip -n "$ns" link set lo up
     ip -n "$ns" addr add "$addr/24" brd "${SUBNET_PREFIX}.255" dev eth0
@@ -174,7 +188,7 @@ add_node() {
 add_client() { # K
     local k="$1"
     [[ "$k" =~ ^[0-9]+$ ]] && (( k >= 1 && k <= 240 )) || die "client number must be 1..240"
-    add_node "${LAB}c$k" "${LAB}c$k-p" "${SUBNET_PREFIX}.$((10 + k))"
+    add_node "${LAB}c$k" "${LAB}c$k-p" "${SUBNET_PREFIX}.$((10 + k))" "$(client_bridge)"
     set_loss "${LAB}c$k" "$LOSS_PCT"
     [[ -n "$RATE" ]] && set_rate "${LAB}c$k-p" "$RATE"
     return 0
@@ -182,14 +196,16 @@ add_client() { # K
 
 cmd_up() {
     local n="${1:-}"; shift || true
-    [[ "$n" =~ ^[0-9]+$ ]] || die "usage: up N [--loss PCT] [--rate RATE] [--mtu MTU]"
-    LOSS_PCT=0; RATE=""; MTU=1500
+    [[ "$n" =~ ^[0-9]+$ ]] || die "usage: up N [--loss PCT] [--rate RATE] [--bottleneck RATE] [--mtu MTU]"
+    LOSS_PCT=0; RATE=""; MTU=1500; BOTTLENECK=""
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --loss) LOSS_PCT="$2"; shift 2 ;;
             --loss=*) LOSS_PCT="${1#*=}"; shift ;;
             --rate) RATE="$2"; shift 2 ;;
             --rate=*) RATE="${1#*=}"; shift ;;
+            --bottleneck) BOTTLENECK="$2"; shift 2 ;;
+            --bottleneck=*) BOTTLENECK="${1#*=}"; shift ;;
             --mtu) MTU="$2"; shift 2 ;;
             --mtu=*) MTU="${1#*=}"; shift ;;
             *) die "unknown option '$1'" ;;
@@ -210,12 +226,23 @@ cmd_up() {
     ip -n "$sw" link add "$br" mtu "$MTU" type bridge stp_state 0 forward_delay 0 \
         mcast_snooping "${LAB_MCAST_SNOOPING:-0}"
     ip -n "$sw" link set "$br" up
+    if [[ -n "$BOTTLENECK" ]]; then
+        local br1="${LAB}br1" end
+        ip -n "$sw" link add "$br1" mtu "$MTU" type bridge stp_state 0 forward_delay 0 \
+            mcast_snooping "${LAB_MCAST_SNOOPING:-0}"
+        ip -n "$sw" link set "$br1" up
+        ip -n "$sw" link add "${LAB}upa" mtu "$MTU" type veth peer name "${LAB}upb" mtu "$MTU"
+        ip -n "$sw" link set "${LAB}upa" master "$br"
+        ip -n "$sw" link set "${LAB}upb" master "$br1"
+        for end in "${LAB}upa" "${LAB}upb"; do split_gso "$end"; ip -n "$sw" link set "$end" up; done
+        set_rate "${LAB}upa" "$BOTTLENECK"
+    fi
     add_node "${LAB}srv" "${LAB}srv-p" "${SUBNET_PREFIX}.1"
     local k
     for ((k = 1; k <= n; k++)); do add_client "$k"; done
     save_state
     UP_OK=1
-    echo "netlab: lab '$LAB' up: server ${LAB}srv (10.99.0.1), $n clients, loss ${LOSS_PCT}%, rate ${RATE:-unlimited}, mtu $MTU"
+    echo "netlab: lab '$LAB' up: server ${LAB}srv (10.99.0.1), $n clients, loss ${LOSS_PCT}%, rate ${RATE:-unlimited}, mtu $MTU${BOTTLENECK:+, behind a $BOTTLENECK bottleneck}"
 }
 
 cmd_down() {
@@ -244,6 +271,17 @@ cmd_loss() {
     [[ -n "$k" && -n "$pct" ]] || die "usage: loss K PCT"
     ns_exists "${LAB}c$k" || die "no client $k in lab '$LAB'"
     set_loss "${LAB}c$k" "$pct"
+}
+
+cmd_rate() {
+    local k="${1:-}" rate="${2:-}"
+    [[ -n "$k" && -n "$rate" ]] || die "usage: rate K RATE|off"
+    ns_exists "${LAB}c$k" || die "no client $k in lab '$LAB'"
+    if [[ "$rate" == off ]]; then
+        tc -n "${LAB}sw" qdisc del dev "${LAB}c$k-p" root 2>/dev/null || true
+    else
+        set_rate "${LAB}c$k-p" "$rate"
+    fi
 }
 
 cmd_drops() {
@@ -310,6 +348,10 @@ cmd_status() {
     done
     echo "  ${LAB}sw bridge ports:"
     ip -n "${LAB}sw" -o link show master "${LAB}br0" | awk -F': ' '{print "    " $2}' | sed 's/@.*//'
+    if [[ -n "$BOTTLENECK" ]]; then
+        echo "  behind the $BOTTLENECK uplink (${LAB}br1):"
+        ip -n "${LAB}sw" -o link show master "${LAB}br1" | awk -F': ' '{print "    " $2}' | sed 's/@.*//'
+    fi
     tc -n "${LAB}sw" qdisc show | grep tbf | sed 's/^/    /' || true
 }
 
@@ -324,6 +366,7 @@ main() {
         up) cmd_up "$@" ;;
         down) cmd_down ;;
         loss) cmd_loss "$@" ;;
+        rate) cmd_rate "$@" ;;
         drops) cmd_drops "$@" ;;
         exec) cmd_exec "$@" ;;
         tap) cmd_tap "$@" ;;

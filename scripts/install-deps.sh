@@ -6,7 +6,7 @@ set -euo pipefail
 
 # musl-tools: musl-gcc, which compiles zstd's C code into the static musl bb-client.
 PKGS=(iproute2 nftables iptables bridge-utils tcpdump qemu-system-x86 ipxe-qemu ipxe
-      dnsmasq-base cpio kmod xz-utils zstd busybox-static file udpcast uftp python3
+      dnsmasq-base cpio kmod xz-utils zstd busybox-static file udpcast uftp iperf3 time python3
       initramfs-tools-core dracut-core musl-tools)
 
 check_only=0
