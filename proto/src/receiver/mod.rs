@@ -66,9 +66,17 @@ pub struct ReceiverConfig {
     /// After the outcome, stop waiting for the server's acknowledgement after this long
     /// even if repeats remain.
     pub ack_wait_us: u64,
+    /// A "closing" announce ends this client only once no data came for this long (and
+    /// some had come): a forged one while data flows changes nothing.
+    pub closing_quiet_us: u64,
     /// Erasure-code kernel that decodes the blocks (only speed depends on it).
     pub engine: fec::Engine,
 }
+
+/// The longest report interval a receiver follows, whatever the announce asks: with the
+/// jitter (up to 1.5 intervals) reports still come every 6 s, well within the server's
+/// client timeout (10 s by default), so a forged announce cannot make clients look lost.
+pub const MAX_REPORT_INTERVAL_US: u64 = 4_000_000;
 
 impl ReceiverConfig {
     /// Defaults for a LAN.
@@ -83,6 +91,7 @@ impl ReceiverConfig {
             result_repeats: 25,
             silence_timeout_us: 60_000_000,
             ack_wait_us: 30_000_000,
+            closing_quiet_us: 1_000_000,
             engine: fec::Engine::detect(),
         }
     }
@@ -125,8 +134,13 @@ pub enum Event {
     },
     /// The server acknowledged the result: the client may exit.
     ResultAcked,
-    /// The server is ending the session before this client finished.
+    /// The server is ending the session before this client finished: it announced
+    /// "closing" and data has stopped.
     ServerClosing,
+    /// Two different image digests were announced for the bound session: two servers use
+    /// one session id, or someone forged an announce. The receiver failed with
+    /// [`FailReason::DigestConflict`]; nothing about this machine's disk is implied.
+    DigestConflict,
 }
 
 /// Why a datagram was dropped.
@@ -146,6 +160,9 @@ pub enum Dropped {
     NoSlot,
     /// The block check differs from the one the block's earlier symbols carried.
     CheckConflict,
+    /// An announce of a session this receiver cannot use (an empty image, or one larger
+    /// than its memory): it waits for a usable one.
+    Unusable,
 }
 
 /// Counters.
@@ -175,6 +192,12 @@ pub struct ReceiverStats {
     pub check_failures: u64,
     /// Packets whose block check conflicted with the slot's.
     pub check_conflicts: u64,
+    /// Slots whose first claim was outvoted by later symbols and started over.
+    pub claims_overturned: u64,
+    /// Data sequence numbers that jumped too far ahead to be believed (not used for loss).
+    pub seq_jumps_ignored: u64,
+    /// Announces of sessions this receiver cannot use (ignored).
+    pub unusable: u64,
     /// Status reports built.
     pub reports: u64,
     /// Results built.
@@ -224,6 +247,10 @@ pub struct Receiver<'a> {
     acc: DigestAccumulator,
     bytes_written: u64,
     highest_seq: Option<u32>,
+    // A sequence number that jumped too far ahead, waiting for a second one to confirm it.
+    seq_jump: Option<u32>,
+    // The latest "closing" announce of the bound session.
+    closing_heard_us: Option<u64>,
     // One past the highest block seen in data, and when data last came: blocks beyond the
     // front are not reported missing while data flows (the server has not sent them yet).
     front: u32,
@@ -289,6 +316,8 @@ impl<'a> Receiver<'a> {
             acc: DigestAccumulator::new(),
             bytes_written: 0,
             highest_seq: None,
+            seq_jump: None,
+            closing_heard_us: None,
             front: 0,
             last_data_us: 0,
             window_start_seq: 0,
@@ -377,6 +406,7 @@ impl<'a> Receiver<'a> {
             Err(Dropped::Duplicate) => self.stats.duplicates += 1,
             Err(Dropped::NoSlot) => self.stats.no_slot += 1,
             Err(Dropped::CheckConflict) => self.stats.check_conflicts += 1,
+            Err(Dropped::Unusable) => self.stats.unusable += 1,
             Ok(_) => {}
         }
         r
@@ -439,7 +469,7 @@ impl<'a> Receiver<'a> {
         id: u64,
         a: &wire::Announce,
     ) -> Result<Event, Dropped> {
-        let interval = a.report_interval_ms as u64 * 1000;
+        let interval = (a.report_interval_ms as u64 * 1000).min(MAX_REPORT_INTERVAL_US);
         if let Some(s) = &mut self.session {
             if s.geometry != a.geometry {
                 return Err(Dropped::Malformed(WireError::BadField("geometry changed")));
@@ -447,21 +477,43 @@ impl<'a> Receiver<'a> {
             if let (Some(old), Some(new)) = (s.digest, a.digest)
                 && old != new
             {
+                // Which of the two is the real one cannot be told without a key: stop
+                // rather than write an image that may not be the one wanted.
+                if self.outcome.is_none() {
+                    self.fail(now_us, FailReason::DigestConflict);
+                    return Ok(Event::DigestConflict);
+                }
                 return Err(Dropped::Malformed(WireError::BadField("digest changed")));
             }
             if s.digest.is_none() {
                 s.digest = a.digest;
             }
+            if interval < s.report_interval_us {
+                // A shorter interval takes effect now, not after the longer one runs out.
+                let jittered_max = interval + interval / 2;
+                self.report_gate_us = self.report_gate_us.min(
+                    self.last_report_us
+                        .map_or(now_us, |t| t.saturating_add(jittered_max)),
+                );
+                self.next_report_us = self.next_report_us.min(self.report_gate_us.max(now_us));
+            }
             s.report_interval_us = interval;
             // The announce's sequence number is not evidence of data seen: a server that
             // batches its sends may announce before the data it numbered has left.
-            if a.flags.contains(AnnounceFlags::CLOSING) && self.outcome.is_none() {
-                return Ok(Event::ServerClosing);
+            if a.flags.contains(AnnounceFlags::CLOSING) {
+                self.closing_heard_us = Some(now_us);
+                if self.closing_now(now_us) {
+                    return Ok(Event::ServerClosing);
+                }
             }
             return Ok(Event::Nothing);
         }
         let g = a.geometry;
         let blocks = g.block_count();
+        if blocks == 0 {
+            // Nothing to write and nothing to verify: never a session worth binding to.
+            return Err(Dropped::Unusable);
+        }
         let (slot_bytes, slot_esis, scratch) = Self::slot_needs(&g);
         let slots = (self.pool.len() / slot_bytes)
             .min(self.esi_at.len() / slot_esis)
@@ -492,6 +544,24 @@ impl<'a> Receiver<'a> {
             session: id,
             geometry: g,
         })
+    }
+
+    /// True when a "closing" announce was heard after the last data, data had come before
+    /// and has stopped for the quiet time, and this client still needs the server (one
+    /// with every block written finishes on its own).
+    pub(super) fn closing_now(&self, now_us: u64) -> bool {
+        self.closing_deadline().is_some_and(|t| now_us >= t)
+    }
+
+    /// When a "closing" heard after the last data ends this client, if data stays away.
+    pub(super) fn closing_deadline(&self) -> Option<u64> {
+        let c = self.closing_heard_us?;
+        let s = self.session?;
+        (self.outcome.is_none()
+            && self.done_count < s.blocks
+            && self.highest_seq.is_some()
+            && c >= self.last_data_us)
+            .then(|| self.last_data_us.saturating_add(self.cfg.closing_quiet_us))
     }
 
     /// The shell flushed the target after the last write (`ok`: without error).
