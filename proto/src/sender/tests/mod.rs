@@ -2,6 +2,7 @@
 //! datagrams here; the session's life in `session`, the block map in `blocks`.
 
 mod blocks;
+mod forged;
 mod session;
 
 use super::*;
@@ -228,19 +229,39 @@ fn results_are_checked_against_the_digest_and_acked() {
         bytes_written: 256,
         digest,
     };
+    // A "verified" from an id never heard in a status report is acknowledged, not believed.
+    res.client_id = 9;
+    let n = wire::write_result(&mut buf, 7, &res).unwrap();
+    s.handle_datagram(now, 9, &buf[..n]).unwrap();
+    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 0 }));
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.tally().verified, 0);
+    assert_eq!(s.stats().unheard_verified, 1);
+    assert_eq!(
+        s.poll_transmit(now),
+        Some(Transmit::ResultAck {
+            to: 9,
+            client_id: 9
+        })
+    );
+    for id in [1, 2] {
+        s.handle_datagram(now, id as u32, &status_phase(id, 0, ClientPhase::Receiving))
+            .unwrap();
+    }
+    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 1 }));
+    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 2 }));
+    res.client_id = 1;
     let n = wire::write_result(&mut buf, 7, &res).unwrap();
     s.handle_datagram(now, 1, &buf[..n]).unwrap();
-    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 0 }));
-    assert_eq!(s.poll_event(), Some(Event::ClientVerified { row: 0 }));
+    assert_eq!(s.poll_event(), Some(Event::ClientVerified { row: 1 }));
     res.client_id = 2;
     res.digest[0] ^= 1;
     let n = wire::write_result(&mut buf, 7, &res).unwrap();
     s.handle_datagram(now, 2, &buf[..n]).unwrap();
-    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 1 }));
     assert_eq!(
         s.poll_event(),
         Some(Event::ClientFailed {
-            row: 1,
+            row: 2,
             reason: FailReason::DigestMismatch
         })
     );
@@ -263,7 +284,7 @@ fn results_are_checked_against_the_digest_and_acked() {
     s.handle_datagram(now, 2, &buf[..n]).unwrap();
     assert_eq!(s.poll_event(), None);
     let t = s.tally();
-    assert_eq!((t.seen, t.verified, t.failed), (2, 1, 1));
+    assert_eq!((t.seen, t.verified, t.failed), (3, 1, 1));
 }
 
 #[test]
