@@ -12,7 +12,7 @@
 use super::blockmap::BlockMap;
 use super::suppression::{RECENT_BURSTS, Suppression};
 use crate::deficit::DeficitTree;
-use crate::wire::{Geometry, MAX_ESI, Status};
+use crate::wire::{DeficitRange, Geometry, MAX_ESI, MAX_RANGES, Status};
 
 /// Where the session is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,22 +333,46 @@ impl<'a> Schedule<'a> {
     /// were so protected.
     pub fn apply_deficits(&mut self, now_us: u64, st: &Status<'_>, sup: &Suppression) -> u64 {
         // Blocks whose latest burst (or the current one) postdates the report keep their
-        // pending counts: save them, apply the ranges, restore.
-        let mut saved = [(0u32, 0u16, 0u16); RECENT_BURSTS + 1];
-        let mut nsaved = 0;
-        let in_ranges = |b: u32| st.ranges().any(|r| r.first <= b && (b as u64) < r.end());
-        let mut protect = |b: u32, repair: &DeficitTree<'_>, resend: &DeficitTree<'_>| {
-            if nsaved < saved.len() && saved[..nsaved].iter().all(|s| s.0 != b) && in_ranges(b) {
-                saved[nsaved] = (b, repair.get(b), resend.get(b));
-                nsaved += 1;
-            }
+        // pending counts: save them, apply the ranges, restore. The cost is bounded and
+        // linear: the ranges are copied once (the wire checked them ascending and apart),
+        // each burst's block is looked up by bisection, and the saved blocks are made
+        // unique by sorting, not by comparing each with all others.
+        let mut ranges = [DeficitRange::default(); MAX_RANGES];
+        let mut nranges = 0;
+        for r in st.ranges().take(MAX_RANGES) {
+            ranges[nranges] = r;
+            nranges += 1;
+        }
+        let ranges = &ranges[..nranges];
+        let in_ranges = |b: u32| {
+            let i = ranges.partition_point(|r| r.end() <= b as u64);
+            ranges.get(i).is_some_and(|r| r.first <= b)
         };
-        for b in sup.unseen_bursts(st.head.last_seq, now_us) {
-            protect(b, &self.repair, &self.resend);
+        let mut protected = [0u32; RECENT_BURSTS + 1];
+        let mut nprotected = 0;
+        if !ranges.is_empty() {
+            let current = self.burst.map(|b| b.block);
+            for b in sup
+                .unseen_bursts(st.head.last_seq, now_us)
+                .chain(current)
+                .filter(|&b| in_ranges(b))
+            {
+                if nprotected < protected.len() {
+                    protected[nprotected] = b;
+                    nprotected += 1;
+                }
+            }
         }
-        if let Some(b) = self.burst {
-            protect(b.block, &self.repair, &self.resend);
+        let protected = &mut protected[..nprotected];
+        protected.sort_unstable();
+        let mut unique = 0;
+        for i in 0..protected.len() {
+            if i == 0 || protected[i - 1] != protected[i] {
+                protected[unique] = protected[i];
+                unique += 1;
+            }
         }
+        let protected = &protected[..unique];
 
         let clip = sup.forward_clip(st.head.last_seq, now_us, self.fwd_block);
         let k = self.geometry.k;
@@ -357,32 +381,46 @@ impl<'a> Schedule<'a> {
         // Large deficits (late joiners, evicted blocks, very lossy clients) wait for the end of
         // the forward pass so they hold back nobody; during the pass the bar is lower.
         let defer_above = if self.forward_done() { k / 4 } else { k / 8 }.max(1);
-        for r in st.ranges() {
+        let mut apply = |tree_lo: u32, tree_hi: u32, block_k: u32, d: u32| {
+            let d = d.min(block_k);
+            if d >= block_k || d > defer_above {
+                self.resend.raise_range(tree_lo, tree_hi, d as u16);
+            } else {
+                self.repair.raise_range(tree_lo, tree_hi, d as u16);
+            }
+        };
+        let mut apply_span = |lo: u32, hi: u32, d: u32| {
+            if lo >= hi {
+                return;
+            }
+            if hi > last && last_k != k {
+                apply(last, last + 1, last_k, d);
+                apply(lo, last, k, d);
+            } else {
+                apply(lo, hi, k, d);
+            }
+        };
+        // Each range is applied around the protected blocks in it: both lists ascend, so
+        // one pass over the two costs a tree update per piece.
+        let mut p = 0;
+        for r in ranges {
             let lo = r.first;
             let hi = (r.end().min(clip as u64)) as u32;
             if lo >= hi {
                 continue;
             }
-            let mut apply = |tree_lo: u32, tree_hi: u32, block_k: u32, d: u32| {
-                let d = d.min(block_k);
-                if d >= block_k || d > defer_above {
-                    self.resend.raise_range(tree_lo, tree_hi, d as u16);
-                } else {
-                    self.repair.raise_range(tree_lo, tree_hi, d as u16);
-                }
-            };
-            if hi > last && last_k != k {
-                apply(last, last + 1, last_k, r.deficit as u32);
-                apply(lo, last, k, r.deficit as u32);
-            } else {
-                apply(lo, hi, k, r.deficit as u32);
+            let mut from = lo;
+            while p < protected.len() && protected[p] < lo {
+                p += 1;
             }
+            while p < protected.len() && protected[p] < hi {
+                apply_span(from, protected[p], r.deficit as u32);
+                from = protected[p] + 1;
+                p += 1;
+            }
+            apply_span(from, hi, r.deficit as u32);
         }
-        for &(b, rep, res) in &saved[..nsaved] {
-            self.repair.set(b, rep);
-            self.resend.set(b, res);
-        }
-        nsaved as u64
+        unique as u64
     }
 }
 
