@@ -75,6 +75,8 @@ pub struct ClientInfo<A> {
     pub bytes_written: u64,
     /// When it verified, failed or was declared lost.
     pub finished_us: u64,
+    /// When the deficit ranges of its reports were last applied.
+    pub ranges_applied_us: Option<u64>,
 }
 
 /// The client table counted by state.
@@ -216,6 +218,7 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
             state: ClientState::Receiving,
             bytes_written: 0,
             finished_us: 0,
+            ranges_applied_us: None,
         });
         self.heard(now_us);
         Ok((i, true))
@@ -291,6 +294,21 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
             c.blocks_done = blocks;
         }
         self.set_state(row, state)
+    }
+
+    /// True when `row`'s ranges may be applied at `now_us` (then recorded as applied): at
+    /// most once per `spacing_us`. A client reports at most every quarter interval, so a
+    /// row that reports faster is not one client, and its deficits would only multiply
+    /// resends.
+    pub fn ranges_due(&mut self, row: usize, now_us: u64, spacing_us: u64) -> bool {
+        let c = self.rows[row].as_mut().expect("row in use");
+        if c.ranges_applied_us
+            .is_some_and(|t| now_us.saturating_sub(t) < spacing_us)
+        {
+            return false;
+        }
+        c.ranges_applied_us = Some(now_us);
+        true
     }
 
     /// No later than when the next client will have been silent for longer than the

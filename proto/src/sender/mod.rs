@@ -150,6 +150,9 @@ pub struct SenderStats {
     pub unexpected: u64,
     /// Reports dropped because the client table was full.
     pub table_full: u64,
+    /// Reports whose ranges were ignored: their client reported again sooner than a client
+    /// does (an eighth of the report interval).
+    pub ranges_too_soon: u64,
     /// Reports dropped because their address held the most rows one address may.
     pub address_full: u64,
     /// "Verified" results from clients never heard in a status report (not counted as
@@ -469,6 +472,12 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         }
         if self.tally().seen > seen {
             self.maybe_start(now_us);
+        }
+        // Half the shortest spacing a client keeps (a quarter interval) between reports.
+        let spacing_us = self.report_interval_ms() as u64 * 1000 / 8;
+        if st.range_count() > 0 && !self.clients.ranges_due(row, now_us, spacing_us) {
+            self.stats.ranges_too_soon += 1;
+            return Ok(());
         }
         self.stats.suppressed += self.schedule.apply_deficits(now_us, &st, &self.suppression);
         // A client that reports a zero block missing has not heard of it: the next zero map

@@ -99,3 +99,29 @@ fn the_report_interval_stays_under_the_client_timeout_and_counts_only_live_clien
     assert_eq!(s.tally().active(), 0);
     assert_eq!(s.report_interval_ms(), c.report_interval_ms);
 }
+
+#[test]
+fn a_client_reporting_faster_than_any_real_one_gets_its_ranges_applied_once_per_spacing() {
+    let g = Geometry::new(64 * 64, 64, 32).unwrap();
+    let mut st = store(&g);
+    let mut s = sender(&mut st, cfg(g));
+    let mut now = 0;
+    drain(&mut s, &mut now, 64);
+    let r = [DeficitRange {
+        first: 1,
+        len: 1,
+        deficit: 1,
+    }];
+    // A thousand reports within a millisecond: one burst, not a thousand.
+    for _ in 0..1000 {
+        s.handle_datagram(now, 1, &status(7, 1, 1_000_000, &r))
+            .unwrap();
+    }
+    assert_eq!(s.stats().ranges_too_soon, 999);
+    assert_eq!(drain(&mut s, &mut now, 10).len(), 1);
+    // A report an eighth of an interval later is applied again.
+    now += s.report_interval_ms() as u64 * 1000 / 8;
+    s.handle_datagram(now, 1, &status(7, 1, 1_000_000, &r))
+        .unwrap();
+    assert_eq!(s.stats().ranges_too_soon, 999);
+}

@@ -161,10 +161,16 @@ fn deficit_is_max_over_clients_and_repairs_are_fresh() {
     let syms = drain(&mut s, &mut now, 3);
     assert_eq!(syms, vec![(0, 32), (0, 33), (0, 34)]);
     assert!(s.is_idle());
-    // A later report that predates that burst (last_seq before it) is suppressed.
+    // A later report that predates that burst (last_seq before it) is suppressed. (Each
+    // comes at least an eighth of the report interval after the client's last one, as
+    // from a real client: sooner, its ranges would be ignored.)
+    now += 30_000;
+    let suppressed = s.stats().suppressed;
     s.handle_datagram(now, 1, &status(7, 1, 7, &r(2))).unwrap();
     assert!(s.is_idle());
+    assert_eq!(s.stats().suppressed, suppressed + 1);
     // One that saw the burst and still lacks a symbol gets a fresh one.
+    now += 30_000;
     s.handle_datagram(now, 1, &status(7, 1, 200, &r(1)))
         .unwrap();
     assert_eq!(drain(&mut s, &mut now, 1), vec![(0, 35)]);
