@@ -84,6 +84,8 @@ pub(crate) struct Schedule<'a> {
     fwd_block: u32,
     fwd_esi: u32,
     fwd_proactive_left: u32,
+    // Repair or resend symbols sent since the last forward one (see `next_symbol`).
+    bursts_since_forward: u32,
     burst: Option<Burst>,
     sweep: u32,
 }
@@ -113,6 +115,7 @@ impl<'a> Schedule<'a> {
             fwd_block: 0,
             fwd_esi: 0,
             fwd_proactive_left: 0,
+            bursts_since_forward: 0,
             burst: None,
             sweep: 0,
         })
@@ -191,7 +194,13 @@ impl<'a> Schedule<'a> {
         if self.burst.is_none() {
             self.burst = self.pick_burst(loss.loss_ppm, map);
         }
-        if let Some(mut b) = self.burst {
+        // While the forward pass can go on, it gets at least every other symbol: repairs
+        // come first, but no report (a real client's, or a forged one asking for every
+        // block again and again) can starve it, so the pass takes at most twice as long.
+        let forward_waiting = !self.forward_done() && self.fwd_block < map.ready();
+        let forward_turn = forward_waiting && self.bursts_since_forward >= FORWARD_SHARE_EVERY;
+        if let Some(mut b) = self.burst.filter(|_| !forward_turn) {
+            self.bursts_since_forward += 1;
             let esi = if b.source {
                 b.next_esi
             } else {
@@ -223,6 +232,7 @@ impl<'a> Schedule<'a> {
         if self.forward_done() || self.fwd_block >= map.ready() {
             return None;
         }
+        self.bursts_since_forward = 0;
         let block = self.fwd_block;
         let k = map.coded_k(block);
         let seq = self.next_seq();
@@ -423,6 +433,9 @@ impl<'a> Schedule<'a> {
         unique as u64
     }
 }
+
+/// Repair or resend symbols in a row, at most, while the forward pass waits.
+const FORWARD_SHARE_EVERY: u32 = 1;
 
 /// Repair symbols to send for a largest deficit `d`: `d` plus what the typical client will
 /// lose of the burst itself, rounded up, so one round usually suffices.

@@ -125,3 +125,35 @@ fn a_client_reporting_faster_than_any_real_one_gets_its_ranges_applied_once_per_
         .unwrap();
     assert_eq!(s.stats().ranges_too_soon, 999);
 }
+
+#[test]
+fn reports_asking_for_repairs_without_end_cannot_starve_the_forward_pass() {
+    // 32 blocks of 4 symbols.
+    let g = Geometry::new(64 * 4 * 32, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut s = sender(&mut st, cfg(g));
+    let mut now = 0;
+    drain(&mut s, &mut now, 8);
+    // A "client" that lacks one symbol of each block sent, reported as often as allowed.
+    let mut forward = 0;
+    let mut repairs = 0;
+    for _ in 0..20 {
+        now += s.report_interval_ms() as u64 * 1000 / 8;
+        let ranges = [DeficitRange {
+            first: 0,
+            len: 8,
+            deficit: 1,
+        }];
+        s.handle_datagram(now, 1, &status(7, 1, 1_000_000, &ranges))
+            .unwrap();
+        for (_, esi) in drain(&mut s, &mut now, 4) {
+            if esi < 4 {
+                forward += 1;
+            } else {
+                repairs += 1;
+            }
+        }
+    }
+    assert!(repairs > 0, "the repairs are sent");
+    assert!(forward >= repairs, "forward {forward}, repairs {repairs}");
+}
