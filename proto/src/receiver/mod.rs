@@ -247,8 +247,9 @@ pub struct Receiver<'a> {
     acc: DigestAccumulator,
     bytes_written: u64,
     highest_seq: Option<u32>,
-    // A sequence number that jumped too far ahead, waiting for a second one to confirm it.
-    seq_jump: Option<u32>,
+    // The latest sequence number that jumped too far ahead, and how many in a row followed
+    // the jump closely (it is believed after a few).
+    seq_jump: Option<(u32, u8)>,
     // The latest "closing" announce of the bound session.
     closing_heard_us: Option<u64>,
     // One past the highest block seen in data, and when data last came: blocks beyond the

@@ -9,6 +9,9 @@ use crate::wire::{self, Encoding, WireError};
 /// symbols) are a jump that needs confirming before loss is measured against it.
 pub(super) const SEQ_JUMP_MAX: u32 = 1 << 16;
 
+/// Packets in a row that must follow a jump closely before it is believed.
+const SEQ_JUMP_CONFIRMATIONS: u8 = 8;
+
 /// Marks a position of a slot that holds no symbol yet.
 const EMPTY: u16 = 0xFFFF;
 
@@ -117,19 +120,22 @@ impl<'a> Receiver<'a> {
     }
 
     /// Records a data packet's sequence number (loss measurement and report ordering).
-    /// A jump ahead by more than [`SEQ_JUMP_MAX`] is believed only once a second packet
-    /// follows it closely (a long outage); until then it is set aside, so one replayed
-    /// packet with its number advanced cannot pass for millions of lost ones. A confirmed
-    /// jump restarts the loss window: the outage is not counted as loss either.
+    /// A jump ahead by more than [`SEQ_JUMP_MAX`] is believed only once
+    /// [`SEQ_JUMP_CONFIRMATIONS`] packets in a row follow it closely (a long outage):
+    /// any packet that continues the old numbering in between refutes it. So forged
+    /// packets with advanced numbers, sent among the real stream, never pass for millions
+    /// of lost ones. A confirmed jump restarts the loss window: the outage is not counted
+    /// as loss either.
     fn note_data_seq(&mut self, seq: u32) {
         match self.highest_seq {
             Some(h) if (seq.wrapping_sub(h) as i32) <= 0 => {}
             Some(h) if seq.wrapping_sub(h) > SEQ_JUMP_MAX => {
-                let confirmed = self
+                let follows = self
                     .seq_jump
-                    .is_some_and(|j| j != seq && seq.wrapping_sub(j) <= SEQ_JUMP_MAX);
-                if !confirmed {
-                    self.seq_jump = Some(seq);
+                    .filter(|&(j, _)| j != seq && seq.wrapping_sub(j) <= SEQ_JUMP_MAX);
+                let count = follows.map_or(1, |(_, n)| n + 1);
+                if count < SEQ_JUMP_CONFIRMATIONS {
+                    self.seq_jump = Some((seq, count));
                     self.stats.seq_jumps_ignored += 1;
                     return;
                 }
@@ -138,7 +144,10 @@ impl<'a> Receiver<'a> {
                 self.window_received = 0;
                 self.seq_jump = None;
             }
-            _ => self.highest_seq = Some(seq),
+            _ => {
+                self.highest_seq = Some(seq);
+                self.seq_jump = None;
+            }
         }
         self.window_received = self.window_received.wrapping_add(1);
     }

@@ -86,6 +86,8 @@ pub(crate) struct Schedule<'a> {
     fwd_proactive_left: u32,
     // Repair or resend symbols sent since the last forward one (see `next_symbol`).
     bursts_since_forward: u32,
+    // The next burst is picked from the resend tree first (they alternate with repairs).
+    resend_turn: bool,
     burst: Option<Burst>,
     sweep: u32,
 }
@@ -116,6 +118,7 @@ impl<'a> Schedule<'a> {
             fwd_esi: 0,
             fwd_proactive_left: 0,
             bursts_since_forward: 0,
+            resend_turn: false,
             burst: None,
             sweep: 0,
         })
@@ -282,6 +285,15 @@ impl<'a> Schedule<'a> {
     }
 
     fn pick_burst(&mut self, loss_ppm: u32, map: &BlockMap<'_>) -> Option<Burst> {
+        // Repairs and whole-block resends take turns: a stream of small deficits (a lossy
+        // client's, or forged reports asking for every block) cannot hold back the blocks
+        // another client lacks entirely.
+        self.resend_turn = !self.resend_turn;
+        if self.resend_turn
+            && let Some(b) = self.pick_resend(loss_ppm, map)
+        {
+            return Some(b);
+        }
         while let Some(b) = self.repair.next_nonzero_wrapping(self.sweep) {
             let d = self.repair.get(b) as u32;
             self.repair.set(b, 0);
@@ -305,6 +317,11 @@ impl<'a> Schedule<'a> {
                 source,
             });
         }
+        self.pick_resend(loss_ppm, map)
+    }
+
+    /// The next whole-block resend (or large repair), once the forward pass is done.
+    fn pick_resend(&mut self, loss_ppm: u32, map: &BlockMap<'_>) -> Option<Burst> {
         while self.forward_done()
             && let Some(b) = self.resend.next_nonzero_wrapping(self.sweep)
         {
