@@ -17,7 +17,11 @@ attack in --attacks (comma separated; default: every one that needs no key) desc
   empty     before any session is heard: an announce of an empty image (size 0), and one of
             a geometry no client can hold (2^50 bytes)
   clients   status reports with random client ids from one address, 100% loss
-  ranges    status reports with the most deficit ranges a packet holds (server CPU)
+  ranges    status reports with the most deficit ranges a packet holds (the server's work
+            per report), naming blocks the forward pass has not reached
+Not in the default set (an amplification not stopped without a key, see the report):
+  repairs   a made-up lossy client: one symbol lacking in every block sent, reported as
+            often as the server applies it (each repair symbol costs the server a block)
 Needing a key to stop (listed, sent only when named): digest (an announce with another
 digest), result (a "verified" result for a made-up client after one status), session (an
 announce of another session id before the real server starts).
@@ -46,6 +50,7 @@ VERSION = 2  # the wire version this forger speaks (docs/PROTOCOL.md)
 DATA, ANNOUNCE, STATUS, RESULT = 1, 2, 3, 4
 FLAG_DIGEST_KNOWN, FLAG_STARTED, FLAG_CLOSING = 1, 2, 4
 NO_KEY = ["check", "closing", "interval", "seqjump", "empty", "clients", "ranges"]
+EXTRA = ["repairs"]
 KEYED = ["digest", "result", "session"]
 STANDARD_DATAGRAM = 1444
 STATUS_FIXED = 48
@@ -173,9 +178,9 @@ def main():
     ap.add_argument("--key-file", help="hook for keyed sessions: read, signs nothing yet")
     a = ap.parse_args()
     attacks = [x for x in a.attacks.split(",") if x]
-    unknown = [x for x in attacks if x not in NO_KEY + KEYED]
+    unknown = [x for x in attacks if x not in NO_KEY + EXTRA + KEYED]
     if unknown:
-        print(f"forger: unknown attack(s) {unknown}: choose from {NO_KEY + KEYED}",
+        print(f"forger: unknown attack(s) {unknown}: choose from {NO_KEY + EXTRA + KEYED}",
               file=sys.stderr)
         return 2
     if a.key_file:
@@ -304,11 +309,20 @@ def main():
                                a.control)
                     counts["clients"] += 1
                 if "ranges" in counts:
+                    # Ahead of the forward pass: parsed, checked and clipped by the server.
                     n = s.block_count()
+                    first = min(s.front + 2, n - 1)
+                    rs = [(b, 1, 1) for b in range(first, n)][:MAX_RANGES]
+                    if rs:
+                        ctl.sendto(status_packet(s, rng.getrandbits(64), 0, 0, rs), a.control)
+                        counts["ranges"] += 1
+                if "repairs" in counts:
+                    n = min(s.front, s.block_count())
                     step = max(1, n // MAX_RANGES)
                     rs = [(i * step, 1, 1) for i in range(min(MAX_RANGES, n))]
-                    ctl.sendto(status_packet(s, 0xF0F0, s.seq, 0, rs), a.control)
-                    counts["ranges"] += 1
+                    if rs:
+                        ctl.sendto(status_packet(s, 0xF0F0, s.seq, 0, rs), a.control)
+                        counts["repairs"] += 1
                 if "result" in counts:
                     ids += 1
                     cid = 0xBAD0000 + ids

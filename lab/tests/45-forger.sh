@@ -4,7 +4,8 @@
 # block checks ahead of the forward pass, forged "closing" and 60 s report-interval
 # announces, a replayed data packet with its sequence number advanced, announces of an empty
 # image and of a geometry no client can hold before the server starts, status reports with
-# random client ids from one address, and status reports with the most ranges. One transfer
+# random client ids from one address, and status reports with the most ranges (1000 per
+# second each: the server's work per report). One transfer
 # without the forger, then one with all of it (stronger than one attack per transfer: the
 # attacks also meet each other). Asserts: the three real clients verify byte-exact; the
 # server's summary names exactly them as verified; the attacked transfer (server start to
@@ -49,7 +50,7 @@ clean=$(run clean)
 echo "without the forger: ${clean} s"
 
 lab_bg forger c4 python3 "$LAB_LIB_DIR/forger.py" --server 10.99.0.1 \
-    --data 10.99.0.255:7855 --control 10.99.0.1:7854 --sniff 7855 --pps 200 --duration 150 --seed 7
+    --data 10.99.0.255:7855 --control 10.99.0.1:7854 --sniff 7855 --pps 1000 --duration 150 --seed 7
 sleep 0.5
 forged=$(run forged)
 lab_wait forger 10 || true

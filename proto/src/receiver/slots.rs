@@ -242,7 +242,7 @@ impl<'a> Receiver<'a> {
         let m = &mut self.slots[slot];
         let claim = Claim::of(h);
         if m.rival_votes > 0 && m.rival == claim {
-            m.rival_votes += 1;
+            m.rival_votes = m.rival_votes.saturating_add(1);
         } else {
             m.rival = claim;
             m.rival_votes = 1;

@@ -157,3 +157,35 @@ fn reports_asking_for_repairs_without_end_cannot_starve_the_forward_pass() {
     assert!(repairs > 0, "the repairs are sent");
     assert!(forward >= repairs, "forward {forward}, repairs {repairs}");
 }
+
+#[test]
+fn small_deficits_without_end_cannot_hold_back_a_block_another_client_lacks_entirely() {
+    // 32 blocks of 4 symbols, all sent.
+    let g = Geometry::new(64 * 4 * 32, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut s = sender(&mut st, cfg(g));
+    let mut now = 0;
+    drain(&mut s, &mut now, 128);
+    assert!(s.forward_done());
+    now += 1_000_000;
+    // Client 1 lacks one symbol of each of blocks 4..32; client 2 lacks block 3 entirely.
+    let small = [DeficitRange {
+        first: 4,
+        len: 28,
+        deficit: 1,
+    }];
+    let whole = [DeficitRange {
+        first: 3,
+        len: 1,
+        deficit: 4,
+    }];
+    s.handle_datagram(now, 1, &status(7, 1, 1_000_000, &small))
+        .unwrap();
+    s.handle_datagram(now, 2, &status(7, 2, 1_000_000, &whole))
+        .unwrap();
+    let first = drain(&mut s, &mut now, 8);
+    assert!(
+        first.iter().filter(|&&(b, _)| b == 3).count() == 4,
+        "block 3 resent among the first symbols: {first:?}"
+    );
+}
