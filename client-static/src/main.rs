@@ -110,6 +110,8 @@ EXIT CODES:
        session before this machine was done
     6  the image (or its block size) is too large for this client's fixed memory
     7  interrupted by SIGINT/SIGTERM (the failure is reported to the server)
+    8  two different image digests were announced for this session: two servers share
+       a session id, or someone on the LAN forged an announce (not a fault of this machine)
 
 EXAMPLES:
     bb-client 10.0.0.1 /dev/sda              broadcast from 10.0.0.1, write the disk

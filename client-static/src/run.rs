@@ -24,6 +24,7 @@ pub const EXIT_IO: i32 = 4;
 pub const EXIT_NO_SERVER: i32 = 5;
 pub const EXIT_TOO_LARGE: i32 = 6;
 pub const EXIT_INTERRUPTED: i32 = 7;
+pub const EXIT_CONFLICT: i32 = 8;
 
 pub type Line = Buf<512>;
 
@@ -95,6 +96,8 @@ struct Receive<'m> {
     /// The failure's explanation, when the shell knows more than the reason code.
     detail: Line,
     interrupted: bool,
+    /// The last session heard that this client cannot receive (too large for its memory).
+    unusable: Option<Geometry>,
     /// The last pass over the writes stopped at its budget with more to write.
     writes_pending: bool,
 }
@@ -179,6 +182,7 @@ pub fn receive(o: &Options<'_>) -> Finish {
         detail: Line::new(),
         interrupted: false,
         writes_pending: false,
+        unusable: None,
     };
     r.say_listening();
     r.run()
@@ -217,7 +221,10 @@ impl Receive<'_> {
             }
             match self.rx.handle_timeout(now) {
                 Some(Expired::NoSession) => {
-                    let f = no_server(&self.o, &self.st, &self.rx);
+                    let f = match self.unusable {
+                        Some(g) => self.too_large(&g),
+                        None => no_server(&self.o, &self.st, &self.rx),
+                    };
                     return self.stop(f);
                 }
                 Some(Expired::Stalled) => {
@@ -235,6 +242,10 @@ impl Receive<'_> {
                              and this machine had learned that digest; blocks of two images are never mixed",
                         );
                     }
+                    continue;
+                }
+                Some(Expired::ServerClosed) => {
+                    self.say_server_closed();
                     continue;
                 }
                 Some(Expired::AckWait) => continue,
@@ -434,16 +445,22 @@ impl Receive<'_> {
                 session,
                 geometry: g,
             } => self.bound(now, session, g),
-            Event::Unsupported { geometry: g } => return Err(self.too_large(&g)),
+            // Ignored, and remembered: the client waits for a usable session, and names this
+            // one only if none comes (a forged announce must not end it).
+            Event::Unsupported { geometry: g } => self.unusable = Some(g),
             Event::ServerClosing => {
+                self.say_server_closed();
+                self.rx.fail(now, FailReason::ServerGone);
+            }
+            Event::DigestConflict => {
                 self.detail.clear();
-                let (d, t) = self.rx.progress();
                 let _ = write!(
                     self.detail,
-                    "the server ended the session before this machine had the whole image ({d} of {t} blocks): \
-                     run the server again (it was stopped, or gave up on this client)"
+                    "two different image digests were announced for the session of server {}: two servers share one \
+                     session id, or someone on this LAN forged an announce (this machine's disk is not at fault): \
+                     stop the other server, or use a key (--key-file) against forgery",
+                    Ip(self.o.server)
                 );
-                self.rx.fail(now, FailReason::ServerGone);
             }
             Event::Resumed {
                 session,
@@ -460,6 +477,16 @@ impl Receive<'_> {
             Event::ResultAcked | Event::Nothing => {}
         }
         Ok(())
+    }
+
+    fn say_server_closed(&mut self) {
+        self.detail.clear();
+        let (d, t) = self.rx.progress();
+        let _ = write!(
+            self.detail,
+            "the server ended the session before this machine had the whole image ({d} of {t} blocks): \
+             run the server again (it was stopped, or gave up on this client)"
+        );
     }
 
     /// Bound to a session: fault in its memory, say so, check the target can hold it.
@@ -568,6 +595,7 @@ impl Receive<'_> {
                     FailReason::ImageTooLarge => EXIT_TOO_LARGE,
                     FailReason::ServerGone | FailReason::Timeout => EXIT_NO_SERVER,
                     FailReason::Interrupted => EXIT_INTERRUPTED,
+                    FailReason::DigestConflict => EXIT_CONFLICT,
                 }
             }
             None => {

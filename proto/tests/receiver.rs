@@ -146,6 +146,9 @@ struct Coding {
     compress: bool,
     /// The receiver hands out blocks strictly in order (a stdout sink).
     in_order: bool,
+    /// Before the first symbol of each block reaches the receiver, a forged copy of it
+    /// arrives with a wrong block check and garbage payload (an attacker on the LAN).
+    forge_first_symbol: bool,
 }
 
 /// [`transfer`] with `coding`, decompressing through `dec`; returns the receiver's counters.
@@ -174,6 +177,7 @@ fn transfer_coded(
     let mut buf = vec![0u8; 9000];
     let mut up = vec![0u8; 1500];
     let mut now = 0u64;
+    let mut forged = std::collections::HashSet::new();
     for _ in 0..2_000_000 {
         tx.handle_timeout(now);
         match tx.poll_transmit(now) {
@@ -191,6 +195,12 @@ fn transfer_coded(
                         (tx.build_result_ack(client_id, &mut buf).unwrap(), false)
                     }
                 };
+                if let Transmit::Symbol { block, .. } = t
+                    && coding.forge_first_symbol
+                    && forged.insert(block)
+                {
+                    let _ = rx.handle_datagram(now, &forge_check(&buf[..len]));
+                }
                 if !lost {
                     let _ = rx.handle_datagram(now, &buf[..len]);
                 }
@@ -225,6 +235,42 @@ fn transfer_coded(
         }
     }
     panic!("transfer did not finish");
+}
+
+/// A copy of data packet `pkt` with its block check flipped and its payload garbage, with a
+/// valid CRC: what a forger on the LAN can send without a key.
+fn forge_check(pkt: &[u8]) -> Vec<u8> {
+    let p = wire::open(pkt).unwrap();
+    let d = p.data().unwrap();
+    let payload: Vec<u8> = d.payload.iter().map(|b| !b).collect();
+    let mut head = d.head;
+    head.block_check ^= 0x5A5A_5A5A;
+    let mut buf = vec![0u8; pkt.len() + 64];
+    let n = wire::write_data(
+        &mut buf,
+        p.session(),
+        &wire::Data {
+            head,
+            payload: &payload,
+        },
+    )
+    .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn a_forged_first_symbol_with_a_wrong_check_is_outvoted_by_the_block_s_real_symbols() {
+    let g = Geometry::new(200_000, 1024, 16).unwrap();
+    let img = image(g.image_size as usize);
+    let coding = Coding {
+        forge_first_symbol: true,
+        ..Coding::default()
+    };
+    let (out, outcome, st) = transfer_coded(g, &img, coding, &mut Zstd, &mut |_, _| false);
+    assert!(matches!(outcome, Outcome::Verified { .. }), "{outcome:?}");
+    assert_eq!(out, img);
+    assert_eq!(st.claims_overturned, g.block_count() as u64);
 }
 
 #[test]
@@ -276,6 +322,7 @@ fn zero_blocks_never_travel_and_compressed_blocks_arrive_byte_exact_through_loss
     let coding = Coding {
         compress: true,
         in_order: false,
+        ..Coding::default()
     };
     let (out, outcome, stats) = transfer_coded(g, &img, coding, &mut Zstd, &mut |b, e| {
         sent_blocks.insert(b);
@@ -298,6 +345,7 @@ fn an_in_order_sink_gets_the_zero_ranges_in_their_place() {
     let coding = Coding {
         compress: true,
         in_order: true,
+        ..Coding::default()
     };
     let mut first = std::collections::HashSet::new();
     let (out, outcome, _) = transfer_coded(g, &img, coding, &mut Zstd, &mut |b, e| {
@@ -331,6 +379,7 @@ fn a_decompressed_block_that_fails_its_check_is_fetched_again_never_written() {
     let coding = Coding {
         compress: true,
         in_order: false,
+        ..Coding::default()
     };
     let mut dec = Damaging { bad: 2 };
     let (out, outcome, stats) = transfer_coded(g, &img, coding, &mut dec, &mut |_, _| false);

@@ -66,6 +66,9 @@ pub struct ReceiverConfig {
     /// After the outcome, stop waiting for the server's acknowledgement after this long
     /// even if repeats remain.
     pub ack_wait_us: u64,
+    /// A "closing" announce ends this client only once no data came for this long (and
+    /// some had come): a forged one while data flows changes nothing.
+    pub closing_quiet_us: u64,
     /// Erasure-code kernel that decodes the blocks (only speed depends on it).
     pub engine: fec::Engine,
     /// A new session of the same image (same geometry and image digest) is taken over,
@@ -74,6 +77,11 @@ pub struct ReceiverConfig {
     /// clients away from it.
     pub resume_quiet_us: u64,
 }
+
+/// The longest report interval a receiver follows, whatever the announce asks: with the
+/// jitter (up to 1.5 intervals) reports still come every 6 s, well within the server's
+/// client timeout (10 s by default), so a forged announce cannot make clients look lost.
+pub const MAX_REPORT_INTERVAL_US: u64 = 4_000_000;
 
 impl ReceiverConfig {
     /// Defaults for a LAN.
@@ -88,6 +96,7 @@ impl ReceiverConfig {
             result_repeats: 25,
             silence_timeout_us: 60_000_000,
             ack_wait_us: 30_000_000,
+            closing_quiet_us: 1_000_000,
             engine: fec::Engine::detect(),
             resume_quiet_us: 2_000_000,
         }
@@ -131,7 +140,8 @@ pub enum Event {
     },
     /// The server acknowledged the result: the client may exit.
     ResultAcked,
-    /// The server is ending the session before this client finished.
+    /// The server is ending the session before this client finished: it announced
+    /// "closing" and data has stopped.
     ServerClosing,
     /// The bound session went silent and a new session of the same image (same geometry
     /// and image digest: a restarted server) was announced: the receiver moved to it,
@@ -142,6 +152,10 @@ pub enum Event {
         /// Blocks kept from the earlier session.
         blocks_kept: u32,
     },
+    /// Two different image digests were announced for the bound session: two servers use
+    /// one session id, or someone forged an announce. The receiver failed with
+    /// [`FailReason::DigestConflict`]; nothing about this machine's disk is implied.
+    DigestConflict,
 }
 
 /// Why a datagram was dropped.
@@ -161,6 +175,9 @@ pub enum Dropped {
     NoSlot,
     /// The block check differs from the one the block's earlier symbols carried.
     CheckConflict,
+    /// An announce of a session this receiver cannot use (an empty image, or one larger
+    /// than its memory): it waits for a usable one.
+    Unusable,
 }
 
 /// Counters.
@@ -190,6 +207,12 @@ pub struct ReceiverStats {
     pub check_failures: u64,
     /// Packets whose block check conflicted with the slot's.
     pub check_conflicts: u64,
+    /// Slots whose first claim was outvoted by later symbols and started over.
+    pub claims_overturned: u64,
+    /// Data sequence numbers that jumped too far ahead to be believed (not used for loss).
+    pub seq_jumps_ignored: u64,
+    /// Announces of sessions this receiver cannot use (ignored).
+    pub unusable: u64,
     /// Status reports built.
     pub reports: u64,
     /// Results built.
@@ -241,6 +264,11 @@ pub struct Receiver<'a> {
     acc: DigestAccumulator,
     bytes_written: u64,
     highest_seq: Option<u32>,
+    // The latest sequence number that jumped too far ahead, and how many in a row followed
+    // the jump closely (it is believed after a few).
+    seq_jump: Option<(u32, u8)>,
+    // The latest "closing" announce of the bound session.
+    closing_heard_us: Option<u64>,
     // One past the highest block seen in data, and when data last came: blocks beyond the
     // front are not reported missing while data flows (the server has not sent them yet).
     front: u32,
@@ -310,6 +338,8 @@ impl<'a> Receiver<'a> {
             acc: DigestAccumulator::new(),
             bytes_written: 0,
             highest_seq: None,
+            seq_jump: None,
+            closing_heard_us: None,
             front: 0,
             last_data_us: 0,
             window_start_seq: 0,
@@ -401,6 +431,7 @@ impl<'a> Receiver<'a> {
             Err(Dropped::Duplicate) => self.stats.duplicates += 1,
             Err(Dropped::NoSlot) => self.stats.no_slot += 1,
             Err(Dropped::CheckConflict) => self.stats.check_conflicts += 1,
+            Err(Dropped::Unusable) => self.stats.unusable += 1,
             Ok(_) => {}
         }
         r
@@ -469,7 +500,7 @@ impl<'a> Receiver<'a> {
         id: u64,
         a: &wire::Announce,
     ) -> Result<Event, Dropped> {
-        let interval = a.report_interval_ms as u64 * 1000;
+        let interval = (a.report_interval_ms as u64 * 1000).min(MAX_REPORT_INTERVAL_US);
         if let Some(s) = &mut self.session {
             if s.geometry != a.geometry {
                 return Err(Dropped::Malformed(WireError::BadField("geometry changed")));
@@ -477,21 +508,43 @@ impl<'a> Receiver<'a> {
             if let (Some(old), Some(new)) = (s.digest, a.digest)
                 && old != new
             {
+                // Which of the two is the real one cannot be told without a key: stop
+                // rather than write an image that may not be the one wanted.
+                if self.outcome.is_none() {
+                    self.fail(now_us, FailReason::DigestConflict);
+                    return Ok(Event::DigestConflict);
+                }
                 return Err(Dropped::Malformed(WireError::BadField("digest changed")));
             }
             if s.digest.is_none() {
                 s.digest = a.digest;
             }
+            if interval < s.report_interval_us {
+                // A shorter interval takes effect now, not after the longer one runs out.
+                let jittered_max = interval + interval / 2;
+                self.report_gate_us = self.report_gate_us.min(
+                    self.last_report_us
+                        .map_or(now_us, |t| t.saturating_add(jittered_max)),
+                );
+                self.next_report_us = self.next_report_us.min(self.report_gate_us.max(now_us));
+            }
             s.report_interval_us = interval;
             // The announce's sequence number is not evidence of data seen: a server that
             // batches its sends may announce before the data it numbered has left.
-            if a.flags.contains(AnnounceFlags::CLOSING) && self.outcome.is_none() {
-                return Ok(Event::ServerClosing);
+            if a.flags.contains(AnnounceFlags::CLOSING) {
+                self.closing_heard_us = Some(now_us);
+                if self.closing_now(now_us) {
+                    return Ok(Event::ServerClosing);
+                }
             }
             return Ok(Event::Nothing);
         }
         let g = a.geometry;
         let blocks = g.block_count();
+        if blocks == 0 {
+            // Nothing to write and nothing to verify: never a session worth binding to.
+            return Err(Dropped::Unusable);
+        }
         let (slot_bytes, slot_esis, scratch) = Self::slot_needs(&g);
         let slots = (self.pool.len() / slot_bytes)
             .min(self.esi_at.len() / slot_esis)
@@ -554,6 +607,8 @@ impl<'a> Receiver<'a> {
             s.report_interval_us = a.report_interval_ms as u64 * 1000;
         }
         self.highest_seq = None;
+        self.seq_jump = None;
+        self.closing_heard_us = None;
         self.window_start_seq = a.seq;
         self.window_received = 0;
         self.front = 0;
@@ -575,6 +630,24 @@ impl<'a> Receiver<'a> {
     /// True once this receiver kept blocks from an earlier session of the same image.
     pub fn resumed(&self) -> bool {
         self.resumed
+    }
+
+    /// True when a "closing" announce was heard after the last data, data had come before
+    /// and has stopped for the quiet time, and this client still needs the server (one
+    /// with every block written finishes on its own).
+    pub(super) fn closing_now(&self, now_us: u64) -> bool {
+        self.closing_deadline().is_some_and(|t| now_us >= t)
+    }
+
+    /// When a "closing" heard after the last data ends this client, if data stays away.
+    pub(super) fn closing_deadline(&self) -> Option<u64> {
+        let c = self.closing_heard_us?;
+        let s = self.session?;
+        (self.outcome.is_none()
+            && self.done_count < s.blocks
+            && self.highest_seq.is_some()
+            && c >= self.last_data_us)
+            .then(|| self.last_data_us.saturating_add(self.cfg.closing_quiet_us))
     }
 
     /// The shell flushed the target after the last write (`ok`: without error).

@@ -5,6 +5,13 @@ use super::{Dropped, Receiver};
 use crate::digest::{block_check, content_hash};
 use crate::wire::{self, Encoding, WireError};
 
+/// Data sequence numbers ahead of the highest one by more than this (about 95 MB of
+/// symbols) are a jump that needs confirming before loss is measured against it.
+pub(super) const SEQ_JUMP_MAX: u32 = 1 << 16;
+
+/// Packets in a row that must follow a jump closely before it is believed.
+const SEQ_JUMP_CONFIRMATIONS: u8 = 8;
+
 /// Marks a position of a slot that holds no symbol yet.
 const EMPTY: u16 = 0xFFFF;
 
@@ -26,6 +33,36 @@ pub struct Slot {
     pub(super) reported_us: Option<u64>,
     /// Content hash of the block's image bytes, once checked.
     pub(super) content: [u8; 32],
+    /// The one rival claim (check, encoding, coded length) that symbols of this block
+    /// carried against the slot's, and how many symbols voted for it since: when the
+    /// rival outnumbers the symbols held, the slot was claimed by a wrong first packet
+    /// and starts over under the rival. One rival per slot keeps memory fixed.
+    pub(super) rival: Claim,
+    pub(super) rival_votes: u16,
+}
+
+/// What a data packet says about its block: check, encoding and coded length. Symbols of
+/// one block must agree on it to be decoded together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Claim {
+    pub(super) check: u32,
+    pub(super) encoding: Encoding,
+    pub(super) coded_len: u32,
+}
+
+impl Claim {
+    const NONE: Claim = Claim {
+        check: 0,
+        encoding: Encoding::Raw,
+        coded_len: 0,
+    };
+    fn of(h: &wire::DataHead) -> Self {
+        Self {
+            check: h.block_check,
+            encoding: h.encoding,
+            coded_len: h.coded_len,
+        }
+    }
 }
 
 impl Slot {
@@ -40,7 +77,17 @@ impl Slot {
         last_symbol_us: 0,
         reported_us: None,
         content: [0; 32],
+        rival: Claim::NONE,
+        rival_votes: 0,
     };
+
+    fn claim(&self) -> Claim {
+        Claim {
+            check: self.check,
+            encoding: self.encoding,
+            coded_len: self.coded_len,
+        }
+    }
 
     /// Source symbols of the slot's coded block.
     pub(super) fn coded_k(&self, symbol_size: u32) -> usize {
@@ -73,10 +120,34 @@ impl<'a> Receiver<'a> {
     }
 
     /// Records a data packet's sequence number (loss measurement and report ordering).
+    /// A jump ahead by more than [`SEQ_JUMP_MAX`] is believed only once
+    /// [`SEQ_JUMP_CONFIRMATIONS`] packets in a row follow it closely (a long outage):
+    /// any packet that continues the old numbering in between refutes it. So forged
+    /// packets with advanced numbers, sent among the real stream, never pass for millions
+    /// of lost ones. A confirmed jump restarts the loss window: the outage is not counted
+    /// as loss either.
     fn note_data_seq(&mut self, seq: u32) {
         match self.highest_seq {
             Some(h) if (seq.wrapping_sub(h) as i32) <= 0 => {}
-            _ => self.highest_seq = Some(seq),
+            Some(h) if seq.wrapping_sub(h) > SEQ_JUMP_MAX => {
+                let follows = self
+                    .seq_jump
+                    .filter(|&(j, _)| j != seq && seq.wrapping_sub(j) <= SEQ_JUMP_MAX);
+                let count = follows.map_or(1, |(_, n)| n + 1);
+                if count < SEQ_JUMP_CONFIRMATIONS {
+                    self.seq_jump = Some((seq, count));
+                    self.stats.seq_jumps_ignored += 1;
+                    return;
+                }
+                self.highest_seq = Some(seq);
+                self.window_start_seq = seq;
+                self.window_received = 0;
+                self.seq_jump = None;
+            }
+            _ => {
+                self.highest_seq = Some(seq);
+                self.seq_jump = None;
+            }
         }
         self.window_received = self.window_received.wrapping_add(1);
     }
@@ -119,7 +190,7 @@ impl<'a> Receiver<'a> {
         if matches!(meta.state, SlotState::Ready | SlotState::Coded) {
             return Err(Dropped::Duplicate);
         }
-        if (meta.check, meta.encoding, meta.coded_len) != (h.block_check, h.encoding, h.coded_len) {
+        if meta.claim() != Claim::of(&h) && !self.vote_rival(slot, &h, k) {
             return Err(Dropped::CheckConflict);
         }
         let slot_bytes = g.k as usize * sym;
@@ -159,6 +230,37 @@ impl<'a> Receiver<'a> {
             self.complete_slot(slot);
         }
         Ok(())
+    }
+
+    /// A symbol whose claim differs from its slot's votes for it as the slot's rival (a
+    /// new rival replaces the old one). When the rival's votes outnumber the symbols held,
+    /// the majority wins: the slot is emptied and taken over by the rival's claim, and
+    /// true says the symbol goes in. So one forged packet that claimed the slot first
+    /// costs a few symbols, never the block; one forged packet among real ones is outvoted.
+    fn vote_rival(&mut self, slot: usize, h: &wire::DataHead, k: usize) -> bool {
+        let g = self.session.expect("bound").geometry;
+        let m = &mut self.slots[slot];
+        let claim = Claim::of(h);
+        if m.rival_votes > 0 && m.rival == claim {
+            m.rival_votes = m.rival_votes.saturating_add(1);
+        } else {
+            m.rival = claim;
+            m.rival_votes = 1;
+        }
+        if m.rival_votes <= m.have {
+            return false;
+        }
+        m.check = claim.check;
+        m.encoding = claim.encoding;
+        m.coded_len = claim.coded_len;
+        m.have = 0;
+        m.reported_us = None;
+        m.rival = Claim::NONE;
+        m.rival_votes = 0;
+        let base = slot * g.k as usize;
+        self.esi_at[base..base + k].fill(EMPTY);
+        self.stats.claims_overturned += 1;
+        true
     }
 
     /// Finds a slot for a new block. Out of order, the partial block with the fewest
@@ -204,6 +306,8 @@ impl<'a> Receiver<'a> {
             last_symbol_us: 0,
             reported_us: None,
             content: [0; 32],
+            rival: Claim::NONE,
+            rival_votes: 0,
         };
         Ok(i)
     }

@@ -15,6 +15,9 @@ pub enum Expired {
     /// Bound, but no new symbol arrived within the silence timeout: the receiver failed with
     /// [`FailReason::Timeout`] and reports it to the server.
     Stalled,
+    /// The server announced "closing" and its data stopped for the quiet time: the receiver
+    /// failed with [`FailReason::ServerGone`] and reports it.
+    ServerClosed,
     /// The server did not acknowledge the result within the acknowledgement wait: the
     /// receiver is finished.
     AckWait,
@@ -85,8 +88,10 @@ impl Receiver<'_> {
         } else if self.session.is_none() {
             t.started_us.saturating_add(self.cfg.silence_timeout_us)
         } else {
+            let closing = self.closing_deadline().unwrap_or(u64::MAX);
             self.next_report_us
                 .min(t.progress_us.saturating_add(self.cfg.silence_timeout_us))
+                .min(closing)
         };
         Some(due.max(now_us))
     }
@@ -102,6 +107,10 @@ impl Receiver<'_> {
             }
             self.timers.ack_wait_over = true;
             return Some(Expired::AckWait);
+        }
+        if self.closing_now(now_us) {
+            self.fail(now_us, FailReason::ServerGone);
+            return Some(Expired::ServerClosed);
         }
         let (since, expired) = match self.session {
             None => (t.started_us, Expired::NoSession),

@@ -1,10 +1,27 @@
 //! The client table: one row per client heard, a running tally by state, expiry of silent
 //! clients, and the median of the loss they report.
 //!
-//! Rows are never reused within a session, so a row index keeps naming the same client
-//! (events and the shell's summary refer to rows).
+//! Rows are reused only when the table is full, and only rows of clients declared lost,
+//! so while there is room a row index keeps naming the same client (events and the shell's
+//! summary refer to rows), and a table filled by forged ids empties again as they expire.
+//! A source address holds at most [`ROWS_PER_ADDRESS`] rows of clients not final, so ids
+//! made up by one sender cannot fill the table; and only clients that reported at least
+//! twice count in the median loss, so one-shot ids cannot set it.
 
 use crate::wire::{ClientPhase, FailReason, StatusHead};
+
+/// Rows of clients not final that one source address may hold: real machines have an
+/// address each (a few clients on one host, as in tests, still fit).
+pub const ROWS_PER_ADDRESS: usize = 8;
+
+/// Why a client got no row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoRow {
+    /// Every row holds a client not lost.
+    Full,
+    /// Its address already holds [`ROWS_PER_ADDRESS`] rows of clients not final.
+    AddressFull,
+}
 
 /// Where a client stands, as the sender sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +78,8 @@ pub struct ClientInfo<A> {
     /// It reported holding blocks from an earlier session of this image (status flag:
     /// a server restarted on the same image).
     pub resumed: bool,
+    /// When the deficit ranges of its reports were last applied.
+    pub ranges_applied_us: Option<u64>,
 }
 
 /// The client table counted by state.
@@ -121,7 +140,7 @@ pub(crate) struct ClientTable<'a, A> {
     last_lost_us: Option<u64>,
 }
 
-impl<'a, A: Copy> ClientTable<'a, A> {
+impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
     /// A table over `rows`; clients silent for longer than `timeout_us` expire.
     pub fn new(rows: &'a mut [Option<ClientInfo<A>>], timeout_us: u64) -> Self {
         rows.fill(None);
@@ -154,16 +173,46 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         self.rows.get(row)?.as_ref()
     }
 
-    /// The row of client `id`, added (receiving) when new; None when the table is full.
-    pub fn find_or_add(&mut self, now_us: u64, id: u64, from: A) -> Option<(usize, bool)> {
+    /// The row of client `id`, added (receiving) when new: in a free row, else in the row
+    /// of the client lost longest ago. Refused when the table holds only clients not lost,
+    /// or when `from` already holds [`ROWS_PER_ADDRESS`] rows of clients not final.
+    pub fn find_or_add(&mut self, now_us: u64, id: u64, from: A) -> Result<(usize, bool), NoRow> {
         if let Some(i) = self
             .rows
             .iter()
             .position(|c| c.as_ref().is_some_and(|c| c.id == id))
         {
-            return Some((i, false));
+            return Ok((i, false));
         }
-        let i = self.rows.iter().position(|c| c.is_none())?;
+        let mut same_address = 0;
+        let mut free = None;
+        let mut lost: Option<(usize, u64)> = None;
+        for (i, row) in self.rows.iter().enumerate() {
+            match row {
+                None => free = free.or(Some(i)),
+                Some(c) if c.state == ClientState::Lost => {
+                    if lost.is_none_or(|(_, t)| c.finished_us < t) {
+                        lost = Some((i, c.finished_us));
+                    }
+                }
+                Some(c) if !c.state.is_final() && c.addr == from => same_address += 1,
+                Some(_) => {}
+            }
+        }
+        if same_address >= ROWS_PER_ADDRESS {
+            return Err(NoRow::AddressFull);
+        }
+        let i = match (free, lost) {
+            (Some(i), _) => {
+                self.tally.seen += 1;
+                i
+            }
+            (None, Some((i, _))) => {
+                self.tally.count(ClientState::Lost, false);
+                i
+            }
+            (None, None) => return Err(NoRow::Full),
+        };
         self.rows[i] = Some(ClientInfo {
             id,
             addr: from,
@@ -177,10 +226,10 @@ impl<'a, A: Copy> ClientTable<'a, A> {
             bytes_written: 0,
             finished_us: 0,
             resumed: false,
+            ranges_applied_us: None,
         });
-        self.tally.seen += 1;
         self.heard(now_us);
-        Some((i, true))
+        Ok((i, true))
     }
 
     fn set_state(&mut self, row: usize, to: ClientState) -> Option<Change> {
@@ -260,6 +309,21 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         self.set_state(row, state)
     }
 
+    /// True when `row`'s ranges may be applied at `now_us` (then recorded as applied): at
+    /// most once per `spacing_us`. A client reports at most every quarter interval, so a
+    /// row that reports faster is not one client, and its deficits would only multiply
+    /// resends.
+    pub fn ranges_due(&mut self, row: usize, now_us: u64, spacing_us: u64) -> bool {
+        let c = self.rows[row].as_mut().expect("row in use");
+        if c.ranges_applied_us
+            .is_some_and(|t| now_us.saturating_sub(t) < spacing_us)
+        {
+            return false;
+        }
+        c.ranges_applied_us = Some(now_us);
+        true
+    }
+
     /// No later than when the next client will have been silent for longer than the
     /// timeout, if any client can be.
     pub fn next_expiry(&self) -> Option<u64> {
@@ -317,10 +381,14 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         self.last_heard_us
     }
 
-    /// Median loss over clients still receiving, by bisection on the value: no sorting, no
+    /// Median loss over clients still receiving that reported at least twice (a made-up
+    /// id that reports once does not count), by bisection on the value: no sorting, no
     /// heap.
     pub fn median_loss_ppm(&self) -> u32 {
-        let active = || self.iter().filter(|c| !c.state.is_final());
+        let active = || {
+            self.iter()
+                .filter(|c| !c.state.is_final() && c.reports >= 2)
+        };
         let n = active().count() as u32;
         if n == 0 {
             return 0;

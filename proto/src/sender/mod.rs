@@ -47,14 +47,14 @@ mod timers;
 mod tests;
 
 pub use blockmap::BlockSource;
-pub use clients::{ClientInfo, ClientState, ClientTally};
+pub use clients::{ClientInfo, ClientState, ClientTally, ROWS_PER_ADDRESS};
 pub use config::{DEFAULT_TIMEOUT_AFTER_FORWARD_US, SenderConfig, SenderError, SenderStorage};
 pub use events::{EVENT_DRAIN_EVERY, EVENT_QUEUE, Event, SessionEnd};
 pub use schedule::Phase;
 
 use acks::AckQueue;
 use blockmap::BlockMap;
-use clients::{Change, ClientTable};
+use clients::{Change, ClientTable, NoRow};
 use ending::EndFacts;
 use events::EventQueue;
 use pacer::{Pacer, RateControl};
@@ -108,6 +108,9 @@ pub enum Dropped {
     Unexpected,
     /// The client table is full.
     TableFull,
+    /// The sender's address already holds the most rows one address may (ids made up by
+    /// one sender cannot fill the table).
+    AddressFull,
 }
 
 /// Counters.
@@ -147,6 +150,14 @@ pub struct SenderStats {
     pub unexpected: u64,
     /// Reports dropped because the client table was full.
     pub table_full: u64,
+    /// Reports whose ranges were ignored: their client reported again sooner than a client
+    /// does (an eighth of the report interval).
+    pub ranges_too_soon: u64,
+    /// Reports dropped because their address held the most rows one address may.
+    pub address_full: u64,
+    /// "Verified" results from clients never heard in a status report (not counted as
+    /// verified: a real client reports status from the moment it binds).
+    pub unheard_verified: u64,
     /// Deficits ignored because a burst already on its way covers them.
     pub suppressed: u64,
     /// Events raised.
@@ -250,8 +261,8 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     pub fn clients(&self) -> impl Iterator<Item = &ClientInfo<A>> {
         self.clients.iter()
     }
-    /// Client table row `row`, as named by [`Event`]s. Rows are never reused within a
-    /// session, so a row keeps naming the same client.
+    /// Client table row `row`, as named by [`Event`]s. Rows are reused only when the table
+    /// is full, and then only rows of lost clients.
     pub fn client(&self, row: usize) -> Option<&ClientInfo<A>> {
         self.clients.get(row)
     }
@@ -356,14 +367,17 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         self.ended
     }
 
-    /// The report interval the sender asks of clients: longer with more clients, so that
-    /// all reports together stay within the budget.
+    /// The report interval the sender asks of clients: longer with more clients still
+    /// receiving (lost, failed and verified ones send no more reports), so that all
+    /// reports together stay within the budget; never so long that a client reporting at
+    /// 1.5 intervals (the most jitter) comes near the client timeout.
     pub fn report_interval_ms(&self) -> u32 {
-        let clients = self.tally().seen as u64;
+        let clients = self.tally().active() as u64;
         let by_budget = clients * 1000 / self.cfg.report_budget_per_s.max(1) as u64;
+        let cap_ms = (self.cfg.client_timeout_us / 3 / 1000).clamp(10, 60_000);
         (self.cfg.report_interval_ms as u64)
             .max(by_budget)
-            .clamp(10, 60_000) as u32
+            .clamp(10, cap_ms) as u32
     }
 
     /// Ends the session early (an operator's interrupt): closing announces go out for the
@@ -426,6 +440,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         match r {
             Err(Dropped::Malformed(_)) => self.stats.malformed += 1,
             Err(Dropped::TableFull) => self.stats.table_full += 1,
+            Err(Dropped::AddressFull) => self.stats.address_full += 1,
             _ => {}
         }
         r
@@ -435,7 +450,10 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         let (row, new) = self
             .clients
             .find_or_add(now_us, id, from)
-            .ok_or(Dropped::TableFull)?;
+            .map_err(|e| match e {
+                NoRow::Full => Dropped::TableFull,
+                NoRow::AddressFull => Dropped::AddressFull,
+            })?;
         if new {
             self.push_event(Event::ClientJoined { row });
         }
@@ -469,6 +487,12 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         if self.tally().seen > seen {
             self.maybe_start(now_us);
         }
+        // Half the shortest spacing a client keeps (a quarter interval) between reports.
+        let spacing_us = self.report_interval_ms() as u64 * 1000 / 8;
+        if st.range_count() > 0 && !self.clients.ranges_due(row, now_us, spacing_us) {
+            self.stats.ranges_too_soon += 1;
+            return Ok(());
+        }
         self.stats.suppressed += self.schedule.apply_deficits(now_us, &st, &self.suppression);
         // A client that reports a zero block missing has not heard of it: the next zero map
         // starts there rather than wherever the cycle is (a whole cycle of a fragmented map
@@ -495,7 +519,17 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         let res = packet.result().map_err(Dropped::Malformed)?;
         let row = self.client_row(now_us, res.client_id, from)?;
         self.stats.results += 1;
+        let reported = self.clients.get(row).is_some_and(|c| c.reports > 0);
         let state = match res.outcome {
+            // A client reports status from the moment it binds: a "verified" from an id
+            // never heard before is not believed (it is still acknowledged).
+            ResultOutcome::Verified if !reported => {
+                self.stats.unheard_verified += 1;
+                if !self.acks.push(res.client_id, from) {
+                    self.stats.result_acks_dropped += 1;
+                }
+                return Ok(());
+            }
             ResultOutcome::Verified if self.digest() == Some(&res.digest) => ClientState::Verified,
             // The client believes it verified, but not against this image's digest.
             ResultOutcome::Verified => ClientState::Failed(FailReason::DigestMismatch),

@@ -12,7 +12,7 @@
 use super::blockmap::BlockMap;
 use super::suppression::{RECENT_BURSTS, Suppression};
 use crate::deficit::DeficitTree;
-use crate::wire::{Geometry, MAX_ESI, Status};
+use crate::wire::{DeficitRange, Geometry, MAX_ESI, MAX_RANGES, Status};
 
 /// Where the session is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,10 @@ pub(crate) struct Schedule<'a> {
     fwd_block: u32,
     fwd_esi: u32,
     fwd_proactive_left: u32,
+    // Repair or resend symbols sent since the last forward one (see `next_symbol`).
+    bursts_since_forward: u32,
+    // The next burst is picked from the resend tree first (they alternate with repairs).
+    resend_turn: bool,
     burst: Option<Burst>,
     sweep: u32,
     // Every client at the start resumed from an earlier session of this image: the forward
@@ -116,6 +120,8 @@ impl<'a> Schedule<'a> {
             fwd_block: 0,
             fwd_esi: 0,
             fwd_proactive_left: 0,
+            bursts_since_forward: 0,
+            resend_turn: false,
             burst: None,
             sweep: 0,
             skip_forward: false,
@@ -210,7 +216,13 @@ impl<'a> Schedule<'a> {
         if self.burst.is_none() {
             self.burst = self.pick_burst(loss.loss_ppm, map);
         }
-        if let Some(mut b) = self.burst {
+        // While the forward pass can go on, it gets at least every other symbol: repairs
+        // come first, but no report (a real client's, or a forged one asking for every
+        // block again and again) can starve it, so the pass takes at most twice as long.
+        let forward_waiting = !self.forward_done() && self.fwd_block < map.ready();
+        let forward_turn = forward_waiting && self.bursts_since_forward >= FORWARD_SHARE_EVERY;
+        if let Some(mut b) = self.burst.filter(|_| !forward_turn) {
+            self.bursts_since_forward += 1;
             let esi = if b.source {
                 b.next_esi
             } else {
@@ -242,6 +254,7 @@ impl<'a> Schedule<'a> {
         if self.forward_done() || self.fwd_block >= map.ready() {
             return None;
         }
+        self.bursts_since_forward = 0;
         let block = self.fwd_block;
         let k = map.coded_k(block);
         let seq = self.next_seq();
@@ -291,6 +304,15 @@ impl<'a> Schedule<'a> {
     }
 
     fn pick_burst(&mut self, loss_ppm: u32, map: &BlockMap<'_>) -> Option<Burst> {
+        // Repairs and whole-block resends take turns: a stream of small deficits (a lossy
+        // client's, or forged reports asking for every block) cannot hold back the blocks
+        // another client lacks entirely.
+        self.resend_turn = !self.resend_turn;
+        if self.resend_turn
+            && let Some(b) = self.pick_resend(loss_ppm, map)
+        {
+            return Some(b);
+        }
         while let Some(b) = self.repair.next_nonzero_wrapping(self.sweep) {
             let d = self.repair.get(b) as u32;
             self.repair.set(b, 0);
@@ -314,6 +336,11 @@ impl<'a> Schedule<'a> {
                 source,
             });
         }
+        self.pick_resend(loss_ppm, map)
+    }
+
+    /// The next whole-block resend (or large repair), once the forward pass is done.
+    fn pick_resend(&mut self, loss_ppm: u32, map: &BlockMap<'_>) -> Option<Burst> {
         while self.forward_done()
             && let Some(b) = self.resend.next_nonzero_wrapping(self.sweep)
         {
@@ -352,22 +379,46 @@ impl<'a> Schedule<'a> {
     /// were so protected.
     pub fn apply_deficits(&mut self, now_us: u64, st: &Status<'_>, sup: &Suppression) -> u64 {
         // Blocks whose latest burst (or the current one) postdates the report keep their
-        // pending counts: save them, apply the ranges, restore.
-        let mut saved = [(0u32, 0u16, 0u16); RECENT_BURSTS + 1];
-        let mut nsaved = 0;
-        let in_ranges = |b: u32| st.ranges().any(|r| r.first <= b && (b as u64) < r.end());
-        let mut protect = |b: u32, repair: &DeficitTree<'_>, resend: &DeficitTree<'_>| {
-            if nsaved < saved.len() && saved[..nsaved].iter().all(|s| s.0 != b) && in_ranges(b) {
-                saved[nsaved] = (b, repair.get(b), resend.get(b));
-                nsaved += 1;
-            }
+        // pending counts: save them, apply the ranges, restore. The cost is bounded and
+        // linear: the ranges are copied once (the wire checked them ascending and apart),
+        // each burst's block is looked up by bisection, and the saved blocks are made
+        // unique by sorting, not by comparing each with all others.
+        let mut ranges = [DeficitRange::default(); MAX_RANGES];
+        let mut nranges = 0;
+        for r in st.ranges().take(MAX_RANGES) {
+            ranges[nranges] = r;
+            nranges += 1;
+        }
+        let ranges = &ranges[..nranges];
+        let in_ranges = |b: u32| {
+            let i = ranges.partition_point(|r| r.end() <= b as u64);
+            ranges.get(i).is_some_and(|r| r.first <= b)
         };
-        for b in sup.unseen_bursts(st.head.last_seq, now_us) {
-            protect(b, &self.repair, &self.resend);
+        let mut protected = [0u32; RECENT_BURSTS + 1];
+        let mut nprotected = 0;
+        if !ranges.is_empty() {
+            let current = self.burst.map(|b| b.block);
+            for b in sup
+                .unseen_bursts(st.head.last_seq, now_us)
+                .chain(current)
+                .filter(|&b| in_ranges(b))
+            {
+                if nprotected < protected.len() {
+                    protected[nprotected] = b;
+                    nprotected += 1;
+                }
+            }
         }
-        if let Some(b) = self.burst {
-            protect(b.block, &self.repair, &self.resend);
+        let protected = &mut protected[..nprotected];
+        protected.sort_unstable();
+        let mut unique = 0;
+        for i in 0..protected.len() {
+            if i == 0 || protected[i - 1] != protected[i] {
+                protected[unique] = protected[i];
+                unique += 1;
+            }
         }
+        let protected = &protected[..unique];
 
         let clip = sup.forward_clip(st.head.last_seq, now_us, self.fwd_block);
         let k = self.geometry.k;
@@ -376,34 +427,51 @@ impl<'a> Schedule<'a> {
         // Large deficits (late joiners, evicted blocks, very lossy clients) wait for the end of
         // the forward pass so they hold back nobody; during the pass the bar is lower.
         let defer_above = if self.forward_done() { k / 4 } else { k / 8 }.max(1);
-        for r in st.ranges() {
+        let mut apply = |tree_lo: u32, tree_hi: u32, block_k: u32, d: u32| {
+            let d = d.min(block_k);
+            if d >= block_k || d > defer_above {
+                self.resend.raise_range(tree_lo, tree_hi, d as u16);
+            } else {
+                self.repair.raise_range(tree_lo, tree_hi, d as u16);
+            }
+        };
+        let mut apply_span = |lo: u32, hi: u32, d: u32| {
+            if lo >= hi {
+                return;
+            }
+            if hi > last && last_k != k {
+                apply(last, last + 1, last_k, d);
+                apply(lo, last, k, d);
+            } else {
+                apply(lo, hi, k, d);
+            }
+        };
+        // Each range is applied around the protected blocks in it: both lists ascend, so
+        // one pass over the two costs a tree update per piece.
+        let mut p = 0;
+        for r in ranges {
             let lo = r.first;
             let hi = (r.end().min(clip as u64)) as u32;
             if lo >= hi {
                 continue;
             }
-            let mut apply = |tree_lo: u32, tree_hi: u32, block_k: u32, d: u32| {
-                let d = d.min(block_k);
-                if d >= block_k || d > defer_above {
-                    self.resend.raise_range(tree_lo, tree_hi, d as u16);
-                } else {
-                    self.repair.raise_range(tree_lo, tree_hi, d as u16);
-                }
-            };
-            if hi > last && last_k != k {
-                apply(last, last + 1, last_k, r.deficit as u32);
-                apply(lo, last, k, r.deficit as u32);
-            } else {
-                apply(lo, hi, k, r.deficit as u32);
+            let mut from = lo;
+            while p < protected.len() && protected[p] < lo {
+                p += 1;
             }
+            while p < protected.len() && protected[p] < hi {
+                apply_span(from, protected[p], r.deficit as u32);
+                from = protected[p] + 1;
+                p += 1;
+            }
+            apply_span(from, hi, r.deficit as u32);
         }
-        for &(b, rep, res) in &saved[..nsaved] {
-            self.repair.set(b, rep);
-            self.resend.set(b, res);
-        }
-        nsaved as u64
+        unique as u64
     }
 }
+
+/// Repair or resend symbols in a row, at most, while the forward pass waits.
+const FORWARD_SHARE_EVERY: u32 = 1;
 
 /// Repair symbols to send for a largest deficit `d`: `d` plus what the typical client will
 /// lose of the burst itself, rounded up, so one round usually suffices.

@@ -26,6 +26,10 @@ pub enum FailReason {
     Timeout = 6,
     /// The client was interrupted (signal).
     Interrupted = 7,
+    /// Two different image digests were announced for the client's session: two servers
+    /// share a session id, or an announce was forged. The client stopped; its disk is not
+    /// in question.
+    DigestConflict = 8,
 }
 
 impl FailReason {
@@ -39,6 +43,7 @@ impl FailReason {
             5 => Self::ServerGone,
             6 => Self::Timeout,
             7 => Self::Interrupted,
+            8 => Self::DigestConflict,
             _ => return None,
         })
     }
@@ -52,6 +57,7 @@ impl FailReason {
             Self::ServerGone => "server ended the session",
             Self::Timeout => "timed out",
             Self::Interrupted => "interrupted",
+            Self::DigestConflict => "two image digests announced for one session",
         }
     }
 }

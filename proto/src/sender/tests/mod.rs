@@ -2,6 +2,7 @@
 //! datagrams here; the session's life in `session`, the block map in `blocks`.
 
 mod blocks;
+mod forged;
 mod session;
 
 use super::*;
@@ -161,10 +162,16 @@ fn deficit_is_max_over_clients_and_repairs_are_fresh() {
     let syms = drain(&mut s, &mut now, 3);
     assert_eq!(syms, vec![(0, 32), (0, 33), (0, 34)]);
     assert!(s.is_idle());
-    // A later report that predates that burst (last_seq before it) is suppressed.
+    // A later report that predates that burst (last_seq before it) is suppressed. (Each
+    // comes at least an eighth of the report interval after the client's last one, as
+    // from a real client: sooner, its ranges would be ignored.)
+    now += 30_000;
+    let suppressed = s.stats().suppressed;
     s.handle_datagram(now, 1, &status(7, 1, 7, &r(2))).unwrap();
     assert!(s.is_idle());
+    assert_eq!(s.stats().suppressed, suppressed + 1);
     // One that saw the burst and still lacks a symbol gets a fresh one.
+    now += 30_000;
     s.handle_datagram(now, 1, &status(7, 1, 200, &r(1)))
         .unwrap();
     assert_eq!(drain(&mut s, &mut now, 1), vec![(0, 35)]);
@@ -229,19 +236,39 @@ fn results_are_checked_against_the_digest_and_acked() {
         bytes_written: 256,
         digest,
     };
+    // A "verified" from an id never heard in a status report is acknowledged, not believed.
+    res.client_id = 9;
+    let n = wire::write_result(&mut buf, 7, &res).unwrap();
+    s.handle_datagram(now, 9, &buf[..n]).unwrap();
+    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 0 }));
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.tally().verified, 0);
+    assert_eq!(s.stats().unheard_verified, 1);
+    assert_eq!(
+        s.poll_transmit(now),
+        Some(Transmit::ResultAck {
+            to: 9,
+            client_id: 9
+        })
+    );
+    for id in [1, 2] {
+        s.handle_datagram(now, id as u32, &status_phase(id, 0, ClientPhase::Receiving))
+            .unwrap();
+    }
+    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 1 }));
+    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 2 }));
+    res.client_id = 1;
     let n = wire::write_result(&mut buf, 7, &res).unwrap();
     s.handle_datagram(now, 1, &buf[..n]).unwrap();
-    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 0 }));
-    assert_eq!(s.poll_event(), Some(Event::ClientVerified { row: 0 }));
+    assert_eq!(s.poll_event(), Some(Event::ClientVerified { row: 1 }));
     res.client_id = 2;
     res.digest[0] ^= 1;
     let n = wire::write_result(&mut buf, 7, &res).unwrap();
     s.handle_datagram(now, 2, &buf[..n]).unwrap();
-    assert_eq!(s.poll_event(), Some(Event::ClientJoined { row: 1 }));
     assert_eq!(
         s.poll_event(),
         Some(Event::ClientFailed {
-            row: 1,
+            row: 2,
             reason: FailReason::DigestMismatch
         })
     );
@@ -264,7 +291,7 @@ fn results_are_checked_against_the_digest_and_acked() {
     s.handle_datagram(now, 2, &buf[..n]).unwrap();
     assert_eq!(s.poll_event(), None);
     let t = s.tally();
-    assert_eq!((t.seen, t.verified, t.failed), (2, 1, 1));
+    assert_eq!((t.seen, t.verified, t.failed), (3, 1, 1));
 }
 
 #[test]

@@ -92,6 +92,8 @@ fn with_a_wanted_count_every_client_final_but_too_few_verified_ends_at_once() {
     c.wanted_clients = 2;
     let mut s = sender(&mut st, c);
     let mut now = 0;
+    s.handle_datagram(now, 1, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
     run_until(&mut s, &mut now, |s| s.forward_done());
     s.handle_datagram(now, 1, &verified_result(&s, 1)).unwrap();
     let mut failed = wire::ResultReport {
