@@ -67,7 +67,8 @@ for t in "${targets[@]}"; do
         failed+=("$t")
         keep_work=1
         execs[$t]=FAILED
-        grep -E "panicked at|^thread|ERROR: libFuzzer|SUMMARY" "$log" | head -8 >&2 || true
+        grep -E -A1 "panicked at" "$log" | head -4 >&2 || true
+        grep -E "ERROR: libFuzzer|SUMMARY" "$log" | head -4 >&2 || true
         for a in "$work/artifacts/$t"/*; do
             [[ -e "$a" ]] || continue
             echo "fuzz: $t: input kept in $a; reproduce: cd fuzz && cargo +nightly fuzz run $t $a" >&2

@@ -39,7 +39,7 @@ fn build(f: impl FnOnce(&mut [u8]) -> usize) -> Vec<u8> {
 
 /// Deterministic image bytes (not all zero, not periodic within a block).
 fn image(size: u64) -> Vec<u8> {
-    (0..size).map(|i| (i * 2654435761 >> 13) as u8).collect()
+    (0..size).map(|i| ((i * 2654435761) >> 13) as u8).collect()
 }
 
 /// The source symbols (raw encoding) of every block of `g` whose bit in `skip` is clear.
@@ -380,7 +380,7 @@ fn cli(c: &Corpus) {
         ("seconds", b"0.25"),
         ("sim-size", b"64MiB"),
         ("sim-duration", b"200us"),
-        ("client", b"10.0.0.1\0-o\0/dev/sda\0--port\09000\0-t\05\0-g\0239.1.2.3\0-i\0eth0\0--assume-zeroed"),
+        ("client", b"10.0.0.1\0-o\0/dev/sda\0--port\x009000\0-t\x005\0-g\x00239.1.2.3\0-i\0eth0\0--assume-zeroed"),
         ("client-init", b"--init\0-q"),
     ];
     for (name, v) in values {
