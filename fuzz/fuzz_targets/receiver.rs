@@ -24,11 +24,17 @@ const TYPES: [u8; 7] = [
 ];
 
 fuzz_target!(|input: &[u8]| {
-    // The first byte picks the sink: in order (a stream) or any order (a disk).
+    // The first byte picks the sink: in order (a stream) or any order (a disk), and
+    // whether its flush fails.
     let Some((&mode, input)) = input.split_first() else {
         return;
     };
     let g = Geometry::new(5000, 64, 8).unwrap();
     let pkts = datagrams::datagrams(input, rx::SESSION, &TYPES);
-    rx::run(g, mode & 1 == 1, pkts.into_iter().map(|(_, p)| p));
+    rx::run(
+        g,
+        mode & 1 == 1,
+        mode & 2 == 2,
+        pkts.into_iter().map(|(_, p)| p),
+    );
 });

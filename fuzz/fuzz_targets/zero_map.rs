@@ -57,5 +57,10 @@ fuzz_target!(|input: &[u8]| {
     };
     // 300 blocks of 64 bytes, the last one short.
     let g = Geometry::new(300 * 64 - 10, 64, 1).unwrap();
-    rx::run(g, mode & 1 == 1, zero_maps(input).into_iter());
+    rx::run(
+        g,
+        mode & 1 == 1,
+        mode & 2 == 2,
+        zero_maps(input).into_iter(),
+    );
 });

@@ -2,7 +2,7 @@
 //! its invariants checked after every step against a shadow of what it was told.
 
 use bb_proto::receiver::{
-    Decompress, DecompressError, Receiver, ReceiverConfig, ReceiverStorage, Slot, Write,
+    Decompress, DecompressError, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot, Write,
 };
 use bb_proto::wire::{self, Announce, AnnounceFlags, Geometry, PacketType};
 
@@ -23,11 +23,18 @@ impl Decompress for NoZstd {
 }
 
 /// Binds a receiver to `g` (3 slots; `in_order` for a stream sink), then feeds it
-/// `datagrams`, 1 ms apart, handling its timers, writes and transmissions after each.
+/// `datagrams`, 1 ms apart, handling its timers, writes, flush (failing when `flush_fails`)
+/// and transmissions after each.
 /// Checks: no panic; every write inside the image, on block boundaries, of a block never
 /// written before; zeros only for blocks a zero map of the session named; a bounded number
-/// of writes, transmissions and timer expiries per step; progress never past the total.
-pub fn run(g: Geometry, in_order: bool, datagrams: impl Iterator<Item = Vec<u8>>) {
+/// of writes and transmissions per step; progress never past the total; verified only with
+/// every block written and flushed.
+pub fn run(
+    g: Geometry,
+    in_order: bool,
+    flush_fails: bool,
+    datagrams: impl Iterator<Item = Vec<u8>>,
+) {
     let blocks = g.block_count();
     let words = (blocks as usize).div_ceil(64);
     let (slot_bytes, esis, scratch) = Receiver::slot_needs(&g);
@@ -72,6 +79,7 @@ pub fn run(g: Geometry, in_order: bool, datagrams: impl Iterator<Item = Vec<u8>>
     let mut dec = NoZstd;
     let mut now = 0u64;
     let mut tx = [0u8; 1500];
+    let mut flushed_ok = false;
     for pkt in datagrams {
         now += 1000;
         if let Ok(p) = wire::open(&pkt)
@@ -126,6 +134,14 @@ pub fn run(g: Geometry, in_order: bool, datagrams: impl Iterator<Item = Vec<u8>>
             }
             rx.write_done();
         }
+        if rx.needs_flush() {
+            assert!(
+                written.iter().all(|&w| w),
+                "flush asked before every block was written"
+            );
+            rx.flushed(now, !flush_fails);
+            flushed_ok |= !flush_fails;
+        }
         let (blocks_done, total) = rx.progress();
         assert!(blocks_done <= total && total == blocks);
         assert!(rx.bytes_written() <= g.image_size);
@@ -136,6 +152,10 @@ pub fn run(g: Geometry, in_order: bool, datagrams: impl Iterator<Item = Vec<u8>>
                 sent <= TRANSMITS_PER_STEP,
                 "transmissions in one step do not stop"
             );
+        }
+        if let Some(Outcome::Verified { .. }) = rx.outcome() {
+            assert!(written.iter().all(|&w| w), "verified with blocks unwritten");
+            assert!(flushed_ok, "verified without a successful flush");
         }
         // Everything due was done: the next deadline lies ahead, or the shell would spin.
         assert!(

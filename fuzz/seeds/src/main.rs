@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use bb_proto::digest::{block_check, content_hash};
+use bb_proto::digest::{DigestAccumulator, block_check, content_hash};
 use bb_proto::wire::{
     self, Announce, AnnounceFlags, ClientPhase, Data, DataHead, DeficitRange, Encoding, FailReason,
     Geometry, ResultOutcome, ResultReport, StatusHead, ZeroRange,
@@ -236,6 +236,31 @@ fn receiver(c: &Corpus) {
     for (name, mode, skip) in [("all-any-order", 0u8, 0u64), ("all-in-order", 1, 0)] {
         let mut input = vec![mode];
         input.extend(framed(&data_packets(&g, RX_SESSION, &img, skip), 0));
+        c.put("receiver", name, &input);
+    }
+    // Announced with the image digest (right, then wrong), all data, then the server's
+    // acknowledgement of client 1's result: the verification and result paths.
+    let mut acc = DigestAccumulator::default();
+    for b in 0..g.block_count() {
+        let off = g.block_offset(b) as usize;
+        acc.add(b, &content_hash(&img[off..off + g.block_len(b)]));
+    }
+    let right = acc.finish(&g);
+    let mut wrong = right;
+    wrong[0] ^= 1;
+    for (name, digest) in [("verified", right), ("digest-mismatch", wrong)] {
+        let a = Announce {
+            geometry: g,
+            flags: AnnounceFlags::STARTED,
+            seq: 0,
+            report_interval_ms: 100,
+            digest: Some(digest),
+        };
+        let mut pkts = vec![build(|b| wire::write_announce(b, RX_SESSION, &a).unwrap())];
+        pkts.extend(data_packets(&g, RX_SESSION, &img, 0));
+        pkts.push(build(|b| wire::write_result_ack(b, RX_SESSION, 1).unwrap()));
+        let mut input = vec![0u8];
+        input.extend(framed(&pkts, 0));
         c.put("receiver", name, &input);
     }
     // Blocks 1 and 4 named zero by a zero map, the others sent as data.
