@@ -5,7 +5,7 @@
 #   make test       install what the tests need, then run every test (root for lab/netboot)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test unit-test lint bench sim netboot-test fuzz
+.PHONY: all deps test unit-test lint bench sim netboot-test fuzz fuzz-check
 
 CARGO ?= cargo
 
@@ -17,10 +17,12 @@ all:
 deps:
 	bash scripts/install-deps.sh
 
-# Everything: unit, property and simulator tests, then the namespace lab and the PXE boot
+# Everything: unit, property and simulator tests, the fuzz corpora and a short fuzzing
+# run, then the namespace lab and the PXE boot
 # tests (these two need root and say so when skipped).
 test: deps
 	$(MAKE) unit-test
+	$(MAKE) fuzz-check
 	$(MAKE) all
 	$(MAKE) lab-test
 	$(MAKE) netboot-test
@@ -41,12 +43,18 @@ bench:
 	$(CARGO) run --release -p bb-bench
 	$(CARGO) run --release -p bb-sim -- --clients 100 --loss 1% --image-size 64MiB --seed 7
 
-# Coverage-guided fuzzing of every parser and both state machines (nightly + cargo-fuzz):
-#   cargo install cargo-fuzz; make fuzz FUZZ_SECONDS=60
+# Coverage-guided fuzzing of every parser of untrusted bytes and both state machines
+# (nightly Rust + cargo-fuzz, installed by make deps): FUZZ_SECONDS per target, new inputs
+# kept in fuzz/corpus/ (fuzz/README.md: minimising, adding a target).
 FUZZ_SECONDS ?= 60
 fuzz:
-	cd fuzz && for t in wire receiver sender; do \
-	    cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; done
+	bash scripts/fuzz.sh run $(FUZZ_SECONDS)
+
+# Part of make test: replays every committed corpus, then fuzzes each target briefly
+# (FUZZ_CHECK_SECONDS each, worktree unchanged). Skipped with a message without nightly.
+FUZZ_CHECK_SECONDS ?= 10
+fuzz-check:
+	bash scripts/fuzz.sh check $(FUZZ_CHECK_SECONDS)
 
 # Example: make sim ARGS="--clients 1000 --loss 1% --image-size 64MiB"
 sim:

@@ -22,7 +22,14 @@ if command -v rustup >/dev/null 2>&1; then
     rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || musl_missing=1
 fi
 
-if [[ ${#missing[@]} -eq 0 && $musl_missing -eq 0 ]]; then
+# cargo-fuzz (make fuzz, make fuzz-check), from crates.io; only useful with the nightly
+# toolchain, so only installed where nightly is (fuzz-check says it skipped otherwise).
+fuzz_missing=0
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+    fuzz_missing=1
+fi
+
+if [[ ${#missing[@]} -eq 0 && $musl_missing -eq 0 && $fuzz_missing -eq 0 ]]; then
     echo "install-deps: all present"
     exit 0
 fi
@@ -30,6 +37,7 @@ fi
 if [[ $check_only -eq 1 ]]; then
     [[ ${#missing[@]} -gt 0 ]] && echo "install-deps: missing packages: ${missing[*]}"
     [[ $musl_missing -eq 1 ]] && echo "install-deps: missing rust target x86_64-unknown-linux-musl"
+    [[ $fuzz_missing -eq 1 ]] && echo "install-deps: missing cargo-fuzz (cargo install cargo-fuzz --locked)"
     exit 1
 fi
 
@@ -60,5 +68,9 @@ fi
 if [[ $musl_missing -eq 1 ]]; then
     echo "install-deps: rustup target add x86_64-unknown-linux-musl"
     rustup target add x86_64-unknown-linux-musl
+fi
+if [[ $fuzz_missing -eq 1 ]]; then
+    echo "install-deps: cargo install cargo-fuzz --locked"
+    cargo install cargo-fuzz --locked
 fi
 echo "install-deps: done"

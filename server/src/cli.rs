@@ -3,9 +3,11 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
-use bb_proto::wire::{
-    DATA_OVERHEAD, DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, MAX_K, MAX_SYMBOL_SIZE, SYMBOL_ALIGN,
-};
+use bb_proto::wire::{DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, MAX_K, MAX_SYMBOL_SIZE};
+
+mod values;
+use values::{parse_block_symbols, parse_num, parse_seconds, parse_symbol_size};
+pub use values::{parse_level, parse_rate};
 
 pub use crate::net::Interface;
 use crate::net::SocketConfig;
@@ -255,64 +257,6 @@ Exit status:
     )
 }
 
-/// Parses a rate in bits per second: `500M`, `1G`, `80m`, `1.5G`, `250000`, `100Mbit`.
-pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    let mut body = lower.as_str();
-    for unit in ["bit/s", "bits/s", "bps", "bit", "bits", "b/s"] {
-        if let Some(b) = body.strip_suffix(unit) {
-            body = b;
-            break;
-        }
-    }
-    if t.ends_with('B') || t.ends_with("B/s") {
-        return Err(format!(
-            "rate '{s}': rates are in bits per second (e.g. 500M), not bytes"
-        ));
-    }
-    let (num, mult) = match body.chars().last() {
-        Some('k') => (&body[..body.len() - 1], 1e3),
-        Some('m') => (&body[..body.len() - 1], 1e6),
-        Some('g') => (&body[..body.len() - 1], 1e9),
-        Some('t') => (&body[..body.len() - 1], 1e12),
-        _ => (body, 1.0),
-    };
-    let v: f64 = num.trim().parse().map_err(|_| {
-        format!("rate '{s}': expected a number with an optional k, M or G suffix (e.g. 500M, 1.5G)")
-    })?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("rate '{s}': must be positive"));
-    }
-    let bps = v * mult;
-    if bps < 10_000.0 {
-        return Err(format!("rate '{s}': at least 10k bits/s"));
-    }
-    if bps > 1e12 {
-        return Err(format!("rate '{s}': at most 1T bits/s"));
-    }
-    Ok(bps as u64)
-}
-
-fn parse_seconds(name: &str, s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("--{name} '{s}': expected a number of seconds"))?;
-    if !v.is_finite() || !(0.0..=1e7).contains(&v) {
-        return Err(format!(
-            "--{name} '{s}': expected seconds between 0 and 10000000"
-        ));
-    }
-    Ok(v)
-}
-
-fn parse_num<T: std::str::FromStr>(name: &str, s: &str) -> Result<T, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("--{name} '{s}': expected a whole number"))
-}
-
 /// Parses the arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let m = opts().parse(args).map_err(|e| e.to_string())?;
@@ -490,41 +434,16 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     })))
 }
 
-/// Parses `--compress LEVEL|off`.
-pub fn parse_level(s: &str) -> Result<Option<i32>, String> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("off") || t == "0" {
-        return Ok(None);
-    }
-    match t.parse::<i32>() {
-        Ok(l) if (1..=19).contains(&l) => Ok(Some(l)),
-        _ => Err(format!(
-            "--compress '{s}': a zstd level from 1 to 19, or off"
-        )),
-    }
-}
-
 /// The options that decide how blocks are cut and coded.
 fn parse_coding(m: &getopts::Matches) -> Result<Coding, String> {
     let symbol_size = match m.opt_str("symbol-size") {
-        Some(s) => parse_num::<u32>("symbol-size", &s)?,
+        Some(s) => parse_symbol_size(&s)?,
         None => 1408,
     };
-    if symbol_size == 0 || symbol_size % SYMBOL_ALIGN != 0 || symbol_size > MAX_SYMBOL_SIZE {
-        return Err(format!(
-            "--symbol-size {symbol_size}: must be a multiple of {SYMBOL_ALIGN} between {SYMBOL_ALIGN} and {MAX_SYMBOL_SIZE} \
-             (1408 for a 1500 MTU, 8896 for 9000-byte jumbo frames; datagrams are {DATA_OVERHEAD} bytes larger)"
-        ));
-    }
     let block_symbols = match m.opt_str("block-symbols") {
-        Some(s) => parse_num::<u32>("block-symbols", &s)?,
+        Some(s) => parse_block_symbols(&s)?,
         None => 512,
     };
-    if block_symbols == 0 || block_symbols > MAX_K {
-        return Err(format!(
-            "--block-symbols {block_symbols}: between 1 and {MAX_K}"
-        ));
-    }
     let level = match m.opt_str("compress") {
         Some(s) => parse_level(&s)?,
         None => Some(crate::codec::DEFAULT_LEVEL),

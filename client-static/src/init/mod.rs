@@ -24,6 +24,7 @@
 
 pub mod cmdline;
 pub mod dhcp;
+pub mod dhcp_packet;
 pub mod modalias;
 pub mod net;
 pub mod sys;
