@@ -4,7 +4,7 @@
 # the same target (what a machine rebooted into the imaging initramfs does). The server
 # shows c3 lost and then back -- one machine, not two, and no failure -- and waits for it
 # within the lost grace instead of exiting 1 once the others verified; c2 completes as a late
-# joiner. Every client ends byte-exact and the server exits 0.
+# joiner, shown restarted, one row (its new id takes over its earlier run's row). Every client ends byte-exact and the server exits 0.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 lab_require_root
@@ -38,5 +38,8 @@ rows=$(grep -cE '^ +10\.99\.0\.13:[0-9]+ ' "$LAB_LOGDIR/srv.err" || true)
 (( rows == 1 )) || lab_fail "c3 is $rows rows of the server's summary, not one machine"
 grep -E '^ +10\.99\.0\.13:[0-9]+ ' "$LAB_LOGDIR/srv.err" | grep -q ' OK ' ||
     lab_fail "c3's summary row is not OK: $(grep -E '^ +10\.99\.0\.13:' "$LAB_LOGDIR/srv.err")"
-echo "server exited 0; c3 one row, OK"
+grep -q "client restarted: 10.99.0.12" "$LAB_LOGDIR/srv.err" || lab_fail "the server never showed c2 restarted"
+rows=$(grep -cE '^ +10\.99\.0\.12:[0-9]+ ' "$LAB_LOGDIR/srv.err" || true)
+(( rows == 1 )) || lab_fail "c2 (killed and started again) is $rows rows of the server's summary, not one machine"
+echo "server exited 0; c3 one row, OK; c2 restarted, one row"
 bb_summary "$img" "$t0"

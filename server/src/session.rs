@@ -143,6 +143,12 @@ impl Run<'_, '_> {
                 Event::ClientBack { row } => {
                     client(row).map(|c| format!("client back: {}", client_label(&c)))
                 }
+                Event::ClientRestarted { row } => client(row).map(|c| {
+                    format!(
+                        "client restarted: {} (its earlier run from this address left; one machine, one row)",
+                        client_label(&c)
+                    )
+                }),
                 Event::ClientVerified { row } => client(row).map(|c| {
                     let secs = c.finished_us.saturating_sub(c.first_heard_us) as f64 / 1e6;
                     format!(

@@ -7,6 +7,12 @@
 //! A source address holds at most [`ROWS_PER_ADDRESS`] rows of clients not final, so ids
 //! made up by one sender cannot fill the table; and only clients that reported at least
 //! twice count in the median loss, so one-shot ids cannot set it.
+//!
+//! A machine restarted (its client process killed and started again, or the machine
+//! rebooted into the imaging initramfs) draws a new id but keeps its address: its new id
+//! takes over the row of a lost client of the same address, and a client that falls silent
+//! after a newer client of its address was first heard is dropped from the table instead of
+//! being declared lost, so one machine is one row.
 
 use crate::wire::{ClientPhase, FailReason, StatusHead};
 
@@ -126,6 +132,16 @@ pub(crate) struct Change {
     pub to: ClientState,
 }
 
+/// What expiry did to a silent client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// Declared lost.
+    Lost(Change),
+    /// Its machine was heard again under a new id (row `now`, from the same address, first
+    /// heard after this client's last packet): the silent row was dropped.
+    Restarted { now: usize },
+}
+
 /// The table over caller-provided rows, with its tally kept as states change.
 ///
 /// Expiry costs a scan of the table only when a client may be due: `expiry_at` is never
@@ -187,10 +203,14 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
         let mut same_address = 0;
         let mut free = None;
         let mut lost: Option<(usize, u64)> = None;
+        let mut restarted = None;
         for (i, row) in self.rows.iter().enumerate() {
             match row {
                 None => free = free.or(Some(i)),
                 Some(c) if c.state == ClientState::Lost => {
+                    if c.addr == from {
+                        restarted = restarted.or(Some(i));
+                    }
                     if lost.is_none_or(|(_, t)| c.finished_us < t) {
                         lost = Some((i, c.finished_us));
                     }
@@ -202,16 +222,27 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
         if same_address >= ROWS_PER_ADDRESS {
             return Err(NoRow::AddressFull);
         }
-        let i = match (free, lost) {
-            (Some(i), _) => {
+        let i = match (restarted, free, lost) {
+            // The machine of a lost client, back under a new id: the same row.
+            (Some(i), _, _) => {
+                self.tally.count(ClientState::Lost, false);
+                if self.rows[i].is_some_and(|c| c.resumed) {
+                    self.tally.resumed -= 1;
+                }
+                i
+            }
+            (None, Some(i), _) => {
                 self.tally.seen += 1;
                 i
             }
-            (None, Some((i, _))) => {
+            (None, None, Some((i, _))) => {
                 self.tally.count(ClientState::Lost, false);
+                if self.rows[i].is_some_and(|c| c.resumed) {
+                    self.tally.resumed -= 1;
+                }
                 i
             }
-            (None, None) => return Err(NoRow::Full),
+            (None, None, None) => return Err(NoRow::Full),
         };
         self.rows[i] = Some(ClientInfo {
             id,
@@ -331,8 +362,9 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
     }
 
     /// Declares clients silent for longer than the timeout lost, at most `budget` of them,
-    /// calling `lost` for each. Those beyond the budget stay due: the next call takes them.
-    pub fn expire(&mut self, now_us: u64, mut budget: usize, mut lost: impl FnMut(Change)) {
+    /// calling `expired` for each; a client whose machine is back under a new id is dropped
+    /// instead. Those beyond the budget stay due: the next call takes them.
+    pub fn expire(&mut self, now_us: u64, mut budget: usize, mut expired: impl FnMut(Expired)) {
         if self.expiry_at.is_none_or(|t| now_us < t) {
             return;
         }
@@ -350,10 +382,16 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
                     continue;
                 }
                 budget -= 1;
+                if let Some(now) = self.restarted_as(row) {
+                    self.drop_row(row);
+                    expired(Expired::Restarted { now });
+                    continue;
+                }
+                let c = self.rows[row].as_mut().expect("row in use");
                 c.finished_us = now_us;
                 self.last_lost_us = Some(now_us);
                 if let Some(ch) = self.set_state(row, ClientState::Lost) {
-                    lost(ch);
+                    expired(Expired::Lost(ch));
                 }
             } else {
                 let due = c
@@ -364,6 +402,28 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
             }
         }
         self.expiry_at = next;
+    }
+
+    /// The row of a client from the same address as `row`'s, first heard after `row`'s last
+    /// packet: the same machine, restarted.
+    fn restarted_as(&self, row: usize) -> Option<usize> {
+        let old = self.rows[row]?;
+        self.rows.iter().position(|c| {
+            c.is_some_and(|c| {
+                c.id != old.id && c.addr == old.addr && c.first_heard_us > old.last_heard_us
+            })
+        })
+    }
+
+    /// Removes a client not final from the table (its machine is back in another row).
+    fn drop_row(&mut self, row: usize) {
+        if let Some(c) = self.rows[row].take() {
+            self.tally.count(c.state, false);
+            self.tally.seen -= 1;
+            if c.resumed {
+                self.tally.resumed -= 1;
+            }
+        }
     }
 
     /// When a client was last declared lost, if any was.

@@ -45,6 +45,9 @@ pub enum Event {
     ClientLost { row: usize },
     /// A client declared lost was heard again.
     ClientBack { row: usize },
+    /// The client in `row` is a machine that was in the table under an earlier id (killed
+    /// and started again, or rebooted): its earlier row, silent since, was dropped.
+    ClientRestarted { row: usize },
     /// The forward pass started.
     Started,
     /// The forward pass scheduled the last symbol of the last block: every block was sent

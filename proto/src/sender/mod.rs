@@ -54,7 +54,7 @@ pub use schedule::Phase;
 
 use acks::AckQueue;
 use blockmap::BlockMap;
-use clients::{Change, ClientTable, NoRow};
+use clients::{Change, ClientTable, Expired, NoRow};
 use ending::EndFacts;
 use events::EventQueue;
 use pacer::{Pacer, RateControl};
@@ -608,8 +608,11 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         self.rate.adapt(now_us);
         let events = &mut self.events;
         let room = events.room();
-        self.clients.expire(now_us, room, |ch| {
-            events.push(Event::ClientLost { row: ch.row })
+        self.clients.expire(now_us, room, |e| {
+            events.push(match e {
+                Expired::Lost(ch) => Event::ClientLost { row: ch.row },
+                Expired::Restarted { now } => Event::ClientRestarted { row: now },
+            })
         });
         self.stats.events = self.events.total();
         self.stats.events_dropped = self.events.dropped();

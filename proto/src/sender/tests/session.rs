@@ -363,3 +363,78 @@ fn when_every_client_at_the_start_resumed_the_forward_pass_sends_nothing() {
         }
     }
 }
+
+#[test]
+fn a_machine_restarted_under_a_new_id_stays_one_row() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.client_timeout_us = 1_000_000;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    s.handle_datagram(now, 5, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
+    run_until(&mut s, &mut now, |s| s.forward_done());
+    // Killed and started again at once: a new id from the same address, while the old
+    // row is not yet lost.
+    now += 100_000;
+    s.handle_datagram(now, 5, &status_phase(2, 0, ClientPhase::Receiving))
+        .unwrap();
+    events(&mut s);
+    let restart = now;
+    let seen = run_until(&mut s, &mut now, |s| s.tally().seen == 1);
+    assert!(
+        seen.contains(&Event::ClientRestarted { row: 1 }),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|e| matches!(e, Event::ClientLost { .. })));
+    assert!(
+        now <= restart + 1_000_000,
+        "the old row went when it expired"
+    );
+    assert_eq!(s.tally().lost, 0);
+    assert!(s.client(0).is_none() && s.client(1).unwrap().id == 2);
+}
+
+#[test]
+fn a_lost_machine_back_under_a_new_id_takes_its_old_row() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.client_timeout_us = 1_000_000;
+    c.wanted_clients = 3;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    s.handle_datagram(now, 5, &status_phase(1, 0, ClientPhase::Receiving))
+        .unwrap();
+    run_until(&mut s, &mut now, |s| s.tally().lost == 1);
+    // Rebooted into the imaging initramfs: a new id from the same address.
+    s.handle_datagram(now, 5, &status_phase(2, 0, ClientPhase::Receiving))
+        .unwrap();
+    assert_eq!(s.client(0).unwrap().id, 2);
+    let t = s.tally();
+    assert_eq!((t.seen, t.lost), (1, 0));
+}
+
+#[test]
+fn two_clients_of_one_address_stay_two_when_one_falls_silent() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.client_timeout_us = 1_000_000;
+    c.wanted_clients = 3;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    for id in [1, 2] {
+        s.handle_datagram(now, 5, &status_phase(id, 0, ClientPhase::Receiving))
+            .unwrap();
+    }
+    // Both heard from the start (two clients on one host), then both silent: both are
+    // lost, neither is taken for a restart of the other.
+    let seen = run_until(&mut s, &mut now, |s| {
+        s.tally().lost == 2 || s.tally().seen < 2
+    });
+    assert!(seen.contains(&Event::ClientLost { row: 0 }), "{seen:?}");
+    assert!(seen.contains(&Event::ClientLost { row: 1 }), "{seen:?}");
+    assert_eq!(s.tally().seen, 2);
+}
