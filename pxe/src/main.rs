@@ -61,6 +61,8 @@ fn install_signals() {
 /// Everything that must hold before a child starts.
 struct Plan {
     addr: host::IfAddr,
+    netboot: PathBuf,
+    loaders: Vec<PathBuf>,
     dnsmasq: PathBuf,
     bb_server: PathBuf,
     state: PathBuf,
@@ -108,15 +110,12 @@ fn run(o: &Options) -> i32 {
         key,
         append: o.append.clone(),
     };
-    let netboot = match host::find_netboot(o.netboot.as_deref()) {
-        Ok(n) => n,
-        Err(e) => return setup_error(e),
-    };
-    let loaders = match host::ipxe_loaders(&o.ipxe) {
-        Ok(l) => l,
-        Err(e) => return setup_error(e),
-    };
-    match tftp::prepare_root(&plan.root, &netboot, &loaders, &tftp::boot_script(&params)) {
+    match tftp::prepare_root(
+        &plan.root,
+        &plan.netboot,
+        &plan.loaders,
+        &tftp::boot_script(&params),
+    ) {
         Ok(copied) => eprintln!(
             "bb-pxe: TFTP root {} ({} from {}{})",
             plan.root.display(),
@@ -125,7 +124,7 @@ fn run(o: &Options) -> i32 {
             } else {
                 format!("copied {}", copied.join(", "))
             },
-            netboot.display(),
+            plan.netboot.display(),
             if o.key_file.is_some() {
                 "; it holds the key: keep the imaging network closed"
             } else {
@@ -144,10 +143,14 @@ fn run(o: &Options) -> i32 {
 }
 
 /// Checks the interface, ports and programs, and decides the state directory.
+/// Files and programs first (an installed bb-pxe that names a missing interface has found
+/// them), then the interface, the image and the ports.
 fn plan(o: &Options) -> Result<Plan, String> {
-    let addr = host::interface_address(&o.interface)?;
     let dnsmasq = host::find_dnsmasq(o.dnsmasq.as_deref())?;
     let bb_server = host::find_bb_server(o.bb_server.as_deref())?;
+    let netboot = host::find_netboot(o.netboot.as_deref())?;
+    let loaders = host::ipxe_loaders(&o.ipxe)?;
+    let addr = host::interface_address(&o.interface)?;
     if o.image != "-" && !Path::new(&o.image).exists() {
         return Err(format!("IMAGE {}: no such file or device", o.image));
     }
@@ -161,6 +164,8 @@ fn plan(o: &Options) -> Result<Plan, String> {
     let root = state.join("tftp");
     Ok(Plan {
         addr,
+        netboot,
+        loaders,
         dnsmasq,
         bb_server,
         state,
