@@ -121,11 +121,14 @@ start_vm() {
         if [[ $kind == nvme ]]; then
             args+=(-drive "file=$LOG/$name.d$i,format=raw,if=none,id=d$i" -device "nvme,drive=d$i,serial=bb${name}n$i")
         else
-            args+=(-drive "file=$LOG/$name.d$i,format=raw,if=virtio,serial=bb${name}v$i")
+            args+=(-drive "file=$LOG/$name.d$i,format=raw,if=none,id=d$i" -device "virtio-blk-pci,drive=d$i,serial=bb${name}v$i")
         fi
         i=$((i + 1))
     done
     [[ $reboot == 1 ]] || args+=(-no-reboot)
+    # SeaBIOS mirrors its and iPXE's screen output to the serial console (for the logs).
+    printf '\xf8\x03' >"$LOG/sercon"
+    args+=(-fw_cfg "name=etc/sercon-port,file=$LOG/sercon")
     lab_bg "$name" sw qemu-system-x86_64 -accel tcg -m 256 -smp 1 -display none \
         -monitor none -serial "file:$LOG/$name.console" -boot n "${args[@]}" \
         -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device "virtio-net-pci,netdev=n0,mac=$mac"

@@ -192,15 +192,26 @@ fn dnsmasq_args(o: &Options, plan: &Plan) -> Vec<String> {
         "--dhcp-match=set:ipxe,175".into(),
         "--dhcp-match=set:efi64,option:client-arch,7".into(),
         "--dhcp-match=set:efi64,option:client-arch,9".into(),
-        "--dhcp-boot=tag:ipxe,boot.ipxe".into(),
+        // A URL, not a name: in proxy mode the network's DHCP server sets next-server (often
+        // to itself), and iPXE would ask it for the script.
+        format!("--dhcp-boot=tag:ipxe,tftp://{}/boot.ipxe", plan.addr.addr),
     ];
     match &o.dhcp {
         Dhcp::Proxy => {
             a.push(format!("--dhcp-range={},proxy", plan.addr.network()));
-            // PXE firmware in proxy mode reads the boot menu; ".0" is appended to BIOS names.
-            a.push("--pxe-service=tag:!ipxe,x86PC,broadband (BIOS),undionly".into());
-            a.push("--pxe-service=tag:!ipxe,X86-64_EFI,broadband (UEFI),ipxe.efi".into());
-            a.push("--pxe-service=tag:!ipxe,BC_EFI,broadband (UEFI),ipxe.efi".into());
+            // PXE firmware, iPXE included, takes a proxy offer's boot file only from its
+            // boot menu (pxe-service; ".0" is appended to a name without a dot): firmware
+            // gets iPXE, iPXE gets the script.
+            for (tag, bios, efi) in [
+                ("!ipxe", "undionly", "ipxe.efi"),
+                ("ipxe", "boot.ipxe", "boot.ipxe"),
+            ] {
+                a.push(format!("--pxe-service=tag:{tag},x86PC,broadband,{bios}"));
+                a.push(format!(
+                    "--pxe-service=tag:{tag},X86-64_EFI,broadband,{efi}"
+                ));
+                a.push(format!("--pxe-service=tag:{tag},BC_EFI,broadband,{efi}"));
+            }
         }
         Dhcp::Range(r) => {
             a.push(format!("--dhcp-range={r}"));
