@@ -242,9 +242,15 @@ fn server_args(o: &Options, plan: &Plan) -> Vec<String> {
 
 /// A child in process group `pgid` (0: a new group led by the child) that gets SIGTERM when
 /// bb-pxe dies, so nothing outlives it.
-fn spawn(prog: &Path, args: &[String], pgid: i32, stderr: Stdio) -> std::io::Result<Child> {
+fn spawn(
+    prog: &Path,
+    args: &[String],
+    pgid: i32,
+    stdin: Stdio,
+    stderr: Stdio,
+) -> std::io::Result<Child> {
     let mut c = Command::new(prog);
-    c.args(args).process_group(pgid).stderr(stderr);
+    c.args(args).process_group(pgid).stdin(stdin).stderr(stderr);
     // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
     unsafe {
         c.pre_exec(|| {
@@ -297,7 +303,20 @@ fn exit_code(s: ExitStatus) -> i32 {
 fn supervise(o: &Options, plan: &Plan) -> i32 {
     let log = plan.state.join("dnsmasq.log");
     let _ = std::fs::remove_file(&log);
-    let mut dnsmasq = match spawn(&plan.dnsmasq, &dnsmasq_args(o, plan), 0, Stdio::piped()) {
+    // dnsmasq's own stderr (startup errors; the rest goes to its log) into a file: a pipe
+    // nobody reads could fill up and stall it.
+    let err_path = plan.state.join("dnsmasq.stderr");
+    let err_file = match std::fs::File::create(&err_path) {
+        Ok(f) => f,
+        Err(e) => return setup_error(format!("cannot create {}: {e}", err_path.display())),
+    };
+    let mut dnsmasq = match spawn(
+        &plan.dnsmasq,
+        &dnsmasq_args(o, plan),
+        0,
+        Stdio::null(),
+        Stdio::from(err_file),
+    ) {
         Ok(c) => c,
         Err(e) => {
             return setup_error(format!("cannot start {}: {e}", plan.dnsmasq.display()));
@@ -307,13 +326,14 @@ fn supervise(o: &Options, plan: &Plan) -> i32 {
     // dnsmasq refuses a bad configuration or a taken port within moments.
     std::thread::sleep(Duration::from_millis(300));
     if let Ok(Some(st)) = dnsmasq.try_wait() {
-        let mut err = String::new();
-        if let Some(mut e) = dnsmasq.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
+        let err = std::fs::read_to_string(&err_path).unwrap_or_default();
         return setup_error(format!(
             "dnsmasq exited at once ({st}): {} (its log: {})",
-            err.trim(),
+            if err.trim().is_empty() {
+                "no message"
+            } else {
+                err.trim()
+            },
             log.display()
         ));
     }
@@ -332,7 +352,13 @@ fn supervise(o: &Options, plan: &Plan) -> i32 {
     );
     let sargs = server_args(o, plan);
     eprintln!("bb-pxe: {} {}", plan.bb_server.display(), sargs.join(" "));
-    let mut server = match spawn(&plan.bb_server, &sargs, pgid, Stdio::piped()) {
+    let mut server = match spawn(
+        &plan.bb_server,
+        &sargs,
+        pgid,
+        Stdio::inherit(), // IMAGE '-': the image comes on bb-pxe's standard input
+        Stdio::piped(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             stop_all(pgid, &mut [&mut dnsmasq]);
