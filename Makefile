@@ -3,6 +3,7 @@
 #   make            build everything (release), the static client included
 #   make demo       8 namespace clients receive a 256 MiB image over 1%-lossy links (root)
 #   make test       install what the tests need, then run every test (root for lab/netboot)
+#   make install    PREFIX=/usr/local DESTDIR= ;  make deb: build/broadband_*.deb
 
 .DEFAULT_GOAL := all
 .PHONY: all deps test unit-test lint bench sim netboot-test fuzz fuzz-check
@@ -30,9 +31,12 @@ test: deps
 unit-test:
 	$(CARGO) test --workspace
 
-# QEMU machines PXE-boot and image their disks (same script as pxe-demo).
+# QEMU machines PXE-boot and image their disks (same script as pxe-demo), then through
+# bb-pxe in both DHCP modes; the Debian package installs, answers --version and is removed.
 netboot-test:
 	bash netboot/tests/pxe.sh
+	bash netboot/tests/bb-pxe.sh
+	bash netboot/tests/deb.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -112,6 +116,26 @@ initramfs:
 # plus one initramfs-tools and one dracut initramfs (root; QEMU TCG).
 pxe-demo:
 	bash netboot/tests/pxe.sh
+
+# ---- install (owner: netboot) -------------------------------------------------------------
+.PHONY: install deb
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+# bb-server, bb-pxe, the static bb-client, the netboot files and the docs under
+# DESTDIR/PREFIX (bin/, share/broadband/netboot/, share/doc/broadband/); builds them first.
+install: install-inputs
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash scripts/install.sh
+
+# build/broadband_VERSION_ARCH.deb (dpkg-deb): what make install puts under /usr.
+deb: install-inputs
+	bash scripts/make-deb.sh
+
+.PHONY: install-inputs
+install-inputs:
+	$(CARGO) build --release -p bb-server -p bb-pxe
+	$(MAKE) client
+	$(MAKE) netboot CLIENT=$(abspath build/bb-client)
 
 # ---- client (owner: client-static) --------------------------------------------------------
 .PHONY: client client-gnu

@@ -22,6 +22,10 @@ pub enum Iface<'a> {
 pub enum Output<'a> {
     Stdout,
     Path(&'a [u8]),
+    /// `--dev auto`: the one internal disk that fits, chosen once the image size is known.
+    Auto,
+    /// `--dev LIST` or a /dev/disk/by-id/ name: the first entry that exists (see disks.rs).
+    Devices(&'a [u8]),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +96,7 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
     let mut server: Option<&'a [u8]> = None;
     let mut output: Option<&'a [u8]> = None;
     let mut o = Options::new([0; 4]);
+    let mut dev: Option<&'a [u8]> = None;
     let mut init = false;
     let mut only_positional = false;
     while let Some(a) = it.next() {
@@ -153,7 +158,7 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
             Some(v) => v,
             None => match name {
                 b"-g" | b"--group" | b"-i" | b"--interface" | b"-p" | b"--port"
-                | b"--control-port" | b"-t" | b"--timeout" => match it.next() {
+                | b"--control-port" | b"-t" | b"--timeout" | b"-d" | b"--dev" => match it.next() {
                     Some(v) => v,
                     None => return err("option needs a value", a),
                 },
@@ -204,6 +209,20 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
                         arg: value,
                     })?
             }
+            b"-d" | b"--dev" => {
+                let ok = value == b"auto"
+                    || (!value.is_empty()
+                        && value
+                            .split(|&c| c == b',')
+                            .all(|p| p.len() > 5 && p.starts_with(b"/dev/")));
+                if !ok {
+                    return err(
+                        "--dev must be auto, a /dev/ path, a list /dev/nvme0n1,/dev/sda or a /dev/disk/by-id/ name",
+                        value,
+                    );
+                }
+                dev = Some(value);
+            }
             _ => return err("unknown option", a),
         }
     }
@@ -222,10 +241,13 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
             );
         }
     };
-    o.output = match output {
-        None | Some(b"-") => Output::Stdout,
-        Some(p) if p.is_empty() => return err("OUTPUT must not be empty", p),
-        Some(p) => Output::Path(p),
+    o.output = match (output, dev) {
+        (Some(p), Some(_)) => return err("give either OUTPUT or --dev, not both", p),
+        (None, Some(b"auto")) => Output::Auto,
+        (None, Some(d)) => Output::Devices(d),
+        (None | Some(b"-"), None) => Output::Stdout,
+        (Some(p), None) if p.is_empty() => return err("OUTPUT must not be empty", p),
+        (Some(p), None) => Output::Path(p),
     };
     Ok(Command::Receive(o))
 }
@@ -290,6 +312,26 @@ mod tests {
         let o = opts(&["10.0.0.1", "--", "-weird"]);
         assert_eq!(o.output, Output::Path(b"-weird"));
         assert!(opts(&["10.0.0.1", "x", "-q"]).quiet);
+    }
+
+    #[test]
+    fn dev_rules() {
+        let e = |a: &[&'static str]| p(a).unwrap_err();
+        assert_eq!(opts(&["--dev", "auto", "10.0.0.1"]).output, Output::Auto);
+        assert_eq!(
+            opts(&["-d", "/dev/nvme0n1,/dev/sda", "10.0.0.1"]).output,
+            Output::Devices(b"/dev/nvme0n1,/dev/sda")
+        );
+        assert_eq!(
+            opts(&["--dev=/dev/disk/by-id/virtio-x", "10.0.0.1"]).output,
+            Output::Devices(b"/dev/disk/by-id/virtio-x")
+        );
+        assert_eq!(e(&["--dev", "sda", "10.0.0.1"]).arg, b"sda");
+        assert_eq!(e(&["--dev", "/dev/sda,", "10.0.0.1"]).arg, b"/dev/sda,");
+        assert_eq!(
+            e(&["--dev", "auto", "10.0.0.1", "/dev/sda"]).msg,
+            "give either OUTPUT or --dev, not both"
+        );
     }
 
     #[test]

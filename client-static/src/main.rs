@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod args;
+mod disks;
 mod fmt;
 mod init;
 mod mem;
@@ -51,6 +52,7 @@ bb-client: receive a disk image from bb-server (broadband) and write it to a fil
 
 USAGE:
     bb-client [OPTIONS] SERVER [OUTPUT]
+    bb-client [OPTIONS] --dev auto|LIST SERVER
     bb-client --init
 
 ARGUMENTS:
@@ -67,6 +69,15 @@ ARGUMENTS:
               Nothing is ever written outside the image's byte range.
 
 OPTIONS:
+    -d, --dev auto|LIST      the target disk chosen by rule instead of OUTPUT:
+                             auto: the one internal (not USB), non-removable, writable disk
+                             at least as large as the image, chosen once the server announced
+                             its size; refused, with every disk named (size, model), when
+                             none or several fit;
+                             LIST: /dev/nvme0n1,/dev/sda: the first that exists;
+                             /dev/disk/by-id/NAME: the link when udev made it, else rebuilt
+                             from sysfs for virtio-SERIAL, nvme-MODEL_SERIAL, nvme-WWID and
+                             wwn-0x... names (not ata-: use a wwn- or /dev name there)
     -g, --group ADDR         join multicast group ADDR (224.0.0.0/4) for the data
                              (default: broadcast or unicast, no group)
     -i, --interface IF       join the group on this interface: a local IPv4 address or a name
@@ -86,7 +97,8 @@ OPTIONS:
     -q, --quiet              no progress lines (the final OK/FAILED line is still printed)
         --init               /init mode for the imaging initramfs: mount /proc, /sys, /dev,
                              load modules, configure the network (ip= or DHCP), take bb.server=,
-                             bb.dev=, bb.group=, bb.port=, bb.done=, bb.assume-zeroed from the kernel command line,
+                             bb.dev= (a path, auto or a LIST as for --dev), bb.group=, bb.port=,
+                             bb.done=, bb.assume-zeroed from the kernel command line,
                              receive (waiting up to 300 s, or bb.timeout= if longer, for the
                              server), then power off / reboot (on success only). Automatic
                              when running as PID 1.
@@ -117,6 +129,7 @@ EXAMPLES:
     bb-client 10.0.0.1 /dev/sda              broadcast from 10.0.0.1, write the disk
     bb-client -g 239.1.1.1 -i eth1 10.0.0.1 disk.img
     bb-client -q 10.0.0.1 | zstd > disk.img.zst
+    bb-client --dev auto 10.0.0.1            the one internal disk that holds the image
     kernel command line for --init: bb.server=10.0.0.1 bb.dev=/dev/sda ip=dhcp bb.done=reboot
 ";
 
@@ -185,7 +198,11 @@ fn init_mode(quiet: bool) -> i32 {
         init::finish(cfg.done, false, e.message().as_bytes());
     }
     let mut o = Options::new(cfg.server);
-    o.output = Output::Path(cfg.dev_path());
+    o.output = if disks::is_auto(cfg.dev_path()) {
+        Output::Auto
+    } else {
+        Output::Path(cfg.dev_path())
+    };
     o.group = cfg.group;
     if let Some(p) = cfg.port {
         o.port = p;

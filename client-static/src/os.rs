@@ -229,6 +229,13 @@ impl Drop for Fd {
     }
 }
 
+/// The target of the symbolic link `path` into `out`; returns its length.
+pub fn readlink(path: &CPath, out: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: path is NUL-terminated; readlink writes at most out.len() bytes into out.
+    let n = unsafe { libc::readlink(path.as_ptr(), out.as_mut_ptr().cast(), out.len()) };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
 pub fn open(path: &CPath, flags: c_int, mode: libc::mode_t) -> Result<Fd, Errno> {
     open_inheritable(path.as_cstr(), flags | libc::O_CLOEXEC, mode)
 }

@@ -1,6 +1,7 @@
 //! The receive path: the socket and the loop around `bb_proto::receiver::Receiver`.
 
 use crate::args::{Iface, Options, Output};
+use crate::disks;
 use crate::fmt::{Buf, Hex, Ip, Lossy, mb_per_s, percent, percent_ppm, seconds};
 use crate::mem::{self, RX_BATCH, RX_LEN};
 use crate::os::{self, Errno, Fd};
@@ -512,6 +513,10 @@ impl Receive<'_> {
                 n
             ));
         }
+        if matches!(self.sink, Sink::Pending) {
+            self.choose_disk(now, g.image_size);
+            return;
+        }
         if let Sink::Seek {
             block_dev_size: Some(size),
             ..
@@ -523,13 +528,46 @@ impl Receive<'_> {
                 self.detail,
                 "target {} holds {} bytes but the image is {} bytes: use a disk at least as large as the image",
                 Lossy(match self.o.output {
-                    Output::Path(p) => p,
+                    Output::Path(p) | Output::Devices(p) => p,
                     Output::Stdout => b"-",
+                    Output::Auto => b"auto",
                 }),
                 size,
                 g.image_size
             );
             self.rx.fail(now, FailReason::TargetTooSmall);
+        }
+    }
+
+    /// `--dev auto` now that the image size is known: the one internal disk that fits, or
+    /// the session fails as "target too small" (the wire has no closer reason) with every
+    /// candidate named in the detail.
+    fn choose_disk(&mut self, now: u64, image_size: u64) {
+        let found = disks::scan(disks::SYS_BLOCK);
+        let disk = match disks::choose_auto(&found, image_size) {
+            Ok(d) => d,
+            Err(e) => {
+                self.detail.clear();
+                e.explain(&found, image_size, &mut self.detail);
+                self.rx.fail(now, FailReason::TargetTooSmall);
+                return;
+            }
+        };
+        let dev = disk.dev_path();
+        say(format_args!(
+            "bb-client: auto: target {} ({} bytes{}{}{})",
+            Lossy(dev.as_bytes()),
+            disk.size,
+            if disk.model().is_empty() { "" } else { ", \"" },
+            Lossy(disk.model()),
+            if disk.model().is_empty() { "" } else { "\"" },
+        ));
+        match open_target(Output::Path(dev.as_bytes()), self.o.assume_zeroed) {
+            Ok(sink) => self.sink = sink,
+            Err(f) => {
+                self.detail = f.line;
+                self.rx.fail(now, FailReason::TargetTooSmall);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! cheaply as the kind of target allows, and flushed.
 
 use crate::args::Output;
+use crate::disks;
 use crate::fmt::{Buf, Lossy};
 use crate::mounts;
 use crate::os::{self, CPath, Errno, Fd, Kind};
@@ -41,6 +42,9 @@ pub enum Sink {
     },
     /// Written strictly in order: stdout, a FIFO or a character device.
     Stream { fd: Fd, pos: u64 },
+    /// `--dev auto` / `bb.dev=auto` before the image size is known: nothing is open yet and
+    /// nothing may be written (the receiver writes only after binding, when it is chosen).
+    Pending,
 }
 
 impl Sink {
@@ -52,6 +56,7 @@ impl Sink {
     pub fn write(&mut self, data: &[u8], offset: u64) -> Result<(), Errno> {
         match self {
             Sink::Seek { fd, .. } => os::pwrite_all(fd.0, data, offset),
+            Sink::Pending => Err(libc::ENODEV),
             Sink::Stream { fd, pos } => {
                 if *pos != offset {
                     return Err(libc::EINVAL);
@@ -92,6 +97,7 @@ impl Sink {
                 }
                 r => r,
             },
+            Sink::Pending => Err(libc::ENODEV),
             Sink::Stream { fd, pos } => {
                 if *pos != offset {
                     return Err(libc::EINVAL);
@@ -117,6 +123,7 @@ impl Sink {
                 ..
             } => os::ftruncate(fd.0, image_size).and_then(|_| os::fdatasync(fd.0)),
             Sink::Seek { fd, .. } => os::fsync(fd.0),
+            Sink::Pending => Err(libc::ENODEV),
             // Pipes and character devices may not support syncing at all.
             Sink::Stream { fd, .. } => match os::fdatasync(fd.0) {
                 Err(libc::EINVAL) | Err(libc::EROFS) | Err(libc::ENOTSUP) => Ok(()),
@@ -169,6 +176,19 @@ pub fn open_target(out: Output<'_>, assume_zeroed: bool) -> Result<Sink, Finish>
             return Ok(Sink::Stream { fd: Fd(1), pos: 0 });
         }
         Output::Path(p) => p,
+        Output::Auto => return Ok(Sink::Pending),
+        Output::Devices(spec) => {
+            return match disks::resolve_list(disks::SYS_BLOCK, spec) {
+                Some(dev) => open_target(Output::Path(dev.as_bytes()), assume_zeroed),
+                None => Err(Finish::fail(EXIT_TARGET, |l| {
+                    let _ = write!(
+                        l,
+                        "none of the disks {} exists (a /dev/disk/by-id/ name is rebuilt from sysfs only for virtio-, nvme- and wwn- names): check the names with ls /dev /dev/disk/by-id",
+                        Lossy(spec)
+                    );
+                })),
+            };
+        }
     };
     let Some(path) = CPath::new(p) else {
         return Err(Finish::fail(EXIT_TARGET, |l| {

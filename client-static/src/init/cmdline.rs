@@ -274,9 +274,11 @@ impl CmdlineError {
             }
             CmdlineError::BadServer => "bb.server= must be an IPv4 address (bb.server=10.0.0.1)",
             CmdlineError::MissingDev => {
-                "bb.dev= is missing from the kernel command line (bb.dev=/dev/sda)"
+                "bb.dev= is missing from the kernel command line (bb.dev=auto or bb.dev=/dev/sda)"
             }
-            CmdlineError::BadDev => "bb.dev= must be a /dev/ path of at most 127 bytes",
+            CmdlineError::BadDev => {
+                "bb.dev= must be auto, a /dev/ path, a list /dev/nvme0n1,/dev/sda or a /dev/disk/by-id/ name, at most 127 bytes"
+            }
             CmdlineError::BadGroup => "bb.group= must be an IPv4 multicast address (224.0.0.0/4)",
             CmdlineError::BadPort => "bb.port= must be a number 1..65535",
             CmdlineError::BadDone => "bb.done= must be poweroff, reboot, halt or shell",
@@ -358,7 +360,11 @@ pub fn parse_cmdline(line: &[u8]) -> Result<Cmdline, CmdlineError> {
                 b"bb.server" => c.server = Some(parse_ipv4(v).ok_or(CmdlineError::BadServer)?),
                 b"bb.dev" => {
                     dev_seen = true;
-                    if !v.starts_with(b"/dev/") || v.len() <= 5 || v.contains(&b' ') {
+                    // auto, or one or more /dev/ paths separated by commas (disks.rs).
+                    let paths_ok = v
+                        .split(|&c| c == b',')
+                        .all(|p| p.starts_with(b"/dev/") && p.len() > 5 && !p.contains(&b' '));
+                    if v != b"auto" && !paths_ok {
                         return Err(CmdlineError::BadDev);
                     }
                     c.dev = FixedStr::from_bytes(v).ok_or(CmdlineError::BadDev)?;
@@ -627,6 +633,14 @@ mod tests {
             Err(CmdlineError::BadDev)
         );
         assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda,sdb"),
+            Err(CmdlineError::BadDev)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=automatic"),
+            Err(CmdlineError::BadDev)
+        );
+        assert_eq!(
             parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.group=10.0.0.1"),
             Err(CmdlineError::BadGroup)
         );
@@ -678,5 +692,20 @@ mod tests {
                 (b"d".to_vec(), b"p q".to_vec()),
             ]
         );
+    }
+
+    #[test]
+    fn dev_takes_auto_and_lists() {
+        for v in [
+            "auto",
+            "/dev/nvme0n1,/dev/sda",
+            "/dev/disk/by-id/virtio-bb1,/dev/vda",
+        ] {
+            let line = format!("bb.server=1.2.3.4 bb.dev={v}");
+            assert_eq!(
+                parse_cmdline(line.as_bytes()).unwrap().dev.as_bytes(),
+                v.as_bytes()
+            );
+        }
     }
 }

@@ -30,6 +30,7 @@ pub mod net;
 pub mod sys;
 pub mod syscalls;
 
+use crate::disks;
 use crate::os;
 pub use cmdline::{Cmdline, CmdlineError, DoneAction, FixedStr, IpConfig, IpMode};
 use sys::Line;
@@ -178,12 +179,7 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
 
     setup_network(cfg, timeout_ms)?;
 
-    if !sys::exists(cfg.dev_path()) {
-        Line::new().s("init: waiting for ").b(cfg.dev_path()).emit();
-        if !sys::wait_for_path(cfg.dev_path(), timeout_ms) {
-            return Err(InitError::NoDevice);
-        }
-    }
+    wait_for_target(cfg, timeout_ms)?;
     let mut l = Line::new();
     l.s("init: ")
         .b(cfg.iface_name())
@@ -205,6 +201,68 @@ pub fn prepare(cfg: &mut InitConfig) -> Result<(), InitError> {
     l.emit();
     Ok(())
 }
+
+/// Waits for the target: `auto` until a disk it may choose appeared (it chooses once the
+/// image size is known, and names every disk if none or several fit); a list or a by-id
+/// name until one entry resolves, which then becomes `cfg.dev`; a path until it exists.
+fn wait_for_target(cfg: &mut InitConfig, timeout_ms: u64) -> Result<(), InitError> {
+    let deadline = os::now_ms() + timeout_ms;
+    let spec = cfg.dev;
+    if disks::is_auto(spec.as_bytes()) {
+        let mut said = false;
+        while disks::scan(disks::SYS_BLOCK).internal().next().is_none() {
+            if os::now_ms() >= deadline {
+                return Ok(()); // the choice, once the size is known, says there is none
+            }
+            if !said {
+                Line::new()
+                    .s("init: bb.dev=auto: waiting for a disk")
+                    .emit();
+                said = true;
+            }
+            syscalls::sleep_ms(50);
+        }
+        // Disks behind different drivers appear a moment apart: let the others show up.
+        syscalls::sleep_ms(AUTO_SETTLE_MS);
+        return Ok(());
+    }
+    if disks::is_rule(spec.as_bytes()) {
+        let mut said = false;
+        loop {
+            if let Some(dev) = disks::resolve_list(disks::SYS_BLOCK, spec.as_bytes()) {
+                Line::new()
+                    .s("init: bb.dev=")
+                    .b(spec.as_bytes())
+                    .s(": ")
+                    .b(dev.as_bytes())
+                    .emit();
+                cfg.dev = dev;
+                return Ok(());
+            }
+            if os::now_ms() >= deadline {
+                return Err(InitError::NoDevice);
+            }
+            if !said {
+                Line::new()
+                    .s("init: waiting for one of ")
+                    .b(spec.as_bytes())
+                    .emit();
+                said = true;
+            }
+            syscalls::sleep_ms(50);
+        }
+    }
+    if !sys::exists(cfg.dev_path()) {
+        Line::new().s("init: waiting for ").b(cfg.dev_path()).emit();
+        if !sys::wait_for_path(cfg.dev_path(), timeout_ms) {
+            return Err(InitError::NoDevice);
+        }
+    }
+    Ok(())
+}
+
+/// How long `bb.dev=auto` waits after the first disk appeared for the others.
+const AUTO_SETTLE_MS: u64 = 500;
 
 /// Network part of [`prepare`]: lo up, find the NIC, address it (ip= or DHCP), routes.
 /// Exposed for a `--netconf` mode.
