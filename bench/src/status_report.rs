@@ -22,6 +22,7 @@ fn status(last_seq: u32, ranges: &[DeficitRange]) -> Vec<u8> {
         blocks_done: 0,
         loss_ppm: 0,
         phase: ClientPhase::Receiving,
+        resumed: false,
     };
     let mut buf = vec![0u8; 1500];
     let n = wire::write_status(&mut buf, SESSION, &head, ranges).unwrap();

@@ -119,6 +119,7 @@ fn packets(c: &Corpus) {
                 blocks_done: 5,
                 loss_ppm: 10_000,
                 phase,
+                resumed: false,
             };
             wire::write_status(b, 0x1234, &head, ranges).unwrap()
         })
@@ -316,6 +317,7 @@ fn sender(c: &Corpus) {
                 blocks_done: 2,
                 loss_ppm: 50_000,
                 phase: ClientPhase::Receiving,
+                resumed: false,
             };
             wire::write_status(b, TX_SESSION, &head, ranges).unwrap()
         })

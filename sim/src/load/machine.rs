@@ -476,6 +476,7 @@ impl Machine {
             } else {
                 ClientPhase::Receiving
             },
+            resumed: false,
         };
         self.report_seq = self.report_seq.wrapping_add(1);
         self.last_report_us = Some(now_us);
