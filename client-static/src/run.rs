@@ -540,8 +540,7 @@ impl Receive<'_> {
     }
 
     /// `--dev auto` now that the image size is known: the one internal disk that fits, or
-    /// the session fails as "target too small" (the wire has no closer reason) with every
-    /// candidate named in the detail.
+    /// the session fails (no usable target) with every candidate named in the detail.
     fn choose_disk(&mut self, now: u64, image_size: u64) {
         let found = disks::scan(disks::SYS_BLOCK);
         let disk = match disks::choose_auto(&found, image_size) {
@@ -549,7 +548,7 @@ impl Receive<'_> {
             Err(e) => {
                 self.detail.clear();
                 e.explain(&found, image_size, &mut self.detail);
-                self.rx.fail(now, FailReason::TargetTooSmall);
+                self.rx.fail(now, FailReason::NoTarget);
                 return;
             }
         };
@@ -566,7 +565,7 @@ impl Receive<'_> {
             Ok(sink) => self.sink = sink,
             Err(f) => {
                 self.detail = f.line;
-                self.rx.fail(now, FailReason::TargetTooSmall);
+                self.rx.fail(now, FailReason::NoTarget);
             }
         }
     }
@@ -628,7 +627,7 @@ impl Receive<'_> {
                 line.str(detail.as_str());
                 match reason {
                     FailReason::DigestMismatch => EXIT_VERIFY,
-                    FailReason::TargetTooSmall => EXIT_TARGET,
+                    FailReason::TargetTooSmall | FailReason::NoTarget => EXIT_TARGET,
                     FailReason::IoError => EXIT_IO,
                     FailReason::ImageTooLarge => EXIT_TOO_LARGE,
                     FailReason::ServerGone | FailReason::Timeout => EXIT_NO_SERVER,

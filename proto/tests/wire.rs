@@ -616,6 +616,8 @@ fn result_and_ack_round_trip_and_reject_inconsistent_fields() {
         (FailReason::ServerGone, 5),
         (FailReason::Timeout, 6),
         (FailReason::Interrupted, 7),
+        (FailReason::DigestConflict, 8),
+        (FailReason::NoTarget, 9),
     ];
     for (reason, code) in reasons {
         let failed = ResultReport {

@@ -30,6 +30,9 @@ pub enum FailReason {
     /// share a session id, or an announce was forged. The client stopped; its disk is not
     /// in question.
     DigestConflict = 8,
+    /// No usable target: with `bb.dev=auto` none or several disks fit the image, or the one
+    /// chosen could not be opened.
+    NoTarget = 9,
 }
 
 impl FailReason {
@@ -44,6 +47,7 @@ impl FailReason {
             6 => Self::Timeout,
             7 => Self::Interrupted,
             8 => Self::DigestConflict,
+            9 => Self::NoTarget,
             _ => return None,
         })
     }
@@ -58,6 +62,7 @@ impl FailReason {
             Self::Timeout => "timed out",
             Self::Interrupted => "interrupted",
             Self::DigestConflict => "two image digests announced for one session",
+            Self::NoTarget => "no usable target disk (none or several fit)",
         }
     }
 }
