@@ -228,7 +228,8 @@ Exit status:
        timeout (a lost machine beyond the N does not count); without it, a client
        failed or was lost, or none verified
   2    usage error
-  3    image error (unreadable, empty, spool failed, side file refused)
+  3    image error (unreadable, empty, spool failed, side file refused, or the image file
+       changed while it was sent)
   4    network error (cannot bind or send)
   130  interrupted (Ctrl-C, SIGTERM); clients are told the session ended
 ",

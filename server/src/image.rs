@@ -164,6 +164,47 @@ pub fn open(source: &Source, plan: &OpenPlan) -> Result<Image, String> {
     })
 }
 
+/// What a regular file's metadata says about its contents: size, modification and change
+/// times. A write moves them; the image read block by block must not change meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Image {
+    /// The stamp of an image read from a regular file, now; None for a block device (its
+    /// times do not move when it is written), a spool (a private copy) or a failed fstat.
+    pub fn stamp(&self) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let Store::Seekable { file, .. } = &self.store else {
+            return None;
+        };
+        let m = file.metadata().ok().filter(|m| m.file_type().is_file())?;
+        Some(FileStamp {
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// A message when the image file changed since `then` (its stamp when it was opened):
+    /// the clients then hold the blocks as they were read, possibly old and new mixed.
+    pub fn changed_since(&self, then: Option<FileStamp>) -> Option<String> {
+        let (then, now) = (then?, self.stamp()?);
+        (then != now).then(|| {
+            format!(
+                "the image {} changed while it was being sent (its size or modification time moved): \
+                 the clients verified the blocks as they were read, possibly old and new contents \
+                 mixed; stop whatever writes to it (a filesystem on it still mounted, perhaps in \
+                 another mount namespace, e.g. by `ip netns exec`) and send it again",
+                self.name
+            )
+        })
+    }
+}
+
 impl Image {
     /// Block `b` coded (read and compressed again, or from the spool): what a cache miss
     /// costs. The same block always codes to the same bytes.
@@ -376,6 +417,26 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn an_image_file_written_while_open_is_reported_changed() {
+        let dir = tempdir("stamp");
+        let p = dir.join("disk.img");
+        std::fs::write(&p, vec![7u8; 100_000]).unwrap();
+        let img = open(&Source::Path(p.clone()), &plan(64 * 512)).unwrap();
+        let at_open = img.stamp();
+        assert!(at_open.is_some(), "a regular file has a stamp");
+        assert_eq!(img.changed_since(at_open), None, "nothing wrote it");
+        // Past the filesystem's timestamp granularity (a jiffy on ext4), then one byte
+        // rewritten in place: same size, same bytes elsewhere.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&[8], 1024).unwrap();
+        let msg = img.changed_since(at_open).expect("the write is seen");
+        assert!(msg.contains("changed while it was being sent"), "{msg}");
+        assert!(msg.contains("disk.img"), "{msg}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -660,6 +660,8 @@ pub fn run(o: &Options) -> i32 {
             };
         }
     };
+    // Compared at the end: an image written meanwhile is not what the clients verified.
+    let stamp_at_open = img.stamp();
     let geometry = match prepare::geometry(img.size, &o.coding) {
         Ok(g) => g,
         Err(e) => {
@@ -829,9 +831,17 @@ pub fn run(o: &Options) -> i32 {
             );
         }
     }
-    let (code, outcome) = match r.main_loop() {
+    let (mut code, mut outcome) = match r.main_loop() {
         End::Done(c, m) | End::Fatal(c, m) => (c, m),
     };
+    if let Some(changed) = img.changed_since(stamp_at_open) {
+        if code == EXIT_OK {
+            code = EXIT_IMAGE;
+            outcome = changed;
+        } else {
+            outcome = format!("{outcome}; {changed}");
+        }
+    }
     r.progress.clear();
     if code != EXIT_OK {
         say!("bb-server: {outcome}");
