@@ -1,9 +1,10 @@
 # images.sh: disk images the way operators have them, for the image tests and the image
 # benchmark (issue 8). Source it after lib.sh (it uses lab_tmpdir and the lab's teardown).
 #
-#   img_ext4 FILE SIZE_MIB FILES_MIB    an ext4 filesystem in FILE (SIZE_MIB, sparse, mkfs.ext4)
-#                                       holding about FILES_MIB of real files from /usr (doc,
-#                                       binaries, libraries); prints the bytes copied
+#   img_ext4 FILE SIZE_MIB FILES_MIB    an ext4 filesystem in FILE (SIZE_MIB, sparse, made by
+#                                       mkfs.ext4 -d, never mounted) holding about FILES_MIB of
+#                                       real files from /usr (doc, binaries, libraries); prints
+#                                       the bytes copied
 #   img_sparse FILE SIZE_MIB DATA_MIB EXTENTS [SEED]
 #                                       a sparse file: DATA_MIB of random bytes in EXTENTS
 #                                       extents at scattered 4 KiB-aligned offsets, holes between
@@ -28,27 +29,30 @@ _img_mount() {
 }
 
 img_ext4() {
-    local file="$1" size_mib="$2" files_mib="$3" mnt list copied
+    local file="$1" size_mib="$2" files_mib="$3" tree list copied
     command -v mkfs.ext4 >/dev/null || lab_fail "mkfs.ext4 not found (e2fsprogs)"
-    rm -f "$file"
-    truncate -s "${size_mib}M" "$file"
-    mkfs.ext4 -q -F "$file" || lab_fail "mkfs.ext4 $file failed"
-    mnt=$(lab_tmpdir)
-    _img_mount -o loop "$file" "$mnt" || lab_fail "mount -o loop $file failed"
-    # Regular files in a fixed order until the budget is reached: the same image each run.
+    # No mount: mkfs.ext4 -d fills the filesystem from a directory in user space, so the
+    # image is final when mkfs returns. A loop mount is not: on this machine / is a private
+    # mount, so any `ip netns exec` (another lab's, say) started while it was mounted keeps a
+    # copy of the mount in its own namespace; our umount then only detaches it here, and the
+    # kernel writes the last superblock (free counts, needs_recovery cleared) into the image
+    # when that process exits -- seconds later, while the image is being served.
+    tree=$(lab_tmpdir)
     list="$LAB_LOGDIR/ext4-files.list"
+    # Regular files in a fixed order until the budget is reached: the same image each run.
     # Each inode once: hard links (several names, one file) would not add bytes to the image.
     find /usr/share/doc /usr/bin /usr/lib/x86_64-linux-gnu -xdev -type f -printf '%i %s %p\n' 2>/dev/null \
         | sort -k3 \
         | awk -v max="$((files_mib << 20))" '!seen[$1]++ && sum + $2 <= max {
               sum += $2; sub(/^[0-9]+ [0-9]+ /, ""); print }' \
         >"$list"
-    tar -C / -cf - --no-recursion -T "$list" 2>/dev/null | tar -C "$mnt" -xf - \
-        || lab_fail "copying files into $file failed"
-    copied=$(du -sb --apparent-size "$mnt" | awk '{print $1}')
-    umount "$mnt" || lab_fail "umount $mnt failed"
-    sed -i "\#^$mnt\$#d" "$LAB_LOGDIR/.mounts"
-    rm -f "$list"
+    tar -C / -cf - --no-recursion -T "$list" 2>/dev/null | tar -C "$tree" -xf - \
+        || lab_fail "copying files for $file failed"
+    copied=$(du -sb --apparent-size "$tree" | awk '{print $1}')
+    rm -f "$file" "$list"
+    truncate -s "${size_mib}M" "$file"
+    mkfs.ext4 -q -F -d "$tree" "$file" || lab_fail "mkfs.ext4 -d $tree $file failed"
+    rm -rf --one-file-system "$tree"
     echo "$copied"
 }
 

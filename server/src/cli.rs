@@ -242,7 +242,8 @@ Exit status:
        --lost-grace has passed)
   2    usage error
   3    image error (unreadable, empty, spool failed, side file refused; the image
-       changed or failed to read while served: clients are told the session ended)
+       changed or failed to read while served, or is found changed when the session
+       ends: clients are told the session ended)
   4    network error (cannot bind or send)
   130  interrupted (Ctrl-C, SIGTERM); clients are told the session ended
 ",

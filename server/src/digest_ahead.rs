@@ -122,7 +122,8 @@ impl ImageWatch {
             Ok(_) => Err(format!(
                 "the image {} was modified while it was served (its modification time \
                  moved): stopping rather than send data no client could verify; serve a \
-                 copy or a snapshot that nothing writes",
+                 copy or a snapshot that nothing writes (a file system on it still mounted, \
+                 perhaps in another mount namespace, e.g. by `ip netns exec`, writes it)",
                 self.path.display()
             )),
             Err(e) => Err(format!(

@@ -782,6 +782,12 @@ pub fn run(o: &Options) -> i32 {
             };
         }
     };
+    // Taken at open, checked while serving and at the end: an image written meanwhile is
+    // not what the clients verified.
+    let watch = match (&o.source, &img.store) {
+        (Source::Path(p), image::Store::Seekable { .. }) => ImageWatch::of(p),
+        _ => None,
+    };
     let geometry = match prepare::geometry(img.size, &o.coding) {
         Ok(g) => g,
         Err(e) => {
@@ -875,10 +881,6 @@ pub fn run(o: &Options) -> i32 {
                 }
             }
         }
-        _ => None,
-    };
-    let watch = match (&o.source, &img.store) {
-        (Source::Path(p), image::Store::Seekable { .. }) => ImageWatch::of(p),
         _ => None,
     };
     let tty = sys::stderr_is_tty();
@@ -975,9 +977,17 @@ pub fn run(o: &Options) -> i32 {
             );
         }
     }
-    let (code, outcome) = match r.main_loop() {
+    let (mut code, mut outcome) = match r.main_loop() {
         End::Done(c, m) | End::Fatal(c, m) => (c, m),
     };
+    if let Some(changed) = r.watch.as_ref().and_then(|w| w.check().err()) {
+        if code == EXIT_OK {
+            code = EXIT_IMAGE;
+            outcome = changed;
+        } else {
+            outcome = format!("{outcome}; {changed}");
+        }
+    }
     r.progress.clear();
     if code != EXIT_OK {
         say!("bb-server: {outcome}");

@@ -441,6 +441,85 @@ fn a_failed_client_makes_the_server_exit_1() {
 }
 
 #[test]
+fn an_image_written_while_it_is_sent_makes_the_server_exit_3() {
+    use std::io::BufRead;
+    use std::os::unix::fs::FileExt;
+    let dir = tmp("changed");
+    let path = dir.join("disk.img");
+    let img = image_bytes(1 << 20, 4);
+    std::fs::write(&path, &img).unwrap();
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let mut srv = server(
+        &[
+            "--clients",
+            "1",
+            "--min-clients",
+            "1",
+            "--wait",
+            "10",
+            "--port",
+            &dps,
+            "--control-port",
+            &cps,
+            "127.0.0.1",
+            path.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    // Its stderr line by line: the image is open once "sending" is said.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(srv.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            if line.contains("bb-server: sending") {
+                let _ = tx.send(());
+            }
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("bb-server said what it sends");
+    // Past the filesystem's timestamp granularity, then one byte rewritten in place (what a
+    // filesystem still mounted from the image does to its superblock).
+    std::thread::sleep(Duration::from_millis(30));
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&[img[1024] ^ 0xff], 1024).unwrap();
+    drop(f);
+    let r = client(
+        dp,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp),
+        None,
+        Duration::from_secs(15),
+    );
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = srv.try_wait().unwrap() {
+            break st.code().unwrap_or(-1);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            srv.kill().unwrap();
+            panic!("bb-server did not exit in 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = reader.join().unwrap();
+    // The client verified what the server read; the server says the image moved meanwhile.
+    assert!(
+        matches!(r.outcome, Some(Outcome::Verified { .. })),
+        "{:?}\n{err}",
+        r.outcome
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("was modified while it was served"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn usage_image_and_network_errors_have_their_exit_codes() {
     let dir = tmp("codes");
     let (code, _, err) = finish(
