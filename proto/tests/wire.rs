@@ -197,9 +197,14 @@ fn header_checks_reject_foreign_and_damaged_packets() {
     reseal(&mut p);
     assert_eq!(open(&p).unwrap_err(), WireError::BadType);
     let mut p = good.clone();
-    p[6] = 1;
+    p[6] = 2;
     reseal(&mut p);
     assert_eq!(open(&p).unwrap_err(), WireError::BadFlags);
+    // Flag bit 0 announces a tag: a keyless end drops the packet.
+    let mut p = good.clone();
+    p[6] = 1;
+    reseal(&mut p);
+    assert_eq!(open(&p).unwrap_err(), WireError::NeedsKey);
     // Any single bit flipped without resealing is caught by the CRC.
     for byte in [8, 20, 50, ANNOUNCE_LEN - 1] {
         let mut p = good.clone();
@@ -762,9 +767,10 @@ fn field_tables_tile_each_packet() {
 fn constants_keep_their_values() {
     assert_eq!(FRAMING_BYTES, 14 + 20 + 8);
     assert_eq!(MAX_DATAGRAM, 8972);
-    assert_eq!(MAX_RANGES, 177);
-    assert_eq!(MAX_ZERO_RANGES, 180);
-    assert_eq!(VERSION, 2);
+    // Room for the 16-byte tag of a keyed session in a 1472-byte datagram.
+    assert_eq!(MAX_RANGES, 175);
+    assert_eq!(MAX_ZERO_RANGES, 178);
+    assert_eq!(VERSION, 3);
     assert_eq!(DATA_OVERHEAD, 40);
     assert_eq!(MAX_SYMBOL_SIZE, 8896);
     assert_eq!((MAX_K, SYMBOL_ALIGN), (4096, 64));
@@ -909,11 +915,11 @@ mod golden {
     struct Bytes(Vec<u8>);
 
     impl Bytes {
-        /// The common header: "BBND", version 2, `ty`, no flags, the session.
+        /// The common header: "BBND", version 3, `ty`, no flags, the session.
         fn header(ty: u8) -> Self {
             let b = Self(Vec::new())
                 .raw(b"BBND")
-                .u8(2)
+                .u8(3)
                 .u8(ty)
                 .u16(0)
                 .u64(SESSION);

@@ -12,6 +12,7 @@
 //! `write_*` function per packet type.
 
 mod announce;
+pub mod auth;
 mod data;
 pub mod field;
 mod geometry;
@@ -32,7 +33,7 @@ pub use zero_map::{MAX_ZERO_RANGES, ZERO_RANGE_LEN, ZeroMap, ZeroRange, write_ze
 /// "BBND" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BBND");
 /// Protocol version carried in every packet.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Bytes of the common header (magic, version, type, flags, session id).
 pub const HEADER_LEN: usize = field::header::LEN;
 /// Bytes of the CRC32 trailer.
@@ -65,13 +66,14 @@ pub const FRAMING_BYTES: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEA
 pub(crate) const STANDARD_DATAGRAM: usize = 1500 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 /// Largest datagram broadband ever builds or accepts (jumbo frames: 9000 - 28).
 pub const MAX_DATAGRAM: usize = 9000 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
-/// Deficit ranges that fit in a status packet of at most 1472 bytes (MTU 1500).
-pub const MAX_RANGES: usize = (STANDARD_DATAGRAM - STATUS_FIXED_LEN - CRC_LEN) / RANGE_LEN;
+/// Deficit ranges that fit in a status packet of at most 1472 bytes (MTU 1500), tag included.
+pub const MAX_RANGES: usize =
+    (STANDARD_DATAGRAM - STATUS_FIXED_LEN - CRC_LEN - auth::TAG_LEN) / RANGE_LEN;
 /// Symbol sizes are multiples of this (the erasure code's SIMD layout).
 pub const SYMBOL_ALIGN: u32 = 64;
 /// Largest symbol that fits a jumbo frame.
 pub const MAX_SYMBOL_SIZE: u32 =
-    ((MAX_DATAGRAM - DATA_OVERHEAD) as u32 / SYMBOL_ALIGN) * SYMBOL_ALIGN;
+    ((MAX_DATAGRAM - DATA_OVERHEAD - auth::TAG_LEN) as u32 / SYMBOL_ALIGN) * SYMBOL_ALIGN;
 /// Most source symbols per block.
 pub const MAX_K: u32 = 4096;
 /// Largest encoding symbol index: 0xFFFF is kept free as "no symbol".
@@ -135,6 +137,12 @@ pub enum WireError {
     BadField(&'static str),
     /// The output buffer is too small for the packet.
     BufferTooSmall,
+    /// A tagged packet (header flag bit 0), and this end has no key.
+    NeedsKey,
+    /// An untagged packet, and this end has a key: it accepts only tagged ones.
+    Unauthenticated,
+    /// The tag does not match: forged, modified, or made with another key.
+    BadTag,
 }
 
 impl fmt::Display for WireError {
@@ -149,6 +157,9 @@ impl fmt::Display for WireError {
             Self::BadLength => f.write_str("length does not match packet type"),
             Self::BadField(name) => write!(f, "field out of range: {name}"),
             Self::BufferTooSmall => f.write_str("output buffer too small"),
+            Self::NeedsKey => f.write_str("authenticated packet, and no key to check it"),
+            Self::Unauthenticated => f.write_str("packet without a tag, and a key is in use"),
+            Self::BadTag => f.write_str("tag mismatch (forged, modified or another key)"),
         }
     }
 }
@@ -232,8 +243,27 @@ impl<'a> Packet<'a> {
     }
 }
 
-/// Checks magic, version, type, flags and CRC; returns the checked packet.
+/// Checks magic, version, type, flags and CRC of a packet for an end without a key;
+/// returns the checked packet. A tagged packet is dropped with [`WireError::NeedsKey`].
 pub fn open(bytes: &[u8]) -> Result<Packet<'_>, WireError> {
+    open_inner(bytes, None::<fn(u64) -> auth::MacKey>)
+}
+
+/// Checks a packet for an end that holds a key: it must be tagged, and its tag must verify
+/// under `key_for(session id)` before anything else in it is used (only the header is read
+/// to choose the key). The returned packet's bytes end at the CRC (the tag is stripped),
+/// so the typed accessors read it as an untagged one.
+pub fn open_keyed(
+    bytes: &[u8],
+    key_for: impl FnOnce(u64) -> auth::MacKey,
+) -> Result<Packet<'_>, WireError> {
+    open_inner(bytes, Some(key_for))
+}
+
+fn open_inner(
+    bytes: &[u8],
+    key_for: Option<impl FnOnce(u64) -> auth::MacKey>,
+) -> Result<Packet<'_>, WireError> {
     use field::header;
     if bytes.len() < HEADER_LEN + CRC_LEN {
         return Err(WireError::Truncated);
@@ -245,18 +275,33 @@ pub fn open(bytes: &[u8]) -> Result<Packet<'_>, WireError> {
         return Err(WireError::BadVersion);
     }
     let ty = PacketType::from_u8(field::get_u8(bytes, header::TYPE)).ok_or(WireError::BadType)?;
-    if get_u16(bytes, header::FLAGS) != 0 {
+    let flags = get_u16(bytes, header::FLAGS);
+    if flags & !auth::FLAG_TAGGED != 0 {
         return Err(WireError::BadFlags);
     }
+    let session = get_u64(bytes, header::SESSION);
+    let tagged = flags & auth::FLAG_TAGGED != 0;
+    let bytes = match (tagged, key_for) {
+        (false, None) => bytes,
+        (true, None) => return Err(WireError::NeedsKey),
+        (false, Some(_)) => return Err(WireError::Unauthenticated),
+        (true, Some(key_for)) => {
+            if bytes.len() < HEADER_LEN + CRC_LEN + auth::TAG_LEN {
+                return Err(WireError::Truncated);
+            }
+            let (signed, tag) = bytes.split_at(bytes.len() - auth::TAG_LEN);
+            if !key_for(session).verify(signed, tag) {
+                return Err(WireError::BadTag);
+            }
+            signed
+        }
+    };
     let body_end = bytes.len() - CRC_LEN;
     if crc32(&bytes[..body_end]) != get_u32(bytes, body_end..bytes.len()) {
         return Err(WireError::BadCrc);
     }
     Ok(Packet {
         bytes,
-        header: Header {
-            ty,
-            session: get_u64(bytes, header::SESSION),
-        },
+        header: Header { ty, session },
     })
 }
