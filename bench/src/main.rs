@@ -1,7 +1,7 @@
 //! `bb-bench`: prints throughput figures of broadband components, one line per figure.
 //!
-//! Usage: `bb-bench [fec | zstd [FILE]]` (default `fec`, then `zstd` over files under
-//! /usr/share). Every figure is single-threaded (per core), timed
+//! Usage: `bb-bench [fec | zstd [FILE] | mac]` (default `fec`, then `zstd` over files
+//! under /usr/share; `mac` measures the tag candidates of keyed sessions). Every figure is single-threaded (per core), timed
 //! with `std::time::Instant` over at least 0.5 s of repeated runs (best of 5 windows of 0.1 s).
 
 use std::hint::black_box;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bb_proto::fec::{self, Engine, Kernel};
 
+mod mac;
 mod zstd_blocks;
 
 const MIN_TIME: Duration = Duration::from_millis(500);
@@ -168,8 +169,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("zstd") => zstd_figures(args.get(1).map(String::as_str)),
+        Some("mac") => {
+            mac::bench_mac();
+            ExitCode::SUCCESS
+        }
         Some(other) => {
-            eprintln!("usage: bb-bench [fec | zstd [FILE]]\nunknown benchmark: {other}");
+            eprintln!("usage: bb-bench [fec | zstd [FILE] | mac]\nunknown benchmark: {other}");
             ExitCode::from(2)
         }
     }

@@ -414,11 +414,11 @@ impl<'a> Receiver<'a> {
     }
 
     fn handle_inner(&mut self, now_us: u64, pkt: &[u8]) -> Result<Event, Dropped> {
-        let opened = match (self.cfg.key, self.macs) {
+        let opened = match (&self.cfg.key, &self.macs) {
             (None, _) => wire::open(pkt),
-            (Some(psk), macs) => wire::open_keyed(pkt, |session| match (self.session, macs) {
-                (Some(s), Some(m)) if s.id == session => m.receive,
-                _ => MacKey::derive(&psk, session, Direction::FromServer),
+            (Some(psk), macs) => wire::open_keyed(pkt, |session| match (&self.session, macs) {
+                (Some(s), Some(m)) if s.id == session => m.receive.clone(),
+                _ => MacKey::derive(psk, session, Direction::FromServer),
             }),
         };
         let packet = opened.map_err(Dropped::Malformed)?;

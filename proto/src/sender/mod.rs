@@ -400,8 +400,8 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
 
     /// Handles one datagram that arrived on the control port from `from`.
     pub fn handle_datagram(&mut self, now_us: u64, from: A, pkt: &[u8]) -> Result<(), Dropped> {
-        let opened = match self.macs {
-            Some(m) => wire::open_keyed(pkt, |_| m.receive),
+        let opened = match &self.macs {
+            Some(m) => wire::open_keyed(pkt, |_| m.receive.clone()),
             None => wire::open(pkt),
         };
         let packet = match opened {
