@@ -49,6 +49,8 @@ pub struct Options {
     pub coding: Coding,
     /// The side file to use: None with --no-map (and for standard input).
     pub map: MapChoice,
+    /// `--key-file`: with a key every packet is authenticated (docs/SECURITY.md).
+    pub key: Option<bb_proto::wire::auth::PresharedKey>,
 }
 
 /// How blocks are coded, shared by sending and `--prepare`.
@@ -102,6 +104,8 @@ impl Options {
 pub enum Command {
     Run(Box<Options>),
     Prepare(PrepareOptions),
+    /// `--gen-key FILE`: write a new random key.
+    GenKey(PathBuf),
     Help,
     Version,
 }
@@ -130,6 +134,8 @@ fn opts() -> getopts::Options {
     o.optopt("", "prepare", "", "IMAGE");
     o.optopt("", "map", "", "FILE");
     o.optflag("", "no-map", "");
+    o.optopt("", "key-file", "", "FILE");
+    o.optopt("", "gen-key", "", "FILE");
     o.optflag("q", "quiet", "");
     o.optflag("h", "help", "");
     o.optflag("V", "version", "");
@@ -146,6 +152,7 @@ erasure-coded repairs, so the image crosses the network about once.
 
 Usage: bb-server [OPTIONS] ADDRESS [IMAGE]
        bb-server --prepare IMAGE [--map FILE] [--compress LEVEL|off] [geometry options]
+       bb-server --gen-key FILE
 
   ADDRESS   where data goes: the broadcast address of a local subnet (10.0.0.255),
             a multicast group (239.1.2.3, 224.0.0.0/4) or one client's address
@@ -201,6 +208,16 @@ Who and when:
                            name the clients that did not finish [default: {tmo:.0} s
                            after the first pass over the image ended]
       --client-timeout SECONDS  a client silent this long is lost [default 10]
+
+Authentication (docs/SECURITY.md):
+      --key-file FILE      the pre-shared key: 32 raw bytes or 64 hex digits. Every
+                           packet both ways then carries a 16-byte tag (HMAC-SHA256 under
+                           a key derived for this session); packets without a valid tag
+                           are dropped and counted. Clients need the same key
+                           (bb-client --key-file, bb.key=, or baked into the initramfs)
+      --gen-key FILE       write a new random key to FILE (hex, mode 0600; never
+                           replaces an existing file) and exit
+  Without a key anyone on the LAN can feed clients another image or disturb a session.
 
 Output:
   -q, --quiet              no progress or events, only errors and the summary
@@ -309,6 +326,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     }
     if m.opt_present("V") {
         return Ok(Command::Version);
+    }
+    if let Some(path) = m.opt_str("gen-key") {
+        if let Some(extra) = m.free.first() {
+            return Err(format!(
+                "unexpected argument '{extra}': --gen-key takes only FILE"
+            ));
+        }
+        return Ok(Command::GenKey(PathBuf::from(path)));
     }
     let coding = parse_coding(&m)?;
     if let Some(img) = m.opt_str("prepare") {
@@ -469,6 +494,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         quiet: m.opt_present("q"),
         coding,
         map,
+        key: m
+            .opt_str("key-file")
+            .map(|f| crate::key::load(std::path::Path::new(&f)))
+            .transpose()?,
     })))
 }
 
