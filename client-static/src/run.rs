@@ -513,6 +513,16 @@ impl Receive<'_> {
                 n
             ));
         }
+        if let Err(e) = self.sink.begin() {
+            self.detail.clear();
+            let _ = write!(
+                self.detail,
+                "emptying the target file before writing failed: {}",
+                os::strerror(e)
+            );
+            self.rx.fail(now, FailReason::IoError);
+            return;
+        }
         if let Sink::Seek {
             block_dev_size: Some(size),
             ..

@@ -108,6 +108,19 @@ impl Sink {
         }
     }
 
+    /// Called once bound to a session, before the first write: a regular file is emptied
+    /// (its zero ranges become holes); other targets are written in place.
+    pub fn begin(&self) -> Result<(), Errno> {
+        match self {
+            Sink::Seek {
+                fd,
+                block_dev_size: None,
+                ..
+            } => os::ftruncate(fd.0, 0),
+            _ => Ok(()),
+        }
+    }
+
     /// Makes what was written durable; a regular file gets the image's length first.
     pub fn flush(&self, image_size: u64) -> Result<(), Errno> {
         match self {
@@ -219,9 +232,12 @@ pub fn open_target(out: Output<'_>, assume_zeroed: bool) -> Result<Sink, Finish>
             );
         })),
         _ => {
-            let fd = os::open(&path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644)
+            // Not truncated yet: a client that never binds to a session (wrong key, another
+            // image than --digest, no server) leaves an existing file as it was.
+            let fd = os::open(&path, libc::O_WRONLY | libc::O_CREAT, 0o644)
                 .map_err(|e| target_err("create", e))?;
-            // Created or truncated empty: zero ranges are holes until the length is set.
+            // Truncated empty at the bind (Sink::begin): zero ranges are holes until the
+            // length is set.
             Ok(Sink::Seek {
                 fd,
                 block_dev_size: None,
