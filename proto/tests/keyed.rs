@@ -540,3 +540,32 @@ fn a_pin_against_a_digest_announced_late_fails_verification() {
     // The image arrived intact: it is the pin that it does not match.
     assert_eq!(Some(r.computed), r.digest);
 }
+
+/// The tag is exactly what PROTOCOL.md section 9 defines, computed here from its text with
+/// the standard crates: BLAKE3 derive-key for the session key, HMAC-SHA256 cut to 16 bytes.
+#[test]
+fn the_tag_follows_the_protocol_text() {
+    use hmac::{KeyInit, Mac};
+    let psk = [0x5cu8; 32];
+    let pkt = &every_packet()[0];
+    for (dir, byte) in [(Direction::FromServer, 1u8), (Direction::FromClient, 2u8)] {
+        let mut material = psk.to_vec();
+        material.extend_from_slice(&SESSION.to_le_bytes());
+        material.push(byte);
+        let k = blake3::derive_key("broadband 2026-12 session mac key v3", &material);
+        let mut flagged = pkt.clone();
+        flagged[6] |= 1;
+        let body = flagged.len() - CRC_LEN;
+        let c = crc32(&flagged[..body]);
+        flagged[body..].copy_from_slice(&c.to_le_bytes());
+        let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&k).unwrap();
+        m.update(&flagged);
+        let want = m.finalize().into_bytes();
+        let got = tagged(
+            pkt,
+            &MacKey::derive(&PresharedKey::from_bytes(psk), SESSION, dir),
+        );
+        assert_eq!(&got[..pkt.len()], &flagged[..]);
+        assert_eq!(&got[pkt.len()..], &want[..TAG_LEN]);
+    }
+}
