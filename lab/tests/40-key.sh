@@ -3,7 +3,9 @@
 # with another key never writes a byte (its target file keeps its checksum) and says why;
 # a keyless client hearing the keyed server says the server requires a key. Then a keyless
 # server: a keyed client says "data heard, but not authenticated with your key" and keeps
-# its target, while a keyless client verifies.
+# its target, while a keyless client verifies. Last, a pinned digest with a prepared image
+# (digest announced from the first packet): the right pin verifies; a wrong pin is refused
+# before a byte is written, and the client says so.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 lab_require_root
@@ -18,11 +20,12 @@ if "$BB_SERVER" --gen-key "$d/right.key" 2>/dev/null; then
 fi
 [[ $(stat -c %a "$d/right.key") == 600 ]] || lab_fail "the key file is not mode 0600"
 # Targets that must survive: an existing file with known contents.
-for t in wrong keyless keyed-vs-plain; do head -c 1048576 /dev/urandom >"$d/$t.img"; done
+for t in wrong keyless keyed-vs-plain badpin; do head -c 1048576 /dev/urandom >"$d/$t.img"; done
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 before_wrong=$(sum "$d/wrong.img")
 before_keyless=$(sum "$d/keyless.img")
 before_plain=$(sum "$d/keyed-vs-plain.img")
+before_badpin=$(sum "$d/badpin.img")
 
 # 1. Keyed server.
 BB_CLIENT_TIMEOUT=12 bb_client right 1 --key-file "$d/right.key" 10.99.0.1 "$d/right.img"
@@ -58,3 +61,21 @@ rc=0; lab_wait keyed 30 || rc=$?
     lab_fail "keyed client did not say the data was not authenticated: $(lab_tail keyed 3)"
 [[ $(sum "$d/keyed-vs-plain.img") == "$before_plain" ]] || lab_fail "the keyed client changed its target"
 echo "keyless server: keyless client byte-exact; keyed client ignored it and said so"
+
+# 3. A prepared image announces its digest at once: a wrong pin never writes.
+"$BB_SERVER" --prepare "$d/image" 2>"$LAB_LOGDIR/prepare.err" || lab_fail "bb-server --prepare: $(tail -n 2 "$LAB_LOGDIR/prepare.err")"
+digest=$(sed -n 's/.*image digest \([0-9a-f]\{64\}\).*/\1/p' "$LAB_LOGDIR/prepare.err" | head -n 1)
+[[ -n "$digest" ]] || lab_fail "no image digest in bb-server --prepare's output"
+wrongpin=$(printf '%s' "$digest" | tr '0-9a-f' '1-9a-f0')
+BB_CLIENT_TIMEOUT=12 bb_client pinned 1 --key-file "$d/right.key" --digest "$digest" 10.99.0.1 "$d/pinned.img"
+BB_CLIENT_TIMEOUT=12 bb_client badpin 2 --key-file "$d/right.key" --digest "$wrongpin" 10.99.0.1 "$d/badpin.img"
+bb_server srv3 --key-file "$d/right.key" --rate "$BB_RATE" --clients 1 10.99.0.255 "$d/image"
+lab_wait srv3 75 || lab_fail "prepared keyed bb-server $(bb_why srv3)"
+lab_wait pinned 30 || true
+bb_check_clients "$d/image" "pinned:$d/pinned.img"
+rc=0; lab_wait badpin 30 || rc=$?
+(( rc == 5 )) || lab_fail "client with a wrong pin: exit $rc, expected 5 ($(lab_tail badpin 2))"
+grep -q "another image digest than the pinned $wrongpin" "$LAB_LOGDIR/badpin.err" ||
+    lab_fail "client with a wrong pin did not name it: $(lab_tail badpin 3)"
+[[ $(sum "$d/badpin.img") == "$before_badpin" ]] || lab_fail "the client with a wrong pin changed its target"
+echo "pinned digest: the right pin verifies; a wrong one is refused before any write"
