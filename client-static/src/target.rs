@@ -302,6 +302,9 @@ mod tests {
         let Ok(mut sink) = open_target(Output::Path(p), false) else {
             panic!("open_target failed");
         };
+        // Opening alone keeps the old contents (no session yet); the bind empties it.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 << 20);
+        sink.begin().unwrap();
         let (head, tail) = (pattern(64 << 10, 1), pattern(100_000, 2));
         let zeros_at = head.len() as u64;
         let zeros_len = 8 << 20;
