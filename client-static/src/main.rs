@@ -13,6 +13,7 @@ mod init;
 mod keyfile;
 mod mem;
 mod mounts;
+mod no_heap;
 mod os;
 mod parse;
 mod run;
@@ -31,6 +32,11 @@ unsafe extern "C" {}
 #[cfg(all(not(test), target_env = "gnu", target_feature = "crt-static"))]
 #[link(name = "gcc_eh", kind = "static")]
 unsafe extern "C" {}
+
+// No heap: see no_heap.rs for why a no_std binary names an allocator at all.
+#[cfg(not(test))]
+#[global_allocator]
+static NO_HEAP: no_heap::NoHeap = no_heap::NoHeap;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -7,8 +7,8 @@ use bb_proto::sender::{
     BlockSource, ClientInfo, Sender, SenderConfig, SenderStats, SenderStorage, Transmit,
 };
 use bb_proto::wire::auth::{
-    Direction, FLAG_TAGGED, KeyFileError, MacKey, PresharedKey, SessionMacs, TAG_LEN, parse_hex32,
-    sign,
+    COUNTER_LEN, Direction, FLAG_TAGGED, KeyFileError, MacKey, PresharedKey, SERVER_SENDER,
+    SessionMacs, TAG_LEN, TRAILER_LEN, parse_hex32, sign,
 };
 use bb_proto::wire::{self, *};
 
@@ -89,22 +89,39 @@ fn every_packet() -> Vec<Vec<u8>> {
     out
 }
 
+/// Counter of the packets [`tagged`] signs with a bare key.
+const COUNTER: u64 = 0x0102_0304_0506_0708;
+
 fn tagged(pkt: &[u8], mac: &MacKey) -> Vec<u8> {
     let mut buf = pkt.to_vec();
-    buf.resize(pkt.len() + TAG_LEN, 0);
-    assert_eq!(sign(&mut buf, pkt.len(), mac).unwrap(), pkt.len() + TAG_LEN);
+    buf.resize(pkt.len() + TRAILER_LEN, 0);
+    assert_eq!(
+        sign(&mut buf, pkt.len(), mac, COUNTER).unwrap(),
+        pkt.len() + TRAILER_LEN
+    );
+    buf
+}
+
+/// `pkt` as one end of a session sends it (its own key and next counter).
+fn sent_by(end: &SessionMacs, pkt: &[u8]) -> Vec<u8> {
+    let mut buf = pkt.to_vec();
+    buf.resize(pkt.len() + TRAILER_LEN, 0);
+    assert_eq!(end.sign(&mut buf, pkt.len()).unwrap(), buf.len());
     buf
 }
 
 #[test]
 fn every_packet_type_round_trips_tagged_and_the_tag_is_stripped() {
-    let mac = MacKey::derive(&key(1), SESSION, Direction::FromServer);
+    let mac = MacKey::derive(&key(1), SESSION, Direction::FromServer, SERVER_SENDER);
     for pkt in every_packet() {
         let t = tagged(&pkt, &mac);
         assert_eq!(u16::from_le_bytes([t[6], t[7]]), FLAG_TAGGED);
-        let p = wire::open_keyed(&t, |s| {
+        let p = wire::open_keyed(&t, |s, sender| {
             assert_eq!(s, SESSION);
-            mac.clone()
+            // The key of a client's packet is chosen by its client id (42 here).
+            let from_client = matches!(pkt[5], 3 | 4);
+            assert_eq!(sender, if from_client { 42 } else { SERVER_SENDER });
+            &mac
         })
         .unwrap();
         // The typed view is the untagged packet with the flag set: same length, same body.
@@ -125,7 +142,7 @@ fn every_packet_type_round_trips_tagged_and_the_tag_is_stripped() {
         // A keyless end refuses it, a keyed end refuses the untagged original.
         assert_eq!(wire::open(&t).unwrap_err(), WireError::NeedsKey);
         assert_eq!(
-            wire::open_keyed(&pkt, |_| mac.clone()).unwrap_err(),
+            wire::open_keyed(&pkt, |_, _| &mac).unwrap_err(),
             WireError::Unauthenticated
         );
     }
@@ -133,22 +150,23 @@ fn every_packet_type_round_trips_tagged_and_the_tag_is_stripped() {
 
 #[test]
 fn any_modified_byte_is_rejected_by_the_tag() {
-    let mac = MacKey::derive(&key(1), SESSION, Direction::FromServer);
+    let mac = MacKey::derive(&key(1), SESSION, Direction::FromServer, SERVER_SENDER);
     for pkt in every_packet() {
         let t = tagged(&pkt, &mac);
         for i in 8..t.len() {
             let mut m = t.clone();
             m[i] ^= 0x01;
             assert_eq!(
-                wire::open_keyed(&m, |_| mac.clone()).unwrap_err(),
+                wire::open_keyed(&m, |_, _| &mac).unwrap_err(),
                 WireError::BadTag,
                 "byte {i} of a {}-byte packet",
                 t.len()
             );
         }
         // Cut short or with the tag removed: never accepted.
-        assert!(wire::open_keyed(&t[..t.len() - 1], |_| mac.clone()).is_err());
-        assert!(wire::open_keyed(&t[..t.len() - TAG_LEN], |_| mac.clone()).is_err());
+        assert!(wire::open_keyed(&t[..t.len() - 1], |_, _| &mac).is_err());
+        assert!(wire::open_keyed(&t[..t.len() - TAG_LEN], |_, _| &mac).is_err());
+        assert!(wire::open_keyed(&t[..t.len() - TRAILER_LEN], |_, _| &mac).is_err());
     }
 }
 
@@ -156,22 +174,28 @@ fn any_modified_byte_is_rejected_by_the_tag() {
 fn a_foreign_key_another_session_or_the_other_direction_does_not_verify() {
     let psk = key(1);
     let server = SessionMacs::server(&psk, SESSION);
-    let client = SessionMacs::client(&psk, SESSION);
-    assert_eq!(server.send, client.receive);
-    assert_eq!(server.receive, client.send);
-    assert_ne!(server.send, server.receive);
-    let pkt = &every_packet()[0];
-    let t = tagged(pkt, &server.send);
-    assert!(wire::open_keyed(&t, |_| client.receive.clone()).is_ok());
+    let client = SessionMacs::client(&psk, SESSION, 42);
+    let announce = &every_packet()[0];
+    let t = sent_by(&server, announce);
+    assert!(wire::open_keyed(&t, |_, s| client.receive_key(s)).is_ok());
     // Another key.
-    let other = SessionMacs::client(&key(2), SESSION);
+    let other = SessionMacs::client(&key(2), SESSION, 42);
     assert_eq!(
-        wire::open_keyed(&t, |_| other.receive.clone()).unwrap_err(),
+        wire::open_keyed(&t, |_, s| other.receive_key(s)).unwrap_err(),
         WireError::BadTag
     );
     // Reflected back at the server as if a client had sent it.
     assert_eq!(
-        wire::open_keyed(&t, |_| server.receive.clone()).unwrap_err(),
+        wire::open_keyed(&t, |_, s| server.receive_key(s)).unwrap_err(),
+        WireError::BadTag
+    );
+    // A client's status verifies at the server; another client of the same key cannot
+    // send one in its name (every client id has its own key).
+    let status = &every_packet()[2];
+    assert!(wire::open_keyed(&sent_by(&client, status), |_, s| server.receive_key(s)).is_ok());
+    let impostor = SessionMacs::client(&psk, SESSION, 43);
+    assert_eq!(
+        wire::open_keyed(&sent_by(&impostor, status), |_, s| server.receive_key(s)).unwrap_err(),
         WireError::BadTag
     );
     // Replayed into another session: with its session id rewritten (and the CRC made
@@ -179,23 +203,57 @@ fn a_foreign_key_another_session_or_the_other_direction_does_not_verify() {
     let later = 0x0123_4567_89ab_cdf0;
     let mut replay = t.clone();
     replay[8..16].copy_from_slice(&u64::to_le_bytes(later));
-    let body = replay.len() - TAG_LEN - CRC_LEN;
+    let body = replay.len() - TRAILER_LEN - CRC_LEN;
     let c = crc32(&replay[..body]);
     replay[body..body + CRC_LEN].copy_from_slice(&c.to_le_bytes());
-    let later_keys = SessionMacs::client(&psk, later);
+    let later_keys = SessionMacs::client(&psk, later, 42);
     assert_eq!(
-        wire::open_keyed(&replay, |s| SessionMacs::client(&psk, s).receive).unwrap_err(),
+        wire::open_keyed(&replay, |_, s| later_keys.receive_key(s)).unwrap_err(),
         WireError::BadTag
     );
-    assert_ne!(
-        later_keys.receive, client.receive,
+    assert!(
+        wire::open_keyed(&sent_by(&server, announce), |_, s| later_keys
+            .receive_key(s))
+        .is_err(),
         "every session has its own keys"
     );
 }
 
+/// Every packet an end sends carries the next value of its own counter (the nonce), so
+/// the same packet sent twice gets two different tags and no nonce repeats under a key.
+#[test]
+fn each_end_counts_its_packets_and_no_counter_repeats() {
+    let psk = key(1);
+    let server = SessionMacs::server(&psk, SESSION);
+    let client = SessionMacs::client(&psk, SESSION, 42);
+    let pkt = &every_packet()[0];
+    let sent: Vec<Vec<u8>> = (0..3).map(|_| sent_by(&server, pkt)).collect();
+    let counter = |t: &[u8]| {
+        let at = t.len() - TRAILER_LEN;
+        u64::from_le_bytes(t[at..at + COUNTER_LEN].try_into().unwrap())
+    };
+    assert_eq!(
+        sent.iter().map(|t| counter(t)).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert_ne!(sent[0][pkt.len()..], sent[1][pkt.len()..]);
+    for t in &sent {
+        assert!(wire::open_keyed(t, |_, s| client.receive_key(s)).is_ok());
+    }
+    // The counter is authenticated: another value under the same tag fails.
+    let mut bumped = sent[2].clone();
+    bumped[pkt.len()] ^= 0x08;
+    assert_eq!(
+        wire::open_keyed(&bumped, |_, s| client.receive_key(s)).unwrap_err(),
+        WireError::BadTag
+    );
+    // The client counts on its own, from 0.
+    assert_eq!(counter(&sent_by(&client, &every_packet()[2])), 0);
+}
+
 #[test]
 fn sizes_with_the_tag_fit_a_standard_datagram() {
-    let mac = MacKey::derive(&key(1), SESSION, Direction::FromServer);
+    let mac = MacKey::derive(&key(1), SESSION, Direction::FromServer, SERVER_SENDER);
     let sh = StatusHead {
         client_id: 1,
         report_seq: 0,
@@ -213,7 +271,7 @@ fn sizes_with_the_tag_fit_a_standard_datagram() {
         .collect();
     let mut buf = vec![0u8; 2048];
     let n = write_status(&mut buf, SESSION, &sh, &ranges).unwrap();
-    assert!(sign(&mut buf, n, &mac).unwrap() <= 1472);
+    assert!(sign(&mut buf, n, &mac, 0).unwrap() <= 1472);
     let zr: Vec<ZeroRange> = (0..MAX_ZERO_RANGES as u32)
         .map(|i| ZeroRange {
             first: i * 2,
@@ -221,8 +279,8 @@ fn sizes_with_the_tag_fit_a_standard_datagram() {
         })
         .collect();
     let n = write_zero_map(&mut buf, SESSION, 0, MAX_ZERO_RANGES as u32 * 2, &zr).unwrap();
-    assert!(sign(&mut buf, n, &mac).unwrap() <= 1472);
-    // The default geometry's data packet: 1448 bytes, 1464 with the tag.
+    assert!(sign(&mut buf, n, &mac, 0).unwrap() <= 1472);
+    // The default geometry's data packet: 1448 bytes, 1472 with counter and tag.
     let payload = vec![0u8; 1408];
     let n = write_data(
         &mut buf,
@@ -240,7 +298,7 @@ fn sizes_with_the_tag_fit_a_standard_datagram() {
         },
     )
     .unwrap();
-    assert_eq!(sign(&mut buf, n, &mac).unwrap(), 1464);
+    assert_eq!(sign(&mut buf, n, &mac, 0).unwrap(), 1472);
 }
 
 #[test]
@@ -542,30 +600,40 @@ fn a_pin_against_a_digest_announced_late_fails_verification() {
 }
 
 /// The tag is exactly what PROTOCOL.md section 9 defines, computed here from its text with
-/// the standard crates: BLAKE3 derive-key for the session key, HMAC-SHA256 cut to 16 bytes.
+/// other crates: BLAKE3 derive-key for the key, RustCrypto's AES-128-GCM (not ring) for
+/// the tag of packet || counter under the nonce u32le(0) || u64le(counter).
 #[test]
 fn the_tag_follows_the_protocol_text() {
-    use hmac::{KeyInit, Mac};
+    use aes_gcm::aead::{AeadInOut, KeyInit};
     let psk = [0x5cu8; 32];
     let pkt = &every_packet()[0];
-    for (dir, byte) in [(Direction::FromServer, 1u8), (Direction::FromClient, 2u8)] {
+    for (dir, byte, sender) in [
+        (Direction::FromServer, 1u8, 0u64),
+        (Direction::FromClient, 2u8, 0x1122_3344_5566_7788),
+    ] {
         let mut material = psk.to_vec();
         material.extend_from_slice(&SESSION.to_le_bytes());
         material.push(byte);
-        let k = blake3::derive_key("broadband 2026-12 session mac key v3", &material);
+        material.extend_from_slice(&sender.to_le_bytes());
+        let k = blake3::derive_key("broadband 2026-12 session aes-128-gcm key v3", &material);
         let mut flagged = pkt.clone();
         flagged[6] |= 1;
         let body = flagged.len() - CRC_LEN;
         let c = crc32(&flagged[..body]);
         flagged[body..].copy_from_slice(&c.to_le_bytes());
-        let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&k).unwrap();
-        m.update(&flagged);
-        let want = m.finalize().into_bytes();
+        flagged.extend_from_slice(&COUNTER.to_le_bytes());
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&COUNTER.to_le_bytes());
+        let gcm = aes_gcm::Aes128Gcm::new_from_slice(&k[..16]).unwrap();
+        let mut ciphertext = flagged.clone();
+        let want = gcm
+            .encrypt_inout_detached(&nonce.into(), &[], ciphertext.as_mut_slice().into())
+            .unwrap();
         let got = tagged(
             pkt,
-            &MacKey::derive(&PresharedKey::from_bytes(psk), SESSION, dir),
+            &MacKey::derive(&PresharedKey::from_bytes(psk), SESSION, dir, sender),
         );
-        assert_eq!(&got[..pkt.len()], &flagged[..]);
-        assert_eq!(&got[pkt.len()..], &want[..TAG_LEN]);
+        assert_eq!(&got[..flagged.len()], &flagged[..]);
+        assert_eq!(&got[flagged.len()..], &want[..]);
     }
 }

@@ -767,9 +767,10 @@ fn field_tables_tile_each_packet() {
 fn constants_keep_their_values() {
     assert_eq!(FRAMING_BYTES, 14 + 20 + 8);
     assert_eq!(MAX_DATAGRAM, 8972);
-    // Room for the 16-byte tag of a keyed session in a 1472-byte datagram.
-    assert_eq!(MAX_RANGES, 175);
-    assert_eq!(MAX_ZERO_RANGES, 178);
+    // Room for the 24-byte trailer (counter and tag) of a keyed session in a 1472-byte
+    // datagram.
+    assert_eq!(MAX_RANGES, 174);
+    assert_eq!(MAX_ZERO_RANGES, 177);
     assert_eq!(VERSION, 3);
     assert_eq!(DATA_OVERHEAD, 40);
     assert_eq!(MAX_SYMBOL_SIZE, 8896);

@@ -7,7 +7,7 @@ use bb_proto::sender::{
     ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig, SenderStorage,
     SessionEnd, Transmit,
 };
-use bb_proto::wire::auth::TAG_LEN;
+use bb_proto::wire::auth::TRAILER_LEN;
 use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
 use crate::cli::{
@@ -705,7 +705,7 @@ pub fn run(o: &Options) -> i32 {
         }
     };
     // A keyed session's data packets carry the tag after the CRC.
-    let tag_len = if o.key.is_some() { TAG_LEN } else { 0 };
+    let tag_len = if o.key.is_some() { TRAILER_LEN } else { 0 };
     let pkt_len = o.coding.symbol_size as usize + DATA_OVERHEAD + tag_len;
     let mut cfg = SenderConfig::new(session_id, geometry);
     cfg.wanted_clients = o.clients;

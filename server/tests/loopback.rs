@@ -502,32 +502,45 @@ fn a_keyed_server_serves_its_key_only_and_counts_what_is_not_authenticated() {
         Stdio::null(),
     );
     let control = SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp);
-    // A client with another key on its own address: it must never bind nor write. A forger
-    // sends status reports without a tag and with another key's: dropped and counted.
+    // A forger sends status reports without a tag and with another key's, every 20 ms from
+    // the server's start until the transfer is over (a fast transfer ends in well under a
+    // second): dropped and counted.
+    let transfer_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forging = {
+        let transfer_over = transfer_over.clone();
+        std::thread::spawn(move || {
+            let forger = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut buf = [0u8; 256];
+            let head = bb_proto::wire::StatusHead {
+                client_id: 99,
+                report_seq: 0,
+                last_seq: 0,
+                blocks_done: 0,
+                loss_ppm: 1_000_000,
+                phase: bb_proto::wire::ClientPhase::Receiving,
+            };
+            let n = bb_proto::wire::write_status(&mut buf, 1, &head, &[]).unwrap();
+            let mac = bb_proto::wire::auth::MacKey::derive(
+                &PresharedKey::from_bytes([7; 32]),
+                1,
+                bb_proto::wire::auth::Direction::FromClient,
+                99,
+            );
+            let mut tagged = buf;
+            let m = bb_proto::wire::auth::sign(&mut tagged, n, &mac, 0).unwrap();
+            // At most 20 s of forging, whatever happens to the transfer.
+            for _ in 0..1000 {
+                if transfer_over.load(Ordering::Relaxed) {
+                    break;
+                }
+                forger.send_to(&buf[..n], control).unwrap();
+                forger.send_to(&tagged[..m], control).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    // A client with another key on its own address: it must never bind nor write.
     let other = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
-        let forger = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut buf = [0u8; 256];
-        let head = bb_proto::wire::StatusHead {
-            client_id: 99,
-            report_seq: 0,
-            last_seq: 0,
-            blocks_done: 0,
-            loss_ppm: 1_000_000,
-            phase: bb_proto::wire::ClientPhase::Receiving,
-        };
-        let n = bb_proto::wire::write_status(&mut buf, 1, &head, &[]).unwrap();
-        let mac = bb_proto::wire::auth::MacKey::derive(
-            &PresharedKey::from_bytes([7; 32]),
-            1,
-            bb_proto::wire::auth::Direction::FromClient,
-        );
-        let mut tagged = buf;
-        let m = bb_proto::wire::auth::sign(&mut tagged, n, &mac).unwrap();
-        for _ in 0..3 {
-            forger.send_to(&buf[..n], control).unwrap();
-            forger.send_to(&tagged[..m], control).unwrap();
-        }
         client_on(
             Ipv4Addr::new(127, 0, 0, 3),
             Some(()),
@@ -549,6 +562,8 @@ fn a_keyed_server_serves_its_key_only_and_counts_what_is_not_authenticated() {
     );
     let wrong = other.join().unwrap();
     let (code, _, err) = finish(srv, Duration::from_secs(10));
+    transfer_over.store(true, Ordering::Relaxed);
+    forging.join().unwrap();
     assert_verified(&r, &img, &err);
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -37,7 +37,7 @@ pub use writes::{Decompress, DecompressError, Write};
 
 use crate::digest::{DigestAccumulator, ZeroHashes};
 use crate::fec;
-use crate::wire::auth::{Direction, MacKey, PresharedKey, SessionMacs};
+use crate::wire::auth::{Direction, MacKey, PresharedKey, ReceiveKey, SessionMacs};
 use crate::wire::{
     self, AnnounceFlags, FailReason, Geometry, PacketType, ResultOutcome, ResultReport, WireError,
 };
@@ -416,10 +416,17 @@ impl<'a> Receiver<'a> {
     fn handle_inner(&mut self, now_us: u64, pkt: &[u8]) -> Result<Event, Dropped> {
         let opened = match (&self.cfg.key, &self.macs) {
             (None, _) => wire::open(pkt),
-            (Some(psk), macs) => wire::open_keyed(pkt, |session| match (&self.session, macs) {
-                (Some(s), Some(m)) if s.id == session => m.receive.clone(),
-                _ => MacKey::derive(psk, session, Direction::FromServer),
-            }),
+            (Some(psk), macs) => {
+                wire::open_keyed(pkt, |session, sender| match (&self.session, macs) {
+                    (Some(s), Some(m)) if s.id == session => m.receive_key(sender),
+                    _ => ReceiveKey::Derived(MacKey::derive(
+                        psk,
+                        session,
+                        Direction::FromServer,
+                        sender,
+                    )),
+                })
+            }
         };
         let packet = opened.map_err(Dropped::Malformed)?;
         if let Some(s) = &self.session
@@ -533,7 +540,10 @@ impl<'a> Receiver<'a> {
             slots,
             zero_hashes: ZeroHashes::new(),
         });
-        self.macs = self.cfg.key.map(|k| SessionMacs::client(&k, id));
+        self.macs = self
+            .cfg
+            .key
+            .map(|k| SessionMacs::client(&k, id, self.cfg.client_id));
         self.next_report_us = now_us;
         self.window_start_seq = a.seq;
         Ok(Event::Bound {
@@ -588,7 +598,7 @@ impl<'a> Receiver<'a> {
     pub fn poll_transmit(&mut self, now_us: u64, random: u32, buf: &mut [u8]) -> Option<usize> {
         let n = self.poll_transmit_untagged(now_us, random, buf)?;
         match &self.macs {
-            Some(m) => wire::auth::sign(buf, n, &m.send).ok(),
+            Some(m) => m.sign(buf, n).ok(),
             None => Some(n),
         }
     }

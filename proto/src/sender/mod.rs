@@ -62,7 +62,7 @@ use schedule::{LossView, Schedule, SymbolKind};
 use suppression::Suppression;
 use timers::{Timer, TimerTable};
 
-use crate::wire::auth::{SessionMacs, TAG_LEN};
+use crate::wire::auth::{SessionMacs, TRAILER_LEN};
 use crate::wire::{
     self, ANNOUNCE_LEN, DATA_OVERHEAD, FailReason, PacketType, RESULT_ACK_LEN, ResultOutcome,
     STANDARD_DATAGRAM, WireError,
@@ -401,7 +401,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     /// Handles one datagram that arrived on the control port from `from`.
     pub fn handle_datagram(&mut self, now_us: u64, from: A, pkt: &[u8]) -> Result<(), Dropped> {
         let opened = match &self.macs {
-            Some(m) => wire::open_keyed(pkt, |_| m.receive.clone()),
+            Some(m) => wire::open_keyed(pkt, |_, sender| m.receive_key(sender)),
             None => wire::open(pkt),
         };
         let packet = match opened {
@@ -631,15 +631,15 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         .min()
     }
 
-    /// Bytes the tag adds to every packet: [`TAG_LEN`] with a key, else 0.
+    /// Bytes the counter and tag add to every packet: [`TRAILER_LEN`] with a key, else 0.
     fn tag_len(&self) -> usize {
-        if self.macs.is_some() { TAG_LEN } else { 0 }
+        if self.macs.is_some() { TRAILER_LEN } else { 0 }
     }
 
     /// Tags the `len`-byte packet a builder wrote in `buf` when the session is keyed.
     fn finish_packet(&self, buf: &mut [u8], len: usize) -> Result<usize, SenderError> {
         match &self.macs {
-            Some(m) => wire::auth::sign(buf, len, &m.send).map_err(SenderError::Wire),
+            Some(m) => m.sign(buf, len).map_err(SenderError::Wire),
             None => Ok(len),
         }
     }
