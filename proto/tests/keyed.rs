@@ -606,11 +606,32 @@ fn a_pin_against_a_digest_announced_late_fails_verification() {
 fn the_tag_follows_the_protocol_text() {
     use aes_gcm::aead::{AeadInOut, KeyInit};
     let psk = [0x5cu8; 32];
-    let pkt = &every_packet()[0];
-    for (dir, byte, sender) in [
-        (Direction::FromServer, 1u8, 0u64),
-        (Direction::FromClient, 2u8, 0x1122_3344_5566_7788),
-    ] {
+    // Every packet type, and a jumbo-frame data packet (tagged through another scratch
+    // buffer than standard-MTU packets).
+    let mut packets = every_packet();
+    let mut buf = vec![0u8; 9000];
+    let payload = vec![0xa5; 8192];
+    let head = DataHead {
+        block: 0,
+        esi: 0,
+        encoding: Encoding::Raw,
+        seq: 0,
+        block_check: 0,
+        coded_len: 8192,
+    };
+    let data = Data {
+        head,
+        payload: &payload,
+    };
+    let n = write_data(&mut buf, SESSION, &data).unwrap();
+    packets.push(buf[..n].to_vec());
+    for (pkt, (dir, byte, sender)) in packets.iter().flat_map(|p| {
+        [
+            (Direction::FromServer, 1u8, 0u64),
+            (Direction::FromClient, 2u8, 0x1122_3344_5566_7788),
+        ]
+        .map(|d| (p, d))
+    }) {
         let mut material = psk.to_vec();
         material.extend_from_slice(&SESSION.to_le_bytes());
         material.push(byte);

@@ -18,7 +18,7 @@
 //! packets from 0 upwards in one [`SessionMacs`], never reusing a value.
 
 use core::borrow::Borrow;
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 
 use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
@@ -155,6 +155,9 @@ pub enum Direction {
 pub struct MacKey {
     derived: [u8; 32],
     aead: LessSafeKey,
+    /// Where a standard-MTU packet is copied to be encrypted (the ciphertext is dropped):
+    /// kept, not zeroed again for every packet.
+    scratch: RefCell<[u8; STANDARD_SCRATCH]>,
 }
 
 impl PartialEq for MacKey {
@@ -194,23 +197,27 @@ impl MacKey {
         let aead = LessSafeKey::new(
             UnboundKey::new(&AES_128_GCM, &derived[..16]).expect("AES-128 takes a 16-byte key"),
         );
-        Self { derived, aead }
+        Self {
+            derived,
+            aead,
+            scratch: RefCell::new([0; STANDARD_SCRATCH]),
+        }
     }
 
     /// The tag of `bytes` (a packet up to and including its counter) under the nonce
     /// `u32le(0) || u64le(counter)`: the AES-128-GCM tag of `bytes` as plaintext, with no
     /// associated data. `bytes` longer than [`MAX_DATAGRAM`] get no tag.
     pub fn tag(&self, counter: u64, bytes: &[u8]) -> Option<[u8; TAG_LEN]> {
-        // The scratch copy is zeroed on every call: a small one for standard-MTU packets.
-        if bytes.len() <= STANDARD_SCRATCH {
-            self.tag_via::<STANDARD_SCRATCH>(counter, bytes)
+        if let Ok(mut scratch) = self.scratch.try_borrow_mut()
+            && bytes.len() <= STANDARD_SCRATCH
+        {
+            self.tag_in(counter, bytes, &mut scratch[..])
         } else {
-            self.tag_via::<MAX_DATAGRAM>(counter, bytes)
+            self.tag_in(counter, bytes, &mut [0u8; MAX_DATAGRAM])
         }
     }
 
-    fn tag_via<const SCRATCH: usize>(&self, counter: u64, bytes: &[u8]) -> Option<[u8; TAG_LEN]> {
-        let mut scratch = [0u8; SCRATCH];
+    fn tag_in(&self, counter: u64, bytes: &[u8], scratch: &mut [u8]) -> Option<[u8; TAG_LEN]> {
         let plain = scratch.get_mut(..bytes.len())?;
         plain.copy_from_slice(bytes);
         let mut nonce = [0u8; 12];
