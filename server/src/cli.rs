@@ -211,9 +211,9 @@ Who and when:
 
 Authentication (docs/SECURITY.md):
       --key-file FILE      the pre-shared key: 32 raw bytes or 64 hex digits. Every
-                           packet both ways then carries a 16-byte tag (HMAC-SHA256 under
-                           a key derived for this session); packets without a valid tag
-                           are dropped and counted. Clients need the same key
+                           packet both ways then carries a 16-byte tag (AES-128-GCM under
+                           a key derived for this session and sender); packets without
+                           a valid tag are dropped and counted. Clients need the same key
                            (bb-client --key-file, bb.key=, or baked into the initramfs)
       --gen-key FILE       write a new random key to FILE (hex, mode 0600; never
                            replaces an existing file) and exit
