@@ -251,6 +251,27 @@ fn each_end_counts_its_packets_and_no_counter_repeats() {
     assert_eq!(counter(&sent_by(&client, &every_packet()[2])), 0);
 }
 
+/// A tag that verifies covers the CRC: a keyed end does not check the CRC again (one
+/// pass less over every packet), while a tag over another CRC fails as any change does.
+#[test]
+fn a_verified_tag_stands_for_the_crc() {
+    let mac = MacKey::derive(&key(1), SESSION, Direction::FromServer, SERVER_SENDER);
+    let pkt = &every_packet()[1];
+    let mut t = tagged(pkt, &mac);
+    let crc_at = pkt.len() - CRC_LEN;
+    t[crc_at] ^= 0xff;
+    assert_eq!(
+        wire::open_keyed(&t, |_, _| &mac).unwrap_err(),
+        WireError::BadTag
+    );
+    // The sender's own bytes, CRC included, are what the tag vouches for.
+    let signed = pkt.len() + COUNTER_LEN;
+    let retag = mac.tag(COUNTER, &t[..signed]).unwrap();
+    t[signed..].copy_from_slice(&retag);
+    let p = wire::open_keyed(&t, |_, _| &mac).unwrap();
+    assert!(p.data().is_ok());
+}
+
 #[test]
 fn sizes_with_the_tag_fit_a_standard_datagram() {
     let mac = MacKey::derive(&key(1), SESSION, Direction::FromServer, SERVER_SENDER);

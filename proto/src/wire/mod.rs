@@ -290,8 +290,9 @@ fn open_inner<K: core::borrow::Borrow<auth::MacKey>>(
     }
     let session = get_u64(bytes, header::SESSION);
     let tagged = flags & auth::FLAG_TAGGED != 0;
-    let bytes = match (tagged, key_for) {
-        (false, None) => bytes,
+    // A tag that verifies covers the CRC too: only an untagged packet is checked against it.
+    let (bytes, check_crc) = match (tagged, key_for) {
+        (false, None) => (bytes, true),
         (true, None) => return Err(WireError::NeedsKey),
         (false, Some(_)) => return Err(WireError::Unauthenticated),
         (true, Some(key_for)) => {
@@ -312,11 +313,11 @@ fn open_inner<K: core::borrow::Borrow<auth::MacKey>>(
             if !key_for(session, sender).borrow().verify(signed, tag) {
                 return Err(WireError::BadTag);
             }
-            &signed[..signed.len() - auth::COUNTER_LEN]
+            (&signed[..signed.len() - auth::COUNTER_LEN], false)
         }
     };
     let body_end = bytes.len() - CRC_LEN;
-    if crc32(&bytes[..body_end]) != get_u32(bytes, body_end..bytes.len()) {
+    if check_crc && crc32(&bytes[..body_end]) != get_u32(bytes, body_end..bytes.len()) {
         return Err(WireError::BadCrc);
     }
     Ok(Packet {
