@@ -103,14 +103,15 @@ bench-peers: deps
 
 # TFTP root in build/netboot/: vmlinuz (Debian's current kernel, cached in build/netboot-cache),
 # bb-initramfs.img, boot.ipxe.  Overrides: KERNEL= MODDIR= [KVER=] CLIENT= OUT=
+# KEY_FILE= (a pre-shared key from bb-server --gen-key, baked into the initramfs)
 netboot:
-	KERNEL="$(KERNEL)" MODDIR="$(MODDIR)" KVER="$(KVER)" CLIENT="$(CLIENT)" OUT="$(OUT)" \
+	KERNEL="$(KERNEL)" MODDIR="$(MODDIR)" KVER="$(KVER)" CLIENT="$(CLIENT)" OUT="$(OUT)" KEY_FILE="$(KEY_FILE)" \
 	    bash netboot/make-netboot.sh
 
 # Just the initramfs: make initramfs KVER=... MODDIR=... CLIENT=... [INITRAMFS=out.img]
 INITRAMFS ?= build/netboot/bb-initramfs.img
 initramfs:
-	KVER="$(KVER)" MODDIR="$(MODDIR)" CLIENT="$(CLIENT)" bash initramfs/build.sh "$(INITRAMFS)"
+	KVER="$(KVER)" MODDIR="$(MODDIR)" CLIENT="$(CLIENT)" KEY_FILE="$(KEY_FILE)" bash initramfs/build.sh "$(INITRAMFS)"
 
 # 4 QEMU machines PXE-boot through iPXE + dnsmasq and receive a 64 MiB image at 1% loss,
 # plus one initramfs-tools and one dracut initramfs (root; QEMU TCG).

@@ -18,6 +18,9 @@
 #             CONFIG_RD_ZSTD=y (fast to unpack, 2.1 MiB with the default modules), else xz
 #             (1.9 MiB, slower to unpack), else gzip -9 (2.8 MiB + bb-client: over 3 MiB)
 #   EXTRA_FILES  "SRC:DEST ..." extra files to copy (for debugging: a static busybox as /bin/sh)
+#   KEY_FILE  a pre-shared key (bb-server --gen-key) baked in as /etc/broadband/key (mode
+#             0600): /init uses it unless bb.key= is given. Anyone who can fetch the
+#             initramfs can read it: see docs/SECURITY.md
 #   ALL_MODULES=1  bb-client loads every module at boot instead of those matching the hardware
 #   STRIP_CLIENT 1 (default) strips the copy of bb-client; STRIP=1 strips modules' debug info
 #
@@ -122,6 +125,17 @@ if [ "${ALL_MODULES:-0}" = 1 ]; then rm -f "$aliasf" "$depsf"; fi
 # STRIP=1 strips debug info anyway, for self-built kernels with unsigned debug modules.
 if [ "${STRIP:-0}" = 1 ]; then
     find "$stage/lib/modules" -name '*.ko' -exec strip --strip-debug {} +
+fi
+
+if [ -n "${KEY_FILE:-}" ]; then
+    [ -r "$KEY_FILE" ] || die "KEY_FILE=$KEY_FILE: cannot read it"
+    # The formats bb-client accepts: 32 raw bytes, or 64 hex digits with any whitespace.
+    if [ "$(stat -c %s "$KEY_FILE")" != 32 ] &&
+        ! tr -d ' \t\r\n' <"$KEY_FILE" | grep -Eqx '[0-9a-fA-F]{64}'; then
+        die "KEY_FILE=$KEY_FILE: not a key: expected 64 hex digits (whitespace allowed) or exactly 32 raw bytes (bb-server --gen-key FILE writes one)"
+    fi
+    mkdir -p "$stage/etc/broadband"
+    install -m 600 "$KEY_FILE" "$stage/etc/broadband/key"
 fi
 
 for pair in ${EXTRA_FILES:-}; do

@@ -9,7 +9,8 @@
 #   KVER=...              kernel version (default: basename of MODDIR)
 #   CLIENT=path           a static bb-client (default: cargo build --release --target musl)
 #   OUT=build/netboot     output directory;  CACHE=build/netboot-cache  download cache
-#   MODULES=/EXTRA_MODULES=/COMPRESS=  passed to initramfs/build.sh
+#   MODULES=/EXTRA_MODULES=/COMPRESS=/KEY_FILE=  passed to initramfs/build.sh (KEY_FILE: a
+#                         pre-shared key baked in as /etc/broadband/key; docs/NETBOOT.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build/netboot}
@@ -34,7 +35,7 @@ fi
 
 mkdir -p "$OUT"
 cp "$kernel" "$OUT/vmlinuz"
-KVER=$KVER MODDIR=$MODDIR CLIENT=$CLIENT initramfs/build.sh "$OUT/bb-initramfs.img"
+KVER=$KVER MODDIR=$MODDIR CLIENT=$CLIENT KEY_FILE=${KEY_FILE:-} initramfs/build.sh "$OUT/bb-initramfs.img"
 cp ipxe/boot.ipxe "$OUT/boot.ipxe"
 echo "netboot: $OUT: vmlinuz ($KVER, $(stat -c %s "$OUT/vmlinuz") bytes)," \
      "bb-initramfs.img ($(stat -c %s "$OUT/bb-initramfs.img") bytes), boot.ipxe"

@@ -1,7 +1,8 @@
 //! `bb-bench`: prints throughput figures of broadband components, one line per figure.
 //!
-//! Usage: `bb-bench [fec | zstd [FILE] | status]` (default `fec`, then `zstd` over files
-//! under /usr/share; `status`: the sender's cost of a status report, worst case). Every figure is single-threaded (per core), timed
+//! Usage: `bb-bench [fec | zstd [FILE] | status | mac]` (default `fec`, then `zstd` over
+//! files under /usr/share; `status`: the sender's cost of a status report, worst case; `mac`
+//! measures the tag candidates of keyed sessions). Every figure is single-threaded (per core), timed
 //! with `std::time::Instant` over at least 0.5 s of repeated runs (best of 5 windows of 0.1 s).
 
 use std::hint::black_box;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bb_proto::fec::{self, Engine, Kernel};
 
+mod mac;
 mod status_report;
 mod zstd_blocks;
 
@@ -173,8 +175,14 @@ fn main() -> ExitCode {
             status_report::bench_status();
             ExitCode::SUCCESS
         }
+        Some("mac") => {
+            mac::bench_mac();
+            ExitCode::SUCCESS
+        }
         Some(other) => {
-            eprintln!("usage: bb-bench [fec | zstd [FILE] | status]\nunknown benchmark: {other}");
+            eprintln!(
+                "usage: bb-bench [fec | zstd [FILE] | status | mac]\nunknown benchmark: {other}"
+            );
             ExitCode::from(2)
         }
     }

@@ -1,5 +1,6 @@
 //! Command-line parsing by hand (no heap): borrowed byte strings from argv.
 
+use bb_proto::wire::auth::{PresharedKey, parse_hex32};
 use bb_proto::wire::{DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT};
 
 use crate::parse::{parse_ipv4, parse_u32};
@@ -42,6 +43,12 @@ pub struct Options<'a> {
     /// The target already reads as zeros (a blank disk): zero ranges of a block device are
     /// not written.
     pub assume_zeroed: bool,
+    /// `--key-file`: where the pre-shared key is (read by the caller into `key`).
+    pub key_file: Option<&'a [u8]>,
+    /// The pre-shared key: only packets tagged with it are used (docs/SECURITY.md).
+    pub key: Option<PresharedKey>,
+    /// `--digest`: the only image digest this client accepts.
+    pub digest: Option<[u8; 32]>,
 }
 
 impl Options<'_> {
@@ -57,6 +64,9 @@ impl Options<'_> {
             quiet: false,
             any_server: false,
             assume_zeroed: false,
+            key_file: None,
+            key: None,
+            digest: None,
         }
     }
 }
@@ -158,7 +168,8 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
             Some(v) => v,
             None => match name {
                 b"-g" | b"--group" | b"-i" | b"--interface" | b"-p" | b"--port"
-                | b"--control-port" | b"-t" | b"--timeout" | b"-d" | b"--dev" => match it.next() {
+                | b"--control-port" | b"-t" | b"--timeout" | b"-d" | b"--dev" | b"--key-file"
+                | b"--digest" => match it.next() {
                     Some(v) => v,
                     None => return err("option needs a value", a),
                 },
@@ -223,6 +234,18 @@ pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(args: I) -> Result<Command<'a
                 }
                 dev = Some(value);
             }
+            b"--key-file" => {
+                if value.is_empty() {
+                    return err("--key-file needs a file name", value);
+                }
+                o.key_file = Some(value);
+            }
+            b"--digest" => {
+                o.digest = Some(parse_hex32(value).map_err(|_| UsageError {
+                    msg: "--digest must be the image digest as 64 hex digits (as bb-server and bb-client print it)",
+                    arg: value,
+                })?)
+            }
             _ => return err("unknown option", a),
         }
     }
@@ -275,6 +298,7 @@ mod tests {
         assert_eq!((o.port, o.control_port, o.timeout_s), (7855, 7854, 60));
         assert_eq!(o.iface, Iface::Any);
         assert!(!o.quiet && !o.any_server && !o.assume_zeroed && o.group.is_none());
+        assert!(o.key_file.is_none() && o.key.is_none() && o.digest.is_none());
         assert_eq!(opts(&["10.0.0.1", "-"]).output, Output::Stdout);
         assert_eq!(
             opts(&["10.0.0.1", "/dev/sda"]).output,
@@ -296,9 +320,15 @@ mod tests {
             "-q",
             "--any-server",
             "--assume-zeroed",
+            "--key-file",
+            "/etc/bb.key",
+            "--digest=00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF",
             "10.0.0.1",
             "out.img",
         ]);
+        assert_eq!(o.key_file, Some(&b"/etc/bb.key"[..]));
+        let d = o.digest.unwrap();
+        assert_eq!((d[0], d[1], d[31]), (0x00, 0x11, 0xff));
         assert_eq!(o.group, Some([239, 1, 2, 3]));
         assert_eq!(o.iface, Iface::Name(b"eth0"));
         assert_eq!((o.port, o.control_port, o.timeout_s), (9000, 9001, 5));
@@ -363,6 +393,12 @@ mod tests {
             "this option takes no value"
         );
         assert_eq!(e(&["server.example"]).arg, b"server.example");
+        assert_eq!(e(&["--digest", "abc", "10.0.0.1"]).arg, b"abc");
+        assert_eq!(
+            e(&["--key-file=", "10.0.0.1"]).msg,
+            "--key-file needs a file name"
+        );
+        assert_eq!(e(&["10.0.0.1", "--key-file"]).msg, "option needs a value");
         assert_eq!(e(&["239.1.1.1"]).arg, b"239.1.1.1");
         assert_eq!(e(&["10.0.0.256"]).arg, b"10.0.0.256");
         assert_eq!(e(&["-i", "a/b", "10.0.0.1"]).arg, b"a/b");

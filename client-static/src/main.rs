@@ -11,8 +11,10 @@ mod args;
 mod disks;
 mod fmt;
 mod init;
+mod keyfile;
 mod mem;
 mod mounts;
+mod no_heap;
 mod os;
 mod parse;
 mod run;
@@ -31,6 +33,11 @@ unsafe extern "C" {}
 #[cfg(all(not(test), target_env = "gnu", target_feature = "crt-static"))]
 #[link(name = "gcc_eh", kind = "static")]
 unsafe extern "C" {}
+
+// No heap: see no_heap.rs for why a no_std binary names an allocator at all.
+#[cfg(not(test))]
+#[global_allocator]
+static NO_HEAP: no_heap::NoHeap = no_heap::NoHeap;
 
 #[cfg(not(test))]
 #[panic_handler]
@@ -94,11 +101,21 @@ OPTIONS:
         --assume-zeroed      the target disk already reads as zeros (new or discarded): skip
                              zeroing the image's zero ranges on a block device (faster; old
                              contents there would survive if the disk was not blank)
+        --key-file FILE      the pre-shared key (32 raw bytes, or 64 hex digits as written by
+                             bb-server --gen-key): only packets authenticated with it are
+                             used, and every packet sent carries its tag; a server without
+                             the key (or with another) is ignored. Without a key, anyone on
+                             the LAN can feed this machine an image: see docs/SECURITY.md
+        --digest HEX         the image digest to accept (64 hex digits, as bb-server prints
+                             it): a session announcing another digest is refused before a
+                             byte is written; the written image must hash to it
     -q, --quiet              no progress lines (the final OK/FAILED line is still printed)
         --init               /init mode for the imaging initramfs: mount /proc, /sys, /dev,
                              load modules, configure the network (ip= or DHCP), take bb.server=,
                              bb.dev= (a path, auto or a LIST as for --dev), bb.group=, bb.port=,
-                             bb.done=, bb.assume-zeroed from the kernel command line,
+                             bb.done=, bb.assume-zeroed, bb.key=HEX, bb.digest=HEX from the
+                             kernel command line (or the key baked into the initramfs at
+                             /etc/broadband/key),
                              receive (waiting up to 300 s, or bb.timeout= if longer, for the
                              server), then power off / reboot (on success only). Automatic
                              when running as PID 1.
@@ -114,12 +131,14 @@ PROGRESS AND RESULT (stderr):
 
 EXIT CODES:
     0  image written, flushed and verified against the server's digest
-    1  verification failed: what was written does not match the image digest
+    1  verification failed: what was written does not match the image digest (or the
+       --digest pin)
     2  usage error
     3  target error: cannot open or create OUTPUT, target smaller than the image, or mounted
     4  I/O error while writing or flushing the target
-    5  no server heard within --timeout, data stopped for --timeout, or the server ended the
-       session before this machine was done
+    5  no server heard within --timeout (a server without this machine's key, or with
+       another image than --digest, counts as not heard), data stopped for --timeout, or the
+       server ended the session before this machine was done
     6  the image (or its block size) is too large for this client's fixed memory
     7  interrupted by SIGINT/SIGTERM (the failure is reported to the server)
     8  two different image digests were announced for this session: two servers share
@@ -130,7 +149,13 @@ EXAMPLES:
     bb-client -g 239.1.1.1 -i eth1 10.0.0.1 disk.img
     bb-client -q 10.0.0.1 | zstd > disk.img.zst
     bb-client --dev auto 10.0.0.1            the one internal disk that holds the image
+    bb-client --key-file /etc/bb.key --digest 3a7c...e1 10.0.0.1 /dev/sda
     kernel command line for --init: bb.server=10.0.0.1 bb.dev=/dev/sda ip=dhcp bb.done=reboot
+
+SECURITY:
+    Without a key nothing is authenticated: use --key-file (and --digest to pin the image)
+    on any LAN you do not fully trust. A key on a kernel command line or in an initramfs
+    fetched over TFTP is readable by anyone on that LAN. Read docs/SECURITY.md.
 ";
 
 /// argv entry `i` as bytes (without the NUL).
@@ -160,7 +185,16 @@ pub extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
         }
         Ok(Command::Init { quiet }) => init_mode(quiet),
         Ok(Command::Receive(_)) | Err(_) if pid1 => init_mode(false),
-        Ok(Command::Receive(o)) => {
+        Ok(Command::Receive(mut o)) => {
+            if let Some(path) = o.key_file {
+                match keyfile::load(path) {
+                    Ok(k) => o.key = Some(k),
+                    Err(f) => {
+                        report(&f);
+                        return f.code;
+                    }
+                }
+            }
             let f = run::receive(&o);
             report(&f);
             f.code
@@ -214,6 +248,18 @@ fn init_mode(quiet: bool) -> i32 {
     o.timeout_s = cfg.timeout.max(300);
     o.quiet = quiet;
     o.assume_zeroed = cfg.assume_zeroed;
+    o.digest = cfg.digest;
+    // bb.key= wins over the key baked into the initramfs at build time.
+    o.key = cfg.key;
+    if o.key.is_none() && keyfile::exists(keyfile::INITRAMFS_KEY_PATH) {
+        match keyfile::load(keyfile::INITRAMFS_KEY_PATH) {
+            Ok(k) => o.key = Some(k),
+            Err(f) => {
+                report(&f);
+                init::finish(cfg.done, false, f.line.as_bytes())
+            }
+        }
+    }
     let f = run::receive(&o);
     report(&f);
     let mut line = fmt::Buf::<600>::new();

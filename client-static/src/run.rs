@@ -57,6 +57,10 @@ struct ShellStats {
     foreign_source: u64,
     truncated: u64,
     from_server: u64,
+    /// Messages about the key and the pinned digest, each said once.
+    said_unauthenticated: bool,
+    said_needs_key: bool,
+    said_pin: bool,
 }
 
 /// The progress line: how often, when next, and whether a redrawn (tty) line is showing.
@@ -142,6 +146,8 @@ pub fn receive(o: &Options<'_>) -> Finish {
     let mut cfg = ReceiverConfig::new(os::random_u64());
     cfg.in_order = sink.in_order();
     cfg.silence_timeout_us = o.timeout_s as u64 * 1_000_000;
+    cfg.key = o.key;
+    cfg.pinned_digest = o.digest;
     let rx = Receiver::new(
         cfg,
         ReceiverStorage {
@@ -203,6 +209,12 @@ impl Receive<'_> {
         let _ = write!(l, "; status to {}:{}", Ip(o.server), o.control_port);
         if o.any_server {
             l.str("; data from any address");
+        }
+        if o.key.is_some() {
+            l.str("; authenticated with the key");
+        }
+        if let Some(d) = &o.digest {
+            let _ = write!(l, "; image digest pinned to {}", Hex(d));
         }
         say(format_args!("{}", l.as_str()));
     }
@@ -426,8 +438,9 @@ impl Receive<'_> {
                     continue;
                 }
                 self.st.from_server += 1;
-                if let Ok(ev) = self.rx.handle_datagram(now, &self.bufs[i][..d.len]) {
-                    self.handle_event(now, ev)?;
+                match self.rx.handle_datagram(now, &self.bufs[i][..d.len]) {
+                    Ok(ev) => self.handle_event(now, ev)?,
+                    Err(_) => self.auth_notes(),
                 }
             }
             if n < RX_BATCH {
@@ -437,6 +450,40 @@ impl Receive<'_> {
             self.writes(now);
         }
         Ok(())
+    }
+
+    /// Says once that packets were dropped for the key or the pinned digest, and why.
+    fn auth_notes(&mut self) {
+        let s = *self.rx.stats();
+        let st = &mut self.st;
+        if !st.said_unauthenticated && self.o.key.is_some() && s.untagged + s.bad_tag > 0 {
+            st.said_unauthenticated = true;
+            say(format_args!(
+                "bb-client: data heard, but not authenticated with your key (from {}: a server without a key, or with another one): ignored; still waiting",
+                Ip(self.o.server)
+            ));
+        }
+        if !st.said_needs_key && self.o.key.is_none() && s.needs_key > 0 {
+            st.said_needs_key = true;
+            say(format_args!(
+                "bb-client: the server requires a key (its packets are authenticated): give this machine the same key with --key-file FILE (bb.key= for /init); still waiting"
+            ));
+        }
+        if !st.said_pin
+            && s.pin_refused > 0
+            && let Some(pin) = &self.o.digest
+        {
+            st.said_pin = true;
+            say(format_args!(
+                "bb-client: a session announces another image digest than the pinned {} (--digest): refused{}",
+                Hex(pin),
+                if self.geometry.is_none() {
+                    "; still waiting for the pinned image"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
 
     /// Acts on what the receiver reports about a datagram.
@@ -515,6 +562,16 @@ impl Receive<'_> {
         }
         if matches!(self.sink, Sink::Pending) {
             self.choose_disk(now, g.image_size);
+            return;
+        }
+        if let Err(e) = self.sink.begin() {
+            self.detail.clear();
+            let _ = write!(
+                self.detail,
+                "emptying the target file before writing failed: {}",
+                os::strerror(e)
+            );
+            self.rx.fail(now, FailReason::IoError);
             return;
         }
         if let Sink::Seek {
@@ -620,7 +677,25 @@ impl Receive<'_> {
                 let detail = &mut self.detail;
                 if detail.is_empty() {
                     let _ = write!(detail, "{}", reason.as_str());
-                    if reason == FailReason::DigestMismatch {
+                    if reason == FailReason::DigestMismatch
+                        && let Some(pin) = &self.o.digest
+                    {
+                        let computed = self.rx.computed_digest();
+                        if computed == [0; 32] {
+                            let _ = write!(
+                                detail,
+                                ": the server serves another image than the pinned digest {} (--digest, bb.digest=): check which image the server sends, or the pin",
+                                Hex(pin)
+                            );
+                        } else {
+                            let _ = write!(
+                                detail,
+                                ": what was written hashes to {}, not the pinned digest {} (--digest, bb.digest=): the server sent another image, or check the pin",
+                                Hex(&computed),
+                                Hex(pin)
+                            );
+                        }
+                    } else if reason == FailReason::DigestMismatch {
                         detail.str(": what was written differs from the server's image (memory or disk fault?): run again and check this machine's RAM and disk");
                     }
                 }
@@ -644,7 +719,7 @@ impl Receive<'_> {
             let (s, st) = (self.rx.stats(), &self.st);
             say(format_args!(
                 "bb-client: {} symbols, {} decoded blocks, {} duplicates, {} evictions, {} dropped (malformed {}, other session {}, \
-                 other source {}), loss {}%, {} reports",
+                 other source {}, not authenticated {}), loss {}%, {} reports",
                 s.symbols,
                 s.decoded,
                 s.duplicates,
@@ -654,11 +729,16 @@ impl Receive<'_> {
                     + s.no_slot
                     + s.unbound
                     + s.unexpected
+                    + s.bad_tag
+                    + s.untagged
+                    + s.needs_key
+                    + s.pin_refused
                     + st.foreign_source
                     + st.truncated,
                 s.malformed + st.truncated,
                 s.foreign,
                 st.foreign_source,
+                s.bad_tag + s.untagged + s.needs_key,
                 percent_ppm(self.rx.loss_ppm()),
                 s.reports
             ));
@@ -678,8 +758,36 @@ fn add_io_hint(l: &mut Line, e: Errno) {
 
 fn no_server(o: &Options<'_>, st: &ShellStats, rx: &Receiver<'_>) -> Finish {
     Finish::fail(EXIT_NO_SERVER, |l| {
+        let s = rx.stats();
+        if o.key.is_some() && s.bad_tag + s.untagged > 0 {
+            let _ = write!(
+                l,
+                "no session authenticated with your key within {} s: data heard, but not authenticated with your key ({} packets without a tag, {} with a tag that does not verify): give the server the same key (bb-server --key-file)",
+                o.timeout_s, s.untagged, s.bad_tag
+            );
+            return;
+        }
+        if o.key.is_none() && s.needs_key > 0 {
+            let _ = write!(
+                l,
+                "no session within {} s: the server requires a key ({} authenticated packets heard): give this machine the same key with --key-file FILE (bb.key= for /init)",
+                o.timeout_s, s.needs_key
+            );
+            return;
+        }
+        if let Some(pin) = &o.digest
+            && s.pin_refused > 0
+        {
+            let _ = write!(
+                l,
+                "no session within {} s serves the pinned image digest {} (--digest): {} announces of another image refused",
+                o.timeout_s,
+                Hex(pin),
+                s.pin_refused
+            );
+            return;
+        }
         if st.from_server > 0 {
-            let s = rx.stats();
             let _ = write!(
                 l,
                 "{} packets came from {} within {} s but none was a usable session announce ({} malformed): \

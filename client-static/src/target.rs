@@ -114,6 +114,19 @@ impl Sink {
         }
     }
 
+    /// Called once bound to a session, before the first write: a regular file is emptied
+    /// (its zero ranges become holes); other targets are written in place.
+    pub fn begin(&self) -> Result<(), Errno> {
+        match self {
+            Sink::Seek {
+                fd,
+                block_dev_size: None,
+                ..
+            } => os::ftruncate(fd.0, 0),
+            _ => Ok(()),
+        }
+    }
+
     /// Makes what was written durable; a regular file gets the image's length first.
     pub fn flush(&self, image_size: u64) -> Result<(), Errno> {
         match self {
@@ -239,9 +252,12 @@ pub fn open_target(out: Output<'_>, assume_zeroed: bool) -> Result<Sink, Finish>
             );
         })),
         _ => {
-            let fd = os::open(&path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644)
+            // Not truncated yet: a client that never binds to a session (wrong key, another
+            // image than --digest, no server) leaves an existing file as it was.
+            let fd = os::open(&path, libc::O_WRONLY | libc::O_CREAT, 0o644)
                 .map_err(|e| target_err("create", e))?;
-            // Created or truncated empty: zero ranges are holes until the length is set.
+            // Truncated empty at the bind (Sink::begin): zero ranges are holes until the
+            // length is set.
             Ok(Sink::Seek {
                 fd,
                 block_dev_size: None,
@@ -306,6 +322,9 @@ mod tests {
         let Ok(mut sink) = open_target(Output::Path(p), false) else {
             panic!("open_target failed");
         };
+        // Opening alone keeps the old contents (no session yet); the bind empties it.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 << 20);
+        sink.begin().unwrap();
         let (head, tail) = (pattern(64 << 10, 1), pattern(100_000, 2));
         let zeros_at = head.len() as u64;
         let zeros_len = 8 << 20;

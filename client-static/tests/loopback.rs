@@ -383,6 +383,8 @@ fn zero_and_zstd_blocks_reach_a_file_with_holes_and_stdout_in_order() {
 fn no_server_exits_5_within_the_timeout() {
     let (data, ctrl) = ports();
     let out_path = tmp("none.img");
+    // An existing file stays as it was: the client never bound to a session.
+    std::fs::write(&out_path, b"precious").unwrap();
     let (o, t) = run_client(
         &[
             "--timeout",
@@ -401,6 +403,64 @@ fn no_server_exits_5_within_the_timeout() {
     assert!(t < Duration::from_millis(2500), "took {t:?}");
     assert!(err.contains("FAILED no server heard within 1 s"), "{err}");
     assert!(err.contains("7854") && err.contains("7855"), "{err}");
+    assert_eq!(std::fs::read(&out_path).unwrap(), b"precious");
+}
+
+/// A client holding a key ignores a keyless server, says so once, and leaves its target
+/// untouched; it ends like a client that heard no server.
+#[test]
+fn a_keyed_client_ignores_a_keyless_server_and_says_why() {
+    let (data, ctrl) = ports();
+    let img = Arc::new(random_image(1 << 20, 11));
+    let stop = Arc::new(AtomicBool::new(false));
+    let srv = serve(
+        img,
+        format!("127.0.0.1:{ctrl}").parse().unwrap(),
+        data,
+        stop.clone(),
+    );
+    let key_path = tmp("client.key");
+    std::fs::write(&key_path, [b'a'; 64]).unwrap();
+    let out_path = tmp("keyed.img");
+    std::fs::write(&out_path, b"precious").unwrap();
+    let (o, _) = run_client(
+        &[
+            "--timeout",
+            "2",
+            "--key-file",
+            key_path.to_str().unwrap(),
+            "--port",
+            &data.to_string(),
+            "--control-port",
+            &ctrl.to_string(),
+            "127.0.0.1",
+            out_path.to_str().unwrap(),
+        ],
+        false,
+    );
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(srv.join().unwrap(), 0);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    assert_eq!(
+        err.matches("data heard, but not authenticated with your key")
+            .count(),
+        2,
+        "said once while waiting, and in the final line: {err}"
+    );
+    assert_eq!(std::fs::read(&out_path).unwrap(), b"precious");
+    // A key file in neither format is a usage error naming the file.
+    std::fs::write(&key_path, b"secret\n").unwrap();
+    let (o, _) = run_client(
+        &["--key-file", key_path.to_str().unwrap(), "127.0.0.1", "-"],
+        false,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("client.key") && err.contains("64 hex digits"),
+        "{err}"
+    );
 }
 
 /// Data from another address than SERVER (another server on the LAN) is dropped and named

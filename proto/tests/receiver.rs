@@ -7,6 +7,7 @@ use bb_proto::receiver::{
     ReceiverConfig, ReceiverStorage, Slot, StorageError, Write,
 };
 use bb_proto::sender::{BlockSource, ClientInfo, Sender, SenderConfig, SenderStorage, Transmit};
+use bb_proto::wire::auth::PresharedKey;
 use bb_proto::wire::{self, DataHead, Encoding, FailReason, Geometry, PacketType};
 
 struct RxMem {
@@ -822,8 +823,10 @@ fn restarted_sender<'m>(
     g: Geometry,
     coded: &[(BlockSource, Vec<u8>)],
     now: u64,
+    key: Option<PresharedKey>,
 ) -> Sender<'m, u32> {
     let mut c = SenderConfig::new(session, g);
+    c.key = key;
     c.rate_bps = 10_000_000_000;
     c.adapt_rate = false;
     c.min_clients = 1;
@@ -844,6 +847,15 @@ fn restarted_sender<'m>(
 
 #[test]
 fn a_restarted_server_of_the_same_image_is_resumed_and_sends_only_what_is_lacking() {
+    resume_after_restart(None);
+}
+
+#[test]
+fn a_keyed_client_resumes_under_the_new_sessions_keys() {
+    resume_after_restart(Some(PresharedKey::from_bytes([9; 32])));
+}
+
+fn resume_after_restart(key: Option<PresharedKey>) {
     let g = Geometry::new(2_000_000, 1024, 64).unwrap();
     let img = image(2_000_000);
     let coded: Vec<_> = (0..g.block_count())
@@ -851,12 +863,14 @@ fn a_restarted_server_of_the_same_image_is_resumed_and_sends_only_what_is_lackin
         .collect();
     let blocks = g.block_count();
     let mut rm = rx_mem(&g, 8, 64);
-    let mut rx = receiver(&mut rm, 5);
+    let mut cfg = ReceiverConfig::new(5);
+    cfg.key = key;
+    let mut rx = receiver_with(&mut rm, cfg, 0);
     let mut out = vec![0xEEu8; img.len()];
     let mut events = Vec::new();
     let mut now = 0;
     let mut tm = tx_mem(&g);
-    let mut first = restarted_sender(&mut tm, 77, g, &coded, now);
+    let mut first = restarted_sender(&mut tm, 77, g, &coded, now, key);
     let sent_first = pump(
         &mut first,
         &mut rx,
@@ -871,7 +885,7 @@ fn a_restarted_server_of_the_same_image_is_resumed_and_sends_only_what_is_lackin
     // The server dies; another one starts on the same image 3 s later.
     now += 3 * SECOND;
     let mut tm2 = tx_mem(&g);
-    let mut second = restarted_sender(&mut tm2, 78, g, &coded, now);
+    let mut second = restarted_sender(&mut tm2, 78, g, &coded, now, key);
     let sent_second = pump(
         &mut second,
         &mut rx,
@@ -918,7 +932,7 @@ fn a_new_session_is_taken_over_only_after_silence_and_only_with_the_same_digest(
         .collect();
     let announce = |session: u64, coded: &[(BlockSource, Vec<u8>)]| {
         let mut tm = tx_mem(&g);
-        let tx = restarted_sender(&mut tm, session, g, coded, 0);
+        let tx = restarted_sender(&mut tm, session, g, coded, 0, None);
         let mut buf = vec![0u8; 200];
         let n = tx.build_announce(&mut buf).unwrap();
         buf.truncate(n);
@@ -976,7 +990,7 @@ fn a_receiver_bound_without_a_digest_does_not_resume() {
     // Bound to a session whose digest was never announced.
     rx.handle_datagram(0, &announce_packet(g, 1)).unwrap();
     let mut tm = tx_mem(&g);
-    let tx = restarted_sender(&mut tm, 2, g, &coded, 0);
+    let tx = restarted_sender(&mut tm, 2, g, &coded, 0, None);
     let mut buf = vec![0u8; 200];
     let n = tx.build_announce(&mut buf).unwrap();
     assert_eq!(

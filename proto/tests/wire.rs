@@ -197,9 +197,14 @@ fn header_checks_reject_foreign_and_damaged_packets() {
     reseal(&mut p);
     assert_eq!(open(&p).unwrap_err(), WireError::BadType);
     let mut p = good.clone();
-    p[6] = 1;
+    p[6] = 2;
     reseal(&mut p);
     assert_eq!(open(&p).unwrap_err(), WireError::BadFlags);
+    // Flag bit 0 announces a tag: a keyless end drops the packet.
+    let mut p = good.clone();
+    p[6] = 1;
+    reseal(&mut p);
+    assert_eq!(open(&p).unwrap_err(), WireError::NeedsKey);
     // Any single bit flipped without resealing is caught by the CRC.
     for byte in [8, 20, 50, ANNOUNCE_LEN - 1] {
         let mut p = good.clone();
@@ -802,8 +807,10 @@ fn field_tables_tile_each_packet() {
 fn constants_keep_their_values() {
     assert_eq!(FRAMING_BYTES, 14 + 20 + 8);
     assert_eq!(MAX_DATAGRAM, 8972);
-    assert_eq!(MAX_RANGES, 177);
-    assert_eq!(MAX_ZERO_RANGES, 180);
+    // Room for the 24-byte trailer (counter and tag) of a keyed session in a 1472-byte
+    // datagram.
+    assert_eq!(MAX_RANGES, 174);
+    assert_eq!(MAX_ZERO_RANGES, 177);
     assert_eq!(VERSION, 3);
     assert_eq!(DATA_OVERHEAD, 40);
     assert_eq!(MAX_SYMBOL_SIZE, 8896);

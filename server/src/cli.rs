@@ -53,6 +53,8 @@ pub struct Options {
     pub coding: Coding,
     /// The side file to use: None with --no-map (and for standard input).
     pub map: MapChoice,
+    /// `--key-file`: with a key every packet is authenticated (docs/SECURITY.md).
+    pub key: Option<bb_proto::wire::auth::PresharedKey>,
 }
 
 /// How blocks are coded, shared by sending and `--prepare`.
@@ -106,6 +108,8 @@ impl Options {
 pub enum Command {
     Run(Box<Options>),
     Prepare(PrepareOptions),
+    /// `--gen-key FILE`: write a new random key.
+    GenKey(PathBuf),
     Help,
     Version,
 }
@@ -135,6 +139,8 @@ fn opts() -> getopts::Options {
     o.optopt("", "prepare", "", "IMAGE");
     o.optopt("", "map", "", "FILE");
     o.optflag("", "no-map", "");
+    o.optopt("", "key-file", "", "FILE");
+    o.optopt("", "gen-key", "", "FILE");
     o.optflag("q", "quiet", "");
     o.optflag("h", "help", "");
     o.optflag("V", "version", "");
@@ -151,6 +157,7 @@ erasure-coded repairs, so the image crosses the network about once.
 
 Usage: bb-server [OPTIONS] ADDRESS [IMAGE]
        bb-server --prepare IMAGE [--map FILE] [--compress LEVEL|off] [geometry options]
+       bb-server --gen-key FILE
 
   ADDRESS   where data goes: the broadcast address of a local subnet (10.0.0.255),
             a multicast group (239.1.2.3, 224.0.0.0/4) or one client's address
@@ -214,6 +221,16 @@ Who and when:
                            lost clients fail nothing and the session waits for them
                            [default 60]
 
+Authentication (docs/SECURITY.md):
+      --key-file FILE      the pre-shared key: 32 raw bytes or 64 hex digits. Every
+                           packet both ways then carries a 16-byte tag (AES-128-GCM under
+                           a key derived for this session and sender); packets without
+                           a valid tag are dropped and counted. Clients need the same key
+                           (bb-client --key-file, bb.key=, or baked into the initramfs)
+      --gen-key FILE       write a new random key to FILE (hex, mode 0600; never
+                           replaces an existing file) and exit
+  Without a key anyone on the LAN can feed clients another image or disturb a session.
+
 Output:
   -q, --quiet              no progress or events, only errors and the summary
       --summary-json FILE  write the final summary as JSON ('-': stdout)
@@ -266,6 +283,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     }
     if m.opt_present("V") {
         return Ok(Command::Version);
+    }
+    if let Some(path) = m.opt_str("gen-key") {
+        if let Some(extra) = m.free.first() {
+            return Err(format!(
+                "unexpected argument '{extra}': --gen-key takes only FILE"
+            ));
+        }
+        return Ok(Command::GenKey(PathBuf::from(path)));
     }
     let coding = parse_coding(&m)?;
     if let Some(img) = m.opt_str("prepare") {
@@ -432,6 +457,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         quiet: m.opt_present("q"),
         coding,
         map,
+        key: m
+            .opt_str("key-file")
+            .map(|f| crate::key::load(std::path::Path::new(&f)))
+            .transpose()?,
     })))
 }
 

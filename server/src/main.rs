@@ -24,6 +24,7 @@ mod digest_ahead;
 mod feeder;
 mod image;
 mod input;
+mod key;
 mod messages;
 mod net;
 mod pool;
@@ -58,6 +59,19 @@ fn main() {
         }
         Ok(cli::Command::Run(o)) => session::run(&o),
         Ok(cli::Command::Prepare(p)) => prepare::run(&p),
+        Ok(cli::Command::GenKey(path)) => match key::generate(&path) {
+            Ok(()) => {
+                say!(
+                    "bb-server: wrote a new key to {} (mode 0600): give it to bb-server and every bb-client with --key-file (see docs/SECURITY.md)",
+                    path.display()
+                );
+                0
+            }
+            Err(e) => {
+                say!("bb-server: {e}");
+                session::EXIT_IMAGE
+            }
+        },
         Err(e) => {
             say!("bb-server: {e}\nTry 'bb-server --help'.");
             session::EXIT_USAGE

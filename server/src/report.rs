@@ -101,6 +101,11 @@ pub struct Summary {
     pub cpu_sys_s: f64,
     pub status_reports: u64,
     pub dropped_datagrams: u64,
+    /// Datagrams dropped for their tag: forged, modified, another key, or (un)tagged
+    /// against the session's choice.
+    pub unauthenticated: u64,
+    /// The session was authenticated with a pre-shared key.
+    pub keyed: bool,
     pub coding: CodingFigures,
     pub exit_code: i32,
     pub outcome: String,
@@ -207,6 +212,8 @@ impl Summary {
         field("cpu_sys_s", json_f(self.cpu_sys_s));
         field("status_reports", self.status_reports.to_string());
         field("dropped_datagrams", self.dropped_datagrams.to_string());
+        field("keyed", self.keyed.to_string());
+        field("unauthenticated", self.unauthenticated.to_string());
         let c = &self.coding;
         field(
             "compress_level",
@@ -349,9 +356,15 @@ impl Summary {
         }
         let _ = writeln!(
             o,
-            "  control    {} status reports, {} datagrams dropped, final rate {:.1} Mbit/s",
+            "  control    {} status reports, {} datagrams dropped ({} not authenticated{}), final rate {:.1} Mbit/s",
             self.status_reports,
             self.dropped_datagrams,
+            self.unauthenticated,
+            if self.keyed {
+                ", session keyed"
+            } else {
+                ", no key"
+            },
             self.final_rate_bps as f64 / 1e6
         );
         if self.clients.is_empty() {
@@ -429,6 +442,8 @@ mod tests {
             cpu_sys_s: 0.125,
             status_reports: 40,
             dropped_datagrams: 0,
+            unauthenticated: 0,
+            keyed: false,
             coding: CodingFigures {
                 level: Some(3),
                 blocks: 6,

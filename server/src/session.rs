@@ -7,6 +7,7 @@ use bb_proto::sender::{
     ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig, SenderStorage,
     SessionEnd, Transmit,
 };
+use bb_proto::wire::auth::TRAILER_LEN;
 use bb_proto::wire::{DATA_OVERHEAD, FRAMING_BYTES, Geometry};
 
 use crate::cli::{
@@ -671,7 +672,15 @@ impl Run<'_, '_> {
             cpu_user_s: cpu.0,
             cpu_sys_s: cpu.1,
             status_reports: st.status_reports,
-            dropped_datagrams: st.malformed + st.foreign + st.unexpected + st.table_full,
+            dropped_datagrams: st.malformed
+                + st.foreign
+                + st.unexpected
+                + st.table_full
+                + st.bad_tag
+                + st.untagged
+                + st.needs_key,
+            unauthenticated: st.bad_tag + st.untagged + st.needs_key,
+            keyed: self.sender.config().key.is_some(),
             coding: self.coding_figures(),
             exit_code: code,
             outcome: outcome.to_string(),
@@ -823,7 +832,9 @@ pub fn run(o: &Options) -> i32 {
             return EXIT_NETWORK;
         }
     };
-    let pkt_len = o.coding.symbol_size as usize + DATA_OVERHEAD;
+    // A keyed session's data packets carry the tag after the CRC.
+    let tag_len = if o.key.is_some() { TRAILER_LEN } else { 0 };
+    let pkt_len = o.coding.symbol_size as usize + DATA_OVERHEAD + tag_len;
     let mut cfg = SenderConfig::new(session_id, geometry);
     cfg.wanted_clients = o.clients;
     cfg.min_clients = o.min_clients;
@@ -840,6 +851,7 @@ pub fn run(o: &Options) -> i32 {
     cfg.lost_grace_us = us(o.lost_grace_s);
     cfg.session_timeout_us = o.timeout_s.map(us);
     cfg.linger_us = us(o.linger_s);
+    cfg.key = o.key;
 
     let (tree, n) = SenderStorage::<SocketAddrV4>::words(&geometry);
     let mut repair_tree = vec![0u16; tree];

@@ -36,6 +36,12 @@ pub fn interrupted() -> bool {
 /// 8 random bytes from getrandom(2).
 pub fn random_u64() -> io::Result<u64> {
     let mut b = [0u8; 8];
+    random_bytes(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Fills `b` from the kernel's random source (getrandom(2), blocking until it is seeded).
+pub fn random_bytes(b: &mut [u8]) -> io::Result<()> {
     let mut got = 0;
     while got < b.len() {
         // SAFETY: the pointer and length describe the unfilled tail of `b`.
@@ -49,7 +55,7 @@ pub fn random_u64() -> io::Result<u64> {
         }
         got += n as usize;
     }
-    Ok(u64::from_le_bytes(b))
+    Ok(())
 }
 
 /// Size of a block device (BLKGETSIZE64).

@@ -23,6 +23,7 @@ use bb_proto::receiver::{
     Write as BlockWrite,
 };
 use bb_proto::wire::FailReason;
+use bb_proto::wire::auth::PresharedKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bb-server");
 
@@ -99,6 +100,7 @@ fn client(
         control,
         fail_with,
         limit,
+        None,
     )
 }
 
@@ -111,6 +113,7 @@ fn client_on(
     control: SocketAddrV4,
     fail_with: Option<FailReason>,
     limit: Duration,
+    key: Option<PresharedKey>,
 ) -> ClientResult {
     let sock = udp(SocketAddrV4::new(local, data_port));
     let bsock = broadcast.map(|_| udp(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, data_port)));
@@ -139,12 +142,10 @@ fn client_on(
         zero: &mut zero,
         out: &mut block_out,
     };
-    let mut rx = Receiver::new(
-        ReceiverConfig::new(0x1234_0000 + data_port as u64 + ((u32::from(local) as u64) << 16)),
-        storage,
-        0,
-    )
-    .unwrap();
+    let mut cfg =
+        ReceiverConfig::new(0x1234_0000 + data_port as u64 + ((u32::from(local) as u64) << 16));
+    cfg.key = key;
+    let mut rx = Receiver::new(cfg, storage, 0).unwrap();
     let start = Instant::now();
     let mut buf = vec![0u8; 9216];
     let mut out = Vec::new();
@@ -333,6 +334,7 @@ fn two_clients_receive_a_subnet_broadcast() {
                     control,
                     None,
                     Duration::from_secs(15),
+                    None,
                 )
             })
         })
@@ -516,6 +518,142 @@ fn an_image_written_while_it_is_sent_makes_the_server_exit_3() {
     );
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("was modified while it was served"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_keyed_server_serves_its_key_only_and_counts_what_is_not_authenticated() {
+    let dir = tmp("keyed");
+    let key_file = dir.join("bb.key");
+    let _ = std::fs::remove_file(&key_file);
+    let (code, _, err) = finish(
+        server(&["--gen-key", key_file.to_str().unwrap()], Stdio::null()),
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = finish(
+        server(&["--gen-key", key_file.to_str().unwrap()], Stdio::null()),
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    let key = PresharedKey::parse(&std::fs::read(&key_file).unwrap()).unwrap();
+    let bad_key_file = dir.join("short.key");
+    std::fs::write(&bad_key_file, "0123\n").unwrap();
+    let (code, _, err) = finish(
+        server(
+            &["--key-file", bad_key_file.to_str().unwrap(), "127.0.0.1"],
+            Stdio::null(),
+        ),
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("short.key") && err.contains("64 hex digits"),
+        "{err}"
+    );
+
+    let img = image_bytes(2 << 20, 3);
+    let path = dir.join("disk.img");
+    std::fs::write(&path, &img).unwrap();
+    let json = dir.join("summary.json");
+    let (dp, cp) = ports();
+    let (dps, cps) = (dp.to_string(), cp.to_string());
+    let srv = server(
+        &[
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--clients",
+            "1",
+            "--min-clients",
+            "1",
+            "--wait",
+            "10",
+            "--port",
+            &dps,
+            "--control-port",
+            &cps,
+            "--summary-json",
+            json.to_str().unwrap(),
+            "127.0.0.1",
+            path.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let control = SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp);
+    // A forger sends status reports without a tag and with another key's, every 20 ms from
+    // the server's start until the transfer is over (a fast transfer ends in well under a
+    // second): dropped and counted.
+    let transfer_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forging = {
+        let transfer_over = transfer_over.clone();
+        std::thread::spawn(move || {
+            let forger = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut buf = [0u8; 256];
+            let head = bb_proto::wire::StatusHead {
+                client_id: 99,
+                report_seq: 0,
+                last_seq: 0,
+                blocks_done: 0,
+                loss_ppm: 1_000_000,
+                phase: bb_proto::wire::ClientPhase::Receiving,
+                resumed: false,
+            };
+            let n = bb_proto::wire::write_status(&mut buf, 1, &head, &[]).unwrap();
+            let mac = bb_proto::wire::auth::MacKey::derive(
+                &PresharedKey::from_bytes([7; 32]),
+                1,
+                bb_proto::wire::auth::Direction::FromClient,
+                99,
+            );
+            let mut tagged = buf;
+            let m = bb_proto::wire::auth::sign(&mut tagged, n, &mac, 0).unwrap();
+            // At most 20 s of forging, whatever happens to the transfer.
+            for _ in 0..1000 {
+                if transfer_over.load(Ordering::Relaxed) {
+                    break;
+                }
+                forger.send_to(&buf[..n], control).unwrap();
+                forger.send_to(&tagged[..m], control).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    // A client with another key on its own address: it must never bind nor write.
+    let other = std::thread::spawn(move || {
+        client_on(
+            Ipv4Addr::new(127, 0, 0, 3),
+            Some(()),
+            dp,
+            control,
+            None,
+            Duration::from_secs(4),
+            Some(PresharedKey::from_bytes([7; 32])),
+        )
+    });
+    let r = client_on(
+        Ipv4Addr::new(127, 0, 0, 2),
+        Some(()),
+        dp,
+        control,
+        None,
+        Duration::from_secs(15),
+        Some(key),
+    );
+    let wrong = other.join().unwrap();
+    let (code, _, err) = finish(srv, Duration::from_secs(10));
+    transfer_over.store(true, Ordering::Relaxed);
+    forging.join().unwrap();
+    assert_verified(&r, &img, &err);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        wrong.outcome.is_none() && wrong.data.is_empty(),
+        "the wrong key bound"
+    );
+    let j = std::fs::read_to_string(&json).unwrap();
+    assert!(j.contains("\"keyed\": true,"), "{j}");
+    assert!(json_u64(&j, "unauthenticated") >= 2, "{j}");
+    assert!(err.contains("not authenticated, session keyed"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

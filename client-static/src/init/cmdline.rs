@@ -4,6 +4,7 @@
 //! host with `cargo test -p bb-client`.
 
 use crate::parse::{parse_ipv4, parse_u32};
+use bb_proto::wire::auth::{PresharedKey, parse_hex32};
 
 /// What to do when imaging has finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,8 +39,6 @@ impl DoneAction {
 pub const IFNAMSIZ: usize = 16;
 /// Longest `bb.dev=` path kept (including the terminating NUL).
 pub const DEV_MAX: usize = 128;
-/// Longest `bb.key=` value kept.
-pub const KEY_MAX: usize = 128;
 
 /// A short byte string in a fixed array, always NUL-terminated (usable as a C string).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -239,7 +238,10 @@ pub struct Cmdline {
     pub done: DoneAction,
     /// Seconds to wait for the NIC, the target device and a DHCP lease.
     pub timeout: u32,
-    pub key: FixedStr<KEY_MAX>,
+    /// `bb.key=`: the pre-shared key, 64 hex digits.
+    pub key: Option<PresharedKey>,
+    /// `bb.digest=`: the only image digest accepted, 64 hex digits.
+    pub digest: Option<[u8; 32]>,
     /// `bb.assume-zeroed` (or `=1`; `=0` turns it off): the disk already reads as zeros.
     pub assume_zeroed: bool,
     pub ip: IpConfig,
@@ -262,6 +264,7 @@ pub enum CmdlineError {
     BadDone,
     BadTimeout,
     BadKey,
+    BadDigest,
     BadAssumeZeroed,
     BadIp(IpError),
 }
@@ -283,7 +286,12 @@ impl CmdlineError {
             CmdlineError::BadPort => "bb.port= must be a number 1..65535",
             CmdlineError::BadDone => "bb.done= must be poweroff, reboot, halt or shell",
             CmdlineError::BadTimeout => "bb.timeout= must be a number of seconds 1..86400",
-            CmdlineError::BadKey => "bb.key= is too long (at most 127 bytes)",
+            CmdlineError::BadKey => {
+                "bb.key= must be the key as 64 hex digits (the contents of the file bb-server --gen-key wrote)"
+            }
+            CmdlineError::BadDigest => {
+                "bb.digest= must be the image digest as 64 hex digits (as bb-server prints it)"
+            }
             CmdlineError::BadAssumeZeroed => {
                 "bb.assume-zeroed takes no value, or 1 (on) or 0 (off)"
             }
@@ -347,7 +355,8 @@ pub fn parse_cmdline(line: &[u8]) -> Result<Cmdline, CmdlineError> {
         port: None,
         done: DoneAction::Poweroff,
         timeout: DEFAULT_TIMEOUT,
-        key: FixedStr::new(),
+        key: None,
+        digest: None,
         assume_zeroed: false,
         ip: IpConfig::dhcp(),
         ip_given: false,
@@ -395,7 +404,12 @@ pub fn parse_cmdline(line: &[u8]) -> Result<Cmdline, CmdlineError> {
                     }
                     c.timeout = t;
                 }
-                b"bb.key" => c.key = FixedStr::from_bytes(v).ok_or(CmdlineError::BadKey)?,
+                b"bb.key" => {
+                    c.key = Some(PresharedKey::parse_hex(v).map_err(|_| CmdlineError::BadKey)?)
+                }
+                b"bb.digest" => {
+                    c.digest = Some(parse_hex32(v).map_err(|_| CmdlineError::BadDigest)?)
+                }
                 b"bb.assume-zeroed" => {
                     c.assume_zeroed = match v {
                         b"" | b"1" => true,
@@ -549,12 +563,12 @@ mod tests {
         assert!(c.ip_given);
         assert_eq!(c.ip.mode, IpMode::Static);
         assert_eq!(c.ip.client, [10, 99, 0, 101]);
-        assert!(c.key.is_empty());
+        assert!(c.key.is_none() && c.digest.is_none());
     }
 
     #[test]
     fn cmdline_all_options() {
-        let line = b"bb.server=192.168.7.1 bb.dev=/dev/nvme0n1 bb.group=239.1.2.3 bb.port=9000 bb.done=reboot bb.timeout=120 bb.key=\"s3cret key\" ip=dhcp";
+        let line = b"bb.server=192.168.7.1 bb.dev=/dev/nvme0n1 bb.group=239.1.2.3 bb.port=9000 bb.done=reboot bb.timeout=120 bb.key=\"00112233445566778899aabbccddeeff 00112233445566778899aabbccddeeff\" bb.digest=ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100 ip=dhcp";
         let c = parse_cmdline(line).unwrap();
         assert_eq!(c.server, Some([192, 168, 7, 1]));
         assert_eq!(c.dev.as_bytes(), b"/dev/nvme0n1");
@@ -562,7 +576,14 @@ mod tests {
         assert_eq!(c.port, Some(9000));
         assert_eq!(c.done, DoneAction::Reboot);
         assert_eq!(c.timeout, 120);
-        assert_eq!(c.key.as_bytes(), b"s3cret key");
+        let mut hex = [0u8; 64];
+        c.key.unwrap().to_hex(&mut hex);
+        assert_eq!(
+            &hex[..],
+            b"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+        );
+        let d = c.digest.unwrap();
+        assert_eq!((d[0], d[15], d[31]), (0xff, 0x00, 0x00));
         assert_eq!(c.ip.mode, IpMode::Dhcp);
         assert!(!c.assume_zeroed);
         let zeroed = |extra: &[u8]| {
@@ -664,7 +685,7 @@ mod tests {
             parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda ip=1.2.3"),
             Err(CmdlineError::BadIp(IpError::Client))
         );
-        let long = [b'k'; 200];
+        let long = [b'a'; 200];
         let mut line = [0u8; 300];
         let pre = b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.key=";
         line[..pre.len()].copy_from_slice(pre);
@@ -672,6 +693,14 @@ mod tests {
         assert_eq!(
             parse_cmdline(&line[..pre.len() + 200]),
             Err(CmdlineError::BadKey)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.key=s3cret"),
+            Err(CmdlineError::BadKey)
+        );
+        assert_eq!(
+            parse_cmdline(b"bb.server=1.2.3.4 bb.dev=/dev/sda bb.digest=00ff"),
+            Err(CmdlineError::BadDigest)
         );
         // every error has a message
         assert!(CmdlineError::MissingServer.message().contains("bb.server"));

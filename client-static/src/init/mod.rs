@@ -50,8 +50,10 @@ pub struct InitConfig {
     pub done: DoneAction,
     /// `bb.timeout=` in seconds (default 30): waits for the NIC, the device and DHCP.
     pub timeout: u32,
-    /// `bb.key=`: pre-shared key, kept for later use.
-    pub key: FixedStr<{ cmdline::KEY_MAX }>,
+    /// `bb.key=`: the pre-shared key (else the one baked into the initramfs, if any).
+    pub key: Option<bb_proto::wire::auth::PresharedKey>,
+    /// `bb.digest=`: the only image digest accepted.
+    pub digest: Option<[u8; 32]>,
     /// `bb.assume-zeroed`: the disk already reads as zeros (no BLKZEROOUT of zero ranges).
     pub assume_zeroed: bool,
     /// The `ip=` parameter as given (mode Dhcp when absent).
@@ -75,7 +77,8 @@ impl InitConfig {
             port: None,
             done: DoneAction::Poweroff,
             timeout: cmdline::DEFAULT_TIMEOUT,
-            key: FixedStr::new(),
+            key: None,
+            digest: None,
             assume_zeroed: false,
             ip: IpConfig::dhcp(),
             iface: FixedStr::new(),
@@ -95,6 +98,7 @@ impl InitConfig {
         self.done = c.done;
         self.timeout = c.timeout;
         self.key = c.key;
+        self.digest = c.digest;
         self.assume_zeroed = c.assume_zeroed;
         self.ip = c.ip;
     }

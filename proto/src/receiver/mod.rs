@@ -37,6 +37,7 @@ pub use writes::{Decompress, DecompressError, Write};
 
 use crate::digest::{DigestAccumulator, ZeroHashes};
 use crate::fec;
+use crate::wire::auth::{Direction, MacKey, PresharedKey, ReceiveKey, SessionMacs};
 use crate::wire::{
     self, AnnounceFlags, FailReason, Geometry, PacketType, ResultOutcome, ResultReport, WireError,
 };
@@ -69,6 +70,12 @@ pub struct ReceiverConfig {
     /// A "closing" announce ends this client only once no data came for this long (and
     /// some had come): a forged one while data flows changes nothing.
     pub closing_quiet_us: u64,
+    /// With a key, only tagged packets that verify under it are used and every packet out
+    /// is tagged (docs/PROTOCOL.md section 9); without, tagged packets are dropped.
+    pub key: Option<PresharedKey>,
+    /// The operator's pinned image digest: a session announcing another digest is refused
+    /// before it is bound (or failed, once bound), and the written image must hash to it.
+    pub pinned_digest: Option<[u8; 32]>,
     /// Erasure-code kernel that decodes the blocks (only speed depends on it).
     pub engine: fec::Engine,
     /// A new session of the same image (same geometry and image digest) is taken over,
@@ -97,6 +104,8 @@ impl ReceiverConfig {
             silence_timeout_us: 60_000_000,
             ack_wait_us: 30_000_000,
             closing_quiet_us: 1_000_000,
+            key: None,
+            pinned_digest: None,
             engine: fec::Engine::detect(),
             resume_quiet_us: 2_000_000,
         }
@@ -178,11 +187,21 @@ pub enum Dropped {
     /// An announce of a session this receiver cannot use (an empty image, or one larger
     /// than its memory): it waits for a usable one.
     Unusable,
+    /// An announce whose image digest differs from the pinned one.
+    PinMismatch,
 }
 
 /// Counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReceiverStats {
+    /// Keyed: packets whose tag did not verify (forged, modified, another key).
+    pub bad_tag: u64,
+    /// Keyed: packets without a tag (a keyless server).
+    pub untagged: u64,
+    /// Keyless: tagged packets (a server that requires a key).
+    pub needs_key: u64,
+    /// Announces refused because their digest differs from the pinned one.
+    pub pin_refused: u64,
     /// Data packets of the bound session accepted into a slot.
     pub symbols: u64,
     /// Blocks the server's zero maps named (each counted once).
@@ -288,6 +307,8 @@ pub struct Receiver<'a> {
     result_sent: u32,
     next_result_us: u64,
     acked: bool,
+    // With a key: the bound session's MAC keys.
+    macs: Option<SessionMacs>,
     stats: ReceiverStats,
     timers: timers::Timers,
     // When the bound session last sent a valid packet (for taking over a new session).
@@ -357,6 +378,7 @@ impl<'a> Receiver<'a> {
             result_sent: 0,
             next_result_us: 0,
             acked: false,
+            macs: None,
             stats: ReceiverStats::default(),
             timers: timers::Timers::new(now_us),
             last_session_packet_us: now_us,
@@ -375,6 +397,11 @@ impl<'a> Receiver<'a> {
     /// Blocks written and the image's block count (0 before binding).
     pub fn progress(&self) -> (u32, u32) {
         (self.done_count, self.session.map_or(0, |s| s.blocks))
+    }
+    /// The image digest this client computed (all zero until every block is written and
+    /// flushed).
+    pub fn computed_digest(&self) -> [u8; 32] {
+        self.computed_digest
     }
     /// Image bytes written so far.
     pub fn bytes_written(&self) -> u64 {
@@ -424,7 +451,11 @@ impl<'a> Receiver<'a> {
             self.last_session_packet_us = now_us;
         }
         match r {
+            Err(Dropped::Malformed(WireError::BadTag)) => self.stats.bad_tag += 1,
+            Err(Dropped::Malformed(WireError::Unauthenticated)) => self.stats.untagged += 1,
+            Err(Dropped::Malformed(WireError::NeedsKey)) => self.stats.needs_key += 1,
             Err(Dropped::Malformed(_)) => self.stats.malformed += 1,
+            Err(Dropped::PinMismatch) => self.stats.pin_refused += 1,
             Err(Dropped::ForeignSession) => self.stats.foreign += 1,
             Err(Dropped::NotBound) => self.stats.unbound += 1,
             Err(Dropped::Unexpected) => self.stats.unexpected += 1,
@@ -438,7 +469,21 @@ impl<'a> Receiver<'a> {
     }
 
     fn handle_inner(&mut self, now_us: u64, pkt: &[u8]) -> Result<Event, Dropped> {
-        let packet = wire::open(pkt).map_err(Dropped::Malformed)?;
+        let opened = match (&self.cfg.key, &self.macs) {
+            (None, _) => wire::open(pkt),
+            (Some(psk), macs) => {
+                wire::open_keyed(pkt, |session, sender| match (&self.session, macs) {
+                    (Some(s), Some(m)) if s.id == session => m.receive_key(sender),
+                    _ => ReceiveKey::Derived(MacKey::derive(
+                        psk,
+                        session,
+                        Direction::FromServer,
+                        sender,
+                    )),
+                })
+            }
+        };
+        let packet = opened.map_err(Dropped::Malformed)?;
         if let Some(s) = &self.session
             && s.id != packet.session()
         {
@@ -501,6 +546,15 @@ impl<'a> Receiver<'a> {
         a: &wire::Announce,
     ) -> Result<Event, Dropped> {
         let interval = (a.report_interval_ms as u64 * 1000).min(MAX_REPORT_INTERVAL_US);
+        if let (Some(pin), Some(announced)) = (self.cfg.pinned_digest, a.digest)
+            && pin != announced
+        {
+            // Another image: never bind to it; a bound session serving it cannot verify.
+            if self.session.is_some() {
+                self.fail(now_us, FailReason::DigestMismatch);
+            }
+            return Err(Dropped::PinMismatch);
+        }
         if let Some(s) = &mut self.session {
             if s.geometry != a.geometry {
                 return Err(Dropped::Malformed(WireError::BadField("geometry changed")));
@@ -569,6 +623,10 @@ impl<'a> Receiver<'a> {
             slots,
             zero_hashes: ZeroHashes::new(),
         });
+        self.macs = self
+            .cfg
+            .key
+            .map(|k| SessionMacs::client(&k, id, self.cfg.client_id));
         self.next_report_us = now_us;
         self.window_start_seq = a.seq;
         Ok(Event::Bound {
@@ -604,8 +662,14 @@ impl<'a> Receiver<'a> {
         }
         if let Some(s) = &mut self.session {
             s.id = id;
-            s.report_interval_us = a.report_interval_ms as u64 * 1000;
+            s.report_interval_us = (a.report_interval_ms as u64 * 1000).min(MAX_REPORT_INTERVAL_US);
         }
+        // A keyed session's keys are the session's: the new server checks reports under its
+        // own session id, and the packet counter starts again under the new key.
+        self.macs = self
+            .cfg
+            .key
+            .map(|k| SessionMacs::client(&k, id, self.cfg.client_id));
         self.highest_seq = None;
         self.seq_jump = None;
         self.closing_heard_us = None;
@@ -668,7 +732,9 @@ impl<'a> Receiver<'a> {
         if !self.flushed || self.outcome.is_some() || self.done_count != s.blocks {
             return;
         }
-        let Some(want) = s.digest else { return };
+        let Some(want) = self.cfg.pinned_digest.or(s.digest) else {
+            return;
+        };
         self.computed_digest = self.acc.finish(&s.geometry);
         self.outcome = Some(if self.computed_digest == want {
             Outcome::Verified { digest: want }
@@ -692,6 +758,19 @@ impl<'a> Receiver<'a> {
     /// Builds the next packet for the server into `buf`, if one is due. `random` jitters
     /// the report timer.
     pub fn poll_transmit(&mut self, now_us: u64, random: u32, buf: &mut [u8]) -> Option<usize> {
+        let n = self.poll_transmit_untagged(now_us, random, buf)?;
+        match &self.macs {
+            Some(m) => m.sign(buf, n).ok(),
+            None => Some(n),
+        }
+    }
+
+    fn poll_transmit_untagged(
+        &mut self,
+        now_us: u64,
+        random: u32,
+        buf: &mut [u8],
+    ) -> Option<usize> {
         let s = self.session?;
         self.try_verify(now_us);
         if let Some(outcome) = self.outcome {

@@ -24,7 +24,8 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
             report_interval_ms: self.report_interval_ms(),
             digest: self.digest().copied(),
         };
-        wire::write_announce(buf, self.cfg.session_id, &a).map_err(SenderError::Wire)
+        let n = wire::write_announce(buf, self.cfg.session_id, &a).map_err(SenderError::Wire)?;
+        self.finish_packet(buf, n)
     }
 
     /// Builds the data packet for a [`Transmit::Symbol`]. `coded` is the block's coded bytes
@@ -47,7 +48,7 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
         if coded.len() != k * s {
             return Err(SenderError::BadBlock);
         }
-        if buf.len() < DATA_OVERHEAD + s {
+        if buf.len() < DATA_OVERHEAD + s + self.tag_len() {
             return Err(SenderError::Wire(WireError::BufferTooSmall));
         }
         let head = DataHead {
@@ -64,7 +65,8 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
             .engine
             .encode_symbol(coded, k, s, esi, out)
             .map_err(SenderError::Fec)?;
-        Ok(wire::seal_data(buf, s))
+        let n = wire::seal_data(buf, s);
+        self.finish_packet(buf, n)
     }
 
     /// Builds the zero map for a [`Transmit::ZeroMap`]: the next span of the blocks given so
@@ -114,12 +116,15 @@ impl<A: Copy + PartialEq> Sender<'_, A> {
         } else if hint.is_none() {
             self.zero_map_cursor = b;
         }
-        wire::write_zero_map(buf, self.cfg.session_id, first, b, &ranges[..n])
-            .map_err(SenderError::Wire)
+        let len = wire::write_zero_map(buf, self.cfg.session_id, first, b, &ranges[..n])
+            .map_err(SenderError::Wire)?;
+        self.finish_packet(buf, len)
     }
 
     /// Builds the acknowledgement of a client's result.
     pub fn build_result_ack(&self, client_id: u64, buf: &mut [u8]) -> Result<usize, SenderError> {
-        wire::write_result_ack(buf, self.cfg.session_id, client_id).map_err(SenderError::Wire)
+        let n = wire::write_result_ack(buf, self.cfg.session_id, client_id)
+            .map_err(SenderError::Wire)?;
+        self.finish_packet(buf, n)
     }
 }

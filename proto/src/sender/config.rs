@@ -65,6 +65,9 @@ pub struct SenderConfig {
     pub report_budget_per_s: u32,
     /// Erasure-code kernel that builds the symbols (only speed depends on it).
     pub engine: fec::Engine,
+    /// With a key, every packet out is tagged and every packet in must carry a valid tag
+    /// (docs/PROTOCOL.md section 9); without, tagged packets are dropped.
+    pub key: Option<crate::wire::auth::PresharedKey>,
 }
 
 impl SenderConfig {
@@ -93,6 +96,7 @@ impl SenderConfig {
             report_interval_ms: 200,
             report_budget_per_s: 2000,
             engine: fec::Engine::detect(),
+            key: None,
         }
     }
 }

@@ -62,6 +62,7 @@ use schedule::{LossView, Schedule, SymbolKind};
 use suppression::Suppression;
 use timers::{Timer, TimerTable};
 
+use crate::wire::auth::{SessionMacs, TRAILER_LEN};
 use crate::wire::{
     self, ANNOUNCE_LEN, DATA_OVERHEAD, FailReason, PacketType, RESULT_ACK_LEN, ResultOutcome,
     STANDARD_DATAGRAM, WireError,
@@ -146,6 +147,12 @@ pub struct SenderStats {
     pub malformed: u64,
     /// Datagrams of another session.
     pub foreign: u64,
+    /// Keyed sessions: datagrams whose tag did not verify (forged, modified, another key).
+    pub bad_tag: u64,
+    /// Keyed sessions: datagrams without a tag.
+    pub untagged: u64,
+    /// Keyless sessions: tagged datagrams (a client holding a key).
+    pub needs_key: u64,
     /// Datagrams of an unexpected type.
     pub unexpected: u64,
     /// Reports dropped because the client table was full.
@@ -193,6 +200,8 @@ pub struct Sender<'a, A> {
     end: Option<SessionEnd>,
     decided_tally: ClientTally,
     ended: bool,
+    // With a key: this session's MAC keys (tag out, check in).
+    macs: Option<SessionMacs>,
     stats: SenderStats,
 }
 
@@ -243,6 +252,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             end: None,
             decided_tally: ClientTally::default(),
             ended: false,
+            macs: cfg.key.map(|k| SessionMacs::server(&k, cfg.session_id)),
             stats: SenderStats::default(),
         };
         s.maybe_start(now_us);
@@ -418,10 +428,19 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
 
     /// Handles one datagram that arrived on the control port from `from`.
     pub fn handle_datagram(&mut self, now_us: u64, from: A, pkt: &[u8]) -> Result<(), Dropped> {
-        let packet = match wire::open(pkt) {
+        let opened = match &self.macs {
+            Some(m) => wire::open_keyed(pkt, |_, sender| m.receive_key(sender)),
+            None => wire::open(pkt),
+        };
+        let packet = match opened {
             Ok(p) => p,
             Err(e) => {
-                self.stats.malformed += 1;
+                match e {
+                    WireError::BadTag => self.stats.bad_tag += 1,
+                    WireError::Unauthenticated => self.stats.untagged += 1,
+                    WireError::NeedsKey => self.stats.needs_key += 1,
+                    _ => self.stats.malformed += 1,
+                }
                 return Err(Dropped::Malformed(e));
             }
         };
@@ -674,6 +693,19 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         .min()
     }
 
+    /// Bytes the counter and tag add to every packet: [`TRAILER_LEN`] with a key, else 0.
+    fn tag_len(&self) -> usize {
+        if self.macs.is_some() { TRAILER_LEN } else { 0 }
+    }
+
+    /// Tags the `len`-byte packet a builder wrote in `buf` when the session is keyed.
+    fn finish_packet(&self, buf: &mut [u8], len: usize) -> Result<usize, SenderError> {
+        match &self.macs {
+            Some(m) => m.sign(buf, len).map_err(SenderError::Wire),
+            None => Ok(len),
+        }
+    }
+
     fn spend(&mut self, bytes: usize) {
         self.pacer.spend(bytes);
         self.stats.bytes += bytes as u64;
@@ -720,14 +752,14 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.timers.set(Timer::Announce, now_us + interval);
             self.data_since_announce = 0;
             self.zero_map_due = true;
-            self.spend(ANNOUNCE_LEN);
+            self.spend(ANNOUNCE_LEN + self.tag_len());
             self.stats.announces += 1;
             return Some(Transmit::Announce);
         }
         if !self.schedule.sending() {
             return None;
         }
-        let sym_len = self.cfg.geometry.symbol_size as usize + DATA_OVERHEAD;
+        let sym_len = self.cfg.geometry.symbol_size as usize + DATA_OVERHEAD + self.tag_len();
         if !self.pacer.allows(sym_len) {
             let at = self.pacer.ready_at(sym_len, now_us, rate);
             self.timers.set(Timer::Pacing, at);

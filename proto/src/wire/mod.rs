@@ -12,6 +12,7 @@
 //! `write_*` function per packet type.
 
 mod announce;
+pub mod auth;
 mod data;
 pub mod field;
 mod geometry;
@@ -65,13 +66,15 @@ pub const FRAMING_BYTES: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEA
 pub(crate) const STANDARD_DATAGRAM: usize = 1500 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 /// Largest datagram broadband ever builds or accepts (jumbo frames: 9000 - 28).
 pub const MAX_DATAGRAM: usize = 9000 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
-/// Deficit ranges that fit in a status packet of at most 1472 bytes (MTU 1500).
-pub const MAX_RANGES: usize = (STANDARD_DATAGRAM - STATUS_FIXED_LEN - CRC_LEN) / RANGE_LEN;
+/// Deficit ranges that fit in a status packet of at most 1472 bytes (MTU 1500), counter
+/// and tag included.
+pub const MAX_RANGES: usize =
+    (STANDARD_DATAGRAM - STATUS_FIXED_LEN - CRC_LEN - auth::TRAILER_LEN) / RANGE_LEN;
 /// Symbol sizes are multiples of this (the erasure code's SIMD layout).
 pub const SYMBOL_ALIGN: u32 = 64;
 /// Largest symbol that fits a jumbo frame.
 pub const MAX_SYMBOL_SIZE: u32 =
-    ((MAX_DATAGRAM - DATA_OVERHEAD) as u32 / SYMBOL_ALIGN) * SYMBOL_ALIGN;
+    ((MAX_DATAGRAM - DATA_OVERHEAD - auth::TRAILER_LEN) as u32 / SYMBOL_ALIGN) * SYMBOL_ALIGN;
 /// Most source symbols per block.
 pub const MAX_K: u32 = 4096;
 /// Largest encoding symbol index: 0xFFFF is kept free as "no symbol".
@@ -135,6 +138,12 @@ pub enum WireError {
     BadField(&'static str),
     /// The output buffer is too small for the packet.
     BufferTooSmall,
+    /// A tagged packet (header flag bit 0), and this end has no key.
+    NeedsKey,
+    /// An untagged packet, and this end has a key: it accepts only tagged ones.
+    Unauthenticated,
+    /// The tag does not match: forged, modified, or made with another key.
+    BadTag,
 }
 
 impl fmt::Display for WireError {
@@ -149,6 +158,9 @@ impl fmt::Display for WireError {
             Self::BadLength => f.write_str("length does not match packet type"),
             Self::BadField(name) => write!(f, "field out of range: {name}"),
             Self::BufferTooSmall => f.write_str("output buffer too small"),
+            Self::NeedsKey => f.write_str("authenticated packet, and no key to check it"),
+            Self::Unauthenticated => f.write_str("packet without a tag, and a key is in use"),
+            Self::BadTag => f.write_str("tag mismatch (forged, modified or another key)"),
         }
     }
 }
@@ -232,8 +244,35 @@ impl<'a> Packet<'a> {
     }
 }
 
-/// Checks magic, version, type, flags and CRC; returns the checked packet.
+/// Checks magic, version, type, flags and CRC of a packet for an end without a key;
+/// returns the checked packet. A tagged packet is dropped with [`WireError::NeedsKey`].
 pub fn open(bytes: &[u8]) -> Result<Packet<'_>, WireError> {
+    open_inner(bytes, None::<fn(u64, u64) -> auth::MacKey>)
+}
+
+/// Checks a packet for an end that holds a key: it must be tagged, and its tag must verify
+/// under `key_for(session id, sender)` before anything else in it is used (only the header
+/// and, in a client's packet, the client id are read to choose the key; `sender` is the
+/// client id of a status or result packet, [`auth::SERVER_SENDER`] for the server's
+/// packets). The returned packet's bytes end at the CRC (counter and tag are stripped),
+/// so the typed accessors read it as an untagged one.
+pub fn open_keyed<K: core::borrow::Borrow<auth::MacKey>>(
+    bytes: &[u8],
+    key_for: impl FnOnce(u64, u64) -> K,
+) -> Result<Packet<'_>, WireError> {
+    open_inner(bytes, Some(key_for))
+}
+
+// open_inner reads a client's id from one place for status and result packets.
+const _: () = assert!(
+    field::status::CLIENT_ID.start == field::result::CLIENT_ID.start
+        && field::status::CLIENT_ID.end == field::result::CLIENT_ID.end
+);
+
+fn open_inner<K: core::borrow::Borrow<auth::MacKey>>(
+    bytes: &[u8],
+    key_for: Option<impl FnOnce(u64, u64) -> K>,
+) -> Result<Packet<'_>, WireError> {
     use field::header;
     if bytes.len() < HEADER_LEN + CRC_LEN {
         return Err(WireError::Truncated);
@@ -245,18 +284,44 @@ pub fn open(bytes: &[u8]) -> Result<Packet<'_>, WireError> {
         return Err(WireError::BadVersion);
     }
     let ty = PacketType::from_u8(field::get_u8(bytes, header::TYPE)).ok_or(WireError::BadType)?;
-    if get_u16(bytes, header::FLAGS) != 0 {
+    let flags = get_u16(bytes, header::FLAGS);
+    if flags & !auth::FLAG_TAGGED != 0 {
         return Err(WireError::BadFlags);
     }
+    let session = get_u64(bytes, header::SESSION);
+    let tagged = flags & auth::FLAG_TAGGED != 0;
+    // A tag that verifies covers the CRC too: only an untagged packet is checked against it.
+    let (bytes, check_crc) = match (tagged, key_for) {
+        (false, None) => (bytes, true),
+        (true, None) => return Err(WireError::NeedsKey),
+        (false, Some(_)) => return Err(WireError::Unauthenticated),
+        (true, Some(key_for)) => {
+            if bytes.len() < HEADER_LEN + CRC_LEN + auth::TRAILER_LEN {
+                return Err(WireError::Truncated);
+            }
+            let sender = match ty {
+                PacketType::Status | PacketType::Result => {
+                    // Both carry the client id at the same place (field::status, result).
+                    if bytes.len() < field::status::CLIENT_ID.end + CRC_LEN + auth::TRAILER_LEN {
+                        return Err(WireError::Truncated);
+                    }
+                    get_u64(bytes, field::status::CLIENT_ID)
+                }
+                _ => auth::SERVER_SENDER,
+            };
+            let (signed, tag) = bytes.split_at(bytes.len() - auth::TAG_LEN);
+            if !key_for(session, sender).borrow().verify(signed, tag) {
+                return Err(WireError::BadTag);
+            }
+            (&signed[..signed.len() - auth::COUNTER_LEN], false)
+        }
+    };
     let body_end = bytes.len() - CRC_LEN;
-    if crc32(&bytes[..body_end]) != get_u32(bytes, body_end..bytes.len()) {
+    if check_crc && crc32(&bytes[..body_end]) != get_u32(bytes, body_end..bytes.len()) {
         return Err(WireError::BadCrc);
     }
     Ok(Packet {
         bytes,
-        header: Header {
-            ty,
-            session: get_u64(bytes, header::SESSION),
-        },
+        header: Header { ty, session },
     })
 }

@@ -10,7 +10,8 @@ use super::{CRC_LEN, Packet, PacketType, STANDARD_DATAGRAM, WireError, room, sea
 /// Bytes of one zero range.
 pub const ZERO_RANGE_LEN: usize = f::range::LEN;
 /// Zero ranges that fit in a packet of at most 1472 bytes (MTU 1500).
-pub const MAX_ZERO_RANGES: usize = (STANDARD_DATAGRAM - f::FIXED_LEN - CRC_LEN) / ZERO_RANGE_LEN;
+pub const MAX_ZERO_RANGES: usize =
+    (STANDARD_DATAGRAM - f::FIXED_LEN - CRC_LEN - super::auth::TRAILER_LEN) / ZERO_RANGE_LEN;
 
 /// Blocks `[first, first + blocks)` hold only zeros.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
