@@ -5,6 +5,7 @@ mod cli;
 mod host;
 mod tftp;
 
+use bb_proto::wire::auth::PresharedKey;
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
@@ -21,8 +22,6 @@ const EXIT_SETUP: i32 = 5;
 const EXIT_DNSMASQ: i32 = 6;
 /// How long the children get between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-/// bb.key= values the kernel command line carries unquoted (the client keeps 127 bytes).
-const KEY_MAX: usize = 127;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -74,23 +73,19 @@ fn setup_error(e: String) -> i32 {
     EXIT_SETUP
 }
 
-/// The key file's text for bb.key=: printable, no spaces or quotes, at most 127 bytes.
+/// The key for bb.key=: the key file read as bb-server and bb-client read it (64 hex digits
+/// or exactly 32 raw bytes), written as 64 hex digits for the kernel command line.
 fn read_key(path: &Path) -> Result<String, String> {
     let raw = std::fs::read(path).map_err(|e| format!("--key-file {}: {e}", path.display()))?;
-    let text = String::from_utf8(raw)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    if text.is_empty()
-        || text.len() > KEY_MAX
-        || !text.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
-    {
-        return Err(format!(
-            "--key-file {}: the key must be one word of 1..{KEY_MAX} printable ASCII characters \
-             (no spaces or quotes) to go on the kernel command line as bb.key=",
+    let key = PresharedKey::parse(&raw).map_err(|e| {
+        format!(
+            "--key-file {}: {e} (bb-server --gen-key FILE writes one)",
             path.display()
-        ));
-    }
-    Ok(text)
+        )
+    })?;
+    let mut hex = [0u8; 64];
+    key.to_hex(&mut hex);
+    Ok(String::from_utf8_lossy(&hex).into_owned())
 }
 
 fn run(o: &Options) -> i32 {
@@ -442,5 +437,31 @@ fn leave_loop(plan: &Plan, o: &Options, ip: Ipv4Addr, leases: &Path) {
             eprintln!("bb-pxe: {ip} ({mac}) verified: from now on it boots from its disk ({name})")
         }
         Err(e) => eprintln!("bb-pxe: {ip} ({mac}) verified, but {name} could not be written: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_goes_to_the_machines_as_64_hex_digits_whether_hex_or_raw() {
+        let dir = std::env::temp_dir().join(format!("bb-pxe-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let raw: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let (raw_file, hex_file, bad_file) = (
+            dir.join("raw.key"),
+            dir.join("hex.key"),
+            dir.join("bad.key"),
+        );
+        std::fs::write(&raw_file, &raw).unwrap();
+        std::fs::write(&hex_file, format!("{}\n", hex.to_uppercase())).unwrap();
+        std::fs::write(&bad_file, "secret\n").unwrap();
+        assert_eq!(read_key(&raw_file).unwrap(), hex);
+        assert_eq!(read_key(&hex_file).unwrap(), hex);
+        let e = read_key(&bad_file).unwrap_err();
+        assert!(e.contains("bad.key") && e.contains("64 hex digits"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
