@@ -31,9 +31,12 @@ accept data only from the server's IP. Status reports go to --control from this 
 address and port (one address). Prints counts per attack on exit (SIGTERM/SIGINT or
 --duration).
 
---key-file FILE: the hook for keyed sessions. Today it reads the key and signs nothing (the
-packets carry no tag, so a keyed client drops all of them); keyed attacks are added once
-the key work lands.
+Against a keyed session (docs/PROTOCOL.md section 9) the forger has no key: --tag garbage
+marks every forged packet tagged (header flag bit 0) and appends 24 random bytes where the
+counter and tag go; --tag mixed alternates that with untagged packets; --tag none (default)
+sends them untagged. The attack "tamper" (keyed) resends the latest real, tagged data packet
+with one payload byte changed and its real tag kept. The forger learns a keyed session from
+its tagged packets as from plain ones (the trailer is set aside).
 """
 import argparse
 import os
@@ -46,12 +49,14 @@ import time
 import zlib
 
 MAGIC = b"BBND"
-VERSION = 2  # the wire version this forger speaks (docs/PROTOCOL.md)
+VERSION = 3  # the wire version this forger speaks (docs/PROTOCOL.md)
+FLAG_TAGGED = 1  # header flags bit 0: a counter and tag follow the CRC
+TRAILER = 24
 DATA, ANNOUNCE, STATUS, RESULT = 1, 2, 3, 4
 FLAG_DIGEST_KNOWN, FLAG_STARTED, FLAG_CLOSING = 1, 2, 4
 NO_KEY = ["check", "closing", "interval", "seqjump", "empty", "clients", "ranges"]
 EXTRA = ["repairs"]
-KEYED = ["digest", "result", "session"]
+KEYED = ["digest", "result", "session", "tamper"]
 STANDARD_DATAGRAM = 1444
 STATUS_FIXED = 48
 RANGE_LEN = 8
@@ -82,7 +87,8 @@ class Session:
         self.digest = None
         self.seq = 0
         self.front = -1  # highest block seen in data
-        self.data = None  # a recent real data packet
+        self.data = None  # a recent real data packet (without its trailer)
+        self.tagged_data = None  # the same as sent, with its counter and tag
 
     def block_count(self):
         bb = self.symbol * self.k
@@ -95,6 +101,11 @@ class Session:
     def learn(self, pkt):
         if len(pkt) < 20:
             return
+        tagged = None
+        if struct.unpack("<H", pkt[6:8])[0] & FLAG_TAGGED:
+            if len(pkt) < 20 + TRAILER:
+                return
+            tagged, pkt = pkt, pkt[:-TRAILER]
         ty = pkt[5]
         if ty not in (DATA, ANNOUNCE):
             return
@@ -120,6 +131,7 @@ class Session:
                 self.seq = seq
             self.front = max(self.front, block)
             self.data = pkt
+            self.tagged_data = tagged
 
 
 def announce_variant(a, flags_or=0, interval_ms=None, digest=None, session=None,
@@ -175,7 +187,8 @@ def main():
     ap.add_argument("--pps", type=float, default=1000, help="status reports per second")
     ap.add_argument("--duration", type=float, default=120)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--key-file", help="hook for keyed sessions: read, signs nothing yet")
+    ap.add_argument("--tag", choices=["none", "garbage", "mixed"], default="none",
+                    help="what forged packets carry where a keyed session's tag goes")
     a = ap.parse_args()
     attacks = [x for x in a.attacks.split(",") if x]
     unknown = [x for x in attacks if x not in NO_KEY + EXTRA + KEYED]
@@ -183,12 +196,17 @@ def main():
         print(f"forger: unknown attack(s) {unknown}: choose from {NO_KEY + EXTRA + KEYED}",
               file=sys.stderr)
         return 2
-    if a.key_file:
-        with open(a.key_file, "rb") as f:
-            f.read()
-        print("forger: --key-file read; packets are sent without a tag (signing comes with "
-              "the key work)", file=sys.stderr)
     rng = random.Random(a.seed)
+    flip = [False]
+
+    def dress(pkt):
+        """A forged packet as --tag says: untagged, or flagged tagged with a random trailer."""
+        flip[0] = not flip[0]
+        if a.tag == "none" or (a.tag == "mixed" and flip[0]):
+            return pkt
+        b = bytearray(pkt[:-4])
+        b[6:8] = struct.pack("<H", struct.unpack("<H", b[6:8])[0] | FLAG_TAGGED)
+        return seal(bytes(b)) + rng.randbytes(TRAILER)
 
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -208,7 +226,9 @@ def main():
     # as source) and must not learn from them.
     sent_crcs = set()
 
-    def to_clients(payload):
+    def to_clients(payload, dressed=False):
+        if not dressed:
+            payload = dress(payload)
         if len(sent_crcs) > 65536:
             sent_crcs.clear()
         sent_crcs.add(payload[-4:])
@@ -302,10 +322,15 @@ def main():
                 b[24:28] = struct.pack("<I", seq)
                 to_clients(seal(bytes(b)))
                 counts["seqjump"] += 1
+            if s.tagged_data is not None and due("tamper", 0.05):
+                b = bytearray(s.tagged_data)
+                b[40 + rng.randrange(max(1, len(b) - 40 - 4 - TRAILER))] ^= 0xFF
+                to_clients(bytes(b), dressed=True)
+                counts["tamper"] += 1
             while status_credit >= 1:
                 status_credit -= 1
                 if "clients" in counts:
-                    ctl.sendto(status_packet(s, rng.getrandbits(64), s.seq, 1_000_000, []),
+                    ctl.sendto(dress(status_packet(s, rng.getrandbits(64), s.seq, 1_000_000, [])),
                                a.control)
                     counts["clients"] += 1
                 if "ranges" in counts:
@@ -314,23 +339,23 @@ def main():
                     first = min(s.front + 2, n - 1)
                     rs = [(b, 1, 1) for b in range(first, n)][:MAX_RANGES]
                     if rs:
-                        ctl.sendto(status_packet(s, rng.getrandbits(64), 0, 0, rs), a.control)
+                        ctl.sendto(dress(status_packet(s, rng.getrandbits(64), 0, 0, rs)), a.control)
                         counts["ranges"] += 1
                 if "repairs" in counts:
                     n = min(s.front, s.block_count())
                     step = max(1, n // MAX_RANGES)
                     rs = [(i * step, 1, 1) for i in range(min(MAX_RANGES, n))]
                     if rs:
-                        ctl.sendto(status_packet(s, 0xF0F0, s.seq, 0, rs), a.control)
+                        ctl.sendto(dress(status_packet(s, 0xF0F0, s.seq, 0, rs)), a.control)
                         counts["repairs"] += 1
                 if "result" in counts:
                     ids += 1
                     cid = 0xBAD0000 + ids
-                    ctl.sendto(status_packet(s, cid, s.seq, 0, []), a.control)
+                    ctl.sendto(dress(status_packet(s, cid, s.seq, 0, [])), a.control)
                     body = header(s.magic, s.version, RESULT, s.id)
                     body += struct.pack("<QBBHQ", cid, 1, 0, 0, s.image_size)
                     body += s.digest or bytes(32)
-                    ctl.sendto(seal(body), a.control)
+                    ctl.sendto(dress(seal(body)), a.control)
                     counts["result"] += 1
         except (BlockingIOError, InterruptedError):
             pass
