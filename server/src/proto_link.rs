@@ -42,7 +42,7 @@ pub fn source(e: &MapEntry) -> BlockSource {
 }
 
 /// Tells the sender what block `b` holds; blocks come in order.
-pub fn block_ready<A: Copy + PartialEq>(
+pub fn block_ready<A: bb_proto::sender::SourceAddr>(
     sender: &mut Sender<'_, A>,
     b: u32,
     e: &MapEntry,

@@ -1,13 +1,14 @@
 //! Building the packets the sender asks the shell to send: announces, data symbols (the
 //! block's coded bytes through the erasure code), zero maps and result acknowledgements.
 
+use super::SourceAddr;
 use super::{Sender, SenderError};
 use crate::wire::{
     self, Announce, AnnounceFlags, DATA_HEADER_LEN, DATA_OVERHEAD, DataHead, MAX_ZERO_RANGES,
     WireError, ZeroRange,
 };
 
-impl<A: Copy + PartialEq> Sender<'_, A> {
+impl<A: SourceAddr> Sender<'_, A> {
     /// Builds the announce packet; returns its length.
     pub fn build_announce(&self, buf: &mut [u8]) -> Result<usize, SenderError> {
         let mut flags = AnnounceFlags::NONE;

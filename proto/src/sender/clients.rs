@@ -16,9 +16,36 @@
 
 use crate::wire::{ClientPhase, FailReason, StatusHead};
 
-/// Rows of clients not final that one source address may hold: real machines have an
-/// address each (a few clients on one host, as in tests, still fit).
+/// Rows of clients not final that one source host may hold: real machines have an address
+/// each (a few clients on one host, as in tests, still fit).
 pub const ROWS_PER_ADDRESS: usize = 8;
+
+/// A client's source address as the shell gives it. The bound on rows per source and the
+/// recognition of a restarted machine go by host (the IP address, whatever the port), so
+/// ids made up from many ports of one address count as one source.
+pub trait SourceAddr: Copy + PartialEq {
+    /// True when both come from the same host.
+    fn same_host(&self, other: &Self) -> bool;
+}
+
+impl SourceAddr for core::net::SocketAddrV4 {
+    fn same_host(&self, other: &Self) -> bool {
+        self.ip() == other.ip()
+    }
+}
+
+impl SourceAddr for core::net::SocketAddr {
+    fn same_host(&self, other: &Self) -> bool {
+        self.ip() == other.ip()
+    }
+}
+
+/// Tests and the simulator name each client's address with a number: one host each.
+impl SourceAddr for u32 {
+    fn same_host(&self, other: &Self) -> bool {
+        self == other
+    }
+}
 
 /// Why a client got no row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +183,7 @@ pub(crate) struct ClientTable<'a, A> {
     last_lost_us: Option<u64>,
 }
 
-impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
+impl<'a, A: SourceAddr> ClientTable<'a, A> {
     /// A table over `rows`; clients silent for longer than `timeout_us` expire.
     pub fn new(rows: &'a mut [Option<ClientInfo<A>>], timeout_us: u64) -> Self {
         rows.fill(None);
@@ -208,14 +235,14 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
             match row {
                 None => free = free.or(Some(i)),
                 Some(c) if c.state == ClientState::Lost => {
-                    if c.addr == from {
+                    if c.addr.same_host(&from) {
                         restarted = restarted.or(Some(i));
                     }
                     if lost.is_none_or(|(_, t)| c.finished_us < t) {
                         lost = Some((i, c.finished_us));
                     }
                 }
-                Some(c) if !c.state.is_final() && c.addr == from => same_address += 1,
+                Some(c) if !c.state.is_final() && c.addr.same_host(&from) => same_address += 1,
                 Some(_) => {}
             }
         }
@@ -410,7 +437,9 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
         let old = self.rows[row]?;
         self.rows.iter().position(|c| {
             c.is_some_and(|c| {
-                c.id != old.id && c.addr == old.addr && c.first_heard_us > old.last_heard_us
+                c.id != old.id
+                    && c.addr.same_host(&old.addr)
+                    && c.first_heard_us > old.last_heard_us
             })
         })
     }
@@ -463,5 +492,26 @@ impl<'a, A: Copy + PartialEq> ClientTable<'a, A> {
             }
         }
         lo
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::{Ipv4Addr, SocketAddrV4};
+
+    #[test]
+    fn made_up_ids_from_many_ports_of_one_host_count_as_one_source() {
+        let mut rows = [None; 32];
+        let mut t = ClientTable::new(&mut rows, 10_000_000);
+        let host = Ipv4Addr::new(10, 0, 0, 9);
+        for port in 0..ROWS_PER_ADDRESS as u16 {
+            let from = SocketAddrV4::new(host, 40_000 + port);
+            assert!(t.find_or_add(0, 100 + port as u64, from).is_ok());
+        }
+        let another_port = SocketAddrV4::new(host, 50_000);
+        assert_eq!(t.find_or_add(0, 999, another_port), Err(NoRow::AddressFull));
+        let another_host = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 10), 50_000);
+        assert!(t.find_or_add(0, 999, another_host).is_ok());
     }
 }

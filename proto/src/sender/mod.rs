@@ -47,7 +47,7 @@ mod timers;
 mod tests;
 
 pub use blockmap::BlockSource;
-pub use clients::{ClientInfo, ClientState, ClientTally, ROWS_PER_ADDRESS};
+pub use clients::{ClientInfo, ClientState, ClientTally, ROWS_PER_ADDRESS, SourceAddr};
 pub use config::{DEFAULT_TIMEOUT_AFTER_FORWARD_US, SenderConfig, SenderError, SenderStorage};
 pub use events::{EVENT_DRAIN_EVERY, EVENT_QUEUE, Event, SessionEnd};
 pub use schedule::Phase;
@@ -205,7 +205,7 @@ pub struct Sender<'a, A> {
     stats: SenderStats,
 }
 
-impl<'a, A: Copy + PartialEq> Sender<'a, A> {
+impl<'a, A: SourceAddr> Sender<'a, A> {
     /// Builds a sender in `storage`; `now_us` starts the clocks.
     pub fn new(
         cfg: SenderConfig,
