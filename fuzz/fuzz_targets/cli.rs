@@ -1,9 +1,11 @@
 //! The command-line value parsers: bb-client's argument parser (argv as NUL-separated
 //! words), bb-server's rate, size, level, duration and count parsers, and bb-sim's size,
-//! rate and duration parsers, on arbitrary bytes: never a panic, every accepted value in
-//! the range its option documents. (A key parser joins here when --key-file lands.)
+//! rate and duration parsers, and the key and digest parsers of both (`--key-file`
+//! contents, `--digest`), on arbitrary bytes: never a panic, every accepted value in the
+//! range its option documents.
 #![no_main]
 
+use bb_proto::wire::auth::{KEY_LEN, PresharedKey, parse_hex32};
 use bb_proto::wire::{MAX_K, MAX_SYMBOL_SIZE, SYMBOL_ALIGN};
 use libfuzzer_sys::fuzz_target;
 
@@ -27,6 +29,38 @@ fuzz_target!(|input: &[u8]| {
     if let Ok(client_args::Command::Receive(o)) = client_args::parse(argv.iter().copied()) {
         assert!(o.port != 0 && o.control_port != 0);
         assert!((1..=86_400).contains(&o.timeout_s));
+        // The key file is named, not read, by the parser; a digest comes from some word
+        // (or the value after "--digest=") that is 64 hex digits.
+        assert!(o.key.is_none());
+        assert!(o.key_file.is_none_or(|f| !f.is_empty()));
+        if let Some(d) = o.digest {
+            assert!(argv.iter().any(|w| {
+                let v = w.strip_prefix(b"--digest=").unwrap_or(w);
+                parse_hex32(v) == Ok(d)
+            }));
+        }
+    }
+
+    // A key file (bb-server and bb-client --key-file): exactly 32 raw bytes, or 64 hex
+    // digits with whitespace anywhere; what is accepted is exactly those bytes or digits.
+    let hex_digits: Vec<u8> = input
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let hex = parse_hex32(input);
+    if let Ok(d) = hex {
+        assert_eq!(hex_digits.len(), 64);
+        let mut again = [0u8; 64];
+        PresharedKey::from_bytes(d).to_hex(&mut again);
+        assert!(again.eq_ignore_ascii_case(&hex_digits), "{input:?}");
+    }
+    match PresharedKey::parse(input) {
+        Ok(k) if input.len() == KEY_LEN => {
+            assert_eq!(k, PresharedKey::from_bytes(input.try_into().unwrap()))
+        }
+        Ok(k) => assert_eq!(Ok(k), hex.map(PresharedKey::from_bytes)),
+        Err(_) => assert!(input.len() != KEY_LEN && hex.is_err()),
     }
 
     let Ok(s) = std::str::from_utf8(input) else {

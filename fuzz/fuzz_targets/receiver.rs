@@ -7,7 +7,10 @@ use bb_proto::wire::{Geometry, PacketType};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common/datagrams.rs"]
+#[allow(dead_code)]
 mod datagrams;
+#[path = "common/packets.rs"]
+mod packets;
 #[path = "common/rx.rs"]
 mod rx;
 
@@ -35,6 +38,7 @@ fuzz_target!(|input: &[u8]| {
         g,
         mode & 1 == 1,
         mode & 2 == 2,
-        pkts.into_iter().map(|(_, p)| p),
+        None,
+        pkts.into_iter().map(|(_, p)| (p, true)),
     );
 });

@@ -11,4 +11,5 @@ use packets::{Auth, round_trip};
 
 fuzz_target!(|pkt: &[u8]| {
     round_trip(pkt, Auth::Keyless);
+    round_trip(pkt, Auth::Keyed(packets::KEY));
 });

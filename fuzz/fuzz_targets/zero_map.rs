@@ -61,6 +61,7 @@ fuzz_target!(|input: &[u8]| {
         g,
         mode & 1 == 1,
         mode & 2 == 2,
-        zero_maps(input).into_iter(),
+        None,
+        zero_maps(input).into_iter().map(|m| (m, true)),
     );
 });

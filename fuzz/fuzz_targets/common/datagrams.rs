@@ -32,3 +32,61 @@ pub fn datagrams(input: &[u8], session: u64, types: &[u8]) -> Vec<(u8, Vec<u8>)>
     }
     out
 }
+
+/// One datagram of a keyed state-machine target and whether it carries the right key's tag.
+pub struct Keyed {
+    pub flags: u8,
+    pub bytes: Vec<u8>,
+    /// Tagged by this target under `psk` (any other datagram must change nothing).
+    pub authentic: bool,
+}
+
+/// Splits `input` into datagrams `[len u8][flags u8][auth u8][len bytes]`, the header and
+/// CRC made valid by the flags as in [`datagrams`]; then `auth % 4` says how it is tagged:
+/// 0 and 1 with the key of its sender under `psk` (the server's, or the client's named in
+/// a status report or result), 2 with that sender's key under another pre-shared key, 3 not
+/// at all. Counters count up from `first_counter`, one per tagged datagram.
+pub fn keyed_datagrams(
+    input: &[u8],
+    session: u64,
+    types: &[u8],
+    psk: &[u8; 32],
+    first_counter: u64,
+) -> Vec<Keyed> {
+    use super::packets::{mac_key, packet_type, sender_of};
+    use bb_proto::wire::{HEADER_LEN, PacketType, auth};
+
+    let mut other = *psk;
+    other[0] ^= 0x80;
+    let mut counter = first_counter;
+    let mut out = Vec::new();
+    let mut rest = input;
+    while rest.len() >= 3 {
+        let (len, how) = (rest[0], rest[2] % 4);
+        let end = (3 + len as usize).min(rest.len());
+        let mut split = datagrams(&[&[len, rest[1]], &rest[3..end]].concat(), session, types);
+        let Some((flags, mut bytes)) = (!split.is_empty()).then(|| split.swap_remove(0)) else {
+            break;
+        };
+        rest = &rest[end..];
+        let mut authentic = false;
+        if how < 3 && bytes.len() >= HEADER_LEN + CRC_LEN {
+            let psk = if how < 2 { psk } else { &other };
+            let ty = packet_type(bytes[5]).unwrap_or(PacketType::Data);
+            let sender_session = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+            let key = mac_key(psk, ty, sender_session, sender_of(&bytes));
+            let n = bytes.len();
+            bytes.resize(n + auth::TRAILER_LEN, 0);
+            let n = auth::sign(&mut bytes, n, &key, counter).unwrap();
+            bytes.truncate(n);
+            counter += 1;
+            authentic = how < 2;
+        }
+        out.push(Keyed {
+            flags,
+            bytes,
+            authentic,
+        });
+    }
+    out
+}

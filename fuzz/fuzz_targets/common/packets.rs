@@ -1,16 +1,57 @@
+#![allow(dead_code)]
 //! Shared by the packet targets: a fuzzed body framed as a packet of one type, and the
 //! checks every packet that parses must pass (parse -> emit -> the same bytes).
 
+use bb_proto::wire::auth::{self, COUNTER_LEN, Direction, MacKey, PresharedKey, SERVER_SENDER};
 use bb_proto::wire::{self, DeficitRange, MAX_DATAGRAM, MAX_RANGES, PacketType, ZeroRange};
 
 /// How packets are authenticated: the one parameter that separates the keyless targets
-/// from their keyed twins. Only keyless packets exist in protocol v2; when the MAC tag
-/// lands (issue 9 item 1), add `Keyed([u8; 32])`, make [`frame`] append the tag and
-/// [`round_trip`] open and re-emit with it, and add `packet_*_keyed` targets passing it.
+/// from their keyed twins.
 #[derive(Clone, Copy, Debug)]
 pub enum Auth {
     /// No tag: the CRC is the only trailer.
     Keyless,
+    /// Tagged (protocol section 9) with the session keys derived from this pre-shared key:
+    /// the packet's own sender's key, as the server or the client named in it would.
+    Keyed([u8; 32]),
+}
+
+/// The pre-shared key of the keyed targets.
+pub const KEY: [u8; 32] = *b"broadband fuzz pre-shared key 32";
+
+/// The MAC key of the sender of a `ty` packet of `session`: the server's, or for a status
+/// report or result the client's whose id it names (`sender`).
+pub fn mac_key(psk: &[u8; 32], ty: PacketType, session: u64, sender: u64) -> MacKey {
+    let psk = PresharedKey::from_bytes(*psk);
+    match ty {
+        PacketType::Status | PacketType::Result => {
+            MacKey::derive(&psk, session, Direction::FromClient, sender)
+        }
+        _ => MacKey::derive(&psk, session, Direction::FromServer, SERVER_SENDER),
+    }
+}
+
+/// Every packet type, in wire order of their numbers.
+pub const TYPES: [PacketType; 6] = [
+    PacketType::Data,
+    PacketType::Announce,
+    PacketType::Status,
+    PacketType::Result,
+    PacketType::ResultAck,
+    PacketType::ZeroMap,
+];
+
+/// The packet type numbered `b` on the wire.
+pub fn packet_type(b: u8) -> Option<PacketType> {
+    TYPES.into_iter().find(|&t| t as u8 == b)
+}
+
+/// The client id a status report or result names (0 when the packet is too short to name
+/// one: its tag is then checked under client 0's key, as `open_keyed` would not).
+pub fn sender_of(pkt: &[u8]) -> u64 {
+    let id = wire::field::status::CLIENT_ID;
+    pkt.get(id)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
 }
 
 /// Session id of every framed packet.
@@ -31,6 +72,15 @@ pub fn frame(ty: PacketType, body: &[u8], auth: Auth) -> Vec<u8> {
             let crc = wire::crc32(&p);
             p.extend_from_slice(&crc.to_le_bytes());
         }
+        Auth::Keyed(psk) => {
+            // The counter comes from the body, so that the fuzzer reaches any counter value.
+            let counter = body.iter().fold(0u64, |c, &b| c.rotate_left(8) ^ b as u64);
+            let len = p.len() + wire::CRC_LEN;
+            p.resize(len + auth::TRAILER_LEN, 0);
+            let key = mac_key(&psk, ty, SESSION, sender_of(&p));
+            let n = auth::sign(&mut p, len, &key, counter).unwrap();
+            p.truncate(n);
+        }
     }
     p
 }
@@ -40,7 +90,28 @@ pub fn frame(ty: PacketType, body: &[u8], auth: Auth) -> Vec<u8> {
 /// type of a well-formed packet.
 pub fn round_trip(pkt: &[u8], auth: Auth) -> Option<PacketType> {
     let p = match auth {
-        Auth::Keyless => wire::open(pkt).ok()?,
+        Auth::Keyless => {
+            let p = wire::open(pkt).ok()?;
+            // A keyed end drops every packet a keyless end accepts: no tag, no use.
+            let key = mac_key(&KEY, p.ty(), p.session(), sender_of(pkt));
+            assert_eq!(
+                wire::open_keyed(pkt, |_, _| &key).err(),
+                Some(wire::WireError::Unauthenticated)
+            );
+            p
+        }
+        Auth::Keyed(psk) => {
+            let p = wire::open_keyed(pkt, |session, sender| {
+                // open_keyed checked the type before it asks for the key.
+                let ty = packet_type(pkt[5]).unwrap();
+                mac_key(&psk, ty, session, sender)
+            });
+            // A keyless end never accepts a tagged packet.
+            if p.is_ok() {
+                assert_eq!(wire::open(pkt).err(), Some(wire::WireError::NeedsKey));
+            }
+            p.ok()?
+        }
     };
     let session = p.session();
     let mut buf = vec![0u8; MAX_DATAGRAM + 64];
@@ -83,6 +154,16 @@ pub fn round_trip(pkt: &[u8], auth: Auth) -> Option<PacketType> {
                 prev_end = r.end();
             }
             wire::write_zero_map(&mut buf, session, m.span_first, m.span_end, &ranges).unwrap()
+        }
+    };
+    let n = match auth {
+        Auth::Keyless => n,
+        Auth::Keyed(psk) => {
+            // Tagged again with the packet's own counter: the same bytes, tag and all.
+            let at = pkt.len() - auth::TAG_LEN - COUNTER_LEN;
+            let counter = u64::from_le_bytes(pkt[at..at + COUNTER_LEN].try_into().unwrap());
+            let key = mac_key(&psk, p.ty(), session, sender_of(pkt));
+            auth::sign(&mut buf, n, &key, counter).unwrap()
         }
     };
     assert_eq!(&buf[..n], pkt, "re-emitted {:?} differs", p.ty());

@@ -1,9 +1,11 @@
 //! Shared by the receiver targets: a bound receiver driven by a sequence of datagrams, with
 //! its invariants checked after every step against a shadow of what it was told.
 
+use bb_proto::receiver::Dropped;
 use bb_proto::receiver::{
     Decompress, DecompressError, Outcome, Receiver, ReceiverConfig, ReceiverStorage, Slot, Write,
 };
+use bb_proto::wire::auth::{self, Direction, MacKey, PresharedKey, SERVER_SENDER};
 use bb_proto::wire::{self, Announce, AnnounceFlags, Geometry, PacketType};
 
 /// Session id of the announce that binds the receiver.
@@ -22,18 +24,29 @@ impl Decompress for NoZstd {
     }
 }
 
-/// Binds a receiver to `g` (3 slots; `in_order` for a stream sink), then feeds it
-/// `datagrams`, 1 ms apart, handling its timers, writes, flush (failing when `flush_fails`)
+/// `pkt` opened as a client does: keyless, or checked under the server's key.
+fn open_as_client<'a>(pkt: &'a [u8], server_key: Option<&MacKey>) -> Option<wire::Packet<'a>> {
+    match server_key {
+        None => wire::open(pkt).ok(),
+        Some(k) => wire::open_keyed(pkt, |_, _| k).ok(),
+    }
+}
+
+/// Binds a receiver to `g` (3 slots; `in_order` for a stream sink; holding `key` when
+/// given, and then bound by an announce tagged with it), then feeds it `datagrams`
+/// (bytes, and whether they carry the right key's tag), 1 ms apart, handling its timers, writes, flush (failing when `flush_fails`)
 /// and transmissions after each.
 /// Checks: no panic; every write inside the image, on block boundaries, of a block never
 /// written before; zeros only for blocks a zero map of the session named; a bounded number
 /// of writes and transmissions per step; progress never past the total; verified only with
-/// every block written and flushed.
+/// every block written and flushed. With a key, a datagram without the right key's tag is
+/// dropped as malformed and changes nothing: no write, no progress, no moved deadline.
 pub fn run(
     g: Geometry,
     in_order: bool,
     flush_fails: bool,
-    datagrams: impl Iterator<Item = Vec<u8>>,
+    key: Option<[u8; 32]>,
+    datagrams: impl Iterator<Item = (Vec<u8>, bool)>,
 ) {
     let blocks = g.block_count();
     let words = (blocks as usize).div_ceil(64);
@@ -52,6 +65,12 @@ pub fn run(
     cfg.in_order = in_order;
     cfg.silence_timeout_us = 20_000;
     cfg.ack_wait_us = 30_000;
+    cfg.key = key.map(PresharedKey::from_bytes);
+    let server_key = key.map(|k| {
+        let psk = PresharedKey::from_bytes(k);
+        MacKey::derive(&psk, SESSION, Direction::FromServer, SERVER_SENDER)
+    });
+
     let storage = ReceiverStorage {
         done: &mut done,
         pool: &mut pool,
@@ -70,7 +89,11 @@ pub fn run(
         report_interval_ms: 100,
         digest: None,
     };
-    let n = wire::write_announce(&mut buf, SESSION, &a).unwrap();
+    let mut n = wire::write_announce(&mut buf, SESSION, &a).unwrap();
+    if let Some(k) = &server_key {
+        // Counter 0; the datagrams' tags count from 1.
+        n = auth::sign(&mut buf, n, k, 0).unwrap();
+    }
     rx.handle_datagram(0, &buf[..n]).unwrap();
 
     // The shadow: blocks written so far, blocks some zero map of the session named.
@@ -80,9 +103,9 @@ pub fn run(
     let mut now = 0u64;
     let mut tx = [0u8; 1500];
     let mut flushed_ok = false;
-    for pkt in datagrams {
+    for (pkt, authentic) in datagrams {
         now += 1000;
-        if let Ok(p) = wire::open(&pkt)
+        if let Some(p) = open_as_client(&pkt, server_key.as_ref())
             && p.session() == SESSION
             && p.ty() == PacketType::ZeroMap
             && let Ok(m) = p.zero_map()
@@ -92,7 +115,28 @@ pub fn run(
                 named_zero[r.first as usize..r.end() as usize].fill(true);
             }
         }
-        let _ = rx.handle_datagram(now, &pkt);
+        if key.is_some() && !authentic {
+            let (deadline, progress, bytes) =
+                (rx.poll_timeout(now), rx.progress(), rx.bytes_written());
+            let r = rx.handle_datagram(now, &pkt);
+            assert!(
+                matches!(r, Err(Dropped::Malformed(_))),
+                "a datagram without the key's tag was used: {r:?}"
+            );
+            assert!(
+                rx.poll_write(&mut dec).is_none(),
+                "a forged datagram led to a write"
+            );
+            assert_eq!(rx.progress(), progress);
+            assert_eq!(rx.bytes_written(), bytes);
+            assert_eq!(
+                rx.poll_timeout(now),
+                deadline,
+                "a forged datagram moved a deadline"
+            );
+        } else {
+            let _ = rx.handle_datagram(now, &pkt);
+        }
         if rx.poll_timeout(now).is_some_and(|t| t <= now) {
             rx.handle_timeout(now);
         }
