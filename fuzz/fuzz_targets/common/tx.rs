@@ -52,7 +52,7 @@ pub fn run(input: &[u8], key: Option<[u8; 32]>) {
     };
     let mut cfg = SenderConfig::new(SESSION, g);
     cfg.key = key.map(PresharedKey::from_bytes);
-    let mut s = Sender::<u8>::new(cfg, st, 0).unwrap();
+    let mut s = Sender::<u32>::new(cfg, st, 0).unwrap();
     let server_key = key.map(|k| {
         let psk = PresharedKey::from_bytes(k);
         MacKey::derive(&psk, SESSION, Direction::FromServer, SERVER_SENDER)
@@ -101,7 +101,7 @@ pub fn run(input: &[u8], key: Option<[u8; 32]>) {
     for (fix, pkt, authentic) in pkts {
         if key.is_some() && !authentic {
             let deadline = s.poll_timeout(now);
-            let r = s.handle_datagram(now, fix, &pkt);
+            let r = s.handle_datagram(now, u32::from(fix), &pkt);
             assert!(
                 matches!(r, Err(Dropped::Malformed(_))),
                 "a datagram without the key's tag was used: {r:?}"
@@ -116,7 +116,7 @@ pub fn run(input: &[u8], key: Option<[u8; 32]>) {
                 "a forged datagram moved a deadline"
             );
         } else {
-            let _ = s.handle_datagram(now, fix, &pkt);
+            let _ = s.handle_datagram(now, u32::from(fix), &pkt);
         }
         if s.poll_timeout(now).is_some_and(|t| t <= now) {
             s.handle_timeout(now);
