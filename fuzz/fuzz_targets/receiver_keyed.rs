@@ -11,7 +11,6 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "common/datagrams.rs"]
 mod datagrams;
-#[allow(dead_code)]
 #[path = "common/packets.rs"]
 mod packets;
 #[path = "common/rx.rs"]

@@ -10,7 +10,6 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "common/datagrams.rs"]
 mod datagrams;
-#[allow(dead_code)]
 #[path = "common/packets.rs"]
 mod packets;
 #[path = "common/tx.rs"]

@@ -4,7 +4,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[allow(dead_code)]
 #[path = "common/packets.rs"]
 mod packets;
 use packets::{Auth, round_trip};

@@ -8,15 +8,53 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bb_proto::digest::{DigestAccumulator, block_check, content_hash};
+use bb_proto::wire::auth::{self, Direction, MacKey, PresharedKey, SERVER_SENDER};
 use bb_proto::wire::{
     self, Announce, AnnounceFlags, ClientPhase, Data, DataHead, DeficitRange, Encoding, FailReason,
-    Geometry, ResultOutcome, ResultReport, StatusHead, ZeroRange,
+    Geometry, PacketType, ResultOutcome, ResultReport, StatusHead, ZeroRange,
 };
 
 /// Session id the receiver targets bind to (fuzz_targets/common/rx.rs).
 const RX_SESSION: u64 = 7;
 /// Session id of the sender target (fuzz_targets/sender.rs).
 const TX_SESSION: u64 = 9;
+
+/// The pre-shared key of the keyed targets (fuzz_targets/common/packets.rs `KEY`).
+const KEY: [u8; 32] = *b"broadband fuzz pre-shared key 32";
+
+/// `pkt` tagged as its sender would under [`KEY`] with `counter` (as the keyed targets'
+/// `mac_key` derives the key: the server's, or for a status report or result its client's).
+fn tagged(pkt: &[u8], counter: u64) -> Vec<u8> {
+    let psk = PresharedKey::from_bytes(KEY);
+    let session = u64::from_le_bytes(pkt[8..16].try_into().unwrap());
+    let key = if pkt[5] == PacketType::Status as u8 || pkt[5] == PacketType::Result as u8 {
+        let id = wire::field::status::CLIENT_ID;
+        let client = u64::from_le_bytes(pkt[id].try_into().unwrap());
+        MacKey::derive(&psk, session, Direction::FromClient, client)
+    } else {
+        MacKey::derive(&psk, session, Direction::FromServer, SERVER_SENDER)
+    };
+    let mut out = pkt.to_vec();
+    out.resize(pkt.len() + auth::TRAILER_LEN, 0);
+    let n = auth::sign(&mut out, pkt.len(), &key, counter).unwrap();
+    out.truncate(n);
+    out
+}
+
+/// Index of `ty` in fuzz_targets/common/packets.rs `TYPES` (the first byte of packet_keyed).
+fn keyed_type_index(ty: u8) -> u8 {
+    [
+        PacketType::Data,
+        PacketType::Announce,
+        PacketType::Status,
+        PacketType::Result,
+        PacketType::ResultAck,
+        PacketType::ZeroMap,
+    ]
+    .iter()
+    .position(|&t| t as u8 == ty)
+    .unwrap() as u8
+}
 
 struct Corpus(PathBuf);
 
@@ -76,6 +114,23 @@ fn data_packets(g: &Geometry, session: u64, img: &[u8], skip: u64) -> Vec<Vec<u8
                 .unwrap()
             }));
         }
+    }
+    out
+}
+
+/// Datagrams in the framing of `keyed_datagrams` (fuzz_targets/common/datagrams.rs), sent
+/// as they are, each tagged as `auth[i % auth.len()]` says (0: the right key, 2: another
+/// key, 3: no tag).
+fn framed_keyed(pkts: &[Vec<u8>], flags: u8, auth: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, p) in pkts.iter().enumerate() {
+        assert!(
+            p.len() <= 255,
+            "a datagram of {} bytes does not fit",
+            p.len()
+        );
+        out.extend_from_slice(&[p.len() as u8, flags & !1, auth[i % auth.len()]]);
+        out.extend_from_slice(p);
     }
     out
 }
@@ -227,6 +282,15 @@ fn packets(c: &Corpus) {
             &pkt[wire::HEADER_LEN..pkt.len() - wire::CRC_LEN],
         );
         c.put("wire", &format!("{target}-{name}"), &pkt);
+        // Tagged: whole for wire, and as packet_keyed's input (type index, how to change
+        // it, where, the body).
+        let keyed = tagged(&pkt, 5);
+        c.put("wire", &format!("{target}-{name}-keyed"), &keyed);
+        for how in 0..5u8 {
+            let mut input = vec![keyed_type_index(pkt[5]), how, 17, 0];
+            input.extend_from_slice(&pkt[wire::HEADER_LEN..pkt.len() - wire::CRC_LEN]);
+            c.put("packet_keyed", &format!("{target}-{name}-{how}"), &input);
+        }
     }
 }
 
@@ -235,9 +299,21 @@ fn receiver(c: &Corpus) {
     let g = Geometry::new(5000, 64, 8).unwrap();
     let img = image(g.image_size);
     for (name, mode, skip) in [("all-any-order", 0u8, 0u64), ("all-in-order", 1, 0)] {
+        let pkts = data_packets(&g, RX_SESSION, &img, skip);
         let mut input = vec![mode];
-        input.extend(framed(&data_packets(&g, RX_SESSION, &img, skip), 0));
+        input.extend(framed(&pkts, 0));
         c.put("receiver", name, &input);
+        let mut input = vec![mode];
+        input.extend(framed_keyed(&pkts, 0, &[0]));
+        c.put("receiver_keyed", name, &input);
+        // Each datagram also forged (another key) and untagged, before the real one.
+        let tripled: Vec<Vec<u8>> = pkts
+            .iter()
+            .flat_map(|p| [p.clone(), p.clone(), p.clone()])
+            .collect();
+        let mut input = vec![mode];
+        input.extend(framed_keyed(&tripled, 0, &[2, 3, 0]));
+        c.put("receiver_keyed", &format!("{name}-forged-first"), &input);
     }
     // Announced with the image digest (right, then wrong), all data, then the server's
     // acknowledgement of client 1's result: the verification and result paths.
@@ -263,6 +339,9 @@ fn receiver(c: &Corpus) {
         let mut input = vec![0u8];
         input.extend(framed(&pkts, 0));
         c.put("receiver", name, &input);
+        let mut input = vec![0u8];
+        input.extend(framed_keyed(&pkts, 0, &[0]));
+        c.put("receiver_keyed", name, &input);
     }
     // Blocks 1 and 4 named zero by a zero map, the others sent as data.
     let map = build(|b| {
@@ -283,6 +362,9 @@ fn receiver(c: &Corpus) {
     let mut input = vec![0u8];
     input.extend(framed(&pkts, 0));
     c.put("receiver", "zero-map-and-data", &input);
+    let mut input = vec![0u8];
+    input.extend(framed_keyed(&pkts, 0, &[0]));
+    c.put("receiver_keyed", "zero-map-and-data", &input);
 }
 
 /// Zero maps in the format of fuzz_targets/zero_map.rs.
@@ -360,12 +442,26 @@ fn sender(c: &Corpus) {
         input.extend_from_slice(p);
     }
     c.put("sender", "two-clients", &input);
+    // The same, tagged with the clients' keys; then each also forged and untagged first.
+    for (name, auth) in [
+        ("two-clients", &[0u8][..]),
+        ("two-clients-forged-first", &[2, 3, 0]),
+    ] {
+        let mut input = vec![0b0000_1010];
+        for (i, p) in pkts.iter().enumerate() {
+            for &a in auth {
+                input.extend_from_slice(&[p.len() as u8, 0x0e | (i as u8) << 4, a]);
+                input.extend_from_slice(p);
+            }
+        }
+        c.put("sender_keyed", name, &input);
+    }
 }
 
 fn cmdline(c: &Corpus) {
     let lines: [(&str, &[u8]); 4] = [
         ("ipxe", b"BOOT_IMAGE=vmlinuz console=ttyS0 quiet bb.server=10.99.0.1 bb.dev=/dev/vda ip=10.99.0.101::10.99.0.1:255.255.255.0\n"),
-        ("all", b"bb.server=192.168.7.1 bb.dev=/dev/nvme0n1 bb.group=239.1.2.3 bb.port=9000 bb.done=reboot bb.timeout=120 bb.key=\"s3cret key\" bb.assume-zeroed ip=dhcp"),
+        ("all", b"bb.server=192.168.7.1 bb.dev=/dev/nvme0n1 bb.group=239.1.2.3 bb.port=9000 bb.done=reboot bb.timeout=120 bb.key=\"00112233445566778899aabbccddeeff 00112233445566778899aabbccddeeff\" bb.digest=ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100 bb.assume-zeroed ip=dhcp"),
         ("ip-full", b"192.168.1.5:192.168.1.1:192.168.1.254:24:box:eth1:off:10.0.0.1"),
         ("ip-device-dhcp", b"bb.server=1.2.3.4 bb.dev=/dev/sda ip=:::::eth2:dhcp"),
     ];
@@ -399,7 +495,7 @@ fn dhcp(c: &Corpus) {
 }
 
 fn cli(c: &Corpus) {
-    let values: [(&str, &[u8]); 9] = [
+    let values: [(&str, &[u8]); 13] = [
         ("rate", b"500M"),
         ("rate-bits", b"1.5Gbit/s"),
         ("symbol-size", b"8896"),
@@ -409,6 +505,10 @@ fn cli(c: &Corpus) {
         ("sim-duration", b"200us"),
         ("client", b"10.0.0.1\0-o\0/dev/sda\0--port\x009000\0-t\x005\0-g\x00239.1.2.3\0-i\0eth0\0--assume-zeroed"),
         ("client-init", b"--init\0-q"),
+        ("client-key", b"--key-file\0/etc/bb.key\0--digest=00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF\x0010.0.0.1\0/dev/sda"),
+        ("key-hex", b"00112233445566778899aabbccddeeff\n00112233445566778899aabbccddeeff\n"),
+        ("key-raw", b"0123456789abcdefghijklmnopqrstuv"),
+        ("key-hex-spaced", b" 0011 2233 4455 6677 8899 aabb ccdd eeff 0011 2233 4455 6677 8899 aabb ccdd eeff "),
     ];
     for (name, v) in values {
         c.put("cli", name, v);
