@@ -216,6 +216,22 @@ fn server(args: &[&str], stdin: Stdio) -> Child {
 
 /// Runs the server on `image` to 127.0.0.1 with data and control `ports`, no client, until
 /// it exits or `limit`: its exit code, stdout and stderr.
+/// bb-server for one client on 127.0.0.1 (`--clients 1 --min-clients 1 --wait 10`) on
+/// `ports`, with `extra` options before the address, serving `image`.
+fn one_client_server(ports: (u16, u16), extra: &[&str], image: &Path) -> Child {
+    let (dp, cp) = (ports.0.to_string(), ports.1.to_string());
+    let one = ["--clients", "1", "--min-clients", "1", "--wait", "10"];
+    let at = ["--port", &dp, "--control-port", &cp, "127.0.0.1"];
+    let args: Vec<&str> = extra
+        .iter()
+        .copied()
+        .chain(one)
+        .chain(at)
+        .chain([image.to_str().unwrap()])
+        .collect();
+    server(&args, Stdio::null())
+}
+
 fn serve_once(ports: (u16, u16), image: &Path, limit: Duration) -> (i32, String, String) {
     let (dp, cp) = (ports.0.to_string(), ports.1.to_string());
     let args = ["--port", &dp, "--control-port", &cp, "127.0.0.1"];
@@ -252,26 +268,7 @@ fn one_client_gets_a_byte_exact_image_and_the_server_exits_0() {
     std::fs::write(&path, &img).unwrap();
     let json = dir.join("summary.json");
     let (dp, cp) = ports();
-    let (dps, cps) = (dp.to_string(), cp.to_string());
-    let srv = server(
-        &[
-            "--clients",
-            "1",
-            "--min-clients",
-            "1",
-            "--wait",
-            "10",
-            "--port",
-            &dps,
-            "--control-port",
-            &cps,
-            "--summary-json",
-            json.to_str().unwrap(),
-            "127.0.0.1",
-            path.to_str().unwrap(),
-        ],
-        Stdio::null(),
-    );
+    let srv = one_client_server((dp, cp), &["--summary-json", json.to_str().unwrap()], &path);
     let r = client(
         dp,
         SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp),
@@ -451,24 +448,7 @@ fn an_image_written_while_it_is_sent_makes_the_server_exit_3() {
     let img = image_bytes(1 << 20, 4);
     std::fs::write(&path, &img).unwrap();
     let (dp, cp) = ports();
-    let (dps, cps) = (dp.to_string(), cp.to_string());
-    let mut srv = server(
-        &[
-            "--clients",
-            "1",
-            "--min-clients",
-            "1",
-            "--wait",
-            "10",
-            "--port",
-            &dps,
-            "--control-port",
-            &cps,
-            "127.0.0.1",
-            path.to_str().unwrap(),
-        ],
-        Stdio::null(),
-    );
+    let mut srv = one_client_server((dp, cp), &[], &path);
     // Its stderr line by line: the image is open once "sending" is said.
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = std::io::BufReader::new(srv.stderr.take().unwrap());
@@ -558,27 +538,15 @@ fn a_keyed_server_serves_its_key_only_and_counts_what_is_not_authenticated() {
     std::fs::write(&path, &img).unwrap();
     let json = dir.join("summary.json");
     let (dp, cp) = ports();
-    let (dps, cps) = (dp.to_string(), cp.to_string());
-    let srv = server(
+    let srv = one_client_server(
+        (dp, cp),
         &[
             "--key-file",
             key_file.to_str().unwrap(),
-            "--clients",
-            "1",
-            "--min-clients",
-            "1",
-            "--wait",
-            "10",
-            "--port",
-            &dps,
-            "--control-port",
-            &cps,
             "--summary-json",
             json.to_str().unwrap(),
-            "127.0.0.1",
-            path.to_str().unwrap(),
         ],
-        Stdio::null(),
+        &path,
     );
     let control = SocketAddrV4::new(Ipv4Addr::LOCALHOST, cp);
     // A forger sends status reports without a tag and with another key's, every 20 ms from
