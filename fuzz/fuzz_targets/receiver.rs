@@ -3,7 +3,7 @@
 //! common/rx.rs (no panic, no write outside the image or twice, bounded work per step).
 #![no_main]
 
-use bb_proto::wire::{Geometry, PacketType};
+use bb_proto::wire::Geometry;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common/datagrams.rs"]
@@ -14,18 +14,6 @@ mod packets;
 #[path = "common/rx.rs"]
 mod rx;
 
-/// Packet types given to datagrams with a made-valid header: the ones a client acts on,
-/// data and zero maps twice as often, and a status (which a client never expects).
-const TYPES: [u8; 7] = [
-    PacketType::Data as u8,
-    PacketType::ZeroMap as u8,
-    PacketType::Data as u8,
-    PacketType::ZeroMap as u8,
-    PacketType::Announce as u8,
-    PacketType::ResultAck as u8,
-    PacketType::Status as u8,
-];
-
 fuzz_target!(|input: &[u8]| {
     // The first byte picks the sink: in order (a stream) or any order (a disk), and
     // whether its flush fails.
@@ -33,7 +21,7 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let g = Geometry::new(5000, 64, 8).unwrap();
-    let pkts = datagrams::datagrams(input, rx::SESSION, &TYPES);
+    let pkts = datagrams::datagrams(input, rx::SESSION, &rx::CLIENT_TYPES);
     rx::run(
         g,
         mode & 1 == 1,

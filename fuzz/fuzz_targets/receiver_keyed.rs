@@ -5,7 +5,7 @@
 //! malformed, with no write, no progress and no moved deadline).
 #![no_main]
 
-use bb_proto::wire::{Geometry, PacketType};
+use bb_proto::wire::Geometry;
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
@@ -16,23 +16,12 @@ mod packets;
 #[path = "common/rx.rs"]
 mod rx;
 
-/// As in receiver.rs: the types a client acts on, data and zero maps twice as often.
-const TYPES: [u8; 7] = [
-    PacketType::Data as u8,
-    PacketType::ZeroMap as u8,
-    PacketType::Data as u8,
-    PacketType::ZeroMap as u8,
-    PacketType::Announce as u8,
-    PacketType::ResultAck as u8,
-    PacketType::Status as u8,
-];
-
 fuzz_target!(|input: &[u8]| {
     let Some((&mode, input)) = input.split_first() else {
         return;
     };
     let g = Geometry::new(5000, 64, 8).unwrap();
-    let pkts = datagrams::keyed_datagrams(input, rx::SESSION, &TYPES, &packets::KEY, 1);
+    let pkts = datagrams::keyed_datagrams(input, rx::SESSION, &rx::CLIENT_TYPES, &packets::KEY, 1);
     rx::run(
         g,
         mode & 1 == 1,

@@ -7,6 +7,7 @@
 use bb_proto::wire::{self, Geometry, ZeroRange};
 use libfuzzer_sys::fuzz_target;
 
+#[allow(dead_code)]
 #[path = "common/rx.rs"]
 mod rx;
 
