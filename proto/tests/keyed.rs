@@ -681,3 +681,24 @@ fn the_tag_follows_the_protocol_text() {
         assert_eq!(&got[flagged.len()..], &want[..]);
     }
 }
+
+/// A client that moves to another session (resume) and back never starts its counter again:
+/// a nonce used under session A's key is not used under it a second time.
+#[test]
+fn a_client_moving_between_sessions_never_repeats_a_counter() {
+    let psk = key(1);
+    let pkt = &every_packet()[0];
+    let counter = |t: &[u8]| {
+        let at = t.len() - TRAILER_LEN;
+        u64::from_le_bytes(t[at..at + COUNTER_LEN].try_into().unwrap())
+    };
+    let in_a = SessionMacs::client(&psk, SESSION, 42);
+    let first: Vec<u64> = (0..3).map(|_| counter(&sent_by(&in_a, pkt))).collect();
+    let in_b = in_a.client_moved(&psk, SESSION + 1, 42);
+    let second: Vec<u64> = (0..2).map(|_| counter(&sent_by(&in_b, pkt))).collect();
+    let back_in_a = in_b.client_moved(&psk, SESSION, 42);
+    let third = counter(&sent_by(&back_in_a, pkt));
+    assert_eq!(first, [0, 1, 2]);
+    assert_eq!(second, [3, 4]);
+    assert_eq!(third, 5, "back in session A, the counter goes on");
+}

@@ -665,11 +665,13 @@ impl<'a> Receiver<'a> {
             s.report_interval_us = (a.report_interval_ms as u64 * 1000).min(MAX_REPORT_INTERVAL_US);
         }
         // A keyed session's keys are the session's: the new server checks reports under its
-        // own session id, and the packet counter starts again under the new key.
-        self.macs = self
-            .cfg
-            .key
-            .map(|k| SessionMacs::client(&k, id, self.cfg.client_id));
+        // own session id. The packet counter goes on from the old session's, so no nonce
+        // repeats even if this client later comes back to a session it used before.
+        self.macs = match (&self.cfg.key, &self.macs) {
+            (Some(k), Some(old)) => Some(old.client_moved(k, id, self.cfg.client_id)),
+            (Some(k), None) => Some(SessionMacs::client(k, id, self.cfg.client_id)),
+            (None, _) => None,
+        };
         self.highest_seq = None;
         self.seq_jump = None;
         self.closing_heard_us = None;

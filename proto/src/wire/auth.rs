@@ -301,8 +301,9 @@ impl Borrow<MacKey> for ReceiveKey<'_> {
 }
 
 /// One end of a keyed session: the key and counter it tags its own packets with, and the
-/// keys it checks the other end's packets with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// keys it checks the other end's packets with. Not `Clone`: two copies would count the same
+/// nonces twice.
+#[derive(Debug, PartialEq, Eq)]
 pub struct SessionMacs {
     send: MacKey,
     /// The counter of the next packet this end sends (a `Cell` so that building a packet
@@ -333,6 +334,20 @@ impl SessionMacs {
                 SERVER_SENDER,
             )),
         }
+    }
+
+    /// The same end's keys for another session, counting on from this one's counter: a
+    /// client that moves between sessions (resume) never starts a counter again, so no
+    /// nonce repeats under a key it used before, even if it comes back to that session.
+    pub fn client_moved(&self, psk: &PresharedKey, session: u64, client_id: u64) -> Self {
+        let next = Self::client(psk, session, client_id);
+        next.next_counter.set(self.next_counter.get());
+        next
+    }
+
+    /// The counter the next packet will carry.
+    pub fn next_counter(&self) -> u64 {
+        self.next_counter.get()
     }
 
     /// Tags the `len`-byte packet in `buf` with this end's next counter ([`sign`]).
