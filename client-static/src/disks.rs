@@ -198,6 +198,11 @@ pub enum AutoError {
 
 /// `auto`: the one internal, non-removable, writable disk of at least `image_size` bytes.
 pub fn choose_auto(disks: &Disks, image_size: u64) -> Result<Disk, AutoError> {
+    // Disks beyond the ones listed were never looked at: any of them may fit, so no choice
+    // among the listed ones can be known to be the only one.
+    if disks.more > 0 {
+        return Err(AutoError::Several(disks.n + disks.more));
+    }
     let mut fits = disks.internal().filter(|d| d.size >= image_size);
     match (fits.next(), fits.count()) {
         (Some(d), 0) => Ok(*d),
@@ -440,6 +445,22 @@ mod tests {
         for n in ["sda", "vda", "nvme0n1", "mmcblk0", "xvda"] {
             assert!(is_disk_name(n.as_bytes()), "{n}");
         }
+    }
+
+    #[test]
+    fn auto_refuses_when_disks_beyond_the_listed_ones_were_not_looked_at() {
+        let s = FakeSys::new("many");
+        s.disk("vda", 80, &[]);
+        for i in 0..MAX_DISKS {
+            // Small disks named after vda: listed first, so vda is one of those left out.
+            s.disk(&format!("sd{}", (b'a' + i as u8) as char), 8, &[]);
+        }
+        let d = scan(s.root());
+        assert!(d.more > 0, "more disks than the list holds");
+        assert!(matches!(
+            choose_auto(&d, 64 << 20),
+            Err(AutoError::Several(_))
+        ));
     }
 
     #[test]
