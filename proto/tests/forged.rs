@@ -38,6 +38,10 @@ fn rx_mem(g: &Geometry, slots: usize) -> RxMem {
 }
 
 fn receiver(m: &mut RxMem) -> Receiver<'_> {
+    receiver_with(m, ReceiverConfig::new(3))
+}
+
+fn receiver_with(m: &mut RxMem, cfg: ReceiverConfig) -> Receiver<'_> {
     let st = ReceiverStorage {
         done: &mut m.done,
         pool: &mut m.pool,
@@ -47,7 +51,7 @@ fn receiver(m: &mut RxMem) -> Receiver<'_> {
         zero: &mut m.zero,
         out: &mut m.out,
     };
-    Receiver::new(ReceiverConfig::new(3), st, 0).unwrap()
+    Receiver::new(cfg, st, 0).unwrap()
 }
 
 fn announce(
@@ -296,4 +300,25 @@ fn two_digests_for_the_session_stop_the_client_naming_a_conflict_not_its_disk() 
         r.outcome,
         wire::ResultOutcome::Failed(FailReason::DigestConflict)
     );
+}
+
+#[test]
+fn an_announce_of_another_digest_cannot_fail_a_client_that_pinned_the_digest() {
+    let g = geometry();
+    let mut m = rx_mem(&g, 4);
+    let mut cfg = ReceiverConfig::new(3);
+    cfg.pinned_digest = Some([0x11; 32]);
+    let mut rx = receiver_with(&mut m, cfg);
+    let ok = AnnounceFlags::STARTED;
+    rx.handle_datagram(0, &announce(g, ok, 200, Some([0x11; 32])))
+        .unwrap();
+    // A forged announce of the bound session with another digest: the pin says which one
+    // is real, so it is dropped and the client goes on.
+    assert_eq!(
+        rx.handle_datagram(1_000, &announce(g, ok, 200, Some([0x22; 32])))
+            .unwrap_err(),
+        Dropped::PinMismatch
+    );
+    assert_eq!(rx.outcome(), None);
+    assert_eq!(rx.stats().pin_refused, 1);
 }

@@ -549,10 +549,9 @@ impl<'a> Receiver<'a> {
         if let (Some(pin), Some(announced)) = (self.cfg.pinned_digest, a.digest)
             && pin != announced
         {
-            // Another image: never bind to it; a bound session serving it cannot verify.
-            if self.session.is_some() {
-                self.fail(now_us, FailReason::DigestMismatch);
-            }
+            // Another image: never bind to it. A bound session is not failed for it: the pin
+            // says which digest is real, and without a key anyone can announce another one.
+            // What this client writes must still hash to the pin at the end.
             return Err(Dropped::PinMismatch);
         }
         if let Some(s) = &mut self.session {
