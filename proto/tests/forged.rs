@@ -3,8 +3,8 @@
 //! second image digest for the session.
 
 use bb_proto::receiver::{
-    Dropped, Event, Expired, MAX_REPORT_INTERVAL_US, Outcome, Receiver, ReceiverConfig,
-    ReceiverStorage, Slot,
+    Dropped, Event, Expired, MAX_REPORT_INTERVAL_US, MIN_REPORT_INTERVAL_US, Outcome, Receiver,
+    ReceiverConfig, ReceiverStorage, Slot,
 };
 use bb_proto::sender::SenderConfig;
 use bb_proto::wire::{
@@ -321,4 +321,29 @@ fn an_announce_of_another_digest_cannot_fail_a_client_that_pinned_the_digest() {
     );
     assert_eq!(rx.outcome(), None);
     assert_eq!(rx.stats().pin_refused, 1);
+}
+
+#[test]
+fn a_tiny_report_interval_is_raised_to_the_floor() {
+    let g = geometry();
+    let mut m = rx_mem(&g, 4);
+    let mut rx = receiver(&mut m);
+    // A (forged) announce asking for 10 ms, then data with blocks lacking, so the client
+    // has a report to make at every interval: reports stay at least half the floor apart
+    // (the jitter's lower end), so clients cannot be turned into a flood.
+    rx.handle_datagram(0, &announce(g, AnnounceFlags::STARTED, 10, None))
+        .unwrap();
+    let _ = rx.handle_datagram(1, &data(&g, 2, 0, 50));
+    let mut at = next_report(&mut rx, 1);
+    for i in 0..6u32 {
+        let next = next_report(&mut rx, at + 1);
+        if i > 0 {
+            assert!(
+                next - at >= MIN_REPORT_INTERVAL_US / 2,
+                "reports {} us apart",
+                next - at
+            );
+        }
+        at = next;
+    }
 }

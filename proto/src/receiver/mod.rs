@@ -90,6 +90,10 @@ pub struct ReceiverConfig {
 /// client timeout (10 s by default), so a forged announce cannot make clients look lost.
 pub const MAX_REPORT_INTERVAL_US: u64 = 4_000_000;
 
+/// The shortest report interval a receiver follows: a forged announce asking for 10 ms
+/// cannot make every client flood the server (which never asks for less than 200 ms).
+pub const MIN_REPORT_INTERVAL_US: u64 = 100_000;
+
 impl ReceiverConfig {
     /// Defaults for a LAN.
     pub fn new(client_id: u64) -> Self {
@@ -545,7 +549,8 @@ impl<'a> Receiver<'a> {
         id: u64,
         a: &wire::Announce,
     ) -> Result<Event, Dropped> {
-        let interval = (a.report_interval_ms as u64 * 1000).min(MAX_REPORT_INTERVAL_US);
+        let interval = (a.report_interval_ms as u64 * 1000)
+            .clamp(MIN_REPORT_INTERVAL_US, MAX_REPORT_INTERVAL_US);
         if let (Some(pin), Some(announced)) = (self.cfg.pinned_digest, a.digest)
             && pin != announced
         {
@@ -661,7 +666,8 @@ impl<'a> Receiver<'a> {
         }
         if let Some(s) = &mut self.session {
             s.id = id;
-            s.report_interval_us = (a.report_interval_ms as u64 * 1000).min(MAX_REPORT_INTERVAL_US);
+            s.report_interval_us = (a.report_interval_ms as u64 * 1000)
+                .clamp(MIN_REPORT_INTERVAL_US, MAX_REPORT_INTERVAL_US);
         }
         // A keyed session's keys are the session's: the new server checks reports under its
         // own session id. The packet counter goes on from the old session's, so no nonce
