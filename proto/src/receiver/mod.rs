@@ -26,11 +26,13 @@
 //! sink, through the same slots as a bounded window). Status reports are built in `report`,
 //! the silence and acknowledgement timers kept in `timers`.
 
+mod loss;
 mod report;
 mod slots;
 mod timers;
 mod writes;
 
+pub use loss::LossWindow;
 pub use slots::{MAX_SLOTS, Slot};
 pub use timers::Expired;
 pub use writes::{Decompress, DecompressError, Write};
@@ -296,9 +298,7 @@ pub struct Receiver<'a> {
     // front are not reported missing while data flows (the server has not sent them yet).
     front: u32,
     last_data_us: u64,
-    window_start_seq: u32,
-    window_received: u32,
-    loss_ppm: u32,
+    loss: LossWindow,
     next_report_us: u64,
     report_gate_us: u64,
     last_report_us: Option<u64>,
@@ -367,9 +367,7 @@ impl<'a> Receiver<'a> {
             closing_heard_us: None,
             front: 0,
             last_data_us: 0,
-            window_start_seq: 0,
-            window_received: 0,
-            loss_ppm: 0,
+            loss: LossWindow::default(),
             next_report_us: 0,
             report_gate_us: 0,
             last_report_us: None,
@@ -413,7 +411,7 @@ impl<'a> Receiver<'a> {
     }
     /// Loss this receiver measured, parts per million.
     pub fn loss_ppm(&self) -> u32 {
-        self.loss_ppm
+        self.loss.ppm()
     }
     /// Block slots in use for this session.
     pub fn slot_count(&self) -> usize {
@@ -632,7 +630,7 @@ impl<'a> Receiver<'a> {
             .key
             .map(|k| SessionMacs::client(&k, id, self.cfg.client_id));
         self.next_report_us = now_us;
-        self.window_start_seq = a.seq;
+        self.loss.restart(a.seq);
         Ok(Event::Bound {
             session: id,
             geometry: g,
@@ -680,8 +678,7 @@ impl<'a> Receiver<'a> {
         self.highest_seq = None;
         self.seq_jump = None;
         self.closing_heard_us = None;
-        self.window_start_seq = a.seq;
-        self.window_received = 0;
+        self.loss.restart(a.seq);
         self.front = 0;
         self.last_data_us = 0;
         self.next_report_us = now_us;

@@ -57,7 +57,7 @@ impl<'a> Receiver<'a> {
             report_seq: self.report_seq,
             last_seq: self.highest_seq.unwrap_or(0),
             blocks_done: self.done_count,
-            loss_ppm: self.loss_ppm,
+            loss_ppm: self.loss.ppm(),
             phase,
             resumed: self.resumed,
         };
@@ -68,20 +68,9 @@ impl<'a> Receiver<'a> {
     }
 
     pub(super) fn update_loss(&mut self) {
-        let Some(h) = self.highest_seq else { return };
-        let span = h.wrapping_sub(self.window_start_seq) as u64;
-        if span < 200 || span > i32::MAX as u64 {
-            return;
+        if let Some(h) = self.highest_seq {
+            self.loss.update(h);
         }
-        let got = (self.window_received as u64).min(span);
-        let ppm = ((span - got) * 1_000_000 / span) as u32;
-        self.loss_ppm = if self.loss_ppm == 0 {
-            ppm
-        } else {
-            (self.loss_ppm + ppm) / 2
-        };
-        self.window_start_seq = h;
-        self.window_received = 0;
     }
 
     /// Collects the deficit ranges due for reporting, ascending, starting at the report

@@ -140,8 +140,7 @@ impl<'a> Receiver<'a> {
                     return;
                 }
                 self.highest_seq = Some(seq);
-                self.window_start_seq = seq;
-                self.window_received = 0;
+                self.loss.restart(seq);
                 self.seq_jump = None;
             }
             _ => {
@@ -149,7 +148,7 @@ impl<'a> Receiver<'a> {
                 self.seq_jump = None;
             }
         }
-        self.window_received = self.window_received.wrapping_add(1);
+        self.loss.count();
     }
 
     pub(super) fn handle_data(&mut self, now_us: u64, d: &wire::Data<'_>) -> Result<(), Dropped> {

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use bb_proto::digest::{DigestAccumulator, ZeroHashes};
-use bb_proto::receiver::{Outcome, ReceiverConfig};
+use bb_proto::receiver::{LossWindow, Outcome, ReceiverConfig};
 use bb_proto::wire::{
     self, Announce, AnnounceFlags, ClientPhase, DataHead, DeficitRange, FailReason, Geometry,
     MAX_RANGES, ResultOutcome, ResultReport, StatusHead,
@@ -83,9 +83,7 @@ pub struct Machine {
     acc: DigestAccumulator,
     zero_hashes: ZeroHashes,
     highest_seq: Option<u32>,
-    window_start_seq: u32,
-    window_received: u32,
-    loss_ppm: u32,
+    loss: LossWindow,
     front: u32,
     last_data_us: u64,
     progress_us: u64,
@@ -151,9 +149,7 @@ impl Machine {
             acc: DigestAccumulator::new(),
             zero_hashes: ZeroHashes::new(),
             highest_seq: None,
-            window_start_seq: 0,
-            window_received: 0,
-            loss_ppm: 0,
+            loss: LossWindow::default(),
             front: 0,
             last_data_us: 0,
             progress_us: start_us,
@@ -194,7 +190,7 @@ impl Machine {
     }
     /// Loss it measured, ppm.
     pub fn loss_ppm(&self) -> u32 {
-        self.loss_ppm
+        self.loss.ppm()
     }
     /// The server acknowledged its result.
     pub fn acked(&self) -> bool {
@@ -267,7 +263,7 @@ impl Machine {
         });
         self.next_report_us = now_us;
         self.progress_us = now_us;
-        self.window_start_seq = a.seq;
+        self.loss.restart(a.seq);
     }
 
     fn on_data(&mut self, now_us: u64, d: &DataHead, hashes: &[Option<[u8; 32]>]) {
@@ -279,7 +275,7 @@ impl Machine {
         {
             self.highest_seq = Some(d.seq);
         }
-        self.window_received += 1;
+        self.loss.count();
         self.last_data_us = now_us;
         self.front = self.front.max(d.block + 1);
         let b = d.block;
@@ -470,7 +466,7 @@ impl Machine {
             report_seq: self.report_seq,
             last_seq: self.highest_seq.unwrap_or(0),
             blocks_done: self.done_count,
-            loss_ppm: self.loss_ppm,
+            loss_ppm: self.loss.ppm(),
             phase: if self.done_count == s.blocks {
                 ClientPhase::Finishing
             } else {
@@ -486,20 +482,9 @@ impl Machine {
     }
 
     fn update_loss(&mut self) {
-        let Some(h) = self.highest_seq else { return };
-        let span = h.wrapping_sub(self.window_start_seq) as u64;
-        if !(200..=i32::MAX as u64).contains(&span) {
-            return;
+        if let Some(h) = self.highest_seq {
+            self.loss.update(h);
         }
-        let got = (self.window_received as u64).min(span);
-        let ppm = ((span - got) * 1_000_000 / span) as u32;
-        self.loss_ppm = if self.loss_ppm == 0 {
-            ppm
-        } else {
-            (self.loss_ppm + ppm) / 2
-        };
-        self.window_start_seq = h;
-        self.window_received = 0;
     }
 
     /// The deficit ranges due, ascending from the report cursor: partial blocks quiet for a
