@@ -311,6 +311,7 @@ fn status_pkt(ranges: &[DeficitRange]) -> Vec<u8> {
         blocks_done: 3,
         loss_ppm: 10_000,
         phase: ClientPhase::Receiving,
+        interval_received: 900,
     };
     let mut buf = vec![0u8; 1500];
     let n = write_status(&mut buf, SESSION, &head, ranges).unwrap();
@@ -403,7 +404,7 @@ fn status_malformed_fields_are_rejected() {
     reseal(&mut p);
     assert_eq!(parse_any(&p), Err(WireError::BadField("range_count")));
     let mut p = good.clone();
-    p[44] = 1;
+    p[47] = 1;
     reseal(&mut p);
     assert_eq!(parse_any(&p), Err(WireError::BadField("reserved")));
     let mut p = good[..40].to_vec();
@@ -719,6 +720,7 @@ fn field_tables_tile_each_packet() {
             s::LOSS_PPM,
             s::RANGE_COUNT,
             s::PHASE,
+            s::INTERVAL_RECEIVED,
             s::RESERVED,
         ],
         HEADER_LEN,
@@ -764,7 +766,7 @@ fn constants_keep_their_values() {
     assert_eq!(MAX_DATAGRAM, 8972);
     assert_eq!(MAX_RANGES, 177);
     assert_eq!(MAX_ZERO_RANGES, 180);
-    assert_eq!(VERSION, 2);
+    assert_eq!(VERSION, 3);
     assert_eq!(DATA_OVERHEAD, 40);
     assert_eq!(MAX_SYMBOL_SIZE, 8896);
     assert_eq!((MAX_K, SYMBOL_ALIGN), (4096, 64));
@@ -839,6 +841,7 @@ fn wrong_type_and_short_buffers_are_refused() {
         blocks_done: 0,
         loss_ppm: 0,
         phase: ClientPhase::Receiving,
+        interval_received: 0,
     };
     let one = [DeficitRange {
         first: 0,
@@ -909,11 +912,11 @@ mod golden {
     struct Bytes(Vec<u8>);
 
     impl Bytes {
-        /// The common header: "BBND", version 2, `ty`, no flags, the session.
+        /// The common header: "BBND", version 3, `ty`, no flags, the session.
         fn header(ty: u8) -> Self {
             let b = Self(Vec::new())
                 .raw(b"BBND")
-                .u8(2)
+                .u8(3)
                 .u8(ty)
                 .u16(0)
                 .u64(SESSION);
@@ -1131,6 +1134,7 @@ mod golden {
             blocks_done: 77,
             loss_ppm: 12_345,
             phase: ClientPhase::Finishing,
+            interval_received: 0x5555_6666,
         };
         let ranges = [
             DeficitRange {
@@ -1158,7 +1162,8 @@ mod golden {
             .u16(2) // range count
             .at(42)
             .u8(1) // phase: finishing
-            .raw(&[0; 5]) // reserved
+            .u32(0x5555_6666) // data packets received since the previous report
+            .u8(0) // reserved
             .at(48)
             .u32(5)
             .u16(2)

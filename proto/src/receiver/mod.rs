@@ -230,6 +230,9 @@ pub struct Receiver<'a> {
     last_data_us: u64,
     window_start_seq: u32,
     window_received: u32,
+    // Data packets since the last report: the sender's rate control compares it with what
+    // it sent in between.
+    interval_received: u32,
     loss_ppm: u32,
     next_report_us: u64,
     report_gate_us: u64,
@@ -293,6 +296,7 @@ impl<'a> Receiver<'a> {
             last_data_us: 0,
             window_start_seq: 0,
             window_received: 0,
+            interval_received: 0,
             loss_ppm: 0,
             next_report_us: 0,
             report_gate_us: 0,

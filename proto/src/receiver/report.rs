@@ -34,7 +34,9 @@ impl<'a> Receiver<'a> {
         let heartbeat_due = self
             .last_report_us
             .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.heartbeat_us);
-        if n == 0 && !heartbeat_due {
+        // Data arriving is reported every interval even without a deficit: the sender's rate
+        // control needs each interval's delivery to tell whether the links keep up.
+        if n == 0 && !heartbeat_due && self.interval_received == 0 {
             // Nothing due: look again soon, so a block that becomes due is reported within
             // about a holdoff, not a whole interval later. Reports still come at most once
             // per interval, because the interval only restarts when one is sent.
@@ -59,7 +61,9 @@ impl<'a> Receiver<'a> {
             blocks_done: self.done_count,
             loss_ppm: self.loss_ppm,
             phase,
+            interval_received: self.interval_received,
         };
+        self.interval_received = 0;
         self.report_seq = self.report_seq.wrapping_add(1);
         self.last_report_us = Some(now_us);
         self.stats.reports += 1;

@@ -79,6 +79,7 @@ impl<'a> Receiver<'a> {
             _ => self.highest_seq = Some(seq),
         }
         self.window_received = self.window_received.wrapping_add(1);
+        self.interval_received = self.interval_received.saturating_add(1);
     }
 
     pub(super) fn handle_data(&mut self, now_us: u64, d: &wire::Data<'_>) -> Result<(), Dropped> {

@@ -4,6 +4,7 @@
 //! Rows are never reused within a session, so a row index keeps naming the same client
 //! (events and the shell's summary refer to rows).
 
+use super::rate::ClientRate;
 use crate::wire::{ClientPhase, FailReason, StatusHead};
 
 /// Where a client stands, as the sender sees it.
@@ -58,6 +59,8 @@ pub struct ClientInfo<A> {
     pub bytes_written: u64,
     /// When it verified, failed or was declared lost.
     pub finished_us: u64,
+    /// What rate control measured of its link.
+    pub rate: ClientRate,
 }
 
 /// The client table counted by state.
@@ -139,12 +142,16 @@ impl<'a, A: Copy> ClientTable<'a, A> {
         self.tally
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &ClientInfo<A>> {
+    pub fn iter(&self) -> impl Iterator<Item = &ClientInfo<A>> + Clone {
         self.rows.iter().flatten()
     }
 
     pub fn get(&self, row: usize) -> Option<&ClientInfo<A>> {
         self.rows.get(row)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, row: usize) -> Option<&mut ClientInfo<A>> {
+        self.rows.get_mut(row)?.as_mut()
     }
 
     /// The row of client `id`, added (receiving) when new; None when the table is full.
@@ -169,6 +176,7 @@ impl<'a, A: Copy> ClientTable<'a, A> {
             state: ClientState::Receiving,
             bytes_written: 0,
             finished_us: 0,
+            rate: ClientRate::default(),
         });
         self.tally.seen += 1;
         self.heard(now_us);

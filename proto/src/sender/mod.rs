@@ -3,7 +3,7 @@
 //! It never touches a socket, a clock or a random source: the shell feeds it what arrives
 //! and the time, in microseconds, and sends what it asks for. One API, in the shape of
 //! quinn-proto's `Connection`, with each concern in its own file: the configuration
-//! (`config`), the client table (`clients`), the pacer and rate control (`pacer`), the
+//! (`config`), the client table (`clients`), the pacer (`pacer`), rate control (`rate`), the
 //! schedule of data symbols (`schedule`), deficit suppression (`suppression`), result
 //! acknowledgements (`acks`), the block map and image digest (`blockmap`), the timers
 //! (`timers`), the end-of-session rule (`ending`), the events the shell drains (`events`)
@@ -39,6 +39,7 @@ mod config;
 mod ending;
 mod events;
 mod pacer;
+mod rate;
 mod schedule;
 mod suppression;
 mod timers;
@@ -50,6 +51,7 @@ pub use blockmap::BlockSource;
 pub use clients::{ClientInfo, ClientState, ClientTally};
 pub use config::{DEFAULT_TIMEOUT_AFTER_FORWARD_US, SenderConfig, SenderError, SenderStorage};
 pub use events::{EVENT_DRAIN_EVERY, EVENT_QUEUE, Event, SessionEnd};
+pub use rate::{ClientRate, PROBE_START_BPS, RateReason, tcp_throughput_bps};
 pub use schedule::Phase;
 
 use acks::AckQueue;
@@ -57,7 +59,8 @@ use blockmap::BlockMap;
 use clients::{Change, ClientTable};
 use ending::EndFacts;
 use events::EventQueue;
-use pacer::{Pacer, RateControl};
+use pacer::{LOSS_ESTIMATE_EVERY_US, Pacer};
+use rate::{Decide, RateControl};
 use schedule::{LossView, Schedule, SymbolKind};
 use suppression::Suppression;
 use timers::{Timer, TimerTable};
@@ -172,6 +175,7 @@ pub struct Sender<'a, A> {
     zero_map_due: bool,
     pacer: Pacer,
     rate: RateControl,
+    loss_estimated_at_us: Option<u64>,
     acks: AckQueue<A>,
     events: EventQueue,
     timers: TimerTable,
@@ -221,7 +225,16 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             zero_map_hint: None,
             zero_map_due: false,
             pacer: Pacer::new(cfg.burst_bytes, now_us),
-            rate: RateControl::new(cfg.rate_bps, cfg.min_rate_bps, cfg.adapt_rate, now_us),
+            rate: RateControl::new(
+                cfg.rate_bps,
+                cfg.start_rate_bps,
+                cfg.min_rate_bps,
+                cfg.adapt_rate,
+                cfg.fair,
+                (cfg.geometry.symbol_size as usize + DATA_OVERHEAD) as u64,
+                now_us,
+            ),
+            loss_estimated_at_us: None,
             acks: AckQueue::new(),
             events: EventQueue::new(),
             timers,
@@ -262,6 +275,10 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     /// Current sending rate in bits per second.
     pub fn rate_bps(&self) -> u64 {
         self.rate.rate_bps()
+    }
+    /// Why the rate last changed.
+    pub fn rate_reason(&self) -> RateReason {
+        self.rate.reason()
     }
     /// Median loss reported by receiving clients, parts per million.
     pub fn loss_estimate_ppm(&self) -> u32 {
@@ -449,6 +466,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         if after > before {
             self.push_event(Event::ClientProgressed { row, tenths: after });
         }
+        if let Some(c) = self.clients.get_mut(row) {
+            self.rate.on_report(&mut c.rate, &st.head, now_us);
+        }
         if let Some(ch) = change {
             self.client_changed(ch);
         }
@@ -547,11 +567,27 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         // Credit earned so far counts at the rate it was earned at, before the rate adapts.
         self.pacer.refill(now_us, self.rate.rate_bps());
         self.maybe_start(now_us);
-        if self.rate.estimate_due(now_us) {
-            let median = self.clients.median_loss_ppm();
-            self.rate.set_estimate(now_us, median);
+        if self
+            .loss_estimated_at_us
+            .is_none_or(|t| now_us.saturating_sub(t) >= LOSS_ESTIMATE_EVERY_US)
+        {
+            self.loss_estimated_at_us = Some(now_us);
+            self.rate
+                .set_loss_estimate(self.clients.median_loss_ppm());
         }
-        self.rate.adapt(now_us);
+        // The rate follows the clients still receiving: one that finished has nothing more
+        // to say about its link.
+        let decide = Decide {
+            now_us,
+            report_interval_us: self.report_interval_ms() as u64 * 1000,
+            busy: self.schedule.sending() && !self.is_idle(),
+        };
+        let receiving = self
+            .clients
+            .iter()
+            .filter(|c| c.state == ClientState::Receiving)
+            .map(|c| &c.rate);
+        self.rate.decide(decide, receiving);
         let events = &mut self.events;
         let room = events.room();
         self.clients.expire(now_us, room, |ch| {
@@ -614,6 +650,7 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
 
     fn spend(&mut self, bytes: usize) {
         self.pacer.spend(bytes);
+        self.rate.on_sent((bytes + wire::FRAMING_BYTES) as u64);
         self.stats.bytes += bytes as u64;
     }
 
@@ -692,6 +729,9 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.first_pass_done(now_us);
         }
         self.last_busy_us = now_us;
+        // The history spans about four report intervals (128 entries each).
+        let spacing = (self.report_interval_ms() as u64 * 1000 / 128).max(250);
+        self.rate.on_data_sent(sym.seq, now_us, spacing);
         self.spend(sym_len);
         self.stats.data_packets += 1;
         self.data_since_announce += 1;

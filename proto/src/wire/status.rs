@@ -51,6 +51,10 @@ pub struct StatusHead {
     pub loss_ppm: u32,
     /// What the client is doing.
     pub phase: ClientPhase,
+    /// Data packets received since its previous report: with the previous report's
+    /// `last_seq`, the share of the packets sent in between that arrived, which is what the
+    /// sender's rate control compares with the rate it sent at.
+    pub interval_received: u32,
 }
 
 /// A parsed status report. The ranges are read lazily from the packet: nothing is copied.
@@ -100,6 +104,7 @@ pub fn write_status(
     put_u32(buf, f::LOSS_PPM, head.loss_ppm);
     put_u16(buf, f::RANGE_COUNT, ranges.len() as u16);
     put_u8(buf, f::PHASE, head.phase as u8);
+    put_u32(buf, f::INTERVAL_RECEIVED, head.interval_received);
     buf[f::RESERVED].fill(0);
     let entries = buf[f::RANGES].chunks_exact_mut(RANGE_LEN);
     for (entry, r) in entries.zip(ranges) {
@@ -146,6 +151,7 @@ impl<'a> Packet<'a> {
                 blocks_done: get_u32(b, f::BLOCKS_DONE),
                 loss_ppm,
                 phase,
+                interval_received: get_u32(b, f::INTERVAL_RECEIVED),
             },
             raw_ranges: &b[f::RANGES.start..self.body_end()],
         };

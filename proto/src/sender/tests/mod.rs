@@ -65,6 +65,7 @@ fn head(id: u64, last_seq: u32, blocks_done: u32, phase: ClientPhase) -> StatusH
         blocks_done,
         loss_ppm: 0,
         phase,
+        interval_received: 0,
     }
 }
 

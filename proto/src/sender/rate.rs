@@ -1,0 +1,639 @@
+//! Rate control: finds the largest rate the bulk of the clients take without congestion loss.
+//!
+//! Each status report says how many data packets the client received since its previous
+//! report; with the two reports' highest sequence numbers that is the share of the packets
+//! sent in between that arrived (an interval sample). A link that drops a fixed share at any
+//! rate shows the same share whatever the rate: the client's *loss floor*. A link the sender
+//! overruns (a queue that fills, then drops) delivers a fixed rate whatever is sent: its loss
+//! rises above the floor as the rate rises. So a sample whose loss is well above the floor
+//! is congestion, and what it delivered (corrected for the floor) is the link's capacity.
+//!
+//! The rate starts at the link speed when the shell knows it, or low, and doubles every
+//! 100 ms until the first congestion (startup); from then on it grows slowly, faster the
+//! longer no congestion was seen. When more than a fifth of the clients with a recent sample
+//! are congested, it drops to a little under the capacity that four fifths of them reach:
+//! one slow client never sets the rate; once the others are done it is the bulk, and the
+//! rate follows its link. With `fair`, the rate never exceeds the TCP throughput equation
+//! (as TFMCC) for the client whose loss and round trip give the least.
+//!
+//! Everything here is sans-IO: the sender feeds it the time, each report, and each packet
+//! it sends.
+
+use crate::wire::StatusHead;
+
+/// How often the rate is reconsidered.
+pub(crate) const DECIDE_EVERY_US: u64 = 25_000;
+/// Startup doubles the rate this often.
+const STARTUP_DOUBLING_US: u64 = 100_000;
+/// Where a rate with no link speed to start from begins: low enough that overrunning a slow
+/// link for the first round trip of reports wastes little of it.
+pub const PROBE_START_BPS: u64 = 32_000_000;
+/// After a cut, the rate goes to this share of the measured capacity (thousandths).
+const CUT_TO_PERMILLE: u64 = 960;
+/// Excess loss over the floor that is congestion (at least; twice the floor when larger).
+const CONGESTION_EXCESS_PPM: u32 = 20_000;
+/// Intervals shorter than this many packets say too little to judge.
+const MIN_SAMPLE_PACKETS: u32 = 32;
+/// Samples older than this many report intervals no longer count.
+const SAMPLE_LIFETIME_INTERVALS: u64 = 4;
+/// Entries of the sequence-number-to-time history.
+const SENT_HISTORY: usize = 512;
+
+/// Why the rate last changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateReason {
+    /// Fixed by configuration (no adaptation).
+    Fixed,
+    /// Started at the sending interface's link speed.
+    LinkSpeed,
+    /// No link speed known: probing upward from a low start.
+    Probing,
+    /// No congestion reported: growing.
+    Growing,
+    /// Delivery stopped following the rate: cut to what the bulk of the clients receive.
+    Congestion,
+    /// Growing or holding although some clients are congested: they are fewer than a fifth
+    /// and are served from the carousel at their own pace later.
+    SlowClientLeftBehind,
+    /// Held at the configured ceiling.
+    Ceiling,
+    /// Held at the TCP-friendly rate of the worst receiver (`fair`).
+    TcpFriendly,
+}
+
+impl RateReason {
+    /// A short word for progress lines and summaries.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::LinkSpeed => "link speed",
+            Self::Probing => "probing",
+            Self::Growing => "growing",
+            Self::Congestion => "congestion",
+            Self::SlowClientLeftBehind => "slow client left behind",
+            Self::Ceiling => "ceiling",
+            Self::TcpFriendly => "tcp-friendly",
+        }
+    }
+}
+
+/// What the rate control knows of one client, kept in its row of the client table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientRate {
+    /// Previous report's counter and highest sequence number (the start of the next sample).
+    prev: Option<(u32, u32)>,
+    /// When the latest sample arrived.
+    pub sample_at_us: u64,
+    /// When the middle of the latest sample was sent.
+    sample_mid_us: u64,
+    /// Loss over the latest sample, parts per million.
+    pub interval_loss_ppm: u32,
+    /// The loss this client shows at any rate (random loss), parts per million.
+    pub loss_floor_ppm: u32,
+    /// The latest sample was congestion.
+    pub congested: bool,
+    /// Rate its link delivered in the latest sample, corrected for the loss floor (bit/s).
+    pub capacity_bps: u64,
+    /// Round-trip estimate: report arrival minus the send time of its highest sequence.
+    pub rtt_us: u64,
+    /// Capacity and loss when it was last congested (to tell random loss, which does not
+    /// fall when the rate falls below that capacity).
+    congested_capacity_bps: u64,
+    congested_loss_ppm: u32,
+}
+
+/// The rate, its reason, and the history it judges samples with.
+pub(crate) struct RateControl {
+    ceiling_bps: u64,
+    floor_bps: u64,
+    adapt: bool,
+    fair: bool,
+    rate_bps: u64,
+    reason: RateReason,
+    startup: bool,
+    decided_at_us: u64,
+    cut_at_us: u64,
+    /// Bits of one data packet on the wire (symbol, header, framing).
+    packet_bits: u64,
+    /// Bytes of one data packet (UDP payload), for the TCP equation.
+    packet_bytes: u64,
+    sent: [(u32, u64); SENT_HISTORY],
+    sent_len: usize,
+    sent_head: usize,
+    /// Wire bytes sent since the last decision (whether the rate was used at all).
+    bytes_since_decide: u64,
+    loss_estimate_ppm: u32,
+}
+
+/// Inputs of one decision.
+pub(crate) struct Decide {
+    pub now_us: u64,
+    pub report_interval_us: u64,
+    /// The sender has data to send (the forward pass, repairs): an idle sender does not
+    /// learn whether a higher rate would pass.
+    pub busy: bool,
+}
+
+impl RateControl {
+    /// `start_bps`: where to start (the link speed, or None to probe from low).
+    pub fn new(
+        ceiling_bps: u64,
+        start_bps: Option<u64>,
+        min_rate_bps: u64,
+        adapt: bool,
+        fair: bool,
+        packet_bytes: u64,
+        now_us: u64,
+    ) -> Self {
+        let ceiling_bps = ceiling_bps.max(1);
+        let floor_bps = min_rate_bps.clamp(1, ceiling_bps);
+        let (rate_bps, reason) = if !adapt {
+            (ceiling_bps, RateReason::Fixed)
+        } else {
+            match start_bps {
+                Some(s) if s >= ceiling_bps => (ceiling_bps, RateReason::Ceiling),
+                Some(s) => (s.max(floor_bps), RateReason::LinkSpeed),
+                None if PROBE_START_BPS >= ceiling_bps => (ceiling_bps, RateReason::Ceiling),
+                None => (PROBE_START_BPS.max(floor_bps), RateReason::Probing),
+            }
+        };
+        Self {
+            ceiling_bps,
+            floor_bps,
+            adapt,
+            fair,
+            rate_bps,
+            reason,
+            startup: true,
+            decided_at_us: now_us,
+            cut_at_us: now_us,
+            packet_bits: (packet_bytes + crate::wire::FRAMING_BYTES as u64) * 8,
+            packet_bytes,
+            sent: [(0, 0); SENT_HISTORY],
+            sent_len: 0,
+            sent_head: 0,
+            bytes_since_decide: 0,
+            loss_estimate_ppm: 0,
+        }
+    }
+
+    pub fn rate_bps(&self) -> u64 {
+        self.rate_bps
+    }
+
+    pub fn reason(&self) -> RateReason {
+        self.reason
+    }
+
+    pub fn loss_estimate_ppm(&self) -> u32 {
+        self.loss_estimate_ppm
+    }
+
+    /// Takes a fresh loss estimate (the median loss of the clients still receiving), for
+    /// proactive repair.
+    pub fn set_loss_estimate(&mut self, median_loss_ppm: u32) {
+        self.loss_estimate_ppm = median_loss_ppm;
+    }
+
+    /// A datagram of `wire_bytes` (with framing) went out.
+    pub fn on_sent(&mut self, wire_bytes: u64) {
+        self.bytes_since_decide += wire_bytes;
+    }
+
+    /// Data packet `seq` went out at `now_us`. Kept at most every `spacing_us`, so that the
+    /// history spans several report intervals.
+    pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
+        if self.sent_len > 0 {
+            let newest = self.sent[(self.sent_head + self.sent_len - 1) % SENT_HISTORY];
+            if now_us.saturating_sub(newest.1) < spacing_us {
+                return;
+            }
+        }
+        if self.sent_len < SENT_HISTORY {
+            self.sent[(self.sent_head + self.sent_len) % SENT_HISTORY] = (seq, now_us);
+            self.sent_len += 1;
+        } else {
+            self.sent[self.sent_head] = (seq, now_us);
+            self.sent_head = (self.sent_head + 1) % SENT_HISTORY;
+        }
+    }
+
+    fn sent_entry(&self, i: usize) -> (u32, u64) {
+        self.sent[(self.sent_head + i) % SENT_HISTORY]
+    }
+
+    /// When data packet `seq` was sent, interpolated from the history; None when it is
+    /// older than the history.
+    pub fn sent_at(&self, seq: u32) -> Option<u64> {
+        if self.sent_len == 0 {
+            return None;
+        }
+        let newest = self.sent_entry(self.sent_len - 1);
+        // Sequence numbers wrap: compare by distance back from the newest.
+        let back = |s: u32| newest.0.wrapping_sub(s);
+        let target = back(seq);
+        if target > i32::MAX as u32 {
+            return Some(newest.1); // newer than the newest kept
+        }
+        if target > back(self.sent_entry(0).0) {
+            return None;
+        }
+        // The first entry at or after `seq` (back() decreasing along the history).
+        let (mut lo, mut hi) = (0usize, self.sent_len - 1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if back(self.sent_entry(mid).0) > target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let after = self.sent_entry(lo);
+        if lo == 0 || back(after.0) == target {
+            return Some(after.1);
+        }
+        let before = self.sent_entry(lo - 1);
+        let span = after.0.wrapping_sub(before.0).max(1) as u64;
+        let part = seq.wrapping_sub(before.0) as u64;
+        Some(before.1 + (after.1 - before.1) * part / span)
+    }
+
+    /// Takes a status report into the client's rate state.
+    pub fn on_report(&self, c: &mut ClientRate, head: &StatusHead, now_us: u64) {
+        let prev = c.prev.replace((head.report_seq, head.last_seq));
+        let Some((prev_report, prev_seq)) = prev else {
+            return;
+        };
+        // Only consecutive reports bound an interval; before any data the sequence is 0.
+        if head.report_seq != prev_report.wrapping_add(1) || prev_seq == 0 {
+            return;
+        }
+        let span = head.last_seq.wrapping_sub(prev_seq);
+        if !(MIN_SAMPLE_PACKETS..1 << 30).contains(&span) {
+            return;
+        }
+        let (Some(t0), Some(t1)) = (self.sent_at(prev_seq), self.sent_at(head.last_seq)) else {
+            return;
+        };
+        let rtt = now_us.saturating_sub(t1).max(1);
+        c.rtt_us = if c.rtt_us == 0 || rtt < c.rtt_us {
+            rtt
+        } else {
+            c.rtt_us + (rtt - c.rtt_us) / 8
+        };
+        let got = head.interval_received.min(span);
+        let loss = ((span - got) as u64 * 1_000_000 / span as u64) as u32;
+        let sent_bps = span as u64 * self.packet_bits * 1_000_000 / (t1 - t0).max(1);
+        let floor = c.loss_floor_ppm;
+        let congested = loss > floor + floor.max(CONGESTION_EXCESS_PPM);
+        let delivered = |floor: u32| {
+            let d = sent_bps as u128 * (1_000_000 - loss as u128) / 1_000_000;
+            (d * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
+        };
+        if congested {
+            // Loss that stays as high once the rate is within the capacity measured when it
+            // was congested does not come from the rate: it is this client's random loss.
+            let within = sent_bps * 100 <= c.congested_capacity_bps * 105;
+            let (was, now) = (c.congested_loss_ppm as u64, loss as u64);
+            if within && now * 10 >= was * 7 && now * 10 <= was * 14 {
+                c.loss_floor_ppm = loss;
+                c.congested_capacity_bps = 0;
+            } else {
+                c.congested_capacity_bps = delivered(floor);
+                c.congested_loss_ppm = loss;
+            }
+        } else {
+            c.congested_capacity_bps = 0;
+            c.loss_floor_ppm = if loss < floor {
+                loss
+            } else {
+                floor + (loss - floor) / 4
+            };
+        }
+        c.congested = loss > c.loss_floor_ppm + c.loss_floor_ppm.max(CONGESTION_EXCESS_PPM);
+        c.capacity_bps = delivered(c.loss_floor_ppm);
+        c.interval_loss_ppm = loss;
+        c.sample_at_us = now_us;
+        c.sample_mid_us = t0 + (t1 - t0) / 2;
+    }
+
+    /// Reconsiders the rate from the receiving clients' latest samples, at most every
+    /// [`DECIDE_EVERY_US`].
+    pub fn decide<'c>(&mut self, d: Decide, clients: impl Iterator<Item = &'c ClientRate> + Clone) {
+        let dt = d.now_us.saturating_sub(self.decided_at_us);
+        if !self.adapt || dt < DECIDE_EVERY_US {
+            return;
+        }
+        self.decided_at_us = d.now_us;
+        let used = self.bytes_since_decide * 8 * 1_000_000 / dt.max(1);
+        self.bytes_since_decide = 0;
+        let lifetime = d.report_interval_us * SAMPLE_LIFETIME_INTERVALS;
+        let recent = clients.filter(|c| {
+            c.sample_at_us > 0 && d.now_us.saturating_sub(c.sample_at_us) <= lifetime
+        });
+        let n = recent.clone().count() as u64;
+        if n == 0 {
+            return;
+        }
+        // Samples mostly sent before the last cut still show the rate before it.
+        let after_cut = |c: &&ClientRate| c.sample_mid_us >= self.cut_at_us;
+        let congested = recent
+            .clone()
+            .filter(|c| c.congested && after_cut(c))
+            .count() as u64;
+        if congested * 5 > n {
+            // The capacity four fifths of the clients reach: the largest value at or below
+            // which at most a fifth fall (uncongested clients take at least the rate).
+            let cap = |c: &ClientRate| {
+                if c.congested {
+                    c.capacity_bps
+                } else {
+                    u64::MAX
+                }
+            };
+            let (mut lo, mut hi) = (0u64, self.rate_bps);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                let below = recent.clone().filter(|c| cap(c) < mid).count() as u64;
+                if below * 5 <= n {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            let to = (lo as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+            if to < self.rate_bps {
+                self.rate_bps = to.max(self.floor_bps);
+                self.reason = RateReason::Congestion;
+                self.startup = false;
+                self.cut_at_us = d.now_us;
+            }
+        } else if d.busy && used * 10 >= self.rate_bps * 7 {
+            // Grow only while the rate is used: otherwise nothing says a higher one passes.
+            let dt = dt.min(STARTUP_DOUBLING_US) as u128;
+            let rate = self.rate_bps as u128;
+            let grown = if self.startup {
+                // Doubling per 100 ms, compounded per decision (ln 2 = 0.693).
+                rate + rate * dt * 693 / (1000 * STARTUP_DOUBLING_US as u128)
+            } else {
+                // 2% per 100 ms, doubling every half second without congestion, up to 64%.
+                let calm = d.now_us.saturating_sub(self.cut_at_us) / 500_000;
+                let per_100ms_ppm = 20_000u128 << calm.min(5);
+                rate + rate * per_100ms_ppm * dt / (1_000_000 * 100_000)
+            };
+            let grown = grown.min(u64::MAX as u128) as u64;
+            self.rate_bps = grown.max(self.rate_bps + 1).min(self.ceiling_bps);
+            self.reason = if self.rate_bps == self.ceiling_bps {
+                RateReason::Ceiling
+            } else if congested > 0 {
+                RateReason::SlowClientLeftBehind
+            } else if self.startup && self.reason == RateReason::Probing {
+                RateReason::Probing
+            } else {
+                RateReason::Growing
+            };
+        }
+        if self.fair
+            && let Some(tcp) = self.tcp_friendly_bps(recent)
+            && tcp < self.rate_bps
+        {
+            self.rate_bps = tcp.max(self.floor_bps);
+            self.reason = RateReason::TcpFriendly;
+            self.startup = false;
+        }
+    }
+
+    /// The least TCP throughput (RFC 5348 section 3.1, t_RTO = 4 RTT, b = 1) over the
+    /// clients that lose packets: what one TCP flow would get on each one's path.
+    fn tcp_friendly_bps<'c>(&self, clients: impl Iterator<Item = &'c ClientRate>) -> Option<u64> {
+        clients
+            .filter(|c| c.rtt_us > 0)
+            .filter_map(|c| {
+                let p = c.interval_loss_ppm.max(c.loss_floor_ppm);
+                tcp_throughput_bps(self.packet_bytes, c.rtt_us, p)
+            })
+            .min()
+    }
+}
+
+/// The TCP throughput equation: bits per second for packets of `bytes`, round trip `rtt_us`
+/// and loss event rate `loss_ppm`; None without loss (no bound).
+pub fn tcp_throughput_bps(bytes: u64, rtt_us: u64, loss_ppm: u32) -> Option<u64> {
+    if loss_ppm == 0 {
+        return None;
+    }
+    // Fixed point without floating-point functions (no_std): square roots scaled by 1e6.
+    let p = loss_ppm.min(1_000_000) as u128;
+    let sqrt_2p_3 = (2 * p * 1_000_000 / 3).isqrt();
+    let sqrt_3p_8 = (3 * p * 1_000_000 / 8).isqrt();
+    // t_RTO * 3 * sqrt(3p/8) * p * (1 + 32 p^2), with t_RTO = 4 R: R is factored out.
+    let backoff = 12 * sqrt_3p_8 * p * (1_000_000_000_000 + 32 * p * p) / 1_000_000_000_000_000_000;
+    let denom = rtt_us.max(1) as u128 * (sqrt_2p_3 + backoff);
+    Some((bytes as u128 * 8 * 1_000_000_000_000 / denom.max(1)).min(u64::MAX as u128) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ClientPhase;
+
+    const PKT: u64 = 1448;
+
+    fn head(report_seq: u32, last_seq: u32, interval_received: u32) -> StatusHead {
+        StatusHead {
+            client_id: 1,
+            report_seq,
+            last_seq,
+            blocks_done: 0,
+            loss_ppm: 0,
+            phase: ClientPhase::Receiving,
+            interval_received,
+        }
+    }
+
+    #[test]
+    fn sent_at_interpolates_and_forgets_the_oldest() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        for i in 0..1000u32 {
+            r.on_data_sent(i * 10, 1000 + i as u64 * 100, 100);
+        }
+        assert_eq!(r.sent_at(9990), Some(1000 + 999 * 100));
+        assert_eq!(r.sent_at(9985), Some(1000 + 998 * 100 + 50));
+        assert_eq!(r.sent_at(20_000), Some(1000 + 999 * 100));
+        assert_eq!(r.sent_at(100), None, "older than the history");
+        assert_eq!(r.sent_at(10 * (1000 - 512)), Some(1000 + 488 * 100));
+    }
+
+    /// The controller and one client sending `rate` through a link that delivers at most
+    /// `link_bps` and drops `random_ppm` of what it delivers; reports every 100 ms.
+    struct Bench {
+        r: RateControl,
+        c: ClientRate,
+        now: u64,
+        seq: u32,
+        report_seq: u32,
+        owed_bits: u64,
+        link_bits: u64,
+        got_ppm: u64,
+    }
+
+    impl Bench {
+        fn new(start: Option<u64>) -> Self {
+            Self {
+                r: RateControl::new(10_000_000_000, start, 1_000_000, true, false, PKT, 0),
+                c: ClientRate::default(),
+                now: 0,
+                seq: 1,
+                report_seq: 0,
+                owed_bits: 0,
+                link_bits: 0,
+                got_ppm: 0,
+            }
+        }
+
+        /// Runs `ms` milliseconds; returns the rate at the end.
+        fn run(&mut self, ms: u64, link_bps: u64, random_ppm: u32) -> u64 {
+            let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+            for _ in 0..ms {
+                // One millisecond of sending at the current rate; fractions carry over.
+                self.owed_bits += self.r.rate_bps() / 1000;
+                let n = (self.owed_bits / bits) as u32;
+                self.owed_bits -= n as u64 * bits;
+                self.link_bits = (self.link_bits + link_bps / 1000).min(link_bps / 1000 * 2);
+                let through = (self.link_bits / bits).min(n as u64);
+                self.link_bits -= through * bits;
+                self.got_ppm += through * (1_000_000 - random_ppm as u64);
+                self.seq += n;
+                self.r.on_data_sent(self.seq, self.now, 1000);
+                self.r.on_sent(n as u64 * bits / 8);
+                self.now += 1000;
+                if self.now.is_multiple_of(100_000) {
+                    self.report_seq += 1;
+                    let got = (self.got_ppm / 1_000_000) as u32;
+                    self.got_ppm %= 1_000_000;
+                    let h = head(self.report_seq, self.seq, got);
+                    self.r.on_report(&mut self.c, &h, self.now + 200);
+                }
+                let d = Decide {
+                    now_us: self.now,
+                    report_interval_us: 100_000,
+                    busy: true,
+                };
+                self.r.decide(d, core::iter::once(&self.c));
+            }
+            self.r.rate_bps()
+        }
+    }
+
+    #[test]
+    fn probing_finds_a_link_within_about_a_second() {
+        let mut b = Bench::new(None);
+        let rate = b.run(1200, 1_000_000_000, 0);
+        assert!(
+            (850_000_000..=1_050_000_000).contains(&rate),
+            "rate {rate} after 1.2 s on a 1 Gbit/s link"
+        );
+        assert!(matches!(b.r.reason(), RateReason::Congestion | RateReason::Growing));
+        // It keeps close to the link afterwards.
+        let mut sum = 0;
+        for _ in 0..20 {
+            sum += b.run(100, 1_000_000_000, 0);
+        }
+        let mean = sum / 20;
+        assert!((850_000_000..=1_030_000_000).contains(&mean), "mean {mean}");
+    }
+
+    #[test]
+    fn random_loss_at_any_rate_does_not_cut() {
+        let mut b = Bench::new(Some(100_000_000));
+        let rate = b.run(1000, 100_000_000_000, 10_000);
+        assert!(rate > 1_000_000_000, "1% random loss held the rate at {rate}");
+        assert_ne!(b.r.reason(), RateReason::Congestion);
+    }
+
+    #[test]
+    fn heavy_random_loss_is_learned_after_one_cut() {
+        let mut b = Bench::new(Some(200_000_000));
+        b.run(3000, 100_000_000_000, 200_000);
+        assert!(b.c.loss_floor_ppm > 150_000, "floor {}", b.c.loss_floor_ppm);
+        assert!(b.r.rate_bps() > 200_000_000, "rate {}", b.r.rate_bps());
+    }
+
+    #[test]
+    fn a_rate_step_down_is_followed_within_a_few_reports() {
+        let mut b = Bench::new(Some(1_000_000_000));
+        b.run(2000, 1_000_000_000, 10_000);
+        let rate = b.run(400, 100_000_000, 10_000);
+        assert!(
+            (80_000_000..=105_000_000).contains(&rate),
+            "rate {rate} 400 ms after the link fell to 100 Mbit/s"
+        );
+        // And back up when the link is fast again.
+        let rate = b.run(3000, 1_000_000_000, 10_000);
+        assert!(rate > 700_000_000, "rate {rate} 3 s after the link came back");
+    }
+
+    #[test]
+    fn one_slow_client_among_many_does_not_set_the_rate() {
+        let mut r = RateControl::new(10_000_000_000, Some(1_000_000_000), 1, true, false, PKT, 0);
+        let fast = ClientRate {
+            sample_at_us: 1,
+            capacity_bps: 990_000_000,
+            ..Default::default()
+        };
+        let slow = ClientRate {
+            congested: true,
+            capacity_bps: 50_000_000,
+            sample_at_us: 1,
+            ..Default::default()
+        };
+        let mut all = [fast; 8];
+        all[7] = slow;
+        let d = |now_us| Decide {
+            now_us,
+            report_interval_us: 100_000,
+            busy: true,
+        };
+        r.on_sent(1_000_000_000 / 8 / 40);
+        r.decide(d(25_000), all.iter());
+        assert!(r.rate_bps() > 1_000_000_000);
+        assert_eq!(r.reason(), RateReason::SlowClientLeftBehind);
+        // Alone, it is the bulk: the rate follows its link.
+        r.decide(d(50_000), all[7..].iter());
+        assert_eq!(r.rate_bps(), 48_000_000);
+        assert_eq!(r.reason(), RateReason::Congestion);
+    }
+
+    #[test]
+    fn tcp_equation_matches_known_points() {
+        // 1% loss, 10 ms, 1460-byte packets: about 12.9 Mbit/s by the full equation.
+        let x = tcp_throughput_bps(1460, 10_000, 10_000).unwrap();
+        assert!((11_000_000..14_000_000).contains(&x), "{x}");
+        assert_eq!(tcp_throughput_bps(1460, 10_000, 0), None);
+        // Less loss or a shorter round trip give more.
+        assert!(tcp_throughput_bps(1460, 10_000, 1_000).unwrap() > x);
+        assert!(tcp_throughput_bps(1460, 1_000, 10_000).unwrap() > x);
+    }
+
+    #[test]
+    fn fair_mode_holds_the_tcp_rate_of_the_worst_client() {
+        let mut r = RateControl::new(10_000_000_000, Some(1_000_000_000), 1, true, true, PKT, 0);
+        let lossy = ClientRate {
+            sample_at_us: 1,
+            interval_loss_ppm: 10_000,
+            loss_floor_ppm: 10_000,
+            rtt_us: 10_000,
+            capacity_bps: 1_000_000_000,
+            ..Default::default()
+        };
+        let d = Decide {
+            now_us: 25_000,
+            report_interval_us: 100_000,
+            busy: true,
+        };
+        r.decide(d, core::iter::once(&lossy));
+        let want = tcp_throughput_bps(PKT, 10_000, 10_000).unwrap();
+        assert_eq!(r.rate_bps(), want);
+        assert_eq!(r.reason(), RateReason::TcpFriendly);
+    }
+}
