@@ -8,9 +8,9 @@
 //! rises above the floor as the rate rises. So a sample whose loss is well above the floor
 //! is congestion, and what it delivered (corrected for the floor) is the link's capacity.
 //!
-//! The rate starts at the link speed when the shell knows it, or low, and doubles every
-//! 100 ms until the first congestion (startup); from then on it grows slowly, faster the
-//! longer no congestion was seen. When more than a fifth of the clients with a recent sample
+//! The rate starts at the link speed when the shell knows it; otherwise it starts low and
+//! doubles every 100 ms until the first congestion (startup). Outside startup it grows
+//! slowly, faster the longer no congestion was seen. When more than a fifth of the clients with a recent sample
 //! are congested, it drops to a little under the capacity that four fifths of them reach:
 //! one slow client never sets the rate; once the others are done it is the bulk, and the
 //! rate follows its link. With `fair`, the rate never exceeds the TCP throughput equation
@@ -104,7 +104,11 @@ pub struct ClientRate {
 
 /// The rate, its reason, and the history it judges samples with.
 pub(crate) struct RateControl {
+    /// The configured ceiling, or the link speed when lower: nothing leaves the sending
+    /// interface faster than its link.
     ceiling_bps: u64,
+    /// The ceiling is the link speed.
+    ceiling_is_link: bool,
     floor_bps: u64,
     adapt: bool,
     fair: bool,
@@ -135,7 +139,8 @@ pub(crate) struct Decide {
 }
 
 impl RateControl {
-    /// `start_bps`: where to start (the link speed, or None to probe from low).
+    /// `start_bps`: the sending interface's link speed, where the rate starts and which it
+    /// never exceeds; None probes upward from [`PROBE_START_BPS`].
     pub fn new(
         ceiling_bps: u64,
         start_bps: Option<u64>,
@@ -145,26 +150,29 @@ impl RateControl {
         packet_bytes: u64,
         now_us: u64,
     ) -> Self {
-        let ceiling_bps = ceiling_bps.max(1);
+        let mut ceiling_bps = ceiling_bps.max(1);
+        let ceiling_is_link = adapt && start_bps.is_some_and(|s| s < ceiling_bps);
+        if ceiling_is_link {
+            ceiling_bps = start_bps.unwrap_or(ceiling_bps).max(1);
+        }
         let floor_bps = min_rate_bps.clamp(1, ceiling_bps);
-        let (rate_bps, reason) = if !adapt {
-            (ceiling_bps, RateReason::Fixed)
-        } else {
-            match start_bps {
-                Some(s) if s >= ceiling_bps => (ceiling_bps, RateReason::Ceiling),
-                Some(s) => (s.max(floor_bps), RateReason::LinkSpeed),
-                None if PROBE_START_BPS >= ceiling_bps => (ceiling_bps, RateReason::Ceiling),
-                None => (PROBE_START_BPS.max(floor_bps), RateReason::Probing),
-            }
+        let (rate_bps, reason) = match (adapt, start_bps) {
+            (false, _) => (ceiling_bps, RateReason::Fixed),
+            (true, Some(_)) if ceiling_is_link => (ceiling_bps, RateReason::LinkSpeed),
+            (true, Some(_)) => (ceiling_bps, RateReason::Ceiling),
+            (true, None) if PROBE_START_BPS >= ceiling_bps => (ceiling_bps, RateReason::Ceiling),
+            (true, None) => (PROBE_START_BPS.max(floor_bps), RateReason::Probing),
         };
         Self {
             ceiling_bps,
+            ceiling_is_link,
             floor_bps,
             adapt,
             fair,
             rate_bps,
             reason,
-            startup: true,
+            // A known link speed is a good first guess: from there the rate only creeps up.
+            startup: adapt && start_bps.is_none(),
             decided_at_us: now_us,
             cut_at_us: now_us,
             packet_bits: (packet_bytes + crate::wire::FRAMING_BYTES as u64) * 8,
@@ -383,10 +391,12 @@ impl RateControl {
             };
             let grown = grown.min(u64::MAX as u128) as u64;
             self.rate_bps = grown.max(self.rate_bps + 1).min(self.ceiling_bps);
-            self.reason = if self.rate_bps == self.ceiling_bps {
-                RateReason::Ceiling
-            } else if congested > 0 {
+            self.reason = if congested > 0 {
                 RateReason::SlowClientLeftBehind
+            } else if self.rate_bps == self.ceiling_bps && self.ceiling_is_link {
+                RateReason::LinkSpeed
+            } else if self.rate_bps == self.ceiling_bps {
+                RateReason::Ceiling
             } else if self.startup && self.reason == RateReason::Probing {
                 RateReason::Probing
             } else {
@@ -545,7 +555,7 @@ mod tests {
 
     #[test]
     fn random_loss_at_any_rate_does_not_cut() {
-        let mut b = Bench::new(Some(100_000_000));
+        let mut b = Bench::new(None);
         let rate = b.run(1000, 100_000_000_000, 10_000);
         assert!(rate > 1_000_000_000, "1% random loss held the rate at {rate}");
         assert_ne!(b.r.reason(), RateReason::Congestion);
@@ -553,7 +563,7 @@ mod tests {
 
     #[test]
     fn heavy_random_loss_is_learned_after_one_cut() {
-        let mut b = Bench::new(Some(200_000_000));
+        let mut b = Bench::new(None);
         b.run(3000, 100_000_000_000, 200_000);
         assert!(b.c.loss_floor_ppm > 150_000, "floor {}", b.c.loss_floor_ppm);
         assert!(b.r.rate_bps() > 200_000_000, "rate {}", b.r.rate_bps());
@@ -575,7 +585,8 @@ mod tests {
 
     #[test]
     fn one_slow_client_among_many_does_not_set_the_rate() {
-        let mut r = RateControl::new(10_000_000_000, Some(1_000_000_000), 1, true, false, PKT, 0);
+        let mut r = RateControl::new(1_100_000_000, None, 1, true, false, PKT, 0);
+        r.rate_bps = 1_000_000_000;
         let fast = ClientRate {
             sample_at_us: 1,
             capacity_bps: 990_000_000,
@@ -596,12 +607,23 @@ mod tests {
         };
         r.on_sent(1_000_000_000 / 8 / 40);
         r.decide(d(25_000), all.iter());
-        assert!(r.rate_bps() > 1_000_000_000);
+        assert!(r.rate_bps() > 1_000_000_000, "{}", r.rate_bps());
         assert_eq!(r.reason(), RateReason::SlowClientLeftBehind);
         // Alone, it is the bulk: the rate follows its link.
         r.decide(d(50_000), all[7..].iter());
         assert_eq!(r.rate_bps(), 48_000_000);
         assert_eq!(r.reason(), RateReason::Congestion);
+    }
+
+    #[test]
+    fn a_known_link_speed_is_the_start_and_the_ceiling() {
+        let mut b = Bench::new(Some(1_000_000_000));
+        assert_eq!(b.r.reason(), RateReason::LinkSpeed);
+        let rate = b.run(2000, 100_000_000_000, 0);
+        assert_eq!(rate, 1_000_000_000);
+        assert_eq!(b.r.reason(), RateReason::LinkSpeed);
+        let low = RateControl::new(500_000_000, Some(1_000_000_000), 1, true, false, PKT, 0);
+        assert_eq!((low.rate_bps(), low.reason()), (500_000_000, RateReason::Ceiling));
     }
 
     #[test]
