@@ -23,6 +23,7 @@ mod codec;
 mod feeder;
 mod image;
 mod input;
+mod linkspeed;
 mod messages;
 mod net;
 mod pool;

@@ -91,6 +91,8 @@ pub struct Summary {
     pub proactive_packets: u64,
     pub announces: u64,
     pub final_rate_bps: u64,
+    /// Why the rate last changed (congestion, slow client left behind, link speed, ...).
+    pub rate_reason: String,
     pub status_reports: u64,
     pub dropped_datagrams: u64,
     pub coding: CodingFigures,
@@ -183,6 +185,7 @@ impl Summary {
         field("proactive_packets", self.proactive_packets.to_string());
         field("announces", self.announces.to_string());
         field("final_rate_bps", self.final_rate_bps.to_string());
+        field("rate_reason", s(&self.rate_reason));
         field("status_reports", self.status_reports.to_string());
         field("dropped_datagrams", self.dropped_datagrams.to_string());
         let c = &self.coding;
@@ -313,10 +316,11 @@ impl Summary {
         }
         let _ = writeln!(
             o,
-            "  control    {} status reports, {} datagrams dropped, final rate {:.1} Mbit/s",
+            "  control    {} status reports, {} datagrams dropped, final rate {:.1} Mbit/s (last changed: {})",
             self.status_reports,
             self.dropped_datagrams,
-            self.final_rate_bps as f64 / 1e6
+            self.final_rate_bps as f64 / 1e6,
+            self.rate_reason
         );
         if self.clients.is_empty() {
             let _ = writeln!(
@@ -387,6 +391,7 @@ mod tests {
             proactive_packets: 0,
             announces: 12,
             final_rate_bps: 500_000_000,
+            rate_reason: "congestion".into(),
             status_reports: 40,
             dropped_datagrams: 0,
             coding: CodingFigures {

@@ -21,12 +21,15 @@ impl Pacer {
         }
     }
 
-    /// Adds the credit earned at `rate_bps` since the last refill.
+    /// Adds the credit earned at `rate_bps` since the last refill. The bucket holds at most
+    /// 4 ms at the rate (and at least two jumbo datagrams): the depth is set for the
+    /// ceiling, and a found rate far below it must not burst the ceiling's depth at once.
     pub fn refill(&mut self, now_us: u64, rate_bps: u64) {
         let dt = now_us.saturating_sub(self.credit_at_us);
         self.credit_at_us = now_us;
         let add = (dt as u128 * rate_bps as u128 / 8_000_000) as i64;
-        self.credit = (self.credit + add).min(self.depth);
+        let at_rate = (rate_bps / 8 * 4 / 1000).max(2 * 9042) as i64;
+        self.credit = (self.credit + add).min(self.depth.min(at_rate));
     }
 
     /// True when a datagram of `bytes` (UDP payload) may go now.

@@ -336,9 +336,8 @@ impl RateControl {
         let used = self.bytes_since_decide * 8 * 1_000_000 / dt.max(1);
         self.bytes_since_decide = 0;
         let lifetime = d.report_interval_us * SAMPLE_LIFETIME_INTERVALS;
-        let recent = clients.filter(|c| {
-            c.sample_at_us > 0 && d.now_us.saturating_sub(c.sample_at_us) <= lifetime
-        });
+        let recent = clients
+            .filter(|c| c.sample_at_us > 0 && d.now_us.saturating_sub(c.sample_at_us) <= lifetime);
         let n = recent.clone().count() as u64;
         if n == 0 {
             return;
@@ -543,7 +542,10 @@ mod tests {
             (850_000_000..=1_050_000_000).contains(&rate),
             "rate {rate} after 1.2 s on a 1 Gbit/s link"
         );
-        assert!(matches!(b.r.reason(), RateReason::Congestion | RateReason::Growing));
+        assert!(matches!(
+            b.r.reason(),
+            RateReason::Congestion | RateReason::Growing
+        ));
         // It keeps close to the link afterwards.
         let mut sum = 0;
         for _ in 0..20 {
@@ -557,7 +559,10 @@ mod tests {
     fn random_loss_at_any_rate_does_not_cut() {
         let mut b = Bench::new(None);
         let rate = b.run(1000, 100_000_000_000, 10_000);
-        assert!(rate > 1_000_000_000, "1% random loss held the rate at {rate}");
+        assert!(
+            rate > 1_000_000_000,
+            "1% random loss held the rate at {rate}"
+        );
         assert_ne!(b.r.reason(), RateReason::Congestion);
     }
 
@@ -580,7 +585,10 @@ mod tests {
         );
         // And back up when the link is fast again.
         let rate = b.run(3000, 1_000_000_000, 10_000);
-        assert!(rate > 700_000_000, "rate {rate} 3 s after the link came back");
+        assert!(
+            rate > 700_000_000,
+            "rate {rate} 3 s after the link came back"
+        );
     }
 
     #[test]
@@ -623,7 +631,10 @@ mod tests {
         assert_eq!(rate, 1_000_000_000);
         assert_eq!(b.r.reason(), RateReason::LinkSpeed);
         let low = RateControl::new(500_000_000, Some(1_000_000_000), 1, true, false, PKT, 0);
-        assert_eq!((low.rate_bps(), low.reason()), (500_000_000, RateReason::Ceiling));
+        assert_eq!(
+            (low.rate_bps(), low.reason()),
+            (500_000_000, RateReason::Ceiling)
+        );
     }
 
     #[test]
