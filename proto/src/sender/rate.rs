@@ -80,11 +80,12 @@ impl RateReason {
 /// What the rate control knows of one client, kept in its row of the client table.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClientRate {
-    /// Previous report's counter and highest sequence number (the start of the next sample).
-    prev: Option<(u32, u32)>,
+    /// Previous report's counter, the sender's sequence number then, and when it arrived
+    /// (the start of the next sample).
+    prev: Option<(u32, u32, u64)>,
     /// When the latest sample arrived.
     pub sample_at_us: u64,
-    /// When the middle of the latest sample was sent.
+    /// The middle of the latest sample's time span.
     sample_mid_us: u64,
     /// Loss over the latest sample, parts per million.
     pub interval_loss_ppm: u32,
@@ -96,6 +97,8 @@ pub struct ClientRate {
     pub capacity_bps: u64,
     /// Round-trip estimate: report arrival minus the send time of its highest sequence.
     pub rtt_us: u64,
+    /// The least round trip seen: the path without a queue.
+    pub rtt_min_us: u64,
     /// Capacity and loss when it was last congested (to tell random loss, which does not
     /// fall when the rate falls below that capacity).
     congested_capacity_bps: u64,
@@ -124,6 +127,8 @@ pub(crate) struct RateControl {
     sent: [(u32, u64); SENT_HISTORY],
     sent_len: usize,
     sent_head: usize,
+    /// The latest data sequence number sent.
+    last_seq_sent: u32,
     /// Wire bytes sent since the last decision (whether the rate was used at all).
     bytes_since_decide: u64,
     loss_estimate_ppm: u32,
@@ -180,6 +185,7 @@ impl RateControl {
             sent: [(0, 0); SENT_HISTORY],
             sent_len: 0,
             sent_head: 0,
+            last_seq_sent: 0,
             bytes_since_decide: 0,
             loss_estimate_ppm: 0,
         }
@@ -211,6 +217,7 @@ impl RateControl {
     /// Data packet `seq` went out at `now_us`. Kept at most every `spacing_us`, so that the
     /// history spans several report intervals.
     pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
+        self.last_seq_sent = seq;
         if self.sent_len > 0 {
             let newest = self.sent[(self.sent_head + self.sent_len - 1) % SENT_HISTORY];
             if now_us.saturating_sub(newest.1) < spacing_us {
@@ -266,37 +273,86 @@ impl RateControl {
         Some(before.1 + (after.1 - before.1) * part / span)
     }
 
+    /// The data sequence number last sent at or before `t_us`, interpolated from the
+    /// history; None when it is older than the history.
+    pub fn seq_sent_by(&self, t_us: u64) -> Option<u32> {
+        if self.sent_len == 0 {
+            return Some(self.last_seq_sent);
+        }
+        let newest = self.sent_entry(self.sent_len - 1);
+        if t_us >= newest.1 {
+            return Some(newest.0);
+        }
+        if t_us < self.sent_entry(0).1 {
+            return None;
+        }
+        // The last entry at or before t (times ascend along the history).
+        let (mut lo, mut hi) = (0usize, self.sent_len - 1);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if self.sent_entry(mid).1 <= t_us {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let (s0, t0) = self.sent_entry(lo);
+        let (s1, t1) = self.sent_entry(lo + 1);
+        let part = (s1.wrapping_sub(s0) as u64 * (t_us - t0) / (t1 - t0).max(1)) as u32;
+        Some(s0.wrapping_add(part))
+    }
+
     /// Takes a status report into the client's rate state.
+    ///
+    /// A sample spans the time between two consecutive reports' arrivals: the packets the
+    /// client received in it (its report says) against those sent in it (the sender's
+    /// sequence advanced by). Arrivals, not sequence numbers, because a queue in front of a
+    /// slow link delays packets before it drops any: what comes out of it is the link's
+    /// rate while the sender already sends more.
     pub fn on_report(&self, c: &mut ClientRate, head: &StatusHead, now_us: u64) {
-        let prev = c.prev.replace((head.report_seq, head.last_seq));
-        let Some((prev_report, prev_seq)) = prev else {
+        if let Some(t) = self.sent_at(head.last_seq)
+            && self.sent_len > 0
+        {
+            let rtt = now_us.saturating_sub(t).max(1);
+            c.rtt_us = if c.rtt_us == 0 || rtt < c.rtt_us {
+                rtt
+            } else {
+                c.rtt_us + (rtt - c.rtt_us) / 8
+            };
+            c.rtt_min_us = if c.rtt_min_us == 0 {
+                rtt
+            } else {
+                c.rtt_min_us.min(rtt)
+            };
+        }
+        // What the client can have received by now was sent a round trip ago (less the
+        // report's way back, which a LAN makes small): counting what was sent since would
+        // take the packets still on their way for lost. The least round trip, without the
+        // queueing: packets waiting in a queue that grows are what congestion looks like.
+        let Some(sent_by) = self.seq_sent_by(now_us.saturating_sub(c.rtt_min_us)) else {
+            c.prev = None;
             return;
         };
-        // Only consecutive reports bound an interval; before any data the sequence is 0.
-        if head.report_seq != prev_report.wrapping_add(1) || prev_seq == 0 {
+        let prev = c.prev.replace((head.report_seq, sent_by, now_us));
+        let Some((prev_report, prev_sent, prev_at)) = prev else {
+            return;
+        };
+        if head.report_seq != prev_report.wrapping_add(1) {
             return;
         }
-        let span = head.last_seq.wrapping_sub(prev_seq);
-        if !(MIN_SAMPLE_PACKETS..1 << 30).contains(&span) {
+        let sent = sent_by.wrapping_sub(prev_sent);
+        let dt = now_us.saturating_sub(prev_at);
+        if !(MIN_SAMPLE_PACKETS..1 << 30).contains(&sent) || dt == 0 {
             return;
         }
-        let (Some(t0), Some(t1)) = (self.sent_at(prev_seq), self.sent_at(head.last_seq)) else {
-            return;
-        };
-        let rtt = now_us.saturating_sub(t1).max(1);
-        c.rtt_us = if c.rtt_us == 0 || rtt < c.rtt_us {
-            rtt
-        } else {
-            c.rtt_us + (rtt - c.rtt_us) / 8
-        };
-        let got = head.interval_received.min(span);
-        let loss = ((span - got) as u64 * 1_000_000 / span as u64) as u32;
-        let sent_bps = span as u64 * self.packet_bits * 1_000_000 / (t1 - t0).max(1);
+        let got = head.interval_received;
+        let loss = (sent.saturating_sub(got) as u64 * 1_000_000 / sent as u64) as u32;
+        let sent_bps = sent as u64 * self.packet_bits * 1_000_000 / dt;
+        let delivered_bps = got as u64 * self.packet_bits * 1_000_000 / dt;
         let floor = c.loss_floor_ppm;
         let congested = loss > floor + floor.max(CONGESTION_EXCESS_PPM);
-        let delivered = |floor: u32| {
-            let d = sent_bps as u128 * (1_000_000 - loss as u128) / 1_000_000;
-            (d * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
+        let capacity = |floor: u32| {
+            (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
         };
         if congested {
             // Loss that stays as high once the rate is within the capacity measured when it
@@ -307,7 +363,7 @@ impl RateControl {
                 c.loss_floor_ppm = loss;
                 c.congested_capacity_bps = 0;
             } else {
-                c.congested_capacity_bps = delivered(floor);
+                c.congested_capacity_bps = capacity(floor);
                 c.congested_loss_ppm = loss;
             }
         } else {
@@ -319,10 +375,10 @@ impl RateControl {
             };
         }
         c.congested = loss > c.loss_floor_ppm + c.loss_floor_ppm.max(CONGESTION_EXCESS_PPM);
-        c.capacity_bps = delivered(c.loss_floor_ppm);
+        c.capacity_bps = capacity(c.loss_floor_ppm);
         c.interval_loss_ppm = loss;
         c.sample_at_us = now_us;
-        c.sample_mid_us = t0 + (t1 - t0) / 2;
+        c.sample_mid_us = prev_at + dt / 2;
     }
 
     /// Reconsiders the rate from the receiving clients' latest samples, at most every
@@ -471,6 +527,9 @@ mod tests {
         assert_eq!(r.sent_at(20_000), Some(1000 + 999 * 100));
         assert_eq!(r.sent_at(100), None, "older than the history");
         assert_eq!(r.sent_at(10 * (1000 - 512)), Some(1000 + 488 * 100));
+        assert_eq!(r.seq_sent_by(1000 + 998 * 100 + 50), Some(9985));
+        assert_eq!(r.seq_sent_by(u64::MAX), Some(9990));
+        assert_eq!(r.seq_sent_by(1000), None, "older than the history");
     }
 
     /// The controller and one client sending `rate` through a link that delivers at most
