@@ -356,11 +356,6 @@ pub fn run(o: &Options) -> Report {
                         sender.rate_bps() as f64 / 1e6,
                         sender.rate_reason().as_str()
                     );
-                    if std::env::var_os("BB_SIM_TRACE_RATE").is_some() {
-                        for c in sender.clients().filter(|c| !c.state.is_final()) {
-                            eprintln!("    {} {:?} {:?}", c.addr, c.state, c.rate);
-                        }
-                    }
                 }
                 while let Some(e) = sender.poll_event() {
                     if o.verbose {
