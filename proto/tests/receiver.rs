@@ -702,3 +702,30 @@ fn a_zero_map_frees_the_slots_of_the_partial_blocks_it_names() {
         Ok(Event::Nothing)
     );
 }
+
+#[test]
+fn each_report_counts_the_data_packets_received_since_the_previous_one() {
+    let g = Geometry::new(1 << 20, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 8, 512);
+    let mut rx = receiver(&mut m, 4);
+    rx.handle_datagram(0, &announce_packet(g, 9)).unwrap();
+    let mut buf = vec![0u8; 1500];
+    let mut report = |rx: &mut Receiver<'_>, now: u64| {
+        let n = rx.poll_transmit(now, 0, &mut buf).expect("a report is due");
+        let p = wire::open(&buf[..n]).unwrap();
+        p.status().unwrap().head.interval_received
+    };
+    assert_eq!(report(&mut rx, 1), 0, "nothing received yet");
+    for seq in 0..5u32 {
+        rx.handle_datagram(10, &data_packet(&g, 9, 0, seq as u16, seq))
+            .unwrap();
+    }
+    // Data arrived: a report is due each interval even with nothing lacking.
+    assert_eq!(report(&mut rx, SECOND / 2), 5);
+    for seq in 5..8u32 {
+        let esi = (seq - 5) as u16;
+        rx.handle_datagram(SECOND / 2 + 10, &data_packet(&g, 9, 1, esi, seq))
+            .unwrap();
+    }
+    assert_eq!(report(&mut rx, SECOND), 3);
+}

@@ -1,8 +1,8 @@
 //! Rate control: finds the largest rate the bulk of the clients take without congestion loss.
 //!
 //! Each status report says how many data packets the client received since its previous
-//! report; with the two reports' highest sequence numbers that is the share of the packets
-//! sent in between that arrived (an interval sample). A link that drops a fixed share at any
+//! report; against the packets sent between the two reports' arrivals (shifted back by the
+//! least round trip) that is the share that arrived (an interval sample). A link that drops a fixed share at any
 //! rate shows the same share whatever the rate: the client's *loss floor*. A link the sender
 //! overruns (a queue that fills, then drops) delivers a fixed rate whatever is sent: its loss
 //! rises above the floor as the rate rises. So a sample whose loss is well above the floor
