@@ -404,7 +404,7 @@ fn status_malformed_fields_are_rejected() {
     reseal(&mut p);
     assert_eq!(parse_any(&p), Err(WireError::BadField("range_count")));
     let mut p = good.clone();
-    p[47] = 1;
+    p[43] = 1;
     reseal(&mut p);
     assert_eq!(parse_any(&p), Err(WireError::BadField("reserved")));
     let mut p = good[..40].to_vec();
@@ -720,8 +720,8 @@ fn field_tables_tile_each_packet() {
             s::LOSS_PPM,
             s::RANGE_COUNT,
             s::PHASE,
-            s::INTERVAL_RECEIVED,
             s::RESERVED,
+            s::INTERVAL_RECEIVED,
         ],
         HEADER_LEN,
         s::RANGES.start,
@@ -1162,8 +1162,10 @@ mod golden {
             .u16(2) // range count
             .at(42)
             .u8(1) // phase: finishing
-            .u32(0x5555_6666) // data packets received since the previous report
+            .at(43)
             .u8(0) // reserved
+            .at(44)
+            .u32(0x5555_6666) // data packets received since the previous report
             .at(48)
             .u32(5)
             .u16(2)

@@ -104,10 +104,10 @@ pub mod status {
     pub const RANGE_COUNT: Field = 40..42;
     /// Client phase.
     pub const PHASE: Field = 42..43;
-    /// Data packets received since the client's previous report (version 3).
-    pub const INTERVAL_RECEIVED: Field = 43..47;
     /// Must be zero.
-    pub const RESERVED: Field = 47..48;
+    pub const RESERVED: Field = 43..44;
+    /// Data packets received since the client's previous report (version 3).
+    pub const INTERVAL_RECEIVED: Field = 44..48;
     /// The ranges, [`range::LEN`] bytes each, up to the CRC trailer.
     pub const RANGES: Rest = 48..;
     /// Bytes before the ranges.
