@@ -29,6 +29,7 @@ mod net;
 mod pool;
 mod prepare;
 mod proto_link;
+mod ratetrace;
 mod report;
 mod session;
 mod sidefile;

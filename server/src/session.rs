@@ -17,6 +17,7 @@ use crate::image::{self, Image};
 use crate::net::{Full, Net, SendError, Sent};
 use crate::prepare;
 use crate::proto_link;
+use crate::ratetrace::RateTrace;
 use crate::report::{ClientRow, CodingFigures, Summary, hex, human_bytes, human_duration};
 use crate::sidefile::{self, SideMap};
 use crate::sys;
@@ -84,6 +85,7 @@ struct Run<'s, 'a> {
     batch: Vec<u8>,
     batch_n: usize,
     pkt_len: usize,
+    rate_trace: RateTrace,
 }
 
 enum End {
@@ -160,6 +162,7 @@ impl Run<'_, '_> {
             let now = self.now_us();
             // Dropped datagrams are counted by the sender and shown in the summary.
             let _ = self.sender.handle_datagram(now, from, &self.rbuf[..n]);
+            self.rate_trace.after_datagram(&self.sender);
             if i.is_multiple_of(EVENT_DRAIN_EVERY) {
                 self.events();
             }
@@ -787,6 +790,7 @@ pub fn run(o: &Options) -> i32 {
         batch: vec![0u8; batch_max * pkt_len],
         batch_n: 0,
         pkt_len,
+        rate_trace: RateTrace::from_env(),
     };
     if !o.quiet {
         let how = if o.address.is_multicast() {

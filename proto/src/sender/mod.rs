@@ -51,7 +51,7 @@ pub use blockmap::BlockSource;
 pub use clients::{ClientInfo, ClientState, ClientTally};
 pub use config::{DEFAULT_TIMEOUT_AFTER_FORWARD_US, SenderConfig, SenderError, SenderStorage};
 pub use events::{EVENT_DRAIN_EVERY, EVENT_QUEUE, Event, SessionEnd};
-pub use rate::{ClientRate, PROBE_START_BPS, RateReason, tcp_throughput_bps};
+pub use rate::{ClientRate, PROBE_START_BPS, RateReason, RateSample, tcp_throughput_bps};
 pub use schedule::Phase;
 
 use acks::AckQueue;
@@ -175,6 +175,9 @@ pub struct Sender<'a, A> {
     zero_map_due: bool,
     pacer: Pacer,
     rate: RateControl,
+    // What the latest status report told the rate control, and how many reports did.
+    last_rate_sample: RateSample,
+    rate_samples: u64,
     loss_estimated_at_us: Option<u64>,
     acks: AckQueue<A>,
     events: EventQueue,
@@ -234,6 +237,8 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
                 (cfg.geometry.symbol_size as usize + DATA_OVERHEAD) as u64,
                 now_us,
             ),
+            last_rate_sample: RateSample::default(),
+            rate_samples: 0,
             loss_estimated_at_us: None,
             acks: AckQueue::new(),
             events: EventQueue::new(),
@@ -277,6 +282,12 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
         self.rate.rate_bps()
     }
     /// Why the rate last changed.
+    /// What the latest status report told the rate control, and the count of reports that
+    /// did (a shell's trace prints the sample when the count moves).
+    pub fn last_rate_sample(&self) -> (u64, &RateSample) {
+        (self.rate_samples, &self.last_rate_sample)
+    }
+
     pub fn rate_reason(&self) -> RateReason {
         self.rate.reason()
     }
@@ -467,7 +478,8 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
             self.push_event(Event::ClientProgressed { row, tenths: after });
         }
         if let Some(c) = self.clients.get_mut(row) {
-            self.rate.on_report(&mut c.rate, &st.head, now_us);
+            self.last_rate_sample = self.rate.on_report(&mut c.rate, &st.head, now_us);
+            self.rate_samples += 1;
         }
         if let Some(ch) = change {
             self.client_changed(ch);

@@ -1,8 +1,8 @@
 //! Rate control: finds the largest rate the bulk of the clients take without congestion loss.
 //!
 //! Each status report says how many data packets the client received since its previous
-//! report; against the packets sent between the two reports' arrivals (shifted back by the
-//! least round trip) that is the share that arrived (an interval sample). A link that drops a fixed share at any
+//! report; against the packets sent between the two reports' highest sequence numbers that
+//! is the share that arrived (an interval sample). A link that drops a fixed share at any
 //! rate shows the same share whatever the rate: the client's *loss floor*. A link the sender
 //! overruns (a queue that fills, then drops) delivers a fixed rate whatever is sent: its loss
 //! rises above the floor as the rate rises. So a sample whose loss is well above the floor
@@ -80,9 +80,9 @@ impl RateReason {
 /// What the rate control knows of one client, kept in its row of the client table.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClientRate {
-    /// Previous report's counter, the sender's sequence number then, and when it arrived
-    /// (the start of the next sample).
-    prev: Option<(u32, u32, u64)>,
+    /// Previous report's counter and the highest data sequence number it had seen (the
+    /// start of the next sample).
+    prev: Option<(u32, u32)>,
     /// When the latest sample arrived.
     pub sample_at_us: u64,
     /// The middle of the latest sample's time span.
@@ -103,6 +103,31 @@ pub struct ClientRate {
     /// fall when the rate falls below that capacity).
     congested_capacity_bps: u64,
     congested_loss_ppm: u32,
+}
+
+/// What one status report told the rate control (for a shell's trace): the interval sample
+/// it made, or why it made none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateSample {
+    pub client_id: u64,
+    pub report_seq: u32,
+    /// When the report arrived.
+    pub at_us: u64,
+    /// Time since the client's previous report arrived (0: no sample).
+    pub span_us: u64,
+    /// Data packets the sender counts as sent in the span (shifted back by the least RTT).
+    pub sent: u32,
+    /// Data packets the client says it received in the span.
+    pub received: u32,
+    /// The loss the client measured itself from sequence gaps (ppm).
+    pub client_loss_ppm: u32,
+    /// Loss of this sample, the client's loss floor after it, and whether it is congestion.
+    pub loss_ppm: u32,
+    pub floor_ppm: u32,
+    pub congested: bool,
+    pub rtt_min_us: u64,
+    /// Why no sample was made, or "sample".
+    pub note: &'static str,
 }
 
 /// The rate, its reason, and the history it judges samples with.
@@ -273,43 +298,20 @@ impl RateControl {
         Some(before.1 + (after.1 - before.1) * part / span)
     }
 
-    /// The data sequence number last sent at or before `t_us`, interpolated from the
-    /// history; None when it is older than the history.
-    pub fn seq_sent_by(&self, t_us: u64) -> Option<u32> {
-        if self.sent_len == 0 {
-            return Some(self.last_seq_sent);
-        }
-        let newest = self.sent_entry(self.sent_len - 1);
-        if t_us >= newest.1 {
-            return Some(newest.0);
-        }
-        if t_us < self.sent_entry(0).1 {
-            return None;
-        }
-        // The last entry at or before t (times ascend along the history).
-        let (mut lo, mut hi) = (0usize, self.sent_len - 1);
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            if self.sent_entry(mid).1 <= t_us {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        let (s0, t0) = self.sent_entry(lo);
-        let (s1, t1) = self.sent_entry(lo + 1);
-        let part = (s1.wrapping_sub(s0) as u64 * (t_us - t0) / (t1 - t0).max(1)) as u32;
-        Some(s0.wrapping_add(part))
-    }
-
     /// Takes a status report into the client's rate state.
     ///
-    /// A sample spans the time between two consecutive reports' arrivals: the packets the
-    /// client received in it (its report says) against those sent in it (the sender's
-    /// sequence advanced by). Arrivals, not sequence numbers, because a queue in front of a
-    /// slow link delays packets before it drops any: what comes out of it is the link's
-    /// rate while the sender already sends more.
-    pub fn on_report(&self, c: &mut ClientRate, head: &StatusHead, now_us: u64) {
+    /// A sample spans two consecutive reports: the packets the client received between
+    /// them (its report says) against those the sender sent between the two reports'
+    /// highest sequence numbers. Returns what the report told (for a trace).
+    pub fn on_report(&self, c: &mut ClientRate, head: &StatusHead, now_us: u64) -> RateSample {
+        let mut note = RateSample {
+            client_id: head.client_id,
+            report_seq: head.report_seq,
+            at_us: now_us,
+            received: head.interval_received,
+            client_loss_ppm: head.loss_ppm,
+            ..RateSample::default()
+        };
         if let Some(t) = self.sent_at(head.last_seq)
             && self.sent_len > 0
         {
@@ -325,25 +327,39 @@ impl RateControl {
                 c.rtt_min_us.min(rtt)
             };
         }
-        // What the client can have received by now was sent a round trip ago (less the
-        // report's way back, which a LAN makes small): counting what was sent since would
-        // take the packets still on their way for lost. The least round trip, without the
-        // queueing: packets waiting in a queue that grows are what congestion looks like.
-        let Some(sent_by) = self.seq_sent_by(now_us.saturating_sub(c.rtt_min_us)) else {
-            c.prev = None;
-            return;
-        };
-        let prev = c.prev.replace((head.report_seq, sent_by, now_us));
-        let Some((prev_report, prev_sent, prev_at)) = prev else {
-            return;
+        note.rtt_min_us = c.rtt_min_us;
+        // The sample spans the two reports' highest sequence numbers: the client counted the
+        // packets it received between building them, and those are what the sender sent
+        // between those two sequence numbers, less the ones lost. Sequence numbers, not
+        // arrival times: a report waits in queues and in the server's loop for a varying
+        // while, which at a gigabit is several per cent of an interval's packets.
+        let prev = c.prev.replace((head.report_seq, head.last_seq));
+        let Some((prev_report, prev_last_seq)) = prev else {
+            note.note = "first report";
+            return note;
         };
         if head.report_seq != prev_report.wrapping_add(1) {
-            return;
+            note.note = "a report between was lost";
+            return note;
         }
-        let sent = sent_by.wrapping_sub(prev_sent);
-        let dt = now_us.saturating_sub(prev_at);
-        if !(MIN_SAMPLE_PACKETS..1 << 30).contains(&sent) || dt == 0 {
-            return;
+        let sent = head.last_seq.wrapping_sub(prev_last_seq);
+        note.sent = sent;
+        if !(MIN_SAMPLE_PACKETS..1 << 30).contains(&sent) {
+            note.note = "too few packets sent";
+            return note;
+        }
+        let (Some(t0), Some(t1)) = (self.sent_at(prev_last_seq), self.sent_at(head.last_seq))
+        else {
+            note.note = "older than the send history";
+            return note;
+        };
+        // How long the sender took to send them: their rate as sent, and (less the loss)
+        // what the link passed of it.
+        let dt = t1.saturating_sub(t0);
+        note.span_us = dt;
+        if dt == 0 {
+            note.note = "sent in one burst";
+            return note;
         }
         let got = head.interval_received;
         let loss = (sent.saturating_sub(got) as u64 * 1_000_000 / sent as u64) as u32;
@@ -378,7 +394,14 @@ impl RateControl {
         c.capacity_bps = capacity(c.loss_floor_ppm);
         c.interval_loss_ppm = loss;
         c.sample_at_us = now_us;
-        c.sample_mid_us = prev_at + dt / 2;
+        c.sample_mid_us = t0 + dt / 2;
+        RateSample {
+            loss_ppm: loss,
+            floor_ppm: c.loss_floor_ppm,
+            congested: c.congested,
+            note: "sample",
+            ..note
+        }
     }
 
     /// Reconsiders the rate from the receiving clients' latest samples, at most every
@@ -527,9 +550,6 @@ mod tests {
         assert_eq!(r.sent_at(20_000), Some(1000 + 999 * 100));
         assert_eq!(r.sent_at(100), None, "older than the history");
         assert_eq!(r.sent_at(10 * (1000 - 512)), Some(1000 + 488 * 100));
-        assert_eq!(r.seq_sent_by(1000 + 998 * 100 + 50), Some(9985));
-        assert_eq!(r.seq_sent_by(u64::MAX), Some(9990));
-        assert_eq!(r.seq_sent_by(1000), None, "older than the history");
     }
 
     /// The controller and one client sending `rate` through a link that delivers at most
@@ -543,6 +563,8 @@ mod tests {
         owed_bits: u64,
         link_bits: u64,
         got_ppm: u64,
+        /// Every other report reaches the sender this much later (queues, a busy loop).
+        report_jitter_us: u64,
     }
 
     impl Bench {
@@ -556,6 +578,7 @@ mod tests {
                 owed_bits: 0,
                 link_bits: 0,
                 got_ppm: 0,
+                report_jitter_us: 0,
             }
         }
 
@@ -580,7 +603,8 @@ mod tests {
                     let got = (self.got_ppm / 1_000_000) as u32;
                     self.got_ppm %= 1_000_000;
                     let h = head(self.report_seq, self.seq, got);
-                    self.r.on_report(&mut self.c, &h, self.now + 200);
+                    let late = self.report_jitter_us * (self.report_seq % 2) as u64;
+                    self.r.on_report(&mut self.c, &h, self.now + 200 + late);
                 }
                 let d = Decide {
                     now_us: self.now,
@@ -612,6 +636,21 @@ mod tests {
         }
         let mean = sum / 20;
         assert!((850_000_000..=1_030_000_000).contains(&mean), "mean {mean}");
+    }
+
+    /// Reports that reach the sender after varying delays (queues, a busy server loop)
+    /// measure no loss that is not there: the sample spans sequence numbers, not arrivals.
+    #[test]
+    fn late_reports_are_not_loss() {
+        let mut b = Bench::new(Some(1_000_000_000));
+        b.report_jitter_us = 15_000;
+        for _ in 0..20 {
+            b.run(100, 100_000_000_000, 0);
+            assert_eq!(b.c.interval_loss_ppm, 0);
+            assert!(!b.c.congested);
+        }
+        assert_eq!(b.r.rate_bps(), 1_000_000_000);
+        assert_eq!(b.r.reason(), RateReason::LinkSpeed);
     }
 
     #[test]
