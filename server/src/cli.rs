@@ -232,6 +232,11 @@ Examples:
   bb-server --clients 40 10.0.0.255 disk.img.zst
   qemu-img convert -O raw vm.qcow2 /dev/stdout | bb-server 10.0.0.255
 
+Environment:
+  BB_RATE_TRACE=1  one stderr line per status report: what the rate control made of it
+                   (packets received against packets sent in the span, loss, loss floor,
+                   congestion, the rate)
+
 Exit status:
   0    success: with --clients, N clients verified and none failed; without it, every
        client heard verified (and at least one did)

@@ -38,7 +38,7 @@ impl RateTrace {
 pub fn line(s: &RateSample, rate_bps: u64) -> String {
     let pct = |ppm: u32| ppm as f64 / 1e4;
     format!(
-        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms rate={:.1}Mbit/s {}",
+        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms queue={:.2}ms rate={:.1}Mbit/s {}",
         s.at_us as f64 / 1e3,
         s.client_id,
         s.report_seq,
@@ -50,6 +50,7 @@ pub fn line(s: &RateSample, rate_bps: u64) -> String {
         pct(s.floor_ppm),
         s.congested,
         s.rtt_min_us as f64 / 1e3,
+        s.queue_delay_us as f64 / 1e3,
         rate_bps as f64 / 1e6,
         s.note,
     )
@@ -73,6 +74,7 @@ mod tests {
             floor_ppm: 20_000,
             congested: true,
             rtt_min_us: 250,
+            queue_delay_us: 4_000,
             note: "sample",
         };
         let l = line(&s, 200_000_000);
@@ -88,6 +90,7 @@ mod tests {
             "floor=2.0%",
             "congested=true",
             "rtt_min=0.25ms",
+            "queue=4.00ms",
             "rate=200.0Mbit/s",
             "sample",
         ] {

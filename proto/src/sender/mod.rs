@@ -374,13 +374,19 @@ impl<'a, A: Copy + PartialEq> Sender<'a, A> {
     }
 
     /// The report interval the sender asks of clients: longer with more clients, so that
-    /// all reports together stay within the budget.
+    /// all reports together stay within the budget; shorter while the rate is probed
+    /// upward, so that the first congestion is heard of before the rate doubles again.
     pub fn report_interval_ms(&self) -> u32 {
         let clients = self.tally().seen as u64;
         let by_budget = clients * 1000 / self.cfg.report_budget_per_s.max(1) as u64;
-        (self.cfg.report_interval_ms as u64)
-            .max(by_budget)
-            .clamp(10, 60_000) as u32
+        let wanted = if self.rate.in_startup() {
+            self.cfg
+                .report_interval_ms
+                .min(rate::STARTUP_REPORT_INTERVAL_MS)
+        } else {
+            self.cfg.report_interval_ms
+        };
+        (wanted as u64).max(by_budget).clamp(10, 60_000) as u32
     }
 
     /// Ends the session early (an operator's interrupt): closing announces go out for the

@@ -23,8 +23,19 @@ use crate::wire::StatusHead;
 
 /// How often the rate is reconsidered.
 pub(crate) const DECIDE_EVERY_US: u64 = 25_000;
-/// Startup doubles the rate this often.
+/// Startup doubles the rate this often, at most (twice the report interval, at least).
 const STARTUP_DOUBLING_US: u64 = 100_000;
+/// Startup doubles the rate this often, at least: once the first congestion is reported,
+/// the rate has overrun the link by no more than about 2^(feedback delay / this).
+const STARTUP_FASTEST_DOUBLING_US: u64 = 50_000;
+/// A queue that holds packets this long in front of a client's link means the rate has
+/// reached the link: a queue fills before it drops, so waiting for loss would let the rate
+/// grow (in startup: double) again while it fills.
+const QUEUE_DELAY_US: u64 = 5_000;
+/// Where startup leaves the rate when a queue shows (thousandths of the rate then).
+const STARTUP_EXIT_PERMILLE: u64 = 700;
+/// The report interval the sender asks for during startup (the report budget still holds).
+pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = 20;
 /// Where a rate with no link speed to start from begins: low enough that overrunning a slow
 /// link for the first round trip of reports wastes little of it.
 pub const PROBE_START_BPS: u64 = 32_000_000;
@@ -99,6 +110,9 @@ pub struct ClientRate {
     pub rtt_us: u64,
     /// The least round trip seen: the path without a queue.
     pub rtt_min_us: u64,
+    /// The latest report's round trip less the least: how long a queue on the path holds
+    /// packets now.
+    pub queue_delay_us: u64,
     /// Capacity and loss when it was last congested (to tell random loss, which does not
     /// fall when the rate falls below that capacity).
     congested_capacity_bps: u64,
@@ -126,6 +140,8 @@ pub struct RateSample {
     pub floor_ppm: u32,
     pub congested: bool,
     pub rtt_min_us: u64,
+    /// The report's round trip less the least (a queue on the path).
+    pub queue_delay_us: u64,
     /// Why no sample was made, or "sample".
     pub note: &'static str,
 }
@@ -145,6 +161,9 @@ pub(crate) struct RateControl {
     startup: bool,
     decided_at_us: u64,
     cut_at_us: u64,
+    /// Since when the rate grows without a cut (or since startup ended): growth speeds up
+    /// with it.
+    calm_since_us: u64,
     /// Bits of one data packet on the wire (symbol, header, framing).
     packet_bits: u64,
     /// Bytes of one data packet (UDP payload), for the TCP equation.
@@ -205,6 +224,7 @@ impl RateControl {
             startup: adapt && start_bps.is_none(),
             decided_at_us: now_us,
             cut_at_us: now_us,
+            calm_since_us: now_us,
             packet_bits: (packet_bytes + crate::wire::FRAMING_BYTES as u64) * 8,
             packet_bytes,
             sent: [(0, 0); SENT_HISTORY],
@@ -226,6 +246,11 @@ impl RateControl {
 
     pub fn loss_estimate_ppm(&self) -> u32 {
         self.loss_estimate_ppm
+    }
+
+    /// The rate is still probed upward (no congestion seen yet, no link speed known).
+    pub fn in_startup(&self) -> bool {
+        self.startup
     }
 
     /// Takes a fresh loss estimate (the median loss of the clients still receiving), for
@@ -326,8 +351,10 @@ impl RateControl {
             } else {
                 c.rtt_min_us.min(rtt)
             };
+            c.queue_delay_us = rtt - c.rtt_min_us;
         }
         note.rtt_min_us = c.rtt_min_us;
+        note.queue_delay_us = c.queue_delay_us;
         // The sample spans the two reports' highest sequence numbers: the client counted the
         // packets it received between building them, and those are what the sender sent
         // between those two sequence numbers, less the ones lost. Sequence numbers, not
@@ -427,6 +454,24 @@ impl RateControl {
             .clone()
             .filter(|c| c.congested && after_cut(c))
             .count() as u64;
+        // A queue filling in front of the links of more than a fifth of the clients: the
+        // rate has reached their links. Startup ends (a little below, since the queue shows
+        // late), and the rate holds rather than grow into the queue until it overflows.
+        let queued = recent
+            .clone()
+            .filter(|c| c.queue_delay_us > QUEUE_DELAY_US && after_cut(c))
+            .count() as u64;
+        let queue_filling = queued * 5 > n;
+        if queue_filling {
+            self.calm_since_us = d.now_us;
+            if self.startup {
+                // The queue shows a round of reports late: the rate has grown by about a
+                // doubling since it passed the link.
+                self.rate_bps = (self.rate_bps * STARTUP_EXIT_PERMILLE / 1000).max(self.floor_bps);
+                self.startup = false;
+                self.reason = RateReason::Growing;
+            }
+        }
         if congested * 5 > n {
             // The capacity four fifths of the clients reach: the largest value at or below
             // which at most a fifth fall (uncongested clients take at least the rate).
@@ -453,22 +498,29 @@ impl RateControl {
                 self.reason = RateReason::Congestion;
                 self.startup = false;
                 self.cut_at_us = d.now_us;
+                self.calm_since_us = d.now_us;
             }
-        } else if d.busy && used * 10 >= self.rate_bps * 7 {
+        } else if d.busy && used * 10 >= self.rate_bps * 7 && !queue_filling {
             // Grow only while the rate is used: otherwise nothing says a higher one passes.
             let dt = dt.min(STARTUP_DOUBLING_US) as u128;
             let rate = self.rate_bps as u128;
             let grown = if self.startup {
-                // Doubling per 100 ms, compounded per decision (ln 2 = 0.693).
-                rate + rate * dt * 693 / (1000 * STARTUP_DOUBLING_US as u128)
+                // Doubling per two report intervals (50-100 ms), compounded per decision
+                // (ln 2 = 0.693).
+                let doubling = (2 * d.report_interval_us)
+                    .clamp(STARTUP_FASTEST_DOUBLING_US, STARTUP_DOUBLING_US)
+                    as u128;
+                rate + rate * dt * 693 / (1000 * doubling)
             } else {
                 // 2% per 100 ms, doubling every half second without congestion, up to 64%.
-                let calm = d.now_us.saturating_sub(self.cut_at_us) / 500_000;
+                let calm = d.now_us.saturating_sub(self.calm_since_us) / 500_000;
                 let per_100ms_ppm = 20_000u128 << calm.min(5);
                 rate + rate * per_100ms_ppm * dt / (1_000_000 * 100_000)
             };
             let grown = grown.min(u64::MAX as u128) as u64;
             self.rate_bps = grown.max(self.rate_bps + 1).min(self.ceiling_bps);
+            // At the ceiling there is nothing more to probe for.
+            self.startup &= self.rate_bps < self.ceiling_bps;
             self.reason = if congested > 0 {
                 RateReason::SlowClientLeftBehind
             } else if self.rate_bps == self.ceiling_bps && self.ceiling_is_link {
