@@ -236,6 +236,9 @@ pub struct Receiver<'a> {
     loss_ppm: u32,
     next_report_us: u64,
     report_gate_us: u64,
+    // The report gate for deficits: set only by reports that carried ranges, so that the
+    // reports sent each interval for the rate control alone do not delay a deficit.
+    deficit_gate_us: u64,
     last_report_us: Option<u64>,
     missing_reported_us: Option<u64>,
     report_cursor: u32,
@@ -300,6 +303,7 @@ impl<'a> Receiver<'a> {
             loss_ppm: 0,
             next_report_us: 0,
             report_gate_us: 0,
+            deficit_gate_us: 0,
             last_report_us: None,
             missing_reported_us: None,
             report_cursor: 0,
