@@ -91,9 +91,9 @@ impl RateReason {
 /// What the rate control knows of one client, kept in its row of the client table.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClientRate {
-    /// Previous report's counter and the highest data sequence number it had seen (the
-    /// start of the next sample).
-    prev: Option<(u32, u32)>,
+    /// Previous report's counter, the highest data sequence number it had seen (the start
+    /// of the next sample), and when it arrived.
+    prev: Option<(u32, u32, u64)>,
     /// When the latest sample arrived.
     pub sample_at_us: u64,
     /// The middle of the latest sample's time span.
@@ -360,8 +360,8 @@ impl RateControl {
         // between those two sequence numbers, less the ones lost. Sequence numbers, not
         // arrival times: a report waits in queues and in the server's loop for a varying
         // while, which at a gigabit is several per cent of an interval's packets.
-        let prev = c.prev.replace((head.report_seq, head.last_seq));
-        let Some((prev_report, prev_last_seq)) = prev else {
+        let prev = c.prev.replace((head.report_seq, head.last_seq, now_us));
+        let Some((prev_report, prev_last_seq, prev_at)) = prev else {
             note.note = "first report";
             return note;
         };
@@ -391,7 +391,12 @@ impl RateControl {
         let got = head.interval_received;
         let loss = (sent.saturating_sub(got) as u64 * 1_000_000 / sent as u64) as u32;
         let sent_bps = sent as u64 * self.packet_bits * 1_000_000 / dt;
-        let delivered_bps = got as u64 * self.packet_bits * 1_000_000 / dt;
+        // What the link passed: the packets over the time the sender took to send them, or
+        // over the time between the reports' arrivals when that is shorter (a full queue
+        // delivers at the link's rate while the sender, cutting, sends slower). The larger:
+        // a cut too shallow is corrected by the next sample, one too deep only by slow growth.
+        let arrival_dt = now_us.saturating_sub(prev_at).max(1);
+        let delivered_bps = got as u64 * self.packet_bits * 1_000_000 / dt.min(arrival_dt);
         let floor = c.loss_floor_ppm;
         let congested = loss > floor + floor.max(CONGESTION_EXCESS_PPM);
         let capacity = |floor: u32| {
@@ -602,6 +607,24 @@ mod tests {
         assert_eq!(r.sent_at(20_000), Some(1000 + 999 * 100));
         assert_eq!(r.sent_at(100), None, "older than the history");
         assert_eq!(r.sent_at(10 * (1000 - 512)), Some(1000 + 488 * 100));
+    }
+
+    /// A full queue delivers at the link's rate while the sender, having cut, sends slower:
+    /// the capacity is taken over the reports' arrivals when that span is the shorter.
+    #[test]
+    fn capacity_is_the_delivery_over_the_shorter_span() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        for i in 0..400u32 {
+            r.on_data_sent(i, i as u64 * 200, 100);
+        }
+        let mut c = ClientRate::default();
+        r.on_report(&mut c, &head(1, 100, 0), 45_000);
+        // 200 packets sent over 40 ms, 100 of them delivered between reports 25 ms apart.
+        let s = r.on_report(&mut c, &head(2, 300, 100), 70_000);
+        assert_eq!((s.sent, s.received, s.span_us), (200, 100, 40_000));
+        assert!(c.congested);
+        let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+        assert_eq!(c.capacity_bps, 100 * bits * 1_000_000 / 25_000);
     }
 
     /// The controller and one client sending `rate` through a link that delivers at most
