@@ -189,8 +189,10 @@ fn probing_finds_a_finite_link_it_was_not_told_of() {
     let floor = 24.0 * 1048576.0 * 8.0 / 200e6;
     assert!(r.completion_s < 1.5 * floor, "took {} s", r.completion_s);
     assert!(r.wire_ratio < 1.10, "wire ratio {}", r.wire_ratio);
+    // Growth holds once the links' queues hold more than 5 ms, which shows a report late:
+    // until the queue overflows and the cut follows, the rate may sit up to ~8% above.
     assert!(
-        (150.0..=210.0).contains(&r.final_rate_mbps),
+        (150.0..=220.0).contains(&r.final_rate_mbps),
         "settled at {} Mbit/s",
         r.final_rate_mbps
     );

@@ -32,6 +32,10 @@ const STARTUP_FASTEST_DOUBLING_US: u64 = 50_000;
 /// reached the link: a queue fills before it drops, so waiting for loss would let the rate
 /// grow (in startup: double) again while it fills.
 const QUEUE_DELAY_US: u64 = 5_000;
+/// A queue delay above this, grown by more than [`DEEP_QUEUE_GROWTH_US`] since the
+/// previous report, is congestion before any loss.
+const DEEP_QUEUE_DELAY_US: u64 = 30_000;
+const DEEP_QUEUE_GROWTH_US: u64 = 5_000;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
@@ -113,6 +117,8 @@ pub struct ClientRate {
     /// The latest report's round trip less the least: how long a queue on the path holds
     /// packets now.
     pub queue_delay_us: u64,
+    /// How much the queue delay grew since the previous report.
+    pub queue_growth_us: u64,
     /// Capacity and loss when it was last congested (to tell random loss, which does not
     /// fall when the rate falls below that capacity).
     congested_capacity_bps: u64,
@@ -351,7 +357,9 @@ impl RateControl {
             } else {
                 c.rtt_min_us.min(rtt)
             };
+            let before = c.queue_delay_us;
             c.queue_delay_us = rtt - c.rtt_min_us;
+            c.queue_growth_us = c.queue_delay_us.saturating_sub(before);
         }
         note.rtt_min_us = c.rtt_min_us;
         note.queue_delay_us = c.queue_delay_us;
@@ -424,6 +432,21 @@ impl RateControl {
         }
         c.congested = loss > c.loss_floor_ppm + c.loss_floor_ppm.max(CONGESTION_EXCESS_PPM);
         c.capacity_bps = capacity(c.loss_floor_ppm);
+        // A deep queue growing in front of the link: the rate exceeds what the link passes,
+        // though nothing is dropped yet, and the loss will show only once the queue has
+        // held the overrun for long. What arrived over the reports' span is then the
+        // link's rate. Deep only: a shallow queue soon drops, and a report delayed a few
+        // milliseconds (a busy loop) must not read as a queue.
+        if !c.congested
+            && c.queue_delay_us > DEEP_QUEUE_DELAY_US
+            && c.queue_growth_us > DEEP_QUEUE_GROWTH_US
+        {
+            c.congested = true;
+            let arrived_bps = got as u64 * self.packet_bits * 1_000_000 / arrival_dt;
+            c.capacity_bps = (arrived_bps as u128 * 1_000_000
+                / (1_000_000 - c.loss_floor_ppm.min(999_999)) as u128)
+                as u64;
+        }
         c.interval_loss_ppm = loss;
         c.sample_at_us = now_us;
         c.sample_mid_us = t0 + dt / 2;
@@ -625,6 +648,63 @@ mod tests {
         assert!(c.congested);
         let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
         assert_eq!(c.capacity_bps, 100 * bits * 1_000_000 / 25_000);
+    }
+
+    /// A deep queue that grows is congestion before anything is dropped; what arrived
+    /// over the reports' span is the link's rate.
+    #[test]
+    fn a_deep_queue_growing_is_congestion_before_any_loss() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        for i in 0..1000u32 {
+            r.on_data_sent(i, i as u64 * 100, 100);
+        }
+        let mut c = ClientRate::default();
+        r.on_report(&mut c, &head(1, 500, 100), 50_500);
+        r.on_report(&mut c, &head(2, 600, 100), 60_500);
+        assert!(!c.congested);
+        // A shallow queue (a report a few ms late) is not.
+        r.on_report(&mut c, &head(3, 700, 100), 77_500);
+        assert!(!c.congested, "7 ms of queue");
+        // The next 200 packets, sent by 90 ms, all arrive, but 40 ms late.
+        let s = r.on_report(&mut c, &head(4, 900, 200), 130_500);
+        assert_eq!((s.sent, s.loss_ppm), (200, 0));
+        assert!(c.congested, "queue {} us", c.queue_delay_us);
+        let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+        assert_eq!(c.capacity_bps, 200 * bits * 1_000_000 / 53_000);
+    }
+
+    /// A queue filling in front of the links ends startup a little below the rate (the
+    /// queue shows late) and holds growth while it fills.
+    #[test]
+    fn a_filling_queue_ends_startup_and_holds_growth() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 800_000_000;
+        assert!(r.in_startup());
+        let queued = ClientRate {
+            sample_at_us: 1,
+            queue_delay_us: 8_000,
+            ..Default::default()
+        };
+        let d = |now_us| Decide {
+            now_us,
+            report_interval_us: 20_000,
+            busy: true,
+        };
+        let both = [queued; 2];
+        r.on_sent(800_000_000 / 8 / 40);
+        r.decide(d(25_000), both.iter());
+        assert!(!r.in_startup());
+        assert_eq!(r.rate_bps(), 560_000_000);
+        r.on_sent(560_000_000 / 8 / 40);
+        r.decide(d(50_000), both.iter());
+        assert_eq!(r.rate_bps(), 560_000_000, "held while the queue fills");
+        let drained = [ClientRate {
+            queue_delay_us: 1_000,
+            ..queued
+        }; 2];
+        r.on_sent(560_000_000 / 8 / 40);
+        r.decide(d(75_000), drained.iter());
+        assert!(r.rate_bps() > 560_000_000, "grows once it drains");
     }
 
     /// The controller and one client sending `rate` through a link that delivers at most
