@@ -437,9 +437,12 @@ impl RateControl {
         // held the overrun for long. What arrived over the reports' span is then the
         // link's rate. Deep only: a shallow queue soon drops, and a report delayed a few
         // milliseconds (a busy loop) must not read as a queue.
+        // Only while the sample was sent near the rate: what arrives of a trickle (the
+        // repairs at the end) is no link's rate, and a stalled server looks like a queue.
         if !c.congested
             && c.queue_delay_us > DEEP_QUEUE_DELAY_US
             && c.queue_growth_us > DEEP_QUEUE_GROWTH_US
+            && sent_bps * 10 >= self.rate_bps * 7
         {
             c.congested = true;
             let arrived_bps = got as u64 * self.packet_bits * 1_000_000 / arrival_dt;
@@ -671,6 +674,19 @@ mod tests {
         assert!(c.congested, "queue {} us", c.queue_delay_us);
         let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
         assert_eq!(c.capacity_bps, 200 * bits * 1_000_000 / 53_000);
+        // The same sent as a trickle well below the rate (repairs at the end; a stalled
+        // server): no link's rate, not congestion.
+        r.rate_bps = 10_000_000_000;
+        let mut trickle = ClientRate::default();
+        for (seq, last, got, at) in [
+            (1, 500, 100, 50_500),
+            (2, 600, 100, 60_500),
+            (3, 700, 100, 77_500),
+            (4, 900, 200, 130_500),
+        ] {
+            r.on_report(&mut trickle, &head(seq, last, got), at);
+        }
+        assert!(!trickle.congested);
     }
 
     /// A queue filling in front of the links ends startup a little below the rate (the
