@@ -47,6 +47,8 @@ pub const PROBE_START_BPS: u64 = 32_000_000;
 const CUT_TO_PERMILLE: u64 = 960;
 /// Excess loss over the floor that is congestion (at least; twice the floor when larger).
 const CONGESTION_EXCESS_PPM: u32 = 20_000;
+/// The random loss assumed when judging whether a sample's excess is chance (at least).
+const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
 /// Intervals shorter than this many packets say too little to judge.
 const MIN_SAMPLE_PACKETS: u32 = 32;
 /// Samples older than this many report intervals no longer count.
@@ -406,7 +408,7 @@ impl RateControl {
         let arrival_dt = now_us.saturating_sub(prev_at).max(1);
         let delivered_bps = got as u64 * self.packet_bits * 1_000_000 / dt.min(arrival_dt);
         let floor = c.loss_floor_ppm;
-        let congested = loss > floor + floor.max(CONGESTION_EXCESS_PPM);
+        let congested = is_congestion(loss, floor, sent);
         let capacity = |floor: u32| {
             (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
         };
@@ -430,7 +432,7 @@ impl RateControl {
                 floor + (loss - floor) / 4
             };
         }
-        c.congested = loss > c.loss_floor_ppm + c.loss_floor_ppm.max(CONGESTION_EXCESS_PPM);
+        c.congested = is_congestion(loss, c.loss_floor_ppm, sent);
         c.capacity_bps = capacity(c.loss_floor_ppm);
         // A deep queue growing in front of the link: the rate exceeds what the link passes,
         // though nothing is dropped yet, and the loss will show only once the queue has
@@ -587,6 +589,24 @@ impl RateControl {
     }
 }
 
+/// A sample's loss is congestion when it exceeds the client's floor by more than
+/// `max(floor, 2%)` and by more than chance does: three standard deviations of the losses
+/// a random loss of `max(floor, 1%)` gives over `sent` packets (a short sample at a low
+/// rate holds few packets: two lost of 55 at 1% random loss is not congestion).
+fn is_congestion(loss_ppm: u32, floor_ppm: u32, sent: u32) -> bool {
+    let excess_ppm = loss_ppm.saturating_sub(floor_ppm) as u64;
+    if excess_ppm <= floor_ppm.max(CONGESTION_EXCESS_PPM) as u64 {
+        return false;
+    }
+    // Excess packets lost against 3 sigma of a binomial: 3 sqrt(n p) packets.
+    let p_ppm = floor_ppm.max(RANDOM_LOSS_NOISE_PPM) as u64;
+    let n = sent.max(1) as u64;
+    let excess_packets_x1000 = excess_ppm * n / 1000;
+    // sqrt(n p) packets = sqrt(n p_ppm) / 1000.
+    let three_sigma_x1000 = 3 * (n * p_ppm).isqrt();
+    excess_packets_x1000 > three_sigma_x1000
+}
+
 /// The TCP throughput equation: bits per second for packets of `bytes`, round trip `rtt_us`
 /// and loss event rate `loss_ppm`; None without loss (no bound).
 pub fn tcp_throughput_bps(bytes: u64, rtt_us: u64, loss_ppm: u32) -> Option<u64> {
@@ -633,6 +653,20 @@ mod tests {
         assert_eq!(r.sent_at(20_000), Some(1000 + 999 * 100));
         assert_eq!(r.sent_at(100), None, "older than the history");
         assert_eq!(r.sent_at(10 * (1000 - 512)), Some(1000 + 488 * 100));
+    }
+
+    #[test]
+    fn chance_losses_of_a_short_sample_are_not_congestion() {
+        // Two of 55 lost (3.6%) at no known floor: chance at 1% random loss.
+        assert!(!is_congestion(36_000, 0, 55));
+        // Ten of 55 (18%) is not chance.
+        assert!(is_congestion(180_000, 0, 55));
+        // Over many packets the 2% excess rule decides.
+        assert!(is_congestion(25_000, 0, 10_000));
+        assert!(!is_congestion(15_000, 0, 10_000));
+        // Twice a known floor's excess is needed.
+        assert!(!is_congestion(150_000, 100_000, 10_000));
+        assert!(is_congestion(210_000, 100_000, 10_000));
     }
 
     /// A full queue delivers at the link's rate while the sender, having cut, sends slower:
