@@ -23,6 +23,7 @@ fn status(last_seq: u32, ranges: &[DeficitRange]) -> Vec<u8> {
         loss_ppm: 0,
         phase: ClientPhase::Receiving,
         resumed: false,
+        interval_received: 0,
     };
     let mut buf = vec![0u8; 1500];
     let n = wire::write_status(&mut buf, SESSION, &head, ranges).unwrap();

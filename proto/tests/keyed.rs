@@ -63,6 +63,7 @@ fn every_packet() -> Vec<Vec<u8>> {
         loss_ppm: 4,
         phase: ClientPhase::Receiving,
         resumed: false,
+        interval_received: 0,
     };
     let ranges = [DeficitRange {
         first: 2,
@@ -284,6 +285,7 @@ fn sizes_with_the_tag_fit_a_standard_datagram() {
         loss_ppm: 0,
         phase: ClientPhase::Receiving,
         resumed: false,
+        interval_received: 0,
     };
     let ranges: Vec<DeficitRange> = (0..MAX_RANGES as u32)
         .map(|i| DeficitRange {

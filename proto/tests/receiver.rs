@@ -998,3 +998,70 @@ fn a_receiver_bound_without_a_digest_does_not_resume() {
         Err(Dropped::ForeignSession)
     );
 }
+
+#[test]
+fn each_report_counts_the_data_packets_received_since_the_previous_one() {
+    let g = Geometry::new(1 << 20, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 8, 512);
+    let mut rx = receiver(&mut m, 4);
+    rx.handle_datagram(0, &announce_packet(g, 9)).unwrap();
+    let mut buf = vec![0u8; 1500];
+    let mut report = |rx: &mut Receiver<'_>, now: u64| {
+        let n = rx.poll_transmit(now, 0, &mut buf).expect("a report is due");
+        let p = wire::open(&buf[..n]).unwrap();
+        p.status().unwrap().head.interval_received
+    };
+    assert_eq!(report(&mut rx, 1), 0, "nothing received yet");
+    for seq in 0..5u32 {
+        rx.handle_datagram(10, &data_packet(&g, 9, 0, seq as u16, seq))
+            .unwrap();
+    }
+    // Data arrived: a report is due each interval even with nothing lacking.
+    assert_eq!(report(&mut rx, SECOND / 2), 5);
+    for seq in 5..8u32 {
+        let esi = (seq - 5) as u16;
+        rx.handle_datagram(SECOND / 2 + 10, &data_packet(&g, 9, 1, esi, seq))
+            .unwrap();
+    }
+    assert_eq!(report(&mut rx, SECOND), 3);
+}
+
+#[test]
+fn a_report_for_the_rate_alone_does_not_delay_a_deficit() {
+    let g = Geometry::new(1 << 20, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 8, 512);
+    let mut rx = receiver(&mut m, 4);
+    rx.handle_datagram(0, &announce_packet(g, 9)).unwrap();
+    let mut buf = vec![0u8; 1500];
+    assert!(
+        rx.poll_transmit(1, 0, &mut buf).is_some(),
+        "the first report"
+    );
+    // Four of block 0's sixteen symbols arrive; a report goes out at once for the rate
+    // control (block 0 is not due yet: symbols came within the holdoff).
+    let t = 100_000;
+    for seq in 0..4u32 {
+        rx.handle_datagram(t, &data_packet(&g, 9, 0, seq as u16, seq))
+            .unwrap();
+    }
+    let n = rx.poll_transmit(t + 1, 0, &mut buf).expect("a rate report");
+    let p = wire::open(&buf[..n]).unwrap();
+    let st = p.status().unwrap();
+    assert_eq!((st.head.interval_received, st.ranges().count()), (4, 0));
+    // 25 ms later block 0 is due (no symbol for more than the 20 ms holdoff): it is
+    // reported then, although the report interval (100 ms, gate at least 50 ms) has not
+    // passed since the rate report.
+    let due = t + 25_000;
+    let mut at = t + 1;
+    let report = loop {
+        at = rx.poll_timeout(at).unwrap().max(at + 1);
+        assert!(at <= due + 20_000, "no deficit report by {at} us");
+        if let Some(n) = rx.poll_transmit(at, 0, &mut buf) {
+            break buf[..n].to_vec();
+        }
+    };
+    let p = wire::open(&report).unwrap();
+    let st = p.status().unwrap();
+    assert_eq!(st.ranges().count(), 1);
+    assert!(at < t + 1 + 50_000, "reported at {at} us");
+}

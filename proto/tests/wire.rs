@@ -317,6 +317,7 @@ fn status_pkt(ranges: &[DeficitRange]) -> Vec<u8> {
         loss_ppm: 10_000,
         phase: ClientPhase::Receiving,
         resumed: false,
+        interval_received: 900,
     };
     let mut buf = vec![0u8; 1500];
     let n = write_status(&mut buf, SESSION, &head, ranges).unwrap();
@@ -334,6 +335,7 @@ fn status_resumed_flag_round_trips_and_unknown_flags_are_dropped() {
         loss_ppm: 0,
         phase: ClientPhase::Receiving,
         resumed: true,
+        interval_received: 0,
     };
     let mut buf = vec![0u8; 1500];
     let n = write_status(&mut buf, SESSION, &head, &[]).unwrap();
@@ -445,9 +447,9 @@ fn status_malformed_fields_are_rejected() {
     reseal(&mut p);
     assert_eq!(parse_any(&p), Err(WireError::BadField("range_count")));
     let mut p = good.clone();
-    p[44] = 1;
+    p[43] = 2; // a flag not defined
     reseal(&mut p);
-    assert_eq!(parse_any(&p), Err(WireError::BadField("reserved")));
+    assert_eq!(parse_any(&p), Err(WireError::BadField("status flags")));
     let mut p = good[..40].to_vec();
     p.extend_from_slice(&[0; CRC_LEN]);
     reseal(&mut p);
@@ -764,7 +766,7 @@ fn field_tables_tile_each_packet() {
             s::RANGE_COUNT,
             s::PHASE,
             s::FLAGS,
-            s::RESERVED,
+            s::INTERVAL_RECEIVED,
         ],
         HEADER_LEN,
         s::RANGES.start,
@@ -887,6 +889,7 @@ fn wrong_type_and_short_buffers_are_refused() {
         loss_ppm: 0,
         phase: ClientPhase::Receiving,
         resumed: false,
+        interval_received: 0,
     };
     let one = [DeficitRange {
         first: 0,
@@ -1180,6 +1183,7 @@ mod golden {
             loss_ppm: 12_345,
             phase: ClientPhase::Finishing,
             resumed: true,
+            interval_received: 0x5555_6666,
         };
         let ranges = [
             DeficitRange {
@@ -1208,7 +1212,7 @@ mod golden {
             .at(42)
             .u8(1) // phase: finishing
             .u8(1) // flags: resumed
-            .raw(&[0; 4]) // reserved
+            .u32(0x5555_6666) // data packets received since the previous report
             .at(48)
             .u32(5)
             .u16(2)

@@ -36,9 +36,12 @@ pub struct Options {
     pub control_port: u16,
     pub ttl: u32,
     pub interface: Option<Interface>,
-    pub rate_bps: u64,
+    /// The ceiling (None: the rate is found, up to the link speed where known).
+    pub rate_bps: Option<u64>,
     pub min_rate_bps: u64,
     pub fixed_rate: bool,
+    /// Share a congested link with TCP.
+    pub fair: bool,
     pub proactive: bool,
     pub clients: u32,
     pub min_clients: u32,
@@ -119,6 +122,7 @@ fn opts() -> getopts::Options {
     o.optopt("r", "rate", "", "RATE");
     o.optopt("", "min-rate", "", "RATE");
     o.optflag("", "fixed-rate", "");
+    o.optflag("", "fair", "");
     o.optflag("", "no-proactive", "");
     o.optopt("p", "port", "", "PORT");
     o.optopt("", "control-port", "", "PORT");
@@ -189,9 +193,16 @@ Image and compression:
 
 Sending:
   -r, --rate RATE          ceiling in bits/s, suffixes k M G (1000s), e.g. 80M, 1.5G
-                           [default 500M]
-      --min-rate RATE      floor when adapting to loss [default 1M]
-      --fixed-rate         do not lower the rate when most clients report loss
+                           [default: none; the server finds the largest rate the
+                           bulk of the clients take without congestion loss,
+                           starting from the sending interface's link speed where
+                           the kernel reports one (never above it), otherwise
+                           probing upward from 32M]
+      --min-rate RATE      floor of the found rate [default 1M]
+      --fixed-rate         send at exactly --rate (needs --rate)
+      --fair               share a congested link with TCP: never above what one
+                           TCP flow would get on the path of the client with the
+                           worst loss and round trip (the TFMCC equation)
       --no-proactive       no repair symbols with the first pass, only on request
       --symbol-size BYTES  payload per packet, a multiple of 64, at most {max_sym}
                            [default 1408: 1444-byte datagrams fit a 1500 MTU; use
@@ -249,6 +260,11 @@ Examples:
   bb-server --prepare golden.img     (once; then bb-server 10.0.0.255 golden.img)
   bb-server --clients 40 10.0.0.255 disk.img.zst
   qemu-img convert -O raw vm.qcow2 /dev/stdout | bb-server 10.0.0.255
+
+Environment:
+  BB_RATE_TRACE=1  one stderr line per status report: what the rate control made of it
+                   (packets received against packets sent in the span, loss, loss floor,
+                   congestion, the rate)
 
 Exit status:
   0    success: with --clients, N clients verified and none failed; without it, every
@@ -339,18 +355,20 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if address.is_unspecified() {
         return Err("ADDRESS 0.0.0.0: give the subnet's broadcast address (e.g. 10.0.0.255) or a multicast group".into());
     }
-    let rate_bps = match m.opt_str("rate") {
-        Some(r) => parse_rate(&r)?,
-        None => 500_000_000,
-    };
+    let rate_bps = m.opt_str("rate").map(|r| parse_rate(&r)).transpose()?;
     let min_rate_bps = match m.opt_str("min-rate") {
         Some(r) => parse_rate(&r)?,
-        None => 1_000_000u64.min(rate_bps),
+        None => 1_000_000u64.min(rate_bps.unwrap_or(u64::MAX)),
     };
-    if min_rate_bps > rate_bps {
+    if let Some(rate_bps) = rate_bps
+        && min_rate_bps > rate_bps
+    {
         return Err(format!(
             "--min-rate ({min_rate_bps} bit/s) is above --rate ({rate_bps} bit/s)"
         ));
+    }
+    if m.opt_present("fixed-rate") && rate_bps.is_none() {
+        return Err("--fixed-rate needs --rate RATE: the rate to hold".into());
     }
     let port = match m.opt_str("port") {
         Some(p) => parse_num::<u16>("port", &p)?,
@@ -445,6 +463,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         rate_bps,
         min_rate_bps,
         fixed_rate: m.opt_present("fixed-rate"),
+        fair: m.opt_present("fair"),
         proactive: !m.opt_present("no-proactive"),
         clients,
         min_clients,
@@ -524,6 +543,9 @@ mod tests {
         }
         assert!(parse_rate("500MB").unwrap_err().contains("bits per second"));
         assert!(parse_rate("5").unwrap_err().contains("at least"));
+        let err = run(&["--fixed-rate", "10.0.0.255"]).unwrap_err();
+        assert!(err.contains("--fixed-rate needs --rate"), "{err}");
+        assert!(run(&["--fair", "10.0.0.255"]).unwrap().fair);
     }
 
     #[test]
@@ -534,13 +556,13 @@ mod tests {
         assert_eq!((o.port, o.control_port, o.ttl), (7855, 7854, 1));
         assert_eq!(
             (o.rate_bps, o.coding.symbol_size, o.coding.block_symbols),
-            (500_000_000, 1408, 512)
+            (None, 1408, 512)
         );
         assert_eq!(
             (o.clients, o.min_clients, o.wait_s, o.linger_s, o.timeout_s),
             (0, 1, None, 5.0, None)
         );
-        assert!(!o.fixed_rate && o.proactive && !o.quiet);
+        assert!(!o.fixed_rate && !o.fair && o.proactive && !o.quiet);
         assert_eq!(run(&["239.1.2.3"]).unwrap().source, Source::Stdin);
         assert_eq!(run(&["239.1.2.3", "-"]).unwrap().source, Source::Stdin);
     }
@@ -569,7 +591,7 @@ mod tests {
             "239.1.2.3",
         ])
         .unwrap();
-        assert_eq!(o.rate_bps, 1_500_000_000);
+        assert_eq!(o.rate_bps, Some(1_500_000_000));
         assert_eq!(
             (o.clients, o.min_clients, o.wait_s, o.timeout_s),
             (40, 10, Some(30.0), Some(900.0))

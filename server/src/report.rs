@@ -99,6 +99,8 @@ pub struct Summary {
     /// CPU seconds this process used, user and system.
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,
+    /// Why the rate last changed (congestion, slow client left behind, link speed, ...).
+    pub rate_reason: String,
     pub status_reports: u64,
     pub dropped_datagrams: u64,
     /// Datagrams dropped for their tag: forged, modified, another key, or (un)tagged
@@ -210,6 +212,7 @@ impl Summary {
         field("forward_mbit_s", json_f(self.forward_mbit_s()));
         field("cpu_user_s", json_f(self.cpu_user_s));
         field("cpu_sys_s", json_f(self.cpu_sys_s));
+        field("rate_reason", s(&self.rate_reason));
         field("status_reports", self.status_reports.to_string());
         field("dropped_datagrams", self.dropped_datagrams.to_string());
         field("keyed", self.keyed.to_string());
@@ -356,7 +359,7 @@ impl Summary {
         }
         let _ = writeln!(
             o,
-            "  control    {} status reports, {} datagrams dropped ({} not authenticated{}), final rate {:.1} Mbit/s",
+            "  control    {} status reports, {} datagrams dropped ({} not authenticated{}), final rate {:.1} Mbit/s (last changed: {})",
             self.status_reports,
             self.dropped_datagrams,
             self.unauthenticated,
@@ -365,7 +368,8 @@ impl Summary {
             } else {
                 ", no key"
             },
-            self.final_rate_bps as f64 / 1e6
+            self.final_rate_bps as f64 / 1e6,
+            self.rate_reason
         );
         if self.clients.is_empty() {
             let _ = writeln!(
@@ -440,6 +444,7 @@ mod tests {
             forward_bytes: 4_000_000,
             cpu_user_s: 0.25,
             cpu_sys_s: 0.125,
+            rate_reason: "congestion".into(),
             status_reports: 40,
             dropped_datagrams: 0,
             unauthenticated: 0,

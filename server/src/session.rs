@@ -19,6 +19,7 @@ use crate::image::{self, Image};
 use crate::net::{Full, Net, SendError, Sent};
 use crate::prepare;
 use crate::proto_link;
+use crate::ratetrace::RateTrace;
 use crate::report::{ClientRow, CodingFigures, Summary, hex, human_bytes, human_duration};
 use crate::sidefile::{self, SideMap};
 use crate::sys;
@@ -99,6 +100,7 @@ struct Run<'s, 'a> {
     /// The image changed or failed: the session is closing (clients are told), then the
     /// server exits with this message.
     image_failed: Option<String>,
+    rate_trace: RateTrace,
 }
 
 enum End {
@@ -200,6 +202,7 @@ impl Run<'_, '_> {
             let now = self.now_us();
             // Dropped datagrams are counted by the sender and shown in the summary.
             let _ = self.sender.handle_datagram(now, from, &self.rbuf[..n]);
+            self.rate_trace.after_datagram(&self.sender);
             if i.is_multiple_of(EVENT_DRAIN_EVERY) {
                 self.events();
             }
@@ -325,7 +328,12 @@ impl Run<'_, '_> {
             self.progress.last_bytes = self.sender.stats().bytes;
             self.progress.last_us = now;
         }
-        let rate = format!("{:.1} Mbit/s", self.progress.shown_rate_bps / 1e6);
+        let rate = format!(
+            "{:.1} Mbit/s (rate {:.0} Mbit/s: {})",
+            self.progress.shown_rate_bps / 1e6,
+            self.sender.rate_bps() as f64 / 1e6,
+            self.sender.rate_reason().as_str()
+        );
         if !self.sender.started() {
             let wanted = self.o.min_clients;
             let left = self
@@ -575,7 +583,10 @@ impl Run<'_, '_> {
             let until = self.sender.poll_timeout(now).unwrap_or(now);
             // Sleep long enough to gather about half a burst of credit: batches stay large
             // and wakeups few. Never past a quarter second (progress, signals).
-            let gap = ((burst_us / self.sender.rate_bps().max(1) as f64) / 2.0).min(2000.0) as u64;
+            // The pacer holds at most 4 ms at the current rate (see the pacer).
+            let rate = self.sender.rate_bps().max(1) as f64;
+            let burst = burst_us.min(rate * 4e3);
+            let gap = ((burst / rate) / 2.0).min(2000.0) as u64;
             let sending = self.sender.started() && !self.sender.is_idle();
             let gap = if sending { gap } else { 0 };
             // Before sending starts the workers only fill the few blocks ahead: no need to poll.
@@ -671,6 +682,7 @@ impl Run<'_, '_> {
             forward_bytes: forward.1,
             cpu_user_s: cpu.0,
             cpu_sys_s: cpu.1,
+            rate_reason: self.sender.rate_reason().as_str().to_string(),
             status_reports: st.status_reports,
             dropped_datagrams: st.malformed
                 + st.foreign
@@ -842,11 +854,23 @@ pub fn run(o: &Options) -> i32 {
         .wait_s
         .or((o.min_clients > 0).then_some(DEFAULT_START_WAIT_S));
     cfg.start_deadline_us = start_wait.map(us);
-    cfg.rate_bps = o.rate_bps;
+    let link_bps = if o.fixed_rate {
+        None
+    } else {
+        crate::linkspeed::for_destination(
+            SocketAddrV4::new(o.address, o.port),
+            o.interface.as_ref(),
+        )
+    };
+    if let Some(r) = o.rate_bps {
+        cfg.rate_bps = r;
+    }
+    cfg.start_rate_bps = link_bps;
+    cfg.fair = o.fair;
     cfg.min_rate_bps = o.min_rate_bps;
     cfg.adapt_rate = !o.fixed_rate;
     cfg.proactive_repair = o.proactive;
-    cfg.burst_bytes = burst_bytes(o.rate_bps, pkt_len);
+    cfg.burst_bytes = burst_bytes(link_bps.unwrap_or(cfg.rate_bps).min(cfg.rate_bps), pkt_len);
     cfg.client_timeout_us = us(o.client_timeout_s);
     cfg.lost_grace_us = us(o.lost_grace_s);
     cfg.session_timeout_us = o.timeout_s.map(us);
@@ -926,6 +950,7 @@ pub fn run(o: &Options) -> i32 {
         watch,
         next_watch_us: 0,
         image_failed: None,
+        rate_trace: RateTrace::from_env(),
     };
     if !o.quiet {
         let how = if o.address.is_multicast() {
@@ -933,13 +958,39 @@ pub fn run(o: &Options) -> i32 {
         } else {
             "address"
         };
+        let mbit = |b: u64| b as f64 / 1e6;
+        let rate_plan = match (o.fixed_rate, link_bps, o.rate_bps) {
+            (true, _, Some(r)) => format!("at a fixed {:.1} Mbit/s", mbit(r)),
+            (_, Some(l), Some(r)) if r < l => format!(
+                "at a rate found up to the --rate ceiling {:.1} Mbit/s (link {:.0} Mbit/s)",
+                mbit(r),
+                mbit(l)
+            ),
+            (_, Some(l), _) => format!(
+                "at a rate found from the link speed {:.0} Mbit/s down",
+                mbit(l)
+            ),
+            (_, None, Some(r)) => format!(
+                "at a rate probed upward from {:.0} Mbit/s to the --rate ceiling {:.1} Mbit/s (link speed unknown)",
+                mbit(bb_proto::sender::PROBE_START_BPS.min(r)),
+                mbit(r)
+            ),
+            (_, None, None) => format!(
+                "at a rate probed upward from {:.0} Mbit/s (link speed unknown)",
+                mbit(bb_proto::sender::PROBE_START_BPS)
+            ),
+        };
+        let rate_plan = if o.fair {
+            format!("{rate_plan}, TCP-friendly")
+        } else {
+            rate_plan
+        };
         say!(
-            "bb-server: sending {} ({}, {} bytes) to {how} {} at up to {:.1} Mbit/s; listening on UDP port {}; session {session_id:016x}",
+            "bb-server: sending {} ({}, {} bytes) to {how} {} {rate_plan}; listening on UDP port {}; session {session_id:016x}",
             img.name,
             human_bytes(img.size),
             img.size,
             r.net.dest(),
-            o.rate_bps as f64 / 1e6,
             o.control_port
         );
         say!(

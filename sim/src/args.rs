@@ -22,7 +22,17 @@ Options:
   --delay D            one-way delay (default 200us)
   --delay-spread D     extra per-receiver delay, uniform in [0, D) (default 0)
   --rate R             link rate in bit/s, e.g. 1G, 500M (default 1G)
-  --send-rate R        sender's configured rate (default: --rate)
+  --send-rate R        sender's rate ceiling (default: none; with --fixed-rate: --rate)
+  --start-rate R       where the sender's rate starts, as the link speed a kernel reports,
+                       or 'probe' to probe upward from 32 Mbit/s (default: --rate)
+  --slow-clients N     receivers behind their own slower link (after the shared one): a
+                       count or a percentage of --clients (default 0)
+  --slow-rate R        the slow receivers' link rate, with a drop-tail queue of --queue
+                       packets (default 50M)
+  --rate-step R        the shared link's rate changes to R ...
+  --rate-step-at F     ... at this fraction of the forward pass (default 50%)
+  --fair               the sender's rate stays TCP-friendly (the TCP throughput equation
+                       for the worst receiver's loss and round trip)
   --queue N            packets the bottleneck queue holds before dropping (default 1000)
   --image-size S       image size, e.g. 64MiB (default 64MiB)
   --symbol-size S      bytes per symbol, multiple of 64 (default 1408)
@@ -58,6 +68,13 @@ pub struct Options {
     pub delay_spread_us: u64,
     pub rate_bps: u64,
     pub send_rate_bps: Option<u64>,
+    /// None: probe upward.
+    pub start_rate_bps: Option<u64>,
+    pub slow_clients: u32,
+    pub slow_rate_bps: u64,
+    pub rate_step_bps: Option<u64>,
+    pub rate_step_at: f64,
+    pub fair: bool,
     pub queue: u32,
     pub image_size: u64,
     pub symbol_size: u32,
@@ -93,6 +110,12 @@ impl Default for Options {
             delay_spread_us: 0,
             rate_bps: 1_000_000_000,
             send_rate_bps: None,
+            start_rate_bps: Some(1_000_000_000),
+            slow_clients: 0,
+            slow_rate_bps: 50_000_000,
+            rate_step_bps: None,
+            rate_step_at: 0.5,
+            fair: false,
             queue: 1000,
             image_size: 64 << 20,
             symbol_size: 1408,
@@ -230,6 +253,8 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
     let mut o = Options::default();
     let mut late = None;
     let mut dead = None;
+    let mut slow = None;
+    let mut start_given = false;
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -258,6 +283,10 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
                 }
                 "--fixed-rate" => {
                     o.adapt_rate = false;
+                    Ok(true)
+                }
+                "--fair" => {
+                    o.fair = true;
                     Ok(true)
                 }
                 _ => Err(ArgError(String::new())),
@@ -312,7 +341,29 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
             }
             "--rate" => {
                 o.rate_bps =
-                    parse_rate(&v).ok_or_else(|| bad(name, &v, "a rate like 1G or 500M"))?
+                    parse_rate(&v).ok_or_else(|| bad(name, &v, "a rate like 1G or 500M"))?;
+                if !start_given {
+                    o.start_rate_bps = Some(o.rate_bps);
+                }
+            }
+            "--start-rate" => {
+                start_given = true;
+                o.start_rate_bps = if v == "probe" {
+                    None
+                } else {
+                    Some(parse_rate(&v).ok_or_else(|| bad(name, &v, "a rate like 1G, or probe"))?)
+                }
+            }
+            "--slow-rate" => {
+                o.slow_rate_bps = parse_rate(&v).ok_or_else(|| bad(name, &v, "a rate like 50M"))?
+            }
+            "--rate-step" => {
+                o.rate_step_bps =
+                    Some(parse_rate(&v).ok_or_else(|| bad(name, &v, "a rate like 100M"))?)
+            }
+            "--rate-step-at" => {
+                o.rate_step_at =
+                    parse_fraction(&v).ok_or_else(|| bad(name, &v, "a fraction like 50%"))?
             }
             "--send-rate" => {
                 o.send_rate_bps =
@@ -343,6 +394,7 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
                 }
             }
             "--late-joiners" => late = Some(v),
+            "--slow-clients" => slow = Some(v),
             "--join-at" => {
                 o.join_at =
                     parse_fraction(&v).ok_or_else(|| bad(name, &v, "a fraction like 50%"))?
@@ -381,6 +433,11 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ArgError> {
     if let Some(v) = dead {
         o.dead_clients = parse_count(&v, o.clients)
             .ok_or_else(|| bad("--dead-clients", &v, "a count or a percentage"))?;
+    }
+    if let Some(v) = slow {
+        o.slow_clients = parse_count(&v, o.clients)
+            .filter(|&n| n <= o.clients)
+            .ok_or_else(|| bad("--slow-clients", &v, "a count or a percentage"))?;
     }
     if o.late_joiners + o.dead_clients >= o.clients {
         return Err(ArgError("--late-joiners plus --dead-clients must leave at least one receiver present from the start".into()));

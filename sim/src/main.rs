@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     println!(
         "clients={} verified={} failed={} unfinished={} dead={} lost={} late={} wire_ratio={:.4} data_packets={} source_packets={} \
          coded_symbols={} zero_blocks={} zero_maps={} proactive={} repair={} resend={} reports_per_client_s={:.2} status_ns_per_range={:.0} completion_s={:.3} \
-         late_completion_s={:.3} sim_s={:.3} queue_drops={} final_rate_mbps={:.0} events={} seed={} wall_s={:.1}",
+         late_completion_s={:.3} slow_completion_s={:.3} sim_s={:.3} queue_drops={} final_rate_mbps={:.0} rate_reason={} events={} seed={} wall_s={:.1}",
         r.clients,
         r.verified,
         r.failed,
@@ -75,9 +75,11 @@ fn main() -> ExitCode {
         r.status_ns_per_range,
         r.completion_s,
         r.late_completion_s,
+        r.slow_completion_s,
         r.sim_s,
         r.queue_drops,
         r.final_rate_mbps,
+        r.rate_reason.replace(' ', "-"),
         r.events,
         opts.seed,
         wall

@@ -115,6 +115,8 @@ struct RxState {
     timer_at: Option<u64>,
     mismatches: u64,
     finished_at: Option<u64>,
+    /// Its own link after the shared one (a slow client): when that link is next free, ns.
+    own_link: Option<u64>,
 }
 
 /// What a run measured.
@@ -142,8 +144,13 @@ pub struct Report {
     pub ranges: u64,
     pub status_ns_per_range: f64,
     pub status_ns_per_report: f64,
+    /// When the last receiver verified (not counting late joiners or slow receivers).
     pub completion_s: f64,
     pub late_completion_s: f64,
+    /// When the last slow receiver verified.
+    pub slow_completion_s: f64,
+    /// Why the sender's rate last changed.
+    pub rate_reason: &'static str,
     pub sim_s: f64,
     pub queue_drops: u64,
     pub evictions: u64,
@@ -176,7 +183,15 @@ pub fn run(o: &Options) -> Report {
     let mut clients = vec![None; n + 16];
     let alive_total = o.clients - o.dead_clients;
     let mut cfg = SenderConfig::new(o.seed.wrapping_mul(0x5851_F42D_4C95_7F2D) | 1, g);
-    cfg.rate_bps = o.send_rate_bps.unwrap_or(o.rate_bps);
+    // Adapting, the rate starts where a kernel would report the link speed and has no
+    // ceiling unless one is given; fixed, it is the ceiling or the link rate.
+    cfg.rate_bps = match (o.send_rate_bps, o.adapt_rate) {
+        (Some(r), _) => r,
+        (None, true) => cfg.rate_bps,
+        (None, false) => o.rate_bps,
+    };
+    cfg.start_rate_bps = o.start_rate_bps;
+    cfg.fair = o.fair;
     cfg.adapt_rate = o.adapt_rate;
     cfg.proactive_repair = o.proactive;
     cfg.wanted_clients = alive_total;
@@ -233,6 +248,7 @@ pub fn run(o: &Options) -> Report {
                 timer_at: None,
                 mismatches: 0,
                 finished_at: None,
+                own_link: (i < o.slow_clients as usize).then_some(0),
             }
         })
         .collect();
@@ -265,10 +281,16 @@ pub fn run(o: &Options) -> Report {
     let mut killed = o.dead_clients == 0;
     // Link time in nanoseconds: whole microseconds per packet would make the link a few
     // percent slower than its rate, and a sender at exactly the rate would overflow it.
-    let pkt_ns =
-        |len: usize| ((len + FRAMING_BYTES) as u64 * 8 * 1_000_000_000).div_ceil(o.rate_bps);
-    let queue_limit_ns = pkt_ns(g.symbol_size as usize + DATA_OVERHEAD) * o.queue as u64;
+    let pkt_ns = |len: usize, rate_bps: u64| {
+        ((len + FRAMING_BYTES) as u64 * 8 * 1_000_000_000).div_ceil(rate_bps)
+    };
+    let mut link_bps = o.rate_bps;
+    let sym_len = g.symbol_size as usize + DATA_OVERHEAD;
+    let queue_limit_ns = |rate_bps: u64| pkt_ns(sym_len, rate_bps) * o.queue as u64;
+    let step_block = (o.rate_step_at * blocks as f64) as u32;
+    let mut stepped = o.rate_step_bps.is_none();
     let mut now = 0u64;
+    let mut shown_rate = (sender.rate_reason(), 0);
 
     while let Some(item) = sh.q.pop() {
         now = item.at;
@@ -316,15 +338,24 @@ pub fn run(o: &Options) -> Report {
                     };
                     // The bottleneck link: serialise at the link rate, drop when the queue is full.
                     let start = link_free_ns.max(now * 1000);
-                    if start - now * 1000 > queue_limit_ns {
+                    if start - now * 1000 > queue_limit_ns(link_bps) {
                         rep.queue_drops += 1;
                         continue;
                     }
-                    link_free_ns = start + pkt_ns(pkt.len());
+                    link_free_ns = start + pkt_ns(pkt.len(), link_bps);
                     sh.q.push(link_free_ns.div_ceil(1000) + o.delay_us, Ev::Broadcast(pkt));
                 }
                 if let Some(at) = sender.poll_timeout(now) {
                     sh.q.push(at.max(now + 1), Ev::SenderWake);
+                }
+                if o.verbose && (sender.rate_reason(), sender.rate_bps() >> 24) != shown_rate {
+                    shown_rate = (sender.rate_reason(), sender.rate_bps() >> 24);
+                    eprintln!(
+                        "t={:.3}s rate {:.0} Mbit/s ({})",
+                        now as f64 / 1e6,
+                        sender.rate_bps() as f64 / 1e6,
+                        sender.rate_reason().as_str()
+                    );
                 }
                 while let Some(e) = sender.poll_event() {
                     if o.verbose {
@@ -332,6 +363,13 @@ pub fn run(o: &Options) -> Report {
                     }
                 }
                 let fwd = sender.forward_blocks_done();
+                if !stepped && fwd >= step_block {
+                    stepped = true;
+                    link_bps = o.rate_step_bps.expect("set when not stepped");
+                    if o.verbose {
+                        eprintln!("t={:.3}s link rate now {link_bps} bit/s", now as f64 / 1e6);
+                    }
+                }
                 if !joined && fwd >= join_block {
                     joined = true;
                     for i in late_from..n {
@@ -369,6 +407,18 @@ pub fn run(o: &Options) -> Report {
                 for i in 0..n {
                     let s = &mut states[i];
                     if s.life != Life::Alive || s.loss.lose(&mut s.rng) {
+                        continue;
+                    }
+                    if let Some(free) = s.own_link.as_mut() {
+                        // The slow link: serialise at its rate, drop when its queue is full.
+                        let start = (*free).max(now * 1000);
+                        if start - now * 1000 > queue_limit_ns(o.slow_rate_bps) {
+                            rep.queue_drops += 1;
+                            continue;
+                        }
+                        *free = start + pkt_ns(pkt.len(), o.slow_rate_bps);
+                        let at = free.div_ceil(1000) + s.delay_us - o.delay_us;
+                        sh.q.push(at.max(now + 1), Ev::Deliver(i as u32, pkt.clone()));
                         continue;
                     }
                     let extra = s.delay_us - o.delay_us
@@ -442,6 +492,7 @@ pub fn run(o: &Options) -> Report {
     rep.reports = stats.status_reports;
     rep.ranges = stats.ranges;
     rep.final_rate_mbps = sender.rate_bps() as f64 / 1e6;
+    rep.rate_reason = sender.rate_reason().as_str();
     rep.lost = sender.tally().lost;
     rep.zero_blocks = sender.zero_blocks();
     rep.coded_symbols = coded
@@ -479,6 +530,8 @@ pub fn run(o: &Options) -> Report {
                 let t = t as f64 / 1e6;
                 if s.late {
                     rep.late_completion_s = rep.late_completion_s.max(t);
+                } else if s.own_link.is_some() {
+                    rep.slow_completion_s = rep.slow_completion_s.max(t);
                 } else {
                     rep.completion_s = rep.completion_s.max(t);
                 }

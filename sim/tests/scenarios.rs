@@ -178,3 +178,60 @@ fn late_joiners_and_in_order_sinks_learn_the_zero_map() {
     ));
     assert_all_verified(&r, "in-order sinks, zero map");
 }
+
+#[test]
+fn probing_finds_a_finite_link_it_was_not_told_of() {
+    // 24 MiB over a 200 Mbit/s link: the floor is 1.01 s.
+    let r = run(&opts(
+        "--clients 10 --loss 1% --rate 200M --start-rate probe --image-size 24MiB",
+    ));
+    assert_all_verified(&r, "probing");
+    let floor = 24.0 * 1048576.0 * 8.0 / 200e6;
+    assert!(r.completion_s < 1.5 * floor, "took {} s", r.completion_s);
+    assert!(r.wire_ratio < 1.10, "wire ratio {}", r.wire_ratio);
+    // Growth holds once the links' queues hold more than 5 ms, which shows a report late:
+    // until the queue overflows and the cut follows, the rate may sit up to ~8% above.
+    assert!(
+        (150.0..=220.0).contains(&r.final_rate_mbps),
+        "settled at {} Mbit/s",
+        r.final_rate_mbps
+    );
+}
+
+#[test]
+fn one_slow_client_neither_sets_the_rate_nor_is_flooded_at_the_end() {
+    let base = run(&opts("--clients 8 --loss 1% --image-size 8MiB"));
+    let r = run(&opts(
+        "--clients 8 --slow-clients 1 --slow-rate 50M --loss 1% --image-size 8MiB",
+    ));
+    assert_all_verified(&r, "slow client");
+    // The fast ones finish as if it were not there.
+    assert!(
+        r.completion_s < 1.2 * base.completion_s,
+        "fast clients {} s, without the slow one {} s",
+        r.completion_s,
+        base.completion_s
+    );
+    // The slow one is served at its link's pace once they are done (floor 1.34 s).
+    let floor = 8.0 * 1048576.0 * 8.0 / 50e6;
+    assert!(
+        r.slow_completion_s < 1.4 * floor,
+        "slow client {} s",
+        r.slow_completion_s
+    );
+    assert!(r.final_rate_mbps < 60.0, "final rate {}", r.final_rate_mbps);
+}
+
+#[test]
+fn a_link_that_slows_down_mid_transfer_is_followed() {
+    let r = run(&opts(
+        "--clients 10 --loss 1% --rate 500M --rate-step 100M --rate-step-at 30% --image-size 12MiB",
+    ));
+    assert_all_verified(&r, "rate step");
+    assert!(
+        r.final_rate_mbps <= 105.0,
+        "final rate {}",
+        r.final_rate_mbps
+    );
+    assert!(r.wire_ratio < 1.8, "wire ratio {}", r.wire_ratio);
+}

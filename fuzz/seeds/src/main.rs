@@ -175,6 +175,7 @@ fn packets(c: &Corpus) {
                 loss_ppm: 10_000,
                 phase,
                 resumed: false,
+                interval_received: 0,
             };
             wire::write_status(b, 0x1234, &head, ranges).unwrap()
         })
@@ -400,6 +401,7 @@ fn sender(c: &Corpus) {
                 loss_ppm: 50_000,
                 phase: ClientPhase::Receiving,
                 resumed: false,
+                interval_received: 0,
             };
             wire::write_status(b, TX_SESSION, &head, ranges).unwrap()
         })

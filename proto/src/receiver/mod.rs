@@ -92,9 +92,10 @@ pub struct ReceiverConfig {
 /// client timeout (10 s by default), so a forged announce cannot make clients look lost.
 pub const MAX_REPORT_INTERVAL_US: u64 = 4_000_000;
 
-/// The shortest report interval a receiver follows: a forged announce asking for 10 ms
-/// cannot make every client flood the server (which never asks for less than 200 ms).
-pub const MIN_REPORT_INTERVAL_US: u64 = 100_000;
+/// The shortest report interval a receiver follows: the server asks for 20 ms while it
+/// probes the link's rate (the first second or so), and a forged announce asking for 1 ms
+/// cannot make every client flood the server.
+pub const MIN_REPORT_INTERVAL_US: u64 = 20_000;
 
 impl ReceiverConfig {
     /// Defaults for a LAN.
@@ -299,8 +300,14 @@ pub struct Receiver<'a> {
     front: u32,
     last_data_us: u64,
     loss: LossWindow,
+    // Data packets since the last report: the sender's rate control compares it with what
+    // it sent in between.
+    interval_received: u32,
     next_report_us: u64,
     report_gate_us: u64,
+    // The report gate for deficits: set only by reports that carried ranges, so that the
+    // reports sent each interval for the rate control alone do not delay a deficit.
+    deficit_gate_us: u64,
     last_report_us: Option<u64>,
     missing_reported_us: Option<u64>,
     report_cursor: u32,
@@ -368,8 +375,10 @@ impl<'a> Receiver<'a> {
             front: 0,
             last_data_us: 0,
             loss: LossWindow::default(),
+            interval_received: 0,
             next_report_us: 0,
             report_gate_us: 0,
+            deficit_gate_us: 0,
             last_report_us: None,
             missing_reported_us: None,
             report_cursor: 0,

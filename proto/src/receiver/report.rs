@@ -25,16 +25,28 @@ impl<'a> Receiver<'a> {
             .iter()
             .filter(|m| m.state == SlotState::Filling)
             .count();
-        if now_us < self.report_gate_us && filling * 2 < s.slots {
-            self.next_report_us = self.report_gate_us.min(now_us + self.cfg.holdoff_us.max(1));
+        // A closed gate still lets a deficit through when only rate reports (no ranges)
+        // closed it: the deficit gate is then open.
+        let gated = now_us < self.report_gate_us && filling * 2 < s.slots;
+        if gated && now_us < self.deficit_gate_us {
+            self.next_report_us = self
+                .report_gate_us
+                .min(self.deficit_gate_us)
+                .min(now_us + self.cfg.holdoff_us.max(1));
             return None;
         }
         let mut ranges = [DeficitRange::default(); MAX_RANGES];
         let n = self.build_ranges(now_us, &mut ranges);
+        if gated && n == 0 {
+            self.next_report_us = self.report_gate_us.min(now_us + self.cfg.holdoff_us.max(1));
+            return None;
+        }
         let heartbeat_due = self
             .last_report_us
             .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.heartbeat_us);
-        if n == 0 && !heartbeat_due {
+        // Data arriving is reported every interval even without a deficit: the sender's rate
+        // control needs each interval's delivery to tell whether the links keep up.
+        if n == 0 && !heartbeat_due && self.interval_received == 0 {
             // Nothing due: look again soon, so a block that becomes due is reported within
             // about a holdoff, not a whole interval later. Reports still come at most once
             // per interval, because the interval only restarts when one is sent.
@@ -45,6 +57,9 @@ impl<'a> Receiver<'a> {
         let interval = s.report_interval_us.max(1);
         let jitter = interval / 2 + (interval * (random as u64 % 1024)) / 1024;
         self.report_gate_us = now_us + jitter;
+        if n > 0 {
+            self.deficit_gate_us = now_us + jitter;
+        }
         self.next_report_us = now_us + (interval / 4).max(self.cfg.holdoff_us);
         self.update_loss();
         let phase = if self.done_count == s.blocks {
@@ -60,7 +75,9 @@ impl<'a> Receiver<'a> {
             loss_ppm: self.loss.ppm(),
             phase,
             resumed: self.resumed,
+            interval_received: self.interval_received,
         };
+        self.interval_received = 0;
         self.report_seq = self.report_seq.wrapping_add(1);
         self.last_report_us = Some(now_us);
         self.stats.reports += 1;

@@ -149,6 +149,7 @@ impl<'a> Receiver<'a> {
             }
         }
         self.loss.count();
+        self.interval_received = self.interval_received.saturating_add(1);
     }
 
     pub(super) fn handle_data(&mut self, now_us: u64, d: &wire::Data<'_>) -> Result<(), Dropped> {

@@ -14,6 +14,7 @@
 //! after a newer client of its address was first heard is dropped from the table instead of
 //! being declared lost, so one machine is one row.
 
+use super::rate::ClientRate;
 use crate::wire::{ClientPhase, FailReason, StatusHead};
 
 /// Rows of clients not final that one source host may hold: real machines have an address
@@ -113,6 +114,8 @@ pub struct ClientInfo<A> {
     pub resumed: bool,
     /// When the deficit ranges of its reports were last applied.
     pub ranges_applied_us: Option<u64>,
+    /// What rate control measured of its link.
+    pub rate: ClientRate,
 }
 
 /// The client table counted by state.
@@ -208,12 +211,16 @@ impl<'a, A: SourceAddr> ClientTable<'a, A> {
         self.tally
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &ClientInfo<A>> {
+    pub fn iter(&self) -> impl Iterator<Item = &ClientInfo<A>> + Clone {
         self.rows.iter().flatten()
     }
 
     pub fn get(&self, row: usize) -> Option<&ClientInfo<A>> {
         self.rows.get(row)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, row: usize) -> Option<&mut ClientInfo<A>> {
+        self.rows.get_mut(row)?.as_mut()
     }
 
     /// The row of client `id`, added (receiving) when new: in a free row, else in the row
@@ -285,6 +292,7 @@ impl<'a, A: SourceAddr> ClientTable<'a, A> {
             finished_us: 0,
             resumed: false,
             ranges_applied_us: None,
+            rate: ClientRate::default(),
         });
         self.heard(now_us);
         Ok((i, true))

@@ -35,11 +35,17 @@ pub struct SenderConfig {
     /// Once the session is decided, keep announcing its end (and acknowledging late results)
     /// for this long before it is over.
     pub closing_us: u64,
-    /// Sending rate in bits per second (the ceiling when adapting).
+    /// Sending rate in bits per second: the ceiling when adapting, the rate when not.
     pub rate_bps: u64,
+    /// Where an adapting rate starts: the sending interface's link speed when known; None
+    /// probes upward from [`PROBE_START_BPS`](super::PROBE_START_BPS).
+    pub start_rate_bps: Option<u64>,
+    /// Never above the TCP throughput equation for the worst receiver's loss and round trip
+    /// (shares a congested link with TCP, as TFMCC).
+    pub fair: bool,
     /// Floor for the adapted rate (it never goes below a sixteenth of `rate_bps` either).
     pub min_rate_bps: u64,
-    /// Lower the rate when most clients report heavy loss; raise it back when they do not.
+    /// Find the rate: the largest that the bulk of the clients take without congestion loss.
     pub adapt_rate: bool,
     /// Send repair symbols with each block, sized from the reported loss.
     pub proactive_repair: bool,
@@ -71,7 +77,8 @@ pub struct SenderConfig {
 }
 
 impl SenderConfig {
-    /// Defaults for a LAN: 500 Mbit/s, adaptive, proactive repair, no start gate.
+    /// Defaults for a LAN: adaptive rate probing upward (no ceiling below 100 Gbit/s),
+    /// proactive repair, no start gate.
     pub fn new(session_id: u64, geometry: Geometry) -> Self {
         Self {
             session_id,
@@ -83,7 +90,9 @@ impl SenderConfig {
             timeout_after_forward_us: DEFAULT_TIMEOUT_AFTER_FORWARD_US,
             linger_us: 5_000_000,
             closing_us: 350_000,
-            rate_bps: 500_000_000,
+            rate_bps: 100_000_000_000,
+            start_rate_bps: None,
+            fair: false,
             min_rate_bps: 1_000_000,
             adapt_rate: true,
             proactive_repair: true,
@@ -93,7 +102,7 @@ impl SenderConfig {
             client_timeout_us: 10_000_000,
             lost_grace_us: 60_000_000,
             in_flight_us: 300_000,
-            report_interval_ms: 200,
+            report_interval_ms: 100,
             report_budget_per_s: 2000,
             engine: fec::Engine::detect(),
             key: None,

@@ -3,7 +3,7 @@
 //! It never touches a socket, a clock or a random source: the shell feeds it what arrives
 //! and the time, in microseconds, and sends what it asks for. One API, in the shape of
 //! quinn-proto's `Connection`, with each concern in its own file: the configuration
-//! (`config`), the client table (`clients`), the pacer and rate control (`pacer`), the
+//! (`config`), the client table (`clients`), the pacer (`pacer`), rate control (`rate`), the
 //! schedule of data symbols (`schedule`), deficit suppression (`suppression`), result
 //! acknowledgements (`acks`), the block map and image digest (`blockmap`), the timers
 //! (`timers`), the end-of-session rule (`ending`), the events the shell drains (`events`)
@@ -39,6 +39,7 @@ mod config;
 mod ending;
 mod events;
 mod pacer;
+mod rate;
 mod schedule;
 mod suppression;
 mod timers;
@@ -50,6 +51,7 @@ pub use blockmap::BlockSource;
 pub use clients::{ClientInfo, ClientState, ClientTally, ROWS_PER_ADDRESS, SourceAddr};
 pub use config::{DEFAULT_TIMEOUT_AFTER_FORWARD_US, SenderConfig, SenderError, SenderStorage};
 pub use events::{EVENT_DRAIN_EVERY, EVENT_QUEUE, Event, SessionEnd};
+pub use rate::{ClientRate, PROBE_START_BPS, RateReason, RateSample, tcp_throughput_bps};
 pub use schedule::Phase;
 
 use acks::AckQueue;
@@ -57,7 +59,8 @@ use blockmap::BlockMap;
 use clients::{Change, ClientTable, Expired, NoRow};
 use ending::EndFacts;
 use events::EventQueue;
-use pacer::{Pacer, RateControl};
+use pacer::{LOSS_ESTIMATE_EVERY_US, Pacer};
+use rate::{Decide, RateControl};
 use schedule::{LossView, Schedule, SymbolKind};
 use suppression::Suppression;
 use timers::{Timer, TimerTable};
@@ -190,6 +193,10 @@ pub struct Sender<'a, A> {
     zero_map_due: bool,
     pacer: Pacer,
     rate: RateControl,
+    // What the latest status report told the rate control, and how many reports did.
+    last_rate_sample: RateSample,
+    rate_samples: u64,
+    loss_estimated_at_us: Option<u64>,
     acks: AckQueue<A>,
     events: EventQueue,
     timers: TimerTable,
@@ -241,7 +248,18 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             zero_map_hint: None,
             zero_map_due: false,
             pacer: Pacer::new(cfg.burst_bytes, now_us),
-            rate: RateControl::new(cfg.rate_bps, cfg.min_rate_bps, cfg.adapt_rate, now_us),
+            rate: RateControl::new(
+                cfg.rate_bps,
+                cfg.start_rate_bps,
+                cfg.min_rate_bps,
+                cfg.adapt_rate,
+                cfg.fair,
+                (cfg.geometry.symbol_size as usize + DATA_OVERHEAD) as u64,
+                now_us,
+            ),
+            last_rate_sample: RateSample::default(),
+            rate_samples: 0,
+            loss_estimated_at_us: None,
             acks: AckQueue::new(),
             events: EventQueue::new(),
             timers,
@@ -283,6 +301,16 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
     /// Current sending rate in bits per second.
     pub fn rate_bps(&self) -> u64 {
         self.rate.rate_bps()
+    }
+    /// Why the rate last changed.
+    /// What the latest status report told the rate control, and the count of reports that
+    /// did (a shell's trace prints the sample when the count moves).
+    pub fn last_rate_sample(&self) -> (u64, &RateSample) {
+        (self.rate_samples, &self.last_rate_sample)
+    }
+
+    pub fn rate_reason(&self) -> RateReason {
+        self.rate.reason()
     }
     /// Median loss reported by receiving clients, parts per million.
     pub fn loss_estimate_ppm(&self) -> u32 {
@@ -379,15 +407,22 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
 
     /// The report interval the sender asks of clients: longer with more clients still
     /// receiving (lost, failed and verified ones send no more reports), so that all
-    /// reports together stay within the budget; never so long that a client reporting at
-    /// 1.5 intervals (the most jitter) comes near the client timeout.
+    /// reports together stay within the budget; shorter while the rate is probed upward, so
+    /// that the first congestion is heard of before the rate doubles again; never so long
+    /// that a client reporting at 1.5 intervals (the most jitter) comes near the client
+    /// timeout.
     pub fn report_interval_ms(&self) -> u32 {
         let clients = self.tally().active() as u64;
         let by_budget = clients * 1000 / self.cfg.report_budget_per_s.max(1) as u64;
         let cap_ms = (self.cfg.client_timeout_us / 3 / 1000).clamp(10, 60_000);
-        (self.cfg.report_interval_ms as u64)
-            .max(by_budget)
-            .clamp(10, cap_ms) as u32
+        let wanted = if self.rate.in_startup() {
+            self.cfg
+                .report_interval_ms
+                .min(rate::STARTUP_REPORT_INTERVAL_MS)
+        } else {
+            self.cfg.report_interval_ms
+        };
+        (wanted as u64).max(by_budget).clamp(10, cap_ms) as u32
     }
 
     /// Ends the session early (an operator's interrupt): closing announces go out for the
@@ -499,6 +534,10 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         let after = self.clients.get(row).map_or(0, |c| tenths(c.blocks_done));
         if after > before {
             self.push_event(Event::ClientProgressed { row, tenths: after });
+        }
+        if let Some(c) = self.clients.get_mut(row) {
+            self.last_rate_sample = self.rate.on_report(&mut c.rate, &st.head, now_us);
+            self.rate_samples += 1;
         }
         if let Some(ch) = change {
             self.client_changed(ch);
@@ -620,11 +659,26 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         // Credit earned so far counts at the rate it was earned at, before the rate adapts.
         self.pacer.refill(now_us, self.rate.rate_bps());
         self.maybe_start(now_us);
-        if self.rate.estimate_due(now_us) {
-            let median = self.clients.median_loss_ppm();
-            self.rate.set_estimate(now_us, median);
+        if self
+            .loss_estimated_at_us
+            .is_none_or(|t| now_us.saturating_sub(t) >= LOSS_ESTIMATE_EVERY_US)
+        {
+            self.loss_estimated_at_us = Some(now_us);
+            self.rate.set_loss_estimate(self.clients.median_loss_ppm());
         }
-        self.rate.adapt(now_us);
+        // The rate follows the clients still receiving: one that finished has nothing more
+        // to say about its link.
+        let decide = Decide {
+            now_us,
+            report_interval_us: self.report_interval_ms() as u64 * 1000,
+            busy: self.schedule.sending() && !self.is_idle(),
+        };
+        let receiving = self
+            .clients
+            .iter()
+            .filter(|c| c.state == ClientState::Receiving)
+            .map(|c| &c.rate);
+        self.rate.decide(decide, receiving);
         let events = &mut self.events;
         let room = events.room();
         self.clients.expire(now_us, room, |e| {
@@ -708,6 +762,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
 
     fn spend(&mut self, bytes: usize) {
         self.pacer.spend(bytes);
+        self.rate.on_sent((bytes + wire::FRAMING_BYTES) as u64);
         self.stats.bytes += bytes as u64;
     }
 
@@ -786,6 +841,9 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             self.first_pass_done(now_us);
         }
         self.last_busy_us = now_us;
+        // The history spans about four report intervals (128 entries each).
+        let spacing = (self.report_interval_ms() as u64 * 1000 / 128).max(250);
+        self.rate.on_data_sent(sym.seq, now_us, spacing);
         self.spend(sym_len);
         self.stats.data_packets += 1;
         self.data_since_announce += 1;

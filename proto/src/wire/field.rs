@@ -106,8 +106,8 @@ pub mod status {
     pub const PHASE: Field = 42..43;
     /// Status flags: bit 0 resumed (version 3).
     pub const FLAGS: Field = 43..44;
-    /// Must be zero.
-    pub const RESERVED: Field = 44..48;
+    /// Data packets received since the client's previous report (version 3).
+    pub const INTERVAL_RECEIVED: Field = 44..48;
     /// The ranges, [`range::LEN`] bytes each, up to the CRC trailer.
     pub const RANGES: Rest = 48..;
     /// Bytes before the ranges.

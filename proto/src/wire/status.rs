@@ -1,7 +1,7 @@
 //! Status packet: a client's progress and the blocks it still lacks.
 
 use super::field::{
-    get_u8, get_u16, get_u32, get_u64, is_zero, put_u8, put_u16, put_u32, put_u64, status as f,
+    get_u8, get_u16, get_u32, get_u64, put_u8, put_u16, put_u32, put_u64, status as f,
 };
 use super::{
     CRC_LEN, MAX_K, MAX_RANGES, Packet, PacketType, RANGE_LEN, STATUS_FIXED_LEN, WireError, room,
@@ -54,6 +54,10 @@ pub struct StatusHead {
     /// The client holds blocks of this image written in an earlier session of it (a
     /// server restarted on the same image): flag bit 0 (`STATUS_RESUMED`).
     pub resumed: bool,
+    /// Data packets received since its previous report: with the previous report's
+    /// `last_seq`, the share of the packets sent in between that arrived, which is what the
+    /// sender's rate control compares with the rate it sent at.
+    pub interval_received: u32,
 }
 
 /// Status flag bit 0: the client resumed from an earlier session of the same image.
@@ -107,7 +111,7 @@ pub fn write_status(
     put_u16(buf, f::RANGE_COUNT, ranges.len() as u16);
     put_u8(buf, f::PHASE, head.phase as u8);
     put_u8(buf, f::FLAGS, if head.resumed { STATUS_RESUMED } else { 0 });
-    buf[f::RESERVED].fill(0);
+    put_u32(buf, f::INTERVAL_RECEIVED, head.interval_received);
     let entries = buf[f::RANGES].chunks_exact_mut(RANGE_LEN);
     for (entry, r) in entries.zip(ranges) {
         put_u32(entry, range::FIRST, r.first);
@@ -142,9 +146,6 @@ impl<'a> Packet<'a> {
         if flags & !STATUS_RESUMED != 0 {
             return Err(WireError::BadField("status flags"));
         }
-        if !is_zero(b, f::RESERVED) {
-            return Err(WireError::BadField("reserved"));
-        }
         let loss_ppm = get_u32(b, f::LOSS_PPM);
         if loss_ppm > 1_000_000 {
             return Err(WireError::BadField("loss_ppm"));
@@ -158,6 +159,7 @@ impl<'a> Packet<'a> {
                 loss_ppm,
                 phase,
                 resumed: flags & STATUS_RESUMED != 0,
+                interval_received: get_u32(b, f::INTERVAL_RECEIVED),
             },
             raw_ranges: &b[f::RANGES.start..self.body_end()],
         };

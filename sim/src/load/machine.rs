@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 
 use bb_proto::digest::{DigestAccumulator, ZeroHashes};
-use bb_proto::receiver::{LossWindow, Outcome, ReceiverConfig};
+use bb_proto::receiver::{
+    LossWindow, MAX_REPORT_INTERVAL_US, MIN_REPORT_INTERVAL_US, Outcome, ReceiverConfig,
+};
 use bb_proto::wire::{
     self, Announce, AnnounceFlags, ClientPhase, DataHead, DeficitRange, FailReason, Geometry,
     MAX_RANGES, ResultOutcome, ResultReport, StatusHead,
@@ -84,11 +86,15 @@ pub struct Machine {
     zero_hashes: ZeroHashes,
     highest_seq: Option<u32>,
     loss: LossWindow,
+    /// Data datagrams since the last report (status field for the sender's rate control).
+    interval_received: u32,
     front: u32,
     last_data_us: u64,
     progress_us: u64,
     next_report_us: u64,
     report_gate_us: u64,
+    /// Set only by reports with ranges: a report for the rate alone does not hold a deficit.
+    deficit_gate_us: u64,
     last_report_us: Option<u64>,
     missing_reported_us: Option<u64>,
     report_cursor: u32,
@@ -150,11 +156,13 @@ impl Machine {
             zero_hashes: ZeroHashes::new(),
             highest_seq: None,
             loss: LossWindow::default(),
+            interval_received: 0,
             front: 0,
             last_data_us: 0,
             progress_us: start_us,
             next_report_us: 0,
             report_gate_us: 0,
+            deficit_gate_us: 0,
             last_report_us: None,
             missing_reported_us: None,
             report_cursor: 0,
@@ -238,7 +246,8 @@ impl Machine {
     }
 
     fn on_announce(&mut self, now_us: u64, id: u64, a: &Announce) {
-        let interval_us = a.report_interval_ms as u64 * 1000;
+        let interval_us = (a.report_interval_ms as u64 * 1000)
+            .clamp(MIN_REPORT_INTERVAL_US, MAX_REPORT_INTERVAL_US);
         if let Some(s) = &mut self.session {
             if s.geometry != a.geometry {
                 return;
@@ -276,6 +285,7 @@ impl Machine {
             self.highest_seq = Some(d.seq);
         }
         self.loss.count();
+        self.interval_received = self.interval_received.saturating_add(1);
         self.last_data_us = now_us;
         self.front = self.front.max(d.block + 1);
         let b = d.block;
@@ -442,16 +452,24 @@ impl Machine {
             return None;
         }
         let holdoff = self.cfg.holdoff_us.max(1);
-        if now_us < self.report_gate_us {
-            self.next_report_us = self.report_gate_us.min(now_us + holdoff);
+        let gated = now_us < self.report_gate_us;
+        if gated && now_us < self.deficit_gate_us {
+            self.next_report_us = self
+                .report_gate_us
+                .min(self.deficit_gate_us)
+                .min(now_us + holdoff);
             return None;
         }
         let mut ranges = [DeficitRange::default(); MAX_RANGES];
         let n = self.build_ranges(now_us, s, &mut ranges);
+        if gated && n == 0 {
+            self.next_report_us = self.report_gate_us.min(now_us + holdoff);
+            return None;
+        }
         let heartbeat_due = self
             .last_report_us
             .is_none_or(|t| now_us.saturating_sub(t) >= self.cfg.heartbeat_us);
-        if n == 0 && !heartbeat_due {
+        if n == 0 && !heartbeat_due && self.interval_received == 0 {
             self.next_report_us = now_us + holdoff;
             return None;
         }
@@ -459,6 +477,9 @@ impl Machine {
         let interval = s.interval_us.max(1);
         let jitter = interval / 2 + interval * (self.random() as u64 % 1024) / 1024;
         self.report_gate_us = now_us + jitter;
+        if n > 0 {
+            self.deficit_gate_us = now_us + jitter;
+        }
         self.next_report_us = now_us + (interval / 4).max(holdoff);
         self.update_loss();
         let head = StatusHead {
@@ -473,7 +494,9 @@ impl Machine {
                 ClientPhase::Receiving
             },
             resumed: false,
+            interval_received: self.interval_received,
         };
+        self.interval_received = 0;
         self.report_seq = self.report_seq.wrapping_add(1);
         self.last_report_us = Some(now_us);
         self.stats.reports += 1;

@@ -67,6 +67,7 @@ fn head(id: u64, last_seq: u32, blocks_done: u32, phase: ClientPhase) -> StatusH
         loss_ppm: 0,
         phase,
         resumed: false,
+        interval_received: 0,
     }
 }
 

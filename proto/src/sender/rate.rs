@@ -1,0 +1,976 @@
+//! Rate control: finds the largest rate the bulk of the clients take without congestion loss.
+//!
+//! Each status report says how many data packets the client received since its previous
+//! report; against the packets sent between the two reports' highest sequence numbers that
+//! is the share that arrived (an interval sample). A link that drops a fixed share at any
+//! rate shows the same share whatever the rate: the client's *loss floor*. A link the sender
+//! overruns (a queue that fills, then drops) delivers a fixed rate whatever is sent: its loss
+//! rises above the floor as the rate rises. So a sample whose loss is well above the floor
+//! is congestion, and what it delivered (corrected for the floor) is the link's capacity.
+//!
+//! The rate starts at the link speed when the shell knows it; otherwise it starts low and
+//! doubles every 100 ms until the first congestion (startup). Outside startup it grows
+//! slowly, faster the longer no congestion was seen. When more than a fifth of the clients with a recent sample
+//! are congested, it drops to a little under the capacity that four fifths of them reach:
+//! one slow client never sets the rate; once the others are done it is the bulk, and the
+//! rate follows its link. With `fair`, the rate never exceeds the TCP throughput equation
+//! (as TFMCC) for the client whose loss and round trip give the least.
+//!
+//! Everything here is sans-IO: the sender feeds it the time, each report, and each packet
+//! it sends.
+
+use crate::wire::StatusHead;
+
+/// How often the rate is reconsidered.
+pub(crate) const DECIDE_EVERY_US: u64 = 25_000;
+/// Startup doubles the rate this often, at most (twice the report interval, at least).
+const STARTUP_DOUBLING_US: u64 = 100_000;
+/// Startup doubles the rate this often, at least: once the first congestion is reported,
+/// the rate has overrun the link by no more than about 2^(feedback delay / this).
+const STARTUP_FASTEST_DOUBLING_US: u64 = 50_000;
+/// A queue that holds packets this long in front of a client's link means the rate has
+/// reached the link: a queue fills before it drops, so waiting for loss would let the rate
+/// grow (in startup: double) again while it fills.
+const QUEUE_DELAY_US: u64 = 5_000;
+/// A queue delay above this, grown by more than [`DEEP_QUEUE_GROWTH_US`] since the
+/// previous report, is congestion before any loss.
+const DEEP_QUEUE_DELAY_US: u64 = 30_000;
+const DEEP_QUEUE_GROWTH_US: u64 = 5_000;
+/// Where startup leaves the rate when a queue shows (thousandths of the rate then).
+const STARTUP_EXIT_PERMILLE: u64 = 700;
+/// The report interval the sender asks for during startup (the report budget still holds).
+pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = 20;
+/// Where a rate with no link speed to start from begins: low enough that overrunning a slow
+/// link for the first round trip of reports wastes little of it.
+pub const PROBE_START_BPS: u64 = 32_000_000;
+/// After a cut, the rate goes to this share of the measured capacity (thousandths).
+const CUT_TO_PERMILLE: u64 = 960;
+/// Excess loss over the floor that is congestion (at least; twice the floor when larger).
+const CONGESTION_EXCESS_PPM: u32 = 20_000;
+/// The random loss assumed when judging whether a sample's excess is chance (at least).
+const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
+/// Intervals shorter than this many packets say too little to judge.
+const MIN_SAMPLE_PACKETS: u32 = 32;
+/// Samples older than this many report intervals no longer count.
+const SAMPLE_LIFETIME_INTERVALS: u64 = 4;
+/// Entries of the sequence-number-to-time history.
+const SENT_HISTORY: usize = 512;
+
+/// Why the rate last changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateReason {
+    /// Fixed by configuration (no adaptation).
+    Fixed,
+    /// Started at the sending interface's link speed.
+    LinkSpeed,
+    /// No link speed known: probing upward from a low start.
+    Probing,
+    /// No congestion reported: growing.
+    Growing,
+    /// Delivery stopped following the rate: cut to what the bulk of the clients receive.
+    Congestion,
+    /// Growing or holding although some clients are congested: they are fewer than a fifth
+    /// and are served from the carousel at their own pace later.
+    SlowClientLeftBehind,
+    /// Held at the configured ceiling.
+    Ceiling,
+    /// Held at the TCP-friendly rate of the worst receiver (`fair`).
+    TcpFriendly,
+}
+
+impl RateReason {
+    /// A short word for progress lines and summaries.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::LinkSpeed => "link speed",
+            Self::Probing => "probing",
+            Self::Growing => "growing",
+            Self::Congestion => "congestion",
+            Self::SlowClientLeftBehind => "slow client left behind",
+            Self::Ceiling => "ceiling",
+            Self::TcpFriendly => "tcp-friendly",
+        }
+    }
+}
+
+/// What the rate control knows of one client, kept in its row of the client table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientRate {
+    /// Previous report's counter, the highest data sequence number it had seen (the start
+    /// of the next sample), and when it arrived.
+    prev: Option<(u32, u32, u64)>,
+    /// When the latest sample arrived.
+    pub sample_at_us: u64,
+    /// The middle of the latest sample's time span.
+    sample_mid_us: u64,
+    /// Loss over the latest sample, parts per million.
+    pub interval_loss_ppm: u32,
+    /// The loss this client shows at any rate (random loss), parts per million.
+    pub loss_floor_ppm: u32,
+    /// The latest sample was congestion.
+    pub congested: bool,
+    /// Rate its link delivered in the latest sample, corrected for the loss floor (bit/s).
+    pub capacity_bps: u64,
+    /// Round-trip estimate: report arrival minus the send time of its highest sequence.
+    pub rtt_us: u64,
+    /// The least round trip seen: the path without a queue.
+    pub rtt_min_us: u64,
+    /// The latest report's round trip less the least: how long a queue on the path holds
+    /// packets now.
+    pub queue_delay_us: u64,
+    /// How much the queue delay grew since the previous report.
+    pub queue_growth_us: u64,
+    /// Capacity and loss when it was last congested (to tell random loss, which does not
+    /// fall when the rate falls below that capacity).
+    congested_capacity_bps: u64,
+    congested_loss_ppm: u32,
+}
+
+/// What one status report told the rate control (for a shell's trace): the interval sample
+/// it made, or why it made none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateSample {
+    pub client_id: u64,
+    pub report_seq: u32,
+    /// When the report arrived.
+    pub at_us: u64,
+    /// Time since the client's previous report arrived (0: no sample).
+    pub span_us: u64,
+    /// Data packets the sender counts as sent in the span (shifted back by the least RTT).
+    pub sent: u32,
+    /// Data packets the client says it received in the span.
+    pub received: u32,
+    /// The loss the client measured itself from sequence gaps (ppm).
+    pub client_loss_ppm: u32,
+    /// Loss of this sample, the client's loss floor after it, and whether it is congestion.
+    pub loss_ppm: u32,
+    pub floor_ppm: u32,
+    pub congested: bool,
+    pub rtt_min_us: u64,
+    /// The report's round trip less the least (a queue on the path).
+    pub queue_delay_us: u64,
+    /// Why no sample was made, or "sample".
+    pub note: &'static str,
+}
+
+/// The rate, its reason, and the history it judges samples with.
+pub(crate) struct RateControl {
+    /// The configured ceiling, or the link speed when lower: nothing leaves the sending
+    /// interface faster than its link.
+    ceiling_bps: u64,
+    /// The ceiling is the link speed.
+    ceiling_is_link: bool,
+    floor_bps: u64,
+    adapt: bool,
+    fair: bool,
+    rate_bps: u64,
+    reason: RateReason,
+    startup: bool,
+    decided_at_us: u64,
+    cut_at_us: u64,
+    /// Since when the rate grows without a cut (or since startup ended): growth speeds up
+    /// with it.
+    calm_since_us: u64,
+    /// Bits of one data packet on the wire (symbol, header, framing).
+    packet_bits: u64,
+    /// Bytes of one data packet (UDP payload), for the TCP equation.
+    packet_bytes: u64,
+    sent: [(u32, u64); SENT_HISTORY],
+    sent_len: usize,
+    sent_head: usize,
+    /// The latest data sequence number sent.
+    last_seq_sent: u32,
+    /// Wire bytes sent since the last decision (whether the rate was used at all).
+    bytes_since_decide: u64,
+    loss_estimate_ppm: u32,
+}
+
+/// Inputs of one decision.
+pub(crate) struct Decide {
+    pub now_us: u64,
+    pub report_interval_us: u64,
+    /// The sender has data to send (the forward pass, repairs): an idle sender does not
+    /// learn whether a higher rate would pass.
+    pub busy: bool,
+}
+
+impl RateControl {
+    /// `start_bps`: the sending interface's link speed, where the rate starts and which it
+    /// never exceeds; None probes upward from [`PROBE_START_BPS`].
+    pub fn new(
+        ceiling_bps: u64,
+        start_bps: Option<u64>,
+        min_rate_bps: u64,
+        adapt: bool,
+        fair: bool,
+        packet_bytes: u64,
+        now_us: u64,
+    ) -> Self {
+        let mut ceiling_bps = ceiling_bps.max(1);
+        let ceiling_is_link = adapt && start_bps.is_some_and(|s| s < ceiling_bps);
+        if ceiling_is_link {
+            ceiling_bps = start_bps.unwrap_or(ceiling_bps).max(1);
+        }
+        let floor_bps = min_rate_bps.clamp(1, ceiling_bps);
+        let (rate_bps, reason) = match (adapt, start_bps) {
+            (false, _) => (ceiling_bps, RateReason::Fixed),
+            (true, Some(_)) if ceiling_is_link => (ceiling_bps, RateReason::LinkSpeed),
+            (true, Some(_)) => (ceiling_bps, RateReason::Ceiling),
+            (true, None) if PROBE_START_BPS >= ceiling_bps => (ceiling_bps, RateReason::Ceiling),
+            (true, None) => (PROBE_START_BPS.max(floor_bps), RateReason::Probing),
+        };
+        Self {
+            ceiling_bps,
+            ceiling_is_link,
+            floor_bps,
+            adapt,
+            fair,
+            rate_bps,
+            reason,
+            // A known link speed is a good first guess: from there the rate only creeps up.
+            startup: adapt && start_bps.is_none(),
+            decided_at_us: now_us,
+            cut_at_us: now_us,
+            calm_since_us: now_us,
+            packet_bits: (packet_bytes + crate::wire::FRAMING_BYTES as u64) * 8,
+            packet_bytes,
+            sent: [(0, 0); SENT_HISTORY],
+            sent_len: 0,
+            sent_head: 0,
+            last_seq_sent: 0,
+            bytes_since_decide: 0,
+            loss_estimate_ppm: 0,
+        }
+    }
+
+    pub fn rate_bps(&self) -> u64 {
+        self.rate_bps
+    }
+
+    pub fn reason(&self) -> RateReason {
+        self.reason
+    }
+
+    pub fn loss_estimate_ppm(&self) -> u32 {
+        self.loss_estimate_ppm
+    }
+
+    /// The rate is still probed upward (no congestion seen yet, no link speed known).
+    pub fn in_startup(&self) -> bool {
+        self.startup
+    }
+
+    /// Takes a fresh loss estimate (the median loss of the clients still receiving), for
+    /// proactive repair.
+    pub fn set_loss_estimate(&mut self, median_loss_ppm: u32) {
+        self.loss_estimate_ppm = median_loss_ppm;
+    }
+
+    /// A datagram of `wire_bytes` (with framing) went out.
+    pub fn on_sent(&mut self, wire_bytes: u64) {
+        self.bytes_since_decide += wire_bytes;
+    }
+
+    /// Data packet `seq` went out at `now_us`. Kept at most every `spacing_us`, so that the
+    /// history spans several report intervals.
+    pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
+        self.last_seq_sent = seq;
+        if self.sent_len > 0 {
+            let newest = self.sent[(self.sent_head + self.sent_len - 1) % SENT_HISTORY];
+            if now_us.saturating_sub(newest.1) < spacing_us {
+                return;
+            }
+        }
+        if self.sent_len < SENT_HISTORY {
+            self.sent[(self.sent_head + self.sent_len) % SENT_HISTORY] = (seq, now_us);
+            self.sent_len += 1;
+        } else {
+            self.sent[self.sent_head] = (seq, now_us);
+            self.sent_head = (self.sent_head + 1) % SENT_HISTORY;
+        }
+    }
+
+    fn sent_entry(&self, i: usize) -> (u32, u64) {
+        self.sent[(self.sent_head + i) % SENT_HISTORY]
+    }
+
+    /// When data packet `seq` was sent, interpolated from the history; None when it is
+    /// older than the history.
+    pub fn sent_at(&self, seq: u32) -> Option<u64> {
+        if self.sent_len == 0 {
+            return None;
+        }
+        let newest = self.sent_entry(self.sent_len - 1);
+        // Sequence numbers wrap: compare by distance back from the newest.
+        let back = |s: u32| newest.0.wrapping_sub(s);
+        let target = back(seq);
+        if target > i32::MAX as u32 {
+            return Some(newest.1); // newer than the newest kept
+        }
+        if target > back(self.sent_entry(0).0) {
+            return None;
+        }
+        // The first entry at or after `seq` (back() decreasing along the history).
+        let (mut lo, mut hi) = (0usize, self.sent_len - 1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if back(self.sent_entry(mid).0) > target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let after = self.sent_entry(lo);
+        if lo == 0 || back(after.0) == target {
+            return Some(after.1);
+        }
+        let before = self.sent_entry(lo - 1);
+        let span = after.0.wrapping_sub(before.0).max(1) as u64;
+        let part = seq.wrapping_sub(before.0) as u64;
+        Some(before.1 + (after.1 - before.1) * part / span)
+    }
+
+    /// Takes a status report into the client's rate state.
+    ///
+    /// A sample spans two consecutive reports: the packets the client received between
+    /// them (its report says) against those the sender sent between the two reports'
+    /// highest sequence numbers. Returns what the report told (for a trace).
+    pub fn on_report(&self, c: &mut ClientRate, head: &StatusHead, now_us: u64) -> RateSample {
+        let mut note = RateSample {
+            client_id: head.client_id,
+            report_seq: head.report_seq,
+            at_us: now_us,
+            received: head.interval_received,
+            client_loss_ppm: head.loss_ppm,
+            ..RateSample::default()
+        };
+        if let Some(t) = self.sent_at(head.last_seq)
+            && self.sent_len > 0
+        {
+            let rtt = now_us.saturating_sub(t).max(1);
+            c.rtt_us = if c.rtt_us == 0 || rtt < c.rtt_us {
+                rtt
+            } else {
+                c.rtt_us + (rtt - c.rtt_us) / 8
+            };
+            c.rtt_min_us = if c.rtt_min_us == 0 {
+                rtt
+            } else {
+                c.rtt_min_us.min(rtt)
+            };
+            let before = c.queue_delay_us;
+            c.queue_delay_us = rtt - c.rtt_min_us;
+            c.queue_growth_us = c.queue_delay_us.saturating_sub(before);
+        }
+        note.rtt_min_us = c.rtt_min_us;
+        note.queue_delay_us = c.queue_delay_us;
+        // The sample spans the two reports' highest sequence numbers: the client counted the
+        // packets it received between building them, and those are what the sender sent
+        // between those two sequence numbers, less the ones lost. Sequence numbers, not
+        // arrival times: a report waits in queues and in the server's loop for a varying
+        // while, which at a gigabit is several per cent of an interval's packets.
+        let prev = c.prev.replace((head.report_seq, head.last_seq, now_us));
+        let Some((prev_report, prev_last_seq, prev_at)) = prev else {
+            note.note = "first report";
+            return note;
+        };
+        if head.report_seq != prev_report.wrapping_add(1) {
+            note.note = "a report between was lost";
+            return note;
+        }
+        let sent = head.last_seq.wrapping_sub(prev_last_seq);
+        note.sent = sent;
+        if !(MIN_SAMPLE_PACKETS..1 << 30).contains(&sent) {
+            note.note = "too few packets sent";
+            return note;
+        }
+        let (Some(t0), Some(t1)) = (self.sent_at(prev_last_seq), self.sent_at(head.last_seq))
+        else {
+            note.note = "older than the send history";
+            return note;
+        };
+        // How long the sender took to send them: their rate as sent, and (less the loss)
+        // what the link passed of it.
+        let dt = t1.saturating_sub(t0);
+        note.span_us = dt;
+        if dt == 0 {
+            note.note = "sent in one burst";
+            return note;
+        }
+        let got = head.interval_received;
+        let loss = (sent.saturating_sub(got) as u64 * 1_000_000 / sent as u64) as u32;
+        let sent_bps = sent as u64 * self.packet_bits * 1_000_000 / dt;
+        // What the link passed: the packets over the time the sender took to send them, or
+        // over the time between the reports' arrivals when that is shorter (a full queue
+        // delivers at the link's rate while the sender, cutting, sends slower). The larger:
+        // a cut too shallow is corrected by the next sample, one too deep only by slow growth.
+        let arrival_dt = now_us.saturating_sub(prev_at).max(1);
+        let delivered_bps = got as u64 * self.packet_bits * 1_000_000 / dt.min(arrival_dt);
+        let floor = c.loss_floor_ppm;
+        let congested = is_congestion(loss, floor, sent);
+        let capacity = |floor: u32| {
+            (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
+        };
+        if congested {
+            // Loss that stays as high once the rate is within the capacity measured when it
+            // was congested does not come from the rate: it is this client's random loss.
+            let within = sent_bps * 100 <= c.congested_capacity_bps * 105;
+            let (was, now) = (c.congested_loss_ppm as u64, loss as u64);
+            if within && now * 10 >= was * 7 && now * 10 <= was * 14 {
+                c.loss_floor_ppm = loss;
+                c.congested_capacity_bps = 0;
+            } else {
+                c.congested_capacity_bps = capacity(floor);
+                c.congested_loss_ppm = loss;
+            }
+        } else {
+            c.congested_capacity_bps = 0;
+            c.loss_floor_ppm = if loss < floor {
+                loss
+            } else {
+                floor + (loss - floor) / 4
+            };
+        }
+        c.congested = is_congestion(loss, c.loss_floor_ppm, sent);
+        c.capacity_bps = capacity(c.loss_floor_ppm);
+        // A deep queue growing in front of the link: the rate exceeds what the link passes,
+        // though nothing is dropped yet, and the loss will show only once the queue has
+        // held the overrun for long. What arrived over the reports' span is then the
+        // link's rate. Deep only: a shallow queue soon drops, and a report delayed a few
+        // milliseconds (a busy loop) must not read as a queue.
+        // Only while the sample was sent near the rate: what arrives of a trickle (the
+        // repairs at the end) is no link's rate, and a stalled server looks like a queue.
+        if !c.congested
+            && c.queue_delay_us > DEEP_QUEUE_DELAY_US
+            && c.queue_growth_us > DEEP_QUEUE_GROWTH_US
+            && sent_bps * 10 >= self.rate_bps * 7
+        {
+            c.congested = true;
+            let arrived_bps = got as u64 * self.packet_bits * 1_000_000 / arrival_dt;
+            c.capacity_bps = (arrived_bps as u128 * 1_000_000
+                / (1_000_000 - c.loss_floor_ppm.min(999_999)) as u128)
+                as u64;
+        }
+        c.interval_loss_ppm = loss;
+        c.sample_at_us = now_us;
+        c.sample_mid_us = t0 + dt / 2;
+        RateSample {
+            loss_ppm: loss,
+            floor_ppm: c.loss_floor_ppm,
+            congested: c.congested,
+            note: "sample",
+            ..note
+        }
+    }
+
+    /// Reconsiders the rate from the receiving clients' latest samples, at most every
+    /// [`DECIDE_EVERY_US`].
+    pub fn decide<'c>(&mut self, d: Decide, clients: impl Iterator<Item = &'c ClientRate> + Clone) {
+        let dt = d.now_us.saturating_sub(self.decided_at_us);
+        if !self.adapt || dt < DECIDE_EVERY_US {
+            return;
+        }
+        self.decided_at_us = d.now_us;
+        let used = self.bytes_since_decide * 8 * 1_000_000 / dt.max(1);
+        self.bytes_since_decide = 0;
+        let lifetime = d.report_interval_us * SAMPLE_LIFETIME_INTERVALS;
+        let recent = clients
+            .filter(|c| c.sample_at_us > 0 && d.now_us.saturating_sub(c.sample_at_us) <= lifetime);
+        let n = recent.clone().count() as u64;
+        if n == 0 {
+            return;
+        }
+        // Samples mostly sent before the last cut still show the rate before it.
+        let after_cut = |c: &&ClientRate| c.sample_mid_us >= self.cut_at_us;
+        let congested = recent
+            .clone()
+            .filter(|c| c.congested && after_cut(c))
+            .count() as u64;
+        // A queue filling in front of the links of more than a fifth of the clients: the
+        // rate has reached their links. Startup ends (a little below, since the queue shows
+        // late), and the rate holds rather than grow into the queue until it overflows.
+        let queued = recent
+            .clone()
+            .filter(|c| c.queue_delay_us > QUEUE_DELAY_US && after_cut(c))
+            .count() as u64;
+        let queue_filling = queued * 5 > n;
+        if queue_filling {
+            self.calm_since_us = d.now_us;
+            if self.startup {
+                // The queue shows a round of reports late: the rate has grown by about a
+                // doubling since it passed the link.
+                self.rate_bps = (self.rate_bps * STARTUP_EXIT_PERMILLE / 1000).max(self.floor_bps);
+                self.startup = false;
+                self.reason = RateReason::Growing;
+            }
+        }
+        if congested * 5 > n {
+            // The capacity four fifths of the clients reach: the largest value at or below
+            // which at most a fifth fall (uncongested clients take at least the rate).
+            let cap = |c: &ClientRate| {
+                if c.congested {
+                    c.capacity_bps
+                } else {
+                    u64::MAX
+                }
+            };
+            let (mut lo, mut hi) = (0u64, self.rate_bps);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                let below = recent.clone().filter(|c| cap(c) < mid).count() as u64;
+                if below * 5 <= n {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            let to = (lo as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+            if to < self.rate_bps {
+                self.rate_bps = to.max(self.floor_bps);
+                self.reason = RateReason::Congestion;
+                self.startup = false;
+                self.cut_at_us = d.now_us;
+                self.calm_since_us = d.now_us;
+            }
+        } else if d.busy && used * 10 >= self.rate_bps * 7 && !queue_filling {
+            // Grow only while the rate is used: otherwise nothing says a higher one passes.
+            let dt = dt.min(STARTUP_DOUBLING_US) as u128;
+            let rate = self.rate_bps as u128;
+            let grown = if self.startup {
+                // Doubling per two report intervals (50-100 ms), compounded per decision
+                // (ln 2 = 0.693).
+                let doubling = (2 * d.report_interval_us)
+                    .clamp(STARTUP_FASTEST_DOUBLING_US, STARTUP_DOUBLING_US)
+                    as u128;
+                rate + rate * dt * 693 / (1000 * doubling)
+            } else {
+                // 2% per 100 ms, doubling every half second without congestion, up to 64%.
+                let calm = d.now_us.saturating_sub(self.calm_since_us) / 500_000;
+                let per_100ms_ppm = 20_000u128 << calm.min(5);
+                rate + rate * per_100ms_ppm * dt / (1_000_000 * 100_000)
+            };
+            let grown = grown.min(u64::MAX as u128) as u64;
+            self.rate_bps = grown.max(self.rate_bps + 1).min(self.ceiling_bps);
+            // At the ceiling there is nothing more to probe for.
+            self.startup &= self.rate_bps < self.ceiling_bps;
+            self.reason = if congested > 0 {
+                RateReason::SlowClientLeftBehind
+            } else if self.rate_bps == self.ceiling_bps && self.ceiling_is_link {
+                RateReason::LinkSpeed
+            } else if self.rate_bps == self.ceiling_bps {
+                RateReason::Ceiling
+            } else if self.startup && self.reason == RateReason::Probing {
+                RateReason::Probing
+            } else {
+                RateReason::Growing
+            };
+        }
+        if self.fair
+            && let Some(tcp) = self.tcp_friendly_bps(recent)
+            && tcp < self.rate_bps
+        {
+            self.rate_bps = tcp.max(self.floor_bps);
+            self.reason = RateReason::TcpFriendly;
+            self.startup = false;
+        }
+    }
+
+    /// The least TCP throughput (RFC 5348 section 3.1, t_RTO = 4 RTT, b = 1) over the
+    /// clients that lose packets: what one TCP flow would get on each one's path.
+    fn tcp_friendly_bps<'c>(&self, clients: impl Iterator<Item = &'c ClientRate>) -> Option<u64> {
+        clients
+            .filter(|c| c.rtt_us > 0)
+            .filter_map(|c| {
+                let p = c.interval_loss_ppm.max(c.loss_floor_ppm);
+                tcp_throughput_bps(self.packet_bytes, c.rtt_us, p)
+            })
+            .min()
+    }
+}
+
+/// A sample's loss is congestion when it exceeds the client's floor by more than
+/// `max(floor, 2%)` and by more than chance does: three standard deviations of the losses
+/// a random loss of `max(floor, 1%)` gives over `sent` packets (a short sample at a low
+/// rate holds few packets: two lost of 55 at 1% random loss is not congestion).
+fn is_congestion(loss_ppm: u32, floor_ppm: u32, sent: u32) -> bool {
+    let excess_ppm = loss_ppm.saturating_sub(floor_ppm) as u64;
+    if excess_ppm <= floor_ppm.max(CONGESTION_EXCESS_PPM) as u64 {
+        return false;
+    }
+    // Excess packets lost against 3 sigma of a binomial: 3 sqrt(n p) packets.
+    let p_ppm = floor_ppm.max(RANDOM_LOSS_NOISE_PPM) as u64;
+    let n = sent.max(1) as u64;
+    let excess_packets_x1000 = excess_ppm * n / 1000;
+    // sqrt(n p) packets = sqrt(n p_ppm) / 1000.
+    let three_sigma_x1000 = 3 * (n * p_ppm).isqrt();
+    excess_packets_x1000 > three_sigma_x1000
+}
+
+/// The TCP throughput equation: bits per second for packets of `bytes`, round trip `rtt_us`
+/// and loss event rate `loss_ppm`; None without loss (no bound).
+pub fn tcp_throughput_bps(bytes: u64, rtt_us: u64, loss_ppm: u32) -> Option<u64> {
+    if loss_ppm == 0 {
+        return None;
+    }
+    // Fixed point without floating-point functions (no_std): square roots scaled by 1e6.
+    let p = loss_ppm.min(1_000_000) as u128;
+    let sqrt_2p_3 = (2 * p * 1_000_000 / 3).isqrt();
+    let sqrt_3p_8 = (3 * p * 1_000_000 / 8).isqrt();
+    // t_RTO * 3 * sqrt(3p/8) * p * (1 + 32 p^2), with t_RTO = 4 R: R is factored out.
+    let backoff = 12 * sqrt_3p_8 * p * (1_000_000_000_000 + 32 * p * p) / 1_000_000_000_000_000_000;
+    let denom = rtt_us.max(1) as u128 * (sqrt_2p_3 + backoff);
+    Some((bytes as u128 * 8 * 1_000_000_000_000 / denom.max(1)).min(u64::MAX as u128) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ClientPhase;
+
+    const PKT: u64 = 1448;
+
+    fn head(report_seq: u32, last_seq: u32, interval_received: u32) -> StatusHead {
+        StatusHead {
+            client_id: 1,
+            report_seq,
+            last_seq,
+            blocks_done: 0,
+            loss_ppm: 0,
+            phase: ClientPhase::Receiving,
+            resumed: false,
+            interval_received,
+        }
+    }
+
+    #[test]
+    fn sent_at_interpolates_and_forgets_the_oldest() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        for i in 0..1000u32 {
+            r.on_data_sent(i * 10, 1000 + i as u64 * 100, 100);
+        }
+        assert_eq!(r.sent_at(9990), Some(1000 + 999 * 100));
+        assert_eq!(r.sent_at(9985), Some(1000 + 998 * 100 + 50));
+        assert_eq!(r.sent_at(20_000), Some(1000 + 999 * 100));
+        assert_eq!(r.sent_at(100), None, "older than the history");
+        assert_eq!(r.sent_at(10 * (1000 - 512)), Some(1000 + 488 * 100));
+    }
+
+    #[test]
+    fn chance_losses_of_a_short_sample_are_not_congestion() {
+        // Two of 55 lost (3.6%) at no known floor: chance at 1% random loss.
+        assert!(!is_congestion(36_000, 0, 55));
+        // Ten of 55 (18%) is not chance.
+        assert!(is_congestion(180_000, 0, 55));
+        // Over many packets the 2% excess rule decides.
+        assert!(is_congestion(25_000, 0, 10_000));
+        assert!(!is_congestion(15_000, 0, 10_000));
+        // Twice a known floor's excess is needed.
+        assert!(!is_congestion(150_000, 100_000, 10_000));
+        assert!(is_congestion(210_000, 100_000, 10_000));
+    }
+
+    /// A full queue delivers at the link's rate while the sender, having cut, sends slower:
+    /// the capacity is taken over the reports' arrivals when that span is the shorter.
+    #[test]
+    fn capacity_is_the_delivery_over_the_shorter_span() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        for i in 0..400u32 {
+            r.on_data_sent(i, i as u64 * 200, 100);
+        }
+        let mut c = ClientRate::default();
+        r.on_report(&mut c, &head(1, 100, 0), 45_000);
+        // 200 packets sent over 40 ms, 100 of them delivered between reports 25 ms apart.
+        let s = r.on_report(&mut c, &head(2, 300, 100), 70_000);
+        assert_eq!((s.sent, s.received, s.span_us), (200, 100, 40_000));
+        assert!(c.congested);
+        let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+        assert_eq!(c.capacity_bps, 100 * bits * 1_000_000 / 25_000);
+    }
+
+    /// A deep queue that grows is congestion before anything is dropped; what arrived
+    /// over the reports' span is the link's rate.
+    #[test]
+    fn a_deep_queue_growing_is_congestion_before_any_loss() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        for i in 0..1000u32 {
+            r.on_data_sent(i, i as u64 * 100, 100);
+        }
+        let mut c = ClientRate::default();
+        r.on_report(&mut c, &head(1, 500, 100), 50_500);
+        r.on_report(&mut c, &head(2, 600, 100), 60_500);
+        assert!(!c.congested);
+        // A shallow queue (a report a few ms late) is not.
+        r.on_report(&mut c, &head(3, 700, 100), 77_500);
+        assert!(!c.congested, "7 ms of queue");
+        // The next 200 packets, sent by 90 ms, all arrive, but 40 ms late.
+        let s = r.on_report(&mut c, &head(4, 900, 200), 130_500);
+        assert_eq!((s.sent, s.loss_ppm), (200, 0));
+        assert!(c.congested, "queue {} us", c.queue_delay_us);
+        let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+        assert_eq!(c.capacity_bps, 200 * bits * 1_000_000 / 53_000);
+        // The same sent as a trickle well below the rate (repairs at the end; a stalled
+        // server): no link's rate, not congestion.
+        r.rate_bps = 10_000_000_000;
+        let mut trickle = ClientRate::default();
+        for (seq, last, got, at) in [
+            (1, 500, 100, 50_500),
+            (2, 600, 100, 60_500),
+            (3, 700, 100, 77_500),
+            (4, 900, 200, 130_500),
+        ] {
+            r.on_report(&mut trickle, &head(seq, last, got), at);
+        }
+        assert!(!trickle.congested);
+    }
+
+    /// A queue filling in front of the links ends startup a little below the rate (the
+    /// queue shows late) and holds growth while it fills.
+    #[test]
+    fn a_filling_queue_ends_startup_and_holds_growth() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 800_000_000;
+        assert!(r.in_startup());
+        let queued = ClientRate {
+            sample_at_us: 1,
+            queue_delay_us: 8_000,
+            ..Default::default()
+        };
+        let d = |now_us| Decide {
+            now_us,
+            report_interval_us: 20_000,
+            busy: true,
+        };
+        let both = [queued; 2];
+        r.on_sent(800_000_000 / 8 / 40);
+        r.decide(d(25_000), both.iter());
+        assert!(!r.in_startup());
+        assert_eq!(r.rate_bps(), 560_000_000);
+        r.on_sent(560_000_000 / 8 / 40);
+        r.decide(d(50_000), both.iter());
+        assert_eq!(r.rate_bps(), 560_000_000, "held while the queue fills");
+        let drained = [ClientRate {
+            queue_delay_us: 1_000,
+            ..queued
+        }; 2];
+        r.on_sent(560_000_000 / 8 / 40);
+        r.decide(d(75_000), drained.iter());
+        assert!(r.rate_bps() > 560_000_000, "grows once it drains");
+    }
+
+    /// The controller and one client sending `rate` through a link that delivers at most
+    /// `link_bps` and drops `random_ppm` of what it delivers; reports every 100 ms.
+    struct Bench {
+        r: RateControl,
+        c: ClientRate,
+        now: u64,
+        seq: u32,
+        report_seq: u32,
+        owed_bits: u64,
+        link_bits: u64,
+        got_ppm: u64,
+        /// Every other report reaches the sender this much later (queues, a busy loop).
+        report_jitter_us: u64,
+    }
+
+    impl Bench {
+        fn new(start: Option<u64>) -> Self {
+            Self {
+                r: RateControl::new(10_000_000_000, start, 1_000_000, true, false, PKT, 0),
+                c: ClientRate::default(),
+                now: 0,
+                seq: 1,
+                report_seq: 0,
+                owed_bits: 0,
+                link_bits: 0,
+                got_ppm: 0,
+                report_jitter_us: 0,
+            }
+        }
+
+        /// Runs `ms` milliseconds; returns the rate at the end.
+        fn run(&mut self, ms: u64, link_bps: u64, random_ppm: u32) -> u64 {
+            let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+            for _ in 0..ms {
+                // One millisecond of sending at the current rate; fractions carry over.
+                self.owed_bits += self.r.rate_bps() / 1000;
+                let n = (self.owed_bits / bits) as u32;
+                self.owed_bits -= n as u64 * bits;
+                self.link_bits = (self.link_bits + link_bps / 1000).min(link_bps / 1000 * 2);
+                let through = (self.link_bits / bits).min(n as u64);
+                self.link_bits -= through * bits;
+                self.got_ppm += through * (1_000_000 - random_ppm as u64);
+                self.seq += n;
+                self.r.on_data_sent(self.seq, self.now, 1000);
+                self.r.on_sent(n as u64 * bits / 8);
+                self.now += 1000;
+                if self.now.is_multiple_of(100_000) {
+                    self.report_seq += 1;
+                    let got = (self.got_ppm / 1_000_000) as u32;
+                    self.got_ppm %= 1_000_000;
+                    let h = head(self.report_seq, self.seq, got);
+                    let late = self.report_jitter_us * (self.report_seq % 2) as u64;
+                    self.r.on_report(&mut self.c, &h, self.now + 200 + late);
+                }
+                let d = Decide {
+                    now_us: self.now,
+                    report_interval_us: 100_000,
+                    busy: true,
+                };
+                self.r.decide(d, core::iter::once(&self.c));
+            }
+            self.r.rate_bps()
+        }
+    }
+
+    #[test]
+    fn probing_finds_a_link_within_about_a_second() {
+        let mut b = Bench::new(None);
+        let rate = b.run(1200, 1_000_000_000, 0);
+        assert!(
+            (850_000_000..=1_050_000_000).contains(&rate),
+            "rate {rate} after 1.2 s on a 1 Gbit/s link"
+        );
+        assert!(matches!(
+            b.r.reason(),
+            RateReason::Congestion | RateReason::Growing
+        ));
+        // It keeps close to the link afterwards.
+        let mut sum = 0;
+        for _ in 0..20 {
+            sum += b.run(100, 1_000_000_000, 0);
+        }
+        let mean = sum / 20;
+        assert!((850_000_000..=1_030_000_000).contains(&mean), "mean {mean}");
+    }
+
+    /// Reports that reach the sender after varying delays (queues, a busy server loop)
+    /// measure no loss that is not there: the sample spans sequence numbers, not arrivals.
+    #[test]
+    fn late_reports_are_not_loss() {
+        let mut b = Bench::new(Some(1_000_000_000));
+        b.report_jitter_us = 15_000;
+        for _ in 0..20 {
+            b.run(100, 100_000_000_000, 0);
+            assert_eq!(b.c.interval_loss_ppm, 0);
+            assert!(!b.c.congested);
+        }
+        assert_eq!(b.r.rate_bps(), 1_000_000_000);
+        assert_eq!(b.r.reason(), RateReason::LinkSpeed);
+    }
+
+    #[test]
+    fn random_loss_at_any_rate_does_not_cut() {
+        let mut b = Bench::new(None);
+        let rate = b.run(1000, 100_000_000_000, 10_000);
+        assert!(
+            rate > 1_000_000_000,
+            "1% random loss held the rate at {rate}"
+        );
+        assert_ne!(b.r.reason(), RateReason::Congestion);
+    }
+
+    #[test]
+    fn heavy_random_loss_is_learned_after_one_cut() {
+        let mut b = Bench::new(None);
+        b.run(3000, 100_000_000_000, 200_000);
+        assert!(b.c.loss_floor_ppm > 150_000, "floor {}", b.c.loss_floor_ppm);
+        assert!(b.r.rate_bps() > 200_000_000, "rate {}", b.r.rate_bps());
+    }
+
+    #[test]
+    fn a_rate_step_down_is_followed_within_a_few_reports() {
+        let mut b = Bench::new(Some(1_000_000_000));
+        b.run(2000, 1_000_000_000, 10_000);
+        let rate = b.run(400, 100_000_000, 10_000);
+        assert!(
+            (80_000_000..=105_000_000).contains(&rate),
+            "rate {rate} 400 ms after the link fell to 100 Mbit/s"
+        );
+        // And back up when the link is fast again.
+        let rate = b.run(3000, 1_000_000_000, 10_000);
+        assert!(
+            rate > 700_000_000,
+            "rate {rate} 3 s after the link came back"
+        );
+    }
+
+    #[test]
+    fn one_slow_client_among_many_does_not_set_the_rate() {
+        let mut r = RateControl::new(1_100_000_000, None, 1, true, false, PKT, 0);
+        r.rate_bps = 1_000_000_000;
+        let fast = ClientRate {
+            sample_at_us: 1,
+            capacity_bps: 990_000_000,
+            ..Default::default()
+        };
+        let slow = ClientRate {
+            congested: true,
+            capacity_bps: 50_000_000,
+            sample_at_us: 1,
+            ..Default::default()
+        };
+        let mut all = [fast; 8];
+        all[7] = slow;
+        let d = |now_us| Decide {
+            now_us,
+            report_interval_us: 100_000,
+            busy: true,
+        };
+        r.on_sent(1_000_000_000 / 8 / 40);
+        r.decide(d(25_000), all.iter());
+        assert!(r.rate_bps() > 1_000_000_000, "{}", r.rate_bps());
+        assert_eq!(r.reason(), RateReason::SlowClientLeftBehind);
+        // Alone, it is the bulk: the rate follows its link.
+        r.decide(d(50_000), all[7..].iter());
+        assert_eq!(r.rate_bps(), 48_000_000);
+        assert_eq!(r.reason(), RateReason::Congestion);
+    }
+
+    #[test]
+    fn a_known_link_speed_is_the_start_and_the_ceiling() {
+        let mut b = Bench::new(Some(1_000_000_000));
+        assert_eq!(b.r.reason(), RateReason::LinkSpeed);
+        let rate = b.run(2000, 100_000_000_000, 0);
+        assert_eq!(rate, 1_000_000_000);
+        assert_eq!(b.r.reason(), RateReason::LinkSpeed);
+        let low = RateControl::new(500_000_000, Some(1_000_000_000), 1, true, false, PKT, 0);
+        assert_eq!(
+            (low.rate_bps(), low.reason()),
+            (500_000_000, RateReason::Ceiling)
+        );
+    }
+
+    #[test]
+    fn tcp_equation_matches_known_points() {
+        // 1% loss, 10 ms, 1460-byte packets: about 12.9 Mbit/s by the full equation.
+        let x = tcp_throughput_bps(1460, 10_000, 10_000).unwrap();
+        assert!((11_000_000..14_000_000).contains(&x), "{x}");
+        assert_eq!(tcp_throughput_bps(1460, 10_000, 0), None);
+        // Less loss or a shorter round trip give more.
+        assert!(tcp_throughput_bps(1460, 10_000, 1_000).unwrap() > x);
+        assert!(tcp_throughput_bps(1460, 1_000, 10_000).unwrap() > x);
+    }
+
+    #[test]
+    fn fair_mode_holds_the_tcp_rate_of_the_worst_client() {
+        let mut r = RateControl::new(10_000_000_000, Some(1_000_000_000), 1, true, true, PKT, 0);
+        let lossy = ClientRate {
+            sample_at_us: 1,
+            interval_loss_ppm: 10_000,
+            loss_floor_ppm: 10_000,
+            rtt_us: 10_000,
+            capacity_bps: 1_000_000_000,
+            ..Default::default()
+        };
+        let d = Decide {
+            now_us: 25_000,
+            report_interval_us: 100_000,
+            busy: true,
+        };
+        r.decide(d, core::iter::once(&lossy));
+        let want = tcp_throughput_bps(PKT, 10_000, 10_000).unwrap();
+        assert_eq!(r.rate_bps(), want);
+        assert_eq!(r.reason(), RateReason::TcpFriendly);
+    }
+}

@@ -1,0 +1,100 @@
+//! `BB_RATE_TRACE=1`: one stderr line per status report saying what the rate control made
+//! of it (packets the client received against those the sender counts as sent in the same
+//! span, the loss, the client's loss floor, the rate). For finding out why the rate moves.
+
+use std::net::SocketAddrV4;
+
+use bb_proto::sender::{RateSample, Sender};
+
+/// The environment variable that turns the trace on (any value but empty or "0").
+pub const ENV: &str = "BB_RATE_TRACE";
+
+pub struct RateTrace {
+    enabled: bool,
+    seen: u64,
+}
+
+impl RateTrace {
+    pub fn from_env() -> Self {
+        let enabled = std::env::var_os(ENV).is_some_and(|v| !v.is_empty() && v != "0");
+        Self { enabled, seen: 0 }
+    }
+
+    /// Prints the sender's latest rate sample when a report made a new one.
+    pub fn after_datagram(&mut self, sender: &Sender<'_, SocketAddrV4>) {
+        if !self.enabled {
+            return;
+        }
+        let (count, sample) = sender.last_rate_sample();
+        if count == self.seen {
+            return;
+        }
+        self.seen = count;
+        eprintln!("{}", line(sample, sender.rate_bps()));
+    }
+}
+
+/// One trace line: times in ms, losses in percent, the rate in Mbit/s.
+pub fn line(s: &RateSample, rate_bps: u64) -> String {
+    let pct = |ppm: u32| ppm as f64 / 1e4;
+    format!(
+        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms queue={:.2}ms rate={:.1}Mbit/s {}",
+        s.at_us as f64 / 1e3,
+        s.client_id,
+        s.report_seq,
+        s.span_us as f64 / 1e3,
+        s.received,
+        s.sent,
+        pct(s.loss_ppm),
+        pct(s.client_loss_ppm),
+        pct(s.floor_ppm),
+        s.congested,
+        s.rtt_min_us as f64 / 1e3,
+        s.queue_delay_us as f64 / 1e3,
+        rate_bps as f64 / 1e6,
+        s.note,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_names_every_figure() {
+        let s = RateSample {
+            client_id: 0xab,
+            report_seq: 7,
+            at_us: 1_500,
+            span_us: 20_000,
+            sent: 1000,
+            received: 700,
+            client_loss_ppm: 10_000,
+            loss_ppm: 300_000,
+            floor_ppm: 20_000,
+            congested: true,
+            rtt_min_us: 250,
+            queue_delay_us: 4_000,
+            note: "sample",
+        };
+        let l = line(&s, 200_000_000);
+        for part in [
+            "t=1.5ms",
+            "client=00000000000000ab",
+            "report=7",
+            "span=20.0ms",
+            "received=700",
+            "sent=1000",
+            "loss=30.0%",
+            "client_loss=1.0%",
+            "floor=2.0%",
+            "congested=true",
+            "rtt_min=0.25ms",
+            "queue=4.00ms",
+            "rate=200.0Mbit/s",
+            "sample",
+        ] {
+            assert!(l.contains(part), "{part} missing from {l}");
+        }
+    }
+}
