@@ -13,6 +13,9 @@
 #   lab_tmpdir                  a temp dir removed at teardown
 #   lab_losetup FILE            attach a loop device (detached at teardown), print its path
 #   lab_make_image FILE MIB     random image
+#   lab_require_fuse            exit 77 naming what is missing for lab/fusefail.py
+#   lab_fusefail NAME BACKING [knobs]  mount fusefail.py over BACKING (unmounted at teardown),
+#                               print the path of its file; the daemon's pid: lab_pid NAME
 #   lab_bins                    set BB_SERVER / BB_CLIENT / BB_LOAD (env overrides; else target dir)
 #   lab_require_load            lab_require_bins + fail unless bb-load answers --help
 #   lab_require_bins            lab_bins + fail unless both answer --help
@@ -123,6 +126,48 @@ lab_losetup() {
     echo "$dev"
 }
 
+# The FUSE file system of lab/fusefail.py needs /dev/fuse, fusepy and libfuse2 (Debian:
+# python3-fusepy and fuse, from scripts/install-deps.sh). Debian's module is `fusepy`, in
+# the system python (a python3 earlier in PATH may not see it); PyPI's is `fuse`.
+lab_require_fuse() {
+    [[ -c /dev/fuse ]] || { echo "skipped: /dev/fuse not found (kernel without FUSE)" >&2; exit "$LAB_SKIP_RC"; }
+    local py
+    for py in python3 /usr/bin/python3; do
+        if "$py" -c 'try:
+    import fusepy
+except ImportError:
+    import fuse' >/dev/null 2>&1; then
+            LAB_FUSE_PY="$py"
+            return 0
+        fi
+    done
+    echo "skipped: fusepy (with libfuse2) not found for python3: run scripts/install-deps.sh (python3-fusepy, fuse)" >&2
+    exit "$LAB_SKIP_RC"
+}
+
+lab_fusefail() {
+    local name="$1" backing="$2"; shift 2
+    local base="$LAB_LOGDIR/$name" mnt i
+    mnt=$(lab_tmpdir)
+    echo "$mnt" >>"$LAB_LOGDIR/.mounts"
+    rm -f "$base.ready" "$base.rc"
+    (
+        trap - EXIT INT TERM HUP
+        set +e
+        "$LAB_FUSE_PY" "$LAB_LIB_DIR/fusefail.py" --ready "$base.ready" "$@" "$backing" "$mnt" \
+            >"$base.out" 2>"$base.err" </dev/null &
+        echo $! >"$base.pid"
+        wait $!
+        echo $? >"$base.rc"
+    ) >/dev/null &   # not the caller's stdout: a command substitution would wait for it
+    for ((i = 0; i < 100; i++)); do
+        [[ -e "$base.ready" ]] && { echo "$mnt/disk"; return 0; }
+        [[ -e "$base.rc" ]] && break
+        sleep 0.1
+    done
+    echo "fusefail $name did not mount within 10 s: $(tail -n 3 "$base.err" 2>/dev/null | tr '\n' ' ')" >&2
+    return 1
+}
 
 lab_ns() {
     case "$1" in

@@ -5,9 +5,11 @@
 set -euo pipefail
 
 # musl-tools: musl-gcc, which compiles zstd's C code into the static musl bb-client.
+# python3-fusepy and fuse (libfuse2, fusermount): lab/fusefail.py, the FUSE file that fails
+# on cue in the source-read-error and target-removed tests.
 PKGS=(iproute2 nftables iptables bridge-utils tcpdump qemu-system-x86 ipxe-qemu ipxe
       dnsmasq-base cpio kmod xz-utils zstd busybox-static file udpcast uftp iperf3 time python3
-      initramfs-tools-core dracut-core musl-tools)
+      initramfs-tools-core dracut-core musl-tools python3-fusepy fuse)
 
 check_only=0
 [[ "${1:-}" == "--check" ]] && check_only=1

@@ -135,7 +135,8 @@ EXIT CODES:
        --digest pin)
     2  usage error
     3  target error: cannot open or create OUTPUT, target smaller than the image, or mounted
-    4  I/O error while writing or flushing the target
+    4  I/O error while writing or flushing the target (a full or failing disk, or a target
+       that went away mid-write)
     5  no server heard within --timeout (a server without this machine's key, or with
        another image than --digest, counts as not heard), data stopped for --timeout, or the
        server ended the session before this machine was done

@@ -338,7 +338,8 @@ impl Receive<'_> {
                     self.detail.clear();
                     let _ = write!(
                         self.detail,
-                        "writing the target failed at byte {offset}: {}",
+                        "writing the target failed at byte {offset} of {}: {}",
+                        target_label(self.o.output),
                         os::strerror(e)
                     );
                     add_io_hint(&mut self.detail, e);
@@ -358,7 +359,8 @@ impl Receive<'_> {
             self.detail.clear();
             let _ = write!(
                 self.detail,
-                "flushing the target failed: {}",
+                "flushing the target failed ({}): {}",
+                target_label(self.o.output),
                 os::strerror(e)
             );
             add_io_hint(&mut self.detail, e);
@@ -584,11 +586,7 @@ impl Receive<'_> {
             let _ = write!(
                 self.detail,
                 "target {} holds {} bytes but the image is {} bytes: use a disk at least as large as the image",
-                Lossy(match self.o.output {
-                    Output::Path(p) | Output::Devices(p) => p,
-                    Output::Stdout => b"-",
-                    Output::Auto => b"auto",
-                }),
+                target_label(self.o.output),
                 size,
                 g.image_size
             );
@@ -747,11 +745,29 @@ impl Receive<'_> {
     }
 }
 
+/// The target as the operator named it, for messages (`--dev auto` names its choice when
+/// it makes it).
+fn target_label(out: Output<'_>) -> Lossy<'_> {
+    Lossy(match out {
+        Output::Path(p) | Output::Devices(p) => p,
+        Output::Stdout => b"-",
+        Output::Auto => b"auto",
+    })
+}
+
 fn add_io_hint(l: &mut Line, e: Errno) {
     match e {
         libc::ENOSPC => l.str(" (the file system is full: free space or write elsewhere)"),
         libc::EPIPE => l.str(" (the reader of stdout went away)"),
-        libc::EIO => l.str(" (the disk reported an error: check it with smartctl or dmesg)"),
+        libc::EIO => l.str(
+            " (the disk reported an error, or it was removed: check it with smartctl or dmesg)",
+        ),
+        // What a file or device whose disk, driver or file system is gone returns: a USB
+        // disk pulled (ENODEV, ENXIO), a FUSE or network file system that ended (ENOTCONN,
+        // ESTALE, ESHUTDOWN).
+        libc::ENODEV | libc::ENXIO | libc::ENOTCONN | libc::ESTALE | libc::ESHUTDOWN => l.str(
+            " (the target went away: the disk was removed, or the file system it is on ended)",
+        ),
         _ => l,
     };
 }
@@ -903,5 +919,37 @@ impl Rng {
         x ^= x >> 27;
         self.0 = x;
         (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(e: Errno) -> Line {
+        let mut l = Line::new();
+        add_io_hint(&mut l, e);
+        l
+    }
+
+    #[test]
+    fn a_target_that_went_away_or_failed_is_named_as_such() {
+        for e in [libc::ENOTCONN, libc::ENODEV, libc::ENXIO, libc::ESTALE] {
+            assert!(
+                hint(e).as_str().contains("the target went away"),
+                "{e}: {}",
+                hint(e).as_str()
+            );
+        }
+        assert!(hint(libc::EIO).as_str().contains("or it was removed"));
+        assert!(hint(libc::ENOSPC).as_str().contains("full"));
+        assert!(hint(libc::EINVAL).is_empty());
+    }
+
+    #[test]
+    fn the_target_is_named_as_given() {
+        let mut l = Line::new();
+        let _ = write!(l, "{}", target_label(Output::Path(b"/dev/sdb")));
+        assert_eq!(l.as_str(), "/dev/sdb");
     }
 }

@@ -5,7 +5,7 @@
 # a plain file. c1 and c2 exit 4 (I/O error) with a message naming the cause and report it;
 # c3 ends byte-exact; the server exits 1 and its summary names both machines and the reason.
 # Nothing is written outside the image's range: c2's device past the image stays zero.
-# A target removed mid-write fails through the same write/flush path (ENODEV or EIO there).
+# A target removed mid-write: test 66 (FUSE files that go away).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 lab_require_root

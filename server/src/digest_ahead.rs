@@ -19,6 +19,7 @@ use std::time::Instant;
 use bb_proto::digest::{DigestAccumulator, ZeroHashes};
 use bb_proto::wire::Geometry;
 
+use crate::image::read_failed;
 use crate::sidefile::Stamp;
 use crate::zeros::HoleMap;
 
@@ -77,12 +78,8 @@ pub fn digest_of(
             zeros.of(g, b)
         } else {
             let data = &mut buf[..g.block_len(b)];
-            file.read_exact_at(data, g.block_offset(b)).map_err(|e| {
-                format!(
-                    "reading block {b} of {name} (byte {}) failed: {e}",
-                    g.block_offset(b)
-                )
-            })?;
+            file.read_exact_at(data, g.block_offset(b))
+                .map_err(|e| read_failed(name, g, b, &e))?;
             bb_proto::digest::content_hash(data)
         };
         acc.add(b, &hash);

@@ -8,7 +8,7 @@ use bb_proto::wire::Geometry;
 
 use crate::cli::Coding;
 use crate::codec::{BlockCoder, Coded, Kind};
-use crate::image::{CodedCache, Image, Store, read_and_code};
+use crate::image::{CodedCache, Image, Store, read_and_code, read_failed};
 use crate::pool::{Job, Pool, Work};
 use crate::sidefile::{MapEntry, SideMap};
 
@@ -78,6 +78,8 @@ impl CodingStats {
 
 pub struct Feeder {
     geometry: Geometry,
+    /// The image's name, for messages.
+    image_name: String,
     pool: Option<Pool>,
     /// Next block to queue on the pool.
     next_submit: u32,
@@ -154,6 +156,7 @@ impl Feeder {
         }
         Ok(Self {
             geometry,
+            image_name: image.name.clone(),
             pool,
             next_submit: 0,
             next_take: 0,
@@ -210,7 +213,7 @@ impl Feeder {
                 break;
             };
             let len = self.geometry.block_len(b);
-            let c = r.map_err(|e| format!("reading block {b} failed: {e}"))?;
+            let c = r.map_err(|e| read_failed(&self.image_name, &self.geometry, b, &e))?;
             let e = MapEntry::of(&c);
             if self.from_map {
                 self.check(b, &c)?;
@@ -263,7 +266,7 @@ impl Feeder {
             let known = self.entries.get(b as usize).map(|e| e.kind);
             let c = image
                 .coded_block_as(&self.geometry, &mut self.coder, b, known)
-                .map_err(|e| format!("reading block {b} of {} failed: {e}", image.name))?;
+                .map_err(|e| read_failed(&image.name, &self.geometry, b, &e))?;
             self.check(b, &c)?;
             self.cache.insert(b, &c.bytes);
         }
@@ -366,6 +369,42 @@ mod tests {
             let bytes = f.coded(&img, b).unwrap();
             assert_eq!(bytes.len(), (e.coded_len as usize).div_ceil(256) * 256);
         }
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_read_error_names_the_image_the_block_and_its_byte() {
+        let (p, _) = image_file();
+        let c = coding();
+        let g = Geometry::new(30 * 16384 - 100, c.symbol_size, c.block_symbols).unwrap();
+        // A handle that cannot read: every read of the source fails (EBADF here; EIO from a
+        // failing disk takes the same path).
+        let bad = Image {
+            store: Store::Seekable {
+                file: std::fs::OpenOptions::new().write(true).open(&p).unwrap(),
+                holes: None,
+            },
+            size: g.image_size,
+            name: "bad.img".into(),
+        };
+        let mut f = Feeder::new(&bad, g, &c, None).unwrap();
+        let t = Instant::now();
+        let e = loop {
+            match f.pump(0, &mut |_, _| Ok(())) {
+                Err(e) => break e,
+                Ok(()) => {
+                    assert!(t.elapsed().as_secs() < 60, "no read error within 60 s");
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        };
+        assert!(
+            e.starts_with("reading block 0 of bad.img (byte 0) failed: "),
+            "{e}"
+        );
+        let e = f.coded(&bad, 3).unwrap_err();
+        let want = format!("reading block 3 of bad.img (byte {}) failed: ", 3 * 16384);
+        assert!(e.starts_with(&want), "{e}");
         std::fs::remove_file(&p).unwrap();
     }
 }

@@ -194,6 +194,26 @@ impl Image {
     }
 }
 
+/// The message for a failed read of block `b` of the image `name`: the block, its byte
+/// offset and the cause, with what to do when the source device itself failed.
+pub fn read_failed(name: &str, geometry: &Geometry, b: u32, e: &io::Error) -> String {
+    let hint = match e.raw_os_error() {
+        Some(libc::EIO) => {
+            " (the source disk reported an error: check it with dmesg or smartctl, or serve \
+             a copy of the image from a sound disk)"
+        }
+        Some(libc::ENODEV | libc::ENXIO | libc::ENOTCONN | libc::ESTALE) => {
+            " (the source went away: a disk removed, or a network or FUSE file system that \
+             ended; serve a local copy)"
+        }
+        _ => "",
+    };
+    format!(
+        "reading block {b} of {name} (byte {}) failed: {e}{hint}",
+        geometry.block_offset(b)
+    )
+}
+
 /// Reads block `b` of a seekable image and codes it; a block in a hole is not read.
 pub fn read_and_code(
     file: &File,
@@ -492,5 +512,21 @@ mod tests {
         assert!(c.get(3).is_none());
         assert_eq!(c.get(0).unwrap(), &[7u8; 64][..]);
         assert!(c.get(1).is_some());
+    }
+
+    #[test]
+    fn a_failed_read_says_what_to_do_when_the_source_disk_failed_or_went_away() {
+        let g = Geometry::new(10 << 20, 1024, 1024).unwrap();
+        let e = std::io::Error::from_raw_os_error(libc::EIO);
+        let m = read_failed("/dev/sdb", &g, 2, &e);
+        assert!(
+            m.starts_with("reading block 2 of /dev/sdb (byte 2097152) failed: "),
+            "{m}"
+        );
+        assert!(m.contains("the source disk reported an error"), "{m}");
+        let e = std::io::Error::from_raw_os_error(libc::ENOTCONN);
+        assert!(read_failed("x", &g, 0, &e).contains("the source went away"));
+        let e = std::io::Error::from_raw_os_error(libc::EBADF);
+        assert!(read_failed("x", &g, 0, &e).ends_with("(os error 9)"));
     }
 }

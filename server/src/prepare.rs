@@ -208,7 +208,7 @@ pub fn check_map(
             for b in map.spot_blocks(SPOT_CHECKS, seed) {
                 let c = img
                     .coded_block(g, &mut coder, b)
-                    .map_err(|e| format!("reading block {b} of {} failed: {e}", img.name))?;
+                    .map_err(|e| image::read_failed(&img.name, g, b, &e))?;
                 let m = &map.blocks[b as usize];
                 let same = if m.kind == Kind::Zero {
                     c.kind == Kind::Zero
