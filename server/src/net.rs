@@ -341,6 +341,11 @@ fn setsockopt<T>(s: &impl AsRawFd, level: libc::c_int, name: libc::c_int, v: &T)
     }
 }
 
+fn zeroed_sockaddr_in() -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data; all zeros is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
 fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
@@ -429,7 +434,46 @@ fn open_control(c: &SocketConfig, local: Ipv4Addr) -> Result<UdpSocket, OpenErro
     control
         .set_nonblocking(true)
         .map_err(at(|| OpenStep::ControlNonblocking))?;
+    // Kernel receive timestamps, so that the rate control times reports by their arrival,
+    // not by when the loop read them. Without them the read time stands in.
+    let _ = setsockopt(
+        &control,
+        libc::SOL_SOCKET,
+        libc::SO_TIMESTAMPNS,
+        &1 as &libc::c_int,
+    );
     Ok(control.into())
+}
+
+/// One control datagram as received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    pub from: SocketAddrV4,
+    /// When the kernel received it (wall clock), where the kernel says.
+    pub arrived: Option<std::time::SystemTime>,
+}
+
+/// Control messages room: one timestamp (with headroom for others the kernel may add).
+const CMSG_ROOM: usize = 128;
+
+/// The receive timestamp among the control messages of `msg`, if any.
+fn receive_timestamp(msg: &libc::msghdr) -> Option<std::time::SystemTime> {
+    // SAFETY: `msg` was filled by recvmsg: its control buffer holds `msg_controllen` bytes
+    // of well-formed cmsg headers, which the CMSG_* macros walk without going past it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            let h = &*c;
+            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                let d = std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                return std::time::UNIX_EPOCH.checked_add(d);
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
 }
 
 impl Net {
@@ -493,16 +537,47 @@ impl Net {
         }
     }
 
-    /// Receives one control datagram if one is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> Option<(usize, SocketAddrV4)> {
+    /// Receives one control datagram if one is waiting, with its kernel receive time.
+    pub fn recv(&self, buf: &mut [u8]) -> Option<Received> {
+        let mut name: libc::sockaddr_in = zeroed_sockaddr_in();
+        let mut cmsg = [0u64; CMSG_ROOM / 8];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         loop {
-            match self.control.recv_from(buf) {
-                Ok((n, SocketAddr::V4(a))) => return Some((n, a)),
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                // ICMP errors from earlier acks (port unreachable) and the like: skip.
-                Err(_) => return None,
+            // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = (&mut name as *mut libc::sockaddr_in).cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cmsg.as_mut_ptr().cast();
+            msg.msg_controllen = CMSG_ROOM as _;
+            // SAFETY: every pointer in `msg` points to a live buffer of the length given
+            // beside it, for the duration of the call.
+            let n = unsafe { libc::recvmsg(self.control.as_raw_fd(), &mut msg, 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // Nothing waiting (WouldBlock), or an ICMP error from an earlier ack (port
+                // unreachable) and the like: nothing to read now.
+                return None;
             }
+            if name.sin_family != libc::AF_INET as libc::sa_family_t {
+                continue;
+            }
+            let from = SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
+                u16::from_be(name.sin_port),
+            );
+            return Some(Received {
+                len: n as usize,
+                from,
+                arrived: receive_timestamp(&msg),
+            });
         }
     }
 }
@@ -748,9 +823,23 @@ mod tests {
             .send_to(b"status", (Ipv4Addr::LOCALHOST, port))
             .unwrap();
         assert!(crate::sys::wait_readable(net.control(), Duration::from_secs(5)).unwrap());
-        let (n, from) = net.recv(&mut buf).unwrap();
+        // Read a while after it arrived: the kernel's timestamp says when it did.
+        std::thread::sleep(Duration::from_millis(50));
+        let read_at = std::time::SystemTime::now();
+        let Received {
+            len: n,
+            from,
+            arrived,
+        } = net.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"status");
         assert_eq!(SocketAddr::V4(from), client.local_addr().unwrap());
+        let waited = read_at
+            .duration_since(arrived.expect("a receive timestamp"))
+            .unwrap();
+        assert!(
+            waited >= Duration::from_millis(40),
+            "arrived {waited:?} before the read"
+        );
         net.send_ack(b"ack", from);
         let (n, _) = client.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"ack");

@@ -1,7 +1,7 @@
 //! The sending session: drives the sans-IO sender with sockets, a clock and the image.
 
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bb_proto::sender::{
     ClientInfo, ClientState, EVENT_DRAIN_EVERY, Event, Sender, SenderConfig, SenderStorage,
@@ -196,12 +196,19 @@ impl Run<'_, '_> {
 
     fn drain_control(&mut self, limit: usize) {
         for i in 1..=limit {
-            let Some((n, from)) = self.net.recv(&mut self.rbuf) else {
+            let Some(r) = self.net.recv(&mut self.rbuf) else {
                 break;
             };
             let now = self.now_us();
+            // The kernel's receive time on the session's clock: how long ago it was.
+            let arrived = r.arrived.map_or(now, |t| {
+                let ago = SystemTime::now().duration_since(t).unwrap_or_default();
+                now.saturating_sub(ago.as_micros() as u64)
+            });
             // Dropped datagrams are counted by the sender and shown in the summary.
-            let _ = self.sender.handle_datagram(now, from, &self.rbuf[..n]);
+            let _ = self
+                .sender
+                .handle_datagram_arrived(now, arrived, r.from, &self.rbuf[..r.len]);
             self.rate_trace.after_datagram(&self.sender);
             if i.is_multiple_of(EVENT_DRAIN_EVERY) {
                 self.events();

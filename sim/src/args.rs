@@ -24,7 +24,7 @@ Options:
   --rate R             link rate in bit/s, e.g. 1G, 500M (default 1G)
   --send-rate R        sender's rate ceiling (default: none; with --fixed-rate: --rate)
   --start-rate R       where the sender's rate starts, as the link speed a kernel reports,
-                       or 'probe' to probe upward from 32 Mbit/s (default: --rate)
+                       or 'probe' to probe upward from 64 Mbit/s (default: --rate)
   --slow-clients N     receivers behind their own slower link (after the shared one): a
                        count or a percentage of --clients (default 0)
   --slow-rate R        the slow receivers' link rate, with a drop-tail queue of --queue

@@ -463,6 +463,21 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
 
     /// Handles one datagram that arrived on the control port from `from`.
     pub fn handle_datagram(&mut self, now_us: u64, from: A, pkt: &[u8]) -> Result<(), Dropped> {
+        self.handle_datagram_arrived(now_us, now_us, from, pkt)
+    }
+
+    /// Handles one datagram that the kernel received at `arrived_us` (its receive
+    /// timestamp, on the same clock as `now_us` and not after it): the rate control times
+    /// the report by its arrival, not by when a busy loop got to read it, which would look
+    /// like a queue on the path.
+    pub fn handle_datagram_arrived(
+        &mut self,
+        now_us: u64,
+        arrived_us: u64,
+        from: A,
+        pkt: &[u8],
+    ) -> Result<(), Dropped> {
+        let arrived_us = arrived_us.min(now_us);
         let opened = match &self.macs {
             Some(m) => wire::open_keyed(pkt, |_, sender| m.receive_key(sender)),
             None => wire::open(pkt),
@@ -484,7 +499,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             return Err(Dropped::ForeignSession);
         }
         let r = match packet.ty() {
-            PacketType::Status => self.handle_status(now_us, from, &packet),
+            PacketType::Status => self.handle_status(now_us, arrived_us, from, &packet),
             PacketType::Result => self.handle_result(now_us, from, &packet),
             _ => {
                 self.stats.unexpected += 1;
@@ -517,6 +532,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
     fn handle_status(
         &mut self,
         now_us: u64,
+        arrived_us: u64,
         from: A,
         packet: &wire::Packet<'_>,
     ) -> Result<(), Dropped> {
@@ -536,7 +552,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             self.push_event(Event::ClientProgressed { row, tenths: after });
         }
         if let Some(c) = self.clients.get_mut(row) {
-            self.last_rate_sample = self.rate.on_report(&mut c.rate, &st.head, now_us);
+            self.last_rate_sample = self.rate.on_report(&mut c.rate, &st.head, arrived_us);
             self.rate_samples += 1;
         }
         if let Some(ch) = change {

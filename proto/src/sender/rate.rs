@@ -42,7 +42,7 @@ const STARTUP_EXIT_PERMILLE: u64 = 700;
 pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = 20;
 /// Where a rate with no link speed to start from begins: low enough that overrunning a slow
 /// link for the first round trip of reports wastes little of it.
-pub const PROBE_START_BPS: u64 = 32_000_000;
+pub const PROBE_START_BPS: u64 = 64_000_000;
 /// After a cut, the rate goes to this share of the measured capacity (thousandths).
 const CUT_TO_PERMILLE: u64 = 960;
 /// Excess loss over the floor that is congestion (at least; twice the floor when larger).
@@ -53,6 +53,12 @@ const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
 const MIN_SAMPLE_PACKETS: u32 = 32;
 /// Samples older than this many report intervals no longer count.
 const SAMPLE_LIFETIME_INTERVALS: u64 = 4;
+/// How long a client's saturated rate is remembered.
+const SATURATED_MEMORY_US: u64 = 2_000_000;
+/// Below this share of the links' saturated rate (thousandths), the rate grows back fast,
+/// by this much per 100 ms (millionths).
+const REGROW_BELOW_PERMILLE: u64 = 950;
+const REGROW_PER_100MS_PPM: u128 = 100_000;
 /// Entries of the sequence-number-to-time history.
 const SENT_HISTORY: usize = 512;
 
@@ -119,8 +125,18 @@ pub struct ClientRate {
     /// The latest report's round trip less the least: how long a queue on the path holds
     /// packets now.
     pub queue_delay_us: u64,
+    /// The queue delay of the two latest reports, the lesser: a queue that stands. One
+    /// late report (a process that did not run for a while on a busy machine) is no queue.
+    pub standing_queue_us: u64,
     /// How much the queue delay grew since the previous report.
     pub queue_growth_us: u64,
+    /// What arrived over the time between the two latest reports' arrivals (bit/s): while a
+    /// queue grows in front of a link, what leaves it, the link's rate.
+    pub arrival_bps: u64,
+    /// The most that arrived in a sample while its link was full (congested or a queue
+    /// standing), and when: the link's rate, less spoiled by a late report than one sample.
+    pub saturated_bps: u64,
+    pub saturated_at_us: u64,
     /// Capacity and loss when it was last congested (to tell random loss, which does not
     /// fall when the rate falls below that capacity).
     congested_capacity_bps: u64,
@@ -361,6 +377,7 @@ impl RateControl {
             };
             let before = c.queue_delay_us;
             c.queue_delay_us = rtt - c.rtt_min_us;
+            c.standing_queue_us = c.queue_delay_us.min(before);
             c.queue_growth_us = c.queue_delay_us.saturating_sub(before);
         }
         note.rtt_min_us = c.rtt_min_us;
@@ -407,6 +424,7 @@ impl RateControl {
         // a cut too shallow is corrected by the next sample, one too deep only by slow growth.
         let arrival_dt = now_us.saturating_sub(prev_at).max(1);
         let delivered_bps = got as u64 * self.packet_bits * 1_000_000 / dt.min(arrival_dt);
+        c.arrival_bps = got as u64 * self.packet_bits * 1_000_000 / arrival_dt;
         let floor = c.loss_floor_ppm;
         let congested = is_congestion(loss, floor, sent);
         let capacity = |floor: u32| {
@@ -447,10 +465,16 @@ impl RateControl {
             && sent_bps * 10 >= self.rate_bps * 7
         {
             c.congested = true;
-            let arrived_bps = got as u64 * self.packet_bits * 1_000_000 / arrival_dt;
-            c.capacity_bps = (arrived_bps as u128 * 1_000_000
+            c.capacity_bps = (c.arrival_bps as u128 * 1_000_000
                 / (1_000_000 - c.loss_floor_ppm.min(999_999)) as u128)
                 as u64;
+        }
+        if (c.congested || c.standing_queue_us > QUEUE_DELAY_US)
+            && (c.arrival_bps > c.saturated_bps
+                || now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US)
+        {
+            c.saturated_bps = c.arrival_bps;
+            c.saturated_at_us = now_us;
         }
         c.interval_loss_ppm = loss;
         c.sample_at_us = now_us;
@@ -490,24 +514,33 @@ impl RateControl {
         // A queue filling in front of the links of more than a fifth of the clients: the
         // rate has reached their links. Startup ends (a little below, since the queue shows
         // late), and the rate holds rather than grow into the queue until it overflows.
-        let queued = recent
-            .clone()
-            .filter(|c| c.queue_delay_us > QUEUE_DELAY_US && after_cut(c))
-            .count() as u64;
+        let is_queued = |c: &&ClientRate| c.standing_queue_us > QUEUE_DELAY_US && after_cut(c);
+        let queued = recent.clone().filter(is_queued).count() as u64;
         let queue_filling = queued * 5 > n;
         if queue_filling {
             self.calm_since_us = d.now_us;
             if self.startup {
                 // The queue shows a round of reports late: the rate has grown by about a
-                // doubling since it passed the link.
-                self.rate_bps = (self.rate_bps * STARTUP_EXIT_PERMILLE / 1000).max(self.floor_bps);
+                // doubling since it passed the link. What leaves the queues is the links'
+                // rate: the least of the queued clients' arrivals, when it says less.
+                let leaving = reached_by_four_fifths(
+                    recent.clone(),
+                    |c| match is_queued(&c) && c.arrival_bps > 0 {
+                        true => c.arrival_bps,
+                        false => u64::MAX,
+                    },
+                    self.rate_bps,
+                );
+                let leaving = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+                self.rate_bps = (self.rate_bps * STARTUP_EXIT_PERMILLE / 1000)
+                    .min(leaving)
+                    .max(self.floor_bps);
                 self.startup = false;
                 self.reason = RateReason::Growing;
             }
         }
         if congested * 5 > n {
-            // The capacity four fifths of the clients reach: the largest value at or below
-            // which at most a fifth fall (uncongested clients take at least the rate).
+            // Uncongested clients take at least the rate.
             let cap = |c: &ClientRate| {
                 if c.congested {
                     c.capacity_bps
@@ -515,16 +548,7 @@ impl RateControl {
                     u64::MAX
                 }
             };
-            let (mut lo, mut hi) = (0u64, self.rate_bps);
-            while lo < hi {
-                let mid = lo + (hi - lo).div_ceil(2);
-                let below = recent.clone().filter(|c| cap(c) < mid).count() as u64;
-                if below * 5 <= n {
-                    lo = mid;
-                } else {
-                    hi = mid - 1;
-                }
-            }
+            let lo = reached_by_four_fifths(recent.clone(), cap, self.rate_bps);
             let to = (lo as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
             if to < self.rate_bps {
                 self.rate_bps = to.max(self.floor_bps);
@@ -535,15 +559,27 @@ impl RateControl {
             }
         } else if d.busy && used * 10 >= self.rate_bps * 7 && !queue_filling {
             // Grow only while the rate is used: otherwise nothing says a higher one passes.
-            let dt = dt.min(STARTUP_DOUBLING_US) as u128;
+            // A decision late (a busy loop) grows by half a doubling at most.
+            let doubling =
+                (2 * d.report_interval_us).clamp(STARTUP_FASTEST_DOUBLING_US, STARTUP_DOUBLING_US);
+            let dt = dt.min(doubling / 2) as u128;
             let rate = self.rate_bps as u128;
+            // What four fifths of the clients' links passed when they were last full.
+            let saturated = reached_by_four_fifths(
+                recent.clone(),
+                |c| match d.now_us.saturating_sub(c.saturated_at_us) <= SATURATED_MEMORY_US {
+                    true if c.saturated_bps > 0 => c.saturated_bps,
+                    _ => u64::MAX,
+                },
+                u64::MAX,
+            );
             let grown = if self.startup {
-                // Doubling per two report intervals (50-100 ms), compounded per decision
-                // (ln 2 = 0.693).
-                let doubling = (2 * d.report_interval_us)
-                    .clamp(STARTUP_FASTEST_DOUBLING_US, STARTUP_DOUBLING_US)
-                    as u128;
-                rate + rate * dt * 693 / (1000 * doubling)
+                // Doubling per two report intervals (50-100 ms): 2^(dt/doubling).
+                rate * pow2_fraction_ppm(dt * 1_000_000 / doubling as u128) / 1_000_000
+            } else if (rate * 1000) < saturated as u128 * REGROW_BELOW_PERMILLE as u128 {
+                // Below what the links passed when full (a cut too deep, a late report
+                // read as a slow link): back up quickly.
+                rate + rate * REGROW_PER_100MS_PPM * dt / (1_000_000 * 100_000)
             } else {
                 // 2% per 100 ms, doubling every half second without congestion, up to 64%.
                 let calm = d.now_us.saturating_sub(self.calm_since_us) / 500_000;
@@ -587,6 +623,38 @@ impl RateControl {
             })
             .min()
     }
+}
+
+/// The largest rate at or below `ceiling` that at most a fifth of the clients fall below,
+/// each client reaching `reach(c)`: what four fifths of them take.
+fn reached_by_four_fifths<'c>(
+    clients: impl Iterator<Item = &'c ClientRate> + Clone,
+    reach: impl Fn(&ClientRate) -> u64,
+    ceiling: u64,
+) -> u64 {
+    let n = clients.clone().count() as u64;
+    let (mut lo, mut hi) = (0u64, ceiling);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        let below = clients.clone().filter(|c| reach(c) < mid).count() as u64;
+        if below * 5 <= n {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// 2^x for x in millionths (0..=1_000_000 and a little beyond), in millionths: the series of
+/// e^(x ln 2) to the fourth power, within 0.1% over [0, 1].
+fn pow2_fraction_ppm(x_ppm: u128) -> u128 {
+    const SCALE: u128 = 1_000_000;
+    let y = x_ppm * 693_147 / SCALE; // x ln 2
+    let y2 = y * y / SCALE;
+    let y3 = y2 * y / SCALE;
+    let y4 = y3 * y / SCALE;
+    SCALE + y + y2 / 2 + y3 / 6 + y4 / 24
 }
 
 /// A sample's loss is congestion when it exceeds the client's floor by more than
@@ -732,8 +800,9 @@ mod tests {
         r.rate_bps = 800_000_000;
         assert!(r.in_startup());
         let queued = ClientRate {
-            sample_at_us: 1,
+            sample_at_us: 30_000,
             queue_delay_us: 8_000,
+            standing_queue_us: 8_000,
             ..Default::default()
         };
         let d = |now_us| Decide {
@@ -741,21 +810,73 @@ mod tests {
             report_interval_us: 20_000,
             busy: true,
         };
+        // One late report is no queue.
+        let late = [ClientRate {
+            standing_queue_us: 1_000,
+            ..queued
+        }; 2];
+        r.on_sent(800_000_000 / 8 / 40);
+        r.decide(d(25_000), late.iter());
+        assert!(r.in_startup());
+        r.rate_bps = 800_000_000;
         let both = [queued; 2];
         r.on_sent(800_000_000 / 8 / 40);
-        r.decide(d(25_000), both.iter());
+        r.decide(d(50_000), both.iter());
         assert!(!r.in_startup());
         assert_eq!(r.rate_bps(), 560_000_000);
         r.on_sent(560_000_000 / 8 / 40);
-        r.decide(d(50_000), both.iter());
+        r.decide(d(75_000), both.iter());
         assert_eq!(r.rate_bps(), 560_000_000, "held while the queue fills");
         let drained = [ClientRate {
             queue_delay_us: 1_000,
+            standing_queue_us: 1_000,
             ..queued
         }; 2];
         r.on_sent(560_000_000 / 8 / 40);
-        r.decide(d(75_000), drained.iter());
+        r.decide(d(100_000), drained.iter());
         assert!(r.rate_bps() > 560_000_000, "grows once it drains");
+    }
+
+    /// Startup leaves the rate at what leaves the queues (the links' rate) when that is
+    /// below 70% of the rate, taken as four fifths of the clients reach it.
+    #[test]
+    fn startup_ends_at_what_leaves_the_queues() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 1_800_000_000;
+        let queued = |arrival_bps| ClientRate {
+            sample_at_us: 10_000,
+            queue_delay_us: 15_000,
+            standing_queue_us: 8_000,
+            arrival_bps,
+            ..Default::default()
+        };
+        // Five clients: four drain at about a gigabit, one at 400 Mbit/s (a fifth: left out).
+        let clients = [
+            queued(990_000_000),
+            queued(1_000_000_000),
+            queued(400_000_000),
+            queued(1_010_000_000),
+            queued(1_020_000_000),
+        ];
+        r.on_sent(1_800_000_000 / 8 / 40);
+        r.decide(
+            Decide {
+                now_us: 25_000,
+                report_interval_us: 20_000,
+                busy: true,
+            },
+            clients.iter(),
+        );
+        assert!(!r.in_startup());
+        assert_eq!(r.rate_bps(), 990_000_000 / 1000 * 960);
+    }
+
+    #[test]
+    fn startup_doubling_is_exponential_per_decision() {
+        for (x, want) in [(0, 1_000_000), (500_000, 1_414_214), (1_000_000, 2_000_000)] {
+            let got = pow2_fraction_ppm(x) as i64;
+            assert!((got - want).abs() <= want / 1000, "2^{x}e-6 = {got}e-6");
+        }
     }
 
     /// The controller and one client sending `rate` through a link that delivers at most

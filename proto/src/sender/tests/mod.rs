@@ -385,3 +385,60 @@ fn verified_result(s: &Sender<'_, u32>, id: u64) -> Vec<u8> {
     buf.truncate(n);
     buf
 }
+
+/// A report read late by a busy loop but timed by its kernel arrival shows no queue; the
+/// same report timed by its reading shows the wait as one.
+#[test]
+fn reports_are_timed_by_their_arrival_not_their_reading() {
+    let g = Geometry::new(1408 * 512 * 4, 1408, 512).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.rate_bps = 100_000_000;
+    c.adapt_rate = true;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    let mut last_seq = 0;
+    let mut sent_by = |s: &mut Sender<'_, u32>, now: &mut u64, until: u64| {
+        while *now < until {
+            if let Some(Transmit::Symbol { seq, .. }) = step(s, now) {
+                last_seq = seq;
+            }
+        }
+        last_seq
+    };
+    let report = |seq: u32, last_seq: u32, received: u32| {
+        let mut h = head(1, last_seq, 0, ClientPhase::Receiving);
+        h.report_seq = seq;
+        h.interval_received = received;
+        status_packet(7, h, &[])
+    };
+    // Reports arrive 1 ms after the newest packet they count; the first sets the least
+    // round trip.
+    let l0 = sent_by(&mut s, &mut now, 20_000);
+    s.handle_datagram(now + 1_000, 1, &report(0, l0, 0))
+        .unwrap();
+    let l1 = sent_by(&mut s, &mut now, 40_000);
+    s.handle_datagram(now + 1_000, 1, &report(1, l1, l1 - l0))
+        .unwrap();
+    // Read 40 ms after it arrived, timed by its arrival: no queue.
+    let l2 = sent_by(&mut s, &mut now, 60_000);
+    s.handle_datagram_arrived(now + 41_000, now + 1_000, 1, &report(2, l2, l2 - l1))
+        .unwrap();
+    let (_, sample) = s.last_rate_sample();
+    assert_eq!(sample.note, "sample");
+    assert!(
+        sample.queue_delay_us < 2_000,
+        "queue {} us",
+        sample.queue_delay_us
+    );
+    // Timed by its reading, the 40 ms look like a queue.
+    let l3 = sent_by(&mut s, &mut now, 110_000);
+    s.handle_datagram(now + 41_000, 1, &report(3, l3, l3 - l2))
+        .unwrap();
+    let (_, sample) = s.last_rate_sample();
+    assert!(
+        sample.queue_delay_us > 35_000,
+        "queue {} us",
+        sample.queue_delay_us
+    );
+}
