@@ -291,6 +291,8 @@ pub fn run(o: &Options) -> Report {
     let mut stepped = o.rate_step_bps.is_none();
     let mut now = 0u64;
     let mut shown_rate = (sender.rate_reason(), 0);
+    // BB_RATE_TRACE=1: one line per status report saying what the rate control made of it.
+    let rate_trace = std::env::var_os("BB_RATE_TRACE").is_some_and(|v| !v.is_empty() && v != "0");
 
     while let Some(item) = sh.q.pop() {
         now = item.at;
@@ -456,6 +458,20 @@ pub fn run(o: &Options) -> Report {
                 let is_status = pkt.len() > 5 && pkt[5] == PacketType::Status as u8;
                 let t0 = Instant::now();
                 let r = sender.handle_datagram(now, i, &pkt);
+                if rate_trace && is_status {
+                    let (_, smp) = sender.last_rate_sample();
+                    eprintln!(
+                        "t={:.4}s client={i} sent={} received={} loss={:.1}% queue={:.1}ms congested={} {} rate={} Mbit/s",
+                        now as f64 / 1e6,
+                        smp.sent,
+                        smp.received,
+                        smp.loss_ppm as f64 / 1e4,
+                        smp.queue_delay_us as f64 / 1e3,
+                        smp.congested,
+                        smp.note,
+                        sender.rate_bps() / 1_000_000
+                    );
+                }
                 if is_status && r.is_ok() {
                     status_ns += t0.elapsed().as_nanos();
                     status_n += 1;

@@ -95,7 +95,7 @@ pub const MAX_REPORT_INTERVAL_US: u64 = 4_000_000;
 /// The shortest report interval a receiver follows: the server asks for 20 ms while it
 /// probes the link's rate (the first second or so), and a forged announce asking for 1 ms
 /// cannot make every client flood the server.
-pub const MIN_REPORT_INTERVAL_US: u64 = 20_000;
+pub const MIN_REPORT_INTERVAL_US: u64 = 5_000;
 
 impl ReceiverConfig {
     /// Defaults for a LAN.

@@ -60,7 +60,9 @@ impl<'a> Receiver<'a> {
         if n > 0 {
             self.deficit_gate_us = now_us + jitter;
         }
-        self.next_report_us = now_us + (interval / 4).max(self.cfg.holdoff_us);
+        // Look again after a quarter interval, or the holdoff, but within half an interval:
+        // a short interval (the server probing the rate) is kept.
+        self.next_report_us = now_us + (interval / 4).max(self.cfg.holdoff_us.min(interval / 2));
         self.update_loss();
         let phase = if self.done_count == s.blocks {
             ClientPhase::Finishing

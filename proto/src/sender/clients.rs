@@ -481,10 +481,18 @@ impl<'a, A: SourceAddr> ClientTable<'a, A> {
     /// Median loss over clients still receiving that reported at least twice (a made-up
     /// id that reports once does not count), by bisection on the value: no sorting, no
     /// heap.
-    pub fn median_loss_ppm(&self) -> u32 {
+    ///
+    /// With `random_only`, each client's loss floor (the loss its link shows at any rate,
+    /// learned by the rate control) stands for its loss: loss from overrunning a link is
+    /// the rate control's to end, not a reason for repair symbols ahead of need.
+    pub fn median_loss_ppm(&self, random_only: bool) -> u32 {
         let active = || {
             self.iter()
                 .filter(|c| !c.state.is_final() && c.reports >= 2)
+        };
+        let loss = |c: &ClientInfo<A>| match random_only {
+            true => c.rate.loss_floor_ppm.min(c.loss_ppm),
+            false => c.loss_ppm,
         };
         let n = active().count() as u32;
         if n == 0 {
@@ -493,7 +501,7 @@ impl<'a, A: SourceAddr> ClientTable<'a, A> {
         let (mut lo, mut hi) = (0u32, 1_000_000u32);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if active().filter(|c| c.loss_ppm <= mid).count() as u32 * 2 >= n {
+            if active().filter(|c| loss(c) <= mid).count() as u32 * 2 >= n {
                 hi = mid;
             } else {
                 lo = mid + 1;

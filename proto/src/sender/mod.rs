@@ -680,7 +680,9 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             .is_none_or(|t| now_us.saturating_sub(t) >= LOSS_ESTIMATE_EVERY_US)
         {
             self.loss_estimated_at_us = Some(now_us);
-            self.rate.set_loss_estimate(self.clients.median_loss_ppm());
+            let random_only = self.cfg.adapt_rate;
+            self.rate
+                .set_loss_estimate(self.clients.median_loss_ppm(random_only));
         }
         // The rate follows the clients still receiving: one that finished has nothing more
         // to say about its link.

@@ -23,11 +23,13 @@ use crate::wire::StatusHead;
 
 /// How often the rate is reconsidered.
 pub(crate) const DECIDE_EVERY_US: u64 = 25_000;
+/// In startup, at most this often.
+const STARTUP_DECIDE_EVERY_US: u64 = 2_500;
 /// Startup doubles the rate this often, at most (twice the report interval, at least).
 const STARTUP_DOUBLING_US: u64 = 100_000;
 /// Startup doubles the rate this often, at least: once the first congestion is reported,
 /// the rate has overrun the link by no more than about 2^(feedback delay / this).
-const STARTUP_FASTEST_DOUBLING_US: u64 = 50_000;
+const STARTUP_FASTEST_DOUBLING_US: u64 = 10_000;
 /// A queue that holds packets this long in front of a client's link means the rate has
 /// reached the link: a queue fills before it drops, so waiting for loss would let the rate
 /// grow (in startup: double) again while it fills.
@@ -39,7 +41,7 @@ const DEEP_QUEUE_GROWTH_US: u64 = 5_000;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
-pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = 20;
+pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = 5;
 /// Where a rate with no link speed to start from begins: low enough that overrunning a slow
 /// link for the first round trip of reports wastes little of it.
 pub const PROBE_START_BPS: u64 = 64_000_000;
@@ -125,8 +127,9 @@ pub struct ClientRate {
     /// The latest report's round trip less the least: how long a queue on the path holds
     /// packets now.
     pub queue_delay_us: u64,
-    /// The queue delay of the two latest reports, the lesser: a queue that stands. One
-    /// late report (a process that did not run for a while on a busy machine) is no queue.
+    /// The latest queue delay, but at most twice the previous one: a queue that stands (or
+    /// grows over two reports). One late report (a process that did not run for a while on
+    /// a busy machine) is no queue.
     pub standing_queue_us: u64,
     /// How much the queue delay grew since the previous report.
     pub queue_growth_us: u64,
@@ -377,7 +380,7 @@ impl RateControl {
             };
             let before = c.queue_delay_us;
             c.queue_delay_us = rtt - c.rtt_min_us;
-            c.standing_queue_us = c.queue_delay_us.min(before);
+            c.standing_queue_us = c.queue_delay_us.min(2 * before);
             c.queue_growth_us = c.queue_delay_us.saturating_sub(before);
         }
         note.rtt_min_us = c.rtt_min_us;
@@ -492,7 +495,13 @@ impl RateControl {
     /// [`DECIDE_EVERY_US`].
     pub fn decide<'c>(&mut self, d: Decide, clients: impl Iterator<Item = &'c ClientRate> + Clone) {
         let dt = d.now_us.saturating_sub(self.decided_at_us);
-        if !self.adapt || dt < DECIDE_EVERY_US {
+        // In startup as often as reports come, so that the first sign of the link is acted
+        // on before the rate doubles again.
+        let every = match self.startup {
+            true => (d.report_interval_us / 2).clamp(STARTUP_DECIDE_EVERY_US, DECIDE_EVERY_US),
+            false => DECIDE_EVERY_US,
+        };
+        if !self.adapt || dt < every {
             return;
         }
         self.decided_at_us = d.now_us;
@@ -536,6 +545,9 @@ impl RateControl {
                     .min(leaving)
                     .max(self.floor_bps);
                 self.startup = false;
+                // The loss of what was sent before shows in the next samples: not a reason
+                // to cut again.
+                self.cut_at_us = d.now_us;
                 self.reason = RateReason::Growing;
             }
         }
@@ -801,6 +813,8 @@ mod tests {
         assert!(r.in_startup());
         let queued = ClientRate {
             sample_at_us: 30_000,
+            // Sent after startup ended (samples sent before do not count).
+            sample_mid_us: 60_000,
             queue_delay_us: 8_000,
             standing_queue_us: 8_000,
             ..Default::default()

@@ -480,7 +480,7 @@ impl Machine {
         if n > 0 {
             self.deficit_gate_us = now_us + jitter;
         }
-        self.next_report_us = now_us + (interval / 4).max(holdoff);
+        self.next_report_us = now_us + (interval / 4).max(holdoff.min(interval / 2));
         self.update_loss();
         let head = StatusHead {
             client_id: self.id,
