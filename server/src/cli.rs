@@ -197,7 +197,7 @@ Sending:
                            bulk of the clients take without congestion loss,
                            starting from the sending interface's link speed where
                            the kernel reports one (never above it), otherwise
-                           probing upward from 32M]
+                           probing upward from 64M]
       --min-rate RATE      floor of the found rate [default 1M]
       --fixed-rate         send at exactly --rate (needs --rate)
       --fair               share a congested link with TCP: never above what one
