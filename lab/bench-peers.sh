@@ -11,6 +11,7 @@
 #   8x100m      8 clients on 100 Mbit/s links, 1 % loss, 64 MiB
 #   48x20m      48 clients on 20 Mbit/s links, 1 % loss, 16 MiB
 #   8u-1slow    8 clients at 1 % loss, unshaped but client 8 on a 50 Mbit/s link, 64 MiB
+#   7u-1        the same without the slow client: 7 clients at 1 % loss, unshaped, 64 MiB
 #   2x300m-tcp  2 clients behind one 300 Mbit/s bottleneck shared with an iperf3 TCP flow
 #               (server -> client 1), 64 MiB; bb also with --fair when bb-server has it
 #   ext4        4 clients at 1 % loss, an ext4 file system with real files from /usr:
@@ -38,7 +39,7 @@ export LAB="${LAB:-peer}"
 . "$HERE/lib.sh"
 . "$HERE/images.sh"
 
-ALL_SCENARIOS="8u-0 8u-1 2x1g 8x100m 48x20m 8u-1slow 2x300m-tcp ext4"
+ALL_SCENARIOS="8u-0 8u-1 2x1g 8x100m 48x20m 8u-1slow 7u-1 2x300m-tcp ext4"
 SCENARIOS="${SCENARIOS:-$ALL_SCENARIOS}"
 OUT="${BENCH_OUT:-$LAB_REPO/build/bench-peers}"
 SCALE="${BENCH_TIMEOUT_SCALE:-1}"
@@ -114,6 +115,7 @@ scenario() {
         8x100m) LOSS=1 RATE=100mbit MIB=64 FLOOR_RATE=100000000 CAP=95m TIMEOUT=90 ;;
         48x20m) N=48 LOSS=1 RATE=20mbit MIB=16 FLOOR_RATE=20000000 CAP=19m TIMEOUT=120 ;;
         8u-1slow) LOSS=1 SLOW=50mbit MIB=64 FLOOR_RATE=50000000 CAP=47m TIMEOUT=90 ;;
+        7u-1) N=7 LOSS=1 MIB=64 ;;
         2x300m-tcp) N=2 BOTTLENECK=300mbit MIB=64 FLOOR_RATE=300000000 CAP=150m TIMEOUT=90
             TOOLS="bb bb-fair udpcast udpcast-cap uftp uftp-tfmcc" ;;
         ext4) N=4 LOSS=1 MIB=1024 KIND=ext4 TOOLS="bb udpcast-zstd" TIMEOUT=180 ;;
