@@ -246,11 +246,16 @@ fn spawn(
 ) -> std::io::Result<Child> {
     let mut c = Command::new(prog);
     c.args(args).process_group(pgid).stdin(stdin).stderr(stderr);
-    // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl, getppid and _exit are async-signal-safe; the closure allocates nothing.
     unsafe {
-        c.pre_exec(|| {
+        c.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // bb-pxe died between the fork and the prctl: the signal will never come.
+            if libc::getppid() != parent {
+                libc::_exit(1);
             }
             Ok(())
         });
