@@ -3,8 +3,9 @@
 //! second image digest for the session.
 
 use bb_proto::receiver::{
-    Dropped, Event, Expired, MAX_REPORT_INTERVAL_US, MIN_REPORT_INTERVAL_US, Outcome, Receiver,
-    ReceiverConfig, ReceiverStorage, Slot,
+    Dropped, Event, Expired, MAX_REPORT_INTERVAL_US, MIN_REPORT_INTERVAL_US,
+    MIN_STEADY_REPORT_INTERVAL_US, Outcome, PROBING_WINDOW_US, Receiver, ReceiverConfig,
+    ReceiverStorage, Slot,
 };
 use bb_proto::sender::SenderConfig;
 use bb_proto::wire::{
@@ -334,16 +335,32 @@ fn a_tiny_report_interval_is_raised_to_the_floor() {
     rx.handle_datagram(0, &announce(g, AnnounceFlags::STARTED, 10, None))
         .unwrap();
     let _ = rx.handle_datagram(1, &data(&g, 2, 0, 50));
-    let mut at = next_report(&mut rx, 1);
-    for i in 0..6u32 {
-        let next = next_report(&mut rx, at + 1);
-        if i > 0 {
-            assert!(
-                next - at >= MIN_REPORT_INTERVAL_US / 2,
-                "reports {} us apart",
-                next - at
-            );
+    let gaps = |rx: &mut Receiver<'_>, from: u64| {
+        let mut at = next_report(rx, from);
+        let mut least = u64::MAX;
+        for _ in 0..6u32 {
+            let next = next_report(rx, at + 1);
+            least = least.min(next - at);
+            at = next;
         }
-        at = next;
-    }
+        least
+    };
+    // While the server may be probing the rate (the first seconds of data): the floor.
+    let least = gaps(&mut rx, 1);
+    assert!(
+        least >= MIN_REPORT_INTERVAL_US / 2,
+        "reports {least} us apart"
+    );
+    assert!(
+        least < MIN_STEADY_REPORT_INTERVAL_US / 2,
+        "reports {least} us apart"
+    );
+    // After the probing window, a 10 ms interval is raised to the steady floor.
+    let later = PROBING_WINDOW_US + SECOND;
+    let _ = rx.handle_datagram(later, &data(&g, 2, 1, 51));
+    let least = gaps(&mut rx, later);
+    assert!(
+        least >= MIN_STEADY_REPORT_INTERVAL_US / 2,
+        "reports {least} us apart"
+    );
 }

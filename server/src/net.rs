@@ -459,13 +459,18 @@ const CMSG_ROOM: usize = 128;
 
 /// The receive timestamp among the control messages of `msg`, if any.
 fn receive_timestamp(msg: &libc::msghdr) -> Option<std::time::SystemTime> {
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return None;
+    }
     // SAFETY: `msg` was filled by recvmsg: its control buffer holds `msg_controllen` bytes
     // of well-formed cmsg headers, which the CMSG_* macros walk without going past it.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
             let h = &*c;
-            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS {
+            let full =
+                h.cmsg_len as usize >= libc::CMSG_LEN(size_of::<libc::timespec>() as u32) as usize;
+            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS && full {
                 let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
                 let d = std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
                 return std::time::UNIX_EPOCH.checked_add(d);

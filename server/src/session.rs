@@ -24,6 +24,10 @@ use crate::report::{ClientRow, CodingFigures, Summary, hex, human_bytes, human_d
 use crate::sidefile::{self, SideMap};
 use crate::sys;
 
+/// The oldest a control datagram's kernel receive timestamp is believed (a loop never
+/// leaves datagrams waiting this long; a wall-clock step makes older ones meaningless).
+const MAX_RECEIVE_AGE: Duration = Duration::from_millis(500);
+
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_CLIENTS: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
@@ -101,6 +105,8 @@ struct Run<'s, 'a> {
     /// server exits with this message.
     image_failed: Option<String>,
     rate_trace: RateTrace,
+    /// When the control socket was last found empty (session clock).
+    control_empty_us: u64,
 }
 
 enum End {
@@ -197,14 +203,20 @@ impl Run<'_, '_> {
     fn drain_control(&mut self, limit: usize) {
         for i in 1..=limit {
             let Some(r) = self.net.recv(&mut self.rbuf) else {
+                // Whatever comes next arrived after this moment.
+                self.control_empty_us = self.now_us();
                 break;
             };
             let now = self.now_us();
-            // The kernel's receive time on the session's clock: how long ago it was.
-            let arrived = r.arrived.map_or(now, |t| {
-                let ago = SystemTime::now().duration_since(t).unwrap_or_default();
-                now.saturating_sub(ago.as_micros() as u64)
-            });
+            // The kernel's receive time on the session's clock: how long ago it was. Not
+            // before the socket was last seen empty (a wall-clock step between the kernel's
+            // stamp and now would move it), nor older than a datagram can have waited.
+            let arrived = r
+                .arrived
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .filter(|ago| *ago <= MAX_RECEIVE_AGE)
+                .map_or(now, |ago| now.saturating_sub(ago.as_micros() as u64))
+                .max(self.control_empty_us);
             // Dropped datagrams are counted by the sender and shown in the summary.
             let _ = self
                 .sender
@@ -958,6 +970,7 @@ pub fn run(o: &Options) -> i32 {
         next_watch_us: 0,
         image_failed: None,
         rate_trace: RateTrace::from_env(),
+        control_empty_us: 0,
     };
     if !o.quiet {
         let how = if o.address.is_multicast() {

@@ -92,10 +92,17 @@ pub struct ReceiverConfig {
 /// client timeout (10 s by default), so a forged announce cannot make clients look lost.
 pub const MAX_REPORT_INTERVAL_US: u64 = 4_000_000;
 
-/// The shortest report interval a receiver follows: the server asks for 20 ms while it
-/// probes the link's rate (the first second or so), and a forged announce asking for 1 ms
-/// cannot make every client flood the server.
-pub const MIN_REPORT_INTERVAL_US: u64 = 5_000;
+/// The shortest report interval a receiver follows while the server probes the link's rate
+/// (it asks for 10 ms then, the least the wire carries): within [`PROBING_WINDOW_US`] of
+/// the session's first data packet.
+pub const MIN_REPORT_INTERVAL_US: u64 = 10_000;
+/// How long after the first data packet reports may come as often as
+/// [`MIN_REPORT_INTERVAL_US`]: probing takes well under a second.
+pub const PROBING_WINDOW_US: u64 = 2_000_000;
+/// The shortest report interval a receiver follows after that: a forged announce asking
+/// for 1 ms cannot make every client flood the server for more than the probing window
+/// (the server asks for 100 ms or more then).
+pub const MIN_STEADY_REPORT_INTERVAL_US: u64 = 100_000;
 
 impl ReceiverConfig {
     /// Defaults for a LAN.
@@ -299,6 +306,8 @@ pub struct Receiver<'a> {
     // front are not reported missing while data flows (the server has not sent them yet).
     front: u32,
     last_data_us: u64,
+    /// The session's first data packet (the start of the probing window).
+    first_data_us: Option<u64>,
     loss: LossWindow,
     // Data packets since the last report: the sender's rate control compares it with what
     // it sent in between.
@@ -374,6 +383,7 @@ impl<'a> Receiver<'a> {
             closing_heard_us: None,
             front: 0,
             last_data_us: 0,
+            first_data_us: None,
             loss: LossWindow::default(),
             interval_received: 0,
             next_report_us: 0,
@@ -550,6 +560,19 @@ impl<'a> Receiver<'a> {
         }
     }
 
+    /// The report interval followed now: the announced one, but not below the floor of
+    /// the moment (short only within the probing window).
+    fn report_interval_now(&self, now_us: u64, announced_us: u64) -> u64 {
+        let probing = self
+            .first_data_us
+            .is_none_or(|t| now_us.saturating_sub(t) < PROBING_WINDOW_US);
+        let floor = match probing {
+            true => MIN_REPORT_INTERVAL_US,
+            false => MIN_STEADY_REPORT_INTERVAL_US,
+        };
+        announced_us.max(floor)
+    }
+
     fn handle_announce(
         &mut self,
         now_us: u64,
@@ -687,6 +710,8 @@ impl<'a> Receiver<'a> {
         self.highest_seq = None;
         self.seq_jump = None;
         self.closing_heard_us = None;
+        // The new server probes the rate again.
+        self.first_data_us = None;
         self.loss.restart(a.seq);
         self.front = 0;
         self.last_data_us = 0;

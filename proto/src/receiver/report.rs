@@ -54,7 +54,7 @@ impl<'a> Receiver<'a> {
             return None;
         }
         // Jitter in [0.5, 1.5) of the interval keeps clients from reporting in step.
-        let interval = s.report_interval_us.max(1);
+        let interval = self.report_interval_now(now_us, s.report_interval_us);
         let jitter = interval / 2 + (interval * (random as u64 % 1024)) / 1024;
         self.report_gate_us = now_us + jitter;
         if n > 0 {

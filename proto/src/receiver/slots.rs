@@ -174,6 +174,7 @@ impl<'a> Receiver<'a> {
         }
         let k = h.coded_len.div_ceil(g.symbol_size) as usize;
         self.note_data_seq(h.seq);
+        self.first_data_us.get_or_insert(now_us);
         self.front = self.front.max(h.block + 1);
         self.last_data_us = now_us;
         if self.is_done(h.block) || self.is_zero(h.block) {

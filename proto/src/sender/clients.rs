@@ -491,8 +491,9 @@ impl<'a, A: SourceAddr> ClientTable<'a, A> {
                 .filter(|c| !c.state.is_final() && c.reports >= 2)
         };
         let loss = |c: &ClientInfo<A>| match random_only {
-            true => c.rate.loss_floor_ppm.min(c.loss_ppm),
-            false => c.loss_ppm,
+            // A floor not measured yet (no sample without congestion) says nothing.
+            true if c.rate.floor_known => c.rate.loss_floor_ppm.min(c.loss_ppm),
+            _ => c.loss_ppm,
         };
         let n = active().count() as u32;
         if n == 0 {

@@ -24,12 +24,12 @@ use crate::wire::StatusHead;
 /// How often the rate is reconsidered.
 pub(crate) const DECIDE_EVERY_US: u64 = 25_000;
 /// In startup, at most this often.
-const STARTUP_DECIDE_EVERY_US: u64 = 2_500;
+const STARTUP_DECIDE_EVERY_US: u64 = 5_000;
 /// Startup doubles the rate this often, at most (twice the report interval, at least).
 const STARTUP_DOUBLING_US: u64 = 100_000;
 /// Startup doubles the rate this often, at least: once the first congestion is reported,
 /// the rate has overrun the link by no more than about 2^(feedback delay / this).
-const STARTUP_FASTEST_DOUBLING_US: u64 = 10_000;
+const STARTUP_FASTEST_DOUBLING_US: u64 = 20_000;
 /// A queue that holds packets this long in front of a client's link means the rate has
 /// reached the link: a queue fills before it drops, so waiting for loss would let the rate
 /// grow (in startup: double) again while it fills.
@@ -41,7 +41,7 @@ const DEEP_QUEUE_GROWTH_US: u64 = 5_000;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
-pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = 5;
+pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = 10;
 /// Where a rate with no link speed to start from begins: low enough that overrunning a slow
 /// link for the first round trip of reports wastes little of it.
 pub const PROBE_START_BPS: u64 = 64_000_000;
@@ -127,9 +127,8 @@ pub struct ClientRate {
     /// The latest report's round trip less the least: how long a queue on the path holds
     /// packets now.
     pub queue_delay_us: u64,
-    /// The latest queue delay, but at most twice the previous one: a queue that stands (or
-    /// grows over two reports). One late report (a process that did not run for a while on
-    /// a busy machine) is no queue.
+    /// The queue delay of the two latest reports, the lesser: a queue that stands. One
+    /// late report (a process that did not run for a while on a busy machine) is no queue.
     pub standing_queue_us: u64,
     /// How much the queue delay grew since the previous report.
     pub queue_growth_us: u64,
@@ -140,6 +139,10 @@ pub struct ClientRate {
     /// standing), and when: the link's rate, less spoiled by a late report than one sample.
     pub saturated_bps: u64,
     pub saturated_at_us: u64,
+    /// The loss floor was measured: a sample without congestion set it.
+    pub floor_known: bool,
+    /// Packets counted by reports whose span was too short to judge, carried into the next.
+    pending_received: u32,
     /// Capacity and loss when it was last congested (to tell random loss, which does not
     /// fall when the rate falls below that capacity).
     congested_capacity_bps: u64,
@@ -364,6 +367,12 @@ impl RateControl {
             client_loss_ppm: head.loss_ppm,
             ..RateSample::default()
         };
+        if (head.last_seq.wrapping_sub(self.last_seq_sent) as i32) > 0 {
+            // Ahead of anything sent: forged or from another session; never a sample.
+            c.prev = None;
+            note.note = "ahead of what was sent";
+            return note;
+        }
         if let Some(t) = self.sent_at(head.last_seq)
             && self.sent_len > 0
         {
@@ -380,7 +389,7 @@ impl RateControl {
             };
             let before = c.queue_delay_us;
             c.queue_delay_us = rtt - c.rtt_min_us;
-            c.standing_queue_us = c.queue_delay_us.min(2 * before);
+            c.standing_queue_us = c.queue_delay_us.min(before);
             c.queue_growth_us = c.queue_delay_us.saturating_sub(before);
         }
         note.rtt_min_us = c.rtt_min_us;
@@ -391,6 +400,7 @@ impl RateControl {
         // arrival times: a report waits in queues and in the server's loop for a varying
         // while, which at a gigabit is several per cent of an interval's packets.
         let prev = c.prev.replace((head.report_seq, head.last_seq, now_us));
+        let pending = core::mem::take(&mut c.pending_received);
         let Some((prev_report, prev_last_seq, prev_at)) = prev else {
             note.note = "first report";
             return note;
@@ -401,8 +411,16 @@ impl RateControl {
         }
         let sent = head.last_seq.wrapping_sub(prev_last_seq);
         note.sent = sent;
-        if !(MIN_SAMPLE_PACKETS..1 << 30).contains(&sent) {
+        if sent < MIN_SAMPLE_PACKETS {
+            // Too few to judge (a low rate, short reports): the sample goes on into the next
+            // report, so that a slow rate is still measured and can grow.
+            c.prev = Some((head.report_seq, prev_last_seq, prev_at));
+            c.pending_received = pending.saturating_add(head.interval_received);
             note.note = "too few packets sent";
+            return note;
+        }
+        if sent >= 1 << 30 {
+            note.note = "too many packets sent";
             return note;
         }
         let (Some(t0), Some(t1)) = (self.sent_at(prev_last_seq), self.sent_at(head.last_seq))
@@ -418,16 +436,24 @@ impl RateControl {
             note.note = "sent in one burst";
             return note;
         }
-        let got = head.interval_received;
+        // Packets of the span before it that arrived late count in the client's figure but
+        // not in `sent`: never more than sent.
+        let got = head.interval_received.saturating_add(pending).min(sent);
         let loss = (sent.saturating_sub(got) as u64 * 1_000_000 / sent as u64) as u32;
-        let sent_bps = sent as u64 * self.packet_bits * 1_000_000 / dt;
+        let bps = |packets: u32, us: u64| {
+            (packets as u128 * self.packet_bits as u128 * 1_000_000 / us.max(1) as u128)
+                .min(u64::MAX as u128) as u64
+        };
+        let sent_bps = bps(sent, dt);
         // What the link passed: the packets over the time the sender took to send them, or
         // over the time between the reports' arrivals when that is shorter (a full queue
         // delivers at the link's rate while the sender, cutting, sends slower). The larger:
         // a cut too shallow is corrected by the next sample, one too deep only by slow growth.
         let arrival_dt = now_us.saturating_sub(prev_at).max(1);
-        let delivered_bps = got as u64 * self.packet_bits * 1_000_000 / dt.min(arrival_dt);
-        c.arrival_bps = got as u64 * self.packet_bits * 1_000_000 / arrival_dt;
+        let delivered_bps = bps(got, dt.min(arrival_dt));
+        // Two reports bunched on the way (a queue on the return path) say nothing of the
+        // link: what arrives never exceeds what was sent, or the rate in force.
+        c.arrival_bps = bps(got, arrival_dt).min(sent_bps.max(self.rate_bps));
         let floor = c.loss_floor_ppm;
         let congested = is_congestion(loss, floor, sent);
         let capacity = |floor: u32| {
@@ -436,7 +462,7 @@ impl RateControl {
         if congested {
             // Loss that stays as high once the rate is within the capacity measured when it
             // was congested does not come from the rate: it is this client's random loss.
-            let within = sent_bps * 100 <= c.congested_capacity_bps * 105;
+            let within = sent_bps as u128 * 100 <= c.congested_capacity_bps as u128 * 105;
             let (was, now) = (c.congested_loss_ppm as u64, loss as u64);
             if within && now * 10 >= was * 7 && now * 10 <= was * 14 {
                 c.loss_floor_ppm = loss;
@@ -447,6 +473,7 @@ impl RateControl {
             }
         } else {
             c.congested_capacity_bps = 0;
+            c.floor_known = true;
             c.loss_floor_ppm = if loss < floor {
                 loss
             } else {
@@ -465,7 +492,7 @@ impl RateControl {
         if !c.congested
             && c.queue_delay_us > DEEP_QUEUE_DELAY_US
             && c.queue_growth_us > DEEP_QUEUE_GROWTH_US
-            && sent_bps * 10 >= self.rate_bps * 7
+            && sent_bps as u128 * 10 >= self.rate_bps as u128 * 7
         {
             c.congested = true;
             c.capacity_bps = (c.arrival_bps as u128 * 1_000_000
@@ -531,11 +558,12 @@ impl RateControl {
             if self.startup {
                 // The queue shows a round of reports late: the rate has grown by about a
                 // doubling since it passed the link. What leaves the queues is the links'
-                // rate: the least of the queued clients' arrivals, when it says less.
+                // rate: their saturated rates (the most that arrived while full; one
+                // stretched span reads low), when that says less.
                 let leaving = reached_by_four_fifths(
                     recent.clone(),
-                    |c| match is_queued(&c) && c.arrival_bps > 0 {
-                        true => c.arrival_bps,
+                    |c| match is_queued(&c) && c.saturated_bps > 0 {
+                        true => c.saturated_bps,
                         false => u64::MAX,
                     },
                     self.rate_bps,
@@ -586,16 +614,19 @@ impl RateControl {
                 u64::MAX,
             );
             let grown = if self.startup {
-                // Doubling per two report intervals (50-100 ms): 2^(dt/doubling).
+                // Doubling per two report intervals (20-100 ms): 2^(dt/doubling).
                 rate * pow2_fraction_ppm(dt * 1_000_000 / doubling as u128) / 1_000_000
-            } else if (rate * 1000) < saturated as u128 * REGROW_BELOW_PERMILLE as u128 {
-                // Below what the links passed when full (a cut too deep, a late report
-                // read as a slow link): back up quickly.
-                rate + rate * REGROW_PER_100MS_PPM * dt / (1_000_000 * 100_000)
             } else {
                 // 2% per 100 ms, doubling every half second without congestion, up to 64%.
                 let calm = d.now_us.saturating_sub(self.calm_since_us) / 500_000;
-                let per_100ms_ppm = 20_000u128 << calm.min(5);
+                let mut per_100ms_ppm = 20_000u128 << calm.min(5);
+                // Below what the links passed when full (a cut too deep, a late report
+                // read as a slow link): back up quickly.
+                if saturated != u64::MAX
+                    && rate * 1000 < saturated as u128 * REGROW_BELOW_PERMILLE as u128
+                {
+                    per_100ms_ppm = per_100ms_ppm.max(REGROW_PER_100MS_PPM);
+                }
                 rate + rate * per_100ms_ppm * dt / (1_000_000 * 100_000)
             };
             let grown = grown.min(u64::MAX as u128) as u64;
@@ -861,7 +892,7 @@ mod tests {
             sample_at_us: 10_000,
             queue_delay_us: 15_000,
             standing_queue_us: 8_000,
-            arrival_bps,
+            saturated_bps: arrival_bps,
             ..Default::default()
         };
         // Five clients: four drain at about a gigabit, one at 400 Mbit/s (a fifth: left out).
