@@ -70,7 +70,9 @@ sampler() {
             case "$n" in s*) kind=server ;; *) kind=client ;; esac
             echo "$(( $(date +%s) - t0 )) $SESSION_FILE_NO $kind $n $rss"
         done >>"$rss_log"
-        [[ -e "$LAB_LOGDIR/.soak-session" ]] && SESSION_FILE_NO=$(cat "$LAB_LOGDIR/.soak-session")
+        # Read while the main loop may be rewriting it: only a whole number counts.
+        local v; v=$(cat "$LAB_LOGDIR/.soak-session" 2>/dev/null || true)
+        [[ "$v" =~ ^[0-9]+$ ]] && SESSION_FILE_NO=$v
         sleep 1
     done
 }
@@ -155,6 +157,7 @@ awk -v s="$sent_total" -v dl="$delivered" 'BEGIN {
 # cycle of loss settings against the peak over the last one (the flatness check: the same
 # losses, so the same work, at the start and at the end).
 awk -v last="$sessions" -v nl="${#LOSSES[@]}" '
+    NF != 5 { next }
     { sess = $2; kind = $3; rss = $5
       if (sess < 1) next
       if (!(kind in first)) first[kind] = rss
