@@ -114,6 +114,9 @@ pub struct ClientRate {
     sample_mid_us: u64,
     /// Loss over the latest sample, parts per million.
     pub interval_loss_ppm: u32,
+    /// The loss event rate (TFRC, RFC 5348 section 5: the losses within one round trip are
+    /// one event), averaged over samples: what a TCP flow on this path reacts to.
+    pub loss_event_ppm: u32,
     /// The loss this client shows at any rate (random loss), parts per million.
     pub loss_floor_ppm: u32,
     /// The latest sample was congestion.
@@ -507,6 +510,15 @@ impl RateControl {
             c.saturated_at_us = now_us;
         }
         c.interval_loss_ppm = loss;
+        // Loss events: at most one per round trip of the sample's span.
+        let lost = sent.saturating_sub(got) as u64;
+        let events = lost.min(dt.div_ceil(c.rtt_us.max(1)).max(1));
+        let event_ppm = (events * 1_000_000 / sent as u64) as u32;
+        c.loss_event_ppm = match c.loss_event_ppm {
+            0 => event_ppm,
+            avg if event_ppm >= avg => avg + (event_ppm - avg) / 4,
+            avg => avg - (avg - event_ppm) / 4,
+        };
         c.sample_at_us = now_us;
         c.sample_mid_us = t0 + dt / 2;
         RateSample {
@@ -661,7 +673,7 @@ impl RateControl {
         clients
             .filter(|c| c.rtt_us > 0)
             .filter_map(|c| {
-                let p = c.interval_loss_ppm.max(c.loss_floor_ppm);
+                let p = c.loss_event_ppm;
                 tcp_throughput_bps(self.packet_bytes, c.rtt_us, p)
             })
             .min()
@@ -1118,12 +1130,29 @@ mod tests {
         assert!(tcp_throughput_bps(1460, 1_000, 10_000).unwrap() > x);
     }
 
+    /// Losses within one round trip are one loss event (as TCP reacts to them): a sample of
+    /// 1000 packets over 20 ms with 30 lost and a 5 ms round trip holds 4 events, not 30.
+    #[test]
+    fn losses_within_a_round_trip_are_one_event() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, true, PKT, 0);
+        for i in 0..=1100u32 {
+            r.on_data_sent(i, i as u64 * 20, 40);
+        }
+        let mut c = ClientRate::default();
+        // The round trip: 5 ms.
+        r.on_report(&mut c, &head(1, 100, 0), 100 * 20 + 5_000);
+        let s = r.on_report(&mut c, &head(2, 1100, 970), 1100 * 20 + 5_000);
+        assert_eq!((s.sent, s.loss_ppm), (1000, 30_000));
+        assert_eq!(c.loss_event_ppm, 4 * 1_000_000 / 1000);
+    }
+
     #[test]
     fn fair_mode_holds_the_tcp_rate_of_the_worst_client() {
         let mut r = RateControl::new(10_000_000_000, Some(1_000_000_000), 1, true, true, PKT, 0);
         let lossy = ClientRate {
             sample_at_us: 1,
-            interval_loss_ppm: 10_000,
+            interval_loss_ppm: 30_000,
+            loss_event_ppm: 10_000,
             loss_floor_ppm: 10_000,
             rtt_us: 10_000,
             capacity_bps: 1_000_000_000,
