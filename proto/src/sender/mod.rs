@@ -170,6 +170,9 @@ pub struct SenderStats {
     pub unheard_verified: u64,
     /// Deficits ignored because a burst already on its way covers them.
     pub suppressed: u64,
+    /// Reports whose ranges were left for after the forward pass: their client was left
+    /// behind (its link takes well under the rate).
+    pub ranges_deferred: u64,
     /// Events raised.
     pub events: u64,
     /// Events not queued because the shell had not drained the queue.
@@ -565,6 +568,19 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         let spacing_us = self.report_interval_ms() as u64 * 1000 / 8;
         if st.range_count() > 0 && !self.clients.ranges_due(row, now_us, spacing_us) {
             self.stats.ranges_too_soon += 1;
+            return Ok(());
+        }
+        // A client left behind (its link has taken well under the rate the bulk takes for
+        // several reports) is served once the others are done: repairs for it now would
+        // take their rate for what its link cannot pass anyway.
+        if st.range_count() > 0
+            && self.rate.others_receiving()
+            && self
+                .clients
+                .get(row)
+                .is_some_and(|c| self.rate.left_behind(&c.rate))
+        {
+            self.stats.ranges_deferred += 1;
             return Ok(());
         }
         self.stats.suppressed += self.schedule.apply_deficits(now_us, &st, &self.suppression);

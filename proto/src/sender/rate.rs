@@ -55,6 +55,8 @@ const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
 const MIN_SAMPLE_PACKETS: u32 = 32;
 /// Samples older than this many report intervals no longer count.
 const SAMPLE_LIFETIME_INTERVALS: u64 = 4;
+/// Congested samples in a row before a client counts as left behind.
+const LEFT_BEHIND_SAMPLES: u8 = 3;
 /// How long a client's saturated rate is remembered.
 const SATURATED_MEMORY_US: u64 = 2_000_000;
 /// Below this share of the links' saturated rate (thousandths), the rate grows back fast,
@@ -146,6 +148,8 @@ pub struct ClientRate {
     pub floor_known: bool,
     /// Packets counted by reports whose span was too short to judge, carried into the next.
     pending_received: u32,
+    /// Samples in a row that were congestion.
+    pub congested_run: u8,
     /// Capacity and loss when it was last congested (to tell random loss, which does not
     /// fall when the rate falls below that capacity).
     congested_capacity_bps: u64,
@@ -209,6 +213,11 @@ pub(crate) struct RateControl {
     /// Wire bytes sent since the last decision (whether the rate was used at all).
     bytes_since_decide: u64,
     loss_estimate_ppm: u32,
+    /// Congested clients with a capacity below this were left behind at the last decision
+    /// (0: none; only while the bulk was not congested).
+    left_behind_below_bps: u64,
+    /// At the last decision some client with a recent sample was not left behind.
+    others_receiving: bool,
 }
 
 /// Inputs of one decision.
@@ -266,6 +275,8 @@ impl RateControl {
             last_seq_sent: 0,
             bytes_since_decide: 0,
             loss_estimate_ppm: 0,
+            left_behind_below_bps: 0,
+            others_receiving: false,
         }
     }
 
@@ -279,6 +290,18 @@ impl RateControl {
 
     pub fn loss_estimate_ppm(&self) -> u32 {
         self.loss_estimate_ppm
+    }
+
+    /// A client whose link has taken well under the rate for several samples in a row
+    /// (congested, its capacity below 70% of the rate) while the bulk was not: one left
+    /// behind, served from the carousel once the forward pass is over.
+    pub fn left_behind(&self, c: &ClientRate) -> bool {
+        is_left_behind(c, self.left_behind_below_bps)
+    }
+
+    /// At the last decision, clients not left behind were still receiving.
+    pub fn others_receiving(&self) -> bool {
+        self.others_receiving
     }
 
     /// The rate is still probed upward (no congestion seen yet, no link speed known).
@@ -495,6 +518,7 @@ impl RateControl {
         if !c.congested
             && c.queue_delay_us > DEEP_QUEUE_DELAY_US
             && c.queue_growth_us > DEEP_QUEUE_GROWTH_US
+            && got >= MIN_SAMPLE_PACKETS
             && sent_bps as u128 * 10 >= self.rate_bps as u128 * 7
         {
             c.congested = true;
@@ -509,6 +533,10 @@ impl RateControl {
             c.saturated_bps = c.arrival_bps;
             c.saturated_at_us = now_us;
         }
+        c.congested_run = match c.congested {
+            true => c.congested_run.saturating_add(1),
+            false => 0,
+        };
         c.interval_loss_ppm = loss;
         // Loss events: at most one per round trip of the sample's span.
         let lost = sent.saturating_sub(got) as u64;
@@ -549,10 +577,17 @@ impl RateControl {
         let lifetime = d.report_interval_us * SAMPLE_LIFETIME_INTERVALS;
         let recent = clients
             .filter(|c| c.sample_at_us > 0 && d.now_us.saturating_sub(c.sample_at_us) <= lifetime);
-        let n = recent.clone().count() as u64;
-        if n == 0 {
+        let all = recent.clone().count() as u64;
+        if all == 0 {
             return;
         }
+        // Clients left behind do not count while any other client still receives: they
+        // are served at their own pace once the others are done.
+        let below = self.left_behind_below_bps;
+        let behind = recent.clone().filter(|c| is_left_behind(c, below)).count() as u64;
+        self.others_receiving = behind < all;
+        let recent = recent.filter(move |c| behind == all || !is_left_behind(c, below));
+        let n = recent.clone().count() as u64;
         // Samples mostly sent before the last cut still show the rate before it.
         let after_cut = |c: &&ClientRate| c.sample_mid_us >= self.cut_at_us;
         let congested = recent
@@ -591,6 +626,11 @@ impl RateControl {
                 self.reason = RateReason::Growing;
             }
         }
+        // A few congested clients while the bulk is not: left behind below 70% of the rate.
+        self.left_behind_below_bps = match self.startup || congested * 5 > n {
+            true => 0,
+            false => (self.rate_bps as u128 * 7 / 10) as u64,
+        };
         if congested * 5 > n {
             // Uncongested clients take at least the rate.
             let cap = |c: &ClientRate| {
@@ -678,6 +718,11 @@ impl RateControl {
             })
             .min()
     }
+}
+
+/// Congested for several samples in a row with a capacity below `below_bps`.
+fn is_left_behind(c: &ClientRate, below_bps: u64) -> bool {
+    c.congested_run >= LEFT_BEHIND_SAMPLES && c.capacity_bps > 0 && c.capacity_bps < below_bps
 }
 
 /// The largest rate at or below `ceiling` that at most a fifth of the clients fall below,
