@@ -1118,6 +1118,49 @@ mod tests {
         );
     }
 
+    /// A client congested for several samples well below the rate, while the bulk is not,
+    /// is left behind (its deficits wait) as long as others still receive; alone, it is not.
+    #[test]
+    fn a_client_long_congested_below_the_rate_is_left_behind_while_others_receive() {
+        let mut r = RateControl::new(1_100_000_000, None, 1, true, false, PKT, 0);
+        r.rate_bps = 1_000_000_000;
+        r.startup = false;
+        let fast = ClientRate {
+            sample_at_us: 1,
+            ..Default::default()
+        };
+        let slow = ClientRate {
+            congested: true,
+            congested_run: LEFT_BEHIND_SAMPLES,
+            capacity_bps: 50_000_000,
+            sample_at_us: 1,
+            ..Default::default()
+        };
+        let once = ClientRate {
+            congested_run: 1,
+            ..slow
+        };
+        // Ten clients: two congested are a fifth, not the bulk.
+        let mut all = [fast; 10];
+        all[9] = slow;
+        all[8] = once;
+        let d = |now_us| Decide {
+            now_us,
+            report_interval_us: 100_000,
+            busy: true,
+        };
+        r.on_sent(1_000_000_000 / 8 / 40);
+        r.decide(d(25_000), all.iter());
+        assert!(r.left_behind(&all[9]));
+        assert!(!r.left_behind(&all[8]), "congested once: not yet");
+        assert!(!r.left_behind(&all[0]));
+        assert!(r.others_receiving());
+        // The others done: it is all there is, not left behind.
+        r.decide(d(50_000), all[9..].iter());
+        assert!(!r.others_receiving());
+        assert!(!r.left_behind(&all[9]));
+    }
+
     #[test]
     fn one_slow_client_among_many_does_not_set_the_rate() {
         let mut r = RateControl::new(1_100_000_000, None, 1, true, false, PKT, 0);
