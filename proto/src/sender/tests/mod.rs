@@ -442,3 +442,68 @@ fn reports_are_timed_by_their_arrival_not_their_reading() {
         sample.queue_delay_us
     );
 }
+
+/// The deficits of a client left behind (its link took well under the rate for several
+/// reports while the others' did not) wait while the others still receive: repairs for it
+/// would take their rate for what its link cannot pass.
+#[test]
+fn a_client_left_behind_has_its_deficits_wait_while_others_receive() {
+    let g = Geometry::new(1408 * 512 * 8, 1408, 512).unwrap();
+    let mut st = store(&g);
+    let mut c = cfg(g);
+    c.rate_bps = 100_000_000;
+    c.adapt_rate = true;
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    let mut last_seq = 0;
+    let mut sent_until = |s: &mut Sender<'_, u32>, now: &mut u64, until: u64| {
+        while *now < until {
+            if let Some(Transmit::Symbol { seq, .. }) = step(s, now) {
+                last_seq = seq;
+            }
+        }
+        last_seq
+    };
+    let report = |id: u64, seq: u32, last_seq: u32, received: u32, ranges: &[DeficitRange]| {
+        let mut h = head(id, last_seq, 0, ClientPhase::Receiving);
+        h.report_seq = seq;
+        h.interval_received = received;
+        status_packet(7, h, ranges)
+    };
+    // Six clients: five take everything, client 6 a tenth of it, report after report.
+    let mut prev = 0;
+    for k in 0..5u32 {
+        let l = sent_until(&mut s, &mut now, (k as u64 + 1) * 50_000);
+        for id in 1..=6u64 {
+            let got = if k == 0 {
+                0
+            } else if id == 6 {
+                (l - prev) / 10
+            } else {
+                l - prev
+            };
+            s.handle_datagram(now + 1_000, id as u32, &report(id, k, l, got, &[]))
+                .unwrap();
+        }
+        prev = l;
+        s.handle_timeout(now + 1_000);
+    }
+    let lacking = [DeficitRange {
+        first: 0,
+        len: 1,
+        deficit: 100,
+    }];
+    let deferred = s.stats().ranges_deferred;
+    let l = sent_until(&mut s, &mut now, 300_000);
+    s.handle_datagram(now + 1_000, 6, &report(6, 5, l, (l - prev) / 10, &lacking))
+        .unwrap();
+    assert_eq!(
+        s.stats().ranges_deferred,
+        deferred + 1,
+        "client 6 left behind"
+    );
+    // A client not left behind has its deficits applied.
+    s.handle_datagram(now + 1_000, 1, &report(1, 5, l, l - prev, &lacking))
+        .unwrap();
+    assert_eq!(s.stats().ranges_deferred, deferred + 1);
+}
