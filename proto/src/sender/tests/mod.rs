@@ -386,32 +386,51 @@ fn verified_result(s: &Sender<'_, u32>, id: u64) -> Vec<u8> {
     buf
 }
 
+/// A sender whose rate adapts, at 100 Mbit/s to start.
+fn adapting(g: Geometry) -> SenderConfig {
+    let mut c = cfg(g);
+    c.rate_bps = 100_000_000;
+    c.adapt_rate = true;
+    c
+}
+
+/// Runs the sender until `until`; returns the newest data sequence number sent by then
+/// (`last` when none was sent).
+fn send_until(s: &mut Sender<'_, u32>, now: &mut u64, until: u64, mut last: u32) -> u32 {
+    while *now < until {
+        if let Some(Transmit::Symbol { seq, .. }) = step(s, now) {
+            last = seq;
+        }
+    }
+    last
+}
+
+/// Client `id`'s report number `seq`: newest sequence `last_seq`, `received` data packets
+/// since its previous report.
+fn rate_report(
+    id: u64,
+    seq: u32,
+    last_seq: u32,
+    received: u32,
+    ranges: &[DeficitRange],
+) -> Vec<u8> {
+    let mut h = head(id, last_seq, 0, ClientPhase::Receiving);
+    h.report_seq = seq;
+    h.interval_received = received;
+    status_packet(7, h, ranges)
+}
+
 /// A report read late by a busy loop but timed by its kernel arrival shows no queue; the
 /// same report timed by its reading shows the wait as one.
 #[test]
 fn reports_are_timed_by_their_arrival_not_their_reading() {
     let g = Geometry::new(1408 * 512 * 4, 1408, 512).unwrap();
     let mut st = store(&g);
-    let mut c = cfg(g);
-    c.rate_bps = 100_000_000;
-    c.adapt_rate = true;
-    let mut s = sender(&mut st, c);
+    let mut s = sender(&mut st, adapting(g));
     let mut now = 0;
-    let mut last_seq = 0;
-    let mut sent_by = |s: &mut Sender<'_, u32>, now: &mut u64, until: u64| {
-        while *now < until {
-            if let Some(Transmit::Symbol { seq, .. }) = step(s, now) {
-                last_seq = seq;
-            }
-        }
-        last_seq
-    };
-    let report = |seq: u32, last_seq: u32, received: u32| {
-        let mut h = head(1, last_seq, 0, ClientPhase::Receiving);
-        h.report_seq = seq;
-        h.interval_received = received;
-        status_packet(7, h, &[])
-    };
+    let sent_by = |s: &mut Sender<'_, u32>, now: &mut u64, until: u64| send_until(s, now, until, 0);
+    let report =
+        |seq: u32, last_seq: u32, received: u32| rate_report(1, seq, last_seq, received, &[]);
     // Reports arrive 1 ms after the newest packet they count; the first sets the least
     // round trip.
     let l0 = sent_by(&mut s, &mut now, 20_000);
@@ -450,26 +469,11 @@ fn reports_are_timed_by_their_arrival_not_their_reading() {
 fn a_client_left_behind_has_its_deficits_wait_while_others_receive() {
     let g = Geometry::new(1408 * 512 * 8, 1408, 512).unwrap();
     let mut st = store(&g);
-    let mut c = cfg(g);
-    c.rate_bps = 100_000_000;
-    c.adapt_rate = true;
-    let mut s = sender(&mut st, c);
+    let mut s = sender(&mut st, adapting(g));
     let mut now = 0;
-    let mut last_seq = 0;
-    let mut sent_until = |s: &mut Sender<'_, u32>, now: &mut u64, until: u64| {
-        while *now < until {
-            if let Some(Transmit::Symbol { seq, .. }) = step(s, now) {
-                last_seq = seq;
-            }
-        }
-        last_seq
-    };
-    let report = |id: u64, seq: u32, last_seq: u32, received: u32, ranges: &[DeficitRange]| {
-        let mut h = head(id, last_seq, 0, ClientPhase::Receiving);
-        h.report_seq = seq;
-        h.interval_received = received;
-        status_packet(7, h, ranges)
-    };
+    let sent_until =
+        |s: &mut Sender<'_, u32>, now: &mut u64, until: u64| send_until(s, now, until, 0);
+    let report = rate_report;
     // Six clients: five take everything, client 6 a tenth of it, report after report.
     let mut prev = 0;
     for k in 0..5u32 {
