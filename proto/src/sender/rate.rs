@@ -399,7 +399,9 @@ impl RateControl {
             note.note = "ahead of what was sent";
             return note;
         }
-        if let Some(t) = self.sent_at(head.last_seq)
+        // When its newest packet was sent: the round trip's start and the sample's end.
+        let last_sent_at = self.sent_at(head.last_seq);
+        if let Some(t) = last_sent_at
             && self.sent_len > 0
         {
             let rtt = now_us.saturating_sub(t).max(1);
@@ -449,8 +451,7 @@ impl RateControl {
             note.note = "too many packets sent";
             return note;
         }
-        let (Some(t0), Some(t1)) = (self.sent_at(prev_last_seq), self.sent_at(head.last_seq))
-        else {
+        let (Some(t0), Some(t1)) = (self.sent_at(prev_last_seq), last_sent_at) else {
             note.note = "older than the send history";
             return note;
         };
