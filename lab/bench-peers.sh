@@ -59,8 +59,9 @@ done
 TDIR="${CARGO_TARGET_DIR:-$LAB_REPO/target}"
 if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     say "building bb-server, bb-gso-blast (release) and the static bb-client (make client)"
-    (cd "$LAB_REPO" && cargo build --release -q -p bb-server -p bb-bench --bin bb-gso-blast) \
-        || die "cargo build failed"
+    # Two builds: with --bin, cargo builds only that binary of all the packages named.
+    (cd "$LAB_REPO" && cargo build --release -q -p bb-server \
+        && cargo build --release -q -p bb-bench --bin bb-gso-blast) || die "cargo build failed"
     make -s -C "$LAB_REPO" client >/dev/null || die "make client failed"
 fi
 BLAST="$TDIR/release/bb-gso-blast"

@@ -38,6 +38,13 @@ const QUEUE_DELAY_US: u64 = 5_000;
 /// previous report, is congestion before any loss.
 const DEEP_QUEUE_DELAY_US: u64 = 30_000;
 const DEEP_QUEUE_GROWTH_US: u64 = 5_000;
+/// A sample whose packets arrived at less than three quarters of the rate they were sent
+/// at, with a queue of at least this, was sent faster than the link passes; this many such
+/// samples in a row are a queue filling (before it holds [`QUEUE_DELAY_US`]).
+const OUTRUN_QUEUE_US: u64 = 1_000;
+const OUTRUN_SAMPLES: u8 = 2;
+/// The saturated rate averages over about this much time of the latest full-link samples.
+const SATURATED_SPAN_US: u64 = 200_000;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
@@ -51,6 +58,8 @@ const CUT_TO_PERMILLE: u64 = 960;
 const CONGESTION_EXCESS_PPM: u32 = 20_000;
 /// The random loss assumed when judging whether a sample's excess is chance (at least).
 const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
+/// The most of a client's own loss figure taken as its random loss before its floor is known.
+const RANDOM_LOSS_HINT_MAX_PPM: u32 = 50_000;
 /// The loss floor counts the packets of this many (about) latest samples without congestion.
 const FLOOR_WINDOW_PACKETS: u32 = 8192;
 /// The loss floor is known once samples without congestion held this many packets.
@@ -144,10 +153,16 @@ pub struct ClientRate {
     /// What arrived over the time between the two latest reports' arrivals (bit/s): while a
     /// queue grows in front of a link, what leaves it, the link's rate.
     pub arrival_bps: u64,
-    /// The most that arrived in a sample while its link was full (congested or a queue
-    /// standing), and when: the link's rate, less spoiled by a late report than one sample.
+    /// What arrived while its link was full (congested, a queue standing or outrun), over
+    /// the latest such samples together, and when the latest was: the link's rate. Summed
+    /// over several spans, one stretched span (a late report) and the next, short one cancel.
     pub saturated_bps: u64,
     pub saturated_at_us: u64,
+    saturated_packets: u64,
+    saturated_span_us: u64,
+    /// Samples in a row in which packets arrived slower than they were sent, behind a
+    /// queue: the rate has outrun the link (shows before the queue is deep).
+    pub outrun_run: u8,
     /// The loss floor was measured: samples without congestion of enough packets set it.
     pub floor_known: bool,
     /// Packets lost and sent over the samples that were not congestion, both halved once
@@ -191,6 +206,10 @@ pub struct RateSample {
     pub rtt_min_us: u64,
     /// The report's round trip less the least (a queue on the path).
     pub queue_delay_us: u64,
+    /// The sample's packets over the time the sender took to send them, and over the time
+    /// between the reports' arrivals (bit/s).
+    pub sent_bps: u64,
+    pub arrival_bps: u64,
     /// Why no sample was made, or "sample".
     pub note: &'static str,
 }
@@ -498,10 +517,14 @@ impl RateControl {
         // link: what arrives never exceeds what was sent, or the rate in force.
         c.arrival_bps = bps(got, arrival_dt).min(sent_bps.max(self.rate_bps));
         let floor = c.loss_floor_ppm;
-        // Chance is judged at the loss the client itself sees over longer windows, when
-        // its floor is not known yet (or lower): a 3% link sampled over 40 packets loses
-        // 3 of them often enough.
-        let noise = floor.max(head.loss_ppm.min(500_000));
+        // Chance is judged at the loss the client itself sees over longer windows while its
+        // floor is not known yet: a 3% link sampled over 40 packets loses 3 of them often
+        // enough. Up to a few per cent only: a client that a fast rate overruns sees a
+        // high loss too, which must not pass for chance.
+        let noise = match c.floor_known {
+            true => floor,
+            false => head.loss_ppm.min(RANDOM_LOSS_HINT_MAX_PPM),
+        };
         let verdict = judge_loss(loss, floor, noise, sent);
         let capacity = |floor: u32| {
             (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
@@ -532,7 +555,11 @@ impl RateControl {
                 c.congested_capacity_bps = 0;
                 c.floor_relearned_at_us = now_us;
             } else {
-                c.congested_capacity_bps = capacity(floor);
+                // What the link passed of what was sent, over the time it was sent: two
+                // reports bunched on the way back must not make it look larger.
+                c.congested_capacity_bps = (bps(got, dt) as u128 * 1_000_000
+                    / (1_000_000 - floor.min(999_999)) as u128)
+                    as u64;
                 c.congested_loss_ppm = loss;
             }
         }
@@ -570,11 +597,29 @@ impl RateControl {
                 / (1_000_000 - c.loss_floor_ppm.min(999_999)) as u128)
                 as u64;
         }
-        if (c.congested || c.standing_queue_us > QUEUE_DELAY_US)
-            && (c.arrival_bps > c.saturated_bps
-                || now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US)
-        {
-            c.saturated_bps = c.arrival_bps;
+        let outrun = c.queue_delay_us > OUTRUN_QUEUE_US
+            && (c.arrival_bps as u128) * 4 < sent_bps as u128 * 3;
+        c.outrun_run = match outrun {
+            true => c.outrun_run.saturating_add(1),
+            false => 0,
+        };
+        if c.congested || c.standing_queue_us > QUEUE_DELAY_US || outrun {
+            if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US
+                || c.saturated_span_us > SATURATED_SPAN_US
+            {
+                // Older spans count half from here on: the link may have changed.
+                c.saturated_packets /= 2;
+                c.saturated_span_us /= 2;
+                if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US {
+                    (c.saturated_packets, c.saturated_span_us) = (0, 0);
+                }
+            }
+            c.saturated_packets += got as u64;
+            c.saturated_span_us += arrival_dt;
+            c.saturated_bps = bps(
+                c.saturated_packets.min(u32::MAX as u64) as u32,
+                c.saturated_span_us,
+            );
             c.saturated_at_us = now_us;
         }
         c.congested_run = match c.congested {
@@ -597,6 +642,8 @@ impl RateControl {
             loss_ppm: loss,
             floor_ppm: c.loss_floor_ppm,
             congested: c.congested,
+            sent_bps,
+            arrival_bps: c.arrival_bps,
             note: "sample",
             ..note
         }
@@ -641,7 +688,9 @@ impl RateControl {
         // A queue filling in front of the links of more than a fifth of the clients: the
         // rate has reached their links. Startup ends (a little below, since the queue shows
         // late), and the rate holds rather than grow into the queue until it overflows.
-        let is_queued = |c: &&ClientRate| c.standing_queue_us > QUEUE_DELAY_US && after_cut(c);
+        let is_queued = |c: &&ClientRate| {
+            (c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES) && after_cut(c)
+        };
         let queued = recent.clone().filter(is_queued).count() as u64;
         let queue_filling = queued * 5 > n;
         if queue_filling {
@@ -649,8 +698,7 @@ impl RateControl {
             if self.startup {
                 // The queue shows a round of reports late: the rate has grown by about a
                 // doubling since it passed the link. What leaves the queues is the links'
-                // rate: their saturated rates (the most that arrived while full; one
-                // stretched span reads low), when that says less.
+                // rate: their saturated rates, when that says less.
                 let leaving = reached_by_four_fifths(
                     recent.clone(),
                     |c| match is_queued(&c) && c.saturated_bps > 0 {
@@ -724,8 +772,14 @@ impl RateControl {
                 u64::MAX,
             );
             let grown = if self.startup {
-                // Doubling per two report intervals (20-100 ms): 2^(dt/doubling).
-                rate * pow2_fraction_ppm(dt * 1_000_000 / doubling as u128) / 1_000_000
+                // Doubling per two report intervals (20-100 ms): 2^(dt/doubling), but never
+                // past twice what four fifths of the clients' links were seen to pass: once
+                // a link is full, what arrives stops following the rate, and the overrun
+                // until the queue shows is at most twice the link.
+                let doubled =
+                    rate * pow2_fraction_ppm(dt * 1_000_000 / doubling as u128) / 1_000_000;
+                let arriving = reached_by_four_fifths(recent.clone(), |c| c.arrival_bps, u64::MAX);
+                doubled.min((2 * arriving as u128).max(rate))
             } else {
                 // 2% per 100 ms, doubling every half second without congestion, up to 64%.
                 let calm = d.now_us.saturating_sub(self.calm_since_us) / 500_000;
@@ -820,7 +874,7 @@ fn pow2_fraction_ppm(x_ppm: u128) -> u128 {
 enum Loss {
     /// Within what the client's random loss gives.
     Chance,
-    /// Beyond the floor by more than `max(floor, 2%)` and by more than chance: three
+    /// Beyond the floor by more than `max(floor / 2, 2%)` and by more than chance: three
     /// standard deviations of the losses a random loss of `max(noise, 1%)` gives over
     /// `sent` packets, and one packet more (a short sample at a low rate holds few packets:
     /// two lost of 55 at 1% random loss is not congestion).
@@ -831,7 +885,9 @@ enum Loss {
 
 fn judge_loss(loss_ppm: u32, floor_ppm: u32, noise_ppm: u32, sent: u32) -> Loss {
     let excess_ppm = loss_ppm.saturating_sub(floor_ppm) as u64;
-    let least_ppm = floor_ppm.max(CONGESTION_EXCESS_PPM) as u64;
+    // Half the floor: a floor that let its double pass for chance would creep up behind
+    // a loss that grows with the rate.
+    let least_ppm = (floor_ppm / 2).max(CONGESTION_EXCESS_PPM) as u64;
     // Excess packets lost against 3 sigma of a binomial: 3 sqrt(n p) packets, plus one.
     let p_ppm = noise_ppm.max(RANDOM_LOSS_NOISE_PPM) as u64;
     let n = sent.max(1) as u64;
@@ -911,9 +967,10 @@ mod tests {
         assert_eq!(judge_loss(25_000, 0, 0, 10_000), BeyondChance);
         assert_eq!(judge_loss(45_000, 0, 0, 10_000), Overrun);
         assert_eq!(judge_loss(15_000, 0, 0, 10_000), Chance);
-        // Twice a known floor's excess is needed.
-        assert_eq!(judge_loss(150_000, 100_000, 100_000, 10_000), Chance);
-        assert_eq!(judge_loss(210_000, 100_000, 100_000, 10_000), BeyondChance);
+        // Beyond a known floor, an excess of half of it is needed, and twice that at once.
+        assert_eq!(judge_loss(140_000, 100_000, 100_000, 10_000), Chance);
+        assert_eq!(judge_loss(160_000, 100_000, 100_000, 10_000), BeyondChance);
+        assert_eq!(judge_loss(210_000, 100_000, 100_000, 10_000), Overrun);
     }
 
     /// A full queue delivers at the link's rate while the sender, having cut, sends slower:
@@ -1169,6 +1226,42 @@ mod tests {
             "1% random loss held the rate at {rate}"
         );
         assert_ne!(b.r.reason(), RateReason::Congestion);
+    }
+
+    /// A client whose loss grows step by step with the rate (its link is slower than the
+    /// rate, which grows), reporting that loss itself, is congestion early on: its floor
+    /// stays what it lost before it was overrun.
+    #[test]
+    fn a_loss_that_grows_with_the_rate_never_becomes_the_floor() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        let mut c = ClientRate::default();
+        let (mut seq, mut now) = (0u32, 0u64);
+        let mut first_congested = None;
+        for report in 1..=60u32 {
+            // 400 packets per 10 ms; from report 10 on, 3% more of them lost each time.
+            let loss_pct = report.saturating_sub(10).min(30) * 3;
+            for _ in 0..400 {
+                seq += 1;
+                now += 25;
+                r.on_data_sent(seq, now, 25);
+            }
+            let mut h = head(report, seq, 400 * (100 - loss_pct) / 100);
+            h.loss_ppm = loss_pct * 10_000;
+            r.on_report(&mut c, &h, now + 100);
+            if c.congested && first_congested.is_none() {
+                first_congested = Some(loss_pct);
+            }
+            assert!(
+                c.loss_floor_ppm <= 10_000,
+                "floor {} at {loss_pct}%",
+                c.loss_floor_ppm
+            );
+        }
+        assert!(
+            first_congested.is_some_and(|l| l <= 9),
+            "{first_congested:?}"
+        );
+        assert!(c.congested);
     }
 
     #[test]
