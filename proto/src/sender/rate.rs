@@ -516,16 +516,16 @@ impl RateControl {
         // Two reports bunched on the way (a queue on the return path) say nothing of the
         // link: what arrives never exceeds what was sent, or the rate in force.
         c.arrival_bps = bps(got, arrival_dt).min(sent_bps.max(self.rate_bps));
-        let floor = c.loss_floor_ppm;
-        // Chance is judged at the loss the client itself sees over longer windows while its
-        // floor is not known yet: a 3% link sampled over 40 packets loses 3 of them often
-        // enough. Up to a few per cent only: a client that a fast rate overruns sees a
-        // high loss too, which must not pass for chance.
-        let noise = match c.floor_known {
-            true => floor,
+        // Until its floor is known, the loss the client itself sees over longer windows
+        // stands for it: a 3% link sampled over 40 packets loses 3 of them often enough.
+        // Up to a few per cent only: a client that a fast rate overruns sees a high loss
+        // too, which must not pass for its link's.
+        let floor_or_hint = |c: &ClientRate| match c.floor_known {
+            true => c.loss_floor_ppm,
             false => head.loss_ppm.min(RANDOM_LOSS_HINT_MAX_PPM),
         };
-        let verdict = judge_loss(loss, floor, noise, sent);
+        let (floor, noise) = (c.loss_floor_ppm, floor_or_hint(c));
+        let verdict = judge_loss(loss, noise, noise, sent);
         let capacity = |floor: u32| {
             (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
         };
@@ -566,7 +566,8 @@ impl RateControl {
         // Congestion by loss: far beyond chance at once, or beyond it twice in a row (one
         // unlucky sample of a lossy link is no reason to cut). Until the floor is known,
         // far beyond chance twice in a row: a link's random loss is not known yet either.
-        let verdict = judge_loss(loss, c.loss_floor_ppm, noise, sent);
+        let noise = floor_or_hint(c);
+        let verdict = judge_loss(loss, noise, noise, sent);
         let least = match c.floor_known {
             true => Loss::BeyondChance,
             false => Loss::Overrun,
