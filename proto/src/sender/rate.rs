@@ -62,6 +62,8 @@ const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
 const RANDOM_LOSS_HINT_MAX_PPM: u32 = 50_000;
 /// The loss floor counts the packets of this many (about) latest samples without congestion.
 const FLOOR_WINDOW_PACKETS: u32 = 8192;
+/// Samples sent above this share of a client's saturated rate (percent) do not measure its floor.
+const FLOOR_BELOW_LINK_PERCENT: u128 = 97;
 /// The loss floor is known once samples without congestion held this many packets.
 const FLOOR_MIN_PACKETS: u32 = 256;
 /// Intervals shorter than this many packets say too little to judge.
@@ -529,7 +531,13 @@ impl RateControl {
         let capacity = |floor: u32| {
             (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
         };
-        if verdict == Loss::Chance {
+        // Only a sample sent below what the link was seen to pass when full measures the
+        // random loss alone: above it, a slight overrun would pass for chance, creep into
+        // the floor, and lift the capacity the next cut aims at with it.
+        let below_link = c.saturated_bps == 0
+            || now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US
+            || sent_bps as u128 * 100 <= c.saturated_bps as u128 * FLOOR_BELOW_LINK_PERCENT;
+        if verdict == Loss::Chance && below_link {
             c.congested_capacity_bps = 0;
             c.floor_lost = c.floor_lost.saturating_add(sent - got);
             c.floor_sent = c.floor_sent.saturating_add(sent);
@@ -542,7 +550,7 @@ impl RateControl {
                 true => (c.floor_lost as u64 * 1_000_000 / c.floor_sent as u64) as u32,
                 false => 0,
             };
-        } else {
+        } else if verdict != Loss::Chance {
             // Loss that stays as high once the rate is within the capacity measured when it
             // was congested does not come from the rate: it is this client's random loss.
             let within = sent_bps as u128 * 100 <= c.congested_capacity_bps as u128 * 105;
@@ -580,6 +588,14 @@ impl RateControl {
         };
         c.loss_congested_before = verdict >= least;
         c.capacity_bps = capacity(c.loss_floor_ppm);
+        // A sample sent well below the rate spans a pause of the sender (the others done,
+        // nothing to send for a while): what arrived over it is not what the link passes.
+        // What it passed when last full says more.
+        if sent_bps as u128 * 10 < self.rate_bps as u128 * 7
+            && now_us.saturating_sub(c.saturated_at_us) <= SATURATED_MEMORY_US
+        {
+            c.capacity_bps = c.capacity_bps.max(c.saturated_bps);
+        }
         // A deep queue growing in front of the link: the rate exceeds what the link passes,
         // though nothing is dropped yet, and the loss will show only once the queue has
         // held the overrun for long. What arrived over the reports' span is then the
