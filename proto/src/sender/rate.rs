@@ -7,9 +7,13 @@
 //! overruns (a queue that fills, then drops) delivers a fixed rate whatever is sent: its loss
 //! rises above the floor as the rate rises. So a sample whose loss is well above the floor
 //! is congestion, and what it delivered (corrected for the floor) is the link's capacity.
+//! The floor is measured over many samples (a 3% link sampled over 40 packets often loses
+//! none, and often 3), only from samples sent below what the link passed when full, and a
+//! sample beyond chance counts as congestion only when the one before it was too.
 //!
 //! The rate starts at the link speed when the shell knows it; otherwise it starts low and
-//! doubles every 100 ms until the first congestion (startup). Outside startup it grows
+//! doubles every 20-100 ms until the first congestion or queue (startup), never past twice
+//! what arrives at the clients. Outside startup it grows
 //! slowly, faster the longer no congestion was seen. When more than a fifth of the clients with a recent sample
 //! are congested, it drops to a little under the capacity that four fifths of them reach:
 //! one slow client never sets the rate; once the others are done it is the bulk, and the
