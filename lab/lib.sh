@@ -189,7 +189,7 @@ lab_bg() {
         date +%s.%N >"$base.start"
         ip netns exec "$ns" "$@" >"$base.out" 2>"$base.err" </dev/null &
         echo $! >"$base.pid"
-        wait $!
+        wait $! 2>/dev/null   # its exit status is the record; no "Killed" line from bash
         rc=$?
         date +%s.%N >"$base.end"
         echo "$rc" >"$base.rc.tmp" && mv -f "$base.rc.tmp" "$base.rc"   # atomic: never seen empty
