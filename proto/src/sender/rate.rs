@@ -434,6 +434,9 @@ impl RateControl {
             client_loss_ppm: head.loss_ppm,
             ..RateSample::default()
         };
+        // A sample beyond chance confirms the one before it only if nothing came between:
+        // every return without a sample leaves this false.
+        let loss_before = core::mem::take(&mut c.loss_congested_before);
         if (head.last_seq.wrapping_sub(self.last_seq_sent) as i32) > 0 {
             // Ahead of anything sent: forged or from another session; never a sample.
             c.prev = None;
@@ -533,7 +536,8 @@ impl RateControl {
         let (floor, noise) = (c.loss_floor_ppm, floor_or_hint(c));
         let verdict = judge_loss(loss, noise, noise, sent);
         let capacity = |floor: u32| {
-            (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128) as u64
+            (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128)
+                .min(u64::MAX as u128) as u64
         };
         // Only a sample sent below what the link was seen to pass when full measures the
         // random loss alone: above it, a slight overrun would pass for chance, creep into
@@ -545,7 +549,7 @@ impl RateControl {
             c.congested_capacity_bps = 0;
             c.floor_lost = c.floor_lost.saturating_add(sent - got);
             c.floor_sent = c.floor_sent.saturating_add(sent);
-            if c.floor_sent > FLOOR_WINDOW_PACKETS {
+            while c.floor_sent > FLOOR_WINDOW_PACKETS {
                 c.floor_lost /= 2;
                 c.floor_sent /= 2;
             }
@@ -555,9 +559,11 @@ impl RateControl {
                 false => 0,
             };
         } else if verdict != Loss::Chance {
-            // Loss that stays as high once the rate is within the capacity measured when it
+            // Loss that stays as high once the rate is at most what the link passed when it
             // was congested does not come from the rate: it is this client's random loss.
-            let within = sent_bps as u128 * 100 <= c.congested_capacity_bps as u128 * 105;
+            // At most, not a little more: a second sample at an uncut rate that overruns
+            // the link slightly must not pass for random loss.
+            let within = sent_bps <= c.congested_capacity_bps && below_link;
             let (was, now) = (c.congested_loss_ppm as u64, loss as u64);
             if within && now * 10 >= was * 7 && now * 10 <= was * 14 {
                 c.loss_floor_ppm = loss;
@@ -571,7 +577,7 @@ impl RateControl {
                 // reports bunched on the way back must not make it look larger.
                 c.congested_capacity_bps = (bps(got, dt) as u128 * 1_000_000
                     / (1_000_000 - floor.min(999_999)) as u128)
-                    as u64;
+                    .min(u64::MAX as u128) as u64;
                 c.congested_loss_ppm = loss;
             }
         }
@@ -588,7 +594,7 @@ impl RateControl {
             Loss::Chance => false,
             v if v < least => false,
             Loss::Overrun if c.floor_known => true,
-            _ => c.loss_congested_before,
+            _ => loss_before,
         };
         c.loss_congested_before = verdict >= least;
         c.capacity_bps = capacity(c.loss_floor_ppm);
@@ -624,7 +630,7 @@ impl RateControl {
             true => c.outrun_run.saturating_add(1),
             false => 0,
         };
-        if c.congested || c.standing_queue_us > QUEUE_DELAY_US || outrun {
+        if c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES {
             if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US
                 || c.saturated_span_us > SATURATED_SPAN_US
             {
@@ -742,12 +748,16 @@ impl RateControl {
         }
         // The loss that ended startup was some clients' random loss: it stayed as high at
         // the lower rate. Nothing is known of the links yet: probe on.
-        if self.startup_cut_for_loss
-            && congested == 0
-            && recent
-                .clone()
-                .any(|c| c.floor_relearned_at_us >= self.cut_at_us)
-        {
+        // Only soon after that cut, and only when more than a fifth of the clients showed
+        // it (as many as a cut needs): one client must not send the rate back to probing.
+        let relearned = recent
+            .clone()
+            .filter(|c| c.floor_relearned_at_us >= self.cut_at_us)
+            .count() as u64;
+        if self.startup_cut_for_loss && d.now_us.saturating_sub(self.cut_at_us) > lifetime {
+            self.startup_cut_for_loss = false;
+        }
+        if self.startup_cut_for_loss && congested == 0 && relearned * 5 > n {
             self.startup_cut_for_loss = false;
             self.startup = true;
             self.reason = RateReason::Probing;
@@ -771,7 +781,7 @@ impl RateControl {
             if to < self.rate_bps {
                 self.rate_bps = to.max(self.floor_bps);
                 self.reason = RateReason::Congestion;
-                self.startup_cut_for_loss |= self.startup;
+                self.startup_cut_for_loss = self.startup;
                 self.startup = false;
                 self.cut_at_us = d.now_us;
                 self.calm_since_us = d.now_us;
@@ -1447,5 +1457,158 @@ mod tests {
         let want = tcp_throughput_bps(PKT, 10_000, 10_000).unwrap();
         assert_eq!(r.rate_bps(), want);
         assert_eq!(r.reason(), RateReason::TcpFriendly);
+    }
+
+    fn head_of(id: u64, report_seq: u32, last_seq: u32, got: u32) -> StatusHead {
+        StatusHead {
+            client_id: id,
+            ..head(report_seq, last_seq, got)
+        }
+    }
+
+    /// One client behind a clean 1 Gbit/s link with a 2 ms tail-drop buffer (a switch, not
+    /// the lab's 20 ms tbf), reporting every `report_interval_us` (10 ms in startup).
+    /// Returns (startup resumes, final floor, mean rate over the last 5 s).
+    fn shallow_link(report_interval_us: u64) -> (u32, u32, u64) {
+        let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+        let link_bps = 1_000_000_000u64;
+        let mut r = RateControl::new(10_000_000_000, None, 1_000_000, true, false, PKT, 0);
+        let mut c = ClientRate::default();
+        let (mut now, mut seq, mut rs, mut owed, mut link_bits, mut got) = (0, 1, 0, 0, 0, 0u64);
+        let (mut resumes, mut was_startup, mut next_report) = (0, true, 10_000u64);
+        let (mut sum, mut k) = (0u64, 0u64);
+        for _ in 0..20_000 {
+            owed += r.rate_bps() / 1000;
+            let n = (owed / bits) as u32;
+            owed -= n as u64 * bits;
+            link_bits = (link_bits + link_bps / 1000).min(link_bps / 1000 * 2);
+            let through = (link_bits / bits).min(n as u64);
+            link_bits -= through * bits;
+            got += through;
+            seq += n;
+            r.on_data_sent(seq, now, 1000);
+            r.on_sent(n as u64 * bits / 8);
+            now += 1000;
+            let interval = if r.in_startup() {
+                10_000
+            } else {
+                report_interval_us
+            };
+            if now >= next_report {
+                next_report = now + interval;
+                rs += 1;
+                r.on_report(&mut c, &head(rs, seq, got as u32), now + 200);
+                got = 0;
+            }
+            let d = Decide {
+                now_us: now,
+                report_interval_us: interval,
+                busy: true,
+            };
+            r.decide(d, core::iter::once(&c));
+            resumes += (r.in_startup() && !was_startup) as u32;
+            was_startup = r.in_startup();
+            if now > 15_000_000 {
+                sum += r.rate_bps();
+                k += 1;
+            }
+        }
+        (resumes, c.loss_floor_ppm, sum / k)
+    }
+
+    /// A second sample at the uncut rate that overruns a shallow buffer slightly must not
+    /// pass for random loss: the floor would hold the rate above the link (found by review:
+    /// a 12% floor and 1.16 Gbit/s on a clean 1 Gbit/s link).
+    #[test]
+    fn a_slight_overrun_never_becomes_the_floor() {
+        for interval in [20_000, 50_000] {
+            let (resumes, floor, mean) = shallow_link(interval);
+            assert!(
+                resumes == 0 && floor < 10_000 && mean < 1_030_000_000,
+                "interval {interval}: startup resumed {resumes}x, floor {floor} ppm, mean {mean}"
+            );
+        }
+    }
+
+    /// Six clients: five honest (links of 1 Gbit/s) and one forged id (fewer than a fifth).
+    /// Seconds after startup ended with a cut for loss, and after a second cut, the forged
+    /// one reports a steady 3% twice, which the floor rule takes for random loss: that must
+    /// not send the rate back to probing (it would double towards twice the links).
+    #[test]
+    fn one_forged_client_cannot_send_the_rate_back_to_probing() {
+        let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+        let mut r = RateControl::new(10_000_000_000, None, 1_000_000, true, false, PKT, 0);
+        r.rate_bps = 1_500_000_000;
+        let honest = |now: u64, congested: bool| ClientRate {
+            sample_at_us: now,
+            sample_mid_us: now.saturating_sub(2_000),
+            congested,
+            capacity_bps: 1_000_000_000,
+            arrival_bps: 1_000_000_000,
+            ..Default::default()
+        };
+        let mut forged = ClientRate::default();
+        let (mut now, mut seq, mut owed, mut rs) = (0u64, 1u32, 0u64, 0u32);
+        let mut step = |r: &mut RateControl, now: &mut u64, seq: &mut u32, ms: u64| {
+            for _ in 0..ms {
+                owed += r.rate_bps() / 1000;
+                let n = (owed / bits) as u32;
+                owed -= n as u64 * bits;
+                *seq += n;
+                *now += 1000;
+                r.on_data_sent(*seq, *now, 100);
+                r.on_sent(n as u64 * bits / 8);
+            }
+        };
+        let decide = |r: &mut RateControl, now: u64, congested: bool, f: &ClientRate| {
+            let all = [
+                honest(now, congested),
+                honest(now, congested),
+                honest(now, congested),
+                honest(now, congested),
+                honest(now, congested),
+                *f,
+            ];
+            let d = Decide {
+                now_us: now,
+                report_interval_us: 100_000,
+                busy: true,
+            };
+            r.decide(d, all.iter());
+        };
+        // Startup overruns the links: the honest clients are congested, the rate is cut.
+        step(&mut r, &mut now, &mut seq, 30);
+        decide(&mut r, now, true, &forged);
+        assert!(!r.in_startup());
+        // 5 s of growth, then a cut outside startup, then 1 s more.
+        for _ in 0..200 {
+            step(&mut r, &mut now, &mut seq, 25);
+            decide(&mut r, now, false, &forged);
+        }
+        r.rate_bps = 1_100_000_000;
+        step(&mut r, &mut now, &mut seq, 25);
+        decide(&mut r, now, true, &forged);
+        assert_eq!(r.reason(), RateReason::Congestion);
+        for _ in 0..40 {
+            step(&mut r, &mut now, &mut seq, 25);
+            decide(&mut r, now, false, &forged);
+        }
+        r.rate_bps = 960_000_000;
+        // The forged client: clean reports (its floor becomes known), then 3% loss twice.
+        let mut prev = seq;
+        for loss_pct in [0, 0, 0, 3, 3] {
+            step(&mut r, &mut now, &mut seq, 10);
+            rs += 1;
+            let sent = seq - prev;
+            prev = seq;
+            let h = head_of(6, rs, seq, sent * (100 - loss_pct) / 100);
+            r.on_report(&mut forged, &h, now + 100);
+        }
+        assert!(forged.floor_known);
+        for _ in 0..5 {
+            step(&mut r, &mut now, &mut seq, 25);
+            decide(&mut r, now, false, &forged);
+            assert!(!r.in_startup(), "rate {}", r.rate_bps());
+        }
     }
 }
