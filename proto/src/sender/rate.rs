@@ -533,12 +533,9 @@ impl RateControl {
             true => c.loss_floor_ppm,
             false => head.loss_ppm.min(RANDOM_LOSS_HINT_MAX_PPM),
         };
-        let (floor, noise) = (c.loss_floor_ppm, floor_or_hint(c));
-        let verdict = judge_loss(loss, noise, noise, sent);
-        let capacity = |floor: u32| {
-            (delivered_bps as u128 * 1_000_000 / (1_000_000 - floor.min(999_999)) as u128)
-                .min(u64::MAX as u128) as u64
-        };
+        let (floor, judged_floor) = (c.loss_floor_ppm, floor_or_hint(c));
+        let verdict = judge_loss(loss, judged_floor, sent);
+        let capacity = |floor: u32| over_floor(delivered_bps, floor);
         // Only a sample sent below what the link was seen to pass when full measures the
         // random loss alone: above it, a slight overrun would pass for chance, creep into
         // the floor, and lift the capacity the next cut aims at with it.
@@ -575,17 +572,15 @@ impl RateControl {
             } else {
                 // What the link passed of what was sent, over the time it was sent: two
                 // reports bunched on the way back must not make it look larger.
-                c.congested_capacity_bps = (bps(got, dt) as u128 * 1_000_000
-                    / (1_000_000 - floor.min(999_999)) as u128)
-                    .min(u64::MAX as u128) as u64;
+                c.congested_capacity_bps = over_floor(bps(got, dt), floor);
                 c.congested_loss_ppm = loss;
             }
         }
         // Congestion by loss: far beyond chance at once, or beyond it twice in a row (one
         // unlucky sample of a lossy link is no reason to cut). Until the floor is known,
         // far beyond chance twice in a row: a link's random loss is not known yet either.
-        let noise = floor_or_hint(c);
-        let verdict = judge_loss(loss, noise, noise, sent);
+        let judged_floor = floor_or_hint(c);
+        let verdict = judge_loss(loss, judged_floor, sent);
         let least = match c.floor_known {
             true => Loss::BeyondChance,
             false => Loss::Overrun,
@@ -620,9 +615,7 @@ impl RateControl {
             && sent_bps as u128 * 10 >= self.rate_bps as u128 * 7
         {
             c.congested = true;
-            c.capacity_bps = (c.arrival_bps as u128 * 1_000_000
-                / (1_000_000 - c.loss_floor_ppm.min(999_999)) as u128)
-                as u64;
+            c.capacity_bps = over_floor(c.arrival_bps, c.loss_floor_ppm);
         }
         let outrun = c.queue_delay_us > OUTRUN_QUEUE_US
             && (c.arrival_bps as u128) * 4 < sent_bps as u128 * 3;
@@ -631,15 +624,12 @@ impl RateControl {
             false => 0,
         };
         if c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES {
-            if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US
-                || c.saturated_span_us > SATURATED_SPAN_US
-            {
+            if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US {
+                (c.saturated_packets, c.saturated_span_us) = (0, 0);
+            } else if c.saturated_span_us > SATURATED_SPAN_US {
                 // Older spans count half from here on: the link may have changed.
                 c.saturated_packets /= 2;
                 c.saturated_span_us /= 2;
-                if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US {
-                    (c.saturated_packets, c.saturated_span_us) = (0, 0);
-                }
             }
             c.saturated_packets += got as u64;
             c.saturated_span_us += arrival_dt;
@@ -900,13 +890,19 @@ fn pow2_fraction_ppm(x_ppm: u128) -> u128 {
     SCALE + y + y2 / 2 + y3 / 6 + y4 / 24
 }
 
+/// A rate corrected for a loss floor: what passed over the share that was not lost at random.
+fn over_floor(bps: u64, floor_ppm: u32) -> u64 {
+    (bps as u128 * 1_000_000 / (1_000_000 - floor_ppm.min(999_999)) as u128).min(u64::MAX as u128)
+        as u64
+}
+
 /// What a sample's loss says, in rising order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Loss {
     /// Within what the client's random loss gives.
     Chance,
     /// Beyond the floor by more than `max(floor / 2, 2%)` and by more than chance: three
-    /// standard deviations of the losses a random loss of `max(noise, 1%)` gives over
+    /// standard deviations of the losses a random loss of `max(floor, 1%)` gives over
     /// `sent` packets, and one packet more (a short sample at a low rate holds few packets:
     /// two lost of 55 at 1% random loss is not congestion).
     BeyondChance,
@@ -914,13 +910,13 @@ enum Loss {
     Overrun,
 }
 
-fn judge_loss(loss_ppm: u32, floor_ppm: u32, noise_ppm: u32, sent: u32) -> Loss {
+fn judge_loss(loss_ppm: u32, floor_ppm: u32, sent: u32) -> Loss {
     let excess_ppm = loss_ppm.saturating_sub(floor_ppm) as u64;
     // Half the floor: a floor that let its double pass for chance would creep up behind
     // a loss that grows with the rate.
     let least_ppm = (floor_ppm / 2).max(CONGESTION_EXCESS_PPM) as u64;
     // Excess packets lost against 3 sigma of a binomial: 3 sqrt(n p) packets, plus one.
-    let p_ppm = noise_ppm.max(RANDOM_LOSS_NOISE_PPM) as u64;
+    let p_ppm = floor_ppm.max(RANDOM_LOSS_NOISE_PPM) as u64;
     let n = sent.max(1) as u64;
     let excess_packets_x1000 = excess_ppm * n / 1000;
     // sqrt(n p) packets = sqrt(n p_ppm) / 1000.
@@ -987,21 +983,21 @@ mod tests {
     fn chance_losses_of_a_short_sample_are_not_congestion() {
         use Loss::*;
         // Two of 55 lost (3.6%) at no known floor: chance at 1% random loss.
-        assert_eq!(judge_loss(36_000, 0, 0, 55), Chance);
+        assert_eq!(judge_loss(36_000, 0, 55), Chance);
         // Ten of 55 (18%) is not chance, and twice beyond it.
-        assert_eq!(judge_loss(180_000, 0, 0, 55), Overrun);
+        assert_eq!(judge_loss(180_000, 0, 55), Overrun);
         // Three of 32 (9.4%) is chance on a link that loses 3% itself (the client's figure),
         // though not on a clean one.
-        assert_eq!(judge_loss(93_750, 0, 30_000, 32), Chance);
-        assert_eq!(judge_loss(93_750, 0, 0, 32), BeyondChance);
+        assert_eq!(judge_loss(93_750, 30_000, 32), Chance);
+        assert_eq!(judge_loss(93_750, 0, 32), BeyondChance);
         // Over many packets the 2% excess rule decides.
-        assert_eq!(judge_loss(25_000, 0, 0, 10_000), BeyondChance);
-        assert_eq!(judge_loss(45_000, 0, 0, 10_000), Overrun);
-        assert_eq!(judge_loss(15_000, 0, 0, 10_000), Chance);
+        assert_eq!(judge_loss(25_000, 0, 10_000), BeyondChance);
+        assert_eq!(judge_loss(45_000, 0, 10_000), Overrun);
+        assert_eq!(judge_loss(15_000, 0, 10_000), Chance);
         // Beyond a known floor, an excess of half of it is needed, and twice that at once.
-        assert_eq!(judge_loss(140_000, 100_000, 100_000, 10_000), Chance);
-        assert_eq!(judge_loss(160_000, 100_000, 100_000, 10_000), BeyondChance);
-        assert_eq!(judge_loss(210_000, 100_000, 100_000, 10_000), Overrun);
+        assert_eq!(judge_loss(140_000, 100_000, 10_000), Chance);
+        assert_eq!(judge_loss(160_000, 100_000, 10_000), BeyondChance);
+        assert_eq!(judge_loss(210_000, 100_000, 10_000), Overrun);
     }
 
     /// A full queue delivers at the link's rate while the sender, having cut, sends slower:
