@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     );
     println!(
         "clients={} verified={} failed={} unfinished={} dead={} lost={} late={} wire_ratio={:.4} data_packets={} source_packets={} \
-         coded_symbols={} zero_blocks={} zero_maps={} proactive={} repair={} resend={} reports_per_client_s={:.2} status_ns_per_range={:.0} completion_s={:.3} \
+         coded_symbols={} zero_blocks={} zero_maps={} proactive={} repair={} resend={} reports_per_client_s={:.2} status_ns_per_range={:.0} first_data_s={:.3} completion_s={:.3} \
          late_completion_s={:.3} slow_completion_s={:.3} sim_s={:.3} queue_drops={} final_rate_mbps={:.0} rate_reason={} events={} seed={} wall_s={:.1}",
         r.clients,
         r.verified,
@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         r.resend,
         r.reports_per_client_s,
         r.status_ns_per_range,
+        r.first_data_s,
         r.completion_s,
         r.late_completion_s,
         r.slow_completion_s,

@@ -144,6 +144,9 @@ pub struct Report {
     pub ranges: u64,
     pub status_ns_per_range: f64,
     pub status_ns_per_report: f64,
+    /// When the first data packet was sent (the sender waits for the first receivers'
+    /// hellos; one lost on the way is sent again after a while).
+    pub first_data_s: f64,
     /// When the last receiver verified (not counting late joiners or slow receivers).
     pub completion_s: f64,
     pub late_completion_s: f64,
@@ -271,6 +274,7 @@ pub fn run(o: &Options) -> Report {
         ..Report::default()
     };
     let mut link_free_ns = 0u64;
+    let mut first_data_us: Option<u64> = None;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut status_ns = 0u128;
     let mut status_n = 0u64;
@@ -323,6 +327,7 @@ pub fn run(o: &Options) -> Report {
                             buf[..len].into()
                         }
                         Transmit::Symbol { block, esi, seq } => {
+                            first_data_us.get_or_insert(now);
                             let data = &coded[block as usize].coded;
                             let len = sender
                                 .build_symbol(block, esi, seq, data, &mut buf)
@@ -497,6 +502,7 @@ pub fn run(o: &Options) -> Report {
 
     let stats = *sender.stats();
     rep.sim_s = now as f64 / 1e6;
+    rep.first_data_s = first_data_us.unwrap_or(0) as f64 / 1e6;
     rep.data_packets = stats.data_packets;
     rep.source_packets = g.source_symbols();
     rep.wire_ratio = sender.wire_ratio();
