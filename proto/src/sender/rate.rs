@@ -31,8 +31,8 @@ pub(crate) const DECIDE_EVERY_US: u64 = 25_000;
 const STARTUP_DECIDE_EVERY_US: u64 = 5_000;
 /// Startup doubles the rate this often, at most (once per report interval, at least).
 const STARTUP_DOUBLING_US: u64 = 100_000;
-/// Startup doubles the rate this often, at least: once the first congestion is reported,
-/// the rate has overrun the link by no more than about 2^(feedback delay / this).
+/// Startup doubles the rate this often, at least; the overrun until the first queue or
+/// congestion is reported is bounded by never growing past twice what arrives.
 const STARTUP_FASTEST_DOUBLING_US: u64 = 10_000;
 /// A queue that holds packets this long in front of a client's link means the rate has
 /// reached the link: a queue fills before it drops, so waiting for loss would let the rate
@@ -131,6 +131,9 @@ pub struct ClientRate {
     prev: Option<(u32, u32, u64)>,
     /// When the latest sample arrived.
     pub sample_at_us: u64,
+    /// When its first report arrived: a client without a sample counts as taking the rate
+    /// only for a while after it (one whose reports never pair up must not count forever).
+    first_report_us: u64,
     /// The middle of the latest sample's time span.
     sample_mid_us: u64,
     /// Loss over the latest sample, parts per million.
@@ -471,6 +474,9 @@ impl RateControl {
         // between those two sequence numbers, less the ones lost. Sequence numbers, not
         // arrival times: a report waits in queues and in the server's loop for a varying
         // while, which at a gigabit is several per cent of an interval's packets.
+        if c.first_report_us == 0 {
+            c.first_report_us = now_us.max(1);
+        }
         let prev = c.prev.replace((head.report_seq, head.last_seq, now_us));
         let pending = core::mem::take(&mut c.pending_received);
         let Some((prev_report, prev_last_seq, prev_at)) = prev else {
@@ -692,22 +698,22 @@ impl RateControl {
         // Clients heard from lately that have no sample yet (they joined a moment ago) count
         // as taking the rate: otherwise the first client to sample decides for all of them
         // alone, and the first sample of a process just started is often a stall.
+        // Only for a while after their first report: one whose reports never pair up (an
+        // uplink losing every other one) must not count forever.
         let recent = clients.filter(move |c| match c.sample_at_us {
-            0 => c
-                .prev
-                .is_some_and(|(_, _, at)| d.now_us.saturating_sub(at) <= lifetime),
+            0 => c.first_report_us > 0 && d.now_us.saturating_sub(c.first_report_us) <= lifetime,
             at => d.now_us.saturating_sub(at) <= lifetime,
         });
-        let all = recent.clone().count() as u64;
-        if recent.clone().all(|c| c.sample_at_us == 0) {
+        let sampled = recent.clone().filter(|c| c.sample_at_us > 0).count() as u64;
+        if sampled == 0 {
             return;
         }
-        // Clients left behind do not count while any other client still receives: they
-        // are served at their own pace once the others are done.
+        // Clients left behind do not count while any other client with a sample still
+        // receives: they are served at their own pace once the others are done.
         let below = self.left_behind_below_bps;
         let behind = recent.clone().filter(|c| is_left_behind(c, below)).count() as u64;
-        self.others_receiving = behind < all;
-        let recent = recent.filter(move |c| behind == all || !is_left_behind(c, below));
+        self.others_receiving = behind < sampled;
+        let recent = recent.filter(move |c| behind == sampled || !is_left_behind(c, below));
         let n = recent.clone().count() as u64;
         // Samples mostly sent before the last cut still show the rate before it.
         let after_cut = |c: &&ClientRate| c.sample_mid_us >= self.cut_at_us;
@@ -719,7 +725,9 @@ impl RateControl {
         // rate has reached their links. Startup ends (a little below, since the queue shows
         // late), and the rate holds rather than grow into the queue until it overflows.
         let is_queued = |c: &&ClientRate| {
-            (c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES) && after_cut(c)
+            c.sample_at_us > 0
+                && (c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES)
+                && after_cut(c)
         };
         let queued = recent.clone().filter(is_queued).count() as u64;
         let queue_filling = queued * 5 > n;
@@ -814,11 +822,8 @@ impl RateControl {
                 let doubled =
                     rate * pow2_fraction_ppm(dt * 1_000_000 / doubling as u128) / 1_000_000;
                 let arriving = reached_by_four_fifths(
-                    recent.clone(),
-                    |c| match c.sample_at_us {
-                        0 => u64::MAX,
-                        _ => c.arrival_bps,
-                    },
+                    recent.clone().filter(|c| c.sample_at_us > 0),
+                    |c| c.arrival_bps,
                     u64::MAX,
                 );
                 doubled.min((2 * arriving as u128).max(rate))
@@ -1075,6 +1080,140 @@ mod tests {
         assert!(!trickle.congested);
     }
 
+    fn busy_at(now_us: u64, ri: u64) -> Decide {
+        Decide {
+            now_us,
+            report_interval_us: ri,
+            busy: true,
+        }
+    }
+
+    /// A client whose reports never pair up (every other one lost on its uplink) never
+    /// samples, yet counts as "taking the rate" for as long as it keeps reporting.
+    #[test]
+    fn a_client_that_never_samples_does_not_dilute_congestion_forever() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.startup = false;
+        r.rate_bps = 100_000_000;
+        for i in 0..20_000u32 {
+            r.on_data_sent(i, i as u64 * 100, 781);
+        }
+        let mut lossy = ClientRate::default();
+        let mut rs = 0u32;
+        let mut t = 100_000u64;
+        while t <= 2_000_000 {
+            let last = (t / 100) as u32 - 10;
+            let s = r.on_report(&mut lossy, &head(rs, last, 1000), t);
+            assert_ne!(s.note, "sample");
+            rs += 2; // the report between was lost
+            t += 100_000;
+        }
+        assert_eq!(lossy.sample_at_us, 0);
+        let now = 2_000_000;
+        let congested = ClientRate {
+            congested: true,
+            capacity_bps: 50_000_000,
+            sample_at_us: now - 1_000,
+            sample_mid_us: now - 50_000,
+            ..Default::default()
+        };
+        let mut all = vec![lossy; 12];
+        all.extend([congested; 3]);
+        r.on_sent(100_000_000 / 8 / 40);
+        r.decide(busy_at(now, 100_000), all.iter());
+        assert!(
+            r.rate_bps() < 100_000_000,
+            "3 of 3 sampling clients congested: rate {}",
+            r.rate_bps()
+        );
+    }
+
+    /// "At least one must have a sample" is checked before the clients left behind are
+    /// dropped: one client that joined a moment ago makes the decision run on no sample.
+    #[test]
+    fn a_joined_client_alone_does_not_outvote_the_clients_left_behind() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.startup = false;
+        r.rate_bps = 100_000_000;
+        r.left_behind_below_bps = 70_000_000;
+        let now = 1_000_000;
+        let behind = ClientRate {
+            congested: true,
+            congested_run: 3,
+            capacity_bps: 20_000_000,
+            sample_at_us: now - 1_000,
+            sample_mid_us: now - 50_000,
+            ..Default::default()
+        };
+        let joined = ClientRate {
+            prev: Some((0, 0, now - 1_000)),
+            first_report_us: now - 1_000,
+            ..Default::default()
+        };
+        let all = [behind, behind, behind, joined];
+        r.decided_at_us = now - 25_000;
+        r.on_sent(100_000_000 / 8 / 40);
+        r.decide(busy_at(now, 100_000), all.iter());
+        assert!(
+            !r.others_receiving(),
+            "only a client without a sample 'receives'"
+        );
+        assert!(r.rate_bps() <= 19_200_000, "rate {}", r.rate_bps());
+    }
+
+    /// While no more than a fifth of the clients have a sample, startup grows with no
+    /// bound from what arrives: here 2 of 10 show 20 Mbit/s arriving at 90 Mbit/s sent.
+    #[test]
+    fn startup_does_not_pass_twice_what_arrives_while_others_have_no_sample() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 90_000_000;
+        let now = 100_000;
+        let slow = ClientRate {
+            sample_at_us: now - 1_000,
+            sample_mid_us: now - 5_000,
+            arrival_bps: 20_000_000,
+            ..Default::default()
+        };
+        let joined = ClientRate {
+            prev: Some((0, 0, now - 5_000)),
+            first_report_us: now - 5_000,
+            ..Default::default()
+        };
+        let mut all = vec![joined; 8];
+        all.extend([slow; 2]);
+        r.decided_at_us = now - 5_000;
+        r.on_sent(90_000_000 / 8 / 200);
+        r.decide(busy_at(now, 10_000), all.iter());
+        assert!(r.rate_bps() <= 90_000_001, "rate {}", r.rate_bps());
+    }
+
+    /// The server builds its sender at now = 0, so cut_at_us is 0 until the first cut and a
+    /// client without a sample (sample_mid_us 0) passes after_cut: its standing queue, from
+    /// the round trips of reports that made no sample, counts as "queued".
+    #[test]
+    fn a_client_without_a_sample_is_not_queued() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 90_000_000;
+        let now = 100_000;
+        let fine = ClientRate {
+            sample_at_us: now - 1_000,
+            sample_mid_us: now - 5_000,
+            arrival_bps: 90_000_000,
+            ..Default::default()
+        };
+        let stalled = ClientRate {
+            prev: Some((3, 0, now - 2_000)),
+            first_report_us: now - 20_000,
+            standing_queue_us: 10_000,
+            queue_delay_us: 12_000,
+            ..Default::default()
+        };
+        let all = [fine, fine, fine, stalled, stalled];
+        r.on_sent(90_000_000 / 8 / 200);
+        r.decide(busy_at(now, 10_000), all.iter());
+        assert!(r.in_startup(), "ended by clients with no sample");
+    }
+
     /// The first client to sample does not decide for the clients that joined with it but
     /// have no sample yet: in the lab, 48 processes started at once, the first sample of one
     /// was a stall (8.7 Mbit/s arriving of 90 sent) and ended startup at 8.3 Mbit/s on
@@ -1093,6 +1232,7 @@ mod tests {
         };
         let joined = ClientRate {
             prev: Some((0, 0, 95_000)),
+            first_report_us: 95_000,
             ..Default::default()
         };
         let d = || Decide {
@@ -1115,9 +1255,10 @@ mod tests {
         r.decide(d(), [stalled].iter());
         assert!(!r.in_startup());
         assert_eq!(r.rate_bps(), 8_700_000 / 1000 * 960);
-        // Nor is a client heard from long ago counted.
+        // Nor one that joined long ago and never made a sample.
         let gone = ClientRate {
-            prev: Some((0, 0, 1_000)),
+            prev: Some((0, 0, 100_000)),
+            first_report_us: 1_000,
             ..Default::default()
         };
         let mut clients = vec![gone; 47];
