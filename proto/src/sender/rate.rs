@@ -242,8 +242,11 @@ pub(crate) struct RateControl {
     /// Startup ended on a queue, at this rate, and no queue or congestion showed since (0:
     /// not so). The rate grows back fast from it, and growing past 5/4 of it still without
     /// a queue says the queue was no link's (receivers that stalled on a busy machine, a
-    /// sender that could not keep its rate): startup resumes.
+    /// sender that could not keep its rate): startup resumes, once per session (a
+    /// receiver's CPU that is the bottleneck shows a queue only now and then: probing it
+    /// again and again would overrun it each time).
     startup_queue_exit_bps: u64,
+    startup_resumed: bool,
     decided_at_us: u64,
     cut_at_us: u64,
     /// Since when the rate grows without a cut (or since startup ended): growth speeds up
@@ -314,6 +317,7 @@ impl RateControl {
             startup: adapt && start_bps.is_none(),
             startup_cut_for_loss: false,
             startup_queue_exit_bps: 0,
+            startup_resumed: false,
             decided_at_us: now_us,
             cut_at_us: now_us,
             calm_since_us: now_us,
@@ -757,7 +761,9 @@ impl RateControl {
                     .max(self.floor_bps);
                 self.startup = false;
                 self.startup_cut_for_loss = false;
-                self.startup_queue_exit_bps = self.rate_bps;
+                if !self.startup_resumed {
+                    self.startup_queue_exit_bps = self.rate_bps;
+                }
                 // The loss of what was sent before shows in the next samples: not a reason
                 // to cut again.
                 self.cut_at_us = d.now_us;
@@ -863,6 +869,7 @@ impl RateControl {
             let exit = self.startup_queue_exit_bps as u128;
             if exit > 0 && self.rate_bps as u128 * 4 > exit * 5 {
                 self.startup_queue_exit_bps = 0;
+                self.startup_resumed = true;
                 self.startup = true;
                 self.reason = RateReason::Probing;
             }
@@ -1346,6 +1353,12 @@ mod tests {
         assert!(after <= 300_000, "after {after} us");
         assert!(r.rate_bps() > 19_200_000 && r.rate_bps() < 21_000_000);
         assert_eq!(r.reason(), RateReason::Probing);
+        // Once per session: a second startup ending on a queue is trusted.
+        let now = 25_000 + after + 25_000;
+        r.on_sent(r.rate_bps() / 8 / 40);
+        r.decide(d(now), [queued(now); 4].iter());
+        assert!(!r.in_startup());
+        assert_eq!(run(&mut r, now, &|now| [clear(now); 4]), None);
 
         // The same start, then the queue shows again: a link's. Growth goes on, slowly.
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
