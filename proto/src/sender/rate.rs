@@ -64,6 +64,8 @@ const CONGESTION_EXCESS_PPM: u32 = 20_000;
 const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
 /// The most of a client's own loss figure taken as its random loss before its floor is known.
 const RANDOM_LOSS_HINT_MAX_PPM: u32 = 50_000;
+/// The most loss a client's floor is relearned at (a loss that stayed as high at a lower rate).
+const MAX_RELEARNED_FLOOR_PPM: u32 = 500_000;
 /// The loss floor counts the packets of this many (about) latest samples without congestion.
 const FLOOR_WINDOW_PACKETS: u32 = 8192;
 /// Samples sent above this share of a client's saturated rate (percent) do not measure its floor.
@@ -577,7 +579,15 @@ impl RateControl {
             // was congested does not come from the rate: it is this client's random loss.
             // At most, not a little more: a second sample at an uncut rate that overruns
             // the link slightly must not pass for random loss.
-            let within = sent_bps <= c.congested_capacity_bps && below_link;
+            // Not from a sample sent well below the rate: it spans a pause of the sender (the
+            // other clients done), and what a link's queue does then says nothing of its
+            // random loss (the slow client of the race once relearned 97.5% so, was never
+            // congested again, and the server sent it 25 times the image at 600 Mbit/s).
+            // Nor above half: a link that loses more at random passes next to nothing.
+            let within = sent_bps <= c.congested_capacity_bps
+                && below_link
+                && sent_bps as u128 * 10 >= self.rate_bps as u128 * 7
+                && loss <= MAX_RELEARNED_FLOOR_PPM;
             let (was, now) = (c.congested_loss_ppm as u64, loss as u64);
             if within && now * 10 >= was * 7 && now * 10 <= was * 14 {
                 c.loss_floor_ppm = loss;
@@ -1370,6 +1380,44 @@ mod tests {
             _ => [clear(now); 4],
         };
         assert_eq!(run(&mut r, 25_000, &again), None, "rate {}", r.rate_bps());
+    }
+
+    /// Found in the race: a client on a 50 Mbit/s link, alone once seven fast ones were
+    /// done, congested at 600 Mbit/s (80-90% lost), then a sample over a pause of the sender
+    /// (81 packets in 36 ms, 2 arrived) relearned its floor at 97.5%: never congested again,
+    /// it was sent 25 times the image.
+    #[test]
+    fn a_pause_of_the_sender_never_relearns_the_loss_floor() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.startup = false;
+        r.rate_bps = 600_000_000;
+        let mut c = ClientRate::default();
+        let (mut seq, mut t) = (0u32, 0u64);
+        let mut send = |r: &mut RateControl, n: u32, every_us: u64| {
+            for _ in 0..n {
+                seq += 1;
+                t += every_us;
+                r.on_data_sent(seq, t, 250);
+            }
+            (seq, t)
+        };
+        let (s, at) = send(&mut r, 100, 20);
+        r.on_report(&mut c, &head(0, s, 8), at + 300);
+        // 600 Mbit/s sent, 50 arriving: 1250 packets in 25 ms, 104 of them through.
+        for k in 1..=4 {
+            let (s, at) = send(&mut r, 1250, 20);
+            r.on_report(&mut c, &head(k, s, 104), at + 300);
+        }
+        assert!(c.congested);
+        let (s, at) = send(&mut r, 81, 450);
+        let sample = r.on_report(&mut c, &head(5, s, 2), at + 300);
+        assert!(sample.loss_ppm > 970_000);
+        assert!(c.loss_floor_ppm < 100_000, "floor {}", c.loss_floor_ppm);
+        let (s, at) = send(&mut r, 1250, 20);
+        r.on_report(&mut c, &head(6, s, 104), at + 300);
+        let (s, at) = send(&mut r, 1250, 20);
+        r.on_report(&mut c, &head(7, s, 104), at + 300);
+        assert!(c.congested, "floor {}", c.loss_floor_ppm);
     }
 
     /// Packets arriving slower than sent behind a queue, twice in a row at the same rate,
