@@ -74,8 +74,11 @@ const FLOOR_BELOW_LINK_PERCENT: u128 = 97;
 const FLOOR_MIN_PACKETS: u32 = 256;
 /// Intervals shorter than this many packets say too little to judge.
 const MIN_SAMPLE_PACKETS: u32 = 32;
-/// Samples older than this many report intervals no longer count.
+/// Samples older than this many report intervals no longer count, or than twice the time
+/// between the client's two latest reports when that is longer (a client still on a longer
+/// interval announced before, or reporting late on a busy machine), up to half a second.
 const SAMPLE_LIFETIME_INTERVALS: u64 = 4;
+const MAX_SAMPLE_LIFETIME_US: u64 = 500_000;
 /// Congested samples in a row before a client counts as left behind.
 const LEFT_BEHIND_SAMPLES: u8 = 3;
 /// How long a client's saturated rate is remembered.
@@ -131,8 +134,9 @@ pub struct ClientRate {
     /// Previous report's counter, the highest data sequence number it had seen (the start
     /// of the next sample), and when it arrived.
     prev: Option<(u32, u32, u64)>,
-    /// When the latest sample arrived.
+    /// When the latest sample arrived, and the time between the two reports it spans.
     pub sample_at_us: u64,
+    sample_gap_us: u64,
     /// When its first report arrived: a client without a sample counts as taking the rate
     /// only for a while after it (one whose reports never pair up must not count forever).
     first_report_us: u64,
@@ -686,6 +690,7 @@ impl RateControl {
             avg => avg - (avg - event_ppm) / 4,
         };
         c.sample_at_us = now_us;
+        c.sample_gap_us = arrival_dt;
         c.sample_mid_us = t0 + dt / 2;
         RateSample {
             loss_ppm: loss,
@@ -722,7 +727,13 @@ impl RateControl {
         // uplink losing every other one) must not count forever.
         let recent = clients.filter(move |c| match c.sample_at_us {
             0 => c.first_report_us > 0 && d.now_us.saturating_sub(c.first_report_us) <= lifetime,
-            at => d.now_us.saturating_sub(at) <= lifetime,
+            at => {
+                let own = c
+                    .sample_gap_us
+                    .saturating_mul(2)
+                    .min(MAX_SAMPLE_LIFETIME_US);
+                d.now_us.saturating_sub(at) <= lifetime.max(own)
+            }
         });
         let sampled = recent.clone().filter(|c| c.sample_at_us > 0).count() as u64;
         if sampled == 0 {
@@ -1418,6 +1429,56 @@ mod tests {
         let (s, at) = send(&mut r, 1250, 20);
         r.on_report(&mut c, &head(7, s, 104), at + 300);
         assert!(c.congested, "floor {}", c.loss_floor_ppm);
+    }
+
+    /// Found in the race: startup resumed (the announced report interval back to 10 ms)
+    /// while seven fast clients still reported every 50-150 ms; with a lifetime of four
+    /// 10 ms intervals only the slow client's 25 ms samples counted, and it cut the rate for
+    /// all to its 46 Mbit/s link. A client's sample lasts twice its own report spacing.
+    #[test]
+    fn a_client_on_a_longer_report_interval_still_counts() {
+        let now = 1_000_000;
+        let fast = ClientRate {
+            sample_at_us: now - 90_000,
+            sample_mid_us: now - 150_000,
+            sample_gap_us: 100_000,
+            arrival_bps: 300_000_000,
+            ..Default::default()
+        };
+        let slow = ClientRate {
+            sample_at_us: now - 1_000,
+            sample_mid_us: now - 10_000,
+            sample_gap_us: 25_000,
+            congested: true,
+            capacity_bps: 48_000_000,
+            ..Default::default()
+        };
+        let d = Decide {
+            now_us: now,
+            report_interval_us: 10_000,
+            busy: true,
+        };
+        let mut clients = vec![fast; 7];
+        clients.push(slow);
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 350_000_000;
+        r.on_sent(350_000_000 / 8 / 40);
+        r.decide(d, clients.iter());
+        assert!(r.rate_bps() >= 350_000_000, "cut to {}", r.rate_bps());
+        // A sample older than twice its client's spacing (and the lifetime) no longer counts.
+        for c in &mut clients[..7] {
+            c.sample_at_us = now - 250_000;
+        }
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 350_000_000;
+        r.on_sent(350_000_000 / 8 / 40);
+        let d = Decide {
+            now_us: now,
+            report_interval_us: 10_000,
+            busy: true,
+        };
+        r.decide(d, clients.iter());
+        assert!(r.rate_bps() < 50_000_000, "rate {}", r.rate_bps());
     }
 
     /// Packets arriving slower than sent behind a queue, twice in a row at the same rate,
