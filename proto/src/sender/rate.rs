@@ -253,6 +253,9 @@ pub(crate) struct RateControl {
     /// again and again would overrun it each time).
     startup_queue_exit_bps: u64,
     startup_resumed: bool,
+    /// The rate at which startup resumed: it passed with no queue, so a queue that ends the
+    /// resumed startup leaves the rate no lower (0: none).
+    startup_resumed_from_bps: u64,
     decided_at_us: u64,
     cut_at_us: u64,
     /// Since when the rate grows without a cut (or since startup ended): growth speeds up
@@ -324,6 +327,7 @@ impl RateControl {
             startup_cut_for_loss: false,
             startup_queue_exit_bps: 0,
             startup_resumed: false,
+            startup_resumed_from_bps: 0,
             decided_at_us: now_us,
             cut_at_us: now_us,
             calm_since_us: now_us,
@@ -779,6 +783,7 @@ impl RateControl {
                 let leaving = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
                 self.rate_bps = (self.rate_bps * STARTUP_EXIT_PERMILLE / 1000)
                     .min(leaving)
+                    .max(core::mem::take(&mut self.startup_resumed_from_bps))
                     .max(self.floor_bps);
                 self.startup = false;
                 self.startup_cut_for_loss = false;
@@ -832,6 +837,7 @@ impl RateControl {
                 self.startup_cut_for_loss = self.startup;
                 self.startup = false;
                 self.startup_queue_exit_bps = 0;
+                self.startup_resumed_from_bps = 0;
                 self.cut_at_us = d.now_us;
                 self.calm_since_us = d.now_us;
             }
@@ -891,6 +897,7 @@ impl RateControl {
             if exit > 0 && self.rate_bps as u128 * 4 > exit * 5 {
                 self.startup_queue_exit_bps = 0;
                 self.startup_resumed = true;
+                self.startup_resumed_from_bps = self.rate_bps;
                 self.startup = true;
                 self.reason = RateReason::Probing;
             }
@@ -1374,11 +1381,14 @@ mod tests {
         assert!(after <= 300_000, "after {after} us");
         assert!(r.rate_bps() > 19_200_000 && r.rate_bps() < 21_000_000);
         assert_eq!(r.reason(), RateReason::Probing);
-        // Once per session: a second startup ending on a queue is trusted.
+        // Once per session: a second startup ending on a queue is trusted, and leaves the
+        // rate no lower than where it resumed (that passed with no queue).
+        let resumed_at = r.rate_bps();
         let now = 25_000 + after + 25_000;
         r.on_sent(r.rate_bps() / 8 / 40);
         r.decide(d(now), [queued(now); 4].iter());
         assert!(!r.in_startup());
+        assert_eq!(r.rate_bps(), resumed_at);
         assert_eq!(run(&mut r, now, &|now| [clear(now); 4]), None);
 
         // The same start, then the queue shows again: a link's. Growth goes on, slowly.
