@@ -87,6 +87,9 @@ const SATURATED_MEMORY_US: u64 = 2_000_000;
 /// by this much per 100 ms (millionths).
 const REGROW_BELOW_PERMILLE: u64 = 950;
 const REGROW_PER_100MS_PPM: u128 = 100_000;
+/// How long after a startup ended on a queue it may resume (the rate grows back by 10% per
+/// 100 ms meanwhile: 5/4 takes about 250 ms).
+const STARTUP_RESUME_WITHIN_US: u64 = 500_000;
 /// Entries of the sequence-number-to-time history.
 const SENT_HISTORY: usize = 512;
 
@@ -134,9 +137,12 @@ pub struct ClientRate {
     /// Previous report's counter, the highest data sequence number it had seen (the start
     /// of the next sample), and when it arrived.
     prev: Option<(u32, u32, u64)>,
-    /// When the latest sample arrived, and the time between the two reports it spans.
+    /// When the latest sample arrived; the lesser time between two reports of its two
+    /// latest samples (one stall must not keep its own sample alive longest), and the
+    /// latest such time.
     pub sample_at_us: u64,
     sample_gap_us: u64,
+    last_gap_us: u64,
     /// When its first report arrived: a client without a sample counts as taking the rate
     /// only for a while after it (one whose reports never pair up must not count forever).
     first_report_us: u64,
@@ -252,9 +258,13 @@ pub(crate) struct RateControl {
     /// receiver's CPU that is the bottleneck shows a queue only now and then: probing it
     /// again and again would overrun it each time).
     startup_queue_exit_bps: u64,
+    /// When that startup ended: the resume is armed for [`STARTUP_RESUME_WITHIN_US`] only,
+    /// while the clients still report at the short interval of their probing window.
+    startup_queue_exit_at_us: u64,
     startup_resumed: bool,
-    /// The rate at which startup resumed: it passed with no queue, so a queue that ends the
-    /// resumed startup leaves the rate no lower (0: none).
+    /// Where the startup that ended on a queue left the rate, once startup resumed: 5/4 of
+    /// it passed with no queue, so a queue that ends the resumed startup leaves the rate no
+    /// lower (0: none).
     startup_resumed_from_bps: u64,
     decided_at_us: u64,
     cut_at_us: u64,
@@ -326,6 +336,7 @@ impl RateControl {
             startup: adapt && start_bps.is_none(),
             startup_cut_for_loss: false,
             startup_queue_exit_bps: 0,
+            startup_queue_exit_at_us: 0,
             startup_resumed: false,
             startup_resumed_from_bps: 0,
             decided_at_us: now_us,
@@ -694,7 +705,11 @@ impl RateControl {
             avg => avg - (avg - event_ppm) / 4,
         };
         c.sample_at_us = now_us;
-        c.sample_gap_us = arrival_dt;
+        c.sample_gap_us = match c.last_gap_us {
+            0 => arrival_dt,
+            before => arrival_dt.min(before),
+        };
+        c.last_gap_us = arrival_dt;
         c.sample_mid_us = t0 + dt / 2;
         RateSample {
             loss_ppm: loss,
@@ -789,6 +804,7 @@ impl RateControl {
                 self.startup_cut_for_loss = false;
                 if !self.startup_resumed {
                     self.startup_queue_exit_bps = self.rate_bps;
+                    self.startup_queue_exit_at_us = d.now_us;
                 }
                 // The loss of what was sent before shows in the next samples: not a reason
                 // to cut again.
@@ -886,6 +902,12 @@ impl RateControl {
                 {
                     per_100ms_ppm = per_100ms_ppm.max(REGROW_PER_100MS_PPM);
                 }
+                if self.startup_queue_exit_bps > 0
+                    && d.now_us.saturating_sub(self.startup_queue_exit_at_us)
+                        > STARTUP_RESUME_WITHIN_US
+                {
+                    self.startup_queue_exit_bps = 0;
+                }
                 if self.startup_queue_exit_bps > 0 {
                     per_100ms_ppm = per_100ms_ppm.max(REGROW_PER_100MS_PPM);
                 }
@@ -897,7 +919,7 @@ impl RateControl {
             if exit > 0 && self.rate_bps as u128 * 4 > exit * 5 {
                 self.startup_queue_exit_bps = 0;
                 self.startup_resumed = true;
-                self.startup_resumed_from_bps = self.rate_bps;
+                self.startup_resumed_from_bps = exit as u64;
                 self.startup = true;
                 self.reason = RateReason::Probing;
             }
@@ -1382,14 +1404,27 @@ mod tests {
         assert!(r.rate_bps() > 19_200_000 && r.rate_bps() < 21_000_000);
         assert_eq!(r.reason(), RateReason::Probing);
         // Once per session: a second startup ending on a queue is trusted, and leaves the
-        // rate no lower than where it resumed (that passed with no queue).
-        let resumed_at = r.rate_bps();
+        // rate no lower than where the first left it (5/4 of it passed with no queue).
         let now = 25_000 + after + 25_000;
         r.on_sent(r.rate_bps() / 8 / 40);
         r.decide(d(now), [queued(now); 4].iter());
         assert!(!r.in_startup());
-        assert_eq!(r.rate_bps(), resumed_at);
+        assert_eq!(r.rate_bps(), 16_000_000 / 1000 * 960);
         assert_eq!(run(&mut r, now, &|now| [clear(now); 4]), None);
+
+        // Armed for half a second only: the clients then report at their steady interval,
+        // too seldom to probe on. Here the sender had nothing to send for 600 ms.
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 64_000_000;
+        r.on_sent(64_000_000 / 8 / 40);
+        r.decide(d(25_000), [queued(25_000); 4].iter());
+        let idle = Decide {
+            now_us: 625_000,
+            report_interval_us: 10_000,
+            busy: false,
+        };
+        r.decide(idle, [clear(625_000); 4].iter());
+        assert_eq!(run(&mut r, 625_000, &|now| [clear(now); 4]), None);
 
         // The same start, then the queue shows again: a link's. Growth goes on, slowly.
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
