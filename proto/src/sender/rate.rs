@@ -1162,6 +1162,15 @@ mod tests {
         assert!(!trickle.congested);
     }
 
+    /// A client that sent its first report at `at_us` and has no sample yet.
+    fn joined_at(at_us: u64) -> ClientRate {
+        ClientRate {
+            prev: Some((0, 0, at_us)),
+            first_report_us: at_us,
+            ..Default::default()
+        }
+    }
+
     fn busy_at(now_us: u64, ri: u64) -> Decide {
         Decide {
             now_us,
@@ -1227,11 +1236,7 @@ mod tests {
             sample_mid_us: now - 50_000,
             ..Default::default()
         };
-        let joined = ClientRate {
-            prev: Some((0, 0, now - 1_000)),
-            first_report_us: now - 1_000,
-            ..Default::default()
-        };
+        let joined = joined_at(now - 1_000);
         let all = [behind, behind, behind, joined];
         r.decided_at_us = now - 25_000;
         r.on_sent(100_000_000 / 8 / 40);
@@ -1256,11 +1261,7 @@ mod tests {
             arrival_bps: 20_000_000,
             ..Default::default()
         };
-        let joined = ClientRate {
-            prev: Some((0, 0, now - 5_000)),
-            first_report_us: now - 5_000,
-            ..Default::default()
-        };
+        let joined = joined_at(now - 5_000);
         let mut all = vec![joined; 8];
         all.extend([slow; 2]);
         r.decided_at_us = now - 5_000;
@@ -1312,11 +1313,7 @@ mod tests {
             arrival_bps: 8_700_000,
             ..Default::default()
         };
-        let joined = ClientRate {
-            prev: Some((0, 0, 95_000)),
-            first_report_us: 95_000,
-            ..Default::default()
-        };
+        let joined = joined_at(95_000);
         let d = || Decide {
             now_us: 103_000,
             report_interval_us: 24_000,
