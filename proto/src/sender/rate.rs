@@ -553,6 +553,9 @@ impl RateControl {
                 .min(u64::MAX as u128) as u64
         };
         let sent_bps = bps(sent, dt);
+        // Sent well below the rate: the sample spans a pause of the sender (the others done,
+        // nothing to send for a while), and says little of the link.
+        let paused = sent_bps as u128 * 10 < self.rate_bps as u128 * 7;
         // What the link passed: the packets over the time the sender took to send them, or
         // over the time between the reports' arrivals when that is shorter (a full queue
         // delivers at the link's rate while the sender, cutting, sends slower). The larger:
@@ -605,7 +608,7 @@ impl RateControl {
             // Nor above half: a link that loses more at random passes next to nothing.
             let within = sent_bps <= c.congested_capacity_bps
                 && below_link
-                && sent_bps as u128 * 10 >= self.rate_bps as u128 * 7
+                && !paused
                 && loss <= MAX_RELEARNED_FLOOR_PPM;
             let (was, now) = (c.congested_loss_ppm as u64, loss as u64);
             if within && now * 10 >= was * 7 && now * 10 <= was * 14 {
@@ -642,9 +645,7 @@ impl RateControl {
         // A sample sent well below the rate spans a pause of the sender (the others done,
         // nothing to send for a while): what arrived over it is not what the link passes.
         // What it passed when last full says more.
-        if sent_bps as u128 * 10 < self.rate_bps as u128 * 7
-            && now_us.saturating_sub(c.saturated_at_us) <= SATURATED_MEMORY_US
-        {
+        if paused && now_us.saturating_sub(c.saturated_at_us) <= SATURATED_MEMORY_US {
             c.capacity_bps = c.capacity_bps.max(c.saturated_bps);
         }
         // A deep queue growing in front of the link: the rate exceeds what the link passes,
@@ -658,7 +659,7 @@ impl RateControl {
             && c.queue_delay_us > DEEP_QUEUE_DELAY_US
             && c.queue_growth_us > DEEP_QUEUE_GROWTH_US
             && got >= MIN_SAMPLE_PACKETS
-            && sent_bps as u128 * 10 >= self.rate_bps as u128 * 7
+            && !paused
         {
             c.congested = true;
             c.capacity_bps = over_floor(c.arrival_bps, c.loss_floor_ppm);
