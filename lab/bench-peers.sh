@@ -217,6 +217,9 @@ run() {
                 "$BB_CLIENT" --timeout "$TIMEOUT" 10.99.0.1 "$outdir/c$k/img"
             names+=("$name.c$k")
         done
+        # The same head start as every other tool's receivers: the clock starts with the
+        # sender, and each tool's receivers are up and waiting by then.
+        sleep 0.5
         sender "$name" "$BB_SERVER" --timeout "$TIMEOUT" --clients "$N" "${extra[@]}" 10.99.0.255 "$img"
         ;;
     udpcast|udpcast-cap|udpcast-zstd)
