@@ -258,9 +258,11 @@ fn random_loss_of_a_few_percent_does_not_hold_the_rate_down() {
             took < 1.6 * floor,
             "{loss}: took {took} s from the first data packet (floor {floor} s)",
         );
-        // The restarted one needs the 40% it missed again, at the same rate.
+        // The restarted one needs the 40% it missed again, at the same rate. At 3%, seeds
+        // 30-49 take 1.63-2.12 x the floor (this seed 2.20 x) since the last blocks of the
+        // pass get more proactive repair; 1.62-1.90 x before, when the others took 10% longer.
         assert!(
-            r.late_completion_s < 2.2 * floor,
+            r.late_completion_s < 2.3 * floor,
             "{loss}: the restarted machine took {} s",
             r.late_completion_s
         );

@@ -70,7 +70,23 @@ pub(crate) struct LossView {
     pub active_clients: u32,
     /// Send proactive repair at all.
     pub proactive: bool,
+    /// Forward symbols the sender sends in about two report intervals at its rate: a
+    /// block that ends closer than this (or than four blocks) to the end of the forward
+    /// pass gets the tail margin ([`TAIL_Z10`]).
+    pub tail_symbols: u32,
 }
+
+/// Extra standard deviations (tenths) of proactive repair for the last blocks of the forward
+/// pass. A deficit of a block in the middle of the pass is repaired while later blocks are
+/// sent; one of the last blocks holds its client a report round trip (50-150 ms, more when
+/// the repair is lost too) after the others are done. Two more deviations cover the worst
+/// client almost always, for a few symbols per block, on a few blocks.
+const TAIL_Z10: u64 = 20;
+/// The tail is at least this many blocks.
+const TAIL_MIN_BLOCKS: u32 = 4;
+/// Blocks looked at to measure the tail: the forward pass skips zero blocks, and a long
+/// run of them must not make this a walk over the whole map.
+const TAIL_SCAN_BLOCKS: u32 = 4096;
 
 pub(crate) struct Schedule<'a> {
     geometry: Geometry,
@@ -143,6 +159,26 @@ impl<'a> Schedule<'a> {
     }
     pub fn forward_done(&self) -> bool {
         self.fwd_block >= self.blocks
+    }
+    /// Whether `block` is among the last blocks of the forward pass: fewer than
+    /// `tail_symbols` forward symbols (and fewer than [`TAIL_MIN_BLOCKS`] data blocks)
+    /// follow it. Blocks not given yet count their full size; zero blocks nothing.
+    fn in_tail(&self, block: u32, tail_symbols: u32, map: &BlockMap) -> bool {
+        let (mut symbols, mut blocks) = (0u64, 0u32);
+        let end = self.blocks.min(block.saturating_add(1 + TAIL_SCAN_BLOCKS));
+        for b in block + 1..end {
+            let k = match b < map.ready() {
+                true if map.is_zero(b) => continue,
+                true => map.coded_k(b),
+                false => self.geometry.block_k(b),
+            };
+            symbols += k as u64;
+            blocks += 1;
+            if symbols >= tail_symbols as u64 && blocks >= TAIL_MIN_BLOCKS {
+                return false;
+            }
+        }
+        end == self.blocks
     }
     /// True when there is nothing left to send: forward pass done, no deficit pending.
     pub fn is_idle(&self) -> bool {
@@ -262,7 +298,8 @@ impl<'a> Schedule<'a> {
             let e = self.fwd_esi as u16;
             self.fwd_esi += 1;
             if self.fwd_esi == k {
-                self.fwd_proactive_left = proactive_count(k, loss);
+                let tail = self.in_tail(block, loss.tail_symbols, map);
+                self.fwd_proactive_left = proactive_count(k, loss, tail);
             }
             (e, SymbolKind::Forward)
         } else {
@@ -483,8 +520,9 @@ fn repair_burst_len(d: u32, loss_ppm: u32) -> u32 {
 /// deviations, with `z` a little below the expected maximum of as many normal variables as
 /// there are clients (about sqrt(2 ln R)). The largest deficit among R clients is what the
 /// block needs anyway, so this is rarely wasted, and it spares almost every client a round
-/// trip (and the server almost every status report).
-fn proactive_count(k: u32, loss: LossView) -> u32 {
+/// trip (and the server almost every status report). The last blocks of the pass (`tail`)
+/// get [`TAIL_Z10`] more: their round trip is no longer hidden behind later blocks.
+fn proactive_count(k: u32, loss: LossView, tail: bool) -> u32 {
     let p = loss.loss_ppm as u64;
     if !loss.proactive || p == 0 {
         return 0;
@@ -500,7 +538,7 @@ fn proactive_count(k: u32, loss: LossView) -> u32 {
         200..=499 => 32,
         500..=999 => 34,
         _ => 36,
-    };
+    } + if tail { TAIL_Z10 } else { 0 };
     let mean_e6 = k as u64 * p;
     let sd_e6 = isqrt(k as u64 * p * (1_000_000 - p.min(1_000_000)));
     (((mean_e6 + z10 * sd_e6 / 10) / 1_000_000) as u32).min(k / 4)

@@ -141,6 +141,38 @@ fn forward_pass_sends_every_source_symbol_once_in_order() {
 }
 
 #[test]
+fn the_last_blocks_of_the_pass_get_more_proactive_repair() {
+    // 12 blocks of 64 symbols at 1 Mbit/s: two report intervals (200 ms) carry about 240
+    // packets, under four blocks, so the last four blocks are the tail.
+    let g = Geometry::new(64 * 64 * 12, 64, 64).unwrap();
+    let mut c = cfg(g);
+    c.rate_bps = 1_000_000;
+    c.proactive_repair = true;
+    let mut st = store(&g);
+    let mut s = sender(&mut st, c);
+    let mut now = 0;
+    // One client that loses 5% (a loss figure counts from its second report on).
+    for report_seq in 0..2 {
+        let mut h = head(1, 0, 0, ClientPhase::Receiving);
+        (h.report_seq, h.loss_ppm) = (report_seq, 50_000);
+        s.handle_datagram(now, 1, &status_packet(7, h, &[]))
+            .unwrap();
+        now += 20_000;
+    }
+    let mut repairs = [0u32; 12];
+    for (block, esi) in drain(&mut s, &mut now, 2000) {
+        if esi >= 64 {
+            repairs[block as usize] += 1;
+        }
+    }
+    assert!(s.forward_done());
+    // 5% of 64 symbols, one client: mean 3.2, deviation 1.74; z = 1 in the body of the
+    // pass (4 symbols), z = 3 in the tail (8).
+    assert_eq!(repairs[..8], [4; 8]);
+    assert_eq!(repairs[8..], [8; 4]);
+}
+
+#[test]
 fn deficit_is_max_over_clients_and_repairs_are_fresh() {
     let g = Geometry::new(64 * 64, 64, 32).unwrap();
     let mut st = store(&g);
