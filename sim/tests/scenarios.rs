@@ -260,7 +260,9 @@ fn random_loss_of_a_few_percent_does_not_hold_the_rate_down() {
         );
         // The restarted one needs the 40% it missed again, at the same rate. At 3%, seeds
         // 30-49 take 1.63-2.12 x the floor (this seed 2.20 x) since the last blocks of the
-        // pass get more proactive repair; 1.62-1.90 x before, when the others took 10% longer.
+        // pass get more proactive repair, 1.62-1.90 x before (the others: 10% sooner now).
+        // Not explained: this seed's two runs send about the same, but the later one loses
+        // more in the simulated queue (125 drops against 46).
         assert!(
             r.late_completion_s < 2.3 * floor,
             "{loss}: the restarted machine took {} s",

@@ -70,9 +70,9 @@ pub(crate) struct LossView {
     pub active_clients: u32,
     /// Send proactive repair at all.
     pub proactive: bool,
-    /// Forward symbols the sender sends in about two report intervals at its rate: a
-    /// block that ends closer than this (or than four blocks) to the end of the forward
-    /// pass gets the tail margin ([`TAIL_Z10`]).
+    /// Data packets the sender sends in two report intervals at its rate: a block followed
+    /// by fewer source symbols than this (or by fewer than [`TAIL_MIN_BLOCKS`] data blocks)
+    /// gets the tail margin ([`TAIL_Z10`]).
     pub tail_symbols: u32,
 }
 
@@ -80,13 +80,11 @@ pub(crate) struct LossView {
 /// pass. A deficit of a block in the middle of the pass is repaired while later blocks are
 /// sent; one of the last blocks holds its client a report round trip (50-150 ms, more when
 /// the repair is lost too) after the others are done. Two more deviations cover the worst
-/// client almost always, for a few symbols per block, on a few blocks.
+/// client almost always, for a few symbols per block, on the blocks of the last two report
+/// intervals (about a second of data at 1,000 clients, whose reports come 500 ms apart).
 const TAIL_Z10: u64 = 20;
-/// The tail is at least this many blocks.
+/// The tail is at least this many data blocks.
 const TAIL_MIN_BLOCKS: u32 = 4;
-/// Blocks looked at to measure the tail: the forward pass skips zero blocks, and a long
-/// run of them must not make this a walk over the whole map.
-const TAIL_SCAN_BLOCKS: u32 = 4096;
 
 pub(crate) struct Schedule<'a> {
     geometry: Geometry,
@@ -109,6 +107,10 @@ pub(crate) struct Schedule<'a> {
     // Every client at the start resumed from an earlier session of this image: the forward
     // pass sends nothing and only what they report lacking is sent.
     skip_forward: bool,
+    // Source symbols and data blocks from `fwd_block` on: blocks not given yet count in
+    // full, zero blocks not at all (how far the pass is from its end, for the tail margin).
+    symbols_left: u64,
+    data_blocks_left: u32,
 }
 
 impl<'a> Schedule<'a> {
@@ -141,6 +143,8 @@ impl<'a> Schedule<'a> {
             burst: None,
             sweep: 0,
             skip_forward: false,
+            symbols_left: geometry.source_symbols(),
+            data_blocks_left: n,
         })
     }
 
@@ -160,25 +164,22 @@ impl<'a> Schedule<'a> {
     pub fn forward_done(&self) -> bool {
         self.fwd_block >= self.blocks
     }
-    /// Whether `block` is among the last blocks of the forward pass: fewer than
-    /// `tail_symbols` forward symbols (and fewer than [`TAIL_MIN_BLOCKS`] data blocks)
-    /// follow it. Blocks not given yet count their full size; zero blocks nothing.
-    fn in_tail(&self, block: u32, tail_symbols: u32, map: &BlockMap) -> bool {
-        let (mut symbols, mut blocks) = (0u64, 0u32);
-        let end = self.blocks.min(block.saturating_add(1 + TAIL_SCAN_BLOCKS));
-        for b in block + 1..end {
-            let k = match b < map.ready() {
-                true if map.is_zero(b) => continue,
-                true => map.coded_k(b),
-                false => self.geometry.block_k(b),
-            };
-            symbols += k as u64;
-            blocks += 1;
-            if symbols >= tail_symbols as u64 && blocks >= TAIL_MIN_BLOCKS {
-                return false;
-            }
+    /// Whether the forward pass's current block (a data block) is among its last: followed
+    /// by fewer than `tail_symbols` source symbols, or by fewer than [`TAIL_MIN_BLOCKS`]
+    /// data blocks.
+    fn in_tail(&self, coded_k: u32, tail_symbols: u32) -> bool {
+        let symbols_after = self.symbols_left.saturating_sub(coded_k as u64);
+        let blocks_after = self.data_blocks_left.saturating_sub(1);
+        symbols_after < tail_symbols as u64 || blocks_after < TAIL_MIN_BLOCKS
+    }
+    /// The forward pass moves past its current block (given, so its size is known).
+    fn pass_block(&mut self, map: &BlockMap<'_>) {
+        let b = self.fwd_block;
+        self.symbols_left = self.symbols_left.saturating_sub(map.coded_k(b) as u64);
+        if !map.is_zero(b) {
+            self.data_blocks_left = self.data_blocks_left.saturating_sub(1);
         }
-        end == self.blocks
+        self.fwd_block += 1;
     }
     /// True when there is nothing left to send: forward pass done, no deficit pending.
     pub fn is_idle(&self) -> bool {
@@ -188,6 +189,12 @@ impl<'a> Schedule<'a> {
     /// Block `b` was given: its fresh repair symbols start after its `coded_k` sources.
     pub fn block_ready(&mut self, b: u32, coded_k: u32) {
         self.next_repair_esi[b as usize] = coded_k as u16;
+        // Counted in full until given: now its coded size (0 for a zero block).
+        let full = self.geometry.block_k(b) as u64;
+        self.symbols_left = (self.symbols_left + coded_k as u64).saturating_sub(full);
+        if coded_k == 0 {
+            self.data_blocks_left = self.data_blocks_left.saturating_sub(1);
+        }
     }
 
     /// The forward pass sends no data: every client present holds blocks of this image
@@ -208,7 +215,7 @@ impl<'a> Schedule<'a> {
             && self.fwd_esi == 0
             && (self.skip_forward || map.is_zero(self.fwd_block))
         {
-            self.fwd_block += 1;
+            self.pass_block(map);
         }
         if self.forward_done() {
             self.phase = Phase::Carousel;
@@ -298,7 +305,7 @@ impl<'a> Schedule<'a> {
             let e = self.fwd_esi as u16;
             self.fwd_esi += 1;
             if self.fwd_esi == k {
-                let tail = self.in_tail(block, loss.tail_symbols, map);
+                let tail = self.in_tail(k, loss.tail_symbols);
                 self.fwd_proactive_left = proactive_count(k, loss, tail);
             }
             (e, SymbolKind::Forward)
@@ -309,7 +316,7 @@ impl<'a> Schedule<'a> {
         let mut ends_forward = false;
         if self.fwd_esi == k && self.fwd_proactive_left == 0 {
             suppression.forward_sent(block, seq, now_us);
-            self.fwd_block += 1;
+            self.pass_block(map);
             self.fwd_esi = 0;
             if self.forward_done() {
                 self.phase = Phase::Carousel;

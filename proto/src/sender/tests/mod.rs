@@ -140,18 +140,25 @@ fn forward_pass_sends_every_source_symbol_once_in_order() {
     assert!(s.is_idle());
 }
 
-#[test]
-fn the_last_blocks_of_the_pass_get_more_proactive_repair() {
-    // 12 blocks of 64 symbols at 1 Mbit/s: two report intervals (200 ms) carry about 240
-    // packets, under four blocks, so the last four blocks are the tail.
-    let g = Geometry::new(64 * 64 * 12, 64, 64).unwrap();
+/// Proactive repair symbols per block of a forward pass at `rate_bps`, blocks of 64 symbols
+/// of 64 bytes given as `kinds` (false: raw data, true: zero), one client losing 5%.
+fn proactive_per_block(rate_bps: u64, kinds: &[bool]) -> Vec<u32> {
+    let g = Geometry::new(64 * 64 * kinds.len() as u64, 64, 64).unwrap();
     let mut c = cfg(g);
-    c.rate_bps = 1_000_000;
+    c.rate_bps = rate_bps;
     c.proactive_repair = true;
     let mut st = store(&g);
-    let mut s = sender(&mut st, c);
+    let mut s = sender_without_blocks(&mut st, c);
+    for (b, &zero) in kinds.iter().enumerate() {
+        let hash = crate::digest::content_hash(&[b as u8]);
+        let src = match zero {
+            true => BlockSource::Zero,
+            false => BlockSource::Raw { hash },
+        };
+        s.block_ready(b as u32, src).unwrap();
+    }
     let mut now = 0;
-    // One client that loses 5% (a loss figure counts from its second report on).
+    // A loss figure counts from a client's second report on.
     for report_seq in 0..2 {
         let mut h = head(1, 0, 0, ClientPhase::Receiving);
         (h.report_seq, h.loss_ppm) = (report_seq, 50_000);
@@ -159,17 +166,55 @@ fn the_last_blocks_of_the_pass_get_more_proactive_repair() {
             .unwrap();
         now += 20_000;
     }
-    let mut repairs = [0u32; 12];
-    for (block, esi) in drain(&mut s, &mut now, 2000) {
+    let mut repairs = vec![0u32; kinds.len()];
+    for (block, esi) in drain(&mut s, &mut now, 4000) {
         if esi >= 64 {
             repairs[block as usize] += 1;
         }
     }
     assert!(s.forward_done());
-    // 5% of 64 symbols, one client: mean 3.2, deviation 1.74; z = 1 in the body of the
-    // pass (4 symbols), z = 3 in the tail (8).
-    assert_eq!(repairs[..8], [4; 8]);
-    assert_eq!(repairs[8..], [8; 4]);
+    repairs
+}
+
+// 5% of 64 symbols, one client: mean 3.2, deviation 1.74; z = 1 in the body of the pass (4
+// proactive symbols), z = 3 in the tail (8).
+const BODY: u32 = 4;
+const TAIL: u32 = 8;
+
+#[test]
+fn the_last_four_data_blocks_get_more_proactive_repair() {
+    // At 1 Mbit/s two report intervals (200 ms) carry about 240 packets, under four blocks:
+    // the last four blocks are the tail.
+    let repairs = proactive_per_block(1_000_000, &[false; 12]);
+    assert_eq!(repairs[..8], [BODY; 8]);
+    assert_eq!(repairs[8..], [TAIL; 4]);
+}
+
+#[test]
+fn the_tail_is_what_the_rate_sends_in_two_report_intervals() {
+    // At 4 Mbit/s two report intervals carry 961 packets of 104 bytes: blocks followed by
+    // fewer source symbols, fifteen blocks' worth (960), are the tail.
+    let repairs = proactive_per_block(4_000_000, &[false; 24]);
+    assert_eq!(repairs[..8], [BODY; 8]);
+    assert_eq!(repairs[8..], [TAIL; 16]);
+}
+
+#[test]
+fn zero_blocks_after_the_data_do_not_hide_the_tail() {
+    // Data at the front of a disk, its free space zero: the last data blocks are the end of
+    // the pass, however many zero blocks follow (and zero blocks between count nothing).
+    let mut kinds = vec![true; 5012];
+    kinds[..6].fill(false);
+    kinds[100..106].fill(false);
+    let repairs = proactive_per_block(1_000_000, &kinds);
+    let data: Vec<u32> = (0..6).chain(100..106).map(|b| repairs[b]).collect();
+    assert_eq!(
+        data,
+        [
+            BODY, BODY, BODY, BODY, BODY, BODY, BODY, BODY, TAIL, TAIL, TAIL, TAIL
+        ]
+    );
+    assert_eq!(repairs.iter().sum::<u32>(), 8 * BODY + 4 * TAIL);
 }
 
 #[test]
