@@ -428,14 +428,12 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         (wanted as u64).max(by_budget).clamp(10, cap_ms) as u32
     }
 
-    /// Data packets sent in two report intervals at `rate_bps`: what goes out while a
-    /// client's deficit of the block before comes back (the proactive repair's tail margin).
-    fn tail_symbols(&self, rate_bps: u64) -> u32 {
-        let packet_bits =
-            (self.cfg.geometry.symbol_size as u64 + DATA_OVERHEAD as u64 + self.tag_len() as u64)
-                * 8;
+    /// Data packets of `packet_bytes` sent in two report intervals at `rate_bps`: what goes
+    /// out while a client's deficit of the block before comes back (the proactive repair's
+    /// tail margin).
+    fn tail_symbols(&self, rate_bps: u64, packet_bytes: usize) -> u32 {
         let bits = rate_bps as u128 * 2 * self.report_interval_ms() as u128 / 1000;
-        (bits / packet_bits as u128).min(u32::MAX as u128) as u32
+        (bits / (packet_bytes as u128 * 8)).min(u32::MAX as u128) as u32
     }
 
     /// Ends the session early (an operator's interrupt): closing announces go out for the
@@ -871,7 +869,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             loss_ppm: self.rate.loss_estimate_ppm(),
             active_clients: self.tally().active(),
             proactive: self.cfg.proactive_repair,
-            tail_symbols: self.tail_symbols(rate),
+            tail_symbols: self.tail_symbols(rate, sym_len),
         };
         let sym = self
             .schedule
