@@ -32,7 +32,9 @@
 # env: SCENARIOS, BENCH_OUT (build/bench-peers), BENCH_TIMEOUT_SCALE (1: multiplies every
 #      run's time bound), BB_SERVER / BB_CLIENT (default: the tree's release build and
 #      build/bb-client), LAB (peer), BENCH_NO_BUILD=1 (use the binaries as they are),
-#      BENCH_TOOLS (only these tools, e.g. "bb uftp"; default: every tool of a scenario)
+#      BENCH_TOOLS (only these tools, e.g. "bb uftp"; default: every tool of a scenario),
+#      BENCH_TCP_CC (the TCP flow's congestion control, e.g. cubic; default: the kernel's,
+#      named in the row's note)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export LAB="${LAB:-peer}"
@@ -157,9 +159,12 @@ image_for() {
 tcp_start() {
     lab_bg "$1.iperfd" c1 iperf3 -s -1
     sleep 0.3
-    lab_bg "$1.iperf" srv iperf3 -c 10.99.0.11 -t 600 -i 0.2 --forceflush
+    lab_bg "$1.iperf" srv iperf3 -c 10.99.0.11 -t 600 -i 0.2 --forceflush -C "$TCP_CC"
     sleep 2
 }
+# The congestion control the TCP flow runs: competing with BBR (which paces by the least
+# round trip it saw) and with CUBIC (which fills the queue until it drops) differ.
+TCP_CC="${BENCH_TCP_CC:-$(sysctl -n net.ipv4.tcp_congestion_control)}"
 tcp_stop() {
     lab_kill "$1.iperf" INT
     lab_wait "$1.iperf" 5 >/dev/null 2>&1 || true
@@ -353,7 +358,7 @@ EOF
         local lastabs; lastabs=$(awk -v a="$t_start" -v l="$last" 'BEGIN { if (l == "-") print 0; else printf "%.3f", a + l }')
         [[ $lastabs == 0 ]] && lastabs=$t_end
         read -r during alone < <(tcp_mbit "$name" "$t_start" "$lastabs")
-        note="TCP ${during} Mbit/s during (${alone} alone)${note:+; $note}"
+        note="TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone)${note:+; $note}"
     fi
     local floor=-
     (( FLOOR_RATE > 0 )) && floor=$(awk -v b="$isz" -v r="$FLOOR_RATE" 'BEGIN { printf "%.2f", b * 8 / r }')

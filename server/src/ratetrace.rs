@@ -38,7 +38,7 @@ impl RateTrace {
 pub fn line(s: &RateSample, rate_bps: u64) -> String {
     let pct = |ppm: u32| ppm as f64 / 1e4;
     format!(
-        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms queue={:.2}ms sent_at={:.1}Mbit/s arrived_at={:.1}Mbit/s rate={:.1}Mbit/s {}",
+        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms queue={:.2}ms rtt={:.2}ms loss_events={:.3}% sent_at={:.1}Mbit/s arrived_at={:.1}Mbit/s rate={:.1}Mbit/s {}",
         s.at_us as f64 / 1e3,
         s.client_id,
         s.report_seq,
@@ -51,6 +51,8 @@ pub fn line(s: &RateSample, rate_bps: u64) -> String {
         s.congested,
         s.rtt_min_us as f64 / 1e3,
         s.queue_delay_us as f64 / 1e3,
+        s.rtt_us as f64 / 1e3,
+        s.loss_event_ppm as f64 / 1e4,
         s.sent_bps as f64 / 1e6,
         s.arrival_bps as f64 / 1e6,
         rate_bps as f64 / 1e6,
@@ -77,6 +79,8 @@ mod tests {
             congested: true,
             rtt_min_us: 250,
             queue_delay_us: 4_000,
+            rtt_us: 4_250,
+            loss_event_ppm: 1_250,
             sent_bps: 300_000_000,
             arrival_bps: 210_000_000,
             note: "sample",
@@ -95,6 +99,8 @@ mod tests {
             "congested=true",
             "rtt_min=0.25ms",
             "queue=4.00ms",
+            "rtt=4.25ms",
+            "loss_events=0.125%",
             "sent_at=300.0Mbit/s",
             "arrived_at=210.0Mbit/s",
             "rate=200.0Mbit/s",

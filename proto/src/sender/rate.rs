@@ -90,6 +90,10 @@ const REGROW_PER_100MS_PPM: u128 = 100_000;
 /// How long after a startup ended on a queue it may resume (the rate grows back by 10% per
 /// 100 ms meanwhile: 5/4 takes about 250 ms).
 const STARTUP_RESUME_WITHIN_US: u64 = 500_000;
+/// Loss intervals the loss event rate averages (RFC 5348 section 5.4), and their weights
+/// (tenths), the newest first.
+const LOSS_INTERVALS: usize = 8;
+const LOSS_INTERVAL_WEIGHTS: [u64; LOSS_INTERVALS] = [10, 10, 10, 10, 8, 6, 4, 2];
 /// Entries of the sequence-number-to-time history.
 const SENT_HISTORY: usize = 512;
 
@@ -151,8 +155,14 @@ pub struct ClientRate {
     /// Loss over the latest sample, parts per million.
     pub interval_loss_ppm: u32,
     /// The loss event rate (TFRC, RFC 5348 section 5: the losses within one round trip are
-    /// one event), averaged over samples: what a TCP flow on this path reacts to.
+    /// one event): one over the weighted mean of the latest loss intervals, what a TCP flow
+    /// on this path reacts to.
     pub loss_event_ppm: u32,
+    /// Packets between consecutive loss events, the newest first ([`LOSS_INTERVALS`] at
+    /// most), and the packets since the newest event (the open interval).
+    loss_intervals: [u32; LOSS_INTERVALS],
+    loss_intervals_len: u8,
+    open_interval: u32,
     /// The loss this client shows at any rate (random loss), parts per million.
     pub loss_floor_ppm: u32,
     /// The latest sample was congestion.
@@ -227,6 +237,10 @@ pub struct RateSample {
     pub rtt_min_us: u64,
     /// The report's round trip less the least (a queue on the path).
     pub queue_delay_us: u64,
+    /// The smoothed round trip and the loss event rate after the sample (`fair` bounds
+    /// the rate with them).
+    pub rtt_us: u64,
+    pub loss_event_ppm: u32,
     /// The sample's packets over the time the sender took to send them, and over the time
     /// between the reports' arrivals (bit/s).
     pub sent_bps: u64,
@@ -696,15 +710,17 @@ impl RateControl {
             false => 0,
         };
         c.interval_loss_ppm = loss;
-        // Loss events: at most one per round trip of the sample's span.
+        // Loss events: at most one per round trip of the sample's span. The report counts
+        // losses, not when they happened: the losses the client's random loss explains are
+        // spread over the span, each its own event as it would be for TCP; those beyond it
+        // are a queue that overflowed, dropping a run of packets at once: one event (a
+        // slow flow is hit by each overflow as a fast one is; counted per packet, it would
+        // see many more events than TCP does, and give way until it starves).
         let lost = sent.saturating_sub(got) as u64;
-        let events = lost.min(dt.div_ceil(c.rtt_us.max(1)).max(1));
-        let event_ppm = (events * 1_000_000 / sent as u64) as u32;
-        c.loss_event_ppm = match c.loss_event_ppm {
-            0 => event_ppm,
-            avg if event_ppm >= avg => avg + (event_ppm - avg) / 4,
-            avg => avg - (avg - event_ppm) / 4,
-        };
+        let random = (sent as u64 * c.loss_floor_ppm as u64).div_ceil(1_000_000);
+        let events = lost.min(random) + u64::from(lost > random);
+        let events = events.min(dt.div_ceil(c.rtt_us.max(1)).max(1)) as u32;
+        self.count_loss_events(c, sent, events);
         c.sample_at_us = now_us;
         c.sample_gap_us = match c.last_gap_us {
             0 => arrival_dt,
@@ -718,9 +734,44 @@ impl RateControl {
             congested: c.congested,
             sent_bps,
             arrival_bps: c.arrival_bps,
+            rtt_us: c.rtt_us,
+            loss_event_ppm: c.loss_event_ppm,
             note: "sample",
             ..note
         }
+    }
+
+    /// Takes a sample's packets and loss events into the client's loss intervals (RFC 5348
+    /// section 5), the events spread evenly over the sample, and sets its loss event rate.
+    fn count_loss_events(&self, c: &mut ClientRate, sent: u32, events: u32) {
+        if let Some(per_event) = sent.checked_div(events) {
+            let per_event = per_event.max(1);
+            let mut closed = c.open_interval.saturating_add(per_event / 2);
+            if c.loss_intervals_len == 0 {
+                // The first event: nothing says how often losses come yet. As TFRC (RFC 5348
+                // section 6.3.1), the first interval is the one that gives what arrived at
+                // the client by the equation: one overrun at the end of startup must not
+                // read as a link that loses a packet in every few.
+                closed = closed.max(interval_for_rate(
+                    self.packet_bytes,
+                    c.rtt_us,
+                    c.arrival_bps,
+                ));
+            }
+            for _ in 0..events.min(LOSS_INTERVALS as u32) {
+                c.loss_intervals.copy_within(0..LOSS_INTERVALS - 1, 1);
+                c.loss_intervals[0] = closed.max(1);
+                c.loss_intervals_len = (c.loss_intervals_len + 1).min(LOSS_INTERVALS as u8);
+                closed = per_event;
+            }
+            c.open_interval = per_event / 2;
+        } else {
+            c.open_interval = c.open_interval.saturating_add(sent);
+        }
+        c.loss_event_ppm = loss_event_ppm(
+            &c.loss_intervals[..c.loss_intervals_len as usize],
+            c.open_interval,
+        );
     }
 
     /// Reconsiders the rate from the receiving clients' latest samples, at most every
@@ -782,6 +833,10 @@ impl RateControl {
         };
         let queued = recent.clone().filter(is_queued).count() as u64;
         let queue_filling = queued * 5 > n;
+        // Fair, past startup, a queue does not hold the rate: a TCP flow sharing the link
+        // keeps it filled until it drops, and holding at its first sign leaves the link to
+        // that flow. The TCP equation of the loss events it ends in bounds the rate instead.
+        let fair_grows = self.fair && !self.startup;
         if queue_filling {
             self.calm_since_us = d.now_us;
             if self.startup {
@@ -858,7 +913,7 @@ impl RateControl {
                 self.cut_at_us = d.now_us;
                 self.calm_since_us = d.now_us;
             }
-        } else if d.busy && used * 10 >= self.rate_bps * 7 && !queue_filling {
+        } else if d.busy && used * 10 >= self.rate_bps * 7 && (!queue_filling || fair_grows) {
             // Grow only while the rate is used: otherwise nothing says a higher one passes.
             // A decision late (a busy loop) grows by half a doubling at most in startup, by
             // two decisions' worth after it.
@@ -1037,6 +1092,52 @@ fn judge_loss(loss_ppm: u32, floor_ppm: u32, sent: u32) -> Loss {
     } else {
         Loss::Chance
     }
+}
+
+/// The loss event rate of loss intervals (the newest first) and the open interval since
+/// the newest event (RFC 5348 section 5.4): one over their weighted mean, with the open
+/// interval counted as the newest when that makes the mean larger (a long time without a
+/// loss lowers the rate of events before the next loss closes it). 0 without an interval.
+fn loss_event_ppm(intervals: &[u32], open: u32) -> u32 {
+    if intervals.is_empty() {
+        return 0;
+    }
+    let closed = {
+        let (mut total, mut weights) = (0u64, 0u64);
+        for (w, i) in LOSS_INTERVAL_WEIGHTS.iter().zip(intervals) {
+            total += w * *i as u64;
+            weights += w;
+        }
+        total * 1_000 / weights.max(1)
+    };
+    // History discounting (RFC 5348 section 5.5): an open interval over twice the mean says
+    // the congestion has passed; the older intervals weigh less, down to half, so that the
+    // rate recovers sooner than by the open interval's weight alone.
+    let discount_permille = match open as u64 * 1_000 > 2 * closed {
+        true => (2 * closed * 1_000 / (open as u64 * 1_000).max(1)).clamp(500, 1_000),
+        false => 1_000,
+    };
+    let with_open = {
+        let (mut total, mut weights) = (
+            LOSS_INTERVAL_WEIGHTS[0] * open as u64 * 1_000,
+            LOSS_INTERVAL_WEIGHTS[0] * 1_000,
+        );
+        for (w, i) in LOSS_INTERVAL_WEIGHTS[1..].iter().zip(intervals) {
+            total += w * discount_permille * *i as u64;
+            weights += w * discount_permille;
+        }
+        total * 1_000 / weights.max(1)
+    };
+    let mean_thousandths = closed.max(with_open).max(1_000);
+    (1_000_000_000 / mean_thousandths) as u32
+}
+
+/// The loss interval (packets) at which the TCP equation gives `bps` (its simple form,
+/// p = 3/2 (s / (R X))^2): the first interval of a client that has lost nothing before.
+fn interval_for_rate(bytes: u64, rtt_us: u64, bps: u64) -> u32 {
+    // 1/p = (2/3) (R X / s)^2, with R X / s in packets per round trip.
+    let per_rtt = bps as u128 * rtt_us as u128 / (bytes.max(1) as u128 * 8 * 1_000_000);
+    (per_rtt * per_rtt * 2 / 3).clamp(1, u32::MAX as u128) as u32
 }
 
 /// The TCP throughput equation: bits per second for packets of `bytes`, round trip `rtt_us`
@@ -1595,6 +1696,34 @@ mod tests {
         assert!(r.rate_bps() > 560_000_000, "grows once it drains");
     }
 
+    /// Fair, a standing queue ends startup but does not hold the rate after it: a TCP flow
+    /// sharing the link keeps the queue standing, and holding would leave the link to it.
+    #[test]
+    fn fair_mode_grows_through_a_standing_queue() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, true, PKT, 0);
+        r.rate_bps = 800_000_000;
+        let queued = [ClientRate {
+            sample_at_us: 30_000,
+            sample_mid_us: 60_000,
+            queue_delay_us: 8_000,
+            standing_queue_us: 8_000,
+            rtt_us: 9_000,
+            ..Default::default()
+        }; 2];
+        let d = |now_us| Decide {
+            now_us,
+            report_interval_us: 20_000,
+            busy: true,
+        };
+        r.on_sent(800_000_000 / 8 / 40);
+        r.decide(d(25_000), queued.iter());
+        assert!(!r.in_startup());
+        assert_eq!(r.rate_bps(), 560_000_000);
+        r.on_sent(560_000_000 / 8 / 40);
+        r.decide(d(50_000), queued.iter());
+        assert!(r.rate_bps() > 560_000_000, "grows while the queue stands");
+    }
+
     /// Startup leaves the rate at what leaves the queues (the links' rate) when that is
     /// below 70% of the rate, taken as four fifths of the clients reach it.
     #[test]
@@ -1910,20 +2039,83 @@ mod tests {
         assert!(tcp_throughput_bps(1460, 1_000, 10_000).unwrap() > x);
     }
 
-    /// Losses within one round trip are one loss event (as TCP reacts to them): a sample of
-    /// 1000 packets over 20 ms with 30 lost and a 5 ms round trip holds 4 events, not 30.
+    /// Losses within one round trip are one loss event (as TCP reacts to them). A sample of
+    /// 1000 packets over 20 ms with 30 lost and a 5 ms round trip: on a link that loses 3%
+    /// at random, 4 events (one per round trip), not 30; on one that loses nothing at
+    /// random, a queue overflowed once: one event.
     #[test]
     fn losses_within_a_round_trip_are_one_event() {
         let mut r = RateControl::new(1 << 40, None, 1, true, true, PKT, 0);
         for i in 0..=1100u32 {
             r.on_data_sent(i, i as u64 * 20, 40);
         }
-        let mut c = ClientRate::default();
-        // The round trip: 5 ms.
-        r.on_report(&mut c, &head(1, 100, 0), 100 * 20 + 5_000);
-        let s = r.on_report(&mut c, &head(2, 1100, 970), 1100 * 20 + 5_000);
-        assert_eq!((s.sent, s.loss_ppm), (1000, 30_000));
-        assert_eq!(c.loss_event_ppm, 4 * 1_000_000 / 1000);
+        for (floor_ppm, events) in [(30_000, 4), (0, 1)] {
+            let mut c = ClientRate {
+                loss_floor_ppm: floor_ppm,
+                floor_known: floor_ppm > 0,
+                ..Default::default()
+            };
+            // The round trip: 5 ms.
+            r.on_report(&mut c, &head(1, 100, 0), 100 * 20 + 5_000);
+            let s = r.on_report(&mut c, &head(2, 1100, 970), 1100 * 20 + 5_000);
+            assert_eq!((s.sent, s.loss_ppm), (1000, 30_000));
+            assert_eq!(c.loss_intervals_len, events, "floor {floor_ppm}");
+        }
+    }
+
+    /// After a long time without loss the older intervals weigh less (RFC 5348 section
+    /// 5.5): the rate of events falls faster than by the open interval's weight alone.
+    #[test]
+    fn history_is_discounted_once_losses_stop() {
+        // One over the weighted mean of the open interval (3,000) and the 7 newest closed
+        // ones (100), these weighing `history` tenths of their weights.
+        let rate_of_events = |history: u64| {
+            let (mut total, mut weights) = (10 * 10 * 3_000u64, 10 * 10u64);
+            for w in &LOSS_INTERVAL_WEIGHTS[1..] {
+                total += w * history * 100;
+                weights += w * history;
+            }
+            (1_000_000 * weights / total) as u32
+        };
+        let discounted = loss_event_ppm(&[100; 8], 3_000);
+        assert!(discounted * 10 < rate_of_events(10) * 9, "{discounted}");
+        // Half the weight at most: 3,000 is 30 times the mean, the factor's floor.
+        assert!(discounted.abs_diff(rate_of_events(5)) <= 1, "{discounted}");
+    }
+
+    /// The loss event rate is one over the weighted mean of the loss intervals, and a long
+    /// time without a loss lowers it before the next loss (TCP's window grows meanwhile).
+    #[test]
+    fn loss_event_rate_is_the_mean_interval_and_falls_without_loss() {
+        assert_eq!(loss_event_ppm(&[], 5_000), 0);
+        assert_eq!(loss_event_ppm(&[100; 8], 0), 10_000);
+        assert_eq!(loss_event_ppm(&[100; 8], 100), 10_000);
+        let later = loss_event_ppm(&[100; 8], 1_000);
+        assert!(later < 5_000, "{later}");
+        // The newest intervals weigh most.
+        let recent_long = loss_event_ppm(&[1_000, 100, 100, 100, 100, 100, 100, 100], 0);
+        let old_long = loss_event_ppm(&[100, 100, 100, 100, 100, 100, 100, 1_000], 0);
+        assert!(recent_long < old_long, "{recent_long} {old_long}");
+    }
+
+    /// The first loss a client ever sees (the overrun that ends startup, a burst) does not
+    /// set its loss event rate to the burst's: its first interval is the one at which the
+    /// equation gives what was arriving (RFC 5348 section 6.3.1).
+    #[test]
+    fn a_first_loss_keeps_the_tcp_rate_near_what_arrived() {
+        let r = RateControl::new(1 << 40, None, 1, true, true, PKT, 0);
+        let mut c = ClientRate {
+            rtt_us: 20_000,
+            arrival_bps: 40_000_000,
+            ..Default::default()
+        };
+        // 40 packets sent, 15 of them lost in one round trip.
+        r.count_loss_events(&mut c, 40, 1);
+        let x = tcp_throughput_bps(PKT, c.rtt_us, c.loss_event_ppm).unwrap();
+        assert!((30_000_000..50_000_000).contains(&x), "{x}");
+        // Without that first interval, the burst would have read as one loss in 20 packets.
+        let burst = tcp_throughput_bps(PKT, c.rtt_us, 50_000).unwrap();
+        assert!(burst < 5_000_000, "{burst}");
     }
 
     #[test]
