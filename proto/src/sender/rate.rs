@@ -749,14 +749,18 @@ impl RateControl {
             let mut closed = c.open_interval.saturating_add(per_event / 2);
             if c.loss_intervals_len == 0 {
                 // The first event: nothing says how often losses come yet. As TFRC (RFC 5348
-                // section 6.3.1), the first interval is the one that gives what arrived at
-                // the client by the equation: one overrun at the end of startup must not
-                // read as a link that loses a packet in every few.
+                // section 6.3.1), the first interval is at least the one that gives what
+                // arrived at the client by the equation (its simple form): one overrun at the
+                // end of startup must not read as a link that loses a packet in every few.
                 closed = closed.max(interval_for_rate(
                     self.packet_bytes,
                     c.rtt_us,
                     c.arrival_bps,
                 ));
+            }
+            if events > LOSS_INTERVALS as u32 {
+                // The interval the first event closes is older than all that are kept.
+                closed = per_event;
             }
             for _ in 0..events.min(LOSS_INTERVALS as u32) {
                 c.loss_intervals.copy_within(0..LOSS_INTERVALS - 1, 1);
@@ -1122,7 +1126,9 @@ fn loss_event_ppm(intervals: &[u32], open: u32) -> u32 {
             LOSS_INTERVAL_WEIGHTS[0] * open as u64 * 1_000,
             LOSS_INTERVAL_WEIGHTS[0] * 1_000,
         );
-        for (w, i) in LOSS_INTERVAL_WEIGHTS[1..].iter().zip(intervals) {
+        // The open interval is the newest: the oldest closed one drops out.
+        let kept = &intervals[..intervals.len() - 1];
+        for (w, i) in LOSS_INTERVAL_WEIGHTS[1..].iter().zip(kept) {
             total += w * discount_permille * *i as u64;
             weights += w * discount_permille;
         }
@@ -1135,9 +1141,12 @@ fn loss_event_ppm(intervals: &[u32], open: u32) -> u32 {
 /// The loss interval (packets) at which the TCP equation gives `bps` (its simple form,
 /// p = 3/2 (s / (R X))^2): the first interval of a client that has lost nothing before.
 fn interval_for_rate(bytes: u64, rtt_us: u64, bps: u64) -> u32 {
-    // 1/p = (2/3) (R X / s)^2, with R X / s in packets per round trip.
-    let per_rtt = bps as u128 * rtt_us as u128 / (bytes.max(1) as u128 * 8 * 1_000_000);
-    (per_rtt * per_rtt * 2 / 3).clamp(1, u32::MAX as u128) as u32
+    // 1/p = (2/3) (R X / s)^2, with R X / s in packets per round trip (in thousandths: a
+    // round trip of a few packets must not round to none).
+    let per_rtt_milli =
+        bps as u128 * rtt_us as u128 * 1_000 / (bytes.max(1) as u128 * 8 * 1_000_000);
+    (per_rtt_milli.saturating_mul(per_rtt_milli) * 2 / 3 / 1_000_000).clamp(1, u32::MAX as u128)
+        as u32
 }
 
 /// The TCP throughput equation: bits per second for packets of `bytes`, round trip `rtt_us`
@@ -2079,6 +2088,22 @@ mod tests {
         };
         let discounted = loss_event_ppm(&[100; 8], 3_000);
         assert!(discounted * 10 < rate_of_events(10) * 9, "{discounted}");
+        // An open interval 3 times the mean: the history weighs 2/3.
+        let open = |history_tenths: u64, open: u64| {
+            let (mut total, mut weights) = (100 * open, 100u64);
+            for w in &LOSS_INTERVAL_WEIGHTS[1..] {
+                total += w * history_tenths * 100;
+                weights += w * history_tenths;
+            }
+            (1_000_000 * weights / total) as u32
+        };
+        let two_thirds = loss_event_ppm(&[100; 8], 300);
+        let want = (open(6, 300) + open(7, 300)) / 2;
+        assert!(
+            two_thirds.abs_diff(want) * 20 <= want,
+            "{two_thirds} {want}"
+        );
+        assert!(two_thirds < open(10, 300), "{two_thirds}");
         // Half the weight at most: 3,000 is 30 times the mean, the factor's floor.
         assert!(discounted.abs_diff(rate_of_events(5)) <= 1, "{discounted}");
     }
@@ -2113,9 +2138,34 @@ mod tests {
         r.count_loss_events(&mut c, 40, 1);
         let x = tcp_throughput_bps(PKT, c.rtt_us, c.loss_event_ppm).unwrap();
         assert!((30_000_000..50_000_000).contains(&x), "{x}");
-        // Without that first interval, the burst would have read as one loss in 20 packets.
-        let burst = tcp_throughput_bps(PKT, c.rtt_us, 50_000).unwrap();
-        assert!(burst < 5_000_000, "{burst}");
+        // Nothing arriving to go by: the burst reads as one loss in 20 packets.
+        let mut idle = ClientRate {
+            rtt_us: 20_000,
+            ..Default::default()
+        };
+        r.count_loss_events(&mut idle, 40, 1);
+        assert_eq!(idle.loss_event_ppm, 50_000);
+    }
+
+    /// More events in one sample than intervals kept: all kept are the sample's, none the
+    /// long interval before it (more loss must never read as less).
+    #[test]
+    fn more_events_than_intervals_keep_only_the_samples() {
+        let r = RateControl::new(1 << 40, None, 1, true, true, PKT, 0);
+        let after = |events| {
+            let mut c = ClientRate {
+                rtt_us: 1_000,
+                ..Default::default()
+            };
+            for _ in 0..8 {
+                r.count_loss_events(&mut c, 1000, 20);
+            }
+            r.count_loss_events(&mut c, 1_000_000, 0);
+            r.count_loss_events(&mut c, 1000, events);
+            c.loss_event_ppm
+        };
+        assert!(after(20) >= after(7), "{} {}", after(20), after(7));
+        assert_eq!(after(20), 1_000_000 / 50);
     }
 
     #[test]
