@@ -1719,17 +1719,12 @@ mod tests {
             rtt_us: 9_000,
             ..Default::default()
         }; 2];
-        let d = |now_us| Decide {
-            now_us,
-            report_interval_us: 20_000,
-            busy: true,
-        };
         r.on_sent(800_000_000 / 8 / 40);
-        r.decide(d(25_000), queued.iter());
+        r.decide(busy_at(25_000, 20_000), queued.iter());
         assert!(!r.in_startup());
         assert_eq!(r.rate_bps(), 560_000_000);
         r.on_sent(560_000_000 / 8 / 40);
-        r.decide(d(50_000), queued.iter());
+        r.decide(busy_at(50_000, 20_000), queued.iter());
         assert!(r.rate_bps() > 560_000_000, "grows while the queue stands");
     }
 
