@@ -13,7 +13,9 @@
 #   8u-1slow    8 clients at 1 % loss, unshaped but client 8 on a 50 Mbit/s link, 64 MiB
 #   7u-1        the same without the slow client: 7 clients at 1 % loss, unshaped, 64 MiB
 #   2x300m-tcp  2 clients behind one 300 Mbit/s bottleneck shared with an iperf3 TCP flow
-#               (server -> client 1), 64 MiB; bb also with --fair when bb-server has it
+#               (server -> client 1), 64 MiB; bb also with --fair when bb-server has it, and
+#               as the reference for --fair, "tcp": a second TCP flow of the same congestion
+#               control carrying the image's bytes to client 2 beside the first
 #   ext4        4 clients at 1 % loss, an ext4 file system with real files from /usr:
 #               bb (its own compression) vs udpcast with a zstd pipe on both ends
 # Tools: bb (bb-server defaults, no --rate), udpcast (udp-sender defaults), udpcast-cap
@@ -120,7 +122,7 @@ scenario() {
         8u-1slow) LOSS=1 SLOW=50mbit MIB=64 FLOOR_RATE=50000000 CAP=47m TIMEOUT=90 ;;
         7u-1) N=7 LOSS=1 MIB=64 ;;
         2x300m-tcp) N=2 BOTTLENECK=300mbit MIB=64 FLOOR_RATE=300000000 CAP=150m TIMEOUT=90
-            TOOLS="bb bb-fair udpcast udpcast-cap uftp uftp-tfmcc" ;;
+            TOOLS="bb bb-fair tcp udpcast udpcast-cap uftp uftp-tfmcc" ;;
         ext4) N=4 LOSS=1 MIB=1024 KIND=ext4 TOOLS="bb udpcast-zstd" TIMEOUT=180 ;;
     esac
     TIMEOUT=$(awk -v t="$TIMEOUT" -v s="$SCALE" 'BEGIN { printf "%d", t * s }')
@@ -196,6 +198,31 @@ tcp_mbit() { # NAME FROM TO
             if (mid < from && mid >= from - 2) { b += v; nb++ }
         }
         END { printf "%.0f %.0f\n", na ? a / na : 0, nb ? b / nb : 0 }' "$LAB_LOGDIR/$1.iperf.out"
+}
+
+# tcp_second_flow SCENARIO IMAGE: the reference for --fair: a second TCP flow (the same
+# congestion control) carries the image's bytes to client 2 while the first one runs, as
+# bb-fair does beside it; appends a row (last = the flow's time, Mbit/s = its goodput).
+tcp_second_flow() {
+    local scn="$1" img="$2" name="$1.tcp" isz t0 t1 secs during alone
+    isz=$(stat -c %s "$img")
+    rm -f "$LAB_LOGDIR/$name".*
+    tcp_start "$name"
+    say "$scn: tcp (a second $TCP_CC flow of $((isz >> 20)) MiB to c2, bound ${TIMEOUT}s)"
+    lab_bg "$name.flow2d" c2 iperf3 -s -1 -p 5202
+    sleep 0.3
+    lab_bg "$name.flow2" srv iperf3 -c 10.99.0.12 -p 5202 -n "$isz" -C "$TCP_CC"
+    local status=ok
+    lab_wait "$name.flow2" "$TIMEOUT" >/dev/null 2>&1 || status="iperf3-exit-$(lab_rc "$name.flow2")"
+    t0=$(cat "$LAB_LOGDIR/$name.flow2.start"); t1=$(lab_end "$name.flow2")
+    tcp_stop "$name"
+    lab_wait "$name.flow2d" 5 >/dev/null 2>&1 || true
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    read -r during alone < <(tcp_mbit "$name" "$t0" "$t1")
+    local mbit; mbit=$(awk -v b="$isz" -v t="$secs" 'BEGIN { if (t > 0) printf "%.0f", b * 8 / t / 1e6; else print "-" }')
+    local floor; floor=$(awk -v b="$isz" -v r="$FLOOR_RATE" 'BEGIN { printf "%.2f", b * 8 / r }')
+    echo "$scn,tcp,$status,-,$secs,$floor,-,-,-,$mbit,TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone); a second $TCP_CC flow of the image's bytes to c2" >>"$CSV"
+    say "$scn: tcp: $status, ${secs} s, $mbit Mbit/s; the first flow ${during} Mbit/s during (${alone} alone)"
 }
 
 # ---- one run ----------------------------------------------------------------------------
@@ -391,7 +418,7 @@ for scn in $SCENARIOS; do
             say "$scn: bb-fair skipped: bb-server has no --fair in this build"
             continue
         fi
-        run "$scn" "$tool" "$img"
+        if [[ $tool == tcp ]]; then tcp_second_flow "$scn" "$img"; else run "$scn" "$tool" "$img"; fi
     done
     lab_down
 done

@@ -49,6 +49,8 @@ const OUTRUN_QUEUE_US: u64 = 1_000;
 const OUTRUN_SAMPLES: u8 = 2;
 /// The saturated rate averages over about this much time of the latest full-link samples.
 const SATURATED_SPAN_US: u64 = 200_000;
+/// A queue that stands this long while the rate holds is another flow's (see `decide`).
+const FOREIGN_QUEUE_US: u64 = 1_000_000;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
@@ -275,6 +277,8 @@ pub(crate) struct RateControl {
     /// When that startup ended: the resume is armed for [`STARTUP_RESUME_WITHIN_US`] only,
     /// while the clients still report at the short interval of their probing window.
     startup_queue_exit_at_us: u64,
+    /// Since when more than a fifth of the clients show a queue filling (0: they do not).
+    queue_since_us: u64,
     startup_resumed: bool,
     /// Where the startup that ended on a queue left the rate, once startup resumed: 5/4 of
     /// it passed with no queue, so a queue that ends the resumed startup leaves the rate no
@@ -351,6 +355,7 @@ impl RateControl {
             startup_cut_for_loss: false,
             startup_queue_exit_bps: 0,
             startup_queue_exit_at_us: 0,
+            queue_since_us: 0,
             startup_resumed: false,
             startup_resumed_from_bps: 0,
             decided_at_us: now_us,
@@ -841,8 +846,23 @@ impl RateControl {
         // keeps it filled until it drops, and holding at its first sign leaves the link to
         // that flow. The TCP equation of the loss events it ends in bounds the rate instead.
         let fair_grows = self.fair && !self.startup;
+        // A queue the rate filled drains while the rate holds below the links (the startup
+        // overshoot in about half a second); one that still stands after
+        // [`FOREIGN_QUEUE_US`] of holding is kept by another flow sharing the link (a TCP
+        // transfer keeps its queue standing until it drops): holding for it would freeze
+        // the rate, so the rate grows again until loss says congestion.
+        self.queue_since_us = match queue_filling {
+            true if self.queue_since_us == 0 => d.now_us.max(1),
+            true => self.queue_since_us,
+            false => 0,
+        };
+        let foreign_queue = queue_filling
+            && !self.startup
+            && d.now_us.saturating_sub(self.queue_since_us) > FOREIGN_QUEUE_US;
         if queue_filling {
-            self.calm_since_us = d.now_us;
+            if !foreign_queue {
+                self.calm_since_us = d.now_us;
+            }
             if self.startup {
                 // The queue shows a round of reports late: the rate has grown by about a
                 // doubling since it passed the link. What leaves the queues is the links'
@@ -917,7 +937,10 @@ impl RateControl {
                 self.cut_at_us = d.now_us;
                 self.calm_since_us = d.now_us;
             }
-        } else if d.busy && used * 10 >= self.rate_bps * 7 && (!queue_filling || fair_grows) {
+        } else if d.busy
+            && used * 10 >= self.rate_bps * 7
+            && (!queue_filling || fair_grows || foreign_queue)
+        {
             // Grow only while the rate is used: otherwise nothing says a higher one passes.
             // A decision late (a busy loop) grows by half a doubling at most in startup, by
             // two decisions' worth after it.
@@ -1703,6 +1726,45 @@ mod tests {
         r.on_sent(560_000_000 / 8 / 40);
         r.decide(d(100_000), drained.iter());
         assert!(r.rate_bps() > 560_000_000, "grows once it drains");
+    }
+
+    /// A queue that still stands after a second of holding is another flow's (a TCP
+    /// transfer sharing the link keeps it standing): the rate grows again instead of
+    /// holding at whatever it was when the queue appeared, for the rest of the transfer.
+    #[test]
+    fn a_queue_that_stands_while_the_rate_holds_does_not_hold_it_forever() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 800_000_000;
+        let queued_at = |now_us: u64| {
+            [ClientRate {
+                sample_at_us: now_us - 5_000,
+                sample_mid_us: now_us - 10_000,
+                queue_delay_us: 12_000,
+                standing_queue_us: 12_000,
+                rtt_us: 15_000,
+                ..Default::default()
+            }; 2]
+        };
+        r.on_sent(800_000_000 / 8 / 40);
+        r.decide(busy_at(25_000, 20_000), queued_at(25_000).iter());
+        assert!(!r.in_startup());
+        let held = r.rate_bps();
+        let mut now = 25_000;
+        while now < 1_000_000 {
+            now += 25_000;
+            r.on_sent(held / 8 / 40);
+            r.decide(busy_at(now, 20_000), queued_at(now).iter());
+            assert_eq!(r.rate_bps(), held, "held at {now} us");
+        }
+        for _ in 0..4 {
+            now += 25_000;
+            r.on_sent(r.rate_bps() / 8 / 40);
+            r.decide(busy_at(now, 20_000), queued_at(now).iter());
+        }
+        assert!(
+            r.rate_bps() > held,
+            "grows after a second of a queue that did not drain"
+        );
     }
 
     /// Fair, a standing queue ends startup but does not hold the rate after it: a TCP flow
