@@ -49,8 +49,10 @@ const OUTRUN_QUEUE_US: u64 = 1_000;
 const OUTRUN_SAMPLES: u8 = 2;
 /// The saturated rate averages over about this much time of the latest full-link samples.
 const SATURATED_SPAN_US: u64 = 200_000;
-/// A queue that stands this long while the rate holds is another flow's (see `decide`).
+/// A queue that stands this long while the rate holds, never shrinking by more than
+/// [`QUEUE_SHRINK_US`], is another flow's (see `decide`).
 const FOREIGN_QUEUE_US: u64 = 1_000_000;
+const QUEUE_SHRINK_US: u64 = 1_000;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
@@ -277,8 +279,10 @@ pub(crate) struct RateControl {
     /// When that startup ended: the resume is armed for [`STARTUP_RESUME_WITHIN_US`] only,
     /// while the clients still report at the short interval of their probing window.
     startup_queue_exit_at_us: u64,
-    /// Since when more than a fifth of the clients show a queue filling (0: they do not).
+    /// Since when more than a fifth of the clients show a queue filling that has not
+    /// shrunk (0: they show none, or a cut restarted the count), and how deep it was then.
     queue_since_us: u64,
+    queue_since_delay_us: u64,
     startup_resumed: bool,
     /// Where the startup that ended on a queue left the rate, once startup resumed: 5/4 of
     /// it passed with no queue, so a queue that ends the resumed startup leaves the rate no
@@ -356,6 +360,7 @@ impl RateControl {
             startup_queue_exit_bps: 0,
             startup_queue_exit_at_us: 0,
             queue_since_us: 0,
+            queue_since_delay_us: 0,
             startup_resumed: false,
             startup_resumed_from_bps: 0,
             decided_at_us: now_us,
@@ -846,23 +851,34 @@ impl RateControl {
         // keeps it filled until it drops, and holding at its first sign leaves the link to
         // that flow. The TCP equation of the loss events it ends in bounds the rate instead.
         let fair_grows = self.fair && !self.startup;
-        // A queue the rate filled drains while the rate holds below the links (the startup
-        // overshoot in about half a second); one that still stands after
-        // [`FOREIGN_QUEUE_US`] of holding is kept by another flow sharing the link (a TCP
-        // transfer keeps its queue standing until it drops): holding for it would freeze
-        // the rate, so the rate grows again until loss says congestion.
-        self.queue_since_us = match queue_filling {
-            true if self.queue_since_us == 0 => d.now_us.max(1),
-            true => self.queue_since_us,
-            false => 0,
-        };
+        // A queue the rate filled drains once a cut leaves the rate below the links (the
+        // startup overshoot's in about half a second, at 96% of the links); one that has not
+        // shrunk for [`FOREIGN_QUEUE_US`] (three report intervals when longer) while the rate
+        // held is kept by another flow sharing the link (a TCP transfer keeps its queue
+        // standing until it drops): holding for it would freeze the rate for the rest of the
+        // transfer, so the rate grows again, 2% per 100 ms, until loss says congestion. Not
+        // in fair mode: it grows through a standing queue already.
+        let queue_now = recent
+            .clone()
+            .filter(is_queued)
+            .map(|c| c.standing_queue_us)
+            .min()
+            .unwrap_or(0);
+        if !queue_filling {
+            self.queue_since_us = 0;
+        } else if self.queue_since_us == 0
+            || queue_now + QUEUE_SHRINK_US < self.queue_since_delay_us
+        {
+            self.queue_since_us = d.now_us.max(1);
+            self.queue_since_delay_us = queue_now;
+        }
         let foreign_queue = queue_filling
             && !self.startup
-            && d.now_us.saturating_sub(self.queue_since_us) > FOREIGN_QUEUE_US;
+            && !self.fair
+            && d.now_us.saturating_sub(self.queue_since_us)
+                > FOREIGN_QUEUE_US.max(3 * d.report_interval_us);
         if queue_filling {
-            if !foreign_queue {
-                self.calm_since_us = d.now_us;
-            }
+            self.calm_since_us = d.now_us;
             if self.startup {
                 // The queue shows a round of reports late: the rate has grown by about a
                 // doubling since it passed the link. What leaves the queues is the links'
@@ -889,6 +905,8 @@ impl RateControl {
                 // The loss of what was sent before shows in the next samples: not a reason
                 // to cut again.
                 self.cut_at_us = d.now_us;
+                // The queue drains from here: its count starts again.
+                self.queue_since_us = 0;
                 self.reason = RateReason::Growing;
             } else {
                 // A queue again: the one that ended startup was a link's.
@@ -935,6 +953,8 @@ impl RateControl {
                 self.startup_queue_exit_bps = 0;
                 self.startup_resumed_from_bps = 0;
                 self.cut_at_us = d.now_us;
+                // The queue drains from here: its count starts again.
+                self.queue_since_us = 0;
                 self.calm_since_us = d.now_us;
             }
         } else if d.busy
@@ -1765,6 +1785,30 @@ mod tests {
             r.rate_bps() > held,
             "grows after a second of a queue that did not drain"
         );
+
+        // A queue that drains, however slowly (a cut to 96% of the links empties a deep one
+        // in over a second), is the rate's own: held while it shrinks.
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 800_000_000;
+        r.on_sent(800_000_000 / 8 / 40);
+        r.decide(busy_at(25_000, 20_000), queued_at(25_000).iter());
+        let held = r.rate_bps();
+        let mut now = 25_000;
+        while now < 2_000_000 {
+            now += 25_000;
+            let mut draining = queued_at(now);
+            for c in &mut draining {
+                // 40 ms deep, 1.5 ms less every 100 ms.
+                c.standing_queue_us = 40_000 - now * 15 / 1000;
+            }
+            r.on_sent(held / 8 / 40);
+            r.decide(busy_at(now, 20_000), draining.iter());
+            assert_eq!(
+                r.rate_bps(),
+                held,
+                "held at {now} us while the queue drains"
+            );
+        }
     }
 
     /// Fair, a standing queue ends startup but does not hold the rate after it: a TCP flow
