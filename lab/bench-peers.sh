@@ -200,6 +200,15 @@ tcp_mbit() { # NAME FROM TO
         END { printf "%.0f %.0f\n", na ? a / na : 0, nb ? b / nb : 0 }' "$LAB_LOGDIR/$1.iperf.out"
 }
 
+# floor_of BYTES: seconds the slowest link (or the bottleneck) needs for them ("-": none)
+floor_of() {
+    if (( FLOOR_RATE > 0 )); then awk -v b="$1" -v r="$FLOOR_RATE" 'BEGIN { printf "%.2f", b * 8 / r }'; else echo -; fi
+}
+# mbit_of BYTES SECONDS: goodput in Mbit/s ("-" when the time is not known)
+mbit_of() {
+    awk -v b="$1" -v t="$2" 'BEGIN { if (t != "-" && t > 0) printf "%.0f", b * 8 / t / 1e6; else print "-" }'
+}
+
 # tcp_second_flow SCENARIO IMAGE: the reference for --fair: a second TCP flow (the same
 # congestion control) carries the image's bytes to client 2 while the first one runs, as
 # bb-fair does beside it; appends a row (last = the flow's time, Mbit/s = its goodput).
@@ -219,8 +228,7 @@ tcp_second_flow() {
     lab_wait "$name.flow2d" 5 >/dev/null 2>&1 || true
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     read -r during alone < <(tcp_mbit "$name" "$t0" "$t1")
-    local mbit; mbit=$(awk -v b="$isz" -v t="$secs" 'BEGIN { if (t > 0) printf "%.0f", b * 8 / t / 1e6; else print "-" }')
-    local floor; floor=$(awk -v b="$isz" -v r="$FLOOR_RATE" 'BEGIN { printf "%.2f", b * 8 / r }')
+    local mbit floor; mbit=$(mbit_of "$isz" "$secs"); floor=$(floor_of "$isz")
     echo "$scn,tcp,$status,-,$secs,$floor,-,-,-,$mbit,TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone); a second $TCP_CC flow of the image's bytes to c2" >>"$CSV"
     say "$scn: tcp: $status, ${secs} s, $mbit Mbit/s; the first flow ${during} Mbit/s during (${alone} alone)"
 }
@@ -387,10 +395,9 @@ EOF
         read -r during alone < <(tcp_mbit "$name" "$t_start" "$lastabs")
         note="TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone)${note:+; $note}"
     fi
-    local floor=-
-    (( FLOOR_RATE > 0 )) && floor=$(awk -v b="$isz" -v r="$FLOOR_RATE" 'BEGIN { printf "%.2f", b * 8 / r }')
+    local floor; floor=$(floor_of "$isz")
     local ratio_; ratio_=$(ratio "$tx" "$isz")
-    local mbit=-; [[ $last != - ]] && mbit=$(awk -v b="$isz" -v t="$last" 'BEGIN { if (t > 0) printf "%.0f", b * 8 / t / 1e6; else print "-" }')
+    local mbit; mbit=$(mbit_of "$isz" "$last")
     local label="$tool"
     [[ $tool == udpcast-cap ]] && label="udpcast-cap $CAP"
     note=${note//,/;}

@@ -856,8 +856,8 @@ impl RateControl {
         // shrunk for [`FOREIGN_QUEUE_US`] (three report intervals when longer) while the rate
         // held is kept by another flow sharing the link (a TCP transfer keeps its queue
         // standing until it drops): holding for it would freeze the rate for the rest of the
-        // transfer, so the rate grows again, 2% per 100 ms, until loss says congestion. Not
-        // in fair mode: it grows through a standing queue already.
+        // transfer, so the rate grows again, 2% per 100 ms, until loss says congestion. (In
+        // fair mode it grows through a standing queue already.)
         let queue_now = recent
             .clone()
             .filter(is_queued)
@@ -874,7 +874,6 @@ impl RateControl {
         }
         let foreign_queue = queue_filling
             && !self.startup
-            && !self.fair
             && d.now_us.saturating_sub(self.queue_since_us)
                 > FOREIGN_QUEUE_US.max(3 * d.report_interval_us);
         if queue_filling {
@@ -1149,14 +1148,7 @@ fn loss_event_ppm(intervals: &[u32], open: u32) -> u32 {
     if intervals.is_empty() {
         return 0;
     }
-    let closed = {
-        let (mut total, mut weights) = (0u64, 0u64);
-        for (w, i) in LOSS_INTERVAL_WEIGHTS.iter().zip(intervals) {
-            total += w * *i as u64;
-            weights += w;
-        }
-        total * 1_000 / weights.max(1)
-    };
+    let closed = weighted_mean_milli(intervals[0], &intervals[1..], 1_000);
     // History discounting (RFC 5348 section 5.5): an open interval over twice the mean says
     // the congestion has passed; the older intervals weigh less, down to half, so that the
     // rate recovers sooner than by the open interval's weight alone.
@@ -1164,21 +1156,24 @@ fn loss_event_ppm(intervals: &[u32], open: u32) -> u32 {
         true => (2 * closed * 1_000 / (open as u64 * 1_000).max(1)).clamp(500, 1_000),
         false => 1_000,
     };
-    let with_open = {
-        let (mut total, mut weights) = (
-            LOSS_INTERVAL_WEIGHTS[0] * open as u64 * 1_000,
-            LOSS_INTERVAL_WEIGHTS[0] * 1_000,
-        );
-        // The open interval is the newest: the oldest closed one drops out.
-        let kept = &intervals[..intervals.len() - 1];
-        for (w, i) in LOSS_INTERVAL_WEIGHTS[1..].iter().zip(kept) {
-            total += w * discount_permille * *i as u64;
-            weights += w * discount_permille;
-        }
-        total * 1_000 / weights.max(1)
-    };
+    // The open interval is the newest: the oldest closed one drops out.
+    let with_open = weighted_mean_milli(open, &intervals[..intervals.len() - 1], discount_permille);
     let mean_thousandths = closed.max(with_open).max(1_000);
     (1_000_000_000 / mean_thousandths) as u32
+}
+
+/// The weighted mean (thousandths of a packet) of loss intervals, the newest first, with
+/// [`LOSS_INTERVAL_WEIGHTS`], those of the older ones scaled by `older_permille`.
+fn weighted_mean_milli(newest: u32, older: &[u32], older_permille: u64) -> u64 {
+    let (mut total, mut weights) = (
+        LOSS_INTERVAL_WEIGHTS[0] * newest as u64 * 1_000,
+        LOSS_INTERVAL_WEIGHTS[0] * 1_000,
+    );
+    for (w, i) in LOSS_INTERVAL_WEIGHTS[1..].iter().zip(older) {
+        total += w * older_permille * *i as u64;
+        weights += w * older_permille;
+    }
+    total * 1_000 / weights
 }
 
 /// The loss interval (packets) at which the TCP equation gives `bps` (its simple form,
@@ -2177,20 +2172,9 @@ mod tests {
     /// 5.5): the rate of events falls faster than by the open interval's weight alone.
     #[test]
     fn history_is_discounted_once_losses_stop() {
-        // One over the weighted mean of the open interval (3,000) and the 7 newest closed
-        // ones (100), these weighing `history` tenths of their weights.
-        let rate_of_events = |history: u64| {
-            let (mut total, mut weights) = (10 * 10 * 3_000u64, 10 * 10u64);
-            for w in &LOSS_INTERVAL_WEIGHTS[1..] {
-                total += w * history * 100;
-                weights += w * history;
-            }
-            (1_000_000 * weights / total) as u32
-        };
-        let discounted = loss_event_ppm(&[100; 8], 3_000);
-        assert!(discounted * 10 < rate_of_events(10) * 9, "{discounted}");
-        // An open interval 3 times the mean: the history weighs 2/3.
-        let open = |history_tenths: u64, open: u64| {
+        // One over the weighted mean of the open interval and the 7 newest closed ones (100),
+        // these weighing `history_tenths` of their weights.
+        let rate_of_events = |history_tenths: u64, open: u64| {
             let (mut total, mut weights) = (100 * open, 100u64);
             for w in &LOSS_INTERVAL_WEIGHTS[1..] {
                 total += w * history_tenths * 100;
@@ -2198,15 +2182,24 @@ mod tests {
             }
             (1_000_000 * weights / total) as u32
         };
+        let discounted = loss_event_ppm(&[100; 8], 3_000);
+        assert!(
+            discounted * 10 < rate_of_events(10, 3_000) * 9,
+            "{discounted}"
+        );
+        // An open interval 3 times the mean: the history weighs 2/3.
         let two_thirds = loss_event_ppm(&[100; 8], 300);
-        let want = (open(6, 300) + open(7, 300)) / 2;
+        let want = (rate_of_events(6, 300) + rate_of_events(7, 300)) / 2;
         assert!(
             two_thirds.abs_diff(want) * 20 <= want,
             "{two_thirds} {want}"
         );
-        assert!(two_thirds < open(10, 300), "{two_thirds}");
+        assert!(two_thirds < rate_of_events(10, 300), "{two_thirds}");
         // Half the weight at most: 3,000 is 30 times the mean, the factor's floor.
-        assert!(discounted.abs_diff(rate_of_events(5)) <= 1, "{discounted}");
+        assert!(
+            discounted.abs_diff(rate_of_events(5, 3_000)) <= 1,
+            "{discounted}"
+        );
     }
 
     /// The loss event rate is one over the weighted mean of the loss intervals, and a long
