@@ -198,6 +198,9 @@ pub struct ClientRate {
     /// Samples in a row in which packets arrived slower than they were sent, behind a
     /// queue: the rate has outrun the link (shows before the queue is deep).
     pub outrun_run: u8,
+    /// The latest sample was sent well below the rate in force (the sender paused or could
+    /// not keep the rate): its queue and arrival rate say nothing of the link.
+    pub paused: bool,
     /// The loss floor was measured: samples without congestion of enough packets set it.
     pub floor_known: bool,
     /// Packets lost and sent over the samples that were not congestion, both halved once
@@ -249,8 +252,20 @@ pub struct RateSample {
     /// between the reports' arrivals (bit/s).
     pub sent_bps: u64,
     pub arrival_bps: u64,
+    /// The least rate in force while the sample's packets went (bit/s): well above
+    /// `sent_bps`, the sender paused.
+    pub paced_bps: u64,
     /// Why no sample was made, or "sample".
     pub note: &'static str,
+}
+
+/// One entry of the send history: a data packet's sequence number, when it went, and the
+/// rate in force then.
+#[derive(Clone, Copy, Debug, Default)]
+struct SentMark {
+    seq: u32,
+    at_us: u64,
+    rate_bps: u64,
 }
 
 /// The rate, its reason, and the history it judges samples with.
@@ -297,7 +312,7 @@ pub(crate) struct RateControl {
     packet_bits: u64,
     /// Bytes of one data packet (UDP payload), for the TCP equation.
     packet_bytes: u64,
-    sent: [(u32, u64); SENT_HISTORY],
+    sent: [SentMark; SENT_HISTORY],
     sent_len: usize,
     sent_head: usize,
     /// The latest data sequence number sent.
@@ -368,7 +383,7 @@ impl RateControl {
             calm_since_us: now_us,
             packet_bits: (packet_bytes + crate::wire::FRAMING_BYTES as u64) * 8,
             packet_bytes,
-            sent: [(0, 0); SENT_HISTORY],
+            sent: [SentMark::default(); SENT_HISTORY],
             sent_len: 0,
             sent_head: 0,
             last_seq_sent: 0,
@@ -423,59 +438,92 @@ impl RateControl {
     /// history spans several report intervals.
     pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
         self.last_seq_sent = seq;
-        if self.sent_len > 0 {
-            let newest = self.sent[(self.sent_head + self.sent_len - 1) % SENT_HISTORY];
-            if now_us.saturating_sub(newest.1) < spacing_us {
-                return;
-            }
+        if self.sent_len > 0
+            && now_us.saturating_sub(self.sent_entry(self.sent_len - 1).at_us) < spacing_us
+        {
+            return;
         }
+        let mark = SentMark {
+            seq,
+            at_us: now_us,
+            rate_bps: self.rate_bps,
+        };
         if self.sent_len < SENT_HISTORY {
-            self.sent[(self.sent_head + self.sent_len) % SENT_HISTORY] = (seq, now_us);
+            self.sent[(self.sent_head + self.sent_len) % SENT_HISTORY] = mark;
             self.sent_len += 1;
         } else {
-            self.sent[self.sent_head] = (seq, now_us);
+            self.sent[self.sent_head] = mark;
             self.sent_head = (self.sent_head + 1) % SENT_HISTORY;
         }
     }
 
-    fn sent_entry(&self, i: usize) -> (u32, u64) {
+    fn sent_entry(&self, i: usize) -> SentMark {
         self.sent[(self.sent_head + i) % SENT_HISTORY]
     }
 
-    /// When data packet `seq` was sent, interpolated from the history; None when it is
-    /// older than the history.
-    pub fn sent_at(&self, seq: u32) -> Option<u64> {
+    /// How far back from the newest entry `seq` is (sequence numbers wrap); negative
+    /// (as i32) when it is newer than the newest.
+    fn back_from_newest(&self, seq: u32) -> u32 {
+        self.sent_entry(self.sent_len - 1).seq.wrapping_sub(seq)
+    }
+
+    /// The first entry of the history at or after `seq`: None when `seq` is older than the
+    /// history (or nothing was sent), `sent_len` when it is newer than the newest entry.
+    fn entry_at_or_after(&self, seq: u32) -> Option<usize> {
         if self.sent_len == 0 {
             return None;
         }
-        let newest = self.sent_entry(self.sent_len - 1);
-        // Sequence numbers wrap: compare by distance back from the newest.
-        let back = |s: u32| newest.0.wrapping_sub(s);
-        let target = back(seq);
+        let target = self.back_from_newest(seq);
         if target > i32::MAX as u32 {
-            return Some(newest.1); // newer than the newest kept
+            return Some(self.sent_len);
         }
-        if target > back(self.sent_entry(0).0) {
+        if target > self.back_from_newest(self.sent_entry(0).seq) {
             return None;
         }
-        // The first entry at or after `seq` (back() decreasing along the history).
+        // back_from_newest() decreases along the history.
         let (mut lo, mut hi) = (0usize, self.sent_len - 1);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if back(self.sent_entry(mid).0) > target {
+            if self.back_from_newest(self.sent_entry(mid).seq) > target {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        let after = self.sent_entry(lo);
-        if lo == 0 || back(after.0) == target {
-            return Some(after.1);
+        Some(lo)
+    }
+
+    /// When data packet `seq` was sent, interpolated from the history; None when it is
+    /// older than the history.
+    pub fn sent_at(&self, seq: u32) -> Option<u64> {
+        let i = self.entry_at_or_after(seq)?;
+        if i == self.sent_len {
+            return Some(self.sent_entry(i - 1).at_us); // newer than the newest kept
         }
-        let before = self.sent_entry(lo - 1);
-        let span = after.0.wrapping_sub(before.0).max(1) as u64;
-        let part = seq.wrapping_sub(before.0) as u64;
-        Some(before.1 + (after.1 - before.1) * part / span)
+        let after = self.sent_entry(i);
+        if i == 0 || after.seq == seq {
+            return Some(after.at_us);
+        }
+        let before = self.sent_entry(i - 1);
+        let span = after.seq.wrapping_sub(before.seq).max(1) as u64;
+        let part = seq.wrapping_sub(before.seq) as u64;
+        Some(before.at_us + (after.at_us - before.at_us) * part / span)
+    }
+
+    /// The least rate in force while packets `from` to `to` went out: from the entry before
+    /// `from` (the rate when it went) to the last entry at or before `to`. None when `from`
+    /// is older than the history.
+    fn least_rate_between(&self, from: u32, to: u32) -> Option<u64> {
+        let first = self.entry_at_or_after(from)?.saturating_sub(1);
+        let to_back = match self.back_from_newest(to) {
+            newer if newer > i32::MAX as u32 => 0,
+            back => back,
+        };
+        (first..self.sent_len)
+            .map(|i| self.sent_entry(i))
+            .take_while(|e| self.back_from_newest(e.seq) >= to_back)
+            .map(|e| e.rate_bps)
+            .min()
     }
 
     /// Takes a status report into the client's rate state.
@@ -577,9 +625,16 @@ impl RateControl {
                 .min(u64::MAX as u128) as u64
         };
         let sent_bps = bps(sent, dt);
-        // Sent well below the rate: the sample spans a pause of the sender (the others done,
-        // nothing to send for a while), and says little of the link.
-        let paused = sent_bps as u128 * 10 < self.rate_bps as u128 * 7;
+        // Sent well below the rate in force while it went (the least, so that a rate that
+        // doubled or was cut meanwhile does not count): the sample spans a pause of the
+        // sender (the others done, nothing to send for a while; a sender that did not run,
+        // or waited for its disk or compressor), and says little of the link.
+        let paced_bps = self
+            .least_rate_between(prev_last_seq, head.last_seq)
+            .unwrap_or(self.rate_bps);
+        note.paced_bps = paced_bps;
+        let paused = sent_bps as u128 * 10 < paced_bps as u128 * 7;
+        c.paused = paused;
         // What the link passed: the packets over the time the sender took to send them, or
         // over the time between the reports' arrivals when that is shorter (a full queue
         // delivers at the link's rate while the sender, cutting, sends slower). The larger:
@@ -699,7 +754,10 @@ impl RateControl {
             true => c.outrun_run.saturating_add(1),
             false => 0,
         };
-        if c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES {
+        // What arrives of a paused sample is what the sender sent, not what the link passes.
+        let full =
+            c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
+        if full && !paused {
             if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US {
                 (c.saturated_packets, c.saturated_span_us) = (0, 0);
             } else if c.saturated_span_us > SATURATED_SPAN_US {
@@ -842,6 +900,9 @@ impl RateControl {
         // late), and the rate holds rather than grow into the queue until it overflows.
         let is_queued = |c: &&ClientRate| {
             c.sample_at_us > 0
+                // A paused sample's reports waited in a sender that did not run as long as
+                // its packets did: no queue of a link's.
+                && !c.paused
                 && (c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES)
                 && after_cut(c)
         };
@@ -1298,7 +1359,11 @@ mod tests {
         assert_eq!(c.capacity_bps, 200 * bits * 1_000_000 / 53_000);
         // The same sent as a trickle well below the rate (repairs at the end; a stalled
         // server): no link's rate, not congestion.
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         r.rate_bps = 10_000_000_000;
+        for i in 0..1000u32 {
+            r.on_data_sent(i, i as u64 * 100, 100);
+        }
         let mut trickle = ClientRate::default();
         for (seq, last, got, at) in [
             (1, 500, 100, 50_500),
@@ -1884,6 +1949,10 @@ mod tests {
         got_ppm: u64,
         /// Every other report reaches the sender this much later (queues, a busy loop).
         report_jitter_us: u64,
+        /// What the sender manages of the rate (thousandths: a sender that does not run),
+        /// and how much later than sent every report reaches it meanwhile.
+        sending_permille: u64,
+        report_delay_us: u64,
     }
 
     impl Bench {
@@ -1898,6 +1967,8 @@ mod tests {
                 link_bits: 0,
                 got_ppm: 0,
                 report_jitter_us: 0,
+                sending_permille: 1000,
+                report_delay_us: 0,
             }
         }
 
@@ -1906,7 +1977,7 @@ mod tests {
             let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
             for _ in 0..ms {
                 // One millisecond of sending at the current rate; fractions carry over.
-                self.owed_bits += self.r.rate_bps() / 1000;
+                self.owed_bits += self.r.rate_bps() / 1000 * self.sending_permille / 1000;
                 let n = (self.owed_bits / bits) as u32;
                 self.owed_bits -= n as u64 * bits;
                 self.link_bits = (self.link_bits + link_bps / 1000).min(link_bps / 1000 * 2);
@@ -1922,7 +1993,8 @@ mod tests {
                     let got = (self.got_ppm / 1_000_000) as u32;
                     self.got_ppm %= 1_000_000;
                     let h = head(self.report_seq, self.seq, got);
-                    let late = self.report_jitter_us * (self.report_seq % 2) as u64;
+                    let late =
+                        self.report_jitter_us * (self.report_seq % 2) as u64 + self.report_delay_us;
                     self.r.on_report(&mut self.c, &h, self.now + 200 + late);
                 }
                 let d = Decide {
@@ -1955,6 +2027,35 @@ mod tests {
         }
         let mean = sum / 20;
         assert!((850_000_000..=1_030_000_000).contains(&mean), "mean {mean}");
+    }
+
+    /// A sender that does not keep its rate for a while (it did not run: 48 clients starting
+    /// on two cores), its reports waiting in its socket as long, shows a queue that is no
+    /// link's: startup goes on where it was, not cut to what the stalled sender managed.
+    #[test]
+    fn a_stalled_sender_is_no_queue() {
+        let mut b = Bench::new(None);
+        let before = b.run(250, 10_000_000_000, 0);
+        assert!(b.r.in_startup());
+        b.sending_permille = 50;
+        b.report_delay_us = 40_000;
+        let stalled = b.run(400, 10_000_000_000, 0);
+        assert!(b.c.queue_delay_us >= 30_000 && b.c.paused, "{:?}", b.c);
+        assert_eq!(
+            b.c.saturated_bps, 0,
+            "what a stalled sender sent is no link's rate"
+        );
+        assert!(
+            stalled >= before && b.r.in_startup(),
+            "rate {before} fell to {stalled} while the sender stalled"
+        );
+        b.sending_permille = 1000;
+        b.report_delay_us = 0;
+        let after = b.run(300, 10_000_000_000, 0);
+        assert!(
+            after >= 4 * stalled,
+            "startup went on from {stalled} only to {after}"
+        );
     }
 
     /// Reports that reach the sender after varying delays (queues, a busy server loop)
