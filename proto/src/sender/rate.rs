@@ -20,6 +20,9 @@
 //! rate follows its link. With `fair`, the rate never exceeds the TCP throughput equation
 //! (as TFMCC) for the client whose loss and round trip give the least.
 //!
+//! A report that arrives while the sender pauses (or after, carrying a packet sent before
+//! the pause) holds the pause in its round trip: no queue is read from it.
+//!
 //! Everything here is sans-IO: the sender feeds it the time, each report, and each packet
 //! it sends.
 
@@ -100,6 +103,14 @@ const LOSS_INTERVALS: usize = 8;
 const LOSS_INTERVAL_WEIGHTS: [u64; LOSS_INTERVALS] = [10, 10, 10, 10, 8, 6, 4, 2];
 /// Entries of the sequence-number-to-time history.
 const SENT_HISTORY: usize = 512;
+/// A pause of the sender longer than this (plus two packets' time at the rate) is a *send
+/// gap*: a report that arrives after one began, carrying a sequence number sent before it,
+/// had nothing newer to carry, and its round trip holds the pause (a sender that did not
+/// run for a while, 48 clients starting on 2 cores, read as a 30-80 ms queue). Shorter ones
+/// (the pacer's bursts) cannot make a queue of [`QUEUE_DELAY_US`] on their own.
+const SEND_GAP_US: u64 = 5_000;
+/// The latest send gaps kept.
+const SEND_GAPS: usize = 8;
 
 /// Why the rate last changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,9 +209,6 @@ pub struct ClientRate {
     /// Samples in a row in which packets arrived slower than they were sent, behind a
     /// queue: the rate has outrun the link (shows before the queue is deep).
     pub outrun_run: u8,
-    /// The latest sample was sent well below the rate in force (the sender paused or could
-    /// not keep the rate): its queue and arrival rate say nothing of the link.
-    pub paused: bool,
     /// The loss floor was measured: samples without congestion of enough packets set it.
     pub floor_known: bool,
     /// Packets lost and sent over the samples that were not congestion, both halved once
@@ -255,6 +263,9 @@ pub struct RateSample {
     /// The least rate in force while the sample's packets went (bit/s): well above
     /// `sent_bps`, the sender paused.
     pub paced_bps: u64,
+    /// The sender paused (a send gap) after the report's newest packet: its round trip
+    /// was not taken.
+    pub send_gap: bool,
     /// Why no sample was made, or "sample".
     pub note: &'static str,
 }
@@ -315,8 +326,14 @@ pub(crate) struct RateControl {
     sent: [SentMark; SENT_HISTORY],
     sent_len: usize,
     sent_head: usize,
-    /// The latest data sequence number sent.
+    /// The latest data sequence number sent, and when.
     last_seq_sent: u32,
+    last_send_us: u64,
+    /// The latest send gaps, a ring: the sequence number sent last before each, and when
+    /// it began.
+    gaps: [(u32, u64); SEND_GAPS],
+    gaps_len: usize,
+    gaps_head: usize,
     /// Wire bytes sent since the last decision (whether the rate was used at all).
     bytes_since_decide: u64,
     loss_estimate_ppm: u32,
@@ -387,6 +404,10 @@ impl RateControl {
             sent_len: 0,
             sent_head: 0,
             last_seq_sent: 0,
+            last_send_us: 0,
+            gaps: [(0, 0); SEND_GAPS],
+            gaps_len: 0,
+            gaps_head: 0,
             bytes_since_decide: 0,
             loss_estimate_ppm: 0,
             left_behind_below_bps: 0,
@@ -437,7 +458,18 @@ impl RateControl {
     /// Data packet `seq` went out at `now_us`. Kept at most every `spacing_us`, so that the
     /// history spans several report intervals.
     pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
+        if self.last_send_us > 0 && now_us.saturating_sub(self.last_send_us) > self.send_gap_us() {
+            let gap = (self.last_seq_sent, self.last_send_us);
+            if self.gaps_len < SEND_GAPS {
+                self.gaps[(self.gaps_head + self.gaps_len) % SEND_GAPS] = gap;
+                self.gaps_len += 1;
+            } else {
+                self.gaps[self.gaps_head] = gap;
+                self.gaps_head = (self.gaps_head + 1) % SEND_GAPS;
+            }
+        }
         self.last_seq_sent = seq;
+        self.last_send_us = now_us.max(1);
         if self.sent_len > 0
             && now_us.saturating_sub(self.sent_entry(self.sent_len - 1).at_us) < spacing_us
         {
@@ -461,9 +493,26 @@ impl RateControl {
         self.sent[(self.sent_head + i) % SENT_HISTORY]
     }
 
+    /// How long the sender may pause between two data packets without a send gap.
+    fn send_gap_us(&self) -> u64 {
+        SEND_GAP_US + 2 * self.packet_bits * 1_000_000 / self.rate_bps.max(1)
+    }
+
+    /// The sender paused (a send gap) after sending `seq` and before `until_us`: a report
+    /// of `seq` arriving then may have waited for newer packets that did not come.
+    fn send_gap_after(&self, seq: u32, until_us: u64) -> bool {
+        let at_or_after = |s: u32| s.wrapping_sub(seq) as i32 >= 0;
+        let pausing_now = until_us.saturating_sub(self.last_send_us) > self.send_gap_us();
+        (pausing_now && at_or_after(self.last_seq_sent))
+            || (0..self.gaps_len)
+                .map(|i| self.gaps[(self.gaps_head + i) % SEND_GAPS])
+                .any(|(before, began_us)| at_or_after(before) && began_us < until_us)
+    }
+
     /// How far back from the newest entry `seq` is (sequence numbers wrap); negative
     /// (as i32) when it is newer than the newest.
     fn back_from_newest(&self, seq: u32) -> u32 {
+        debug_assert!(self.sent_len > 0, "no history to go back in");
         self.sent_entry(self.sent_len - 1).seq.wrapping_sub(seq)
     }
 
@@ -510,20 +559,26 @@ impl RateControl {
         Some(before.at_us + (after.at_us - before.at_us) * part / span)
     }
 
-    /// The least rate in force while packets `from` to `to` went out: from the entry before
-    /// `from` (the rate when it went) to the last entry at or before `to`. None when `from`
-    /// is older than the history.
+    /// The least rate in force while packets `from` to `to` went out: from the entry at
+    /// `from` or, when none is, the one before it (the rate when `from` went), to the last
+    /// entry at or before `to`, and the rate now when `to` is newer than every entry. None
+    /// when `from` is older than the history.
     fn least_rate_between(&self, from: u32, to: u32) -> Option<u64> {
-        let first = self.entry_at_or_after(from)?.saturating_sub(1);
-        let to_back = match self.back_from_newest(to) {
-            newer if newer > i32::MAX as u32 => 0,
-            back => back,
+        let at = self.entry_at_or_after(from)?;
+        let first = match at < self.sent_len && self.sent_entry(at).seq == from {
+            true => at,
+            false => at.saturating_sub(1),
+        };
+        let (to_back, now) = match self.back_from_newest(to) {
+            newer if newer > i32::MAX as u32 => (0, self.rate_bps),
+            back => (back, u64::MAX),
         };
         (first..self.sent_len)
             .map(|i| self.sent_entry(i))
             .take_while(|e| self.back_from_newest(e.seq) >= to_back)
             .map(|e| e.rate_bps)
             .min()
+            .map(|least| least.min(now))
     }
 
     /// Takes a status report into the client's rate state.
@@ -551,7 +606,13 @@ impl RateControl {
         }
         // When its newest packet was sent: the round trip's start and the sample's end.
         let last_sent_at = self.sent_at(head.last_seq);
-        if let Some(t) = last_sent_at
+        // Across a send gap the round trip holds the sender's pause, not a queue: it is not
+        // taken (the queue figures stay as they were, not growing).
+        let gap = self.send_gap_after(head.last_seq, now_us);
+        note.send_gap = gap;
+        if gap {
+            c.queue_growth_us = 0;
+        } else if let Some(t) = last_sent_at
             && self.sent_len > 0
         {
             let rtt = now_us.saturating_sub(t).max(1);
@@ -634,7 +695,6 @@ impl RateControl {
             .unwrap_or(self.rate_bps);
         note.paced_bps = paced_bps;
         let paused = sent_bps as u128 * 10 < paced_bps as u128 * 7;
-        c.paused = paused;
         // What the link passed: the packets over the time the sender took to send them, or
         // over the time between the reports' arrivals when that is shorter (a full queue
         // delivers at the link's rate while the sender, cutting, sends slower). The larger:
@@ -754,10 +814,7 @@ impl RateControl {
             true => c.outrun_run.saturating_add(1),
             false => 0,
         };
-        // What arrives of a paused sample is what the sender sent, not what the link passes.
-        let full =
-            c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
-        if full && !paused {
+        if c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES {
             if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US {
                 (c.saturated_packets, c.saturated_span_us) = (0, 0);
             } else if c.saturated_span_us > SATURATED_SPAN_US {
@@ -900,9 +957,6 @@ impl RateControl {
         // late), and the rate holds rather than grow into the queue until it overflows.
         let is_queued = |c: &&ClientRate| {
             c.sample_at_us > 0
-                // A paused sample's reports waited in a sender that did not run as long as
-                // its packets did: no queue of a link's.
-                && !c.paused
                 && (c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES)
                 && after_cut(c)
         };
@@ -1340,9 +1394,10 @@ mod tests {
     /// over the reports' span is the link's rate.
     #[test]
     fn a_deep_queue_growing_is_congestion_before_any_loss() {
+        // The sender sends on meanwhile (a report after it paused is no round trip).
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
-        for i in 0..1000u32 {
-            r.on_data_sent(i, i as u64 * 100, 100);
+        for i in 0..1500u32 {
+            r.on_data_sent(i, i as u64 * 100, 300);
         }
         let mut c = ClientRate::default();
         r.on_report(&mut c, &head(1, 500, 100), 50_500);
@@ -1351,7 +1406,9 @@ mod tests {
         // A shallow queue (a report a few ms late) is not.
         r.on_report(&mut c, &head(3, 700, 100), 77_500);
         assert!(!c.congested, "7 ms of queue");
-        // The next 200 packets, sent by 90 ms, all arrive, but 40 ms late.
+        // The next 200 packets, sent by 90 ms, all arrive, but 40 ms late; startup has
+        // doubled the rate twice since they went, which makes them no pause.
+        r.rate_bps *= 4;
         let s = r.on_report(&mut c, &head(4, 900, 200), 130_500);
         assert_eq!((s.sent, s.loss_ppm), (200, 0));
         assert!(c.congested, "queue {} us", c.queue_delay_us);
@@ -1361,8 +1418,8 @@ mod tests {
         // server): no link's rate, not congestion.
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         r.rate_bps = 10_000_000_000;
-        for i in 0..1000u32 {
-            r.on_data_sent(i, i as u64 * 100, 100);
+        for i in 0..1500u32 {
+            r.on_data_sent(i, i as u64 * 100, 300);
         }
         let mut trickle = ClientRate::default();
         for (seq, last, got, at) in [
@@ -1949,10 +2006,11 @@ mod tests {
         got_ppm: u64,
         /// Every other report reaches the sender this much later (queues, a busy loop).
         report_jitter_us: u64,
-        /// What the sender manages of the rate (thousandths: a sender that does not run),
-        /// and how much later than sent every report reaches it meanwhile.
-        sending_permille: u64,
-        report_delay_us: u64,
+        /// How often the client reports (and the interval the decisions assume).
+        report_every_us: u64,
+        /// A sender that does not run for a while: it sends for the first of these many
+        /// milliseconds of each period of their sum, then nothing.
+        stall_ms: Option<(u64, u64)>,
     }
 
     impl Bench {
@@ -1967,8 +2025,8 @@ mod tests {
                 link_bits: 0,
                 got_ppm: 0,
                 report_jitter_us: 0,
-                sending_permille: 1000,
-                report_delay_us: 0,
+                report_every_us: 100_000,
+                stall_ms: None,
             }
         }
 
@@ -1976,30 +2034,37 @@ mod tests {
         fn run(&mut self, ms: u64, link_bps: u64, random_ppm: u32) -> u64 {
             let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
             for _ in 0..ms {
-                // One millisecond of sending at the current rate; fractions carry over.
-                self.owed_bits += self.r.rate_bps() / 1000 * self.sending_permille / 1000;
+                // One millisecond of sending at the current rate; fractions carry over. A
+                // stalled sender sends nothing and owes nothing after (the pacer's bucket).
+                self.owed_bits += self.r.rate_bps() / 1000;
+                if let Some((send, pause)) = self.stall_ms
+                    && (self.now / 1000) % (send + pause) >= send
+                {
+                    self.owed_bits = 0;
+                }
                 let n = (self.owed_bits / bits) as u32;
                 self.owed_bits -= n as u64 * bits;
                 self.link_bits = (self.link_bits + link_bps / 1000).min(link_bps / 1000 * 2);
                 let through = (self.link_bits / bits).min(n as u64);
                 self.link_bits -= through * bits;
                 self.got_ppm += through * (1_000_000 - random_ppm as u64);
-                self.seq += n;
-                self.r.on_data_sent(self.seq, self.now, 1000);
-                self.r.on_sent(n as u64 * bits / 8);
+                if n > 0 {
+                    self.seq += n;
+                    self.r.on_data_sent(self.seq, self.now, 1000);
+                    self.r.on_sent(n as u64 * bits / 8);
+                }
                 self.now += 1000;
-                if self.now.is_multiple_of(100_000) {
+                if self.now.is_multiple_of(self.report_every_us) {
                     self.report_seq += 1;
                     let got = (self.got_ppm / 1_000_000) as u32;
                     self.got_ppm %= 1_000_000;
                     let h = head(self.report_seq, self.seq, got);
-                    let late =
-                        self.report_jitter_us * (self.report_seq % 2) as u64 + self.report_delay_us;
+                    let late = self.report_jitter_us * (self.report_seq % 2) as u64;
                     self.r.on_report(&mut self.c, &h, self.now + 200 + late);
                 }
                 let d = Decide {
                     now_us: self.now,
-                    report_interval_us: 100_000,
+                    report_interval_us: self.report_every_us,
                     busy: true,
                 };
                 self.r.decide(d, core::iter::once(&self.c));
@@ -2029,33 +2094,87 @@ mod tests {
         assert!((850_000_000..=1_030_000_000).contains(&mean), "mean {mean}");
     }
 
-    /// A sender that does not keep its rate for a while (it did not run: 48 clients starting
-    /// on two cores), its reports waiting in its socket as long, shows a queue that is no
-    /// link's: startup goes on where it was, not cut to what the stalled sender managed.
+    /// A sender that does not run for a while (48 clients starting on 2 cores) sends
+    /// nothing meanwhile; the reports that arrive then carry a sequence number sent before
+    /// its pause, and their round trips hold it: that is no queue, and startup goes on from
+    /// where it was (it was cut to what the stalled sender managed, 64 to 2 Mbit/s). Pauses
+    /// that begin at any point between two reports.
     #[test]
     fn a_stalled_sender_is_no_queue() {
-        let mut b = Bench::new(None);
-        let before = b.run(250, 10_000_000_000, 0);
-        assert!(b.r.in_startup());
-        b.sending_permille = 50;
-        b.report_delay_us = 40_000;
-        let stalled = b.run(400, 10_000_000_000, 0);
-        assert!(b.c.queue_delay_us >= 30_000 && b.c.paused, "{:?}", b.c);
+        for offset_ms in [0, 3, 6, 9] {
+            let mut b = Bench::new(None);
+            b.report_every_us = 10_000;
+            let before = b.run(30 + offset_ms, 100_000_000_000, 0);
+            assert!(b.r.in_startup());
+            // 30 ms without sending, 10 ms at the rate, for 400 ms.
+            b.stall_ms = Some((10, 30));
+            let stalled = b.run(400, 100_000_000_000, 0);
+            assert!(
+                stalled >= before && b.r.in_startup(),
+                "pauses from {offset_ms} ms: rate {before} fell to {stalled}, queue {} us",
+                b.c.standing_queue_us
+            );
+            b.stall_ms = None;
+            let after = b.run(40, 100_000_000_000, 0);
+            assert!(
+                after >= 4 * stalled.min(before),
+                "startup went on from {stalled} only to {after}"
+            );
+        }
+    }
+
+    /// A report of a packet sent before the sender paused, arriving after the pause began,
+    /// spans the pause (also once sending resumed); one of a packet after it, or arriving
+    /// before it, does not.
+    #[test]
+    fn a_send_gap_is_found_after_the_packets_before_it() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        for i in 1..=100u32 {
+            r.on_data_sent(i, i as u64 * 100, 250); // until 10 ms
+        }
+        for i in 101..=200u32 {
+            r.on_data_sent(i, 40_000 + i as u64 * 100, 250); // a 30 ms pause, then on
+        }
+        assert!(r.send_gap_after(90, 25_000), "a report in the pause");
+        assert!(
+            r.send_gap_after(100, 55_000),
+            "a report after it, of a packet before it"
+        );
+        assert!(!r.send_gap_after(150, 55_000), "a packet after the pause");
+        assert!(
+            !r.send_gap_after(90, 9_500),
+            "a report before the pause began"
+        );
+        assert!(!r.send_gap_after(200, 61_000), "sending goes on");
+        assert!(r.send_gap_after(200, 70_000), "the sender pauses now");
+    }
+
+    /// The least rate over a sample's packets: from the entry of its first packet (the one
+    /// before when none is), the rate now when it reaches past every entry; sequence
+    /// numbers wrap.
+    #[test]
+    fn least_rate_between_spans_the_samples_packets() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        let base = u32::MAX - 50; // the sequence numbers wrap halfway
+        for i in 0..100u32 {
+            r.rate_bps = match i {
+                70 => 10_000_000,
+                _ => 100_000_000 + i as u64,
+            };
+            r.on_data_sent(base.wrapping_add(i * 10), 1000 + i as u64 * 300, 250);
+        }
+        let seq = |i: u32| base.wrapping_add(i * 10);
+        assert_eq!(r.least_rate_between(seq(71), seq(80)), Some(100_000_071));
+        assert_eq!(r.least_rate_between(seq(70), seq(80)), Some(10_000_000));
+        assert_eq!(r.least_rate_between(seq(71) - 1, seq(80)), Some(10_000_000));
+        assert_eq!(r.least_rate_between(seq(3), seq(5)), Some(100_000_003));
+        r.rate_bps = 50_000_000;
         assert_eq!(
-            b.c.saturated_bps, 0,
-            "what a stalled sender sent is no link's rate"
+            r.least_rate_between(seq(98), seq(99) + 5),
+            Some(50_000_000),
+            "past the newest entry the rate now counts"
         );
-        assert!(
-            stalled >= before && b.r.in_startup(),
-            "rate {before} fell to {stalled} while the sender stalled"
-        );
-        b.sending_permille = 1000;
-        b.report_delay_us = 0;
-        let after = b.run(300, 10_000_000_000, 0);
-        assert!(
-            after >= 4 * stalled,
-            "startup went on from {stalled} only to {after}"
-        );
+        assert_eq!(r.least_rate_between(base.wrapping_sub(1000), seq(5)), None);
     }
 
     /// Reports that reach the sender after varying delays (queues, a busy server loop)

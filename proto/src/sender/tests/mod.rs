@@ -527,9 +527,12 @@ fn reports_are_timed_by_their_arrival_not_their_reading() {
         "queue {} us",
         sample.queue_delay_us
     );
-    // Timed by its reading, the 40 ms look like a queue.
+    // Timed by its reading, the 40 ms look like a queue (the sender sends on meanwhile: a
+    // report after it paused is no round trip).
     let l3 = sent_by(&mut s, &mut now, 110_000);
-    s.handle_datagram(now + 41_000, 1, &report(3, l3, l3 - l2))
+    let read_at = now + 41_000;
+    sent_by(&mut s, &mut now, read_at);
+    s.handle_datagram(read_at, 1, &report(3, l3, l3 - l2))
         .unwrap();
     let (_, sample) = s.last_rate_sample();
     assert!(
