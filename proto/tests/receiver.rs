@@ -1065,3 +1065,42 @@ fn a_report_for_the_rate_alone_does_not_delay_a_deficit() {
     assert_eq!(st.ranges().count(), 1);
     assert!(at < t + 1 + 50_000, "reported at {at} us");
 }
+
+/// The first data after a wait (the server starts a moment after the first report) is
+/// reported as soon as the report interval allows, not a holdoff after the last look found
+/// nothing to report: the server's rate probing waits for that first sample.
+#[test]
+fn the_first_data_after_a_wait_is_reported_once_the_interval_allows() {
+    let g = Geometry::new(1 << 20, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 8, 512);
+    // No heartbeat, and no report of the whole image as lacking after a silence, within the
+    // test's time: only data makes a report due.
+    let mut cfg = ReceiverConfig::new(4);
+    cfg.heartbeat_us = 60 * SECOND;
+    cfg.rereport_us = 60 * SECOND;
+    let mut rx = receiver_with(&mut m, cfg, 0);
+    let announce = announce_packet(g, 9);
+    let interval_us = wire::open(&announce)
+        .unwrap()
+        .announce()
+        .unwrap()
+        .report_interval_ms as u64
+        * 1000;
+    rx.handle_datagram(0, &announce).unwrap();
+    let mut buf = vec![0u8; 1500];
+    assert!(
+        rx.poll_transmit(1, 0, &mut buf).is_some(),
+        "the first report"
+    );
+    // Past any jitter of the interval, nothing received: nothing to report yet.
+    let t = 2 * interval_us;
+    assert!(t < 60 * SECOND);
+    assert_eq!(rx.poll_transmit(t, 0, &mut buf), None);
+    rx.handle_datagram(t + 10, &data_packet(&g, 9, 0, 0, 0))
+        .unwrap();
+    let n = rx
+        .poll_transmit(t + 20, 0, &mut buf)
+        .expect("the first data is reported at once");
+    let p = wire::open(&buf[..n]).unwrap();
+    assert_eq!(p.status().unwrap().head.interval_received, 1);
+}

@@ -149,6 +149,13 @@ impl<'a> Receiver<'a> {
             }
         }
         self.loss.count();
+        if self.interval_received == 0 {
+            // The first data after an interval without any (the transfer's start, or after
+            // a pause): the report it makes due goes as soon as the gate allows, not a
+            // holdoff after the last look found nothing (the first sample, which the
+            // sender's probing waits for, came 40-70 ms after the first data).
+            self.next_report_us = self.next_report_us.min(self.report_gate_us);
+        }
         self.interval_received = self.interval_received.saturating_add(1);
     }
 
