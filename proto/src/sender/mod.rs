@@ -38,6 +38,7 @@ mod clients;
 mod config;
 mod ending;
 mod events;
+mod latest;
 mod pacer;
 mod rate;
 mod schedule;

@@ -26,6 +26,7 @@
 //! Everything here is sans-IO: the sender feeds it the time, each report, and each packet
 //! it sends.
 
+use super::latest::Latest;
 use crate::wire::StatusHead;
 
 /// How often the rate is reconsidered.
@@ -323,17 +324,12 @@ pub(crate) struct RateControl {
     packet_bits: u64,
     /// Bytes of one data packet (UDP payload), for the TCP equation.
     packet_bytes: u64,
-    sent: [SentMark; SENT_HISTORY],
-    sent_len: usize,
-    sent_head: usize,
+    sent: Latest<SentMark, SENT_HISTORY>,
     /// The latest data sequence number sent, and when.
     last_seq_sent: u32,
     last_send_us: u64,
-    /// The latest send gaps, a ring: the sequence number sent last before each, and when
-    /// it began.
-    gaps: [(u32, u64); SEND_GAPS],
-    gaps_len: usize,
-    gaps_head: usize,
+    /// The latest send gaps: the sequence number sent last before each, and when it began.
+    gaps: Latest<(u32, u64), SEND_GAPS>,
     /// Wire bytes sent since the last decision (whether the rate was used at all).
     bytes_since_decide: u64,
     loss_estimate_ppm: u32,
@@ -400,14 +396,10 @@ impl RateControl {
             calm_since_us: now_us,
             packet_bits: (packet_bytes + crate::wire::FRAMING_BYTES as u64) * 8,
             packet_bytes,
-            sent: [SentMark::default(); SENT_HISTORY],
-            sent_len: 0,
-            sent_head: 0,
+            sent: Latest::new(SentMark::default()),
             last_seq_sent: 0,
             last_send_us: 0,
-            gaps: [(0, 0); SEND_GAPS],
-            gaps_len: 0,
-            gaps_head: 0,
+            gaps: Latest::new((0, 0)),
             bytes_since_decide: 0,
             loss_estimate_ppm: 0,
             left_behind_below_bps: 0,
@@ -459,38 +451,22 @@ impl RateControl {
     /// history spans several report intervals.
     pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
         if self.last_send_us > 0 && now_us.saturating_sub(self.last_send_us) > self.send_gap_us() {
-            let gap = (self.last_seq_sent, self.last_send_us);
-            if self.gaps_len < SEND_GAPS {
-                self.gaps[(self.gaps_head + self.gaps_len) % SEND_GAPS] = gap;
-                self.gaps_len += 1;
-            } else {
-                self.gaps[self.gaps_head] = gap;
-                self.gaps_head = (self.gaps_head + 1) % SEND_GAPS;
-            }
+            self.gaps.push((self.last_seq_sent, self.last_send_us));
         }
         self.last_seq_sent = seq;
         self.last_send_us = now_us.max(1);
-        if self.sent_len > 0
-            && now_us.saturating_sub(self.sent_entry(self.sent_len - 1).at_us) < spacing_us
+        if self
+            .sent
+            .newest()
+            .is_some_and(|m| now_us.saturating_sub(m.at_us) < spacing_us)
         {
             return;
         }
-        let mark = SentMark {
+        self.sent.push(SentMark {
             seq,
             at_us: now_us,
             rate_bps: self.rate_bps,
-        };
-        if self.sent_len < SENT_HISTORY {
-            self.sent[(self.sent_head + self.sent_len) % SENT_HISTORY] = mark;
-            self.sent_len += 1;
-        } else {
-            self.sent[self.sent_head] = mark;
-            self.sent_head = (self.sent_head + 1) % SENT_HISTORY;
-        }
-    }
-
-    fn sent_entry(&self, i: usize) -> SentMark {
-        self.sent[(self.sent_head + i) % SENT_HISTORY]
+        });
     }
 
     /// How long the sender may pause between two data packets without a send gap.
@@ -504,36 +480,37 @@ impl RateControl {
         let at_or_after = |s: u32| s.wrapping_sub(seq) as i32 >= 0;
         let pausing_now = until_us.saturating_sub(self.last_send_us) > self.send_gap_us();
         (pausing_now && at_or_after(self.last_seq_sent))
-            || (0..self.gaps_len)
-                .map(|i| self.gaps[(self.gaps_head + i) % SEND_GAPS])
+            || self
+                .gaps
+                .iter()
                 .any(|(before, began_us)| at_or_after(before) && began_us < until_us)
     }
 
     /// How far back from the newest entry `seq` is (sequence numbers wrap); negative
     /// (as i32) when it is newer than the newest.
     fn back_from_newest(&self, seq: u32) -> u32 {
-        debug_assert!(self.sent_len > 0, "no history to go back in");
-        self.sent_entry(self.sent_len - 1).seq.wrapping_sub(seq)
+        debug_assert!(self.sent.len() > 0, "no history to go back in");
+        self.sent.get(self.sent.len() - 1).seq.wrapping_sub(seq)
     }
 
     /// The first entry of the history at or after `seq`: None when `seq` is older than the
     /// history (or nothing was sent), `sent_len` when it is newer than the newest entry.
     fn entry_at_or_after(&self, seq: u32) -> Option<usize> {
-        if self.sent_len == 0 {
+        if self.sent.len() == 0 {
             return None;
         }
         let target = self.back_from_newest(seq);
         if target > i32::MAX as u32 {
-            return Some(self.sent_len);
+            return Some(self.sent.len());
         }
-        if target > self.back_from_newest(self.sent_entry(0).seq) {
+        if target > self.back_from_newest(self.sent.get(0).seq) {
             return None;
         }
         // back_from_newest() decreases along the history.
-        let (mut lo, mut hi) = (0usize, self.sent_len - 1);
+        let (mut lo, mut hi) = (0usize, self.sent.len() - 1);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.back_from_newest(self.sent_entry(mid).seq) > target {
+            if self.back_from_newest(self.sent.get(mid).seq) > target {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -546,14 +523,14 @@ impl RateControl {
     /// older than the history.
     pub fn sent_at(&self, seq: u32) -> Option<u64> {
         let i = self.entry_at_or_after(seq)?;
-        if i == self.sent_len {
-            return Some(self.sent_entry(i - 1).at_us); // newer than the newest kept
+        if i == self.sent.len() {
+            return Some(self.sent.get(i - 1).at_us); // newer than the newest kept
         }
-        let after = self.sent_entry(i);
+        let after = self.sent.get(i);
         if i == 0 || after.seq == seq {
             return Some(after.at_us);
         }
-        let before = self.sent_entry(i - 1);
+        let before = self.sent.get(i - 1);
         let span = after.seq.wrapping_sub(before.seq).max(1) as u64;
         let part = seq.wrapping_sub(before.seq) as u64;
         Some(before.at_us + (after.at_us - before.at_us) * part / span)
@@ -565,7 +542,7 @@ impl RateControl {
     /// when `from` is older than the history.
     fn least_rate_between(&self, from: u32, to: u32) -> Option<u64> {
         let at = self.entry_at_or_after(from)?;
-        let first = match at < self.sent_len && self.sent_entry(at).seq == from {
+        let first = match at < self.sent.len() && self.sent.get(at).seq == from {
             true => at,
             false => at.saturating_sub(1),
         };
@@ -573,8 +550,8 @@ impl RateControl {
             newer if newer > i32::MAX as u32 => (0, self.rate_bps),
             back => (back, u64::MAX),
         };
-        (first..self.sent_len)
-            .map(|i| self.sent_entry(i))
+        (first..self.sent.len())
+            .map(|i| self.sent.get(i))
             .take_while(|e| self.back_from_newest(e.seq) >= to_back)
             .map(|e| e.rate_bps)
             .min()
@@ -613,7 +590,7 @@ impl RateControl {
         if gap {
             c.queue_growth_us = 0;
         } else if let Some(t) = last_sent_at
-            && self.sent_len > 0
+            && self.sent.len() > 0
         {
             let rtt = now_us.saturating_sub(t).max(1);
             c.rtt_us = if c.rtt_us == 0 || rtt < c.rtt_us {
