@@ -107,8 +107,8 @@ const SENT_HISTORY: usize = 512;
 /// A pause of the sender longer than this (plus two packets' time at the rate) is a *send
 /// gap*: a report that arrives after one began, carrying a sequence number sent before it,
 /// had nothing newer to carry, and its round trip holds the pause (a sender that did not
-/// run for a while, 48 clients starting on 2 cores, read as a 30-80 ms queue). Shorter ones
-/// (the pacer's bursts) cannot make a queue of [`QUEUE_DELAY_US`] on their own.
+/// run for a while, 48 clients starting on 2 cores, read as a 30-80 ms queue). The pacer's
+/// bursts pause less.
 const SEND_GAP_US: u64 = 5_000;
 /// The latest send gaps kept.
 const SEND_GAPS: usize = 8;
@@ -328,8 +328,9 @@ pub(crate) struct RateControl {
     /// The latest data sequence number sent, and when.
     last_seq_sent: u32,
     last_send_us: u64,
-    /// The latest send gaps: the sequence number sent last before each, and when it began.
-    gaps: Latest<(u32, u64), SEND_GAPS>,
+    /// The latest send gaps: when each began (the packet before it went) and ended (the
+    /// packet after it went), oldest first.
+    gaps: Latest<(u64, u64), SEND_GAPS>,
     /// Wire bytes sent since the last decision (whether the rate was used at all).
     bytes_since_decide: u64,
     loss_estimate_ppm: u32,
@@ -451,7 +452,20 @@ impl RateControl {
     /// history spans several report intervals.
     pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
         if self.last_send_us > 0 && now_us.saturating_sub(self.last_send_us) > self.send_gap_us() {
-            self.gaps.push((self.last_seq_sent, self.last_send_us));
+            self.gaps.push((self.last_send_us, now_us));
+            // The packet before the pause gets its own entry: interpolating across the pause
+            // would date the packets before it late, and their round trips short.
+            if self
+                .sent
+                .newest()
+                .is_some_and(|m| m.seq != self.last_seq_sent)
+            {
+                self.sent.push(SentMark {
+                    seq: self.last_seq_sent,
+                    at_us: self.last_send_us,
+                    rate_bps: self.rate_bps,
+                });
+            }
         }
         self.last_seq_sent = seq;
         self.last_send_us = now_us.max(1);
@@ -474,16 +488,22 @@ impl RateControl {
         SEND_GAP_US + 2 * self.packet_bits * 1_000_000 / self.rate_bps.max(1)
     }
 
-    /// The sender paused (a send gap) after sending `seq` and before `until_us`: a report
-    /// of `seq` arriving then may have waited for newer packets that did not come.
-    fn send_gap_after(&self, seq: u32, until_us: u64) -> bool {
-        let at_or_after = |s: u32| s.wrapping_sub(seq) as i32 >= 0;
-        let pausing_now = until_us.saturating_sub(self.last_send_us) > self.send_gap_us();
-        (pausing_now && at_or_after(self.last_seq_sent))
-            || self
-                .gaps
-                .iter()
-                .any(|(before, began_us)| at_or_after(before) && began_us < until_us)
+    /// The sender paused (a send gap) after sending packet `seq` at `sent_us` and before
+    /// `until_us`: a report of `seq` arriving then may have waited for newer packets that
+    /// did not come. Returns when the first such gap ended (the next packet went then and
+    /// is not in the report: the round trip is at least `until_us` less that), or
+    /// `until_us` while the sender still pauses after `seq`. By time, not by sequence
+    /// number: a gap kept long compares wrongly once the numbers wrap.
+    fn send_gap_after(&self, seq: u32, sent_us: u64, until_us: u64) -> Option<u64> {
+        if seq == self.last_seq_sent
+            && until_us.saturating_sub(self.last_send_us) > self.send_gap_us()
+        {
+            return Some(until_us);
+        }
+        self.gaps
+            .iter()
+            .find(|&(began_us, _)| began_us >= sent_us && began_us < until_us)
+            .map(|(_, ended_us)| ended_us)
     }
 
     /// How far back from the newest entry `seq` is (sequence numbers wrap); negative
@@ -583,12 +603,19 @@ impl RateControl {
         }
         // When its newest packet was sent: the round trip's start and the sample's end.
         let last_sent_at = self.sent_at(head.last_seq);
-        // Across a send gap the round trip holds the sender's pause, not a queue: it is not
-        // taken (the queue figures stay as they were, not growing).
-        let gap = self.send_gap_after(head.last_seq, now_us);
+        // Across a send gap the round trip holds the sender's pause: only the time since the
+        // gap ended is sure to be round trip (the packet sent then is not in the report), a
+        // least figure that stands for the queue delay and never for the round trip.
+        let gap_end = last_sent_at.and_then(|t| self.send_gap_after(head.last_seq, t, now_us));
+        let gap = gap_end.is_some();
         note.send_gap = gap;
-        if gap {
-            c.queue_growth_us = 0;
+        if let Some(end) = gap_end {
+            if c.rtt_min_us > 0 {
+                let before = c.queue_delay_us;
+                c.queue_delay_us = now_us.saturating_sub(end).saturating_sub(c.rtt_min_us);
+                c.standing_queue_us = c.queue_delay_us.min(before);
+                c.queue_growth_us = c.queue_delay_us.saturating_sub(before);
+            }
         } else if let Some(t) = last_sent_at
             && self.sent.len() > 0
         {
@@ -780,7 +807,9 @@ impl RateControl {
             c.congested = true;
             c.capacity_bps = over_floor(c.arrival_bps, c.loss_floor_ppm);
         }
-        let outrun = c.queue_delay_us > OUTRUN_QUEUE_US
+        // Not across a send gap: the reports' span holds the pause.
+        let outrun = !gap
+            && c.queue_delay_us > OUTRUN_QUEUE_US
             && (c.arrival_bps as u128) * 4 < sent_bps as u128 * 3;
         // A link passes the same rate sample after sample once full; a receiver that did
         // not run for a while (a busy machine) delivers less once, then more. An outrun
@@ -791,7 +820,10 @@ impl RateControl {
             true => c.outrun_run.saturating_add(1),
             false => 0,
         };
-        if c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES {
+        // What arrived over a pause of the sender is no link's rate.
+        let full =
+            c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
+        if full && !gap && !paused {
             if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US {
                 (c.saturated_packets, c.saturated_span_us) = (0, 0);
             } else if c.saturated_span_us > SATURATED_SPAN_US {
@@ -2101,29 +2133,79 @@ mod tests {
     }
 
     /// A report of a packet sent before the sender paused, arriving after the pause began,
-    /// spans the pause (also once sending resumed); one of a packet after it, or arriving
-    /// before it, does not.
+    /// spans the pause (also once sending resumed: the round trip is at least the time since
+    /// it ended); one of a packet after it, or arriving before it, does not.
     #[test]
     fn a_send_gap_is_found_after_the_packets_before_it() {
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         for i in 1..=100u32 {
             r.on_data_sent(i, i as u64 * 100, 250); // until 10 ms
         }
+        let gap = |r: &RateControl, seq: u32, until: u64| {
+            r.send_gap_after(seq, r.sent_at(seq).unwrap(), until)
+        };
+        assert_eq!(gap(&r, 100, 25_000), Some(25_000), "the sender pauses now");
+        assert_eq!(
+            gap(&r, 90, 25_000),
+            None,
+            "newer packets went before the pause"
+        );
         for i in 101..=200u32 {
-            r.on_data_sent(i, 40_000 + i as u64 * 100, 250); // a 30 ms pause, then on
+            r.on_data_sent(i, 40_000 + i as u64 * 100, 250); // a 40 ms pause, then on
         }
-        assert!(r.send_gap_after(90, 25_000), "a report in the pause");
-        assert!(
-            r.send_gap_after(100, 55_000),
-            "a report after it, of a packet before it"
+        assert_eq!(
+            r.sent_at(100),
+            Some(10_000),
+            "the packet before the pause, exactly"
         );
-        assert!(!r.send_gap_after(150, 55_000), "a packet after the pause");
-        assert!(
-            !r.send_gap_after(90, 9_500),
-            "a report before the pause began"
+        assert_eq!(gap(&r, 100, 55_000), Some(50_100), "a packet before it");
+        assert_eq!(gap(&r, 150, 55_000), None, "a packet after the pause");
+        assert_eq!(gap(&r, 100, 9_900), None, "a report before the pause began");
+        assert_eq!(gap(&r, 200, 61_000), None, "sending goes on");
+        assert_eq!(
+            gap(&r, 200, 70_000),
+            Some(70_000),
+            "the sender pauses again"
         );
-        assert!(!r.send_gap_after(200, 61_000), "sending goes on");
-        assert!(r.send_gap_after(200, 70_000), "the sender pauses now");
+    }
+
+    /// A real queue still shows across a pause of the sender: the time since the pause
+    /// ended is round trip, so a report that arrives much later is a queue.
+    #[test]
+    fn a_queue_shows_across_a_pause_of_the_sender() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        let mut c = ClientRate::default();
+        for i in 1..=100u32 {
+            r.on_data_sent(i, i as u64 * 100, 250);
+        }
+        r.on_report(&mut c, &head(1, 50, 50), 5_300); // a 300 us round trip
+        for i in 101..=400u32 {
+            r.on_data_sent(i, 40_000 + i as u64 * 100, 250);
+        }
+        // Packet 100 went before the pause, 101 after it at 50.1 ms: a report of 100 that
+        // arrives at 80 ms was at least 29.9 ms on its way.
+        let s = r.on_report(&mut c, &head(2, 100, 50), 80_000);
+        assert!(s.send_gap);
+        assert_eq!(c.queue_delay_us, 80_000 - 50_100 - 300);
+        assert_eq!(c.rtt_min_us, 300, "a least figure is no round trip");
+        assert_eq!(c.outrun_run, 0, "what arrived over the pause is no outrun");
+    }
+
+    /// What arrives while the sender sends far below its rate is no link's rate, even
+    /// behind a standing queue.
+    #[test]
+    fn a_paused_sample_is_no_saturated_rate() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 1_000_000_000;
+        for i in 1..=400u32 {
+            r.on_data_sent(i, i as u64 * 1000, 250); // 12 Mbit/s at a gigabit's rate
+        }
+        let mut c = ClientRate::default();
+        r.on_report(&mut c, &head(1, 100, 100), 100_300);
+        r.on_report(&mut c, &head(2, 200, 100), 210_300);
+        r.on_report(&mut c, &head(3, 300, 100), 310_300);
+        assert!(c.standing_queue_us > QUEUE_DELAY_US);
+        assert_eq!(c.saturated_bps, 0);
     }
 
     /// The least rate over a sample's packets: from the entry of its first packet (the one
