@@ -233,7 +233,11 @@ impl Receive<'_> {
             self.writes(now);
             self.flush(now);
             self.transmit(now);
-            self.prefault();
+            // Faulting in takes about 10 ms: the timers below need the time after it.
+            let now = match self.prefault() {
+                true => os::now_us(),
+                false => now,
+            };
             if self.rx.finished() {
                 break;
             }
@@ -545,13 +549,13 @@ impl Receive<'_> {
     }
 
     /// Faults in the memory of the session bound to, once (the data that arrives meanwhile
-    /// waits in the socket's buffer).
-    fn prefault(&mut self) {
+    /// waits in the socket's buffer): true when it did.
+    fn prefault(&mut self) -> bool {
         let Some(g) = self
             .geometry
             .filter(|_| core::mem::take(&mut self.prefault_due))
         else {
-            return;
+            return false;
         };
         let (slot_bytes, slot_esis, scratch) = Receiver::slot_needs(&g);
         let n = self.rx.slot_count();
@@ -561,6 +565,7 @@ impl Receive<'_> {
         os::populate(at.scratch_at, scratch);
         // Decompressed blocks land here (one block's bytes).
         os::populate(at.out_at, g.block_bytes() as usize);
+        true
     }
 
     /// Bound to a session: say so, check the target can hold it (its memory is faulted in

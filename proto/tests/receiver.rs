@@ -1098,6 +1098,7 @@ fn the_first_data_after_a_wait_is_reported_once_the_interval_allows() {
     assert_eq!(rx.poll_transmit(t, 0, &mut buf), None);
     rx.handle_datagram(t + 10, &data_packet(&g, 9, 0, 0, 0))
         .unwrap();
+    // Client 4's share of the spread over a quarter interval is 4 us.
     let n = rx
         .poll_transmit(t + 20, 0, &mut buf)
         .expect("the first data is reported at once");

@@ -126,7 +126,7 @@ impl<'a> Receiver<'a> {
     /// packets with advanced numbers, sent among the real stream, never pass for millions
     /// of lost ones. A confirmed jump restarts the loss window: the outage is not counted
     /// as loss either.
-    fn note_data_seq(&mut self, seq: u32) {
+    fn note_data_seq(&mut self, seq: u32, now_us: u64) {
         match self.highest_seq {
             Some(h) if (seq.wrapping_sub(h) as i32) <= 0 => {}
             Some(h) if seq.wrapping_sub(h) > SEQ_JUMP_MAX => {
@@ -153,8 +153,12 @@ impl<'a> Receiver<'a> {
             // The first data after an interval without any (the transfer's start, or after
             // a pause): the report it makes due goes as soon as the gate allows, not a
             // holdoff after the last look found nothing (the first sample, which the
-            // sender's probing waits for, came 40-70 ms after the first data).
-            self.next_report_us = self.next_report_us.min(self.report_gate_us);
+            // sender's probing waits for, came 40-70 ms after the first data). Spread over a
+            // quarter interval by the client's id: clients that all waited for the start
+            // must not all report at once.
+            let spread = self.session.map_or(1, |s| s.report_interval_us / 4).max(1);
+            let due = now_us + self.cfg.client_id % spread;
+            self.next_report_us = self.next_report_us.min(self.report_gate_us.max(due));
         }
         self.interval_received = self.interval_received.saturating_add(1);
     }
@@ -180,7 +184,7 @@ impl<'a> Receiver<'a> {
             return Err(Dropped::Malformed(WireError::BadField("coded_len")));
         }
         let k = h.coded_len.div_ceil(g.symbol_size) as usize;
-        self.note_data_seq(h.seq);
+        self.note_data_seq(h.seq, now_us);
         self.first_data_us.get_or_insert(now_us);
         self.front = self.front.max(h.block + 1);
         self.last_data_us = now_us;
