@@ -21,7 +21,8 @@
 //! (as TFMCC) for the client whose loss and round trip give the least.
 //!
 //! A report that arrives while the sender pauses (or after, carrying a packet sent before
-//! the pause) holds the pause in its round trip: no queue is read from it.
+//! the pause) holds the pause in its round trip: only the time since the pause ended is
+//! read as queue.
 //!
 //! Everything here is sans-IO: the sender feeds it the time, each report, and each packet
 //! it sends.
@@ -267,7 +268,7 @@ pub struct RateSample {
     /// `sent_bps`, the sender paused.
     pub paced_bps: u64,
     /// The sender paused (a send gap) after the report's newest packet: its round trip
-    /// was not taken.
+    /// was not taken, only a least queue delay.
     pub send_gap: bool,
     /// Why no sample was made, or "sample".
     pub note: &'static str,
@@ -516,7 +517,7 @@ impl RateControl {
     }
 
     /// The first entry of the history at or after `seq`: None when `seq` is older than the
-    /// history (or nothing was sent), `sent_len` when it is newer than the newest entry.
+    /// history (or nothing was sent), `sent.len()` when it is newer than the newest entry.
     fn entry_at_or_after(&self, seq: u32) -> Option<usize> {
         if self.sent.len() == 0 {
             return None;
