@@ -612,31 +612,30 @@ impl RateControl {
         let gap_end = last_sent_at.and_then(|t| self.send_gap_after(head.last_seq, t, now_us));
         let gap = gap_end.is_some();
         note.send_gap = gap;
-        if let Some(end) = gap_end {
-            if c.rtt_min_us > 0 {
-                let before = c.queue_delay_us;
-                c.queue_delay_us = now_us.saturating_sub(end).saturating_sub(c.rtt_min_us);
-                c.standing_queue_us = c.queue_delay_us.min(before);
-                c.queue_growth_us = c.queue_delay_us.saturating_sub(before);
+        let queue_delay = match (gap_end, last_sent_at) {
+            (Some(end), _) => {
+                (c.rtt_min_us > 0).then(|| now_us.saturating_sub(end).saturating_sub(c.rtt_min_us))
             }
-        } else if let Some(t) = last_sent_at
-            && self.sent.len() > 0
-        {
-            let rtt = now_us.saturating_sub(t).max(1);
-            c.rtt_us = if c.rtt_us == 0 || rtt < c.rtt_us {
-                rtt
-            } else {
-                c.rtt_us + (rtt - c.rtt_us) / 8
-            };
-            c.rtt_min_us = if c.rtt_min_us == 0 {
-                rtt
-            } else {
-                c.rtt_min_us.min(rtt)
-            };
-            let before = c.queue_delay_us;
-            c.queue_delay_us = rtt - c.rtt_min_us;
-            c.standing_queue_us = c.queue_delay_us.min(before);
-            c.queue_growth_us = c.queue_delay_us.saturating_sub(before);
+            (None, Some(t)) => {
+                let rtt = now_us.saturating_sub(t).max(1);
+                c.rtt_us = if c.rtt_us == 0 || rtt < c.rtt_us {
+                    rtt
+                } else {
+                    c.rtt_us + (rtt - c.rtt_us) / 8
+                };
+                c.rtt_min_us = if c.rtt_min_us == 0 {
+                    rtt
+                } else {
+                    c.rtt_min_us.min(rtt)
+                };
+                Some(rtt - c.rtt_min_us)
+            }
+            (None, None) => None,
+        };
+        if let Some(q) = queue_delay {
+            let before = core::mem::replace(&mut c.queue_delay_us, q);
+            c.standing_queue_us = q.min(before);
+            c.queue_growth_us = q.saturating_sub(before);
         }
         note.rtt_min_us = c.rtt_min_us;
         note.queue_delay_us = c.queue_delay_us;
