@@ -454,7 +454,7 @@ impl RateControl {
     /// Data packet `seq` went out at `now_us`. Kept at most every `spacing_us`, so that the
     /// history spans several report intervals.
     pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
-        if self.last_send_us > 0 && now_us.saturating_sub(self.last_send_us) > self.send_gap_us() {
+        if self.last_send_us > 0 && self.pausing_at(now_us) {
             self.gaps.push((self.last_send_us, now_us));
             // The packet before the pause gets its own entry: interpolating across the pause
             // would date the packets before it late, and their round trips short.
@@ -486,9 +486,11 @@ impl RateControl {
         });
     }
 
-    /// How long the sender may pause between two data packets without a send gap.
-    fn send_gap_us(&self) -> u64 {
-        SEND_GAP_US + 2 * self.packet_bits * 1_000_000 / self.rate_bps.max(1)
+    /// At `now_us` the sender has paused longer since its latest data packet than it may
+    /// without a send gap ([`SEND_GAP_US`] plus two packets' time at the rate).
+    fn pausing_at(&self, now_us: u64) -> bool {
+        let may_us = SEND_GAP_US + 2 * self.packet_bits * 1_000_000 / self.rate_bps.max(1);
+        now_us.saturating_sub(self.last_send_us) > may_us
     }
 
     /// The sender paused (a send gap) after sending packet `seq` at `sent_us` and before
@@ -498,9 +500,7 @@ impl RateControl {
     /// `until_us` while the sender still pauses after `seq`. By time, not by sequence
     /// number: a gap kept long compares wrongly once the numbers wrap.
     fn send_gap_after(&self, seq: u32, sent_us: u64, until_us: u64) -> Option<u64> {
-        if seq == self.last_seq_sent
-            && until_us.saturating_sub(self.last_send_us) > self.send_gap_us()
-        {
+        if seq == self.last_seq_sent && self.pausing_at(until_us) {
             return Some(until_us);
         }
         self.gaps
