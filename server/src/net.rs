@@ -50,7 +50,7 @@ pub struct SocketConfig {
     pub multicast_loop: bool,
     /// Data socket send buffer (forced as root, else capped by net.core.wmem_max).
     pub send_buffer: usize,
-    /// Control socket receive buffer (capped by net.core.rmem_max).
+    /// Control socket receive buffer (forced as root, else capped by net.core.rmem_max).
     pub control_recv_buffer: usize,
     /// Try UDP GSO first; sendmmsg takes over if the kernel refuses it.
     pub gso: bool,
@@ -421,7 +421,12 @@ fn open_data(c: &SocketConfig) -> Result<(Socket, Ipv4Addr), OpenError> {
 fn open_control(c: &SocketConfig, local: Ipv4Addr) -> Result<UdpSocket, OpenError> {
     let control = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .map_err(at(|| OpenStep::CreateSocket))?;
-    let _ = control.set_recv_buffer_size(c.control_recv_buffer);
+    let rcvbuf = libc::c_int::try_from(c.control_recv_buffer).unwrap_or(libc::c_int::MAX);
+    // Debian's rmem_max (208 KiB) holds a few hundred reports: a thousand clients reporting
+    // at once would overflow it. As root the full size; otherwise what is allowed.
+    if setsockopt(&control, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+        let _ = control.set_recv_buffer_size(c.control_recv_buffer);
+    }
     if let Some(Interface::Name(n)) = &c.interface {
         control
             .bind_device(Some(n.as_bytes()))
@@ -780,6 +785,32 @@ mod tests {
         assert_eq!(net.data().multicast_ttl_v4().unwrap(), 4);
         assert!(net.data().multicast_loop_v4().unwrap());
         assert!(!net.data().broadcast().unwrap());
+    }
+
+    #[test]
+    fn the_control_buffer_passes_rmem_max_as_root() {
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let asked = rmem_max + (1 << 20);
+        let c = SocketConfig {
+            control_recv_buffer: asked,
+            ..loopback(9, true)
+        };
+        let net = Net::open(&c).unwrap();
+        let got = socket2::SockRef::from(net.control())
+            .recv_buffer_size()
+            .unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            // Linux doubles the size asked for (bookkeeping overhead).
+            assert_eq!(got, 2 * asked);
+        } else {
+            eprintln!("not root: SO_RCVBUFFORCE is refused, the buffer stays within rmem_max");
+            assert!(got <= 2 * rmem_max, "{got}");
+        }
     }
 
     #[test]
