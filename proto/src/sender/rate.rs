@@ -1007,12 +1007,17 @@ impl RateControl {
             if self.startup {
                 // The queue shows a round of reports late: the rate has grown by about a
                 // doubling since it passed the link. What leaves the queues is the links'
-                // rate: their saturated rates, when that says less.
+                // rate: their saturated rates, when that says less. A queued client without
+                // one yet (its samples went while a starved sender lagged its rate, which
+                // keeps them out of it) has its last sample's arrival rate: what left its
+                // queue, which stood at both ends of the sample. Else the 48 x 20 Mbit/s
+                // race left startup at 70% of 64 Mbit/s, twice the links, for 80 ms more.
                 let leaving = reached_by_four_fifths(
                     recent.clone(),
-                    |c| match is_queued(&c) && c.saturated_bps > 0 {
-                        true => c.saturated_bps,
-                        false => u64::MAX,
+                    |c| match (is_queued(&c), c.saturated_bps, c.arrival_bps) {
+                        (false, ..) | (true, 0, 0) => u64::MAX,
+                        (true, 0, arriving) => arriving,
+                        (true, saturated, _) => saturated,
                     },
                     self.rate_bps,
                 );
@@ -1994,6 +1999,39 @@ mod tests {
         );
         assert!(!r.in_startup());
         assert_eq!(r.rate_bps(), 990_000_000 / 1000 * 960);
+    }
+
+    /// A sender starved of CPU (48 clients starting on 2 cores) lags its rate: its samples
+    /// count as paused and give no saturated rate, but the queues stand and what arrives is
+    /// the links' rate. Startup ends there, not at 70% of a rate three times the links.
+    #[test]
+    fn a_lagging_senders_startup_ends_at_what_arrives() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 64_000_000;
+        let queued = |arrival_bps| ClientRate {
+            sample_at_us: 10_000,
+            queue_delay_us: 25_000,
+            standing_queue_us: 20_000,
+            arrival_bps,
+            ..Default::default()
+        };
+        let mut clients = [queued(20_500_000); 10];
+        // A fifth lower (a receiver that stalled once) is left out; one report bunched on
+        // the way does not lift what four fifths reach.
+        clients[0] = queued(12_000_000);
+        clients[1] = queued(20_000_000);
+        clients[2] = queued(40_000_000);
+        r.on_sent(64_000_000 / 8 / 40);
+        r.decide(
+            Decide {
+                now_us: 25_000,
+                report_interval_us: 20_000,
+                busy: true,
+            },
+            clients.iter(),
+        );
+        assert!(!r.in_startup());
+        assert_eq!(r.rate_bps(), 20_500_000 / 1000 * 960);
     }
 
     #[test]
