@@ -743,7 +743,7 @@ impl Receive<'_> {
             let (s, st) = (self.rx.stats(), &self.st);
             say(format_args!(
                 "bb-client: {} symbols, {} decoded blocks, {} duplicates, {} evictions, {} dropped (malformed {}, other session {}, \
-                 other source {}, not authenticated {}), loss {}%, {} reports",
+                 other source {}, not authenticated {}), loss {}%, {} reports, {} results",
                 s.symbols,
                 s.decoded,
                 s.duplicates,
@@ -764,7 +764,14 @@ impl Receive<'_> {
                 st.foreign_source,
                 s.bad_tag + s.untagged + s.needs_key,
                 percent_ppm(self.rx.loss_ppm()),
-                s.reports
+                s.reports,
+                s.results,
+            ));
+        }
+        let results = self.rx.stats().results;
+        if results > 0 && !self.rx.acked() {
+            say(format_args!(
+                "bb-client: warning: the server never acknowledged this machine's result ({results} sent): it may count this machine as lost or still receiving; the line below is what this machine found"
             ));
         }
         Finish { code, line }

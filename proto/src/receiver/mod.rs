@@ -440,6 +440,10 @@ impl<'a> Receiver<'a> {
     pub fn outcome(&self) -> Option<Outcome> {
         self.outcome
     }
+    /// True once the server acknowledged the result.
+    pub fn acked(&self) -> bool {
+        self.acked
+    }
     /// True when the result was acknowledged or repeated as often as configured.
     pub fn finished(&self) -> bool {
         // Before binding there is no session to report to: a local failure ends at once.
