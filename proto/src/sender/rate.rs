@@ -1989,14 +1989,7 @@ mod tests {
             queued(1_020_000_000),
         ];
         r.on_sent(1_800_000_000 / 8 / 40);
-        r.decide(
-            Decide {
-                now_us: 25_000,
-                report_interval_us: 20_000,
-                busy: true,
-            },
-            clients.iter(),
-        );
+        r.decide(busy_at(25_000, 20_000), clients.iter());
         assert!(!r.in_startup());
         assert_eq!(r.rate_bps(), 990_000_000 / 1000 * 960);
     }
@@ -2022,14 +2015,7 @@ mod tests {
         clients[1] = queued(20_000_000);
         clients[2] = queued(40_000_000);
         r.on_sent(64_000_000 / 8 / 40);
-        r.decide(
-            Decide {
-                now_us: 25_000,
-                report_interval_us: 20_000,
-                busy: true,
-            },
-            clients.iter(),
-        );
+        r.decide(busy_at(25_000, 20_000), clients.iter());
         assert!(!r.in_startup());
         assert_eq!(r.rate_bps(), 20_500_000 / 1000 * 960);
     }
