@@ -203,6 +203,14 @@ pub struct ClientRate {
     /// What arrived over the time between the two latest reports' arrivals (bit/s): while a
     /// queue grows in front of a link, what leaves it, the link's rate.
     pub arrival_bps: u64,
+    /// What left the queue in front of its link over its latest sample, when that sample
+    /// shows the link as the bottleneck: a queue stood at both of its reports, its packets
+    /// arrived slower than three quarters of their send rate, not across a send gap, at
+    /// least [`MIN_SAMPLE_PACKETS`] of them, and the reports' span no longer than the send
+    /// span and the queue delay (not one that holds a wait before the data). 0
+    /// otherwise, and after a report that made no sample. Paused samples count, unlike in
+    /// the saturated rate: a sender starved of CPU lags its rate but still overruns a link.
+    pub drained_bps: u64,
     /// What arrived while its link was full (congested, a queue standing or outrun), over
     /// the latest such samples together, and when the latest was: the link's rate. Summed
     /// over several spans, one stretched span (a late report) and the next, short one cancel.
@@ -598,6 +606,7 @@ impl RateControl {
         // A sample beyond chance confirms the one before it only if nothing came between:
         // every return without a sample leaves this false.
         let loss_before = core::mem::take(&mut c.loss_congested_before);
+        c.drained_bps = 0;
         if (head.last_seq.wrapping_sub(self.last_seq_sent) as i32) > 0 {
             // Ahead of anything sent: forged or from another session; never a sample.
             c.prev = None;
@@ -816,6 +825,16 @@ impl RateControl {
         // A link passes the same rate sample after sample once full; a receiver that did
         // not run for a while (a busy machine) delivers less once, then more. An outrun
         // whose arrival rate grew by more than a quarter starts a new run.
+        // Behind a queue the reports' span is the send span plus what the queue grew by,
+        // at most its delay now: a longer one holds a wait before it (a sample carried on
+        // from reports before the data came).
+        if outrun
+            && c.standing_queue_us > QUEUE_DELAY_US
+            && got >= MIN_SAMPLE_PACKETS
+            && arrival_dt <= dt + c.queue_delay_us + QUEUE_DELAY_US
+        {
+            c.drained_bps = c.arrival_bps;
+        }
         let arrival_grew = (c.arrival_bps as u128) * 4 > (outrun_arrival_before as u128) * 5;
         c.outrun_run = match outrun {
             true if c.outrun_run > 0 && arrival_grew => 1,
@@ -1009,14 +1028,17 @@ impl RateControl {
                 // doubling since it passed the link. What leaves the queues is the links'
                 // rate: their saturated rates, when that says less. A queued client without
                 // one yet (its samples went while a starved sender lagged its rate, which
-                // keeps them out of it) has its last sample's arrival rate: what left its
-                // queue, which stood at both ends of the sample. Else the 48 x 20 Mbit/s
-                // race left startup at 70% of 64 Mbit/s, twice the links, for 80 ms more.
+                // keeps them out of it) has what left its queue over its latest sample when
+                // that showed the link as the bottleneck; else the 48 x 20 Mbit/s race left
+                // startup at 70% of 64 Mbit/s, twice the links, for 80 ms more. Never below
+                // a quarter of the rate from one sample: a link idle through a pause in its
+                // middle passes less than it can.
+                let quarter = self.rate_bps / 4;
                 let leaving = reached_by_four_fifths(
                     recent.clone(),
-                    |c| match (is_queued(&c), c.saturated_bps, c.arrival_bps) {
+                    |c| match (is_queued(&c), c.saturated_bps, c.drained_bps) {
                         (false, ..) | (true, 0, 0) => u64::MAX,
-                        (true, 0, arriving) => arriving,
+                        (true, 0, drained) => drained.max(quarter),
                         (true, saturated, _) => saturated,
                     },
                     self.rate_bps,
@@ -2001,11 +2023,11 @@ mod tests {
     fn a_lagging_senders_startup_ends_at_what_arrives() {
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         r.rate_bps = 64_000_000;
-        let queued = |arrival_bps| ClientRate {
+        let queued = |drained_bps| ClientRate {
             sample_at_us: 10_000,
             queue_delay_us: 25_000,
             standing_queue_us: 20_000,
-            arrival_bps,
+            drained_bps,
             ..Default::default()
         };
         let mut clients = [queued(20_500_000); 10];
@@ -2018,6 +2040,59 @@ mod tests {
         r.decide(busy_at(25_000, 20_000), clients.iter());
         assert!(!r.in_startup());
         assert_eq!(r.rate_bps(), 20_500_000 / 1000 * 960);
+        // One sample over a link idle through a pause says less than the link passes: never
+        // below a quarter of the rate.
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 64_000_000;
+        let clients = [queued(1_000_000); 2];
+        r.on_sent(64_000_000 / 8 / 40);
+        r.decide(busy_at(25_000, 20_000), clients.iter());
+        assert_eq!(r.rate_bps(), 16_000_000 / 1000 * 960);
+    }
+
+    /// The sender lags its rate (starved of CPU: 35 of 64 Mbit/s) into a slower link: its
+    /// samples count as paused and give no saturated rate, but what leaves the queue is
+    /// the link's rate. Into a faster link no queue forms and nothing is drained: what
+    /// arrives is the sender's pace, no link's.
+    #[test]
+    fn a_queue_behind_a_lagging_sender_drains_at_the_links_rate() {
+        for link_bps in [20_000_000u64, 1_000_000_000] {
+            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+            r.rate_bps = 64_000_000;
+            let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+            let (send_every, link_every) =
+                (bits * 1_000_000 / 35_000_000, bits * 1_000_000 / link_bps);
+            // When each packet leaves the link (a queue in front of it, never full here).
+            let mut left = [0u64; 400];
+            let mut free_at = 0;
+            for (i, at) in left.iter_mut().enumerate() {
+                let sent = (i as u64 + 1) * send_every;
+                r.on_data_sent(i as u32 + 1, sent, send_every);
+                free_at = free_at.max(sent) + link_every;
+                *at = free_at;
+            }
+            let mut c = ClientRate::default();
+            let mut drained = Vec::new();
+            let mut got_before = 0;
+            // A report every 20 ms of what left the link by then, arriving 100 us later.
+            for (k, t) in (20_000..=120_000u64).step_by(20_000).enumerate() {
+                let got = left.iter().take_while(|&&at| at <= t).count() as u32;
+                let h = head(k as u32, got, got - got_before);
+                got_before = got;
+                r.on_report(&mut c, &h, t + 100);
+                drained.push(c.drained_bps);
+            }
+            assert_eq!(c.saturated_bps, 0, "paused samples give no saturated rate");
+            if link_bps < 35_000_000 {
+                let last = *drained.last().unwrap();
+                assert!(
+                    last.abs_diff(link_bps) * 20 < link_bps,
+                    "drained {drained:?} against a link of {link_bps}"
+                );
+            } else {
+                assert!(drained.iter().all(|&d| d == 0), "drained {drained:?}");
+            }
+        }
     }
 
     #[test]
