@@ -607,6 +607,15 @@ impl RateControl {
         // every return without a sample leaves this false.
         let loss_before = core::mem::take(&mut c.loss_congested_before);
         c.drained_bps = 0;
+        // A report no newer than the latest taken (a tagged one replayed, or one overtaken
+        // on the way) tells nothing new, and the time since its packets went would read as
+        // a queue: replayed in pairs, as a sample whose span the replayer chose.
+        if let Some((latest, ..)) = c.prev
+            && (head.report_seq.wrapping_sub(latest) as i32) <= 0
+        {
+            note.note = "not newer than the latest report";
+            return note;
+        }
         if (head.last_seq.wrapping_sub(self.last_seq_sent) as i32) > 0 {
             // Ahead of anything sent: forged or from another session; never a sample.
             c.prev = None;
@@ -2048,6 +2057,31 @@ mod tests {
         r.on_sent(64_000_000 / 8 / 40);
         r.decide(busy_at(25_000, 20_000), clients.iter());
         assert_eq!(r.rate_bps(), 16_000_000 / 1000 * 960);
+    }
+
+    /// Tagged reports replayed (a host on the LAN that saw them) verify again: they must not
+    /// read as a queue, nor pair up into a sample whose span the replayer chose.
+    #[test]
+    fn replayed_reports_are_no_queue_and_no_sample() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        for i in 1..=500u32 {
+            r.on_data_sent(i, i as u64 * 100, 100);
+        }
+        let mut c = ClientRate::default();
+        for k in 1..=4u32 {
+            let note = r.on_report(&mut c, &head(k, k * 100, 100), k as u64 * 10_000 + 200);
+            assert_eq!(note.note, if k == 1 { "first report" } else { "sample" });
+        }
+        let (queue, samples_at) = (c.queue_delay_us, c.sample_at_us);
+        // Reports 2 and 3 again, 300 ms later: their packets went 290 ms before.
+        for k in [2, 3] {
+            let note = r.on_report(&mut c, &head(k, k * 100, 100), 300_000 + k as u64);
+            assert_eq!(note.note, "not newer than the latest report");
+        }
+        assert_eq!((c.queue_delay_us, c.sample_at_us), (queue, samples_at));
+        // The next genuine report still pairs with the latest one.
+        let note = r.on_report(&mut c, &head(5, 500, 100), 50_200);
+        assert_eq!(note.note, "sample");
     }
 
     /// The sender lags its rate (starved of CPU: 35 of 64 Mbit/s) into a slower link: its
