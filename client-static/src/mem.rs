@@ -1,5 +1,6 @@
 //! All of the receiver's large memory, fixed at build time (BSS: pages never touched cost no
-//! RSS). Handed out exactly once, by [`take`].
+//! RSS; the slot pool is faulted in at start, the rest a session needs once it is known).
+//! Handed out exactly once, by [`take`].
 
 use bb_proto::fec;
 use bb_zstd::DctxWorkspace;
