@@ -50,7 +50,8 @@ pub struct SocketConfig {
     pub multicast_loop: bool,
     /// Data socket send buffer (forced as root, else capped by net.core.wmem_max).
     pub send_buffer: usize,
-    /// Control socket receive buffer (forced as root, else capped by net.core.rmem_max).
+    /// Control socket receive buffer (forced with CAP_NET_ADMIN, else capped by
+    /// net.core.rmem_max).
     pub control_recv_buffer: usize,
     /// Try UDP GSO first; sendmmsg takes over if the kernel refuses it.
     pub gso: bool,
@@ -423,7 +424,8 @@ fn open_control(c: &SocketConfig, local: Ipv4Addr) -> Result<UdpSocket, OpenErro
         .map_err(at(|| OpenStep::CreateSocket))?;
     let rcvbuf = libc::c_int::try_from(c.control_recv_buffer).unwrap_or(libc::c_int::MAX);
     // Debian's rmem_max (208 KiB) holds a few hundred reports: a thousand clients reporting
-    // at once would overflow it. As root the full size; otherwise what is allowed.
+    // at once would overflow it. With CAP_NET_ADMIN (root) the full size; else what is
+    // allowed.
     if setsockopt(&control, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
         let _ = control.set_recv_buffer_size(c.control_recv_buffer);
     }
@@ -788,13 +790,16 @@ mod tests {
     }
 
     #[test]
-    fn the_control_buffer_passes_rmem_max_as_root() {
-        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+    fn the_control_buffer_passes_rmem_max_when_privileged() {
+        let Ok(text) = std::fs::read_to_string("/proc/sys/net/core/rmem_max") else {
+            eprintln!("skipped: no /proc/sys/net/core/rmem_max to compare with");
+            return;
+        };
+        let rmem_max: usize = text.trim().parse().unwrap();
         let asked = rmem_max + (1 << 20);
+        // Whether this process may force a size (CAP_NET_ADMIN), asked of a scratch socket.
+        let probe = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        let may_force = setsockopt(&probe, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &1i32).is_ok();
         let c = SocketConfig {
             control_recv_buffer: asked,
             ..loopback(9, true)
@@ -803,12 +808,11 @@ mod tests {
         let got = socket2::SockRef::from(net.control())
             .recv_buffer_size()
             .unwrap();
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if may_force {
             // Linux doubles the size asked for (bookkeeping overhead).
             assert_eq!(got, 2 * asked);
         } else {
-            eprintln!("not root: SO_RCVBUFFORCE is refused, the buffer stays within rmem_max");
+            eprintln!("no CAP_NET_ADMIN: the buffer stays within rmem_max");
             assert!(got <= 2 * rmem_max, "{got}");
         }
     }
