@@ -831,9 +831,6 @@ impl RateControl {
         let outrun = !gap
             && c.queue_delay_us > OUTRUN_QUEUE_US
             && (c.arrival_bps as u128) * 4 < sent_bps as u128 * 3;
-        // A link passes the same rate sample after sample once full; a receiver that did
-        // not run for a while (a busy machine) delivers less once, then more. An outrun
-        // whose arrival rate grew by more than a quarter starts a new run.
         // Behind a queue the reports' span is the send span plus what the queue grew by,
         // at most its delay now: a longer one holds a wait before it (a sample carried on
         // from reports before the data came).
@@ -844,6 +841,9 @@ impl RateControl {
         {
             c.drained_bps = c.arrival_bps;
         }
+        // A link passes the same rate sample after sample once full; a receiver that did
+        // not run for a while (a busy machine) delivers less once, then more. An outrun
+        // whose arrival rate grew by more than a quarter starts a new run.
         let arrival_grew = (c.arrival_bps as u128) * 4 > (outrun_arrival_before as u128) * 5;
         c.outrun_run = match outrun {
             true if c.outrun_run > 0 && arrival_grew => 1,
