@@ -342,6 +342,15 @@ fn setsockopt<T>(s: &impl AsRawFd, level: libc::c_int, name: libc::c_int, v: &T)
     }
 }
 
+/// Sets a socket buffer of `bytes`: `forced` (past the sysctl's cap, with CAP_NET_ADMIN),
+/// else `plain` (capped by it). Best effort: a smaller buffer only holds fewer datagrams.
+fn set_buffer(s: &impl AsRawFd, forced: libc::c_int, plain: libc::c_int, bytes: usize) {
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    if setsockopt(s, libc::SOL_SOCKET, forced, &size).is_err() {
+        let _ = setsockopt(s, libc::SOL_SOCKET, plain, &size);
+    }
+}
+
 fn zeroed_sockaddr_in() -> libc::sockaddr_in {
     // SAFETY: sockaddr_in is plain data; all zeros is a valid value.
     unsafe { std::mem::zeroed() }
@@ -366,11 +375,8 @@ fn at(step: impl FnOnce() -> OpenStep) -> impl FnOnce(io::Error) -> OpenError {
 fn open_data(c: &SocketConfig) -> Result<(Socket, Ipv4Addr), OpenError> {
     let data = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .map_err(at(|| OpenStep::CreateSocket))?;
-    let sndbuf = libc::c_int::try_from(c.send_buffer).unwrap_or(libc::c_int::MAX);
     // As root the larger size holds whatever wmem_max says; otherwise take what is allowed.
-    if setsockopt(&data, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
-        let _ = data.set_send_buffer_size(c.send_buffer);
-    }
+    set_buffer(&data, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, c.send_buffer);
     // Never fragment: a datagram above the MTU is an error that names --symbol-size.
     let _ = setsockopt(
         &data,
@@ -422,13 +428,15 @@ fn open_data(c: &SocketConfig) -> Result<(Socket, Ipv4Addr), OpenError> {
 fn open_control(c: &SocketConfig, local: Ipv4Addr) -> Result<UdpSocket, OpenError> {
     let control = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .map_err(at(|| OpenStep::CreateSocket))?;
-    let rcvbuf = libc::c_int::try_from(c.control_recv_buffer).unwrap_or(libc::c_int::MAX);
     // Debian's rmem_max (208 KiB) holds a few hundred reports: a thousand clients reporting
     // at once would overflow it. With CAP_NET_ADMIN (root) the full size; else what is
     // allowed.
-    if setsockopt(&control, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
-        let _ = control.set_recv_buffer_size(c.control_recv_buffer);
-    }
+    set_buffer(
+        &control,
+        libc::SO_RCVBUFFORCE,
+        libc::SO_RCVBUF,
+        c.control_recv_buffer,
+    );
     if let Some(Interface::Name(n)) = &c.interface {
         control
             .bind_device(Some(n.as_bytes()))
