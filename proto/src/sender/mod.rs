@@ -3,9 +3,9 @@
 //! It never touches a socket, a clock or a random source: the shell feeds it what arrives
 //! and the time, in microseconds, and sends what it asks for. One API, in the shape of
 //! quinn-proto's `Connection`, with each concern in its own file: the configuration
-//! (`config`), the client table (`clients`), the pacer (`pacer`), rate control (`rate`), the
-//! schedule of data symbols (`schedule`), deficit suppression (`suppression`), result
-//! acknowledgements (`acks`), the block map and image digest (`blockmap`), the timers
+//! (`config`), the client table and which results await an acknowledgement (`clients`),
+//! the pacer (`pacer`), rate control (`rate`), the schedule of data symbols (`schedule`),
+//! deficit suppression (`suppression`), the block map and image digest (`blockmap`), the timers
 //! (`timers`), the end-of-session rule (`ending`), the events the shell drains (`events`)
 //! and the packets it builds (`build`).
 //!
@@ -31,7 +31,6 @@
 //! Transmissions, in priority order: result acknowledgements; the announce, on its cadence;
 //! then data symbols as the schedule decides (see `schedule`), paced at the current rate.
 
-mod acks;
 mod blockmap;
 mod build;
 mod clients;
@@ -55,7 +54,6 @@ pub use events::{EVENT_DRAIN_EVERY, EVENT_QUEUE, Event, SessionEnd};
 pub use rate::{ClientRate, PROBE_START_BPS, RateReason, RateSample, tcp_throughput_bps};
 pub use schedule::Phase;
 
-use acks::AckQueue;
 use blockmap::BlockMap;
 use clients::{Change, ClientTable, Expired, NoRow};
 use ending::EndFacts;
@@ -74,6 +72,12 @@ use crate::wire::{
 
 /// Announces before the start come at least this often, so clients bind quickly.
 const WAITING_ANNOUNCE_US: u64 = 200_000;
+/// While closing, a result heard keeps the session open this much longer: a client whose
+/// acknowledgement was lost on the way repeats its result after 200 ms, and must find the
+/// server still there (else it repeats for 5 s more, unanswered).
+const CLOSING_AFTER_RESULT_US: u64 = 250_000;
+/// Closing lasts at most this long, whatever results keep coming (forged ones too).
+const CLOSING_MAX_US: u64 = 2_000_000;
 
 /// What to send now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,8 +141,6 @@ pub struct SenderStats {
     pub zero_maps: u64,
     /// Result acknowledgements sent.
     pub result_acks: u64,
-    /// Result acknowledgements not queued because the queue was full.
-    pub result_acks_dropped: u64,
     /// Bytes sent (UDP payload).
     pub bytes: u64,
     /// Status reports handled.
@@ -201,7 +203,6 @@ pub struct Sender<'a, A> {
     last_rate_sample: RateSample,
     rate_samples: u64,
     loss_estimated_at_us: Option<u64>,
-    acks: AckQueue<A>,
     events: EventQueue,
     timers: TimerTable,
     data_since_announce: u32,
@@ -209,6 +210,8 @@ pub struct Sender<'a, A> {
     forward_done_us: Option<u64>,
     last_busy_us: u64,
     end: Option<SessionEnd>,
+    /// When closing began.
+    closing_since_us: u64,
     decided_tally: ClientTally,
     ended: bool,
     // With a key: this session's MAC keys (tag out, check in).
@@ -264,7 +267,6 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             last_rate_sample: RateSample::default(),
             rate_samples: 0,
             loss_estimated_at_us: None,
-            acks: AckQueue::new(),
             events: EventQueue::new(),
             timers,
             data_since_announce: 0,
@@ -272,6 +274,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             forward_done_us: None,
             last_busy_us: now_us,
             end: None,
+            closing_since_us: 0,
             decided_tally: ClientTally::default(),
             ended: false,
             macs: cfg.key.map(|k| SessionMacs::server(&k, cfg.session_id)),
@@ -618,15 +621,20 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         let res = packet.result().map_err(Dropped::Malformed)?;
         let row = self.client_row(now_us, res.client_id, from)?;
         self.stats.results += 1;
+        if self.end.is_some()
+            && let Some(at) = self.timers.get(Timer::Closing)
+        {
+            let last = self.closing_since_us + self.cfg.closing_us.max(CLOSING_MAX_US);
+            let at = at.max(now_us + CLOSING_AFTER_RESULT_US).min(last);
+            self.timers.set(Timer::Closing, at);
+        }
         let reported = self.clients.get(row).is_some_and(|c| c.reports > 0);
         let state = match res.outcome {
             // A client reports status from the moment it binds: a "verified" from an id
             // never heard before is not believed (it is still acknowledged).
             ResultOutcome::Verified if !reported => {
                 self.stats.unheard_verified += 1;
-                if !self.acks.push(res.client_id, from) {
-                    self.stats.result_acks_dropped += 1;
-                }
+                self.clients.ack_later(row);
                 return Ok(());
             }
             ResultOutcome::Verified if self.digest() == Some(&res.digest) => ClientState::Verified,
@@ -641,9 +649,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         {
             self.client_changed(ch);
         }
-        if !self.acks.push(res.client_id, from) {
-            self.stats.result_acks_dropped += 1;
-        }
+        self.clients.ack_later(row);
         Ok(())
     }
 
@@ -684,6 +690,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             return;
         }
         self.end = Some(end);
+        self.closing_since_us = now_us;
         self.decided_tally = self.tally();
         self.schedule.close();
         self.timers.stop(Timer::Start);
@@ -818,7 +825,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         }
         let rate = self.rate.rate_bps();
         self.pacer.refill(now_us, rate);
-        if let Some((client_id, to)) = self.acks.pop() {
+        if let Some((client_id, to)) = self.clients.take_ack() {
             self.spend(RESULT_ACK_LEN);
             self.stats.result_acks += 1;
             return Some(Transmit::ResultAck { to, client_id });

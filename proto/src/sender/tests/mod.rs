@@ -294,6 +294,64 @@ fn pacing_holds_the_rate() {
 }
 
 #[test]
+fn a_room_finishing_at_once_is_acknowledged_in_full() {
+    // 48 clients whose results arrive together (the last repair completed every one of
+    // them): each is acknowledged once, before any data, none left to its repeat.
+    let g = Geometry::new(64 * 4, 64, 4).unwrap();
+    let mut st = store(&g);
+    st.clients = vec![None; 64];
+    let mut s = sender(&mut st, cfg(g));
+    let mut buf = vec![0u8; 2000];
+    let block = vec![5u8; 256];
+    let mut now = 0;
+    while !s.forward_done() {
+        if let Some(Transmit::Symbol { block: b, esi, seq }) = step(&mut s, &mut now) {
+            s.build_symbol(b, esi, seq, &block, &mut buf).unwrap();
+        }
+    }
+    let clients = 1..=48u64;
+    for id in clients.clone() {
+        s.handle_datagram(now, id as u32, &status_phase(id, 0, ClientPhase::Receiving))
+            .unwrap();
+    }
+    let mut res = wire::ResultReport {
+        client_id: 0,
+        outcome: ResultOutcome::Verified,
+        bytes_written: 256,
+        digest: *s.digest().unwrap(),
+    };
+    for id in clients.clone() {
+        res.client_id = id;
+        let n = wire::write_result(&mut buf, 7, &res).unwrap();
+        s.handle_datagram(now, id as u32, &buf[..n]).unwrap();
+    }
+    // A repeat before its acknowledgement went out is acknowledged once.
+    res.client_id = 5;
+    let n = wire::write_result(&mut buf, 7, &res).unwrap();
+    s.handle_datagram(now, 5, &buf[..n]).unwrap();
+    assert_eq!(s.tally().verified, 48);
+    let mut acked: Vec<u64> = core::iter::from_fn(|| match s.poll_transmit(now) {
+        Some(Transmit::ResultAck { to, client_id }) => {
+            assert_eq!(to as u64, client_id, "to the client's address");
+            Some(client_id)
+        }
+        _ => None,
+    })
+    .collect();
+    acked.sort_unstable();
+    assert_eq!(acked, clients.collect::<Vec<_>>());
+    // Repeats after it are acknowledged again.
+    s.handle_datagram(now, 5, &buf[..n]).unwrap();
+    assert_eq!(
+        s.poll_transmit(now),
+        Some(Transmit::ResultAck {
+            to: 5,
+            client_id: 5
+        })
+    );
+}
+
+#[test]
 fn results_are_checked_against_the_digest_and_acked() {
     let g = Geometry::new(64 * 4, 64, 4).unwrap();
     let mut st = store(&g);
@@ -350,7 +408,7 @@ fn results_are_checked_against_the_digest_and_acked() {
             reason: FailReason::DigestMismatch
         })
     );
-    // Acknowledged first in, first out.
+    // Acknowledged in turn.
     assert_eq!(
         s.poll_transmit(now),
         Some(Transmit::ResultAck {

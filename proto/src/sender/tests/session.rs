@@ -52,6 +52,58 @@ fn a_silent_client_is_declared_lost_by_the_core_and_the_session_ends_without_it(
 }
 
 #[test]
+fn a_result_repeated_while_closing_keeps_the_session_open_for_the_next_repeat() {
+    // The acknowledgement of the result that ended the session is lost on the way: the
+    // client repeats its result every 200 ms until one is answered. The server stays open
+    // CLOSING_AFTER_RESULT_US after each repeat, so the next one is answered too; never
+    // longer than CLOSING_MAX_US however many come (forged ones too).
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    // How long closing lasts when the client repeats its result `repeats` times, and how
+    // many of those repeats were acknowledged.
+    let closing_with = |repeats: u32| {
+        let mut st = store(&g);
+        let mut c = cfg(g);
+        c.wanted_clients = 1;
+        let mut s = sender(&mut st, c);
+        let mut now = 0;
+        s.handle_datagram(now, 1, &status_phase(1, 0, ClientPhase::Receiving))
+            .unwrap();
+        run_until(&mut s, &mut now, |s| s.forward_done());
+        let result = verified_result(&s, 1);
+        s.handle_datagram(now, 1, &result).unwrap();
+        s.handle_timeout(now);
+        assert_eq!(s.session_end(), Some(SessionEnd::WantedVerified));
+        let closing_from = now;
+        let (mut sent, mut acked) = (0, 0);
+        while !s.is_ended() {
+            if sent < repeats && now >= closing_from + 200_000 * (sent as u64 + 1) {
+                s.handle_datagram(now, 1, &result).unwrap();
+                sent += 1;
+            }
+            s.handle_timeout(now);
+            while let Some(t) = s.poll_transmit(now) {
+                if t == (Transmit::ResultAck {
+                    to: 1,
+                    client_id: 1,
+                }) {
+                    acked += 1;
+                }
+            }
+            now += 1_000;
+        }
+        (now - 1_000 - closing_from, acked)
+    };
+    let closing = SenderConfig::new(7, g).closing_us;
+    // No repeat: the closing time.
+    assert_eq!(closing_with(0), (closing, 1));
+    // Two repeats (200 and 400 ms): open until 250 ms after the second, both answered.
+    assert_eq!(closing_with(2), (400_000 + CLOSING_AFTER_RESULT_US, 3));
+    // Repeats without end: closed after CLOSING_MAX_US.
+    let (over, _) = closing_with(1_000);
+    assert_eq!(over, CLOSING_MAX_US);
+}
+
+#[test]
 fn a_lost_client_that_reports_again_is_back() {
     let g = Geometry::new(64 * 16, 64, 4).unwrap();
     let mut st = store(&g);
