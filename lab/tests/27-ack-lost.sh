@@ -21,7 +21,7 @@ EOF
 bb_client c1 1 10.99.0.1 "$d/c1.img"
 bb_server srv --clients 1 10.99.0.255 "$img"
 lab_wait srv 60 || lab_fail "bb-server: $(bb_why srv)"
-# The server had the result and ended; the client repeats it for 5 s (25 tries).
+# The server had the result and ended; the client repeats it for 5 s (50 tries).
 sleep 0.5
 lab_running c1 || lab_fail "c1 ended before its acknowledgement wait was over (exit $(lab_rc c1): $(lab_tail c1 2))"
 lab_kill c1 INT

@@ -718,7 +718,7 @@ fn waiting_for_the_acknowledgement_is_bounded() {
     assert_eq!(now, failed_at + 3 * SECOND);
     assert!(rx.finished());
     assert_eq!(rx.poll_timeout(now), None);
-    assert_eq!(results, 15, "one result every 200 ms until the wait ends");
+    assert_eq!(results, 30, "one result every 100 ms until the wait ends");
     assert_eq!(rx.outcome(), Some(Outcome::Failed(FailReason::IoError)));
 }
 

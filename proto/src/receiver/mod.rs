@@ -113,8 +113,12 @@ impl ReceiverConfig {
             holdoff_us: 20_000,
             rereport_us: 150_000,
             heartbeat_us: 1_000_000,
-            result_repeat_us: 200_000,
-            result_repeats: 25,
+            // Soon: an acknowledgement lost on the way (a full queue in front of a slow
+            // link drops it as any packet) costs the client this much, and a room of 48
+            // lost one in most races. An acknowledgement behind a 50 ms queue still
+            // arrives before the repeat.
+            result_repeat_us: 100_000,
+            result_repeats: 50,
             silence_timeout_us: 60_000_000,
             ack_wait_us: 30_000_000,
             closing_quiet_us: 1_000_000,

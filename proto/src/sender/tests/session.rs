@@ -54,7 +54,7 @@ fn a_silent_client_is_declared_lost_by_the_core_and_the_session_ends_without_it(
 #[test]
 fn a_result_repeated_while_closing_keeps_the_session_open_for_the_next_repeat() {
     // The acknowledgement of the result that ended the session is lost on the way: the
-    // client repeats its result every 200 ms until one is answered. The server stays open
+    // client repeats its result every 100 ms until one is answered. The server stays open
     // CLOSING_AFTER_RESULT_US after each repeat, so the next one is answered too; never
     // longer than CLOSING_MAX_US however many come (forged ones too).
     let g = Geometry::new(64 * 16, 64, 4).unwrap();
