@@ -385,13 +385,15 @@ impl<'a, A: SourceAddr> ClientTable<'a, A> {
         self.set_state(row, state)
     }
 
-    /// Marks `row`'s result (the first or a repeat) as awaiting an acknowledgement. A flag
+    /// Marks `row`'s result (the first or a repeat), from `from`, as awaiting an
+    /// acknowledgement there (docs/PROTOCOL.md: to the result's source). A flag
     /// per row, not a queue: every client of a room may finish within a few milliseconds,
     /// and an acknowledgement that does not fit costs its client a repeat interval (a
     /// queue of 32 left 13 of 48 clients waiting 200 ms, and one lost acknowledgement
     /// more as the session closed, 5 s).
-    pub fn ack_later(&mut self, row: usize) {
+    pub fn ack_later(&mut self, row: usize, from: A) {
         let c = self.rows[row].as_mut().expect("row in use");
+        c.addr = from;
         if !c.ack_due {
             c.ack_due = true;
             self.acks_due += 1;

@@ -634,7 +634,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             // never heard before is not believed (it is still acknowledged).
             ResultOutcome::Verified if !reported => {
                 self.stats.unheard_verified += 1;
-                self.clients.ack_later(row);
+                self.clients.ack_later(row, from);
                 return Ok(());
             }
             ResultOutcome::Verified if self.digest() == Some(&res.digest) => ClientState::Verified,
@@ -649,7 +649,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         {
             self.client_changed(ch);
         }
-        self.clients.ack_later(row);
+        self.clients.ack_later(row, from);
         Ok(())
     }
 

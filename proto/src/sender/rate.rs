@@ -324,6 +324,10 @@ pub(crate) struct RateControl {
     /// cut the rate to what leaves the queues (0: not armed; once per exit).
     exit_at_us: u64,
     exit_recheck_until_us: u64,
+    /// The least the recheck may cut to: a quarter of the rate before the exit, or where a
+    /// resumed startup's exit was held, so that the exit and the recheck never stack their
+    /// floors.
+    exit_floor_bps: u64,
     /// Since when more than a fifth of the clients show a queue filling that has not
     /// shrunk (0: they show none, or a cut restarted the count), and how deep it was then.
     queue_since_us: u64,
@@ -408,6 +412,7 @@ impl RateControl {
             startup_queue_exit_at_us: 0,
             exit_at_us: 0,
             exit_recheck_until_us: 0,
+            exit_floor_bps: 0,
             queue_since_us: 0,
             queue_since_delay_us: 0,
             startup_resumed: false,
@@ -1040,17 +1045,25 @@ impl RateControl {
             && d.now_us.saturating_sub(self.queue_since_us)
                 > FOREIGN_QUEUE_US.max(3 * d.report_interval_us);
         // What a client's link passes, from its latest samples: what arrived while it was
-        // full, else what left its queue over a sample that showed the link as the
-        // bottleneck, else what arrived over a sample that outran it (its queue began
-        // within the sample, so none stood at the report before). Never below a quarter
-        // of the rate from one sample: a link idle through a pause in its middle passes
-        // less than it can.
+        // full (lately), else what left its queue over a sample that showed the link as
+        // the bottleneck, else what arrived over the latest of two samples in a row that
+        // outran it (its queue began within them, so none stood at a report before; one
+        // alone may be a receiver that stalled once). Never below a quarter of the rate
+        // from one sample: a link idle through a pause in its middle passes less than it
+        // can.
         let quarter = self.rate_bps / 4;
-        let link_figure = |c: &ClientRate| match (c.saturated_bps, c.drained_bps) {
-            (0, 0) if c.outrun_run > 0 => Some(c.arrival_bps.max(quarter)),
-            (0, 0) => None,
-            (0, drained) => Some(drained.max(quarter)),
-            (saturated, _) => Some(saturated),
+        let now_us = d.now_us;
+        let link_figure = |c: &ClientRate| {
+            let saturated = match now_us.saturating_sub(c.saturated_at_us) <= SATURATED_MEMORY_US {
+                true => c.saturated_bps,
+                false => 0,
+            };
+            match (saturated, c.drained_bps) {
+                (0, 0) if c.outrun_run >= OUTRUN_SAMPLES => Some(c.arrival_bps.max(quarter)),
+                (0, 0) => None,
+                (0, drained) => Some(drained.max(quarter)),
+                (saturated, _) => Some(saturated),
+            }
         };
         if queue_filling {
             self.calm_since_us = d.now_us;
@@ -1078,9 +1091,11 @@ impl RateControl {
                     self.rate_bps,
                 );
                 let leaving = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+                let resumed_from = core::mem::take(&mut self.startup_resumed_from_bps);
+                self.exit_floor_bps = quarter.max(resumed_from);
                 self.rate_bps = (self.rate_bps * STARTUP_EXIT_PERMILLE / 1000)
                     .min(leaving)
-                    .max(core::mem::take(&mut self.startup_resumed_from_bps))
+                    .max(resumed_from)
                     .max(self.floor_bps);
                 self.startup = false;
                 self.startup_cut_for_loss = false;
@@ -1107,13 +1122,17 @@ impl RateControl {
         // over a quarter of the first block, and the whole block went again (tx 1.11, not
         // 1.07, in every one of 24 races so). The reports that come after the exit (their
         // packets may have gone before it: what leaves a queue does not depend on when)
-        // say what the links pass: cut to that, once.
+        // say what the links pass: cut to that, once, never below a quarter of the rate
+        // before the exit. The fast regrowth and the resume of startup stay armed from the
+        // new rate: a queue that was no link's (receivers that stalled) is found out as at
+        // the exit.
         if !self.startup && d.now_us < self.exit_recheck_until_us {
             let exit_at = self.exit_at_us;
             let leaving = reached_by_four_fifths(
                 recent.clone(),
                 |c| {
-                    let full = c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run > 0;
+                    let full =
+                        c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
                     match c.sample_at_us > exit_at && full {
                         true => link_figure(c).unwrap_or(u64::MAX),
                         false => u64::MAX,
@@ -1121,12 +1140,16 @@ impl RateControl {
                 },
                 self.rate_bps,
             );
-            if leaving < self.rate_bps {
-                let to = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
-                self.rate_bps = to.max(self.floor_bps);
+            let to = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+            let to = to.max(self.exit_floor_bps).max(self.floor_bps);
+            if leaving < self.rate_bps && to < self.rate_bps {
+                self.rate_bps = to;
                 self.reason = RateReason::Congestion;
                 self.exit_recheck_until_us = 0;
-                self.startup_queue_exit_bps = 0;
+                if self.startup_queue_exit_bps > 0 {
+                    self.startup_queue_exit_bps = to;
+                    self.startup_queue_exit_at_us = d.now_us;
+                }
                 self.cut_at_us = d.now_us;
                 self.queue_since_us = 0;
             }
@@ -2116,9 +2139,10 @@ mod tests {
         assert_eq!(r.rate_bps(), 16_000_000 / 1000 * 960);
     }
 
-    /// A queue that began within a client's latest sample stood at no report before it, so
-    /// nothing was drained yet: what arrived over that sample, which outran the link, is
-    /// the link's rate. A queued client whose latest sample did not outrun says nothing.
+    /// A queue that began within a client's latest samples stood at no report before them,
+    /// so nothing was drained yet: what arrived over the latest of two in a row that outran
+    /// the link is the link's rate. One alone may be a receiver that stalled once, and a
+    /// queued client whose latest sample did not outrun says nothing.
     #[test]
     fn startup_ends_at_what_arrives_over_a_sample_that_outran_the_link() {
         let exit_with = |outrun_run| {
@@ -2137,14 +2161,16 @@ mod tests {
             assert!(!r.in_startup());
             r.rate_bps()
         };
-        assert_eq!(exit_with(1), 20_500_000 / 1000 * 960);
+        assert_eq!(exit_with(OUTRUN_SAMPLES), 20_500_000 / 1000 * 960);
+        assert_eq!(exit_with(1), 64_000_000 / 1000 * 700);
         assert_eq!(exit_with(0), 64_000_000 / 1000 * 700);
     }
 
     /// Startup ended on the first queues at 70% of 64 Mbit/s, with no figure of the links:
     /// still over twice 20 Mbit/s links. The reports after the exit show what leaves the
-    /// queues: the rate goes there, once, and only within a while of the exit; on links
-    /// faster than the rate nothing outruns and nothing is cut.
+    /// queues: the rate goes there, once, and only within a while of the exit, never below
+    /// a quarter of the rate before the exit (the exit's floor and the recheck's do not
+    /// stack); what arrives above the rate cuts nothing.
     #[test]
     fn a_startup_exit_above_the_links_is_cut_to_them_by_the_reports_after_it() {
         let run = |later_us: u64, arrival_bps: u64, outrun_run: u8| {
@@ -2180,14 +2206,17 @@ mod tests {
             r.decide(busy_at(now + 25_000, 10_000), [lower; 10].iter());
             (first, r.rate_bps())
         };
-        let (first, then) = run(25_000, 20_000_000, 1);
+        let (first, then) = run(25_000, 20_000_000, OUTRUN_SAMPLES);
         assert_eq!(first, 20_000_000 / 1000 * 960);
         assert!(then >= first, "cut once: {then}");
         // Past the while after the exit, no such cut.
-        let (first, _) = run(EXIT_RECHECK_WITHIN_US + 25_000, 20_000_000, 1);
+        let (first, _) = run(EXIT_RECHECK_WITHIN_US + 25_000, 20_000_000, OUTRUN_SAMPLES);
         assert!(first >= 44_800_000, "{first}");
-        // What arrives does not outrun the rate (a fast link): no cut.
-        let (first, _) = run(25_000, 60_000_000, 0);
+        // Reports of a trickle (receivers that stalled): a quarter of 64 Mbit/s at least.
+        let (first, _) = run(25_000, 2_000_000, OUTRUN_SAMPLES);
+        assert_eq!(first, 16_000_000);
+        // What arrives is above the rate (a link faster than it): no cut.
+        let (first, _) = run(25_000, 60_000_000, OUTRUN_SAMPLES);
         assert!(first >= 44_800_000, "{first}");
     }
 

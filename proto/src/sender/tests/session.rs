@@ -75,8 +75,9 @@ fn a_result_repeated_while_closing_keeps_the_session_open_for_the_next_repeat() 
         assert_eq!(s.session_end(), Some(SessionEnd::WantedVerified));
         let closing_from = now;
         let (mut sent, mut acked) = (0, 0);
+        let every = crate::receiver::ReceiverConfig::new(1).result_repeat_us;
         while !s.is_ended() {
-            if sent < repeats && now >= closing_from + 200_000 * (sent as u64 + 1) {
+            if sent < repeats && now >= closing_from + every * (sent as u64 + 1) {
                 s.handle_datagram(now, 1, &result).unwrap();
                 sent += 1;
             }
@@ -96,8 +97,8 @@ fn a_result_repeated_while_closing_keeps_the_session_open_for_the_next_repeat() 
     let closing = SenderConfig::new(7, g).closing_us;
     // No repeat: the closing time.
     assert_eq!(closing_with(0), (closing, 1));
-    // Two repeats (200 and 400 ms): open until 250 ms after the second, both answered.
-    assert_eq!(closing_with(2), (400_000 + CLOSING_AFTER_RESULT_US, 3));
+    // Three repeats (100, 200 and 300 ms): open until 250 ms after the third, all answered.
+    assert_eq!(closing_with(3), (300_000 + CLOSING_AFTER_RESULT_US, 4));
     // Repeats without end: closed after CLOSING_MAX_US.
     let (over, _) = closing_with(1_000);
     assert_eq!(over, CLOSING_MAX_US);
