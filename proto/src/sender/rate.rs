@@ -13,7 +13,9 @@
 //!
 //! The rate starts at the link speed when the shell knows it; otherwise it starts low and
 //! doubles every 10-100 ms until the first congestion or queue (startup), never past twice
-//! what arrives at the clients. Outside startup it grows
+//! what arrives at the clients. Startup ends at what the queued clients' links pass, or at
+//! 70% when too few have shown it yet; then the first reports after the exit may cut the
+//! rate once more, to what they show. Outside startup it grows
 //! slowly, faster the longer no congestion was seen. When more than a fifth of the clients with a recent sample
 //! are congested, it drops to a little under the capacity that four fifths of them reach:
 //! one slow client never sets the rate; once the others are done it is the bulk, and the
