@@ -13,6 +13,7 @@
 
 mod announce;
 pub mod auth;
+mod crc;
 mod data;
 pub mod field;
 mod geometry;
@@ -23,6 +24,7 @@ mod zero_map;
 use core::fmt;
 
 pub use announce::{Announce, AnnounceFlags, write_announce};
+pub use crc::crc32;
 pub use data::{Data, DataHead, Encoding, seal_data, write_data, write_data_header};
 use field::{get_u16, get_u32, get_u64, put_u8, put_u16, put_u32, put_u64};
 pub use geometry::Geometry;
@@ -163,13 +165,6 @@ impl fmt::Display for WireError {
             Self::BadTag => f.write_str("tag mismatch (forged, modified or another key)"),
         }
     }
-}
-
-/// CRC32 (IEEE 802.3, the zlib/Ethernet polynomial) of `data`.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(data);
-    h.finalize()
 }
 
 /// Writes the common header of a `ty` packet into `buf[..HEADER_LEN]`.
