@@ -322,10 +322,9 @@ pub(crate) struct RateControl {
     /// When that startup ended: the resume is armed for [`STARTUP_RESUME_WITHIN_US`] only,
     /// while the clients still report at the short interval of their probing window.
     startup_queue_exit_at_us: u64,
-    /// When startup last ended on a queue, and until when the reports after it may still
-    /// cut the rate to what leaves the queues (0: not armed; once per exit).
-    exit_at_us: u64,
-    exit_recheck_until_us: u64,
+    /// When startup last ended on a queue, while the reports after it may still cut the
+    /// rate to what leaves the queues ([`EXIT_RECHECK_WITHIN_US`]; None once they did).
+    exit_at_us: Option<u64>,
     /// The least the recheck may cut to: a quarter of the rate before the exit, or where a
     /// resumed startup's exit was held, so that the exit and the recheck never stack their
     /// floors.
@@ -412,8 +411,7 @@ impl RateControl {
             startup_cut_for_loss: false,
             startup_queue_exit_bps: 0,
             startup_queue_exit_at_us: 0,
-            exit_at_us: 0,
-            exit_recheck_until_us: 0,
+            exit_at_us: None,
             exit_floor_bps: 0,
             queue_since_us: 0,
             queue_since_delay_us: 0,
@@ -1010,11 +1008,9 @@ impl RateControl {
         // A queue filling in front of the links of more than a fifth of the clients: the
         // rate has reached their links. Startup ends (a little below, since the queue shows
         // late), and the rate holds rather than grow into the queue until it overflows.
-        let is_queued = |c: &&ClientRate| {
-            c.sample_at_us > 0
-                && (c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES)
-                && after_cut(c)
-        };
+        let shows_queue =
+            |c: &ClientRate| c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
+        let is_queued = |c: &&ClientRate| c.sample_at_us > 0 && shows_queue(c) && after_cut(c);
         let queued = recent.clone().filter(is_queued).count() as u64;
         let queue_filling = queued * 5 > n;
         // Fair, past startup, a queue does not hold the rate: a TCP flow sharing the link
@@ -1077,13 +1073,8 @@ impl RateControl {
                 // keeps them out of it) has what left its queue over its latest sample when
                 // that showed the link as the bottleneck; else the 48 x 20 Mbit/s race left
                 // startup at 70% of 64 Mbit/s, twice the links, for 80 ms more. Lacking that
-                // too (its queue began within the sample, so none stood at the report before),
-                // what arrived over a sample that outran the link: without it, a fifth of
-                // 48 such clients rarely had a figure at once, startup left at 70% of
-                // 64 Mbit/s, and the 60 ms more at twice the links cost a client over a
-                // quarter of the first block and the whole block again (tx 1.11, not 1.07:
-                // every one of 18 races so). Never below a quarter of the rate from one
-                // sample: a link idle through a pause in its middle passes less than it can.
+                // too, what arrived over samples that outran the link (`link_figure`): few of
+                // 48 such clients had a figure at once otherwise (see the recheck below).
                 let leaving = reached_by_four_fifths(
                     recent.clone(),
                     |c| match is_queued(&c) {
@@ -1105,8 +1096,7 @@ impl RateControl {
                     self.startup_queue_exit_bps = self.rate_bps;
                     self.startup_queue_exit_at_us = d.now_us;
                 }
-                self.exit_at_us = d.now_us;
-                self.exit_recheck_until_us = d.now_us + EXIT_RECHECK_WITHIN_US;
+                self.exit_at_us = Some(d.now_us);
                 // The loss of what was sent before shows in the next samples: not a reason
                 // to cut again.
                 self.cut_at_us = d.now_us;
@@ -1128,17 +1118,15 @@ impl RateControl {
         // before the exit. The fast regrowth and the resume of startup stay armed from the
         // new rate: a queue that was no link's (receivers that stalled) is found out as at
         // the exit.
-        if !self.startup && d.now_us < self.exit_recheck_until_us {
-            let exit_at = self.exit_at_us;
+        if let Some(exit_at) = self.exit_at_us
+            && !self.startup
+            && d.now_us < exit_at + EXIT_RECHECK_WITHIN_US
+        {
             let leaving = reached_by_four_fifths(
                 recent.clone(),
-                |c| {
-                    let full =
-                        c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
-                    match c.sample_at_us > exit_at && full {
-                        true => link_figure(c).unwrap_or(u64::MAX),
-                        false => u64::MAX,
-                    }
+                |c| match c.sample_at_us > exit_at && shows_queue(c) {
+                    true => link_figure(c).unwrap_or(u64::MAX),
+                    false => u64::MAX,
                 },
                 self.rate_bps,
             );
@@ -1147,7 +1135,7 @@ impl RateControl {
             if leaving < self.rate_bps && to < self.rate_bps {
                 self.rate_bps = to;
                 self.reason = RateReason::Congestion;
-                self.exit_recheck_until_us = 0;
+                self.exit_at_us = None;
                 if self.startup_queue_exit_bps > 0 {
                     self.startup_queue_exit_bps = to;
                     self.startup_queue_exit_at_us = d.now_us;
