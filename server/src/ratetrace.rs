@@ -12,12 +12,18 @@ pub const ENV: &str = "BB_RATE_TRACE";
 pub struct RateTrace {
     enabled: bool,
     seen: u64,
+    /// The rate and its reason as last printed by `after_timeout`.
+    decided: (u64, &'static str),
 }
 
 impl RateTrace {
     pub fn from_env() -> Self {
         let enabled = std::env::var_os(ENV).is_some_and(|v| !v.is_empty() && v != "0");
-        Self { enabled, seen: 0 }
+        Self {
+            enabled,
+            seen: 0,
+            decided: (0, ""),
+        }
     }
 
     /// Prints the sender's latest rate sample when a report made a new one.
@@ -32,6 +38,30 @@ impl RateTrace {
         self.seen = count;
         eprintln!("{}", line(sample, sender.rate_bps()));
     }
+}
+
+impl RateTrace {
+    /// Prints the rate and why when a decision changed either.
+    pub fn after_timeout(&mut self, sender: &Sender<'_, SocketAddrV4>, now_us: u64) {
+        if !self.enabled {
+            return;
+        }
+        let decided = (sender.rate_bps(), sender.rate_reason().as_str());
+        if decided == self.decided {
+            return;
+        }
+        self.decided = decided;
+        eprintln!("{}", decision_line(now_us, decided.0, decided.1));
+    }
+}
+
+/// One line for a decision that moved the rate.
+pub fn decision_line(now_us: u64, rate_bps: u64, reason: &str) -> String {
+    format!(
+        "rate-trace t={:.1}ms decided rate={:.1}Mbit/s reason={reason}",
+        now_us as f64 / 1e3,
+        rate_bps as f64 / 1e6
+    )
 }
 
 /// One trace line: times in ms, losses in percent, the rate in Mbit/s.
@@ -114,5 +144,14 @@ mod tests {
         ] {
             assert!(l.contains(part), "{part} missing from {l}");
         }
+    }
+
+    #[test]
+    fn decision_line_names_the_rate_and_why() {
+        let l = decision_line(12_500, 964_600_000, "probing");
+        assert_eq!(
+            l,
+            "rate-trace t=12.5ms decided rate=964.6Mbit/s reason=probing"
+        );
     }
 }

@@ -572,6 +572,7 @@ impl Run<'_, '_> {
             self.drain_control(512);
             let now = self.now_us();
             self.sender.handle_timeout(now);
+            self.rate_trace.after_timeout(&self.sender, now);
             let more = match self.transmit(4 * Net::batch_limit(self.pkt_len)) {
                 Ok(m) => m,
                 Err(End::Fatal(EXIT_IMAGE, m)) => {
