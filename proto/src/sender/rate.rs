@@ -60,6 +60,9 @@ const SATURATED_SPAN_US: u64 = 200_000;
 /// [`QUEUE_SHRINK_US`], is another flow's (see `decide`).
 const FOREIGN_QUEUE_US: u64 = 1_000_000;
 const QUEUE_SHRINK_US: u64 = 1_000;
+/// Past startup, a rate this far above what leaves the queues that stand in front of the
+/// links (thousandths) is cut to that, before the queues overflow.
+const QUEUE_CUT_ABOVE_PERMILLE: u64 = 1040;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
@@ -1106,6 +1109,36 @@ impl RateControl {
             } else {
                 // A queue again: the one that ended startup was a link's.
                 self.startup_queue_exit_bps = 0;
+                // Holding keeps a queue from growing only at the links' rate: above it the
+                // queue fills until it drops (8 x 100 Mbit/s: the rate grew to 113 while the
+                // links passed 100, held there, and lost 6-11% for 100 ms when the 20 ms
+                // queues overflowed, before loss cut it). A rate above what leaves the
+                // queues is cut to that now, as loss would cut it later. Not fair (a TCP
+                // flow keeps the queue filling whatever the rate), nor for a foreign queue,
+                // nor while the startup exit's recheck (below) may still make this cut.
+                let leaving = reached_by_four_fifths(
+                    recent.clone(),
+                    |c| match is_queued(&c) {
+                        true => link_figure(c).unwrap_or(u64::MAX),
+                        false => u64::MAX,
+                    },
+                    self.rate_bps,
+                );
+                let recheck_open = self
+                    .exit_at_us
+                    .is_some_and(|at| d.now_us < at + EXIT_RECHECK_WITHIN_US);
+                if !self.fair
+                    && !foreign_queue
+                    && !recheck_open
+                    && (leaving as u128) * (QUEUE_CUT_ABOVE_PERMILLE as u128)
+                        < self.rate_bps as u128 * 1000
+                {
+                    let to = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+                    self.rate_bps = to.max(self.floor_bps);
+                    self.reason = RateReason::Congestion;
+                    self.cut_at_us = d.now_us;
+                    self.queue_since_us = 0;
+                }
             }
         }
         // Startup ends on the first fifth of the clients to show a queue, often before
@@ -2045,6 +2078,53 @@ mod tests {
         }
     }
 
+    /// Past startup a queue in front of the links holds the rate; one that fills while the
+    /// rate is above what leaves it (the links' saturated rate) would overflow, so the rate
+    /// is cut to that before any loss. Not just above the links (the queue drains at the
+    /// held rate), not fair (a TCP flow keeps the queue filling at any rate), and once: the
+    /// samples sent before the cut still show the queue.
+    #[test]
+    fn a_queue_filling_above_the_links_cuts_the_rate_before_it_overflows() {
+        let run = |fair: bool, rate_bps: u64| {
+            let mut r = RateControl::new(1 << 40, None, 1, true, fair, PKT, 0);
+            r.startup = false;
+            r.rate_bps = rate_bps;
+            let queued = |now_us: u64| {
+                [ClientRate {
+                    sample_at_us: now_us - 5_000,
+                    sample_mid_us: now_us - 10_000,
+                    queue_delay_us: 12_000,
+                    standing_queue_us: 9_000,
+                    rtt_us: 12_000,
+                    saturated_bps: 100_000_000,
+                    saturated_at_us: now_us - 5_000,
+                    ..Default::default()
+                }; 8]
+            };
+            r.on_sent(rate_bps / 8 / 40);
+            r.decide(busy_at(25_000, 50_000), queued(25_000).iter());
+            let (first, reason) = (r.rate_bps(), r.reason());
+            r.on_sent(first / 8 / 40);
+            // The next samples went mostly before the cut: no second cut.
+            let mut later = queued(50_000);
+            for c in &mut later {
+                c.sample_mid_us = 20_000;
+            }
+            r.decide(busy_at(50_000, 50_000), later.iter());
+            (first, r.rate_bps(), reason)
+        };
+        let (first, then, reason) = run(false, 112_000_000);
+        assert_eq!(first, 96_000_000);
+        assert!(then >= first, "once: {then}");
+        assert_eq!(reason, RateReason::Congestion);
+        // 3% above the links: held while the queue stands.
+        let (first, _, _) = run(false, 103_000_000);
+        assert_eq!(first, 103_000_000);
+        // Fair: the queue may be a TCP flow's; the TCP equation bounds the rate instead.
+        let (first, _, _) = run(true, 112_000_000);
+        assert!(first >= 112_000_000, "{first}");
+    }
+
     /// Fair, a standing queue ends startup but does not hold the rate after it: a TCP flow
     /// sharing the link keeps the queue standing, and holding would leave the link to it.
     #[test]
@@ -2199,9 +2279,12 @@ mod tests {
         let (first, then) = run(25_000, 20_000_000, OUTRUN_SAMPLES);
         assert_eq!(first, 20_000_000 / 1000 * 960);
         assert!(then >= first, "cut once: {then}");
-        // Past the while after the exit, no such cut.
+        // Past the while after the exit the queue rule of any time makes the same cut,
+        // with its own floor: a quarter of the rate now, not of the rate before the exit.
         let (first, _) = run(EXIT_RECHECK_WITHIN_US + 25_000, 20_000_000, OUTRUN_SAMPLES);
-        assert!(first >= 44_800_000, "{first}");
+        assert_eq!(first, 20_000_000 / 1000 * 960);
+        let (first, _) = run(EXIT_RECHECK_WITHIN_US + 25_000, 2_000_000, OUTRUN_SAMPLES);
+        assert_eq!(first, 44_800_000 / 4 / 1000 * 960);
         // Reports of a trickle (receivers that stalled): a quarter of 64 Mbit/s at least.
         let (first, _) = run(25_000, 2_000_000, OUTRUN_SAMPLES);
         assert_eq!(first, 16_000_000);
