@@ -264,7 +264,8 @@ Examples:
 Environment:
   BB_RATE_TRACE=1  one stderr line per status report: what the rate control made of it
                    (packets received against packets sent in the span, loss, loss floor,
-                   congestion, the rate)
+                   congestion, the rate), and one per decision that moved the rate or its
+                   reason
 
 Exit status:
   0    success: with --clients, N clients verified and none failed; without it, every

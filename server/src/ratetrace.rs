@@ -1,6 +1,7 @@
 //! `BB_RATE_TRACE=1`: one stderr line per status report saying what the rate control made
 //! of it (packets the client received against those the sender counts as sent in the same
-//! span, the loss, the client's loss floor, the rate). For finding out why the rate moves.
+//! span, the loss, the client's loss floor, the rate), and one per decision that moved the
+//! rate or its reason. For finding out why the rate moves.
 
 use std::net::SocketAddrV4;
 
