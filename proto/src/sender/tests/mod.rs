@@ -279,6 +279,35 @@ fn whole_block_resends_wait_for_the_end_of_the_forward_pass() {
 }
 
 #[test]
+fn a_deferred_deficit_of_half_a_block_or_less_is_repaired_not_resent() {
+    // 3 blocks of 16 symbols; after the pass a client lacks 5 (deferred: above k/8 during
+    // the pass would be too), then 8 (half), then 9 of block 0.
+    let g = Geometry::new(64 * 16 * 3, 64, 16).unwrap();
+    let served = |deficit: u16| {
+        let mut st = store(&g);
+        let mut s = sender(&mut st, cfg(g));
+        let mut now = 0;
+        drain(&mut s, &mut now, 48);
+        let lacks = [DeficitRange {
+            first: 0,
+            len: 1,
+            deficit,
+        }];
+        s.handle_datagram(now, 9, &status(7, 9, 48, &lacks)).unwrap();
+        let mut out = Vec::new();
+        while let Some(Transmit::Symbol { block, esi, .. }) = step(&mut s, &mut now) {
+            out.push((block, esi));
+        }
+        out
+    };
+    let repair = |n: u16| (16..16 + n).map(|e| (0, e)).collect::<Vec<_>>();
+    assert_eq!(served(5), repair(5));
+    assert_eq!(served(8), repair(8), "half the block: fresh repair symbols");
+    let sources: Vec<(u32, u16)> = (0..16).map(|e| (0, e)).collect();
+    assert_eq!(served(9), sources, "more than half: the block's sources again");
+}
+
+#[test]
 fn pacing_holds_the_rate() {
     let g = Geometry::new(1408 * 512 * 4, 1408, 512).unwrap();
     let mut st = store(&g);
