@@ -66,8 +66,8 @@ use timers::{Timer, TimerTable};
 
 use crate::wire::auth::{SessionMacs, TRAILER_LEN};
 use crate::wire::{
-    self, ANNOUNCE_LEN, DATA_OVERHEAD, FailReason, PacketType, RESULT_ACK_LEN, ResultOutcome,
-    STANDARD_DATAGRAM, WireError,
+    self, ANNOUNCE_LEN, DATA_OVERHEAD, FRAMING_BYTES, FailReason, PacketType, RESULT_ACK_LEN,
+    ResultOutcome, STANDARD_DATAGRAM, WireError,
 };
 
 /// Announces before the start come at least this often, so clients bind quickly.
@@ -878,6 +878,8 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             active_clients: self.tally().active(),
             proactive: self.cfg.proactive_repair,
             tail_symbols: self.tail_symbols(rate, sym_len),
+            packet_ns: ((sym_len + FRAMING_BYTES) as u128 * 8_000_000_000 / rate.max(1) as u128)
+                .min(u64::MAX as u128) as u64,
         };
         let sym = self
             .schedule

@@ -74,6 +74,9 @@ pub(crate) struct LossView {
     /// by fewer source symbols than this (or by fewer than [`TAIL_MIN_BLOCKS`] data blocks)
     /// gets the tail margin ([`TAIL_Z10`]).
     pub tail_symbols: u32,
+    /// How long one data packet takes on the wire at the rate, in nanoseconds (with its
+    /// framing): what each duplicate source of a whole-block resend costs every client.
+    pub packet_ns: u64,
 }
 
 /// Extra standard deviations (tenths) of proactive repair for the last blocks of the forward
@@ -83,6 +86,12 @@ pub(crate) struct LossView {
 /// client almost always, for a few symbols per block, on the blocks of the last two report
 /// intervals (about a second of data at 1,000 clients, whose reports come 500 ms apart).
 const TAIL_Z10: u64 = 20;
+/// A client's decoding time per missing source, nanoseconds: 4.1 ms for 128 of a block of
+/// 512 x 1408 bytes, 8.8 ms for 256, on one core with AVX2 (`bb-bench fec` at those
+/// erasures). Where a packet takes at least this long on the wire, repairing up to half a
+/// block costs less than sending its sources again; where it takes less (above about
+/// 350 Mbit/s), only up to a quarter.
+const DECODE_NS_PER_ERASURE: u64 = 34_000;
 /// The tail is at least this many data blocks.
 const TAIL_MIN_BLOCKS: u32 = 4;
 
@@ -257,7 +266,7 @@ impl<'a> Schedule<'a> {
             return None;
         }
         if self.burst.is_none() {
-            self.burst = self.pick_burst(loss.loss_ppm, map);
+            self.burst = self.pick_burst(loss, map);
         }
         // While the forward pass can go on, it gets at least every other symbol: repairs
         // come first, but no report (a real client's, or a forged one asking for every
@@ -347,13 +356,13 @@ impl<'a> Schedule<'a> {
         e
     }
 
-    fn pick_burst(&mut self, loss_ppm: u32, map: &BlockMap<'_>) -> Option<Burst> {
+    fn pick_burst(&mut self, loss: LossView, map: &BlockMap<'_>) -> Option<Burst> {
         // Repairs and whole-block resends take turns: a stream of small deficits (a lossy
         // client's, or forged reports asking for every block) cannot hold back the blocks
         // another client lacks entirely.
         self.resend_turn = !self.resend_turn;
         if self.resend_turn
-            && let Some(b) = self.pick_resend(loss_ppm, map)
+            && let Some(b) = self.pick_resend(loss, map)
         {
             return Some(b);
         }
@@ -371,7 +380,7 @@ impl<'a> Schedule<'a> {
             let (left, source) = if d >= k {
                 (k, true)
             } else {
-                (repair_burst_len(d, loss_ppm), false)
+                (repair_burst_len(d, loss.loss_ppm), false)
             };
             return Some(Burst {
                 block: b,
@@ -380,11 +389,11 @@ impl<'a> Schedule<'a> {
                 source,
             });
         }
-        self.pick_resend(loss_ppm, map)
+        self.pick_resend(loss, map)
     }
 
     /// The next whole-block resend (or large repair), once the forward pass is done.
-    fn pick_resend(&mut self, loss_ppm: u32, map: &BlockMap<'_>) -> Option<Burst> {
+    fn pick_resend(&mut self, loss: LossView, map: &BlockMap<'_>) -> Option<Burst> {
         while self.forward_done()
             && let Some(b) = self.resend.next_nonzero_wrapping(self.sweep)
         {
@@ -394,21 +403,25 @@ impl<'a> Schedule<'a> {
                 self.sweep = b + 1;
                 continue;
             }
-            // A deficit above half the block is served by sending the block's sources
-            // again: the client lacks most of them, and decoding hundreds of repair symbols
-            // would cost it more than the fewer duplicate sources cost the wire. Not from a
-            // quarter: a startup overshoot costs 48 clients on 20 Mbit/s links 28-35% of the
-            // first block, and its 512 sources took 330 more packets (0.2 s) than repairs.
+            // A large deficit is served by sending the block's sources again when the
+            // duplicates cost the wire less than decoding the missing sources from repairs
+            // would cost the client: above half the block on slow links, above a quarter on
+            // fast ones ([`DECODE_NS_PER_ERASURE`]). A startup overshoot costs 48 clients on
+            // 20 Mbit/s links 28-35% of the first block; its 512 sources took 330 packets
+            // (0.2 s of the link) more than the repairs.
             let k = map.coded_k(b);
             let want = (self.resend.get(b) as u32).max(self.repair.get(b) as u32);
             self.resend.set(b, 0);
             self.repair.set(b, 0);
             self.sweep = b + 1;
-            let source = want > k / 2;
+            let source = match loss.packet_ns >= DECODE_NS_PER_ERASURE {
+                true => want > k / 2,
+                false => want > k / 4,
+            };
             let left = if source {
                 k
             } else {
-                repair_burst_len(want, loss_ppm)
+                repair_burst_len(want, loss.loss_ppm)
             };
             return Some(Burst {
                 block: b,

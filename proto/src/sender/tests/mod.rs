@@ -279,13 +279,15 @@ fn whole_block_resends_wait_for_the_end_of_the_forward_pass() {
 }
 
 #[test]
-fn a_deferred_deficit_of_half_a_block_or_less_is_repaired_not_resent() {
-    // 3 blocks of 16 symbols; after the pass a client lacks 5 (deferred: above k/8 during
-    // the pass would be too), then 8 (half), then 9 of block 0.
+fn a_deferred_deficit_is_repaired_up_to_half_a_block_on_slow_links_a_quarter_on_fast_ones() {
+    // 3 blocks of 16 symbols; after the pass a client lacks `deficit` of block 0 (deferred:
+    // above k/4 after the pass).
     let g = Geometry::new(64 * 16 * 3, 64, 16).unwrap();
-    let served = |deficit: u16| {
+    let served = |rate_bps: u64, deficit: u16| {
         let mut st = store(&g);
-        let mut s = sender(&mut st, cfg(g));
+        let mut c = cfg(g);
+        c.rate_bps = rate_bps;
+        let mut s = sender(&mut st, c);
         let mut now = 0;
         drain(&mut s, &mut now, 48);
         let lacks = [DeficitRange {
@@ -293,7 +295,8 @@ fn a_deferred_deficit_of_half_a_block_or_less_is_repaired_not_resent() {
             len: 1,
             deficit,
         }];
-        s.handle_datagram(now, 9, &status(7, 9, 48, &lacks)).unwrap();
+        s.handle_datagram(now, 9, &status(7, 9, 48, &lacks))
+            .unwrap();
         let mut out = Vec::new();
         while let Some(Transmit::Symbol { block, esi, .. }) = step(&mut s, &mut now) {
             out.push((block, esi));
@@ -301,10 +304,18 @@ fn a_deferred_deficit_of_half_a_block_or_less_is_repaired_not_resent() {
         out
     };
     let repair = |n: u16| (16..16 + n).map(|e| (0, e)).collect::<Vec<_>>();
-    assert_eq!(served(5), repair(5));
-    assert_eq!(served(8), repair(8), "half the block: fresh repair symbols");
     let sources: Vec<(u32, u16)> = (0..16).map(|e| (0, e)).collect();
-    assert_eq!(served(9), sources, "more than half: the block's sources again");
+    // 20 Mbit/s: a duplicate source costs more wire time than decoding a missing one.
+    assert_eq!(served(20_000_000, 5), repair(5));
+    assert_eq!(served(20_000_000, 8), repair(8), "half the block: repairs");
+    assert_eq!(served(20_000_000, 9), sources, "more than half: sources");
+    // 1 Gbit/s: the other way round, above a quarter.
+    assert_eq!(served(1_000_000_000, 4), repair(4));
+    assert_eq!(
+        served(1_000_000_000, 5),
+        sources,
+        "more than a quarter: sources"
+    );
 }
 
 #[test]
