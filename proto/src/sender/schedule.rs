@@ -86,12 +86,10 @@ pub(crate) struct LossView {
 /// client almost always, for a few symbols per block, on the blocks of the last two report
 /// intervals (about a second of data at 1,000 clients, whose reports come 500 ms apart).
 const TAIL_Z10: u64 = 20;
-/// A client's decoding time per missing source, nanoseconds: 4.1 ms for 128 of a block of
-/// 512 x 1408 bytes, 8.8 ms for 256, on one core with AVX2 (`bb-bench fec` at those
-/// erasures). Where a packet takes at least this long on the wire, repairing up to half a
-/// block costs less than sending its sources again; where it takes less (above about
-/// 350 Mbit/s), only up to a quarter.
-const DECODE_NS_PER_ERASURE: u64 = 34_000;
+/// A client's decoding time per missing source and per byte of its block, picoseconds:
+/// 4.1 ms for 128 missing of a block of 512 x 1408 bytes, 8.8 ms for 256, on one core with
+/// AVX2 (`bb-bench fec` at those erasures): 34 us per missing source there.
+const DECODE_PS_PER_BLOCK_BYTE: u64 = 47;
 /// The tail is at least this many data blocks.
 const TAIL_MIN_BLOCKS: u32 = 4;
 
@@ -405,19 +403,21 @@ impl<'a> Schedule<'a> {
             }
             // A large deficit is served by sending the block's sources again when the
             // duplicates cost the wire less than decoding the missing sources from repairs
-            // would cost the client: above half the block on slow links, above a quarter on
-            // fast ones ([`DECODE_NS_PER_ERASURE`]). A startup overshoot costs 48 clients on
-            // 20 Mbit/s links 28-35% of the first block; its 512 sources took 330 packets
-            // (0.2 s of the link) more than the repairs.
+            // would cost the client: `(k - want) * packet < want * decode`, between a
+            // quarter and half the block ([`DECODE_PS_PER_BLOCK_BYTE`]). A startup overshoot
+            // costs 48 clients on 20 Mbit/s links 28-35% of the first block; its 512
+            // sources took 330 packets (0.2 s of the link) more than the repairs.
             let k = map.coded_k(b);
             let want = (self.resend.get(b) as u32).max(self.repair.get(b) as u32);
             self.resend.set(b, 0);
             self.repair.set(b, 0);
             self.sweep = b + 1;
-            let source = match loss.packet_ns >= DECODE_NS_PER_ERASURE {
-                true => want > k / 2,
-                false => want > k / 4,
-            };
+            let decode_ns =
+                DECODE_PS_PER_BLOCK_BYTE * k as u64 * self.geometry.symbol_size as u64 / 1000;
+            let even = (k as u128 * loss.packet_ns as u128
+                / (loss.packet_ns as u128 + decode_ns as u128).max(1))
+                as u32;
+            let source = want > even.clamp(k / 4, k / 2);
             let left = if source {
                 k
             } else {

@@ -279,43 +279,52 @@ fn whole_block_resends_wait_for_the_end_of_the_forward_pass() {
 }
 
 #[test]
-fn a_deferred_deficit_is_repaired_up_to_half_a_block_on_slow_links_a_quarter_on_fast_ones() {
-    // 3 blocks of 16 symbols; after the pass a client lacks `deficit` of block 0 (deferred:
-    // above k/4 after the pass).
-    let g = Geometry::new(64 * 16 * 3, 64, 16).unwrap();
+fn a_deferred_deficit_is_repaired_while_that_costs_less_than_resending_the_block() {
+    // 2 blocks of 512 x 1408 bytes; after the pass a client lacks `deficit` of block 0.
+    // Sources again when the duplicates cost the wire less than decoding the missing
+    // sources costs the client (34 us each here), between a quarter and half the block.
+    let g = Geometry::new(1408 * 512 * 2, 1408, 512).unwrap();
     let served = |rate_bps: u64, deficit: u16| {
         let mut st = store(&g);
         let mut c = cfg(g);
         c.rate_bps = rate_bps;
         let mut s = sender(&mut st, c);
         let mut now = 0;
-        drain(&mut s, &mut now, 48);
+        drain(&mut s, &mut now, 1024);
         let lacks = [DeficitRange {
             first: 0,
             len: 1,
             deficit,
         }];
-        s.handle_datagram(now, 9, &status(7, 9, 48, &lacks))
+        s.handle_datagram(now, 9, &status(7, 9, 1024, &lacks))
             .unwrap();
-        let mut out = Vec::new();
-        while let Some(Transmit::Symbol { block, esi, .. }) = step(&mut s, &mut now) {
-            out.push((block, esi));
+        let esis: Vec<u16> = drain(&mut s, &mut now, 600)
+            .into_iter()
+            .map(|(block, esi)| {
+                assert_eq!(block, 0);
+                esi
+            })
+            .collect();
+        match esis.first() {
+            Some(0) => {
+                assert_eq!(esis, (0..512).collect::<Vec<u16>>());
+                "sources"
+            }
+            _ => {
+                assert_eq!(esis, (512..512 + deficit).collect::<Vec<u16>>());
+                "repairs"
+            }
         }
-        out
     };
-    let repair = |n: u16| (16..16 + n).map(|e| (0, e)).collect::<Vec<_>>();
-    let sources: Vec<(u32, u16)> = (0..16).map(|e| (0, e)).collect();
-    // 20 Mbit/s: a duplicate source costs more wire time than decoding a missing one.
-    assert_eq!(served(20_000_000, 5), repair(5));
-    assert_eq!(served(20_000_000, 8), repair(8), "half the block: repairs");
-    assert_eq!(served(20_000_000, 9), sources, "more than half: sources");
-    // 1 Gbit/s: the other way round, above a quarter.
-    assert_eq!(served(1_000_000_000, 4), repair(4));
-    assert_eq!(
-        served(1_000_000_000, 5),
-        sources,
-        "more than a quarter: sources"
-    );
+    // 20 Mbit/s: a packet takes 600 us, far more than a decode: repairs up to half.
+    assert_eq!(served(20_000_000, 256), "repairs");
+    assert_eq!(served(20_000_000, 257), "sources");
+    // 1 Gbit/s: 12 us a packet, break-even at about a quarter and a tenth of the block.
+    assert_eq!(served(1_000_000_000, 120), "repairs");
+    assert_eq!(served(1_000_000_000, 150), "sources");
+    // 10 Gbit/s: below a quarter it is always repairs.
+    assert_eq!(served(10_000_000_000, 128), "repairs");
+    assert_eq!(served(10_000_000_000, 129), "sources");
 }
 
 #[test]
