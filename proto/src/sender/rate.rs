@@ -1086,6 +1086,15 @@ impl RateControl {
         };
         if queue_filling {
             self.calm_since_us = d.now_us;
+            // What four fifths of the clients' links pass: the queued ones' figures.
+            let leaving = reached_by_four_fifths(
+                recent.clone(),
+                |c| match is_queued(&c) {
+                    true => link_figure(c).unwrap_or(u64::MAX),
+                    false => u64::MAX,
+                },
+                self.rate_bps,
+            );
             if self.startup {
                 // The queue shows a round of reports late: the rate has grown by about a
                 // doubling since it passed the link. What leaves the queues is the links'
@@ -1096,19 +1105,11 @@ impl RateControl {
                 // startup at 70% of 64 Mbit/s, twice the links, for 80 ms more. Lacking that
                 // too, what arrived over samples that outran the link (`link_figure`): few of
                 // 48 such clients had a figure at once otherwise (see the recheck below).
-                let leaving = reached_by_four_fifths(
-                    recent.clone(),
-                    |c| match is_queued(&c) {
-                        true => link_figure(c).unwrap_or(u64::MAX),
-                        false => u64::MAX,
-                    },
-                    self.rate_bps,
-                );
-                let leaving = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+                let to = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
                 let resumed_from = core::mem::take(&mut self.startup_resumed_from_bps);
                 self.exit_floor_bps = quarter.max(resumed_from);
                 self.rate_bps = (self.rate_bps * STARTUP_EXIT_PERMILLE / 1000)
-                    .min(leaving)
+                    .min(to)
                     .max(resumed_from)
                     .max(self.floor_bps);
                 self.startup = false;
@@ -1135,14 +1136,6 @@ impl RateControl {
                 // queues is cut to that now, as loss would cut it later. Not fair (a TCP
                 // flow keeps the queue filling whatever the rate), nor for a foreign queue,
                 // and once per queue (`queue_acted_on`).
-                let leaving = reached_by_four_fifths(
-                    recent.clone(),
-                    |c| match is_queued(&c) {
-                        true => link_figure(c).unwrap_or(u64::MAX),
-                        false => u64::MAX,
-                    },
-                    self.rate_bps,
-                );
                 if !self.fair
                     && !foreign_queue
                     && !self.queue_acted_on
