@@ -1086,7 +1086,8 @@ impl RateControl {
         };
         if queue_filling {
             self.calm_since_us = d.now_us;
-            // What four fifths of the clients' links pass: the queued ones' figures.
+            // What four fifths of the clients' links pass (the queued ones' figures), and
+            // where a cut to it goes.
             let leaving = reached_by_four_fifths(
                 recent.clone(),
                 |c| match is_queued(&c) {
@@ -1095,6 +1096,7 @@ impl RateControl {
                 },
                 self.rate_bps,
             );
+            let to = cut_to(leaving);
             if self.startup {
                 // The queue shows a round of reports late: the rate has grown by about a
                 // doubling since it passed the link. What leaves the queues is the links'
@@ -1105,7 +1107,6 @@ impl RateControl {
                 // startup at 70% of 64 Mbit/s, twice the links, for 80 ms more. Lacking that
                 // too, what arrived over samples that outran the link (`link_figure`): few of
                 // 48 such clients had a figure at once otherwise (see the recheck below).
-                let to = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
                 let resumed_from = core::mem::take(&mut self.startup_resumed_from_bps);
                 self.exit_floor_bps = quarter.max(resumed_from);
                 self.rate_bps = (self.rate_bps * STARTUP_EXIT_PERMILLE / 1000)
@@ -1142,7 +1143,6 @@ impl RateControl {
                     && (leaving as u128) * (QUEUE_CUT_ABOVE_PERMILLE as u128)
                         < self.rate_bps as u128 * 1000
                 {
-                    let to = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
                     self.rate_bps = to.max(self.floor_bps);
                     self.reason = RateReason::Congestion;
                     self.queue_acted_on = true;
@@ -1172,7 +1172,7 @@ impl RateControl {
                 },
                 self.rate_bps,
             );
-            let to = (leaving as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+            let to = cut_to(leaving);
             let to = to.max(self.exit_floor_bps).max(self.floor_bps);
             if leaving < self.rate_bps && to < self.rate_bps {
                 self.rate_bps = to;
@@ -1218,7 +1218,7 @@ impl RateControl {
                 }
             };
             let lo = reached_by_four_fifths(recent.clone(), cap, self.rate_bps);
-            let to = (lo as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64;
+            let to = cut_to(lo);
             if to < self.rate_bps {
                 self.rate_bps = to.max(self.floor_bps);
                 self.reason = RateReason::Congestion;
@@ -1380,6 +1380,11 @@ fn pow2_fraction_ppm(x_ppm: u128) -> u128 {
     let y3 = y2 * y / SCALE;
     let y4 = y3 * y / SCALE;
     SCALE + y + y2 / 2 + y3 / 6 + y4 / 24
+}
+
+/// Where a cut to a measured capacity leaves the rate: [`CUT_TO_PERMILLE`] of it.
+fn cut_to(capacity_bps: u64) -> u64 {
+    (capacity_bps as u128 * CUT_TO_PERMILLE as u128 / 1000) as u64
 }
 
 /// A rate corrected for a loss floor: what passed over the share that was not lost at random.
