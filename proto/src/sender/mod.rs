@@ -878,8 +878,8 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             active_clients: self.tally().active(),
             proactive: self.cfg.proactive_repair,
             tail_symbols: self.tail_symbols(rate, sym_len),
-            packet_ns: ((sym_len + FRAMING_BYTES) as u128 * 8_000_000_000 / rate.max(1) as u128)
-                .min(u64::MAX as u128) as u64,
+            rate_bps: rate,
+            wire_packet_bytes: (sym_len + FRAMING_BYTES) as u64,
         };
         let sym = self
             .schedule

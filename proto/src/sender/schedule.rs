@@ -74,9 +74,19 @@ pub(crate) struct LossView {
     /// by fewer source symbols than this (or by fewer than [`TAIL_MIN_BLOCKS`] data blocks)
     /// gets the tail margin ([`TAIL_Z10`]).
     pub tail_symbols: u32,
-    /// How long one data packet takes on the wire at the rate, in nanoseconds (with its
-    /// framing): what each duplicate source of a whole-block resend costs every client.
-    pub packet_ns: u64,
+    /// The rate, and a data packet's bytes on the wire with its framing: what each
+    /// duplicate source of a whole-block resend costs every client ([`Self::packet_ns`]).
+    pub rate_bps: u64,
+    pub wire_packet_bytes: u64,
+}
+
+impl LossView {
+    /// How long one data packet takes on the wire at the rate, in nanoseconds. Asked only
+    /// when a large deficit is served, not for every packet.
+    fn packet_ns(&self) -> u64 {
+        (self.wire_packet_bytes as u128 * 8_000_000_000 / self.rate_bps.max(1) as u128)
+            .min(u64::MAX as u128) as u64
+    }
 }
 
 /// Extra standard deviations (tenths) of proactive repair for the last blocks of the forward
@@ -414,9 +424,8 @@ impl<'a> Schedule<'a> {
             self.sweep = b + 1;
             let decode_ns =
                 DECODE_PS_PER_BLOCK_BYTE * k as u64 * self.geometry.symbol_size as u64 / 1000;
-            let even = (k as u128 * loss.packet_ns as u128
-                / (loss.packet_ns as u128 + decode_ns as u128).max(1))
-                as u32;
+            let packet_ns = loss.packet_ns() as u128;
+            let even = (k as u128 * packet_ns / (packet_ns + decode_ns as u128).max(1)) as u32;
             let source = want > even.clamp(k / 4, k / 2);
             let left = if source {
                 k
