@@ -39,9 +39,7 @@ impl RateTrace {
         self.seen = count;
         eprintln!("{}", line(sample, sender.rate_bps()));
     }
-}
 
-impl RateTrace {
     /// Prints the rate and why when a decision changed either.
     pub fn after_timeout(&mut self, sender: &Sender<'_, SocketAddrV4>, now_us: u64) {
         if !self.enabled {
