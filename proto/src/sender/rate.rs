@@ -1024,13 +1024,11 @@ impl RateControl {
         // late), and the rate holds rather than grow into the queue until it overflows.
         let shows_queue =
             |c: &ClientRate| c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
-        let is_queued = |c: &&ClientRate| c.sample_at_us > 0 && shows_queue(c) && after_cut(c);
+        let has_sample_since_cut = |c: &&ClientRate| c.sample_at_us > 0 && after_cut(c);
+        let is_queued = |c: &&ClientRate| has_sample_since_cut(c) && shows_queue(c);
         let queued = recent.clone().filter(is_queued).count() as u64;
         let queue_filling = queued * 5 > n;
-        let sampled_after_cut = recent
-            .clone()
-            .filter(|c| c.sample_at_us > 0 && after_cut(c))
-            .count() as u64;
+        let sampled_after_cut = recent.clone().filter(has_sample_since_cut).count() as u64;
         if !queue_filling && sampled_after_cut * 5 >= n * 4 {
             self.queue_acted_on = false;
         }
