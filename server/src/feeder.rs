@@ -154,7 +154,7 @@ impl Feeder {
                 stats.add(e, geometry.block_len(b as u32));
             }
         }
-        Ok(Self {
+        let mut feeder = Self {
             geometry,
             image_name: image.name.clone(),
             pool,
@@ -167,7 +167,23 @@ impl Feeder {
             coder,
             stats,
             start: None,
-        })
+        };
+        // Coding starts now, not at the first pump: the clients join while the session is
+        // set up, and the first block is ready for them.
+        feeder.submit();
+        Ok(feeder)
+    }
+
+    /// Gives the workers the next blocks to code, as many as they take.
+    fn submit(&mut self) {
+        let Some(pool) = &self.pool else {
+            return;
+        };
+        self.start.get_or_insert_with(Instant::now);
+        let blocks = self.geometry.block_count();
+        while self.next_submit < blocks && pool.try_submit(Job::Read(self.next_submit)).is_ok() {
+            self.next_submit += 1;
+        }
     }
 
     /// Blocks whose kind is known (given to the sender, or to be given by `give_known`).
@@ -191,24 +207,26 @@ impl Feeder {
 
     /// Keeps the workers busy and takes their results in order while the forward pass
     /// (at `forward_done`) is less than `ahead` blocks behind. Each block first known here
-    /// is passed to `give`, in order. Never waits.
+    /// is passed to `give`, in order. Never waits, and once the forward pass has its next
+    /// block, takes one more at most: taking each block costs the sending thread a copy,
+    /// and taking all the workers had ready while they kept coding held the first data
+    /// packet back 4-20 ms after the clients joined.
     pub fn pump(
         &mut self,
         forward_done: u32,
         give: &mut dyn FnMut(u32, &MapEntry) -> Result<(), String>,
     ) -> Result<(), String> {
+        self.submit();
         let Some(pool) = &self.pool else {
             return Ok(());
         };
         let blocks = self.geometry.block_count();
         let start = *self.start.get_or_insert_with(Instant::now);
-        while self.next_submit < blocks {
-            match pool.try_submit(Job::Read(self.next_submit)) {
-                Ok(()) => self.next_submit += 1,
-                Err(_) => break,
-            }
-        }
+        let (enough, mut taken) = (forward_done.saturating_add(2), 0);
         while self.next_take < blocks && self.next_take < forward_done.saturating_add(self.ahead) {
+            if self.next_take >= enough && taken > 0 {
+                break;
+            }
             let Some((b, r)) = pool.try_next() else {
                 break;
             };
@@ -227,6 +245,7 @@ impl Feeder {
                 self.cache.insert(b, &c.bytes);
             }
             self.next_take += 1;
+            taken += 1;
             if self.next_take == blocks {
                 self.stats.wall_s = start.elapsed().as_secs_f64();
             }
@@ -317,8 +336,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn blocks_are_given_in_order_and_sent_from_cache_or_coded_again() {
+    /// The image of [`image_file`] opened and its feeder started.
+    fn started() -> (Feeder, Image, std::path::PathBuf, Vec<u8>) {
         let (p, data) = image_file();
         let c = coding();
         let img = open(
@@ -333,7 +352,13 @@ mod tests {
         )
         .unwrap();
         let g = Geometry::new(img.size, c.symbol_size, c.block_symbols).unwrap();
-        let mut f = Feeder::new(&img, g, &c, None).unwrap();
+        let f = Feeder::new(&img, g, &c, None).unwrap();
+        (f, img, p, data)
+    }
+
+    #[test]
+    fn blocks_are_given_in_order_and_sent_from_cache_or_coded_again() {
+        let (mut f, img, p, data) = started();
         assert!(f.known_at_start().is_empty());
         let mut given = Vec::new();
         let mut forward = 0;
@@ -369,6 +394,28 @@ mod tests {
             let bytes = f.coded(&img, b).unwrap();
             assert_eq!(bytes.len(), (e.coded_len as usize).div_ceil(256) * 256);
         }
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    /// The workers code from the start, before the session asks for a block; the sending
+    /// thread then takes what the forward pass needs next and one more block per call, not
+    /// all that is ready: it has packets to send meanwhile.
+    #[test]
+    fn blocks_are_coded_from_the_start_and_taken_a_few_at_a_time() {
+        let (mut f, _img, p, _) = started();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut take = |forward: u32| {
+            let mut given = Vec::new();
+            f.pump(forward, &mut |b, _| {
+                given.push(b);
+                Ok(())
+            })
+            .unwrap();
+            given
+        };
+        assert_eq!(take(0), [0, 1]);
+        assert_eq!(take(0), [2]);
+        assert_eq!(take(2), [3]);
         std::fs::remove_file(&p).unwrap();
     }
 
