@@ -65,6 +65,10 @@ const QUEUE_SHRINK_US: u64 = 1_000;
 const QUEUE_CUT_ABOVE_PERMILLE: u64 = 1040;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
+/// The share of the rate the sender must have sent since the last decision for the rate to
+/// grow, in startup and after it.
+const STARTUP_GROWS_USED_PERMILLE: u64 = 900;
+const GROWS_USED_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
 pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = 10;
 /// Where a rate with no link speed to start from begins: low enough that overrunning a slow
@@ -1235,10 +1239,18 @@ impl RateControl {
                 self.calm_since_us = d.now_us;
             }
         } else if d.busy
-            && used * 10 >= self.rate_bps * 7
+            && used * 1000
+                >= self.rate_bps
+                    * match self.startup {
+                        true => STARTUP_GROWS_USED_PERMILLE,
+                        false => GROWS_USED_PERMILLE,
+                    }
             && (!queue_filling || fair_grows || foreign_queue)
         {
             // Grow only while the rate is used: otherwise nothing says a higher one passes.
+            // In startup nearly all of it: a sender that lags its rate at a gigabit (short of
+            // CPU) catches up in bursts of its bucket, and the rate doubled on from samples
+            // sent below it to 2.2 Gbit/s on 1 Gbit/s links, then lost 8-24% for 30 ms.
             // A decision late (a busy loop) grows by half a doubling at most in startup, by
             // two decisions' worth after it.
             let doubling = d
@@ -1714,6 +1726,28 @@ mod tests {
         r.on_sent(90_000_000 / 8 / 200);
         r.decide(busy_at(now, 10_000), all.iter());
         assert!(r.rate_bps() <= 90_000_001, "rate {}", r.rate_bps());
+    }
+
+    /// Startup probes from a rate the sender keeps up with: one that lags it (a sender short
+    /// of CPU at a gigabit, its bucket then catching up in 4 ms bursts) has not shown what
+    /// the links take at it, and doubling on regardless took 2 x 1 Gbit/s to 2.2.
+    #[test]
+    fn startup_grows_only_from_a_rate_the_sender_keeps_up_with() {
+        for (sent_permille, grows) in [(800, false), (1000, true)] {
+            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+            r.rate_bps = 1_000_000_000;
+            let now = 100_000;
+            let c = ClientRate {
+                sample_at_us: now - 1_000,
+                sample_mid_us: now - 5_000,
+                arrival_bps: 1_000_000_000,
+                ..Default::default()
+            };
+            r.decided_at_us = now - 5_000;
+            r.on_sent(1_000_000_000 / 8 / 200 * sent_permille / 1000);
+            r.decide(busy_at(now, 10_000), [c, c].iter());
+            assert_eq!(r.rate_bps() > 1_000_000_001, grows, "sent {sent_permille}");
+        }
     }
 
     /// The server builds its sender at now = 0, so cut_at_us is 0 until the first cut and a
