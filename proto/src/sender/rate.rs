@@ -213,9 +213,8 @@ pub struct ClientRate {
     pub standing_queue_us: u64,
     /// How much the queue delay grew since the previous report.
     pub queue_growth_us: u64,
-    /// What arrived over the time between the two latest reports' arrivals, or since the
-    /// sample's packets began to be sent when that is later (bit/s): while a queue grows in
-    /// front of a link, what leaves it, the link's rate.
+    /// What arrived over the time between the two latest reports' arrivals (bit/s): while a
+    /// queue grows in front of a link, what leaves it, the link's rate.
     pub arrival_bps: u64,
     /// What left the queue in front of its link over its latest sample, when that sample
     /// shows the link as the bottleneck: a queue stood at both of its reports, its packets
@@ -752,11 +751,7 @@ impl RateControl {
         // over the time between the reports' arrivals when that is shorter (a full queue
         // delivers at the link's rate while the sender, cutting, sends slower). The larger:
         // a cut too shallow is corrected by the next sample, one too deep only by slow growth.
-        // Not from before the sample's first packet was sent: a report that came while
-        // nothing was sent (the session's first, one in a pause) is no start of arrivals.
-        // The first sample of a session read 34 Mbit/s at 64 so, and the probe's first
-        // doubling waited a report for it.
-        let arrival_dt = now_us.saturating_sub(prev_at.max(t0)).max(1);
+        let arrival_dt = now_us.saturating_sub(prev_at).max(1);
         let delivered_bps = bps(got, dt.min(arrival_dt));
         // Two reports bunched on the way (a queue on the return path) say nothing of the
         // link: what arrives never exceeds what was sent, or the rate in force.
@@ -2751,27 +2746,6 @@ mod tests {
         r.on_report(&mut c, &head(3, 300, 100), 310_300);
         assert!(c.standing_queue_us > QUEUE_DELAY_US);
         assert_eq!(c.saturated_bps, 0);
-    }
-
-    /// A report that came before the data (the session's first) does not stretch the
-    /// arrival span of the sample after it: the first sample shows the rate it was sent at.
-    #[test]
-    fn a_report_before_the_data_is_no_start_of_arrivals() {
-        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
-        r.rate_bps = 100_000_000;
-        let mut c = ClientRate::default();
-        r.on_report(&mut c, &head(1, 0, 0), 1_000);
-        // 100 Mbit/s from 50 ms on (a packet per 116 us), the report 300 us after the last.
-        for i in 0..=200u32 {
-            r.on_data_sent(i, 50_000 + i as u64 * 116, 116);
-        }
-        let s = r.on_report(&mut c, &head(2, 200, 200), 50_000 + 200 * 116 + 300);
-        assert_eq!(s.note, "sample");
-        assert!(
-            (90_000_000..=105_000_000).contains(&c.arrival_bps),
-            "{}",
-            c.arrival_bps
-        );
     }
 
     /// The least rate over a sample's packets: from the entry of its first packet (the one
