@@ -1701,26 +1701,38 @@ mod tests {
         assert!(r.rate_bps() <= 19_200_000, "rate {}", r.rate_bps());
     }
 
+    /// When a startup decision is made in the tests below.
+    const STARTUP_NOW: u64 = 100_000;
+
+    /// A client whose latest sample, 1 ms before [`STARTUP_NOW`], had `arrival_bps` arriving.
+    fn sampled_arriving(arrival_bps: u64) -> ClientRate {
+        ClientRate {
+            sample_at_us: STARTUP_NOW - 1_000,
+            sample_mid_us: STARTUP_NOW - 5_000,
+            arrival_bps,
+            ..Default::default()
+        }
+    }
+
+    /// The rate startup decides at [`STARTUP_NOW`] from `rate_bps`, 5 ms after the decision
+    /// before, with `sent_bytes` sent since.
+    fn startup_decides(rate_bps: u64, sent_bytes: u64, clients: &[ClientRate]) -> u64 {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = rate_bps;
+        r.decided_at_us = STARTUP_NOW - 5_000;
+        r.on_sent(sent_bytes);
+        r.decide(busy_at(STARTUP_NOW, 10_000), clients.iter());
+        r.rate_bps()
+    }
+
     /// While no more than a fifth of the clients have a sample, startup grows with no
     /// bound from what arrives: here 2 of 10 show 20 Mbit/s arriving at 90 Mbit/s sent.
     #[test]
     fn startup_does_not_pass_twice_what_arrives_while_others_have_no_sample() {
-        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
-        r.rate_bps = 90_000_000;
-        let now = 100_000;
-        let slow = ClientRate {
-            sample_at_us: now - 1_000,
-            sample_mid_us: now - 5_000,
-            arrival_bps: 20_000_000,
-            ..Default::default()
-        };
-        let joined = joined_at(now - 5_000);
-        let mut all = vec![joined; 8];
-        all.extend([slow; 2]);
-        r.decided_at_us = now - 5_000;
-        r.on_sent(90_000_000 / 8 / 200);
-        r.decide(busy_at(now, 10_000), all.iter());
-        assert!(r.rate_bps() <= 90_000_001, "rate {}", r.rate_bps());
+        let mut all = vec![joined_at(STARTUP_NOW - 5_000); 8];
+        all.extend([sampled_arriving(20_000_000); 2]);
+        let rate = startup_decides(90_000_000, 90_000_000 / 8 / 200, &all);
+        assert!(rate <= 90_000_001, "rate {rate}");
     }
 
     /// Startup probes from a rate the sender keeps up with: one that lags it (a sender short
@@ -1728,20 +1740,11 @@ mod tests {
     /// the links take at it, and doubling on regardless took 2 x 1 Gbit/s to 2.2.
     #[test]
     fn startup_grows_only_from_a_rate_the_sender_keeps_up_with() {
+        let both = [sampled_arriving(1_000_000_000); 2];
         for (sent_permille, grows) in [(800, false), (1000, true)] {
-            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
-            r.rate_bps = 1_000_000_000;
-            let now = 100_000;
-            let c = ClientRate {
-                sample_at_us: now - 1_000,
-                sample_mid_us: now - 5_000,
-                arrival_bps: 1_000_000_000,
-                ..Default::default()
-            };
-            r.decided_at_us = now - 5_000;
-            r.on_sent(1_000_000_000 / 8 / 200 * sent_permille / 1000);
-            r.decide(busy_at(now, 10_000), [c, c].iter());
-            assert_eq!(r.rate_bps() > 1_000_000_001, grows, "sent {sent_permille}");
+            let sent = 1_000_000_000 / 8 / 200 * sent_permille / 1000;
+            let rate = startup_decides(1_000_000_000, sent, &both);
+            assert_eq!(rate > 1_000_000_001, grows, "sent {sent_permille}");
         }
     }
 
