@@ -14,6 +14,8 @@ use crate::sidefile::{MapEntry, SideMap};
 
 /// Blocks kept for repairs besides those prepared ahead.
 const REPAIR_SLOTS: usize = 8;
+/// The coded symbols the sender is given ahead of its forward pass, in full blocks' worth.
+const SYMBOLS_AHEAD_BLOCKS: u64 = 2;
 
 /// How the blocks coded so far came out.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -207,10 +209,12 @@ impl Feeder {
 
     /// Keeps the workers busy and takes their results in order while the forward pass
     /// (at `forward_done`) is less than `ahead` blocks behind. Each block first known here
-    /// is passed to `give`, in order. Never waits, and once the forward pass has its next
-    /// block, takes one more at most: taking each block costs the sending thread a copy,
-    /// and taking all the workers had ready while they kept coding held the first data
-    /// packet back 4-20 ms after the clients joined.
+    /// is passed to `give`, in order. Never waits, and takes only what keeps the forward
+    /// pass [`SYMBOLS_AHEAD_BLOCKS`] blocks' worth of symbols ahead: taking a block costs
+    /// the sending thread a copy, and taking all the workers had ready while they kept
+    /// coding held the first data packet back 4-20 ms after the clients joined. Symbols,
+    /// not blocks: zero blocks send none, compressed ones few, and the loop sleeps when it
+    /// has nothing to send.
     pub fn pump(
         &mut self,
         forward_done: u32,
@@ -222,9 +226,17 @@ impl Feeder {
         };
         let blocks = self.geometry.block_count();
         let start = *self.start.get_or_insert_with(Instant::now);
-        let (enough, mut taken) = (forward_done.saturating_add(2), 0);
+        let symbols = |e: &MapEntry| match e.kind {
+            Kind::Zero => 0,
+            _ => e.coded_len.div_ceil(self.geometry.symbol_size) as u64,
+        };
+        let enough = SYMBOLS_AHEAD_BLOCKS * self.geometry.k as u64;
+        let given_ahead = self
+            .entries
+            .get(forward_done as usize..self.next_take as usize);
+        let mut ahead: u64 = given_ahead.unwrap_or_default().iter().map(symbols).sum();
         while self.next_take < blocks && self.next_take < forward_done.saturating_add(self.ahead) {
-            if self.next_take >= enough && taken > 0 {
+            if ahead >= enough && self.next_take > forward_done {
                 break;
             }
             let Some((b, r)) = pool.try_next() else {
@@ -245,7 +257,9 @@ impl Feeder {
                 self.cache.insert(b, &c.bytes);
             }
             self.next_take += 1;
-            taken += 1;
+            if b >= forward_done {
+                ahead += symbols(&e);
+            }
             if self.next_take == blocks {
                 self.stats.wall_s = start.elapsed().as_secs_f64();
             }
@@ -398,12 +412,19 @@ mod tests {
     }
 
     /// The workers code from the start, before the session asks for a block; the sending
-    /// thread then takes what the forward pass needs next and one more block per call, not
-    /// all that is ready: it has packets to send meanwhile.
+    /// thread then takes what keeps two blocks' worth of coded symbols ahead of the forward
+    /// pass, not all that is ready (it has packets to send meanwhile): zero blocks (no
+    /// symbols) and compressed ones (few) do not count as blocks.
     #[test]
-    fn blocks_are_coded_from_the_start_and_taken_a_few_at_a_time() {
+    fn blocks_are_coded_from_the_start_and_taken_by_their_symbols() {
         let (mut f, _img, p, _) = started();
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        // The workers code before anything is asked of the feeder.
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let coding = |f: &Feeder| f.pool.as_ref().is_some_and(|p| p.busy_s() > 0.0);
+        while !coding(&f) && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(coding(&f), "no block coded before the first pump");
         let mut take = |forward: u32| {
             let mut given = Vec::new();
             f.pump(forward, &mut |b, _| {
@@ -413,9 +434,18 @@ mod tests {
             .unwrap();
             given
         };
-        assert_eq!(take(0), [0, 1]);
-        assert_eq!(take(0), [2]);
-        assert_eq!(take(2), [3]);
+        // Blocks go zero, text (a symbol or two), noise (64): two blocks' worth of symbols
+        // are in blocks 0-5.
+        let mut given = Vec::new();
+        while given.len() < 6 && Instant::now() < deadline {
+            given.extend(take(0));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(given, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(take(0), [] as [u32; 0]);
+        // The forward pass past block 2: blocks 3-5 hold 65 symbols, 6-8 make it 130.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(take(3), [6, 7, 8]);
         std::fs::remove_file(&p).unwrap();
     }
 
