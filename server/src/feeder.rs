@@ -14,8 +14,6 @@ use crate::sidefile::{MapEntry, SideMap};
 
 /// Blocks kept for repairs besides those prepared ahead.
 const REPAIR_SLOTS: usize = 8;
-/// The coded symbols the sender is given ahead of its forward pass, in full blocks' worth.
-const SYMBOLS_AHEAD_BLOCKS: u64 = 2;
 
 /// How the blocks coded so far came out.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -156,7 +154,7 @@ impl Feeder {
                 stats.add(e, geometry.block_len(b as u32));
             }
         }
-        let mut feeder = Self {
+        Ok(Self {
             geometry,
             image_name: image.name.clone(),
             pool,
@@ -169,23 +167,7 @@ impl Feeder {
             coder,
             stats,
             start: None,
-        };
-        // Coding starts now, not at the first pump: the clients join while the session is
-        // set up, and the first block is ready for them.
-        feeder.submit();
-        Ok(feeder)
-    }
-
-    /// Gives the workers the next blocks to code, as many as they take.
-    fn submit(&mut self) {
-        let Some(pool) = &self.pool else {
-            return;
-        };
-        self.start.get_or_insert_with(Instant::now);
-        let blocks = self.geometry.block_count();
-        while self.next_submit < blocks && pool.try_submit(Job::Read(self.next_submit)).is_ok() {
-            self.next_submit += 1;
-        }
+        })
     }
 
     /// Blocks whose kind is known (given to the sender, or to be given by `give_known`).
@@ -209,36 +191,24 @@ impl Feeder {
 
     /// Keeps the workers busy and takes their results in order while the forward pass
     /// (at `forward_done`) is less than `ahead` blocks behind. Each block first known here
-    /// is passed to `give`, in order. Never waits, and takes only what keeps the forward
-    /// pass [`SYMBOLS_AHEAD_BLOCKS`] blocks' worth of symbols ahead: taking a block costs
-    /// the sending thread a copy, and taking all the workers had ready while they kept
-    /// coding held the first data packet back 4-20 ms after the clients joined. Symbols,
-    /// not blocks: zero blocks send none, compressed ones few, and the loop sleeps when it
-    /// has nothing to send.
+    /// is passed to `give`, in order. Never waits.
     pub fn pump(
         &mut self,
         forward_done: u32,
         give: &mut dyn FnMut(u32, &MapEntry) -> Result<(), String>,
     ) -> Result<(), String> {
-        self.submit();
         let Some(pool) = &self.pool else {
             return Ok(());
         };
         let blocks = self.geometry.block_count();
         let start = *self.start.get_or_insert_with(Instant::now);
-        let symbols = |e: &MapEntry| match e.kind {
-            Kind::Zero => 0,
-            _ => e.coded_len.div_ceil(self.geometry.symbol_size) as u64,
-        };
-        let enough = SYMBOLS_AHEAD_BLOCKS * self.geometry.k as u64;
-        let given_ahead = self
-            .entries
-            .get(forward_done as usize..self.next_take as usize);
-        let mut ahead: u64 = given_ahead.unwrap_or_default().iter().map(symbols).sum();
-        while self.next_take < blocks && self.next_take < forward_done.saturating_add(self.ahead) {
-            if ahead >= enough && self.next_take > forward_done {
-                break;
+        while self.next_submit < blocks {
+            match pool.try_submit(Job::Read(self.next_submit)) {
+                Ok(()) => self.next_submit += 1,
+                Err(_) => break,
             }
+        }
+        while self.next_take < blocks && self.next_take < forward_done.saturating_add(self.ahead) {
             let Some((b, r)) = pool.try_next() else {
                 break;
             };
@@ -257,9 +227,6 @@ impl Feeder {
                 self.cache.insert(b, &c.bytes);
             }
             self.next_take += 1;
-            if b >= forward_done {
-                ahead += symbols(&e);
-            }
             if self.next_take == blocks {
                 self.stats.wall_s = start.elapsed().as_secs_f64();
             }
@@ -350,8 +317,8 @@ mod tests {
         }
     }
 
-    /// The image of [`image_file`] opened and its feeder started.
-    fn started() -> (Feeder, Image, std::path::PathBuf, Vec<u8>) {
+    #[test]
+    fn blocks_are_given_in_order_and_sent_from_cache_or_coded_again() {
         let (p, data) = image_file();
         let c = coding();
         let img = open(
@@ -366,13 +333,7 @@ mod tests {
         )
         .unwrap();
         let g = Geometry::new(img.size, c.symbol_size, c.block_symbols).unwrap();
-        let f = Feeder::new(&img, g, &c, None).unwrap();
-        (f, img, p, data)
-    }
-
-    #[test]
-    fn blocks_are_given_in_order_and_sent_from_cache_or_coded_again() {
-        let (mut f, img, p, data) = started();
+        let mut f = Feeder::new(&img, g, &c, None).unwrap();
         assert!(f.known_at_start().is_empty());
         let mut given = Vec::new();
         let mut forward = 0;
@@ -408,44 +369,6 @@ mod tests {
             let bytes = f.coded(&img, b).unwrap();
             assert_eq!(bytes.len(), (e.coded_len as usize).div_ceil(256) * 256);
         }
-        std::fs::remove_file(&p).unwrap();
-    }
-
-    /// The workers code from the start, before the session asks for a block; the sending
-    /// thread then takes what keeps two blocks' worth of coded symbols ahead of the forward
-    /// pass, not all that is ready (it has packets to send meanwhile): zero blocks (no
-    /// symbols) and compressed ones (few) do not count as blocks.
-    #[test]
-    fn blocks_are_coded_from_the_start_and_taken_by_their_symbols() {
-        let (mut f, _img, p, _) = started();
-        // The workers code before anything is asked of the feeder.
-        let deadline = Instant::now() + std::time::Duration::from_secs(20);
-        let coding = |f: &Feeder| f.pool.as_ref().is_some_and(|p| p.busy_s() > 0.0);
-        while !coding(&f) && Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert!(coding(&f), "no block coded before the first pump");
-        let mut take = |forward: u32| {
-            let mut given = Vec::new();
-            f.pump(forward, &mut |b, _| {
-                given.push(b);
-                Ok(())
-            })
-            .unwrap();
-            given
-        };
-        // Blocks go zero, text (a symbol or two), noise (64): two blocks' worth of symbols
-        // are in blocks 0-5.
-        let mut given = Vec::new();
-        while given.len() < 6 && Instant::now() < deadline {
-            given.extend(take(0));
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        assert_eq!(given, [0, 1, 2, 3, 4, 5]);
-        assert_eq!(take(0), [] as [u32; 0]);
-        // The forward pass past block 2: blocks 3-5 hold 65 symbols, 6-8 make it 130.
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        assert_eq!(take(3), [6, 7, 8]);
         std::fs::remove_file(&p).unwrap();
     }
 
