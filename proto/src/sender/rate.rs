@@ -45,8 +45,14 @@ const STARTUP_FASTEST_DOUBLING_US: u64 = 10_000;
 /// reached the link: a queue fills before it drops, so waiting for loss would let the rate
 /// grow (in startup: double) again while it fills.
 const QUEUE_DELAY_US: u64 = 5_000;
+/// Nor less than this many packets' time at the rate: at a few Mbit/s a packet takes
+/// milliseconds, and a report a few milliseconds late (a receiver on a busy machine, a
+/// virtual machine not scheduled) is no queue the rate built. Four such clients on two
+/// cores read 5-10 ms at 1 Mbit/s as a queue at every other report, and the rate never
+/// grew from its floor again.
+const QUEUE_PACKETS: u64 = 4;
 /// A queue delay above this, grown by more than [`DEEP_QUEUE_GROWTH_US`] since the
-/// previous report, is congestion before any loss.
+/// previous report, in two samples in a row, is congestion before any loss.
 const DEEP_QUEUE_DELAY_US: u64 = 30_000;
 const DEEP_QUEUE_GROWTH_US: u64 = 5_000;
 /// A sample whose packets arrived at less than three quarters of the rate they were sent
@@ -238,6 +244,8 @@ pub struct ClientRate {
     floor_sent: u32,
     /// The sample before the latest was congestion by its loss (not yet confirmed).
     loss_congested_before: bool,
+    /// The sample before the latest showed a deep queue growing (not yet confirmed).
+    deep_queue_before: bool,
     /// Packets counted by reports whose span was too short to judge, carried into the next.
     pending_received: u32,
     /// Samples in a row that were congestion.
@@ -520,6 +528,13 @@ impl RateControl {
 
     /// At `now_us` the sender has paused longer since its latest data packet than it may
     /// without a send gap ([`SEND_GAP_US`] plus two packets' time at the rate).
+    /// The least queue delay that counts as a queue standing in front of a link: the
+    /// larger of [`QUEUE_DELAY_US`] and [`QUEUE_PACKETS`] packets' time at the rate.
+    fn queue_threshold_us(&self) -> u64 {
+        let packets_us = QUEUE_PACKETS * self.packet_bits * 1_000_000 / self.rate_bps.max(1);
+        QUEUE_DELAY_US.max(packets_us)
+    }
+
     fn pausing_at(&self, now_us: u64) -> bool {
         let may_us = SEND_GAP_US + 2 * self.packet_bits * 1_000_000 / self.rate_bps.max(1);
         now_us.saturating_sub(self.last_send_us) > may_us
@@ -630,6 +645,7 @@ impl RateControl {
         // A sample beyond chance confirms the one before it only if nothing came between:
         // every return without a sample leaves this false.
         let loss_before = core::mem::take(&mut c.loss_congested_before);
+        let deep_queue_before = core::mem::take(&mut c.deep_queue_before);
         c.drained_bps = 0;
         // A report no newer than the latest taken (a tagged one replayed, or one overtaken
         // on the way) tells nothing new, and the time since its packets went would read as
@@ -706,6 +722,7 @@ impl RateControl {
             // report, so that a slow rate is still measured and can grow.
             c.prev = Some((head.report_seq, prev_last_seq, prev_at));
             c.pending_received = pending.saturating_add(head.interval_received);
+            c.deep_queue_before = deep_queue_before;
             note.note = "too few packets sent";
             return note;
         }
@@ -842,12 +859,16 @@ impl RateControl {
         // milliseconds (a busy loop) must not read as a queue.
         // Only while the sample was sent near the rate: what arrives of a trickle (the
         // repairs at the end) is no link's rate, and a stalled server looks like a queue.
-        if !c.congested
-            && c.queue_delay_us > DEEP_QUEUE_DELAY_US
+        // Twice in a row: a receiver that did not run for a while (a virtual machine not
+        // scheduled for 100-300 ms on a busy host) reports once late, with little arrived
+        // over the stretched span, then catches up; read as a link, that one sample cut
+        // the rate of four such machines tenfold, from 23 to 2.4 Mbit/s.
+        let deep_queue = c.queue_delay_us > DEEP_QUEUE_DELAY_US
             && c.queue_growth_us > DEEP_QUEUE_GROWTH_US
             && got >= MIN_SAMPLE_PACKETS
-            && !paused
-        {
+            && !paused;
+        c.deep_queue_before = deep_queue;
+        if !c.congested && deep_queue && deep_queue_before {
             c.congested = true;
             c.capacity_bps = over_floor(c.arrival_bps, c.loss_floor_ppm);
         }
@@ -858,8 +879,9 @@ impl RateControl {
         // Behind a queue the reports' span is the send span plus what the queue grew by,
         // at most its delay now: a longer one holds a wait before it (a sample carried on
         // from reports before the data came).
+        let queue_threshold_us = self.queue_threshold_us();
         if outrun
-            && c.standing_queue_us > QUEUE_DELAY_US
+            && c.standing_queue_us > queue_threshold_us
             && got >= MIN_SAMPLE_PACKETS
             && arrival_dt <= dt + c.queue_delay_us + QUEUE_DELAY_US
         {
@@ -875,8 +897,9 @@ impl RateControl {
             false => 0,
         };
         // What arrived over a pause of the sender is no link's rate.
-        let full =
-            c.congested || c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
+        let full = c.congested
+            || c.standing_queue_us > queue_threshold_us
+            || c.outrun_run >= OUTRUN_SAMPLES;
         if full && !gap && !paused {
             if now_us.saturating_sub(c.saturated_at_us) > SATURATED_MEMORY_US {
                 (c.saturated_packets, c.saturated_span_us) = (0, 0);
@@ -1022,8 +1045,10 @@ impl RateControl {
         // A queue filling in front of the links of more than a fifth of the clients: the
         // rate has reached their links. Startup ends (a little below, since the queue shows
         // late), and the rate holds rather than grow into the queue until it overflows.
-        let shows_queue =
-            |c: &ClientRate| c.standing_queue_us > QUEUE_DELAY_US || c.outrun_run >= OUTRUN_SAMPLES;
+        let queue_threshold_us = self.queue_threshold_us();
+        let shows_queue = |c: &ClientRate| {
+            c.standing_queue_us > queue_threshold_us || c.outrun_run >= OUTRUN_SAMPLES
+        };
         let has_sample_since_cut = |c: &&ClientRate| c.sample_at_us > 0 && after_cut(c);
         let is_queued = |c: &&ClientRate| has_sample_since_cut(c) && shows_queue(c);
         let queued = recent.clone().filter(is_queued).count() as u64;
@@ -1560,8 +1585,9 @@ mod tests {
         assert_eq!(c.capacity_bps, 100 * bits * 1_000_000 / 25_000);
     }
 
-    /// A deep queue that grows is congestion before anything is dropped; what arrived
-    /// over the reports' span is the link's rate.
+    /// A deep queue that grows over two samples in a row is congestion before anything is
+    /// dropped; what arrived over the reports' span is the link's rate. One late report
+    /// that the next one, on time, follows is a receiver that did not run for a while.
     #[test]
     fn a_deep_queue_growing_is_congestion_before_any_loss() {
         // The sender sends on meanwhile (a report after it paused is no round trip).
@@ -1579,11 +1605,25 @@ mod tests {
         // The next 200 packets, sent by 90 ms, all arrive, but 40 ms late; startup has
         // doubled the rate twice since they went, which makes them no pause.
         r.rate_bps *= 4;
+        let mut stalled = c;
         let s = r.on_report(&mut c, &head(4, 900, 200), 130_500);
+        assert_eq!((s.sent, s.loss_ppm), (200, 0));
+        assert!(
+            !c.congested,
+            "one sample of a deep queue, {} us",
+            c.queue_delay_us
+        );
+        // The next 200, sent by 110 ms, arrive 50 ms late: the queue grew again.
+        let s = r.on_report(&mut c, &head(5, 1100, 200), 160_500);
         assert_eq!((s.sent, s.loss_ppm), (200, 0));
         assert!(c.congested, "queue {} us", c.queue_delay_us);
         let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
-        assert_eq!(c.capacity_bps, 200 * bits * 1_000_000 / 53_000);
+        assert_eq!(c.capacity_bps, 200 * bits * 1_000_000 / 30_000);
+        // A receiver that did not run: its late report, then one on time.
+        r.on_report(&mut stalled, &head(4, 900, 200), 130_500);
+        r.on_report(&mut stalled, &head(5, 1100, 200), 111_000 + 20_000);
+        assert!(!stalled.congested);
+        assert!(stalled.capacity_bps > 200 * bits * 1_000_000 / 30_000);
         // The same sent as a trickle well below the rate (repairs at the end; a stalled
         // server): no link's rate, not congestion.
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
@@ -1597,6 +1637,7 @@ mod tests {
             (2, 600, 100, 60_500),
             (3, 700, 100, 77_500),
             (4, 900, 200, 130_500),
+            (5, 1100, 200, 160_500),
         ] {
             r.on_report(&mut trickle, &head(seq, last, got), at);
         }
@@ -2519,8 +2560,9 @@ mod tests {
         owed_bits: u64,
         link_bits: u64,
         got_ppm: u64,
-        /// Every other report reaches the sender this much later (queues, a busy loop).
-        report_jitter_us: u64,
+        /// How much later than sent each report reaches the sender, in turn (queues, a
+        /// busy loop, a receiver that runs late).
+        report_lateness_us: &'static [u64],
         /// How often the client reports (and the interval the decisions assume).
         report_every_us: u64,
         /// A sender that does not run for a while: it sends for the first of these many
@@ -2539,7 +2581,7 @@ mod tests {
                 owed_bits: 0,
                 link_bits: 0,
                 got_ppm: 0,
-                report_jitter_us: 0,
+                report_lateness_us: &[0],
                 report_every_us: 100_000,
                 stall_ms: None,
             }
@@ -2574,7 +2616,8 @@ mod tests {
                     let got = (self.got_ppm / 1_000_000) as u32;
                     self.got_ppm %= 1_000_000;
                     let h = head(self.report_seq, self.seq, got);
-                    let late = self.report_jitter_us * (self.report_seq % 2) as u64;
+                    let lateness = self.report_lateness_us;
+                    let late = lateness[self.report_seq as usize % lateness.len()];
                     self.r.on_report(&mut self.c, &h, self.now + 200 + late);
                 }
                 let d = Decide {
@@ -2586,6 +2629,20 @@ mod tests {
             }
             self.r.rate_bps()
         }
+    }
+
+    /// A client on a busy machine (a virtual machine on a loaded host) reports 5-10 ms
+    /// late most of the time: at a rate of a few Mbit/s that is less than a few packets'
+    /// time, no queue the rate built, and the rate grows from its floor (to where four
+    /// packets take about that long).
+    #[test]
+    fn late_reports_at_a_low_rate_are_no_queue() {
+        let mut b = Bench::new(None);
+        b.r.startup = false;
+        b.r.rate_bps = 1_000_000;
+        b.report_lateness_us = &[0, 6_000, 9_000, 7_000, 10_000, 5_500, 8_000];
+        let rate = b.run(5_000, 100_000_000, 10_000);
+        assert!(rate > 5_000_000, "rate {rate} after 5 s from 1 Mbit/s");
     }
 
     #[test]
@@ -2747,7 +2804,7 @@ mod tests {
     #[test]
     fn late_reports_are_not_loss() {
         let mut b = Bench::new(Some(1_000_000_000));
-        b.report_jitter_us = 15_000;
+        b.report_lateness_us = &[0, 15_000];
         for _ in 0..20 {
             b.run(100, 100_000_000_000, 0);
             assert_eq!(b.c.interval_loss_ppm, 0);
