@@ -894,8 +894,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
             self.first_pass_done(now_us);
         }
         self.last_busy_us = now_us;
-        // The history spans about four report intervals (128 entries each).
-        let spacing = (self.report_interval_ms() as u64 * 1000 / 128).max(250);
+        let spacing = rate::sent_history_spacing_us(self.report_interval_ms() as u64 * 1000);
         self.rate.on_data_sent(sym.seq, now_us, spacing);
         self.spend(sym_len);
         self.stats.data_packets += 1;

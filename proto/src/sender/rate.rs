@@ -119,7 +119,23 @@ const EXIT_RECHECK_WITHIN_US: u64 = 300_000;
 const LOSS_INTERVALS: usize = 8;
 const LOSS_INTERVAL_WEIGHTS: [u64; LOSS_INTERVALS] = [10, 10, 10, 10, 8, 6, 4, 2];
 /// Entries of the sequence-number-to-time history.
-const SENT_HISTORY: usize = 512;
+const SENT_HISTORY: usize = 8192;
+/// The history spans at least four report intervals and this long: a receiver far behind
+/// (a virtual machine on a busy host with a second of data in its socket buffer) reports
+/// packets sent this long ago, and a report older than the history makes no sample: four
+/// such machines went unheard by the rate control for half of their reports, losing a
+/// quarter of what was sent at a rate they could not take.
+const SENT_HISTORY_SPAN_US: u64 = 2_000_000;
+/// Entries no closer than this.
+const SENT_HISTORY_MIN_SPACING_US: u64 = 250;
+
+/// How far apart the history's entries are kept at `report_interval_us`: see
+/// [`SENT_HISTORY_SPAN_US`].
+pub(crate) fn sent_history_spacing_us(report_interval_us: u64) -> u64 {
+    let span = (4 * report_interval_us).max(SENT_HISTORY_SPAN_US);
+    span.div_ceil(SENT_HISTORY as u64)
+        .max(SENT_HISTORY_MIN_SPACING_US)
+}
 /// A pause of the sender longer than this (plus two packets' time at the rate) is a *send
 /// gap*: a report that arrives after one began, carrying a sequence number sent before it,
 /// had nothing newer to carry, and its round trip holds the pause (a sender that did not
@@ -1536,14 +1552,34 @@ mod tests {
     #[test]
     fn sent_at_interpolates_and_forgets_the_oldest() {
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
-        for i in 0..1000u32 {
+        let n = SENT_HISTORY as u32 + 488;
+        for i in 0..n {
             r.on_data_sent(i * 10, 1000 + i as u64 * 100, 100);
         }
-        assert_eq!(r.sent_at(9990), Some(1000 + 999 * 100));
-        assert_eq!(r.sent_at(9985), Some(1000 + 998 * 100 + 50));
-        assert_eq!(r.sent_at(20_000), Some(1000 + 999 * 100));
-        assert_eq!(r.sent_at(100), None, "older than the history");
-        assert_eq!(r.sent_at(10 * (1000 - 512)), Some(1000 + 488 * 100));
+        let last = n as u64 - 1;
+        assert_eq!(r.sent_at(10 * last as u32), Some(1000 + last * 100));
+        assert_eq!(
+            r.sent_at(10 * last as u32 - 5),
+            Some(1000 + last * 100 - 50)
+        );
+        assert_eq!(r.sent_at(10 * n + 10_000), Some(1000 + last * 100));
+        assert_eq!(r.sent_at(4870), None, "older than the history");
+        assert_eq!(r.sent_at(4880), Some(1000 + 488 * 100));
+    }
+
+    /// The history reaches back two seconds at least, at the shortest spacing; further
+    /// apart when four report intervals are longer.
+    #[test]
+    fn the_history_spans_two_seconds_or_four_report_intervals() {
+        for interval_us in [10_000, 100_000, 500_000, 2_000_000] {
+            let spacing = sent_history_spacing_us(interval_us);
+            let span = spacing * SENT_HISTORY as u64;
+            assert!(
+                span >= 2_000_000 && span >= 4 * interval_us,
+                "{interval_us}: {span}"
+            );
+        }
+        assert_eq!(sent_history_spacing_us(10_000), 250);
     }
 
     #[test]
