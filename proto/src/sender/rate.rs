@@ -239,7 +239,8 @@ pub struct ClientRate {
     /// arrived slower than three quarters of their send rate, not across a send gap, at
     /// least [`MIN_SAMPLE_PACKETS`] of them, and the reports' span no longer than the send
     /// span and the queue delay (not one that holds a wait before the data). 0
-    /// otherwise, and after a report that made no sample. Paused samples count, unlike in
+    /// otherwise, and after a report that made no sample (one no newer than the latest
+    /// changes nothing). Paused samples count, unlike in
     /// the saturated rate: a sender starved of CPU lags its rate but still overruns a link.
     pub drained_bps: u64,
     /// What arrived while its link was full (congested, a queue standing or outrun), over
@@ -542,8 +543,6 @@ impl RateControl {
         });
     }
 
-    /// At `now_us` the sender has paused longer since its latest data packet than it may
-    /// without a send gap ([`SEND_GAP_US`] plus two packets' time at the rate).
     /// The least queue delay that counts as a queue standing in front of a link: the
     /// larger of [`QUEUE_DELAY_US`] and [`QUEUE_PACKETS`] packets' time at the rate.
     fn queue_threshold_us(&self) -> u64 {
@@ -551,6 +550,8 @@ impl RateControl {
         QUEUE_DELAY_US.max(packets_us)
     }
 
+    /// At `now_us` the sender has paused longer since its latest data packet than it may
+    /// without a send gap ([`SEND_GAP_US`] plus two packets' time at the rate).
     fn pausing_at(&self, now_us: u64) -> bool {
         let may_us = SEND_GAP_US + 2 * self.packet_bits * 1_000_000 / self.rate_bps.max(1);
         now_us.saturating_sub(self.last_send_us) > may_us
@@ -658,20 +659,22 @@ impl RateControl {
             client_loss_ppm: head.loss_ppm,
             ..RateSample::default()
         };
-        // A sample beyond chance confirms the one before it only if nothing came between:
-        // every return without a sample leaves this false.
-        let loss_before = core::mem::take(&mut c.loss_congested_before);
-        let deep_queue_before = core::mem::take(&mut c.deep_queue_before);
-        c.drained_bps = 0;
         // A report no newer than the latest taken (a tagged one replayed, or one overtaken
         // on the way) tells nothing new, and the time since its packets went would read as
-        // a queue: replayed in pairs, as a sample whose span the replayer chose.
+        // a queue: replayed in pairs, as a sample whose span the replayer chose. It changes
+        // nothing either: replayed between a client's reports, it would keep any of them
+        // from confirming the one before.
         if let Some((latest, ..)) = c.prev
             && (head.report_seq.wrapping_sub(latest) as i32) <= 0
         {
             note.note = "not newer than the latest report";
             return note;
         }
+        // A sample beyond chance (or showing a deep queue) confirms the one before it only
+        // if nothing came between: every other return without a sample leaves these false.
+        let loss_before = core::mem::take(&mut c.loss_congested_before);
+        let deep_queue_before = core::mem::take(&mut c.deep_queue_before);
+        c.drained_bps = 0;
         if (head.last_seq.wrapping_sub(self.last_seq_sent) as i32) > 0 {
             // Ahead of anything sent: forged or from another session; never a sample.
             c.prev = None;
@@ -738,7 +741,9 @@ impl RateControl {
             // report, so that a slow rate is still measured and can grow.
             c.prev = Some((head.report_seq, prev_last_seq, prev_at));
             c.pending_received = pending.saturating_add(head.interval_received);
-            c.deep_queue_before = deep_queue_before;
+            // A deep queue stays unconfirmed across it only while this report still shows
+            // it: two stalls of a receiver hundreds of ms apart are not two in a row.
+            c.deep_queue_before = deep_queue_before && c.queue_delay_us > DEEP_QUEUE_DELAY_US;
             note.note = "too few packets sent";
             return note;
         }
@@ -1641,7 +1646,6 @@ mod tests {
         // The next 200 packets, sent by 90 ms, all arrive, but 40 ms late; startup has
         // doubled the rate twice since they went, which makes them no pause.
         r.rate_bps *= 4;
-        let mut stalled = c;
         let s = r.on_report(&mut c, &head(4, 900, 200), 130_500);
         assert_eq!((s.sent, s.loss_ppm), (200, 0));
         assert!(
@@ -1655,11 +1659,6 @@ mod tests {
         assert!(c.congested, "queue {} us", c.queue_delay_us);
         let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
         assert_eq!(c.capacity_bps, 200 * bits * 1_000_000 / 30_000);
-        // A receiver that did not run: its late report, then one on time.
-        r.on_report(&mut stalled, &head(4, 900, 200), 130_500);
-        r.on_report(&mut stalled, &head(5, 1100, 200), 111_000 + 20_000);
-        assert!(!stalled.congested);
-        assert!(stalled.capacity_bps > 200 * bits * 1_000_000 / 30_000);
         // The same sent as a trickle well below the rate (repairs at the end; a stalled
         // server): no link's rate, not congestion.
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
@@ -1678,6 +1677,48 @@ mod tests {
             r.on_report(&mut trickle, &head(seq, last, got), at);
         }
         assert!(!trickle.congested);
+    }
+
+    /// The second deep sample confirms the first only when nothing came between: a short
+    /// report on time between two stalls of a receiver ends the first; one that still
+    /// shows the queue, or a replayed report, does not.
+    #[test]
+    fn a_deep_queue_is_confirmed_only_by_the_next_sample() {
+        // About 1.2 Mbit/s: a packet every 10 ms, so that a report of a few packets is short.
+        let r = {
+            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+            r.rate_bps = 1_000_000;
+            for i in 0..200u32 {
+                r.on_data_sent(i, i as u64 * 10_000, 300);
+            }
+            r
+        };
+        // Round trip 0.5 ms; then the packets up to 90 (sent by 900 ms) arrive 50 ms late.
+        let start = |c: &mut ClientRate| {
+            r.on_report(c, &head(1, 10, 10), 100_500);
+            r.on_report(c, &head(2, 50, 40), 500_500);
+            r.on_report(c, &head(3, 90, 40), 950_500);
+            assert!(c.queue_delay_us > DEEP_QUEUE_DELAY_US);
+            assert!(!c.congested, "one deep sample");
+        };
+        // Between, a report of 5 packets (too few for a sample): on time, or late too.
+        for (between_at, confirmed) in [(951_000, false), (1_000_500, true)] {
+            let mut c = ClientRate::default();
+            start(&mut c);
+            let s = r.on_report(&mut c, &head(4, 95, 5), between_at);
+            assert_eq!(s.note, "too few packets sent");
+            // Then the packets up to 130 (sent by 1.3 s) arrive 60 ms late.
+            r.on_report(&mut c, &head(5, 130, 35), 1_360_500);
+            assert!(c.queue_delay_us > DEEP_QUEUE_DELAY_US);
+            assert_eq!(c.congested, confirmed, "report between at {between_at}");
+        }
+        // A report replayed between the two deep samples changes nothing.
+        let mut c = ClientRate::default();
+        start(&mut c);
+        let s = r.on_report(&mut c, &head(3, 90, 40), 951_000);
+        assert_eq!(s.note, "not newer than the latest report");
+        r.on_report(&mut c, &head(4, 130, 40), 1_360_500);
+        assert!(c.congested, "confirmed across a replay");
     }
 
     /// A client that sent its first report at `at_us` and has no sample yet.
