@@ -741,8 +741,8 @@ impl RateControl {
             // report, so that a slow rate is still measured and can grow.
             c.prev = Some((head.report_seq, prev_last_seq, prev_at));
             c.pending_received = pending.saturating_add(head.interval_received);
-            // A deep queue stays unconfirmed across it only while this report still shows
-            // it: two stalls of a receiver hundreds of ms apart are not two in a row.
+            // A deep sample stays pending across it only while this report still shows a
+            // deep queue: two stalls of a receiver hundreds of ms apart are not two in a row.
             c.deep_queue_before = deep_queue_before && c.queue_delay_us > DEEP_QUEUE_DELAY_US;
             note.note = "too few packets sent";
             return note;
@@ -1627,8 +1627,8 @@ mod tests {
     }
 
     /// A deep queue that grows over two samples in a row is congestion before anything is
-    /// dropped; what arrived over the reports' span is the link's rate. One late report
-    /// that the next one, on time, follows is a receiver that did not run for a while.
+    /// dropped; what arrived over the reports' span is the link's rate. One deep sample
+    /// alone is not (a receiver that did not run for a while; see the next test).
     #[test]
     fn a_deep_queue_growing_is_congestion_before_any_loss() {
         // The sender sends on meanwhile (a report after it paused is no round trip).
