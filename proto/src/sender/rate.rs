@@ -1807,6 +1807,16 @@ mod tests {
         assert!(r.rate_bps() <= 19_200_000, "rate {}", r.rate_bps());
     }
 
+    /// A client whose latest sample, 1 ms before `now_us`, had `arrival_bps` arriving.
+    fn sampled_arriving(now_us: u64, arrival_bps: u64) -> ClientRate {
+        ClientRate {
+            sample_at_us: now_us - 1_000,
+            sample_mid_us: now_us - 5_000,
+            arrival_bps,
+            ..Default::default()
+        }
+    }
+
     /// While no more than a fifth of the clients have a sample, startup grows with no
     /// bound from what arrives: here 2 of 10 show 20 Mbit/s arriving at 90 Mbit/s sent.
     #[test]
@@ -1814,12 +1824,7 @@ mod tests {
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         r.rate_bps = 90_000_000;
         let now = 100_000;
-        let slow = ClientRate {
-            sample_at_us: now - 1_000,
-            sample_mid_us: now - 5_000,
-            arrival_bps: 20_000_000,
-            ..Default::default()
-        };
+        let slow = sampled_arriving(now, 20_000_000);
         let joined = joined_at(now - 5_000);
         let mut all = vec![joined; 8];
         all.extend([slow; 2]);
@@ -1837,12 +1842,7 @@ mod tests {
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         r.rate_bps = 90_000_000;
         let now = 100_000;
-        let fine = ClientRate {
-            sample_at_us: now - 1_000,
-            sample_mid_us: now - 5_000,
-            arrival_bps: 90_000_000,
-            ..Default::default()
-        };
+        let fine = sampled_arriving(now, 90_000_000);
         let stalled = ClientRate {
             prev: Some((3, 0, now - 2_000)),
             first_report_us: now - 20_000,
