@@ -18,6 +18,7 @@ COLUMNS = [
     ("floor_s", "floor s"),
     ("tx_ratio", "tx/img"),
     ("sender_cpu_s", "cpu s"),
+    ("clients_cpu_s", "clients cpu s"),
     ("client_rss_mib", "rss MiB"),
     ("mbit_s", "Mbit/s"),
     ("note", "note"),

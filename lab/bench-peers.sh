@@ -27,8 +27,10 @@
 # image (bb-client / udp-receiver exited, uftpd's post-receive script ran); floor = image
 # bits / slowest link (or bottleneck) rate; tx/img = the server namespace's eth0 tx bytes
 # during the run / image size; cpu = sender user+system seconds (/usr/bin/time, children
-# included: udp-sender's zstd pipe counts); rss = largest client peak RSS (/usr/bin/time
-# %M; uftpd: the same, it is stopped with SIGTERM after the run); Mbit/s = image bits / last.
+# included: udp-sender's zstd pipe counts); clients cpu = the receivers' user+system seconds
+# summed (the same, from each receiver's /usr/bin/time: on the lab's two cores they share the
+# CPU with the sender); rss = largest client peak RSS (/usr/bin/time %M; uftpd: the same, it
+# is stopped with SIGTERM after the run); Mbit/s = image bits / last.
 # A tool that fails or times out is a row saying so.
 #
 # env: SCENARIOS, BENCH_OUT (build/bench-peers), BENCH_TIMEOUT_SCALE (1: multiplies every
@@ -76,7 +78,7 @@ HAVE_FAIR=0
 
 mkdir -p "$OUT"
 CSV="$OUT/results.csv"
-echo "scenario,tool,status,verified_s,last_s,floor_s,tx_ratio,sender_cpu_s,client_rss_mib,mbit_s,note" >"$CSV"
+echo "scenario,tool,status,verified_s,last_s,floor_s,tx_ratio,sender_cpu_s,clients_cpu_s,client_rss_mib,mbit_s,note" >"$CSV"
 
 
 d=$(lab_tmpdir)
@@ -89,7 +91,7 @@ cat >"$d/client-wrap" <<'EOF'
 #!/bin/sh
 # client-wrap MARK OUTPUT IMAGE CMD...
 mark=$1 out=$2 img=$3; shift 3
-/usr/bin/time -f '%M' -o "$mark.rss" "$@"
+/usr/bin/time -f '%U %S\n%M' -o "$mark.rss" "$@"
 rc=$?
 date +%s.%N >"$mark.got"
 if [ $rc -eq 0 ] && cmp "$out" "$img" >"$mark.cmp" 2>&1; then echo 1 >"$mark.ok"; else echo 0 >"$mark.ok"; fi
@@ -297,7 +299,7 @@ if cmp -s "$outdir/c$k/$base" "$img"; then echo 1 >"${marks[k-1]}.ok"; else echo
 date +%s.%N >"${marks[k-1]}.ver"
 EOF
             chmod +x "$d/post-c$k"
-            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%M' -o "${marks[k-1]}.rss" \
+            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.rss" \
                 uftpd -d -I eth0 -U "$uid" -D "$outdir/c$k" -s "$d/post-c$k" -q
             names+=("$name.c$k")
         done
@@ -306,7 +308,7 @@ EOF
         ;;
     blast)
         for ((k = 1; k <= N; k++)); do
-            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%M' -o "${marks[k-1]}.rss" "$BLAST" recv 7900 --wait "$TIMEOUT"
+            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.rss" "$BLAST" recv 7900 --wait "$TIMEOUT"
             names+=("$name.c$k")
         done
         sleep 0.3
@@ -344,7 +346,7 @@ EOF
 
     # Collect. Any figure missing (a tool that failed) becomes "-", never an abort.
     set +e +o pipefail
-    local okn=0 last ver rss cpu
+    local okn=0 last ver rss cpu ccpu
     for m in "${marks[@]}"; do [[ $(cat "$m.ok" 2>/dev/null) == 1 ]] && okn=$((okn + 1)); done
     last=$(for m in "${marks[@]}"; do cat "$m.got" 2>/dev/null || true; done | maxof)
     ver=$(for m in "${marks[@]}"; do cat "$m.ver" 2>/dev/null || true; done | maxof)
@@ -352,6 +354,10 @@ EOF
     [[ $rss != - ]] && rss=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
     cpu=$(tail -n 1 "$LAB_LOGDIR/$name.cpu" 2>/dev/null | awk 'NF == 2 { printf "%.2f", $1 + $2 }')
     [[ -z $cpu ]] && cpu=-
+    # The receivers' user + system seconds, all together: on the lab's shared cores what they
+    # spend is taken from the sender.
+    ccpu=$(for m in "${marks[@]}"; do grep -hE '^[0-9.]+ [0-9.]+$' "$m.rss" 2>/dev/null || true; done |
+        awk 'NF == 2 { s += $1 + $2; n++ } END { if (n) printf "%.2f", s; else print "-" }')
     last=$(sub "$last" "$t_start"); ver=$(sub "$ver" "$t_start")
     if [[ $tool == blast ]]; then
         # No repair: nobody gets the whole image. Time = the sender's; goodput per client.
@@ -401,7 +407,7 @@ EOF
     local label="$tool"
     [[ $tool == udpcast-cap ]] && label="udpcast-cap $CAP"
     note=${note//,/;}
-    echo "$scn,$label,$status,$ver,$last,$floor,$ratio_,$cpu,$rss,$mbit,$note" >>"$CSV"
+    echo "$scn,$label,$status,$ver,$last,$floor,$ratio_,$cpu,$ccpu,$rss,$mbit,$note" >>"$CSV"
     say "$scn: $label: $status, verified $ver s, last $last s, tx/img $ratio_${note:+, $note}"
     rm -rf "${outdir:?}"/* 2>/dev/null
     set -e -o pipefail
