@@ -32,6 +32,7 @@ TOOL_COLOURS = {
     "uftp": "#2ca02c",
     "uftp-tfmcc": "#98df8a",
     "blast": "#7f7f7f",
+    "blast-write": "#c7c7c7",
 }
 
 

@@ -20,7 +20,9 @@
 #               bb (its own compression) vs udpcast with a zstd pipe on both ends
 # Tools: bb (bb-server defaults, no --rate), udpcast (udp-sender defaults), udpcast-cap
 # (--max-bitrate 0.95 x the slowest link, or the fair share of the bottleneck), uftp
-# (-R -1: as fast as the interface allows), uftp-tfmcc (-C tfmcc), blast (bb-gso-blast).
+# (-R -1: as fast as the interface allows), uftp-tfmcc (-C tfmcc), blast (bb-gso-blast: the
+# receivers count datagrams), blast-write (the same, the receivers also write each payload to
+# their output file, as a receiver that keeps the image must: the ceiling for such a tool).
 #
 # Columns: verified = from the sender's start until every client's output was compared with
 # the image (cmp, started as soon as that client ended); last = until the last client had its
@@ -116,8 +118,8 @@ scenario() {
     N=8 LOSS=0 RATE="" SLOW="" BOTTLENECK="" MIB=256 KIND=random FLOOR_RATE=0 CAP=1000m TIMEOUT=60
     TOOLS="bb udpcast udpcast-cap uftp uftp-tfmcc"
     case "$1" in
-        8u-0) TOOLS+=" blast" ;;
-        8u-1) LOSS=1; TOOLS+=" blast" ;;
+        8u-0) TOOLS+=" blast blast-write" ;;
+        8u-1) LOSS=1; TOOLS+=" blast blast-write" ;;
         2x1g) N=2 RATE=1gbit MIB=128 FLOOR_RATE=1000000000 CAP=950m ;;
         8x100m) LOSS=1 RATE=100mbit MIB=64 FLOOR_RATE=100000000 CAP=95m TIMEOUT=90 ;;
         48x20m) N=48 LOSS=1 RATE=20mbit MIB=16 FLOOR_RATE=20000000 CAP=19m TIMEOUT=120 ;;
@@ -306,9 +308,11 @@ EOF
         sleep 0.5
         sender "$name" uftp -I eth0 -H "$(IFS=,; echo "${ids[*]}")" "${rate[@]}" "$img"
         ;;
-    blast)
+    blast|blast-write)
         for ((k = 1; k <= N; k++)); do
-            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.rss" "$BLAST" recv 7900 --wait "$TIMEOUT"
+            local write=(); [[ $tool == blast-write ]] && write=(--write "$outdir/c$k/img")
+            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.rss" \
+                "$BLAST" recv 7900 --wait "$TIMEOUT" "${write[@]}"
             names+=("$name.c$k")
         done
         sleep 0.3
@@ -359,7 +363,7 @@ EOF
     ccpu=$(for m in "${marks[@]}"; do grep -hE '^[0-9.]+ [0-9.]+$' "$m.rss" 2>/dev/null || true; done |
         awk 'NF == 2 { s += $1 + $2; n++ } END { if (n) printf "%.2f", s; else print "-" }')
     last=$(sub "$last" "$t_start"); ver=$(sub "$ver" "$t_start")
-    if [[ $tool == blast ]]; then
+    if [[ $tool == blast* ]]; then
         # No repair: nobody gets the whole image. Time = the sender's; goodput per client.
         last=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^seconds=/) { sub(/seconds=/, "", $i); print $i } }' \
             "$LAB_LOGDIR/$name.out" 2>/dev/null); last=${last:--}
@@ -377,7 +381,7 @@ EOF
     elif [[ $status != ok ]]; then
         status="$status ($okn/$N ok)"
     fi
-    if [[ $tool != blast && $okn -lt $N ]]; then
+    if [[ $tool != blast* && $okn -lt $N ]]; then
         # Say why, briefly: the first failed client's comparison or last words, else the sender's.
         local why="" m k2
         for ((k2 = 1; k2 <= N; k2++)); do
@@ -389,7 +393,7 @@ EOF
         done
         note="${why:-$(lab_tail "$name" 1 | cut -c1-80)}"
     fi
-    if [[ -n $SLOW && $tool != blast ]]; then
+    if [[ -n $SLOW && $tool != blast* ]]; then
         local fast slow
         fast=$(for ((k = 1; k < N; k++)); do cat "${marks[k-1]}.got" 2>/dev/null || true; done | maxof)
         slow=$(cat "${marks[N-1]}.got" 2>/dev/null || echo -)

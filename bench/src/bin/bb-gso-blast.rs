@@ -9,14 +9,19 @@
 //!
 //! Usage:
 //!   bb-gso-blast send ADDR:PORT BYTES [--size DATAGRAM]   prints one `key=value` line
-//!   bb-gso-blast recv PORT [--wait SECONDS]              prints one `key=value` line
+//!   bb-gso-blast recv PORT [--wait SECONDS] [--write FILE]  prints one `key=value` line
 //!
 //! The receiver gives up SECONDS after starting if nothing came (exit 1), and ends 0.5 s
-//! after the last datagram or at the sender's end marker.
+//! after the last datagram or at the sender's end marker. With `--write` it also writes
+//! each payload at its place in FILE, in-order runs gathered into 1 MiB writes, as a
+//! receiver that keeps its image must: the ceiling for a tool that writes, on a lab whose
+//! receivers share the CPU.
 
+use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -54,7 +59,48 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: bb-gso-blast send ADDR:PORT BYTES [--size DATAGRAM]\n       \
-                     bb-gso-blast recv PORT [--wait SECONDS]";
+                     bb-gso-blast recv PORT [--wait SECONDS] [--write FILE]";
+
+/// Bytes gathered before a write.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Writes payloads at their places in a file: a run of consecutive ones is gathered and
+/// written at once; a payload that does not continue the run writes the run first.
+struct ChunkWriter<W: FileExt> {
+    out: W,
+    run: Vec<u8>,
+    run_at: u64,
+}
+
+impl<W: FileExt> ChunkWriter<W> {
+    fn new(out: W) -> Self {
+        Self {
+            out,
+            run: Vec::with_capacity(WRITE_CHUNK),
+            run_at: 0,
+        }
+    }
+
+    fn put(&mut self, offset: u64, payload: &[u8]) -> io::Result<()> {
+        if !self.run.is_empty() && offset != self.run_at + self.run.len() as u64 {
+            self.flush()?;
+        }
+        if self.run.is_empty() {
+            self.run_at = offset;
+        }
+        self.run.extend_from_slice(payload);
+        if self.run.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all_at(&self.run, self.run_at)?;
+        self.run.clear();
+        Ok(())
+    }
+}
 
 /// Value of `--name VALUE` in `args`, parsed.
 fn option<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
@@ -212,6 +258,14 @@ fn recv(args: &[String]) -> Result<String, String> {
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("recv needs PORT\n{USAGE}"))?;
     let wait: f64 = option(args, "--wait", 60.0)?;
+    let mut writer = match args.iter().position(|a| a == "--write") {
+        None => None,
+        Some(i) => {
+            let path = args.get(i + 1).ok_or("--write needs a file")?;
+            let file = File::create(path).map_err(|e| format!("{path}: {e}"))?;
+            Some((ChunkWriter::new(file), path))
+        }
+    };
     let sock = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| format!("bind port {port}: {e}"))?;
     // As the lab's bb-client does: a deep buffer so that a busy core does not drop.
     let _ = setsockopt_int(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20);
@@ -251,13 +305,22 @@ fn recv(args: &[String]) -> Result<String, String> {
             first.get_or_insert(now);
             last = now;
             runs.on_datagram(seq);
-            payload_bytes += (*len - HEADER) as u64;
+            let payload = &buf[HEADER..*len];
+            if let Some((w, path)) = &mut writer {
+                w.put(seq * payload.len() as u64, payload)
+                    .map_err(|e| format!("{path}: {e}"))?;
+            }
+            payload_bytes += payload.len() as u64;
         }
         if ended {
             break;
         }
     }
     let first = first.ok_or("only end markers were received")?;
+    if let Some((w, path)) = &mut writer {
+        w.flush().map_err(|e| format!("{path}: {e}"))?;
+        last = Instant::now();
+    }
     runs.finish(count.unwrap_or(runs.next));
     let seconds = last.duration_since(first).as_secs_f64().max(1e-6);
     Ok(format!(
@@ -353,6 +416,35 @@ mod tests {
     fn losses_at_the_end_count() {
         let r = feed(&[0, 1], 5);
         assert_eq!((r.lost, r.runs, r.longest), (3, 1, 3));
+    }
+
+    #[test]
+    fn payloads_land_at_their_places_in_and_out_of_order() {
+        let dir = std::env::temp_dir().join(format!("bb-gso-blast-test-{}", std::process::id()));
+        let file = File::create(&dir).unwrap();
+        let mut w = ChunkWriter::new(file);
+        // Datagrams 0, 1, 3, then 2 (late), then enough in order to pass a chunk.
+        let size = 1000u64;
+        let payload = |seq: u64| vec![(seq % 251) as u8; size as usize];
+        let order: Vec<u64> = [0, 1, 3, 2]
+            .into_iter()
+            .chain(4..4 + WRITE_CHUNK as u64 / size + 2)
+            .collect();
+        for &seq in &order {
+            w.put(seq * size, &payload(seq)).unwrap();
+        }
+        w.flush().unwrap();
+        let got = std::fs::read(&dir).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(got.len() as u64, order.len() as u64 * size);
+        for seq in order {
+            let at = (seq * size) as usize;
+            assert_eq!(
+                got[at..at + size as usize],
+                payload(seq)[..],
+                "datagram {seq}"
+            );
+        }
     }
 
     #[test]
