@@ -69,6 +69,12 @@ const QUEUE_SHRINK_US: u64 = 1_000;
 /// Past startup, a rate this far above what leaves the queues that stand in front of the
 /// links (thousandths) is cut to that, before the queues overflow.
 const QUEUE_CUT_ABOVE_PERMILLE: u64 = 1040;
+/// A queue acted on that has stood this long since without shrinking (two report intervals
+/// when longer) is cut for again: the cut did not reach below the links.
+const QUEUE_RECUT_US: u64 = 200_000;
+/// A cut for a queue acted on before takes at most this much of the rate (thousandths): the
+/// links' figures may come from receivers that stalled.
+const QUEUE_RECUT_LEAST_PERMILLE: u64 = 750;
 /// Where startup leaves the rate when a queue shows (thousandths of the rate then).
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds).
@@ -1107,6 +1113,16 @@ impl RateControl {
             && !self.startup
             && d.now_us.saturating_sub(self.queue_since_us)
                 > FOREIGN_QUEUE_US.max(3 * d.report_interval_us);
+        // A queue acted on that stands on, not shrinking, while the rate holds: the cut left
+        // the rate above the links (48 x 20 Mbit/s: the startup exit left it at 20.9 where
+        // 19.7 left the queues, which stood full for 1.3 s, losing 6% at every client, until
+        // it passed for another flow's). It is cut for again.
+        let recut_after = QUEUE_RECUT_US.max(2 * d.report_interval_us);
+        let recut = self.queue_acted_on
+            && queue_filling
+            && !self.startup
+            && d.now_us.saturating_sub(self.cut_at_us) > recut_after
+            && d.now_us.saturating_sub(self.queue_since_us) > recut_after;
         // What a client's link passes, from its latest samples: what arrived while it was
         // full (lately), else what left its queue over a sample that showed the link as
         // the bottleneck, else what arrived over the latest of two samples in a row that
@@ -1180,14 +1196,24 @@ impl RateControl {
                 // queues overflowed, before loss cut it). A rate above what leaves the
                 // queues is cut to that now, as loss would cut it later. Not fair (a TCP
                 // flow keeps the queue filling whatever the rate), nor for a foreign queue,
-                // and once per queue (`queue_acted_on`).
+                // and once per queue (`queue_acted_on`), unless it stands on (`recut`).
+                // A queue that stood on after its cut shows the rate above the links
+                // however little: 2% above them (within the margin), 48 x 20 Mbit/s held
+                // for 2 s with the queues full and losing 2%.
+                let margin = match recut {
+                    true => 1000,
+                    false => QUEUE_CUT_ABOVE_PERMILLE,
+                };
                 if !self.fair
                     && !foreign_queue
-                    && !self.queue_acted_on
-                    && (leaving as u128) * (QUEUE_CUT_ABOVE_PERMILLE as u128)
-                        < self.rate_bps as u128 * 1000
+                    && (!self.queue_acted_on || recut)
+                    && (leaving as u128) * (margin as u128) < self.rate_bps as u128 * 1000
                 {
-                    self.rate_bps = to.max(self.floor_bps);
+                    let least = match recut {
+                        true => self.rate_bps / 1000 * QUEUE_RECUT_LEAST_PERMILLE,
+                        false => 0,
+                    };
+                    self.rate_bps = to.max(least).max(self.floor_bps);
                     self.reason = RateReason::Congestion;
                     self.queue_acted_on = true;
                     self.cut_at_us = d.now_us;
@@ -2357,6 +2383,94 @@ mod tests {
             r.decide(busy_at(now, 10_000), [stalled(now, arrival); 10].iter());
         }
         assert!(r.rate_bps() >= exited / 4, "{} from {exited}", r.rate_bps());
+    }
+
+    /// A queue acted on (here by the startup exit) that stands on full, not shrinking, while
+    /// the rate holds above what leaves it, is cut for again once it has stood
+    /// [`QUEUE_RECUT_US`]: the cut did not reach below the links. One that drains is not;
+    /// a second cut takes at most a quarter of the rate, whatever the figures say.
+    #[test]
+    fn a_queue_that_stands_on_after_its_cut_is_cut_for_again() {
+        let queued = |now_us: u64, standing_us: u64, saturated_bps: u64| {
+            [ClientRate {
+                sample_at_us: now_us - 5_000,
+                sample_mid_us: now_us - 10_000,
+                queue_delay_us: standing_us,
+                standing_queue_us: standing_us,
+                rtt_us: standing_us + 1_000,
+                saturated_bps,
+                saturated_at_us: now_us - 5_000,
+                ..Default::default()
+            }; 8]
+        };
+        let after_exit = |rate_bps: u64| {
+            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+            r.startup = false;
+            r.queue_acted_on = true;
+            r.cut_at_us = 10_000;
+            r.rate_bps = rate_bps;
+            r
+        };
+        // 20.94 Mbit/s where 19.65 leave the queues: held for 200 ms, then cut to 96% of that.
+        let mut r = after_exit(20_940_000);
+        let mut now = 0;
+        while now < 225_000 {
+            now += 25_000;
+            r.on_sent(r.rate_bps() / 8 / 40);
+            r.decide(busy_at(now, 25_000), queued(now, 35_000, 19_650_000).iter());
+            assert_eq!(r.rate_bps(), 20_940_000, "held at {now} us");
+        }
+        now += 25_000;
+        r.on_sent(r.rate_bps() / 8 / 40);
+        r.decide(busy_at(now, 25_000), queued(now, 35_000, 19_650_000).iter());
+        assert_eq!(
+            r.rate_bps(),
+            19_650_000 / 1000 * CUT_TO_PERMILLE,
+            "cut at {now} us"
+        );
+        assert_eq!(r.reason(), RateReason::Congestion);
+        // The same queue draining behind the cut: no third cut.
+        let cut = r.rate_bps();
+        for k in 1..=16u64 {
+            now += 25_000;
+            r.on_sent(r.rate_bps() / 8 / 40);
+            let draining = queued(now, 35_000 - 1_500 * k, 19_650_000);
+            r.decide(busy_at(now, 25_000), draining.iter());
+            assert!(r.rate_bps() >= cut, "{} at {now} us", r.rate_bps());
+        }
+
+        // 2% above what leaves the queues, within the first cut's margin: once the queue has
+        // stood on, cut all the same.
+        let mut r = after_exit(20_040_000);
+        let mut now = 0;
+        while r.rate_bps() == 20_040_000 && now < 1_000_000 {
+            now += 25_000;
+            r.on_sent(r.rate_bps() / 8 / 40);
+            r.decide(busy_at(now, 25_000), queued(now, 35_000, 19_650_000).iter());
+        }
+        assert_eq!(r.rate_bps(), 19_650_000 / 1000 * CUT_TO_PERMILLE);
+        assert_eq!(now, 250_000, "after the queue stood 200 ms");
+
+        // A queue that drains after the exit's cut, however slowly, is not cut for again.
+        let mut r = after_exit(20_940_000);
+        let mut now = 0;
+        while now < 1_000_000 {
+            now += 25_000;
+            r.on_sent(r.rate_bps() / 8 / 40);
+            let draining = queued(now, 40_000 - now * 15 / 1000, 19_650_000);
+            r.decide(busy_at(now, 25_000), draining.iter());
+            assert_eq!(r.rate_bps(), 20_940_000, "held at {now} us while it drains");
+        }
+
+        // Figures of receivers that stalled (5 Mbit/s leaving): a quarter of the rate at most.
+        let mut r = after_exit(20_940_000);
+        let mut now = 0;
+        while r.rate_bps() == 20_940_000 && now < 1_000_000 {
+            now += 25_000;
+            r.on_sent(r.rate_bps() / 8 / 40);
+            r.decide(busy_at(now, 25_000), queued(now, 35_000, 5_000_000).iter());
+        }
+        assert_eq!(r.rate_bps(), 20_940_000 / 1000 * QUEUE_RECUT_LEAST_PERMILLE);
     }
 
     /// Fair, a standing queue ends startup but does not hold the rate after it: a TCP flow
