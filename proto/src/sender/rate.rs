@@ -369,6 +369,9 @@ pub(crate) struct RateControl {
     /// show none. A queue's figures fall as it drains, and reports of receivers that
     /// stalled go on showing one: cut again and again, a quarter of the rate each time.
     queue_acted_on: bool,
+    /// The queue acted on was cut for again when it stood on (once per queue: a queue
+    /// another flow keeps standing shows the rate a little above what leaves it forever).
+    queue_recut: bool,
     /// Since when more than a fifth of the clients show a queue filling that has not
     /// shrunk (0: they show none, or a cut restarted the count), and how deep it was then.
     queue_since_us: u64,
@@ -454,6 +457,7 @@ impl RateControl {
             exit_at_us: None,
             exit_floor_bps: 0,
             queue_acted_on: false,
+            queue_recut: false,
             queue_since_us: 0,
             queue_since_delay_us: 0,
             startup_resumed: false,
@@ -1083,6 +1087,7 @@ impl RateControl {
         let sampled_after_cut = recent.clone().filter(has_sample_since_cut).count() as u64;
         if !queue_filling && sampled_after_cut * 5 >= n * 4 {
             self.queue_acted_on = false;
+            self.queue_recut = false;
         }
         // Fair, past startup, a queue does not hold the rate: a TCP flow sharing the link
         // keeps it filled until it drops, and holding at its first sign leaves the link to
@@ -1114,13 +1119,15 @@ impl RateControl {
             && d.now_us.saturating_sub(self.queue_since_us)
                 > FOREIGN_QUEUE_US.max(3 * d.report_interval_us);
         // A queue acted on that stands on, not shrinking, while the rate holds: the cut left
-        // the rate above the links (48 x 20 Mbit/s: the startup exit left it at 20.9 where
-        // 19.7 left the queues, which stood full for 1.3 s, losing 6% at every client, until
-        // it passed for another flow's). It is cut for again.
+        // the rate above the links (48 x 20 Mbit/s, in one trace: the startup exit left it
+        // at 20.9 where 19.7 left the queues, which stood full for 1.3 s, losing 6% at every
+        // client, until it passed for another flow's). It is cut for again, once: each cut
+        // restarts the count of a queue that does not shrink (no client has a sample sent
+        // after it for a while), so a queue another flow keeps standing, which never
+        // shrinks, would be cut every 200 ms and never be found to be another flow's.
         let recut_after = QUEUE_RECUT_US.max(2 * d.report_interval_us);
         let recut = self.queue_acted_on
-            && queue_filling
-            && !self.startup
+            && !self.queue_recut
             && d.now_us.saturating_sub(self.cut_at_us) > recut_after
             && d.now_us.saturating_sub(self.queue_since_us) > recut_after;
         // What a client's link passes, from its latest samples: what arrived while it was
@@ -1199,7 +1206,7 @@ impl RateControl {
                 // and once per queue (`queue_acted_on`), unless it stands on (`recut`).
                 // A queue that stood on after its cut shows the rate above the links
                 // however little: 2% above them (within the margin), 48 x 20 Mbit/s held
-                // for 2 s with the queues full and losing 2%.
+                // for 2 s with the queues full and losing 2%, in another trace.
                 let margin = match recut {
                     true => 1000,
                     false => QUEUE_CUT_ABOVE_PERMILLE,
@@ -1216,6 +1223,7 @@ impl RateControl {
                     self.rate_bps = to.max(least).max(self.floor_bps);
                     self.reason = RateReason::Congestion;
                     self.queue_acted_on = true;
+                    self.queue_recut |= recut;
                     self.cut_at_us = d.now_us;
                 }
             }
@@ -2387,8 +2395,9 @@ mod tests {
 
     /// A queue acted on (here by the startup exit) that stands on full, not shrinking, while
     /// the rate holds above what leaves it, is cut for again once it has stood
-    /// [`QUEUE_RECUT_US`]: the cut did not reach below the links. One that drains is not;
-    /// a second cut takes at most a quarter of the rate, whatever the figures say.
+    /// [`QUEUE_RECUT_US`], with no margin: the cut did not reach below the links. Once per
+    /// queue; not one that drains, not a queue no cut acted on yet (the margin holds), not
+    /// fair; a second cut takes at most a quarter of the rate, whatever the figures say.
     #[test]
     fn a_queue_that_stands_on_after_its_cut_is_cut_for_again() {
         let queued = |now_us: u64, standing_us: u64, saturated_bps: u64| {
@@ -2403,74 +2412,133 @@ mod tests {
                 ..Default::default()
             }; 8]
         };
-        let after_exit = |rate_bps: u64| {
-            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        let after_exit = |rate_bps: u64, fair: bool| {
+            let mut r = RateControl::new(1 << 40, None, 1, true, fair, PKT, 0);
             r.startup = false;
             r.queue_acted_on = true;
             r.cut_at_us = 10_000;
             r.rate_bps = rate_bps;
             r
         };
+        let step = |r: &mut RateControl, now: u64, clients: &[ClientRate]| {
+            r.on_sent(r.rate_bps() / 8 / 40);
+            r.decide(busy_at(now, 25_000), clients.iter());
+        };
         // 20.94 Mbit/s where 19.65 leave the queues: held for 200 ms, then cut to 96% of that.
-        let mut r = after_exit(20_940_000);
+        let mut r = after_exit(20_940_000, false);
         let mut now = 0;
         while now < 225_000 {
             now += 25_000;
-            r.on_sent(r.rate_bps() / 8 / 40);
-            r.decide(busy_at(now, 25_000), queued(now, 35_000, 19_650_000).iter());
+            step(&mut r, now, &queued(now, 35_000, 19_650_000));
             assert_eq!(r.rate_bps(), 20_940_000, "held at {now} us");
         }
         now += 25_000;
-        r.on_sent(r.rate_bps() / 8 / 40);
-        r.decide(busy_at(now, 25_000), queued(now, 35_000, 19_650_000).iter());
+        step(&mut r, now, &queued(now, 35_000, 19_650_000));
         assert_eq!(
             r.rate_bps(),
             19_650_000 / 1000 * CUT_TO_PERMILLE,
             "cut at {now} us"
         );
         assert_eq!(r.reason(), RateReason::Congestion);
-        // The same queue draining behind the cut: no third cut.
+        // Once per queue: the same queue standing on with less leaving it is not cut again.
         let cut = r.rate_bps();
-        for k in 1..=16u64 {
+        for _ in 0..24 {
             now += 25_000;
-            r.on_sent(r.rate_bps() / 8 / 40);
-            let draining = queued(now, 35_000 - 1_500 * k, 19_650_000);
-            r.decide(busy_at(now, 25_000), draining.iter());
+            step(&mut r, now, &queued(now, 35_000, 18_000_000));
             assert!(r.rate_bps() >= cut, "{} at {now} us", r.rate_bps());
         }
 
         // 2% above what leaves the queues, within the first cut's margin: once the queue has
         // stood on, cut all the same.
-        let mut r = after_exit(20_040_000);
+        let mut r = after_exit(20_040_000, false);
         let mut now = 0;
         while r.rate_bps() == 20_040_000 && now < 1_000_000 {
             now += 25_000;
-            r.on_sent(r.rate_bps() / 8 / 40);
-            r.decide(busy_at(now, 25_000), queued(now, 35_000, 19_650_000).iter());
+            step(&mut r, now, &queued(now, 35_000, 19_650_000));
         }
         assert_eq!(r.rate_bps(), 19_650_000 / 1000 * CUT_TO_PERMILLE);
         assert_eq!(now, 250_000, "after the queue stood 200 ms");
 
-        // A queue that drains after the exit's cut, however slowly, is not cut for again.
-        let mut r = after_exit(20_940_000);
+        // The same, but no cut acted on the queue yet: within the margin it is held.
+        let mut r = after_exit(20_040_000, false);
+        r.queue_acted_on = false;
+        for k in 1..=20u64 {
+            step(&mut r, k * 25_000, &queued(k * 25_000, 35_000, 19_650_000));
+            assert_eq!(r.rate_bps(), 20_040_000, "held at {} us", k * 25_000);
+        }
+
+        // Fair: a queue may be a TCP flow's; no recut.
+        let mut r = after_exit(20_940_000, true);
+        for k in 1..=20u64 {
+            step(&mut r, k * 25_000, &queued(k * 25_000, 35_000, 19_650_000));
+            assert!(r.rate_bps() >= 20_940_000, "fair, at {} us", k * 25_000);
+        }
+
+        // A queue that drains after the exit's cut (1.5 ms every 100 ms) is not cut again.
+        let mut r = after_exit(20_940_000, false);
         let mut now = 0;
         while now < 1_000_000 {
             now += 25_000;
-            r.on_sent(r.rate_bps() / 8 / 40);
-            let draining = queued(now, 40_000 - now * 15 / 1000, 19_650_000);
-            r.decide(busy_at(now, 25_000), draining.iter());
+            step(
+                &mut r,
+                now,
+                &queued(now, 40_000 - now * 15 / 1000, 19_650_000),
+            );
             assert_eq!(r.rate_bps(), 20_940_000, "held at {now} us while it drains");
         }
 
         // Figures of receivers that stalled (5 Mbit/s leaving): a quarter of the rate at most.
-        let mut r = after_exit(20_940_000);
+        let mut r = after_exit(20_940_000, false);
         let mut now = 0;
         while r.rate_bps() == 20_940_000 && now < 1_000_000 {
             now += 25_000;
-            r.on_sent(r.rate_bps() / 8 / 40);
-            r.decide(busy_at(now, 25_000), queued(now, 35_000, 5_000_000).iter());
+            step(&mut r, now, &queued(now, 35_000, 5_000_000));
         }
         assert_eq!(r.rate_bps(), 20_940_000 / 1000 * QUEUE_RECUT_LEAST_PERMILLE);
+    }
+
+    /// A queue another flow keeps standing: what leaves it for the session reads a little
+    /// below the rate whatever the rate (the flow takes the rest), and samples sent before
+    /// each cut keep it from showing for a while after it, which restarts its count. Cut for
+    /// once more after the exit, then held, then found to be another flow's: the rate grows
+    /// again instead of falling every 200 ms (800 to 532, 505, 456, 434 Mbit/s and on).
+    #[test]
+    fn another_flows_standing_queue_is_cut_for_again_once_at_most() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 800_000_000;
+        let queued = |now_us: u64, rate_bps: u64| {
+            [ClientRate {
+                sample_at_us: now_us - 5_000,
+                sample_mid_us: now_us - 10_000,
+                queue_delay_us: 12_000,
+                standing_queue_us: 12_000,
+                rtt_us: 15_000,
+                saturated_bps: rate_bps / 100 * 99,
+                saturated_at_us: now_us - 5_000,
+                ..Default::default()
+            }; 2]
+        };
+        let mut now = 25_000;
+        r.on_sent(800_000_000 / 8 / 40);
+        r.decide(busy_at(now, 20_000), queued(now, 800_000_000).iter());
+        assert!(!r.in_startup());
+        let (mut cuts, mut least, mut before) = (0, r.rate_bps(), r.rate_bps());
+        while now < 3_000_000 {
+            now += 25_000;
+            let rate = r.rate_bps();
+            r.on_sent(rate / 8 / 40);
+            r.decide(busy_at(now, 20_000), queued(now, rate).iter());
+            cuts += u32::from(r.rate_bps() < before);
+            least = least.min(r.rate_bps());
+            before = r.rate_bps();
+        }
+        // The exit's recheck (to 96% of what leaves the queue then), and one recut.
+        assert!(cuts <= 2, "{cuts} cuts after the exit");
+        assert!(
+            r.rate_bps() > least,
+            "grows again: {} from {least}",
+            r.rate_bps()
+        );
     }
 
     /// Fair, a standing queue ends startup but does not hold the rate after it: a TCP flow
