@@ -233,7 +233,7 @@ tcp_second_flow() {
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     read -r during alone < <(tcp_mbit "$name" "$t0" "$t1")
     local mbit floor; mbit=$(mbit_of "$isz" "$secs"); floor=$(floor_of "$isz")
-    echo "$scn,tcp,$status,-,$secs,$floor,-,-,-,$mbit,TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone); a second $TCP_CC flow of the image's bytes to c2" >>"$CSV"
+    echo "$scn,tcp,$status,-,$secs,$floor,-,-,-,-,$mbit,TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone); a second $TCP_CC flow of the image's bytes to c2" >>"$CSV"
     say "$scn: tcp: $status, ${secs} s, $mbit Mbit/s; the first flow ${during} Mbit/s during (${alone} alone)"
 }
 
@@ -431,7 +431,7 @@ for scn in $SCENARIOS; do
     for tool in $TOOLS; do
         [[ -z ${BENCH_TOOLS:-} || " $BENCH_TOOLS " == *" $tool "* ]] || continue
         if [[ $tool == bb-fair ]] && (( ! HAVE_FAIR )); then
-            echo "$scn,bb-fair,skipped,-,-,-,-,-,-,-,bb-server has no --fair in this build" >>"$CSV"
+            echo "$scn,bb-fair,skipped,-,-,-,-,-,-,-,-,bb-server has no --fair in this build" >>"$CSV"
             say "$scn: bb-fair skipped: bb-server has no --fair in this build"
             continue
         fi
