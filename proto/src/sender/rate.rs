@@ -1772,6 +1772,28 @@ mod tests {
         }
     }
 
+    /// Eight clients sampled 5 ms ago over a span centred at `mid_us`, showing a queue of
+    /// `queue_us` (`standing_us` in both latest reports) in front of links that passed
+    /// `saturated_bps` when full.
+    fn eight_queued(
+        now_us: u64,
+        mid_us: u64,
+        queue_us: u64,
+        standing_us: u64,
+        saturated_bps: u64,
+    ) -> [ClientRate; 8] {
+        [ClientRate {
+            sample_at_us: now_us - 5_000,
+            sample_mid_us: mid_us,
+            queue_delay_us: queue_us,
+            standing_queue_us: standing_us,
+            rtt_us: queue_us,
+            saturated_bps,
+            saturated_at_us: now_us - 5_000,
+            ..Default::default()
+        }; 8]
+    }
+
     /// A client whose reports never pair up (every other one lost on its uplink) never
     /// samples, yet counts as "taking the rate" for as long as it keeps reporting.
     #[test]
@@ -2293,16 +2315,7 @@ mod tests {
     #[test]
     fn a_queue_filling_above_the_links_cuts_the_rate_before_it_overflows() {
         let queued = |now_us: u64, mid_us: u64, saturated_bps: u64| {
-            [ClientRate {
-                sample_at_us: now_us - 5_000,
-                sample_mid_us: mid_us,
-                queue_delay_us: 12_000,
-                standing_queue_us: 9_000,
-                rtt_us: 12_000,
-                saturated_bps,
-                saturated_at_us: now_us - 5_000,
-                ..Default::default()
-            }; 8]
+            eight_queued(now_us, mid_us, 12_000, 9_000, saturated_bps)
         };
         let clear = |now_us: u64| {
             [ClientRate {
@@ -2401,16 +2414,13 @@ mod tests {
     #[test]
     fn a_queue_that_stands_on_after_its_cut_is_cut_for_again() {
         let queued = |now_us: u64, standing_us: u64, saturated_bps: u64| {
-            [ClientRate {
-                sample_at_us: now_us - 5_000,
-                sample_mid_us: now_us - 10_000,
-                queue_delay_us: standing_us,
-                standing_queue_us: standing_us,
-                rtt_us: standing_us + 1_000,
+            eight_queued(
+                now_us,
+                now_us - 10_000,
+                standing_us,
+                standing_us,
                 saturated_bps,
-                saturated_at_us: now_us - 5_000,
-                ..Default::default()
-            }; 8]
+            )
         };
         let after_exit = |rate_bps: u64, fair: bool| {
             let mut r = RateControl::new(1 << 40, None, 1, true, fair, PKT, 0);
@@ -2423,6 +2433,16 @@ mod tests {
         let step = |r: &mut RateControl, now: u64, clients: &[ClientRate]| {
             r.on_sent(r.rate_bps() / 8 / 40);
             r.decide(busy_at(now, 25_000), clients.iter());
+        };
+        // Decisions 25 ms apart under a queue standing full until the rate changes (1 s at
+        // most): when it changed.
+        let until_cut = |r: &mut RateControl, saturated_bps: u64| {
+            let (held, mut now) = (r.rate_bps(), 0);
+            while r.rate_bps() == held && now < 1_000_000 {
+                now += 25_000;
+                step(r, now, &queued(now, 35_000, saturated_bps));
+            }
+            now
         };
         // 20.94 Mbit/s where 19.65 leave the queues: held for 200 ms, then cut to 96% of that.
         let mut r = after_exit(20_940_000, false);
@@ -2451,13 +2471,9 @@ mod tests {
         // 2% above what leaves the queues, within the first cut's margin: once the queue has
         // stood on, cut all the same.
         let mut r = after_exit(20_040_000, false);
-        let mut now = 0;
-        while r.rate_bps() == 20_040_000 && now < 1_000_000 {
-            now += 25_000;
-            step(&mut r, now, &queued(now, 35_000, 19_650_000));
-        }
+        let at = until_cut(&mut r, 19_650_000);
         assert_eq!(r.rate_bps(), 19_650_000 / 1000 * CUT_TO_PERMILLE);
-        assert_eq!(now, 250_000, "after the queue stood 200 ms");
+        assert_eq!(at, 250_000, "after the queue stood 200 ms");
 
         // The same, but no cut acted on the queue yet: within the margin it is held.
         let mut r = after_exit(20_040_000, false);
@@ -2489,11 +2505,7 @@ mod tests {
 
         // Figures of receivers that stalled (5 Mbit/s leaving): a quarter of the rate at most.
         let mut r = after_exit(20_940_000, false);
-        let mut now = 0;
-        while r.rate_bps() == 20_940_000 && now < 1_000_000 {
-            now += 25_000;
-            step(&mut r, now, &queued(now, 35_000, 5_000_000));
-        }
+        until_cut(&mut r, 5_000_000);
         assert_eq!(r.rate_bps(), 20_940_000 / 1000 * QUEUE_RECUT_LEAST_PERMILLE);
     }
 
@@ -2507,16 +2519,7 @@ mod tests {
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         r.rate_bps = 800_000_000;
         let queued = |now_us: u64, rate_bps: u64| {
-            [ClientRate {
-                sample_at_us: now_us - 5_000,
-                sample_mid_us: now_us - 10_000,
-                queue_delay_us: 12_000,
-                standing_queue_us: 12_000,
-                rtt_us: 15_000,
-                saturated_bps: rate_bps / 100 * 99,
-                saturated_at_us: now_us - 5_000,
-                ..Default::default()
-            }; 2]
+            eight_queued(now_us, now_us - 10_000, 12_000, 12_000, rate_bps / 100 * 99)
         };
         let mut now = 25_000;
         r.on_sent(800_000_000 / 8 / 40);
