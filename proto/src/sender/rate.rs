@@ -366,8 +366,9 @@ pub(crate) struct RateControl {
     exit_floor_bps: u64,
     /// The queue the clients show now was already acted on (startup's exit, its recheck or
     /// the queue cut): no more cuts for it until most clients sampled after the last cut
-    /// show none. A queue's figures fall as it drains, and reports of receivers that
-    /// stalled go on showing one: cut again and again, a quarter of the rate each time.
+    /// show none, but the one recut of a queue that stands on (`queue_recut`). A queue's
+    /// figures fall as it drains, and reports of receivers that stalled go on showing one:
+    /// cut again and again, a quarter of the rate each time.
     queue_acted_on: bool,
     /// The queue acted on was cut for again when it stood on (once per queue: a queue
     /// another flow keeps standing shows the rate a little above what leaves it forever).
