@@ -110,12 +110,29 @@ def chart(rows, machine):
     )
 
 
+def read_rows(f):
+    """The CSV's rows as dicts by its header. A row of the wrong length (a bench bug) must
+    not cost the run its report: it is named, padded with "-" or its surplus dropped."""
+    lines = csv.reader(f)
+    header = next(lines, None)
+    if header is None:
+        return []
+    rows = []
+    for fields in lines:
+        if len(fields) != len(header):
+            print(f"bench-peers-report: {','.join(fields[:2])}: {len(fields)} fields where the "
+                  f"header has {len(header)}; shown padded with '-' or cut", file=sys.stderr)
+            fields = (fields + ["-"] * len(header))[: len(header)]
+        rows.append(dict(zip(header, fields)))
+    return rows
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit("usage: bench-peers-report.py CSV OUTDIR MACHINE")
     path, outdir, machine = sys.argv[1:]
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        rows = read_rows(f)
     if not rows:
         sys.exit(f"bench-peers-report: no rows in {path}")
     print()
