@@ -1119,18 +1119,6 @@ impl RateControl {
             && !self.startup
             && d.now_us.saturating_sub(self.queue_since_us)
                 > FOREIGN_QUEUE_US.max(3 * d.report_interval_us);
-        // A queue acted on that stands on, not shrinking, while the rate holds: the cut left
-        // the rate above the links (48 x 20 Mbit/s, in one trace: the startup exit left it
-        // at 20.9 where 19.7 left the queues, which stood full for 1.3 s, losing 6% at every
-        // client, until it passed for another flow's). It is cut for again, once: each cut
-        // restarts the count of a queue that does not shrink (no client has a sample sent
-        // after it for a while), so a queue another flow keeps standing, which never
-        // shrinks, would be cut every 200 ms and never be found to be another flow's.
-        let recut_after = QUEUE_RECUT_US.max(2 * d.report_interval_us);
-        let recut = self.queue_acted_on
-            && !self.queue_recut
-            && d.now_us.saturating_sub(self.cut_at_us) > recut_after
-            && d.now_us.saturating_sub(self.queue_since_us) > recut_after;
         // What a client's link passes, from its latest samples: what arrived while it was
         // full (lately), else what left its queue over a sample that showed the link as
         // the bottleneck, else what arrived over the latest of two samples in a row that
@@ -1205,9 +1193,22 @@ impl RateControl {
                 // queues is cut to that now, as loss would cut it later. Not fair (a TCP
                 // flow keeps the queue filling whatever the rate), nor for a foreign queue,
                 // and once per queue (`queue_acted_on`), unless it stands on (`recut`).
-                // A queue that stood on after its cut shows the rate above the links
-                // however little: 2% above them (within the margin), 48 x 20 Mbit/s held
-                // for 2 s with the queues full and losing 2%, in another trace.
+                // A queue acted on that stands on, not shrinking, while the rate holds: the
+                // cut left the rate above the links (48 x 20 Mbit/s, in one trace: the
+                // startup exit left it at 20.9 where 19.7 left the queues, which stood full
+                // for 1.3 s, losing 6% at every client, until it passed for another flow's).
+                // It is cut for again, once: each cut restarts the count of a queue that
+                // does not shrink (no client has a sample sent after it for a while), so a
+                // queue another flow keeps standing, which never shrinks, would be cut
+                // every 200 ms and never be found to be another flow's. Standing on, it
+                // shows the rate above the links however little: no margin (2% above them,
+                // within it, 48 x 20 Mbit/s held for 2 s with the queues full and losing 2%,
+                // in another trace).
+                let recut_after = QUEUE_RECUT_US.max(2 * d.report_interval_us);
+                let recut = self.queue_acted_on
+                    && !self.queue_recut
+                    && d.now_us.saturating_sub(self.cut_at_us) > recut_after
+                    && d.now_us.saturating_sub(self.queue_since_us) > recut_after;
                 let margin = match recut {
                     true => 1000,
                     false => QUEUE_CUT_ABOVE_PERMILLE,
