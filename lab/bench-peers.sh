@@ -88,12 +88,13 @@ d=$(lab_tmpdir)
 # ---- helpers ----------------------------------------------------------------------------
 
 # A client's command, then: when it ended, whether its output equals the image, when that
-# comparison ended; its peak RSS from /usr/bin/time.
+# comparison ended. Every receiver's /usr/bin/time writes MARK.time: its user and system
+# seconds on the first line, its peak RSS (KiB) on the last.
 cat >"$d/client-wrap" <<'EOF'
 #!/bin/sh
 # client-wrap MARK OUTPUT IMAGE CMD...
 mark=$1 out=$2 img=$3; shift 3
-/usr/bin/time -f '%U %S\n%M' -o "$mark.rss" "$@"
+/usr/bin/time -f '%U %S\n%M' -o "$mark.time" "$@"
 rc=$?
 date +%s.%N >"$mark.got"
 if [ $rc -eq 0 ] && cmp "$out" "$img" >"$mark.cmp" 2>&1; then echo 1 >"$mark.ok"; else echo 0 >"$mark.ok"; fi
@@ -301,7 +302,7 @@ if cmp -s "$outdir/c$k/$base" "$img"; then echo 1 >"${marks[k-1]}.ok"; else echo
 date +%s.%N >"${marks[k-1]}.ver"
 EOF
             chmod +x "$d/post-c$k"
-            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.rss" \
+            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.time" \
                 uftpd -d -I eth0 -U "$uid" -D "$outdir/c$k" -s "$d/post-c$k" -q
             names+=("$name.c$k")
         done
@@ -311,7 +312,7 @@ EOF
     blast|blast-write)
         for ((k = 1; k <= N; k++)); do
             local write=(); [[ $tool == blast-write ]] && write=(--write "$outdir/c$k/img")
-            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.rss" \
+            lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.time" \
                 "$BLAST" recv 7900 --wait "$TIMEOUT" "${write[@]}"
             names+=("$name.c$k")
         done
@@ -354,13 +355,13 @@ EOF
     for m in "${marks[@]}"; do [[ $(cat "$m.ok" 2>/dev/null) == 1 ]] && okn=$((okn + 1)); done
     last=$(for m in "${marks[@]}"; do cat "$m.got" 2>/dev/null || true; done | maxof)
     ver=$(for m in "${marks[@]}"; do cat "$m.ver" 2>/dev/null || true; done | maxof)
-    rss=$(for m in "${marks[@]}"; do tail -n 1 "$m.rss" 2>/dev/null || true; done | { grep -E "^[0-9]+$" || true; } | maxof)
+    rss=$(for m in "${marks[@]}"; do tail -n 1 "$m.time" 2>/dev/null || true; done | { grep -E "^[0-9]+$" || true; } | maxof)
     [[ $rss != - ]] && rss=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
     cpu=$(tail -n 1 "$LAB_LOGDIR/$name.cpu" 2>/dev/null | awk 'NF == 2 { printf "%.2f", $1 + $2 }')
     [[ -z $cpu ]] && cpu=-
     # The receivers' user + system seconds, all together: on the lab's shared cores what they
     # spend is taken from the sender.
-    ccpu=$(for m in "${marks[@]}"; do grep -hE '^[0-9.]+ [0-9.]+$' "$m.rss" 2>/dev/null || true; done |
+    ccpu=$(for m in "${marks[@]}"; do grep -hE '^[0-9.]+ [0-9.]+$' "$m.time" 2>/dev/null || true; done |
         awk 'NF == 2 { s += $1 + $2; n++ } END { if (n) printf "%.2f", s; else print "-" }')
     last=$(sub "$last" "$t_start"); ver=$(sub "$ver" "$t_start")
     if [[ $tool == blast* ]]; then

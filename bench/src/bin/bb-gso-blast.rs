@@ -420,8 +420,8 @@ mod tests {
 
     #[test]
     fn payloads_land_at_their_places_in_and_out_of_order() {
-        let dir = std::env::temp_dir().join(format!("bb-gso-blast-test-{}", std::process::id()));
-        let file = File::create(&dir).unwrap();
+        let path = std::env::temp_dir().join(format!("bb-gso-blast-test-{}", std::process::id()));
+        let file = File::create(&path).unwrap();
         let mut w = ChunkWriter::new(file);
         // Datagrams 0, 1, 3, then 2 (late), then enough in order to pass a chunk.
         let size = 1000u64;
@@ -434,8 +434,8 @@ mod tests {
             w.put(seq * size, &payload(seq)).unwrap();
         }
         w.flush().unwrap();
-        let got = std::fs::read(&dir).unwrap();
-        std::fs::remove_file(&dir).unwrap();
+        let got = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
         assert_eq!(got.len() as u64, order.len() as u64 * size);
         for seq in order {
             let at = (seq * size) as usize;
