@@ -206,7 +206,11 @@ fn every_engine_encodes_the_same_bytes() {
 fn engine_kernels_follow_the_cpu() {
     // The expected fastest kernel, from std's own feature detection.
     #[cfg(target_arch = "x86_64")]
-    let fastest = if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("ssse3") {
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("ssse3");
+    #[cfg(target_arch = "x86_64")]
+    let fastest = if avx2 && is_x86_feature_detected!("gfni") {
+        Kernel::Gfni
+    } else if avx2 {
         Kernel::Avx2
     } else if is_x86_feature_detected!("ssse3") {
         Kernel::Ssse3

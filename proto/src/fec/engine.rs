@@ -103,6 +103,13 @@ impl Engine {
             (_, 0) => {}
             (_, 1) => scalar::xor_into(dst, src),
             #[cfg(target_arch = "x86_64")]
+            (Kernel::Gfni, _) => {
+                // SAFETY: an engine's kernel is supported by this CPU (constructor invariant),
+                // so the CPU and OS support GFNI and AVX2; the operands have equal lengths in
+                // whole chunks (checked by the caller).
+                unsafe { x86::mul_add_gfni(dst, src, c) }
+            }
+            #[cfg(target_arch = "x86_64")]
             (Kernel::Avx2, _) => {
                 // SAFETY: an engine's kernel is supported by this CPU (constructor invariant),
                 // so the CPU and OS support AVX2; the operands have equal lengths in whole

@@ -11,7 +11,7 @@
 //! (element `i = lo[i] | hi[i] << 8`). Scalar and SIMD kernels use this same layout, so their
 //! results are bit-identical.
 //!
-//! The multiply-add kernel (scalar, SSSE3, AVX2) is chosen by an [`Engine`] value that the
+//! The multiply-add kernel (scalar, SSSE3, AVX2, GFNI) is chosen by an [`Engine`] value that the
 //! code's users carry, never by process-wide state: two engines with different kernels can
 //! run side by side, and their results are identical.
 //!
@@ -89,18 +89,22 @@ pub enum Kernel {
     Ssse3,
     /// x86_64 AVX2 `vpshufb`, 32 bytes per shuffle.
     Avx2,
+    /// x86_64 GFNI `vgf2p8affineqb` (with AVX2): multiplication as bit matrices on the byte
+    /// planes, 32 bytes per instruction.
+    Gfni,
 }
 
 impl Kernel {
     /// All kernels, slowest first.
-    pub const ALL: [Kernel; 3] = [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2];
+    pub const ALL: [Kernel; 4] = [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2, Kernel::Gfni];
 
-    /// Short lower-case name (`scalar`, `ssse3`, `avx2`).
+    /// Short lower-case name (`scalar`, `ssse3`, `avx2`, `gfni`).
     pub const fn name(self) -> &'static str {
         match self {
             Kernel::Scalar => "scalar",
             Kernel::Ssse3 => "ssse3",
             Kernel::Avx2 => "avx2",
+            Kernel::Gfni => "gfni",
         }
     }
 
