@@ -1,10 +1,11 @@
 //! x86_64 SIMD kernels (SSSE3, AVX2 and GFNI) for `dst ^= c * src`, plus CPU feature
 //! detection without std (cpuid + xgetbv).
 //!
-//! The SSSE3 and AVX2 kernels use the split-nibble method: an element x = n0 | n1 << 4 | n2 << 8 | n3 << 12
-//! has c * x = T0[n0] ^ T1[n1] ^ T2[n2] ^ T3[n3], where Tn[v] = c * (v << 4n). Each 16-entry
-//! table of u16 is held as two 16-byte `pshufb` tables (low and high result bytes), so 32
-//! elements (one 64-byte chunk of the symbol layout) cost 8 shuffles with AVX2.
+//! The SSSE3 and AVX2 kernels use the split-nibble method: an element
+//! x = n0 | n1 << 4 | n2 << 8 | n3 << 12 has c * x = T0[n0] ^ T1[n1] ^ T2[n2] ^ T3[n3], where
+//! Tn[v] = c * (v << 4n). Each 16-entry table of u16 is held as two 16-byte `pshufb` tables
+//! (low and high result bytes), so 32 elements (one 64-byte chunk of the symbol layout) cost
+//! 8 shuffles with AVX2.
 //!
 //! The tables are built from the 16 products c * x^i, read as one 32-byte run of the
 //! exponential table, with shuffles that select and zero words according to the bits of the
