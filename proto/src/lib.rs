@@ -9,3 +9,6 @@ pub mod gf16;
 pub mod receiver;
 pub mod sender;
 pub mod wire;
+
+#[cfg(target_arch = "x86_64")]
+mod cpu;

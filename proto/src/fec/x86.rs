@@ -21,7 +21,7 @@ use core::arch::x86_64::{
     _mm_shuffle_epi8, _mm_srli_epi16, _mm_storeu_si128, _mm_xor_si128, _mm256_and_si256,
     _mm256_broadcastsi128_si256, _mm256_gf2p8affine_epi64_epi8, _mm256_loadu_si256,
     _mm256_permute4x64_epi64, _mm256_set1_epi8, _mm256_set1_epi64x, _mm256_shuffle_epi8,
-    _mm256_srli_epi16, _mm256_storeu_si256, _mm256_xor_si256, _xgetbv,
+    _mm256_srli_epi16, _mm256_storeu_si256, _mm256_xor_si256,
 };
 
 use super::{CHUNK, Kernel, MULTI_MAX};
@@ -33,13 +33,13 @@ pub(super) fn detect() -> Kernel {
     let max_leaf = __cpuid(0).eax;
     let leaf1 = __cpuid(1);
     let ssse3 = leaf1.ecx & (1 << 9) != 0;
-    let osxsave = leaf1.ecx & (1 << 27) != 0;
     let avx = leaf1.ecx & (1 << 28) != 0;
     let mut avx2 = false;
     let mut gfni = false;
-    if osxsave && avx && max_leaf >= 7 {
-        // SAFETY: OSXSAVE is set, so the OS enabled XSAVE and xgetbv is a valid instruction.
-        let xcr0 = unsafe { read_xcr0() };
+    if avx
+        && max_leaf >= 7
+        && let Some(xcr0) = crate::cpu::xcr0()
+    {
         // XMM (bit 1) and YMM (bit 2) state must both be saved by the OS.
         if xcr0 & 0b110 == 0b110 {
             // Leaf 7 exists (max_leaf >= 7).
@@ -59,12 +59,6 @@ pub(super) fn detect() -> Kernel {
     } else {
         Kernel::Scalar
     }
-}
-
-#[target_feature(enable = "xsave")]
-unsafe fn read_xcr0() -> u64 {
-    // SAFETY: the caller checked OSXSAVE, so xgetbv(0) does not fault.
-    unsafe { _xgetbv(0) }
 }
 
 const fn build_select() -> [[u8; 32]; 8] {

@@ -85,24 +85,17 @@ mod x86 {
     /// VPCLMULQDQ (leaf 7 ECX bit 10) with AVX-512F (EBX bit 16) and AVX-512VL (EBX bit 31),
     /// and the OS saving the vector state (XCR0: SSE, AVX, opmask and both ZMM parts).
     pub(super) fn detect_wide() -> bool {
-        let leaf1 = arch::__cpuid(1);
-        let osxsave = leaf1.ecx & (1 << 27) != 0;
-        if !osxsave || arch::__cpuid(0).eax < 7 {
+        let Some(xcr0) = crate::cpu::xcr0() else {
+            return false;
+        };
+        if arch::__cpuid(0).eax < 7 {
             return false;
         }
-        // SAFETY: OSXSAVE is set, so the OS enabled XSAVE and xgetbv is a valid instruction.
-        let xcr0 = unsafe { read_xcr0() };
         let leaf7 = arch::__cpuid_count(7, 0);
         xcr0 & 0xe6 == 0xe6
             && leaf7.ecx & (1 << 10) != 0
             && leaf7.ebx & (1 << 16) != 0
             && leaf7.ebx & (1 << 31) != 0
-    }
-
-    #[target_feature(enable = "xsave")]
-    unsafe fn read_xcr0() -> u64 {
-        // SAFETY: the caller checked OSXSAVE, so xgetbv(0) does not fault.
-        unsafe { arch::_xgetbv(0) }
     }
 
     /// CRC32 of `data` (at least [`WIDE_MIN`] bytes): four 512-bit accumulators fold 256
@@ -143,15 +136,13 @@ mod x86 {
             x = fold_wide(x, get_wide(&mut data), k512);
         }
         // Its four lanes are 16 bytes apart, the first the oldest.
-        let k3k4 = arch::_mm_set_epi64x(K4, K3);
-        let mut y = fold(
+        let lanes = [
             arch::_mm512_extracti32x4_epi32::<0>(x),
             arch::_mm512_extracti32x4_epi32::<1>(x),
-            k3k4,
-        );
-        y = fold(y, arch::_mm512_extracti32x4_epi32::<2>(x), k3k4);
-        y = fold(y, arch::_mm512_extracti32x4_epi32::<3>(x), k3k4);
-        reduce_to_crc(y, data)
+            arch::_mm512_extracti32x4_epi32::<2>(x),
+            arch::_mm512_extracti32x4_epi32::<3>(x),
+        ];
+        reduce_to_crc(fold_lanes(lanes), data)
     }
 
     /// `a` carried 512 bits on (each 128-bit lane by `keys`, as [`fold`] does) into `b`.
@@ -197,11 +188,15 @@ mod x86 {
             x1 = fold(x1, get(&mut data), k1k2);
             x0 = fold(x0, get(&mut data), k1k2);
         }
+        reduce_to_crc(fold_lanes([x3, x2, x1, x0]), data)
+    }
+
+    /// Four 128-bit lanes 16 bytes apart (the oldest first) folded into one.
+    #[target_feature(enable = "pclmulqdq")]
+    fn fold_lanes(lanes: [arch::__m128i; 4]) -> arch::__m128i {
         let k3k4 = arch::_mm_set_epi64x(K4, K3);
-        let mut x = fold(x3, x2, k3k4);
-        x = fold(x, x1, k3k4);
-        x = fold(x, x0, k3k4);
-        reduce_to_crc(x, data)
+        let [a, b, c, d] = lanes;
+        fold(fold(fold(a, b, k3k4), c, k3k4), d, k3k4)
     }
 
     /// Folds the remaining whole 16-byte blocks into `x`, then the last partial one, and
