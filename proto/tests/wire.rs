@@ -280,6 +280,11 @@ fn announce_round_trips_and_rejects_bad_geometry() {
         ),
         (
             44,
+            &4u32.to_le_bytes(),
+            WireError::BadField("report_interval_ms"),
+        ),
+        (
+            44,
             &1_000_000u32.to_le_bytes(),
             WireError::BadField("report_interval_ms"),
         ),
@@ -813,7 +818,7 @@ fn constants_keep_their_values() {
     // datagram.
     assert_eq!(MAX_RANGES, 174);
     assert_eq!(MAX_ZERO_RANGES, 177);
-    assert_eq!(VERSION, 3);
+    assert_eq!(VERSION, 4);
     assert_eq!(DATA_OVERHEAD, 40);
     assert_eq!(MAX_SYMBOL_SIZE, 8896);
     assert_eq!((MAX_K, SYMBOL_ALIGN), (4096, 64));
@@ -960,11 +965,11 @@ mod golden {
     struct Bytes(Vec<u8>);
 
     impl Bytes {
-        /// The common header: "BBND", version 3, `ty`, no flags, the session.
+        /// The common header: "BBND", version 4, `ty`, no flags, the session.
         fn header(ty: u8) -> Self {
             let b = Self(Vec::new())
                 .raw(b"BBND")
-                .u8(3)
+                .u8(4)
                 .u8(ty)
                 .u16(0)
                 .u64(SESSION);
@@ -1170,6 +1175,19 @@ mod golden {
         assert_eq!(
             packet(&expected, PacketType::Announce).announce().unwrap(),
             closing
+        );
+
+        // The least interval (version 4), what the server asks for while it probes.
+        let probing = Announce {
+            report_interval_ms: 5,
+            ..with_digest
+        };
+        let expected = announce(3, 0x0506_0708, 5, digest());
+        write_announce(&mut buf, SESSION, &probing).unwrap();
+        assert_eq!(&buf[..], &expected[..]);
+        assert_eq!(
+            packet(&expected, PacketType::Announce).announce().unwrap(),
+            probing
         );
     }
 

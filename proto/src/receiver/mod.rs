@@ -93,9 +93,9 @@ pub struct ReceiverConfig {
 pub const MAX_REPORT_INTERVAL_US: u64 = 4_000_000;
 
 /// The shortest report interval a receiver follows while the server probes the link's rate
-/// (it asks for 10 ms then, the least the wire carries): within [`PROBING_WINDOW_US`] of
+/// (it asks for 5 ms then, the least the wire carries): within [`PROBING_WINDOW_US`] of
 /// the session's first data packet.
-pub const MIN_REPORT_INTERVAL_US: u64 = 10_000;
+pub const MIN_REPORT_INTERVAL_US: u64 = wire::MIN_REPORT_INTERVAL_MS as u64 * 1000;
 /// How long after the first data packet reports may come as often as
 /// [`MIN_REPORT_INTERVAL_US`]: probing takes well under a second.
 pub const PROBING_WINDOW_US: u64 = 2_000_000;

@@ -421,7 +421,10 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
     pub fn report_interval_ms(&self) -> u32 {
         let clients = self.tally().active() as u64;
         let by_budget = clients * 1000 / self.cfg.report_budget_per_s.max(1) as u64;
-        let cap_ms = (self.cfg.client_timeout_us / 3 / 1000).clamp(10, 60_000);
+        let cap_ms = (self.cfg.client_timeout_us / 3 / 1000).clamp(
+            crate::wire::MIN_REPORT_INTERVAL_MS as u64,
+            crate::wire::MAX_REPORT_INTERVAL_MS as u64,
+        );
         let wanted = if self.rate.in_startup() {
             self.cfg
                 .report_interval_ms
@@ -429,7 +432,9 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         } else {
             self.cfg.report_interval_ms
         };
-        (wanted as u64).max(by_budget).clamp(10, cap_ms) as u32
+        (wanted as u64)
+            .max(by_budget)
+            .clamp(crate::wire::MIN_REPORT_INTERVAL_MS as u64, cap_ms) as u32
     }
 
     /// Data packets of `packet_bytes` sent in two report intervals at `rate_bps`: what goes

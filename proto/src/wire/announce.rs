@@ -41,6 +41,12 @@ impl BitOrAssign for AnnounceFlags {
     }
 }
 
+/// The shortest report interval an announce carries: what the server asks for while it
+/// probes the links' rate (version 4; 10 ms before).
+pub const MIN_REPORT_INTERVAL_MS: u32 = 5;
+/// The longest report interval an announce carries.
+pub const MAX_REPORT_INTERVAL_MS: u32 = 60_000;
+
 /// Session parameters, repeated through the session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Announce {
@@ -99,7 +105,7 @@ impl Packet<'_> {
             return Err(WireError::BadField("announce flags"));
         }
         let report_interval_ms = get_u32(b, f::REPORT_INTERVAL_MS);
-        if !(10..=60_000).contains(&report_interval_ms) {
+        if !(MIN_REPORT_INTERVAL_MS..=MAX_REPORT_INTERVAL_MS).contains(&report_interval_ms) {
             return Err(WireError::BadField("report_interval_ms"));
         }
         let digest = if flags & f::flag::DIGEST_KNOWN != 0 {

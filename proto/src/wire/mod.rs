@@ -23,7 +23,9 @@ mod zero_map;
 
 use core::fmt;
 
-pub use announce::{Announce, AnnounceFlags, write_announce};
+pub use announce::{
+    Announce, AnnounceFlags, MAX_REPORT_INTERVAL_MS, MIN_REPORT_INTERVAL_MS, write_announce,
+};
 pub use crc::crc32;
 pub use data::{Data, DataHead, Encoding, seal_data, write_data, write_data_header};
 use field::{get_u16, get_u32, get_u64, put_u8, put_u16, put_u32, put_u64};
@@ -35,7 +37,7 @@ pub use zero_map::{MAX_ZERO_RANGES, ZERO_RANGE_LEN, ZeroMap, ZeroRange, write_ze
 /// "BBND" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BBND");
 /// Protocol version carried in every packet.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Bytes of the common header (magic, version, type, flags, session id).
 pub const HEADER_LEN: usize = field::header::LEN;
 /// Bytes of the CRC32 trailer.

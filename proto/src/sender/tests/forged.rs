@@ -101,6 +101,26 @@ fn the_report_interval_stays_under_the_client_timeout_and_counts_only_live_clien
 }
 
 #[test]
+fn while_probing_the_rate_a_few_clients_are_asked_for_reports_every_five_ms() {
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let mut st = store(&g);
+    st.clients = vec![None; 64];
+    let mut c = cfg(g);
+    c.adapt_rate = true;
+    c.report_budget_per_s = 2000;
+    let mut s = sender(&mut st, c);
+    for id in 0..2u64 {
+        s.handle_datagram(0, id as u32, &report(id, 0)).unwrap();
+    }
+    assert_eq!(s.report_interval_ms(), 5);
+    // The report budget still holds: 48 clients at 2000 reports/s report every 24 ms.
+    for id in 2..48u64 {
+        s.handle_datagram(0, id as u32, &report(id, 0)).unwrap();
+    }
+    assert_eq!(s.report_interval_ms(), 24);
+}
+
+#[test]
 fn a_client_reporting_faster_than_any_real_one_gets_its_ranges_applied_once_per_spacing() {
     let g = Geometry::new(64 * 64, 64, 32).unwrap();
     let mut st = store(&g);
