@@ -908,10 +908,14 @@ impl RateControl {
             c.congested = true;
             c.capacity_bps = over_floor(c.arrival_bps, c.loss_floor_ppm);
         }
-        // Not across a send gap: the reports' span holds the pause.
+        // Not across a send gap: the reports' span holds the pause. Against the rate in
+        // force when the sender sent faster: over the few milliseconds between reports in
+        // startup a burst of the pacer's credit and a receiver run a millisecond late read as
+        // an outrun (two of seven clients on unshaped links did so twice in a row at 210
+        // Mbit/s, and startup ended there).
         let outrun = !gap
             && c.queue_delay_us > OUTRUN_QUEUE_US
-            && (c.arrival_bps as u128) * 4 < sent_bps as u128 * 3;
+            && (c.arrival_bps as u128) * 4 < sent_bps.min(paced_bps) as u128 * 3;
         // Behind a queue the reports' span is the send span plus what the queue grew by,
         // at most its delay now: a longer one holds a wait before it (a sample carried on
         // from reports before the data came).
@@ -2189,6 +2193,7 @@ mod tests {
     fn an_outrun_counts_twice_only_when_the_arrival_rate_stopped_growing() {
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         // 1.2 Gbit/s: a packet every 10 us, 100 packets (1 ms) per report.
+        r.rate_bps = 1_200_000_000;
         for i in 0..=400u32 {
             r.on_data_sent(i, i as u64 * 10, 10);
         }
@@ -2204,6 +2209,36 @@ mod tests {
         // Over 1.5 ms again: what the link passes.
         r.on_report(&mut c, &head(4, 400, 100), 6_200);
         assert_eq!(c.outrun_run, 2);
+    }
+
+    /// A sender that sent a burst of its credit, faster than its rate, to a receiver that
+    /// ran a millisecond late: what arrived is below what was sent, but not below the rate.
+    /// No outrun: twice in a row at two of seven clients, it ended startup at 210 Mbit/s on
+    /// unshaped links. Below the rate it is one.
+    #[test]
+    fn a_burst_above_the_rate_is_no_outrun() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 200_000_000;
+        // 50 packets in 1.5 ms (about 400 Mbit/s), then the rest of 5 ms.
+        for i in 0..=200u32 {
+            r.on_data_sent(i, i as u64 * 30, 10);
+        }
+        let mut c = ClientRate::default();
+        r.on_report(&mut c, &head(1, 50, 50), 1_600);
+        // Sent over 1.5 ms, arrived over 2.6 ms (about 230 Mbit/s) behind a 1.1 ms delay.
+        r.on_report(&mut c, &head(2, 100, 50), 4_200);
+        assert!(c.queue_delay_us > OUTRUN_QUEUE_US);
+        assert_eq!(c.outrun_run, 0);
+        // The same arrival at a rate of 400 Mbit/s is one.
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        r.rate_bps = 400_000_000;
+        for i in 0..=200u32 {
+            r.on_data_sent(i, i as u64 * 30, 10);
+        }
+        let mut c = ClientRate::default();
+        r.on_report(&mut c, &head(1, 50, 50), 1_600);
+        r.on_report(&mut c, &head(2, 100, 50), 4_200);
+        assert_eq!(c.outrun_run, 1);
     }
 
     /// A queue filling in front of the links ends startup a little below the rate (the
