@@ -49,7 +49,7 @@ import time
 import zlib
 
 MAGIC = b"BBND"
-VERSION = 3  # the wire version this forger speaks (docs/PROTOCOL.md)
+VERSION = 4  # the wire version this forger speaks (docs/PROTOCOL.md)
 FLAG_TAGGED = 1  # header flags bit 0: a counter and tag follow the CRC
 TRAILER = 24
 DATA, ANNOUNCE, STATUS, RESULT = 1, 2, 3, 4
