@@ -111,7 +111,7 @@ sender() { local n="$1"; shift; lab_bg "$n" srv /usr/bin/time -f '%U %S' -o "$LA
 
 # max of numbers on stdin ("-" if none)
 maxof() { awk 'NF { if (!n++ || $1 > m) m = $1 } END { if (n) print m; else print "-" }'; }
-sub() { if [[ $1 == - || $2 == - ]]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; fi; }
+sub() { if [[ $1 == - || $2 == - ]]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; fi; }
 
 # Scenario settings: N LOSS RATE (per client link) SLOW (client 8's link) BOTTLENECK MIB
 # KIND (random | ext4) FLOOR_RATE (bits/s) CAP (udpcast --max-bitrate) TOOLS TIMEOUT (per run)
@@ -207,7 +207,7 @@ tcp_mbit() { # NAME FROM TO
 
 # floor_of BYTES: seconds the slowest link (or the bottleneck) needs for them ("-": none)
 floor_of() {
-    if (( FLOOR_RATE > 0 )); then awk -v b="$1" -v r="$FLOOR_RATE" 'BEGIN { printf "%.2f", b * 8 / r }'; else echo -; fi
+    if (( FLOOR_RATE > 0 )); then awk -v b="$1" -v r="$FLOOR_RATE" 'BEGIN { printf "%.3f", b * 8 / r }'; else echo -; fi
 }
 # mbit_of BYTES SECONDS: goodput in Mbit/s ("-" when the time is not known)
 mbit_of() {
