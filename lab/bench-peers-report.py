@@ -84,7 +84,7 @@ def chart(rows, machine):
             width = plot_w * t / scale_max
             parts.append(f'<rect x="{label_w}" y="{y}" width="{width:.1f}" height="{bar_h}" fill="{colour}"/>')
             ok = r["status"] == "ok"
-            text = f'{t:.2f} s' if t else "-"
+            text = f'{t:.3f} s' if t else "-"
             if not ok:
                 text += f' ({r["status"]})'
             fill = "#000" if ok else "#c00"
@@ -95,7 +95,7 @@ def chart(rows, machine):
             parts.append(
                 f'<line x1="{fx:.1f}" y1="{panel_top - 2}" x2="{fx:.1f}" y2="{y - gap + 2}" '
                 f'stroke="#000" stroke-dasharray="4,3"/>'
-                f'<text x="{fx + 2:.1f}" y="{panel_top - 4}" font-size="10">floor {floor:.2f} s</text>'
+                f'<text x="{fx + 2:.1f}" y="{panel_top - 4}" font-size="10">floor {floor:.3f} s</text>'
             )
         y += 12
     height = y + 10
