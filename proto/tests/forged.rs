@@ -329,10 +329,11 @@ fn a_tiny_report_interval_is_raised_to_the_floor() {
     let g = geometry();
     let mut m = rx_mem(&g, 4);
     let mut rx = receiver(&mut m);
-    // A (forged) announce asking for 10 ms, then data with blocks lacking, so the client
-    // has a report to make at every interval: reports stay at least half the floor apart
-    // (the jitter's lower end), so clients cannot be turned into a flood.
-    rx.handle_datagram(0, &announce(g, AnnounceFlags::STARTED, 10, None))
+    // A (forged) announce asking for 5 ms, the least the wire carries, then data with
+    // blocks lacking, so the client has a report to make at every interval: reports stay
+    // at least half the floor apart (the jitter's lower end), so clients cannot be turned
+    // into a flood.
+    rx.handle_datagram(0, &announce(g, AnnounceFlags::STARTED, 5, None))
         .unwrap();
     let _ = rx.handle_datagram(1, &data(&g, 2, 0, 50));
     let gaps = |rx: &mut Receiver<'_>, from: u64| {
@@ -355,7 +356,7 @@ fn a_tiny_report_interval_is_raised_to_the_floor() {
         least < MIN_STEADY_REPORT_INTERVAL_US / 2,
         "reports {least} us apart"
     );
-    // After the probing window, a 10 ms interval is raised to the steady floor.
+    // After the probing window, a 5 ms interval is raised to the steady floor.
     let later = PROBING_WINDOW_US + SECOND;
     let _ = rx.handle_datagram(later, &data(&g, 2, 1, 51));
     let least = gaps(&mut rx, later);

@@ -186,7 +186,7 @@ fn header_checks_reject_foreign_and_damaged_packets() {
     p[0] = b'X';
     reseal(&mut p);
     assert_eq!(open(&p).unwrap_err(), WireError::BadMagic);
-    for version in [0, 1, VERSION + 1, 0xFF] {
+    for version in [0, 1, VERSION - 1, VERSION + 1, 0xFF] {
         let mut p = good.clone();
         p[4] = version;
         reseal(&mut p);

@@ -420,7 +420,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
     /// timeout.
     pub fn report_interval_ms(&self) -> u32 {
         let clients = self.tally().active() as u64;
-        let by_budget = clients * 1000 / self.cfg.report_budget_per_s.max(1) as u64;
+        let by_budget = (clients * 1000).div_ceil(self.cfg.report_budget_per_s.max(1) as u64);
         let cap_ms = (self.cfg.client_timeout_us / 3 / 1000).clamp(
             crate::wire::MIN_REPORT_INTERVAL_MS as u64,
             crate::wire::MAX_REPORT_INTERVAL_MS as u64,

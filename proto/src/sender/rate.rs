@@ -36,7 +36,8 @@ use crate::wire::StatusHead;
 pub(crate) const DECIDE_EVERY_US: u64 = 25_000;
 /// In startup, at most this often.
 const STARTUP_DECIDE_EVERY_US: u64 = 5_000;
-/// Startup doubles the rate this often, at most (once per report interval, at least).
+/// Startup doubles the rate this often, at most (once per report interval, at least, but
+/// no faster than [`STARTUP_FASTEST_DOUBLING_US`]).
 const STARTUP_DOUBLING_US: u64 = 100_000;
 /// Startup doubles the rate this often, at least; the overrun until the first queue or
 /// congestion is reported is bounded by never growing past twice what arrives.
@@ -56,7 +57,7 @@ const QUEUE_PACKETS: u64 = 4;
 const DEEP_QUEUE_DELAY_US: u64 = 30_000;
 const DEEP_QUEUE_GROWTH_US: u64 = 5_000;
 /// A sample whose packets arrived at less than three quarters of the rate they were sent
-/// at, with a queue of at least this, was sent faster than the link passes; this many such
+/// at (or of the least rate in force meanwhile, when less), with a queue of at least this, was sent faster than the link passes; this many such
 /// samples in a row are a queue filling (before it holds [`QUEUE_DELAY_US`]).
 const OUTRUN_QUEUE_US: u64 = 1_000;
 const OUTRUN_SAMPLES: u8 = 2;
@@ -912,7 +913,10 @@ impl RateControl {
         // force when the sender sent faster: over the few milliseconds between reports in
         // startup a burst of the pacer's credit and a receiver run a millisecond late read as
         // an outrun (two of seven clients on unshaped links did so twice in a row at 210
-        // Mbit/s, and startup ended there).
+        // Mbit/s, and startup ended there). The least rate of the sample's span: a rate
+        // startup raised within it counts as the one it started from, and a link the sample
+        // outran may show only a sample later, by its queue (judged against the highest
+        // rate, 8u-1slow's fast seven took 0.46-0.71 s against 0.39-0.57).
         let outrun = !gap
             && c.queue_delay_us > OUTRUN_QUEUE_US
             && (c.arrival_bps as u128) * 4 < sent_bps.min(paced_bps) as u128 * 3;
@@ -1349,10 +1353,11 @@ impl RateControl {
                 u64::MAX,
             );
             let grown = if self.startup {
-                // Doubling per report interval (10-100 ms): 2^(dt/doubling), but never
-                // past twice what four fifths of the clients' links were seen to pass: once
-                // a link is full, what arrives stops following the rate, and the overrun
-                // until the queue shows is at most twice the link.
+                // Doubling per report interval (10-100 ms, however short the reports):
+                // 2^(dt/doubling), but never past twice what four fifths of the clients'
+                // links were seen to pass: once a link is full, what arrives stops
+                // following the rate, and the overrun until the queue shows is at most
+                // twice the link.
                 let doubled =
                     rate * pow2_fraction_ppm(dt * 1_000_000 / doubling as u128) / 1_000_000;
                 let arriving = reached_by_four_fifths(
@@ -2211,34 +2216,28 @@ mod tests {
         assert_eq!(c.outrun_run, 2);
     }
 
-    /// A sender that sent a burst of its credit, faster than its rate, to a receiver that
+    /// A sender that sent faster than its rate (a burst of its credit) to a receiver that
     /// ran a millisecond late: what arrived is below what was sent, but not below the rate.
     /// No outrun: twice in a row at two of seven clients, it ended startup at 210 Mbit/s on
     /// unshaped links. Below the rate it is one.
     #[test]
     fn a_burst_above_the_rate_is_no_outrun() {
-        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
-        r.rate_bps = 200_000_000;
-        // 50 packets in 1.5 ms (about 400 Mbit/s), then the rest of 5 ms.
-        for i in 0..=200u32 {
-            r.on_data_sent(i, i as u64 * 30, 10);
-        }
-        let mut c = ClientRate::default();
-        r.on_report(&mut c, &head(1, 50, 50), 1_600);
-        // Sent over 1.5 ms, arrived over 2.6 ms (about 230 Mbit/s) behind a 1.1 ms delay.
-        r.on_report(&mut c, &head(2, 100, 50), 4_200);
-        assert!(c.queue_delay_us > OUTRUN_QUEUE_US);
-        assert_eq!(c.outrun_run, 0);
-        // The same arrival at a rate of 400 Mbit/s is one.
-        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
-        r.rate_bps = 400_000_000;
-        for i in 0..=200u32 {
-            r.on_data_sent(i, i as u64 * 30, 10);
-        }
-        let mut c = ClientRate::default();
-        r.on_report(&mut c, &head(1, 50, 50), 1_600);
-        r.on_report(&mut c, &head(2, 100, 50), 4_200);
-        assert_eq!(c.outrun_run, 1);
+        // Sent at about 400 Mbit/s, 50 packets a report; the second 50 arrived over 2.6 ms
+        // (about 230 Mbit/s) behind a 1.1 ms delay.
+        let outrun_at = |rate_bps| {
+            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+            r.rate_bps = rate_bps;
+            for i in 0..=200u32 {
+                r.on_data_sent(i, i as u64 * 30, 10);
+            }
+            let mut c = ClientRate::default();
+            r.on_report(&mut c, &head(1, 50, 50), 1_600);
+            r.on_report(&mut c, &head(2, 100, 50), 4_200);
+            assert!(c.queue_delay_us > OUTRUN_QUEUE_US);
+            c.outrun_run
+        };
+        assert_eq!(outrun_at(200_000_000), 0, "above a 200 Mbit/s rate");
+        assert_eq!(outrun_at(400_000_000), 1, "below a 400 Mbit/s rate");
     }
 
     /// A queue filling in front of the links ends startup a little below the rate (the

@@ -85,7 +85,7 @@ pub fn write_announce(buf: &mut [u8], session: u64, a: &Announce) -> Result<usiz
 
 impl Packet<'_> {
     /// Reads an announce packet: a valid geometry with its block count, known flags only,
-    /// a report interval of 10 ms to 60 s, and a zero digest unless it is flagged known.
+    /// a report interval of 5 ms to 60 s, and a zero digest unless it is flagged known.
     pub fn announce(&self) -> Result<Announce, WireError> {
         self.expect(PacketType::Announce)?;
         let b = self.bytes;
