@@ -57,8 +57,9 @@ const QUEUE_PACKETS: u64 = 4;
 const DEEP_QUEUE_DELAY_US: u64 = 30_000;
 const DEEP_QUEUE_GROWTH_US: u64 = 5_000;
 /// A sample whose packets arrived at less than three quarters of the rate they were sent
-/// at (or of the least rate in force meanwhile, when less), with a queue of at least this, was sent faster than the link passes; this many such
-/// samples in a row are a queue filling (before it holds [`QUEUE_DELAY_US`]).
+/// at (or of the least rate in force meanwhile, when less), with a queue of at least this,
+/// was sent faster than the link passes; this many such samples in a row are a queue
+/// filling (before it holds [`QUEUE_DELAY_US`]).
 const OUTRUN_QUEUE_US: u64 = 1_000;
 const OUTRUN_SAMPLES: u8 = 2;
 /// The saturated rate averages over about this much time of the latest full-link samples.
