@@ -1,7 +1,14 @@
-//! What the OS saves of the CPU's vector state, asked of xgetbv without std: the erasure
-//! code's and the CRC's kernels both need it before choosing a wide kernel.
+//! What the CPU has and the OS saves of its vector state, asked of cpuid and xgetbv
+//! without std: the erasure code's and the CRC's kernels both need it before choosing a
+//! wide kernel.
 
-use core::arch::x86_64::{__cpuid, _xgetbv};
+use core::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv, CpuidResult};
+
+/// cpuid leaf 7 (sub-leaf 0: the extended features), or None when the CPU has no such leaf.
+pub(crate) fn leaf7() -> Option<CpuidResult> {
+    // cpuid leaf 0 exists on every x86_64 CPU (a safe intrinsic) and gives the highest leaf.
+    (__cpuid(0).eax >= 7).then(|| __cpuid_count(7, 0))
+}
 
 /// XCR0 (which register state the OS saves and restores), or None when the OS did not
 /// enable XSAVE (OSXSAVE clear): then no AVX register may be used.

@@ -17,11 +17,11 @@
 //! split).
 
 use core::arch::x86_64::{
-    __cpuid, __cpuid_count, __m128i, __m256i, _mm_and_si128, _mm_loadu_si128, _mm_set1_epi8,
-    _mm_shuffle_epi8, _mm_srli_epi16, _mm_storeu_si128, _mm_xor_si128, _mm256_and_si256,
-    _mm256_broadcastsi128_si256, _mm256_gf2p8affine_epi64_epi8, _mm256_loadu_si256,
-    _mm256_permute4x64_epi64, _mm256_set1_epi8, _mm256_set1_epi64x, _mm256_shuffle_epi8,
-    _mm256_srli_epi16, _mm256_storeu_si256, _mm256_xor_si256,
+    __cpuid, __m128i, __m256i, _mm_and_si128, _mm_loadu_si128, _mm_set1_epi8, _mm_shuffle_epi8,
+    _mm_srli_epi16, _mm_storeu_si128, _mm_xor_si128, _mm256_and_si256, _mm256_broadcastsi128_si256,
+    _mm256_gf2p8affine_epi64_epi8, _mm256_loadu_si256, _mm256_permute4x64_epi64, _mm256_set1_epi8,
+    _mm256_set1_epi64x, _mm256_shuffle_epi8, _mm256_srli_epi16, _mm256_storeu_si256,
+    _mm256_xor_si256,
 };
 
 use super::{CHUNK, Kernel, MULTI_MAX};
@@ -29,21 +29,18 @@ use crate::gf16;
 
 /// Detects the best kernel the CPU and OS support.
 pub(super) fn detect() -> Kernel {
-    // cpuid exists on every x86_64 CPU (a safe intrinsic); leaves 0 and 1 always exist.
-    let max_leaf = __cpuid(0).eax;
+    // cpuid exists on every x86_64 CPU (a safe intrinsic); leaf 1 always exists.
     let leaf1 = __cpuid(1);
     let ssse3 = leaf1.ecx & (1 << 9) != 0;
     let avx = leaf1.ecx & (1 << 28) != 0;
     let mut avx2 = false;
     let mut gfni = false;
     if avx
-        && max_leaf >= 7
+        && let Some(leaf7) = crate::cpu::leaf7()
         && let Some(xcr0) = crate::cpu::xcr0()
     {
         // XMM (bit 1) and YMM (bit 2) state must both be saved by the OS.
         if xcr0 & 0b110 == 0b110 {
-            // Leaf 7 exists (max_leaf >= 7).
-            let leaf7 = __cpuid_count(7, 0);
             avx2 = leaf7.ebx & (1 << 5) != 0;
             gfni = leaf7.ecx & (1 << 8) != 0;
         }

@@ -85,13 +85,9 @@ mod x86 {
     /// VPCLMULQDQ (leaf 7 ECX bit 10) with AVX-512F (EBX bit 16) and AVX-512VL (EBX bit 31),
     /// and the OS saving the vector state (XCR0: SSE, AVX, opmask and both ZMM parts).
     pub(super) fn detect_wide() -> bool {
-        let Some(xcr0) = crate::cpu::xcr0() else {
+        let (Some(xcr0), Some(leaf7)) = (crate::cpu::xcr0(), crate::cpu::leaf7()) else {
             return false;
         };
-        if arch::__cpuid(0).eax < 7 {
-            return false;
-        }
-        let leaf7 = arch::__cpuid_count(7, 0);
         xcr0 & 0xe6 == 0xe6
             && leaf7.ecx & (1 << 10) != 0
             && leaf7.ebx & (1 << 16) != 0
