@@ -231,7 +231,7 @@ tcp_second_flow() {
     t0=$(cat "$LAB_LOGDIR/$name.flow2.start"); t1=$(lab_end "$name.flow2")
     tcp_stop "$name"
     lab_wait "$name.flow2d" 5 >/dev/null 2>&1 || true
-    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    secs=$(sub "$t1" "$t0")
     read -r during alone < <(tcp_mbit "$name" "$t0" "$t1")
     local mbit floor; mbit=$(mbit_of "$isz" "$secs"); floor=$(floor_of "$isz")
     echo "$scn,tcp,$status,-,$secs,$floor,-,-,-,-,$mbit,TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone); a second $TCP_CC flow of the image's bytes to c2" >>"$CSV"
