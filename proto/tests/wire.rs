@@ -1153,14 +1153,17 @@ mod golden {
                 .at(84)
                 .seal()
         };
+        // Written as `expected`, and read back as `a`.
+        let mut pinned = |a: &Announce, expected: &[u8]| {
+            write_announce(&mut buf, SESSION, a).unwrap();
+            assert_eq!(&buf[..], expected);
+            assert_eq!(
+                packet(expected, PacketType::Announce).announce().unwrap(),
+                *a
+            );
+        };
         // Digest known (1) and started (2).
-        let expected = announce(3, 0x0506_0708, 250, digest());
-        write_announce(&mut buf, SESSION, &with_digest).unwrap();
-        assert_eq!(&buf[..], &expected[..]);
-        assert_eq!(
-            packet(&expected, PacketType::Announce).announce().unwrap(),
-            with_digest
-        );
+        pinned(&with_digest, &announce(3, 0x0506_0708, 250, digest()));
 
         let closing = Announce {
             geometry: g,
@@ -1169,26 +1172,14 @@ mod golden {
             report_interval_ms: 60_000,
             digest: None,
         };
-        let expected = announce(4, 3, 60_000, [0; 32]);
-        write_announce(&mut buf, SESSION, &closing).unwrap();
-        assert_eq!(&buf[..], &expected[..]);
-        assert_eq!(
-            packet(&expected, PacketType::Announce).announce().unwrap(),
-            closing
-        );
+        pinned(&closing, &announce(4, 3, 60_000, [0; 32]));
 
         // The least interval (version 4), what the server asks for while it probes.
         let probing = Announce {
             report_interval_ms: 5,
             ..with_digest
         };
-        let expected = announce(3, 0x0506_0708, 5, digest());
-        write_announce(&mut buf, SESSION, &probing).unwrap();
-        assert_eq!(&buf[..], &expected[..]);
-        assert_eq!(
-            packet(&expected, PacketType::Announce).announce().unwrap(),
-            probing
-        );
+        pinned(&probing, &announce(3, 0x0506_0708, 5, digest()));
     }
 
     #[test]

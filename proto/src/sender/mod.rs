@@ -422,8 +422,8 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         let clients = self.tally().active() as u64;
         let by_budget = (clients * 1000).div_ceil(self.cfg.report_budget_per_s.max(1) as u64);
         let cap_ms = (self.cfg.client_timeout_us / 3 / 1000).clamp(
-            crate::wire::MIN_REPORT_INTERVAL_MS as u64,
-            crate::wire::MAX_REPORT_INTERVAL_MS as u64,
+            wire::MIN_REPORT_INTERVAL_MS as u64,
+            wire::MAX_REPORT_INTERVAL_MS as u64,
         );
         let wanted = if self.rate.in_startup() {
             self.cfg
@@ -434,7 +434,7 @@ impl<'a, A: SourceAddr> Sender<'a, A> {
         };
         (wanted as u64)
             .max(by_budget)
-            .clamp(crate::wire::MIN_REPORT_INTERVAL_MS as u64, cap_ms) as u32
+            .clamp(wire::MIN_REPORT_INTERVAL_MS as u64, cap_ms) as u32
     }
 
     /// Data packets of `packet_bytes` sent in two report intervals at `rate_bps`: what goes
