@@ -992,12 +992,12 @@ pub fn run(o: &Options) -> i32 {
                 mbit(l)
             ),
             (_, None, Some(r)) => format!(
-                "at a rate probed upward from at most {:.0} Mbit/s to the --rate ceiling {:.1} Mbit/s (link speed unknown)",
+                "at a rate probed upward from {:.0} Mbit/s to the --rate ceiling {:.1} Mbit/s (link speed unknown)",
                 mbit(bb_proto::sender::PROBE_START_BPS.min(r)),
                 mbit(r)
             ),
             (_, None, None) => format!(
-                "at a rate probed upward from at most {:.0} Mbit/s (link speed unknown)",
+                "at a rate probed upward from {:.0} Mbit/s (link speed unknown)",
                 mbit(bb_proto::sender::PROBE_START_BPS)
             ),
         };
