@@ -703,14 +703,14 @@ fn waiting_for_the_acknowledgement_is_bounded() {
     rx.fail(failed_at, FailReason::IoError);
     let mut buf = vec![0u8; 1500];
     let mut now = failed_at;
-    let mut results = 0;
+    let mut sent_at = Vec::new();
     loop {
         if let Some(e) = rx.handle_timeout(now) {
             assert_eq!(e, Expired::AckWait);
             break;
         }
         while rx.poll_transmit(now, 0, &mut buf).is_some() {
-            results += 1;
+            sent_at.push((now - failed_at) / 1000);
         }
         now = rx.poll_timeout(now).unwrap();
         assert!(now <= failed_at + 3 * SECOND);
@@ -718,7 +718,14 @@ fn waiting_for_the_acknowledgement_is_bounded() {
     assert_eq!(now, failed_at + 3 * SECOND);
     assert!(rx.finished());
     assert_eq!(rx.poll_timeout(now), None);
-    assert_eq!(results, 30, "one result every 100 ms until the wait ends");
+    // The first repeats come soon (a lost acknowledgement should not keep a machine of the
+    // room waiting), then one every 100 ms until the wait ends.
+    assert_eq!(
+        sent_at[..6],
+        [0, 20, 60, 140, 240, 340],
+        "results at (ms) {sent_at:?}"
+    );
+    assert_eq!(sent_at.len(), 32, "results at (ms) {sent_at:?}");
     assert_eq!(rx.outcome(), Some(Outcome::Failed(FailReason::IoError)));
 }
 
