@@ -2,19 +2,23 @@
 //!
 //! A thin IO shell around `bb_proto::sender::Sender`: see `session.rs` for the loop.
 
-/// eprintln! that never panics: a closed stderr must not end a session.
+/// eprintln! that never panics: a closed stderr must not end a session. The line goes out
+/// in one write: stderr is unbuffered, and formatted piecewise a line took one system call
+/// per piece (76 before the first data packet).
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
+        let line = format!("{}\n", format_args!($($t)*));
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }};
 }
 
-/// eprint! that never panics.
+/// eprint! that never panics, in one write.
 macro_rules! say_raw {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stderr(), $($t)*);
+        let text = format!($($t)*);
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }};
 }
 

@@ -37,7 +37,7 @@ impl RateTrace {
             return;
         }
         self.seen = count;
-        eprintln!("{}", line(sample, sender.rate_bps()));
+        say!("{}", line(sample, sender.rate_bps()));
     }
 
     /// Prints the rate and why when a decision changed either.
@@ -50,7 +50,7 @@ impl RateTrace {
             return;
         }
         self.decided = decided;
-        eprintln!("{}", decision_line(now_us, decided.0, decided.1));
+        say!("{}", decision_line(now_us, decided.0, decided.1));
     }
 }
 
