@@ -108,6 +108,16 @@ pub const PROBING_WINDOW_US: u64 = 2_000_000;
 pub const MIN_STEADY_REPORT_INTERVAL_US: u64 = 100_000;
 
 impl ReceiverConfig {
+    /// How long the result waits for an acknowledgement after its send number `sent` (0:
+    /// the first) before it is sent again: twice as long after each, from
+    /// `result_first_repeat_us` (at least 1 ms) up to `result_repeat_us`.
+    pub fn result_wait_us(&self, sent: u32) -> u64 {
+        self.result_first_repeat_us
+            .max(1_000)
+            .saturating_mul(1 << sent.min(16))
+            .min(self.result_repeat_us)
+    }
+
     /// Defaults for a LAN.
     pub fn new(client_id: u64) -> Self {
         Self {
@@ -117,10 +127,11 @@ impl ReceiverConfig {
             rereport_us: 150_000,
             heartbeat_us: 1_000_000,
             // Soon: an acknowledgement lost on the way (a full queue in front of a slow
-            // link drops it as any packet; 1% loss at 48 clients lost one in most races)
-            // costs the client this much: at 100 ms the clients that repeated were the last
-            // of the room by 50-100 ms. A repeat before a late acknowledgement (behind a
-            // 50 ms queue) costs one more result datagram, acknowledged again.
+            // link drops it as any packet; 1% loss at 48 clients lost one in about half of
+            // the races) costs the client this much: with 100 ms the client that repeated
+            // was the last of the room, 14-71 ms after the one before it. A repeat before a
+            // late acknowledgement (behind a 50 ms queue) costs one more result datagram,
+            // acknowledged again.
             result_first_repeat_us: 20_000,
             result_repeat_us: 100_000,
             result_repeats: 50,
@@ -837,13 +848,8 @@ impl<'a> Receiver<'a> {
                 bytes_written: self.bytes_written,
                 digest: self.computed_digest,
             };
-            let wait = self
-                .cfg
-                .result_first_repeat_us
-                .saturating_mul(1 << self.result_sent.min(16))
-                .min(self.cfg.result_repeat_us);
+            self.next_result_us = now_us + self.cfg.result_wait_us(self.result_sent);
             self.result_sent += 1;
-            self.next_result_us = now_us + wait;
             self.stats.results += 1;
             return wire::write_result(buf, s.id, &r).ok();
         }

@@ -73,8 +73,8 @@ use crate::wire::{
 /// Announces before the start come at least this often, so clients bind quickly.
 const WAITING_ANNOUNCE_US: u64 = 200_000;
 /// While closing, a result heard keeps the session open this much longer: a client whose
-/// acknowledgement was lost on the way repeats its result after 100 ms, and must find the
-/// server still there (else it repeats for 5 s more, unanswered).
+/// acknowledgement was lost on the way repeats its result after 20, 40 and 80 ms, then every
+/// 100 ms, and must find the server still there (else it repeats for 5 s more, unanswered).
 const CLOSING_AFTER_RESULT_US: u64 = 250_000;
 /// Closing lasts at most this long, whatever results keep coming (forged ones too).
 const CLOSING_MAX_US: u64 = 2_000_000;

@@ -430,9 +430,9 @@ impl Machine {
                 },
                 digest: self.computed,
             };
+            self.next_result_us = now_us + self.cfg.result_wait_us(self.result_sent);
             self.result_sent += 1;
             self.stats.results += 1;
-            self.next_result_us = now_us + self.cfg.result_repeat_us;
             return wire::write_result(buf, s.id, &r).ok();
         }
         self.poll_status(now_us, s, buf)

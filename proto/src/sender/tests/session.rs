@@ -54,7 +54,8 @@ fn a_silent_client_is_declared_lost_by_the_core_and_the_session_ends_without_it(
 #[test]
 fn a_result_repeated_while_closing_keeps_the_session_open_for_the_next_repeat() {
     // The acknowledgement of the result that ended the session is lost on the way: the
-    // client repeats its result every 100 ms until one is answered. The server stays open
+    // client repeats its result (after 20, 40, 80 ms, then every 100 ms) until one is
+    // answered. The server stays open
     // CLOSING_AFTER_RESULT_US after each repeat, so the next one is answered too; never
     // longer than CLOSING_MAX_US however many come (forged ones too).
     let g = Geometry::new(64 * 16, 64, 4).unwrap();
@@ -75,11 +76,13 @@ fn a_result_repeated_while_closing_keeps_the_session_open_for_the_next_repeat() 
         assert_eq!(s.session_end(), Some(SessionEnd::WantedVerified));
         let closing_from = now;
         let (mut sent, mut acked) = (0, 0);
-        let every = crate::receiver::ReceiverConfig::new(1).result_repeat_us;
+        let client = crate::receiver::ReceiverConfig::new(1);
+        let mut next_repeat = closing_from + client.result_wait_us(0);
         while !s.is_ended() {
-            if sent < repeats && now >= closing_from + every * (sent as u64 + 1) {
+            if sent < repeats && now >= next_repeat {
                 s.handle_datagram(now, 1, &result).unwrap();
                 sent += 1;
+                next_repeat = now + client.result_wait_us(sent);
             }
             s.handle_timeout(now);
             while let Some(t) = s.poll_transmit(now) {
@@ -97,8 +100,10 @@ fn a_result_repeated_while_closing_keeps_the_session_open_for_the_next_repeat() 
     let closing = SenderConfig::new(7, g).closing_us;
     // No repeat: the closing time.
     assert_eq!(closing_with(0), (closing, 1));
-    // Three repeats (100, 200 and 300 ms): open until 250 ms after the third, all answered.
-    assert_eq!(closing_with(3), (300_000 + CLOSING_AFTER_RESULT_US, 4));
+    // Three repeats (20, 60 and 140 ms): open until 250 ms after the third, all answered.
+    assert_eq!(closing_with(3), (140_000 + CLOSING_AFTER_RESULT_US, 4));
+    // Six (the last at 440 ms): open until 250 ms after it.
+    assert_eq!(closing_with(6), (440_000 + CLOSING_AFTER_RESULT_US, 7));
     // Repeats without end: closed after CLOSING_MAX_US.
     let (over, _) = closing_with(1_000);
     assert_eq!(over, CLOSING_MAX_US);
