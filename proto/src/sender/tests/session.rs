@@ -55,9 +55,9 @@ fn a_silent_client_is_declared_lost_by_the_core_and_the_session_ends_without_it(
 fn a_result_repeated_while_closing_keeps_the_session_open_for_the_next_repeat() {
     // The acknowledgement of the result that ended the session is lost on the way: the
     // client repeats its result (after 20, 40, 80 ms, then every 100 ms) until one is
-    // answered. The server stays open
-    // CLOSING_AFTER_RESULT_US after each repeat, so the next one is answered too; never
-    // longer than CLOSING_MAX_US however many come (forged ones too).
+    // answered. The server stays open CLOSING_AFTER_RESULT_US after each repeat, so the next
+    // one is answered too; never longer than CLOSING_MAX_US however many come (forged ones
+    // too).
     let g = Geometry::new(64 * 16, 64, 4).unwrap();
     // How long closing lasts when the client repeats its result `repeats` times, and how
     // many of those repeats were acknowledged.
