@@ -127,11 +127,11 @@ impl ReceiverConfig {
             rereport_us: 150_000,
             heartbeat_us: 1_000_000,
             // Soon: an acknowledgement lost on the way (a full queue in front of a slow
-            // link drops it as any packet; 1% loss at 48 clients lost one in about half of
-            // the races) costs the client this much: with 100 ms the client that repeated
-            // was the last of the room, 14-71 ms after the one before it. A repeat before a
-            // late acknowledgement (behind a 50 ms queue) costs one more result datagram,
-            // acknowledged again.
+            // link drops it as any packet; 1% loss at 48 clients lost one in five of seven
+            // races) costs the client this much: with 100 ms the client that repeated was
+            // the last of the room in four, 14-71 ms after the one before it. A repeat
+            // before a late acknowledgement (behind a 50 ms queue) costs one more result
+            // datagram, acknowledged again.
             result_first_repeat_us: 20_000,
             result_repeat_us: 100_000,
             result_repeats: 50,
