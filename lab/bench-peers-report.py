@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """bench-peers-report.py CSV OUTDIR MACHINE: the table of lab/bench-peers.sh on stdout, and
 results.json, chart.svg (time until the last client had its image, per scenario and tool,
-with the link's floor) and results.md (machine line, table, chart link) in OUTDIR.
+with the link's floor) and results.md (machine line, tables, chart link) in OUTDIR.
+
+The CSV holds one row per run. The summary has one row per scenario and tool: the median of
+each figure over its runs, where a failed run counts as the longest time (so a tool that
+failed in most runs has no time, and one failure in three gives the worse of the other two),
+each run's last time, and the note of the run whose last time is the median.
 Python's standard library only."""
 
 import csv
@@ -15,14 +20,23 @@ COLUMNS = [
     ("status", "status"),
     ("verified_s", "verified s"),
     ("last_s", "last s"),
+    ("runs_last_s", "each run's last s"),
     ("floor_s", "floor s"),
     ("tx_ratio", "tx/img"),
     ("sender_cpu_s", "cpu s"),
     ("clients_cpu_s", "clients cpu s"),
     ("client_rss_mib", "rss MiB"),
     ("mbit_s", "Mbit/s"),
+    ("fast_s", "fast s"),
+    ("tcp_mbit_s", "tcp Mbit/s"),
     ("note", "note"),
 ]
+RUN_COLUMNS = [c for key, title in COLUMNS if key != "runs_last_s"
+               for c in ([(key, title), ("run", "run")] if key == "tool" else [(key, title)])]
+# Figures where a failed run counts as the worst (time: longest; goodput: none).
+TIMES = ("verified_s", "last_s", "fast_s")
+DECIMALS = {"verified_s": 3, "last_s": 3, "fast_s": 3, "tx_ratio": 3, "sender_cpu_s": 2,
+            "clients_cpu_s": 2, "client_rss_mib": 1, "mbit_s": 0, "tcp_mbit_s": 0}
 TOOL_COLOURS = {
     "bb": "#1f77b4",
     "bb-fair": "#17becf",
@@ -43,25 +57,91 @@ def number(text):
         return None
 
 
-def table(rows):
-    widths = [max(len(title), *(len(r[key]) for r in rows)) for key, title in COLUMNS[:-1]]
-    lines = ["  ".join(t.ljust(w) for (_, t), w in zip(COLUMNS[:-1], widths)) + "  note"]
+def shown(columns, rows):
+    """The columns that hold a figure in some row (fast s and tcp Mbit/s only where their
+    scenario ran); the note always."""
+    return [(k, t) for k, t in columns if k == "note" or any(r.get(k, "-") not in ("-", "") for r in rows)]
+
+
+def table(rows, columns):
+    columns = shown(columns, rows)[:-1]
+    widths = [max(len(title), *(len(r.get(key, "-")) for r in rows)) for key, title in columns]
+    lines = ["  ".join(t.ljust(w) for (_, t), w in zip(columns, widths)) + "  note"]
     for r in rows:
-        cells = [r[key].ljust(w) for (key, _), w in zip(COLUMNS[:-1], widths)]
+        cells = [r.get(key, "-").ljust(w) for (key, _), w in zip(columns, widths)]
         lines.append("  ".join(cells) + "  " + r["note"])
     return "\n".join(lines)
 
 
-def markdown(rows):
-    head = "| " + " | ".join(t for _, t in COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    body = ["| " + " | ".join(r[k].replace("|", "/") for k, _ in COLUMNS) + " |" for r in rows]
+def markdown(rows, columns):
+    columns = shown(columns, rows)
+    head = "| " + " | ".join(t for _, t in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(r.get(k, "-").replace("|", "/") for k, _ in columns) + " |" for r in rows]
     return "\n".join([head, rule, *body])
 
 
+def median(values):
+    """The middle value (the mean of the two middle ones for an even count); None if none."""
+    values = sorted(values)
+    if not values:
+        return None
+    half = len(values) // 2
+    return values[half] if len(values) % 2 else (values[half - 1] + values[half]) / 2
+
+
+def median_index(values):
+    """The index of the middle value (the lower of the two middle ones for an even count)."""
+    order = sorted(range(len(values)), key=lambda i: (values[i], i))
+    return order[(len(order) - 1) // 2]
+
+
+def summarise(runs):
+    """One row per scenario and tool (in the order they first ran) from its runs."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["scenario"], r["tool"]), []).append(r)
+    rows = []
+    for (scenario, tool), mine in groups.items():
+        ok = [r["status"] == "ok" for r in mine]
+
+        def time_of(r, key):
+            t = number(r.get(key))
+            return t if r["status"] == "ok" and t is not None else float("inf")
+
+        row = {"scenario": scenario, "tool": tool, "floor_s": mine[0]["floor_s"]}
+        if all(ok):
+            row["status"] = "ok"
+        elif len(mine) == 1:
+            row["status"] = mine[0]["status"]
+        else:
+            failed = [f"run {r.get('run', '?')}: {r['status']}" for r in mine if r["status"] != "ok"]
+            row["status"] = f"FAIL in {len(failed)}/{len(mine)} runs ({'; '.join(failed)})"
+        for key, places in DECIMALS.items():
+            if key in TIMES:
+                if all(number(r.get(key)) is None for r in mine):
+                    m = None
+                else:
+                    m = median([time_of(r, key) for r in mine])
+            elif key == "mbit_s":
+                m = median([number(r.get(key)) or 0.0 if r["status"] == "ok" else 0.0 for r in mine])
+                m = m if m else None
+            else:
+                m = median([v for v in (number(r.get(key)) for r in mine) if v is not None])
+            row[key] = "-" if m is None or m == float("inf") else f"{m:.{places}f}"
+        row["runs_last_s"] = " ".join(
+            (r["last_s"] if r["status"] == "ok" else f"{r['last_s']}!") for r in mine)
+        # The note of the run whose last time is the median (the first of equals).
+        row["note"] = mine[median_index([time_of(r, "last_s") for r in mine])]["note"]
+        row["runs"] = len(mine)
+        rows.append(row)
+    return rows
+
+
 def chart(rows, machine):
-    """One panel per scenario: a bar per tool (time until the last client had its image),
-    each panel on its own linear scale, the floor as a dashed line; failures in red text."""
+    """One panel per scenario: a bar per tool (the median time until the last client had its
+    image), a thin line across the runs' fastest to slowest, each panel on its own linear
+    scale, the floor as a dashed line; failures in red text."""
     scenarios = []
     for r in rows:
         if r["scenario"] not in scenarios:
@@ -72,23 +152,33 @@ def chart(rows, machine):
     for scn in scenarios:
         mine = [r for r in rows if r["scenario"] == scn]
         times = [number(r["last_s"]) or 0 for r in mine]
+        spreads = [[number(t.rstrip("!")) for t in r.get("runs_last_s", "").split()] for r in mine]
+        spreads = [[t for t in s if t is not None] for s in spreads]
         floor = number(mine[0]["floor_s"])
-        scale_max = max(times + [floor or 0, 0.001]) * 1.15
+        scale_max = max(times + [t for s in spreads for t in s] + [floor or 0, 0.001]) * 1.15
         parts.append(f'<text x="4" y="{y + 12}" font-weight="bold">{escape(scn)}</text>')
         y += 18
         panel_top = y
-        for r, t in zip(mine, times):
+        for r, t, spread in zip(mine, times, spreads):
             tool = r["tool"].split(" ")[0]
             colour = TOOL_COLOURS.get(tool, "#bcbd22")
             parts.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{escape(r["tool"])}</text>')
             width = plot_w * t / scale_max
             parts.append(f'<rect x="{label_w}" y="{y}" width="{width:.1f}" height="{bar_h}" fill="{colour}"/>')
+            right = width
+            if len(spread) > 1:
+                x0, x1 = (label_w + plot_w * v / scale_max for v in (min(spread), max(spread)))
+                ym = y + bar_h / 2
+                parts.append(f'<line x1="{x0:.1f}" y1="{ym}" x2="{x1:.1f}" y2="{ym}" stroke="#000"/>'
+                             f'<line x1="{x0:.1f}" y1="{ym - 4}" x2="{x0:.1f}" y2="{ym + 4}" stroke="#000"/>'
+                             f'<line x1="{x1:.1f}" y1="{ym - 4}" x2="{x1:.1f}" y2="{ym + 4}" stroke="#000"/>')
+                right = max(right, x1 - label_w)
             ok = r["status"] == "ok"
             text = f'{t:.3f} s' if t else "-"
             if not ok:
                 text += f' ({r["status"]})'
             fill = "#000" if ok else "#c00"
-            parts.append(f'<text x="{label_w + width + 4:.1f}" y="{y + 12}" fill="{fill}">{escape(text)}</text>')
+            parts.append(f'<text x="{label_w + right + 4:.1f}" y="{y + 12}" fill="{fill}">{escape(text)}</text>')
             y += bar_h + gap
         if floor:
             fx = label_w + plot_w * floor / scale_max
@@ -100,7 +190,7 @@ def chart(rows, machine):
         y += 12
     height = y + 10
     width = label_w + plot_w + 200
-    title = "bench-peers: seconds until the last client had its image (shorter is better)"
+    title = "bench-peers: seconds until the last client had its image, median and range of the runs (shorter is better)"
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'font-family="sans-serif" font-size="12">\n'
@@ -132,18 +222,22 @@ def main():
         sys.exit("usage: bench-peers-report.py CSV OUTDIR MACHINE")
     path, outdir, machine = sys.argv[1:]
     with open(path, newline="") as f:
-        rows = read_rows(f)
-    if not rows:
+        runs = read_rows(f)
+    if not runs:
         sys.exit(f"bench-peers-report: no rows in {path}")
+    rows = summarise(runs)
+    most = max(r["runs"] for r in rows)
     print()
-    print(f"bench-peers: {machine}")
-    print(table(rows))
+    print(f"bench-peers: {machine}; medians of {most} run{'s' if most > 1 else ''} per tool")
+    print(table(rows, COLUMNS))
     with open(f"{outdir}/results.json", "w") as f:
-        json.dump({"machine": machine, "rows": rows}, f, indent=1)
+        json.dump({"machine": machine, "summary": rows, "runs": runs}, f, indent=1)
     with open(f"{outdir}/chart.svg", "w") as f:
         f.write(chart(rows, machine))
     with open(f"{outdir}/results.md", "w") as f:
-        f.write(f"Run: {machine}\n\n{markdown(rows)}\n\n![time per scenario and tool](chart.svg)\n")
+        f.write(f"Run: {machine}\n\nMedians of {most} run{'s' if most > 1 else ''} per scenario and tool "
+                f"(a failed run counts as the longest time; its last time is marked !):\n\n{markdown(rows, COLUMNS)}\n\n"
+                f"![time per scenario and tool](chart.svg)\n\nEvery run:\n\n{markdown(runs, RUN_COLUMNS)}\n")
     print(f"\nwritten: {outdir}/results.csv, results.json, results.md, chart.svg")
 
 

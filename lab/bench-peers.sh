@@ -27,7 +27,9 @@
 # Columns: verified = from the sender's start until every client's output was compared with
 # the image (cmp, started as soon as that client ended); last = until the last client had its
 # image (bb-client / udp-receiver exited, uftpd's post-receive script ran); floor = image
-# bits / slowest link (or bottleneck) rate; tx/img = the server namespace's eth0 tx bytes
+# bits / slowest link (or bottleneck) rate; fast = 8u-1slow: until the last of the seven
+# fast clients had its image (last is then the slow one); tcp Mbit/s = 2x300m-tcp: the
+# iperf3 flow's throughput while the tool ran; tx/img = the server namespace's eth0 tx bytes
 # during the run / image size; cpu = sender user+system seconds (/usr/bin/time, children
 # included: udp-sender's zstd pipe counts); clients cpu = the receivers' user+system seconds
 # summed (the same, from each receiver's /usr/bin/time: on the lab's two cores they share the
@@ -35,7 +37,14 @@
 # is stopped with SIGTERM after the run); Mbit/s = image bits / last.
 # A tool that fails or times out is a row saying so.
 #
-# env: SCENARIOS, BENCH_OUT (build/bench-peers), BENCH_TIMEOUT_SCALE (1: multiplies every
+# Runs: each scenario runs every tool BENCH_RUNS times (3), one tool after the other in each
+# round, so that a swing of the shared host falls on every tool alike. The table gives, per
+# scenario and tool, the median of each column over the runs (a failed run counts as the
+# longest time: a failure is never averaged away, and its status says in how many runs it
+# failed), every run's last time, and the note of the run with the median last time.
+# results.csv holds every run; results.md both tables.
+#
+# env: SCENARIOS, BENCH_RUNS (3), BENCH_OUT (build/bench-peers), BENCH_TIMEOUT_SCALE (1: multiplies every
 #      run's time bound), BB_SERVER / BB_CLIENT (default: the tree's release build and
 #      build/bb-client), LAB (peer), BENCH_NO_BUILD=1 (use the binaries as they are),
 #      BENCH_TOOLS (only these tools, e.g. "bb uftp"; default: every tool of a scenario),
@@ -51,12 +60,14 @@ ALL_SCENARIOS="8u-0 8u-1 2x1g 8x100m 48x20m 8u-1slow 7u-1 2x300m-tcp ext4"
 SCENARIOS="${SCENARIOS:-$ALL_SCENARIOS}"
 OUT="${BENCH_OUT:-$LAB_REPO/build/bench-peers}"
 SCALE="${BENCH_TIMEOUT_SCALE:-1}"
+RUNS="${BENCH_RUNS:-3}"
 say() { echo "==> $*" >&2; }
 die() { echo "bench-peers: $*" >&2; exit 1; }
 
 for s in $SCENARIOS; do
     [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' (known: $ALL_SCENARIOS)"
 done
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a whole number of runs, 1 or more (got '$RUNS')"
 lab_require_root
 for t in udp-sender udp-receiver uftp uftpd iperf3 zstd mkfs.ext4 cmp python3; do
     command -v "$t" >/dev/null || die "$t not found: run make deps (scripts/install-deps.sh)"
@@ -80,7 +91,7 @@ HAVE_FAIR=0
 
 mkdir -p "$OUT"
 CSV="$OUT/results.csv"
-echo "scenario,tool,status,verified_s,last_s,floor_s,tx_ratio,sender_cpu_s,clients_cpu_s,client_rss_mib,mbit_s,note" >"$CSV"
+echo "scenario,tool,run,status,verified_s,last_s,floor_s,tx_ratio,sender_cpu_s,clients_cpu_s,client_rss_mib,mbit_s,fast_s,tcp_mbit_s,note" >"$CSV"
 
 
 d=$(lab_tmpdir)
@@ -217,11 +228,11 @@ mbit_of() {
     awk -v b="$1" -v t="$2" 'BEGIN { if (t != "-" && t > 0) printf "%.0f", b * 8 / t / 1e6; else print "-" }'
 }
 
-# tcp_second_flow SCENARIO IMAGE: the reference for --fair: a second TCP flow (the same
+# tcp_second_flow SCENARIO ROUND IMAGE: the reference for --fair: a second TCP flow (the same
 # congestion control) carries the image's bytes to client 2 while the first one runs, as
 # bb-fair does beside it; appends a row (last = the flow's time, Mbit/s = its goodput).
 tcp_second_flow() {
-    local scn="$1" img="$2" name="$1.tcp" isz t0 t1 secs during alone
+    local scn="$1" round="$2" img="$3" name="$1.tcp.$2" isz t0 t1 secs during alone
     isz=$(stat -c %s "$img")
     rm -f "$LAB_LOGDIR/$name".*
     tcp_start "$name"
@@ -237,15 +248,15 @@ tcp_second_flow() {
     secs=$(sub "$t1" "$t0")
     read -r during alone < <(tcp_mbit "$name" "$t0" "$t1")
     local mbit floor; mbit=$(mbit_of "$isz" "$secs"); floor=$(floor_of "$isz")
-    echo "$scn,tcp,$status,-,$secs,$floor,-,-,-,-,$mbit,TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone); a second $TCP_CC flow of the image's bytes to c2" >>"$CSV"
-    say "$scn: tcp: $status, ${secs} s, $mbit Mbit/s; the first flow ${during} Mbit/s during (${alone} alone)"
+    echo "$scn,tcp,$round,$status,-,$secs,$floor,-,-,-,-,$mbit,-,$during,TCP ($TCP_CC) ${alone} Mbit/s alone before; a second $TCP_CC flow of the image's bytes to c2" >>"$CSV"
+    say "$scn: tcp (run $round/$RUNS): $status, ${secs} s, $mbit Mbit/s; the first flow ${during} Mbit/s during (${alone} alone)"
 }
 
 # ---- one run ----------------------------------------------------------------------------
 
-# run SCENARIO TOOL IMAGE: one tool's transfer; appends a row to $CSV
+# run SCENARIO TOOL ROUND IMAGE: one tool's transfer; appends a row to $CSV
 run() {
-    local scn="$1" tool="$2" img="$3" name="$1.$2" k isz names=() marks=() note="" status=ok
+    local scn="$1" tool="$2" round="$3" img="$4" name="$1.$2.$3" k isz names=() marks=() note="" status=ok
     isz=$(stat -c %s "$img")
     rm -rf "${outdir:?}"/* 2>/dev/null || true
     # Every tool's receivers write into memory that was written just before: memory a
@@ -260,7 +271,7 @@ run() {
     (( tcp )) && tcp_start "$name"
     local tx0 tcp0=0; tx0=$("$NETLAB" txbytes)
     (( tcp )) && tcp0=$(tcp_tx_bytes)
-    say "$scn: $tool ($N clients, $((isz >> 20)) MiB, bound ${TIMEOUT}s)"
+    say "$scn: $tool, run $round/$RUNS ($N clients, $((isz >> 20)) MiB, bound ${TIMEOUT}s)"
 
     case "$tool" in
     bb|bb-fair)
@@ -402,17 +413,19 @@ EOF
         done
         note="${why:-$(lab_tail "$name" 1 | cut -c1-80)}"
     fi
+    local fast=- during=-
     if [[ -n $SLOW && $tool != blast* ]]; then
-        local fast slow
+        local slow
         fast=$(for ((k = 1; k < N; k++)); do cat "${marks[k-1]}.got" 2>/dev/null || true; done | maxof)
+        fast=$(sub "$fast" "$t_start")
         slow=$(cat "${marks[N-1]}.got" 2>/dev/null || echo -)
-        note="fast 7 last $(sub "$fast" "$t_start") s, slow one $(sub "$slow" "$t_start") s${note:+; $note}"
+        [[ $(sub "$slow" "$t_start") == "$last" ]] || note="the slow client ended at $(sub "$slow" "$t_start") s${note:+; $note}"
     fi
     if (( tcp )); then
-        local lastabs; lastabs=$(awk -v a="$t_start" -v l="$last" 'BEGIN { if (l == "-") print 0; else printf "%.3f", a + l }')
+        local lastabs alone; lastabs=$(awk -v a="$t_start" -v l="$last" 'BEGIN { if (l == "-") print 0; else printf "%.3f", a + l }')
         [[ $lastabs == 0 ]] && lastabs=$t_end
         read -r during alone < <(tcp_mbit "$name" "$t_start" "$lastabs")
-        note="TCP ($TCP_CC) ${during} Mbit/s during (${alone} alone)${note:+; $note}"
+        note="TCP ($TCP_CC) ${alone} Mbit/s alone before${note:+; $note}"
     fi
     local floor; floor=$(floor_of "$isz")
     local ratio_; ratio_=$(ratio "$tx" "$isz")
@@ -420,8 +433,11 @@ EOF
     local label="$tool"
     [[ $tool == udpcast-cap ]] && label="udpcast-cap $CAP"
     note=${note//,/;}
-    echo "$scn,$label,$status,$ver,$last,$floor,$ratio_,$cpu,$ccpu,$rss,$mbit,$note" >>"$CSV"
-    say "$scn: $label: $status, verified $ver s, last $last s, tx/img $ratio_${note:+, $note}"
+    echo "$scn,$label,$round,$status,$ver,$last,$floor,$ratio_,$cpu,$ccpu,$rss,$mbit,$fast,$during,$note" >>"$CSV"
+    local figures=""
+    [[ $fast != - ]] && figures+=", fast 7 last $fast s"
+    [[ $during != - ]] && figures+=", TCP $during Mbit/s during"
+    say "$scn: $label (run $round/$RUNS): $status, verified $ver s, last $last s, tx/img $ratio_$figures${note:+, $note}"
     rm -rf "${outdir:?}"/* 2>/dev/null
     set -e -o pipefail
 }
@@ -437,14 +453,17 @@ for scn in $SCENARIOS; do
     lab_up "${up[@]}"
     [[ -n $SLOW ]] && "$NETLAB" rate "$N" "$SLOW"
     [[ -n $BOTTLENECK ]] && tcp_counter_install
-    for tool in $TOOLS; do
-        [[ -z ${BENCH_TOOLS:-} || " $BENCH_TOOLS " == *" $tool "* ]] || continue
-        if [[ $tool == bb-fair ]] && (( ! HAVE_FAIR )); then
-            echo "$scn,bb-fair,skipped,-,-,-,-,-,-,-,-,bb-server has no --fair in this build" >>"$CSV"
-            say "$scn: bb-fair skipped: bb-server has no --fair in this build"
-            continue
-        fi
-        if [[ $tool == tcp ]]; then tcp_second_flow "$scn" "$img"; else run "$scn" "$tool" "$img"; fi
+    for ((round = 1; round <= RUNS; round++)); do
+        for tool in $TOOLS; do
+            [[ -z ${BENCH_TOOLS:-} || " $BENCH_TOOLS " == *" $tool "* ]] || continue
+            if [[ $tool == bb-fair ]] && (( ! HAVE_FAIR )); then
+                (( round == 1 )) || continue
+                echo "$scn,bb-fair,1,skipped,-,-,-,-,-,-,-,-,-,-,bb-server has no --fair in this build" >>"$CSV"
+                say "$scn: bb-fair skipped: bb-server has no --fair in this build"
+                continue
+            fi
+            if [[ $tool == tcp ]]; then tcp_second_flow "$scn" "$round" "$img"; else run "$scn" "$tool" "$round" "$img"; fi
+        done
     done
     lab_down
 done
