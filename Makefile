@@ -90,10 +90,10 @@ soak:
 bench-images:
 	bash lab/bench-images.sh
 
-# Issue 10's race (root, about 15 minutes): bb vs udpcast vs uftp on the same images in the
-# same namespace lab, plus a raw UDP GSO blaster as the ceiling; a table on stdout, CSV, JSON
-# and an SVG chart in build/bench-peers/. Not part of `make test`. Quick re-runs of some
-# scenarios: make bench-peers SCENARIOS="2x1g 48x20m"
+# Issue 10's race (root, about 22 minutes): bb vs udpcast vs uftp on the same images in the
+# same namespace lab, plus a raw UDP GSO blaster as the ceiling, three runs of every tool
+# (medians); a table on stdout, CSV, JSON and an SVG chart in build/bench-peers/. Not part of
+# `make test`. Quick re-runs: make bench-peers SCENARIOS="2x1g 48x20m" BENCH_RUNS=1
 .PHONY: bench-peers
 bench-peers: deps
 	SCENARIOS="$(SCENARIOS)" bash lab/bench-peers.sh
