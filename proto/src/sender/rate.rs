@@ -802,7 +802,11 @@ impl RateControl {
         // over the time between the reports' arrivals when that is shorter (a full queue
         // delivers at the link's rate while the sender, cutting, sends slower). The larger:
         // a cut too shallow is corrected by the next sample, one too deep only by slow growth.
-        let arrival_dt = now_us.saturating_sub(prev_at).max(1);
+        // From the previous report's arrival, or from when the sample's packets began to go
+        // when that was later: a client's first report comes before any data (it waits for
+        // the sender), and counting the wait read as a slow arrival; startup, which never
+        // grows past twice what arrives, crept from 64 to 90 Mbit/s over its first 27 ms.
+        let arrival_dt = now_us.saturating_sub(prev_at.max(t0)).max(1);
         let delivered_bps = bps(got, dt.min(arrival_dt));
         // Two reports bunched on the way (a queue on the return path) say nothing of the
         // link: what arrives never exceeds what was sent, or the rate in force.
@@ -2215,6 +2219,27 @@ mod tests {
         // Over 1.5 ms again: what the link passes.
         r.on_report(&mut c, &head(4, 400, 100), 6_200);
         assert_eq!(c.outrun_run, 2);
+    }
+
+    /// A client's first report comes before any data; the first sample after it spans from
+    /// when its packets began to go, not from that report: the wait is no slow arrival.
+    #[test]
+    fn the_first_sample_does_not_count_the_wait_for_the_data() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        let mut c = ClientRate::default();
+        r.on_report(&mut c, &head(0, 0, 0), 300);
+        // 4 ms later, a packet every 200 us (58 Mbit/s); the report 300 us after the 51st.
+        for i in 0..=50u32 {
+            r.on_data_sent(i, 4_000 + i as u64 * 200, 200);
+        }
+        let sample = r.on_report(&mut c, &head(1, 50, 51), 14_300);
+        assert_eq!(sample.note, "sample");
+        assert!(
+            sample.arrival_bps * 10 >= sample.sent_bps * 9,
+            "arrived at {} of {} bit/s sent",
+            sample.arrival_bps,
+            sample.sent_bps
+        );
     }
 
     /// A sender that sent faster than its rate (a burst of its credit) to a receiver that
