@@ -176,7 +176,8 @@ def chart(rows, machine):
             ok = r["status"] == "ok"
             text = f'{t:.3f} s' if t else "-"
             if not ok:
-                text += f' ({r["status"]})'
+                # The status without its list of failed runs (the table has it).
+                text += f' ({r["status"].split(" (")[0]})'
             fill = "#000" if ok else "#c00"
             parts.append(f'<text x="{label_w + right + 4:.1f}" y="{y + 12}" fill="{fill}">{escape(text)}</text>')
             y += bar_h + gap
