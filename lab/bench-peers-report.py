@@ -33,7 +33,7 @@ COLUMNS = [
 ]
 RUN_COLUMNS = [c for key, title in COLUMNS if key != "runs_last_s"
                for c in ([(key, title), ("run", "run")] if key == "tool" else [(key, title)])]
-# Figures where a failed run counts as the worst (time: longest; goodput: none).
+# Times where a failed run counts as the longest (its goodput, mbit_s, as none).
 TIMES = ("verified_s", "last_s", "fast_s")
 DECIMALS = {"verified_s": 3, "last_s": 3, "fast_s": 3, "tx_ratio": 3, "sender_cpu_s": 2,
             "clients_cpu_s": 2, "client_rss_mib": 1, "mbit_s": 0, "tcp_mbit_s": 0}
@@ -131,6 +131,8 @@ def summarise(runs):
             row[key] = "-" if m is None or m == float("inf") else f"{m:.{places}f}"
         row["runs_last_s"] = " ".join(
             (r["last_s"] if r["status"] == "ok" else f"{r['last_s']}!") for r in mine)
+        # The runs' last times as numbers, failed runs' too: the chart's range.
+        row["runs_last"] = [t for t in (number(r["last_s"]) for r in mine) if t is not None]
         # The note of the run whose last time is the median (the first of equals).
         row["note"] = mine[median_index([time_of(r, "last_s") for r in mine])]["note"]
         row["runs"] = len(mine)
@@ -152,8 +154,7 @@ def chart(rows, machine):
     for scn in scenarios:
         mine = [r for r in rows if r["scenario"] == scn]
         times = [number(r["last_s"]) or 0 for r in mine]
-        spreads = [[number(t.rstrip("!")) for t in r.get("runs_last_s", "").split()] for r in mine]
-        spreads = [[t for t in s if t is not None] for s in spreads]
+        spreads = [r["runs_last"] for r in mine]
         floor = number(mine[0]["floor_s"])
         scale_max = max(times + [t for s in spreads for t in s] + [floor or 0, 0.001]) * 1.15
         parts.append(f'<text x="4" y="{y + 12}" font-weight="bold">{escape(scn)}</text>')
