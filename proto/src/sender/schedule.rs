@@ -413,10 +413,12 @@ impl<'a> Schedule<'a> {
             }
             // A large deficit is served by sending the block's sources again when the
             // duplicates cost the wire less than decoding the missing sources from repairs
-            // would cost the client: `(k - want) * packet < want * decode`, between a
-            // quarter and half the block ([`DECODE_PS_PER_BLOCK_BYTE`]). A startup overshoot
-            // costs 48 clients on 20 Mbit/s links 28-35% of the first block; its 512
-            // sources took 330 packets (0.2 s of the link) more than the repairs.
+            // would cost the client: `(k - want) * packet < want * decode`, from a quarter
+            // of the block ([`DECODE_PS_PER_BLOCK_BYTE`]). A startup overshoot costs 48
+            // clients on 20 Mbit/s links 28-60% of the first block; its 512 sources took
+            // 230-330 packets (0.1-0.2 s of the link) more than the repairs. (Up to half the
+            // block before: above it, the sources went again in half of the 48 x 20 Mbit/s
+            // races of 2026-12-04, tx 1.12 against 1.08.)
             let k = map.coded_k(b);
             let want = (self.resend.get(b) as u32).max(self.repair.get(b) as u32);
             self.resend.set(b, 0);
@@ -426,7 +428,7 @@ impl<'a> Schedule<'a> {
                 DECODE_PS_PER_BLOCK_BYTE * k as u64 * self.geometry.symbol_size as u64 / 1000;
             let packet_ns = loss.packet_ns() as u128;
             let even = (k as u128 * packet_ns / (packet_ns + decode_ns as u128).max(1)) as u32;
-            let source = want > even.clamp(k / 4, k / 2);
+            let source = want > even.max(k / 4);
             let left = if source {
                 k
             } else {
