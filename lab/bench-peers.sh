@@ -469,5 +469,8 @@ for scn in $SCENARIOS; do
 done
 
 # ---- report -------------------------------------------------------------------------------
+# The binary is named by its digest as well as the tree's commit: with BENCH_NO_BUILD or
+# BB_SERVER it need not be the commit's build (a variant left in target/, or the
+# feature-unified bb-server that `cargo test --workspace --release` leaves there).
 python3 "$HERE/bench-peers-report.py" "$CSV" "$OUT" \
-    "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), $(git -C "$LAB_REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), $(git -C "$LAB_REPO" describe --always --dirty 2>/dev/null || echo '?'), bb-server md5 $(md5sum <"$BB_SERVER" | cut -c1-8)"
