@@ -415,10 +415,11 @@ impl<'a> Schedule<'a> {
             // duplicates cost the wire less than decoding the missing sources from repairs
             // would cost the client: `(k - want) * packet < want * decode`, from a quarter
             // of the block ([`DECODE_PS_PER_BLOCK_BYTE`]). A startup overshoot costs 48
-            // clients on 20 Mbit/s links 28-60% of the first block; its 512 sources took
-            // 230-330 packets (0.1-0.2 s of the link) more than the repairs. (Up to half the
-            // block before: above it, the sources went again in half of the 48 x 20 Mbit/s
-            // races of 2026-12-04, tx 1.12 against 1.08.)
+            // clients on 20 Mbit/s links about 30% of the first block, and more than half in
+            // 2 of 14 runs on 2026-12-04 (a shaper's burst allowance passed the first
+            // samples at the rate sent). Bounded at half the block, as it was, all 512
+            // sources went again there (tx 1.12 against 1.08-1.10), where repairs of the
+            // deficit d cost about 1.01 d.
             let k = map.coded_k(b);
             let want = (self.resend.get(b) as u32).max(self.repair.get(b) as u32);
             self.resend.set(b, 0);
