@@ -22,9 +22,11 @@ pub const MAX_BLOCK_BYTES: usize = POOL_BYTES / 2;
 /// Decoder work space for the largest block.
 pub const SCRATCH_BYTES: usize =
     fec::decode_scratch_bytes(fec::MAX_K, MAX_BLOCK_BYTES / fec::MAX_K);
-/// recvmmsg batch: datagrams per call, and bytes per datagram buffer (jumbo frames fit).
+/// recvmmsg batch: reads per call, and bytes per read: a UDP GRO read of datagrams the
+/// kernel coalesced holds up to 64 KiB (one datagram, jumbo frames included, fits too).
+/// 2 MiB, faulted in at start with the pool.
 pub const RX_BATCH: usize = 32;
-pub const RX_LEN: usize = 9000;
+pub const RX_LEN: usize = 1 << 16;
 
 pub struct Mem {
     pub done: [u64; DONE_WORDS],
