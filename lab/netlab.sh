@@ -30,14 +30,17 @@ usage() {
     cat <<EOF
 usage: [LAB=prefix] netlab.sh COMMAND [ARGS]
 
-  up N [--loss PCT] [--rate RATE] [--bottleneck RATE] [--mtu MTU]
+  up N [--loss PCT] [--rate RATE] [--bottleneck RATE] [--mtu MTU] [--gro]
                       create the lab: switch ns ${LAB}sw (bridge ${LAB}br0), server ns ${LAB}srv
                       (10.99.0.1), clients ${LAB}c1..${LAB}cN (10.99.0.11..). --loss: per-client
                       independent IPv4 loss in percent (nftables, client ingress); --rate: tbf on
                       the bridge port toward each client (e.g. 200mbit, 200M, 1gbit);
                       --bottleneck: every client sits behind one uplink of RATE toward them
                       (a second bridge ${LAB}br1; tbf on the uplink, shared by all traffic to
-                      the clients, excess dropped as by a switch port)
+                      the clients, excess dropped as by a switch port); --gro: the clients'
+                      links coalesce datagrams as a physical NIC does (GRO on their eth0, TSO
+                      off on their bridge ports; needs ethtool; loss 0 only, since the loss
+                      rule sits after GRO)
   down                kill every process in the lab's namespaces and delete them (idempotent)
   loss K PCT          set client K's loss (resets its drop counter)
   rate K RATE|off     set (or remove) client K's link rate: tbf on its bridge port
@@ -120,11 +123,11 @@ rate_bps() {
 
 save_state() {
     mkdir -p "$STATE_DIR"
-    printf 'LOSS_PCT=%q\nRATE=%q\nMTU=%q\nBOTTLENECK=%q\n' "$LOSS_PCT" "$RATE" "$MTU" "$BOTTLENECK" >"$STATE"
+    printf 'LOSS_PCT=%q\nRATE=%q\nMTU=%q\nBOTTLENECK=%q\nGRO=%q\n' "$LOSS_PCT" "$RATE" "$MTU" "$BOTTLENECK" "$GRO" >"$STATE"
 }
 
 load_state() {
-    LOSS_PCT=0; RATE=""; MTU=1500; BOTTLENECK=""
+    LOSS_PCT=0; RATE=""; MTU=1500; BOTTLENECK=""; GRO=0
     if [[ -f "$STATE" ]]; then
         # shellcheck disable=SC1090
         . "$STATE"
@@ -169,6 +172,14 @@ client_bridge() { if [[ -n "$BOTTLENECK" ]]; then echo "${LAB}br1"; else echo "$
 # switch drops single frames, instead of whole 32-datagram bursts. LAB_GSO=1 keeps GSO.
 split_gso() { [[ "${LAB_GSO:-0}" == 1 ]] || ip -n "${LAB}sw" link set "$1" gso_max_segs 1; }
 
+# Let client namespace $2's eth0 coalesce datagrams (GRO), as a physical NIC does: veth hands
+# a packet to its peer's GRO only when the sending end ($1, the switch port) has no TSO.
+# Sockets that ask for UDP GRO then read a batch at once; others still get one datagram a read.
+enable_gro() { # port ns
+    ip netns exec "${LAB}sw" ethtool -K "$1" tso off >/dev/null
+    ip netns exec "$2" ethtool -K eth0 gro on >/dev/null
+}
+
 # Create a node namespace joined to a bridge. $1 = ns, $2 = bridge port name, $3 = addr,
 # $4 = bridge (default ${LAB}br0)
 add_node() {
@@ -191,13 +202,14 @@ add_client() { # K
     add_node "${LAB}c$k" "${LAB}c$k-p" "${SUBNET_PREFIX}.$((10 + k))" "$(client_bridge)"
     set_loss "${LAB}c$k" "$LOSS_PCT"
     [[ -n "$RATE" ]] && set_rate "${LAB}c$k-p" "$RATE"
+    [[ "$GRO" == 1 ]] && enable_gro "${LAB}c$k-p" "${LAB}c$k"
     return 0
 }
 
 cmd_up() {
     local n="${1:-}"; shift || true
-    [[ "$n" =~ ^[0-9]+$ ]] || die "usage: up N [--loss PCT] [--rate RATE] [--bottleneck RATE] [--mtu MTU]"
-    LOSS_PCT=0; RATE=""; MTU=1500; BOTTLENECK=""
+    [[ "$n" =~ ^[0-9]+$ ]] || die "usage: up N [--loss PCT] [--rate RATE] [--bottleneck RATE] [--mtu MTU] [--gro]"
+    LOSS_PCT=0; RATE=""; MTU=1500; BOTTLENECK=""; GRO=0
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --loss) LOSS_PCT="$2"; shift 2 ;;
@@ -208,12 +220,17 @@ cmd_up() {
             --bottleneck=*) BOTTLENECK="${1#*=}"; shift ;;
             --mtu) MTU="$2"; shift 2 ;;
             --mtu=*) MTU="${1#*=}"; shift ;;
+            --gro) GRO=1; shift ;;
             *) die "unknown option '$1'" ;;
         esac
     done
     pct_to_ppm "$LOSS_PCT" >/dev/null
     [[ "$MTU" =~ ^[0-9]+$ ]] || die "bad MTU '$MTU'"
     command -v nft >/dev/null || die "nft not found (apt-get install nftables, or scripts/install-deps.sh)"
+    if [[ "$GRO" == 1 ]]; then
+        command -v ethtool >/dev/null || die "--gro needs ethtool (apt-get install ethtool, or scripts/install-deps.sh)"
+        no_loss_with_gro "$LOSS_PCT"
+    fi
     [[ -n "$(lab_namespaces)" ]] && die "lab '$LAB' is already up (run: LAB=$LAB $0 down)"
 
     # On any failure part-way, leave nothing behind.
@@ -242,7 +259,8 @@ cmd_up() {
     for ((k = 1; k <= n; k++)); do add_client "$k"; done
     save_state
     UP_OK=1
-    echo "netlab: lab '$LAB' up: server ${LAB}srv (10.99.0.1), $n clients, loss ${LOSS_PCT}%, rate ${RATE:-unlimited}, mtu $MTU${BOTTLENECK:+, behind a $BOTTLENECK bottleneck}"
+    local gro=""; [[ "$GRO" == 1 ]] && gro=", client links with GRO"
+    echo "netlab: lab '$LAB' up: server ${LAB}srv (10.99.0.1), $n clients, loss ${LOSS_PCT}%, rate ${RATE:-unlimited}, mtu $MTU${BOTTLENECK:+, behind a $BOTTLENECK bottleneck}$gro"
 }
 
 cmd_down() {
@@ -266,10 +284,18 @@ cmd_down() {
     echo "netlab: lab '$LAB' down"
 }
 
+# The loss rule sits at the client's ingress, after GRO: with --gro it would drop whole
+# coalesced batches, not single datagrams.
+no_loss_with_gro() { # pct
+    [[ "$(pct_to_ppm "$1")" == 0 ]] || die "--gro with loss: the loss rule (client ingress, after GRO) would drop coalesced batches, not single datagrams; use loss 0"
+}
+
 cmd_loss() {
     local k="${1:-}" pct="${2:-}"
     [[ -n "$k" && -n "$pct" ]] || die "usage: loss K PCT"
     ns_exists "${LAB}c$k" || die "no client $k in lab '$LAB'"
+    load_state
+    [[ "$GRO" == 1 ]] && no_loss_with_gro "$pct"
     set_loss "${LAB}c$k" "$pct"
 }
 

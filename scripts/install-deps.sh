@@ -6,10 +6,10 @@ set -euo pipefail
 
 # musl-tools: musl-gcc, which compiles zstd's C code into the static musl bb-client.
 # python3-fusepy and fuse (libfuse2, fusermount): lab/fusefail.py, the FUSE file that fails
-# on cue in the source-read-error and target-removed tests.
+# on cue in the source-read-error and target-removed tests. ethtool: netlab's --gro.
 PKGS=(iproute2 nftables iptables bridge-utils tcpdump qemu-system-x86 ipxe-qemu ipxe
       dnsmasq-base cpio kmod xz-utils zstd busybox-static file udpcast uftp iperf3 time python3
-      initramfs-tools-core dracut-core musl-tools python3-fusepy fuse)
+      initramfs-tools-core dracut-core musl-tools python3-fusepy fuse ethtool)
 
 check_only=0
 [[ "${1:-}" == "--check" ]] && check_only=1
