@@ -49,7 +49,9 @@
 #      build/bb-client), LAB (peer), BENCH_NO_BUILD=1 (use the binaries as they are),
 #      BENCH_TOOLS (only these tools, e.g. "bb uftp"; default: every tool of a scenario),
 #      BENCH_TCP_CC (the TCP flow's congestion control, e.g. cubic; default: the kernel's,
-#      named in the row's note)
+#      named in the row's note), BENCH_GRO=1 (the clients' links coalesce datagrams as a
+#      physical NIC does: netlab's --gro, and the blaster's receivers read with --gro; the
+#      scenarios with loss are skipped, since the lab's loss rule sits after GRO)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export LAB="${LAB:-peer}"
@@ -331,6 +333,7 @@ EOF
     blast|blast-write)
         for ((k = 1; k <= N; k++)); do
             local write=(); [[ $tool == blast-write ]] && write=(--write "$outdir/c$k/img")
+            [[ ${BENCH_GRO:-0} == 1 ]] && write+=(--gro)
             lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.time" \
                 "$BLAST" recv 7900 --wait "$TIMEOUT" "${write[@]}"
             names+=("$name.c$k")
@@ -447,7 +450,12 @@ EOF
 for scn in $SCENARIOS; do
     scenario "$scn"
     img=$(image_for "$KIND" "$MIB")
+    if [[ ${BENCH_GRO:-0} == 1 ]] && [[ $LOSS != 0 ]]; then
+        say "$scn: skipped with BENCH_GRO=1: its ${LOSS}% loss would drop coalesced batches (the lab's loss rule sits after GRO)"
+        continue
+    fi
     up=("$N" --loss "$LOSS")
+    [[ ${BENCH_GRO:-0} == 1 ]] && up+=(--gro)
     [[ -n $RATE ]] && up+=(--rate "$RATE")
     [[ -n $BOTTLENECK ]] && up+=(--bottleneck "$BOTTLENECK")
     lab_up "${up[@]}"
@@ -473,4 +481,4 @@ done
 # BB_SERVER it need not be the commit's build (a variant left in target/, or the
 # feature-unified bb-server that `cargo test --workspace --release` leaves there).
 python3 "$HERE/bench-peers-report.py" "$CSV" "$OUT" \
-    "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), $(git -C "$LAB_REPO" describe --always --dirty 2>/dev/null || echo '?'), bb-server md5 $(md5sum <"$BB_SERVER" | cut -c1-8)"
+    "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), $(git -C "$LAB_REPO" describe --always --dirty 2>/dev/null || echo '?'), bb-server md5 $(md5sum <"$BB_SERVER" | cut -c1-8)$([[ ${BENCH_GRO:-0} == 1 ]] && echo ', client links with GRO (BENCH_GRO=1)')"

@@ -9,13 +9,14 @@
 //!
 //! Usage:
 //!   bb-gso-blast send ADDR:PORT BYTES [--size DATAGRAM]   prints one `key=value` line
-//!   bb-gso-blast recv PORT [--wait SECONDS] [--write FILE]  prints one `key=value` line
+//!   bb-gso-blast recv PORT [--wait SECONDS] [--write FILE] [--gro]  prints one `key=value` line
 //!
 //! The receiver gives up SECONDS after starting if nothing came (exit 1), and ends 0.5 s
 //! after the last datagram or at the sender's end marker. With `--write` it also writes
 //! each payload at its place in FILE, in-order runs gathered into 1 MiB writes, as a
 //! receiver that keeps its image must: the ceiling for a tool that writes, on a lab whose
-//! receivers share the CPU.
+//! receivers share the CPU. With `--gro` it asks for UDP GRO and splits each coalesced read
+//! into its datagrams: the ceiling on links that coalesce (netlab's `--gro`).
 
 use std::fs::File;
 use std::io;
@@ -33,6 +34,10 @@ const HEADER: usize = 16;
 const END_MARKER: u64 = u64::MAX;
 /// Receive batch for `recvmmsg`.
 const RECV_BATCH: usize = 64;
+/// Bytes per read: a UDP GRO read holds up to 64 KiB.
+const RECV_LEN: usize = 1 << 16;
+/// linux/udp.h: UDP_GRO (not in the libc crate for glibc).
+const UDP_GRO: libc::c_int = 104;
 const DEFAULT_DATAGRAM: usize = 1400;
 
 fn main() -> ExitCode {
@@ -59,7 +64,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: bb-gso-blast send ADDR:PORT BYTES [--size DATAGRAM]\n       \
-                     bb-gso-blast recv PORT [--wait SECONDS] [--write FILE]";
+                     bb-gso-blast recv PORT [--wait SECONDS] [--write FILE] [--gro]";
 
 /// Bytes gathered before a write.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -269,10 +274,14 @@ fn recv(args: &[String]) -> Result<String, String> {
     let sock = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| format!("bind port {port}: {e}"))?;
     // As the lab's bb-client does: a deep buffer so that a busy core does not drop.
     let _ = setsockopt_int(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20);
+    if args.iter().any(|a| a == "--gro") {
+        setsockopt_int(&sock, libc::SOL_UDP, UDP_GRO, 1)
+            .map_err(|e| format!("UDP_GRO (kernel without UDP GRO?): {e}"))?;
+    }
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
 
-    let mut bufs = vec![[0u8; 9000]; RECV_BATCH];
+    let mut bufs = vec![[0u8; RECV_LEN]; RECV_BATCH];
     let mut runs = LossRuns::default();
     let mut payload_bytes = 0u64;
     let mut count = None;
@@ -292,8 +301,11 @@ fn recv(args: &[String]) -> Result<String, String> {
             }
         }
         let mut ended = false;
-        for (buf, len) in bufs.iter().zip(&n) {
-            if *len < HEADER {
+        let datagrams = bufs.iter().zip(&n).flat_map(|(buf, &(len, segment))| {
+            buf[..len].chunks(segment.clamp(1, len.max(1)))
+        });
+        for buf in datagrams {
+            if buf.len() < HEADER {
                 continue;
             }
             let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
@@ -305,7 +317,7 @@ fn recv(args: &[String]) -> Result<String, String> {
             first.get_or_insert(now);
             last = now;
             runs.on_datagram(seq);
-            let payload = &buf[HEADER..*len];
+            let payload = &buf[HEADER..];
             if let Some((w, path)) = &mut writer {
                 w.put(seq * payload.len() as u64, payload)
                     .map_err(|e| format!("{path}: {e}"))?;
@@ -338,7 +350,9 @@ fn recv(args: &[String]) -> Result<String, String> {
 }
 
 /// One `recvmmsg` into `bufs`; the lengths of the datagrams read (empty on timeout).
-fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 9000]]) -> io::Result<Vec<usize>> {
+/// One `recvmmsg`: each read's length and the size of the datagrams in it (its length
+/// unless UDP GRO coalesced several).
+fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; RECV_LEN]]) -> io::Result<Vec<(usize, usize)>> {
     let mut iovs: Vec<libc::iovec> = bufs
         .iter_mut()
         .map(|b| libc::iovec {
@@ -346,13 +360,19 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 9000]]) -> io::Result<Vec<usize
             iov_len: b.len(),
         })
         .collect();
-    // SAFETY: zeroed mmsghdr is valid (null name/control); each points at one iovec above.
+    // Room for one control message of an int (UDP_GRO's segment size), 8-byte aligned.
+    let mut control = vec![[0u64; 4]; bufs.len()];
+    // SAFETY: zeroed mmsghdr is valid (null name/control); each points at one iovec and one
+    // control buffer above.
     let mut msgs: Vec<libc::mmsghdr> = iovs
         .iter_mut()
-        .map(|iov| {
+        .zip(control.iter_mut())
+        .map(|(iov, ctl)| {
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_iov = iov;
             m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_control = ctl.as_mut_ptr().cast();
+            m.msg_hdr.msg_controllen = std::mem::size_of_val(ctl) as _;
             m
         })
         .collect();
@@ -378,8 +398,28 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; 9000]]) -> io::Result<Vec<usize
     }
     Ok(msgs[..n as usize]
         .iter()
-        .map(|m| m.msg_len as usize)
+        .map(|m| {
+            let len = m.msg_len as usize;
+            (len, gro_segment(&m.msg_hdr).unwrap_or(len))
+        })
         .collect())
+}
+
+/// The segment size of a coalesced read: its UDP_GRO control message, if any.
+fn gro_segment(h: &libc::msghdr) -> Option<usize> {
+    // SAFETY: `h` is a header recvmmsg filled: msg_control/msg_controllen describe the
+    // control bytes the kernel wrote, which the CMSG macros walk within.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return usize::try_from(v).ok().filter(|&s| s > 0);
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
