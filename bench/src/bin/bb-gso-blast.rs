@@ -301,9 +301,10 @@ fn recv(args: &[String]) -> Result<String, String> {
             }
         }
         let mut ended = false;
-        let datagrams = bufs.iter().zip(&n).flat_map(|(buf, &(len, segment))| {
-            buf[..len].chunks(segment.clamp(1, len.max(1)))
-        });
+        let datagrams = bufs
+            .iter()
+            .zip(&n)
+            .flat_map(|(buf, &(len, segment))| buf[..len].chunks(segment.clamp(1, len.max(1))));
         for buf in datagrams {
             if buf.len() < HEADER {
                 continue;
