@@ -690,27 +690,22 @@ mod tests {
         }
     }
 
+    /// The datagrams' byte ranges in a read of `len` bytes coalesced at `segment`.
+    fn ranges(len: usize, segment: usize) -> Vec<(usize, usize)> {
+        let r = Received {
+            len,
+            from: [0; 4],
+            truncated: false,
+            segment,
+        };
+        r.datagrams().map(|d| (d.start, d.end)).collect()
+    }
+
     #[test]
-    fn an_empty_datagram_is_still_one() {
-        let r = Received {
-            len: 0,
-            from: [0; 4],
-            truncated: false,
-            segment: 0,
-        };
-        assert_eq!(
-            r.datagrams().map(|d| (d.start, d.end)).collect::<Vec<_>>(),
-            [(0, 0)]
-        );
-        let r = Received {
-            len: 7,
-            from: [0; 4],
-            truncated: false,
-            segment: 7,
-        };
-        assert_eq!(
-            r.datagrams().map(|d| (d.start, d.end)).collect::<Vec<_>>(),
-            [(0, 7)]
-        );
+    fn a_read_splits_at_its_segment_size_and_an_empty_one_is_one_datagram() {
+        assert_eq!(ranges(10, 4), [(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(ranges(8, 4), [(0, 4), (4, 8)]);
+        assert_eq!(ranges(7, 7), [(0, 7)]);
+        assert_eq!(ranges(0, 0), [(0, 0)]);
     }
 }
