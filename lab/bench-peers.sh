@@ -449,11 +449,11 @@ EOF
 
 for scn in $SCENARIOS; do
     scenario "$scn"
-    img=$(image_for "$KIND" "$MIB")
     if [[ ${BENCH_GRO:-0} == 1 ]] && [[ $LOSS != 0 ]]; then
         say "$scn: skipped with BENCH_GRO=1: its ${LOSS}% loss would drop coalesced batches (the lab's loss rule sits after GRO)"
         continue
     fi
+    img=$(image_for "$KIND" "$MIB")
     up=("$N" --loss "$LOSS")
     [[ ${BENCH_GRO:-0} == 1 ]] && up+=(--gro)
     [[ -n $RATE ]] && up+=(--rate "$RATE")

@@ -287,7 +287,9 @@ cmd_down() {
 # The loss rule sits at the client's ingress, after GRO: with --gro it would drop whole
 # coalesced batches, not single datagrams.
 no_loss_with_gro() { # pct
-    [[ "$(pct_to_ppm "$1")" == 0 ]] || die "--gro with loss: the loss rule (client ingress, after GRO) would drop coalesced batches, not single datagrams; use loss 0"
+    local ppm
+    ppm=$(pct_to_ppm "$1") || exit 1
+    [[ "$ppm" == 0 ]] || die "--gro with loss: the loss rule (client ingress, after GRO) would drop coalesced batches, not single datagrams; use loss 0"
 }
 
 cmd_loss() {
@@ -355,7 +357,8 @@ cmd_status() {
     local nss; nss=$(lab_namespaces)
     if [[ -z "$nss" ]]; then echo "lab '$LAB': down"; return 0; fi
     load_state
-    echo "lab '$LAB': loss ${LOSS_PCT}% (default), rate ${RATE:-unlimited}, mtu $MTU"
+    local gro=""; [[ "$GRO" == 1 ]] && gro=", client links with GRO"
+    echo "lab '$LAB': loss ${LOSS_PCT}% (default), rate ${RATE:-unlimited}, mtu $MTU$gro"
     local n k addr pids
     for n in $nss; do
         [[ "$n" == "${LAB}sw" ]] && continue

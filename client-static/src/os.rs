@@ -555,8 +555,8 @@ pub fn recv_batch<const N: usize, const L: usize>(
     let mut names: [libc::sockaddr_in; N] = unsafe { core::mem::zeroed() };
     // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; N] = unsafe { core::mem::zeroed() };
-    // Room for one control message of an int (UDP_GRO's segment size), 8-byte aligned.
-    let mut control = [[0u64; 4]; N];
+    // Room for UDP_GRO's control message (an int: 24 bytes) and more, 8-byte aligned.
+    let mut control = [[0u64; 8]; N];
     for i in 0..N {
         iov[i].iov_base = bufs[i].as_mut_ptr().cast();
         iov[i].iov_len = L;
@@ -597,7 +597,8 @@ pub fn recv_batch<const N: usize, const L: usize>(
         out[i] = Received {
             len,
             from: names[i].sin_addr.s_addr.to_ne_bytes(),
-            truncated: msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            // A cut control message may have lost the segment size: the read cannot be split.
+            truncated: msgs[i].msg_hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0,
             segment,
         };
     }
@@ -606,13 +607,21 @@ pub fn recv_batch<const N: usize, const L: usize>(
 
 /// The segment size of a coalesced read: its UDP_GRO control message, if any.
 fn gro_segment(h: &libc::msghdr) -> Option<usize> {
+    // msg_controllen is a socklen_t in musl, a size_t in glibc (the host's unit tests).
+    #[allow(clippy::unnecessary_cast)]
+    let end = h.msg_control as usize + h.msg_controllen as usize;
     // SAFETY: `h` is a header recvmmsg filled: msg_control/msg_controllen describe the
-    // control bytes the kernel wrote into our buffer, which the CMSG macros walk within.
+    // control bytes the kernel wrote into our buffer. The macros find each header within
+    // them; its int is read only when the header says it holds one and it ends in the buffer.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                let v = core::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<c_int>());
+            let data = libc::CMSG_DATA(c);
+            let whole = (*c).cmsg_len as usize
+                >= libc::CMSG_LEN(size_of::<c_int>() as u32) as usize
+                && data as usize + size_of::<c_int>() <= end;
+            if whole && (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = core::ptr::read_unaligned(data.cast::<c_int>());
                 return usize::try_from(v).ok();
             }
             c = libc::CMSG_NXTHDR(h, c);

@@ -57,8 +57,9 @@ struct ShellStats {
     foreign_source: u64,
     truncated: u64,
     from_server: u64,
-    /// Reads that held more than one datagram (UDP GRO).
+    /// Reads that held more than one datagram (UDP GRO), and the datagrams in them.
     coalesced_reads: u64,
+    coalesced_datagrams: u64,
     /// Messages about the key and the pinned digest, each said once.
     said_unauthenticated: bool,
     said_needs_key: bool,
@@ -462,6 +463,7 @@ impl Receive<'_> {
                 }
                 if d.segment < d.len {
                     self.st.coalesced_reads += 1;
+                    self.st.coalesced_datagrams += d.datagrams().count() as u64;
                 }
                 for r in d.datagrams() {
                     self.st.from_server += 1;
@@ -757,7 +759,7 @@ impl Receive<'_> {
             let (s, st) = (self.rx.stats(), &self.st);
             say(format_args!(
                 "bb-client: {} symbols, {} decoded blocks, {} duplicates, {} evictions, {} dropped (malformed {}, other session {}, \
-                 other source {}, not authenticated {}), loss {}%, {} reports, {} results, {} coalesced reads (UDP GRO)",
+                 other source {}, not authenticated {}), loss {}%, {} reports, {} results, {} datagrams in {} coalesced reads (UDP GRO)",
                 s.symbols,
                 s.decoded,
                 s.duplicates,
@@ -780,6 +782,7 @@ impl Receive<'_> {
                 percent_ppm(self.rx.loss_ppm()),
                 s.reports,
                 s.results,
+                st.coalesced_datagrams,
                 st.coalesced_reads,
             ));
         }

@@ -361,8 +361,8 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; RECV_LEN]]) -> io::Result<Vec<(
             iov_len: b.len(),
         })
         .collect();
-    // Room for one control message of an int (UDP_GRO's segment size), 8-byte aligned.
-    let mut control = vec![[0u64; 4]; bufs.len()];
+    // Room for UDP_GRO's control message (an int: 24 bytes) and more, 8-byte aligned.
+    let mut control = vec![[0u64; 8]; bufs.len()];
     // SAFETY: zeroed mmsghdr is valid (null name/control); each points at one iovec and one
     // control buffer above.
     let mut msgs: Vec<libc::mmsghdr> = iovs
@@ -397,24 +397,35 @@ fn recv_batch(sock: &UdpSocket, bufs: &mut [[u8; RECV_LEN]]) -> io::Result<Vec<(
             _ => Err(e),
         };
     }
-    Ok(msgs[..n as usize]
-        .iter()
-        .map(|m| {
-            let len = m.msg_len as usize;
-            (len, gro_segment(&m.msg_hdr).unwrap_or(len))
-        })
-        .collect())
+    let mut reads = Vec::with_capacity(n as usize);
+    for m in &msgs[..n as usize] {
+        if m.msg_hdr.msg_flags & libc::MSG_CTRUNC != 0 {
+            // The segment size may be lost: the read could not be split and counted right.
+            return Err(io::Error::other(
+                "a control message was cut short (MSG_CTRUNC)",
+            ));
+        }
+        let len = m.msg_len as usize;
+        reads.push((len, gro_segment(&m.msg_hdr).unwrap_or(len)));
+    }
+    Ok(reads)
 }
 
 /// The segment size of a coalesced read: its UDP_GRO control message, if any.
 fn gro_segment(h: &libc::msghdr) -> Option<usize> {
+    let int = std::mem::size_of::<libc::c_int>();
+    let end = h.msg_control as usize + h.msg_controllen;
     // SAFETY: `h` is a header recvmmsg filled: msg_control/msg_controllen describe the
-    // control bytes the kernel wrote, which the CMSG macros walk within.
+    // control bytes the kernel wrote. The macros find each header within them; its int is
+    // read only when the header says it holds one and it ends in the buffer.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+            let data = libc::CMSG_DATA(c);
+            let whole = (*c).cmsg_len as usize >= libc::CMSG_LEN(int as u32) as usize
+                && data as usize + int <= end;
+            if whole && (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(data.cast::<libc::c_int>());
                 return usize::try_from(v).ok().filter(|&s| s > 0);
             }
             c = libc::CMSG_NXTHDR(h, c);
