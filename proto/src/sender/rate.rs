@@ -12,10 +12,10 @@
 //! sample beyond chance counts as congestion only when the one before it was too.
 //!
 //! The rate starts at the link speed when the shell knows it; otherwise it starts low and
-//! doubles every 10-100 ms until the first congestion or queue (startup), never past twice
-//! what arrives at the clients. Startup ends at what the queued clients' links pass, or at
-//! 70% when too few have shown it yet; then the first reports after the exit may cut the
-//! rate once more, to what they show. Outside startup it grows
+//! doubles every 10-100 ms (5 ms below a gigabit) until the first congestion or queue
+//! (startup), never past twice what arrives at the clients. Startup ends at what the queued
+//! clients' links pass, or at 70% when too few have shown it yet; then the first reports
+//! after the exit may cut the rate once more, to what they show. Outside startup it grows
 //! slowly, faster the longer no congestion was seen. When more than a fifth of the clients with a recent sample
 //! are congested, it drops to a little under the capacity that four fifths of them reach:
 //! one slow client never sets the rate; once the others are done it is the bulk, and the
@@ -42,6 +42,11 @@ const STARTUP_DOUBLING_US: u64 = 100_000;
 /// Startup doubles the rate this often, at least; the overrun until the first queue or
 /// congestion is reported is bounded by never growing past twice what arrives.
 const STARTUP_FASTEST_DOUBLING_US: u64 = 10_000;
+/// Below [`STARTUP_QUICK_BELOW_BPS`], this often: every 10 ms, 64 Mbit/s took 50 ms to
+/// reach a gigabit link, 12 ms of the link's time lost on 2 x 1 Gbit/s (1.174-1.189 s
+/// against 1.187-1.197). The 10 ms stays above it, where receivers short of CPU report late.
+const STARTUP_QUICK_DOUBLING_US: u64 = 5_000;
+const STARTUP_QUICK_BELOW_BPS: u64 = 1_000_000_000;
 /// A queue that holds packets this long in front of a client's link means the rate has
 /// reached the link: a queue fills before it drops, so waiting for loss would let the rate
 /// grow (in startup: double) again while it fills.
@@ -81,9 +86,9 @@ const QUEUE_RECUT_LEAST_PERMILLE: u64 = 750;
 const STARTUP_EXIT_PERMILLE: u64 = 700;
 /// The report interval the sender asks for during startup (the report budget still holds):
 /// the least the announce carries. The rate never grows past twice what the reports show
-/// arriving, so fresher reports let it double sooner; the doubling itself stays at 10 ms at
-/// the fastest (at 5 ms seven CPU-bound receivers were overrun further before their
-/// reports showed it, and startup ended lower).
+/// arriving, so fresher reports let it double sooner; above a gigabit the doubling itself
+/// stays at 10 ms at the fastest (at 5 ms seven CPU-bound receivers were overrun further
+/// before their reports showed it, and startup ended lower).
 pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = crate::wire::MIN_REPORT_INTERVAL_MS;
 /// Where a rate with no link speed to start from begins: low enough that overrunning a slow
 /// link for the first round trip of reports wastes little of it.
@@ -1338,13 +1343,15 @@ impl RateControl {
             && (!queue_filling || fair_grows || foreign_queue)
         {
             // Grow only while the rate is used: otherwise nothing says a higher one passes.
-            // A decision late (a busy loop) grows by half a doubling at most in startup, by
-            // two decisions' worth after it.
-            let doubling = d
-                .report_interval_us
-                .clamp(STARTUP_FASTEST_DOUBLING_US, STARTUP_DOUBLING_US);
+            // A decision late (a busy loop) grows by half a 10 ms doubling at most in
+            // startup, by two decisions' worth after it.
+            let fastest = match self.rate_bps < STARTUP_QUICK_BELOW_BPS {
+                true => STARTUP_QUICK_DOUBLING_US,
+                false => STARTUP_FASTEST_DOUBLING_US,
+            };
+            let doubling = d.report_interval_us.clamp(fastest, STARTUP_DOUBLING_US);
             let dt = match self.startup {
-                true => dt.min(doubling / 2),
+                true => dt.min(doubling.max(STARTUP_FASTEST_DOUBLING_US) / 2),
                 false => dt.min(2 * DECIDE_EVERY_US),
             } as u128;
             let rate = self.rate_bps as u128;
@@ -1358,7 +1365,7 @@ impl RateControl {
                 u64::MAX,
             );
             let grown = if self.startup {
-                // Doubling per report interval (10-100 ms, however short the reports):
+                // Doubling per report interval (10-100 ms, 5 ms below a gigabit):
                 // 2^(dt/doubling), but never past twice what four fifths of the clients'
                 // links were seen to pass: once a link is full, what arrives stops
                 // following the rate, and the overrun until the queue shows is at most
@@ -3070,6 +3077,25 @@ mod tests {
             fast + 8 <= slow,
             "800 Mbit/s after {fast} ms at 5 ms, {slow} at 10"
         );
+    }
+
+    /// Below a gigabit, startup doubles every 5 ms on the 5 ms reports it asks for: from
+    /// 64 Mbit/s a gigabit in 30 ms, not 50 (on 2 x 1 Gbit/s, 12 ms of the link's time).
+    /// Past it, every 10 ms at the fastest: receivers that are short of CPU there report
+    /// late, and were overrun further before their reports showed it.
+    #[test]
+    fn startup_reaches_a_gigabit_in_thirty_ms_and_grows_slower_past_it() {
+        let mut b = Bench::new(None);
+        b.report_every_us = 5_000;
+        let mut ms_until = |bps: u64| {
+            (1..=400u64)
+                .find(|_| b.run(1, 100_000_000_000, 0) >= bps)
+                .unwrap_or(u64::MAX)
+        };
+        let gigabit = ms_until(1_000_000_000);
+        assert!(gigabit <= 35, "a gigabit after {gigabit} ms");
+        let four = ms_until(4_000_000_000);
+        assert!(four >= 18, "from one to four gigabits in {four} ms");
     }
 
     /// A sender that does not run for a while (48 clients starting on 2 cores) sends
