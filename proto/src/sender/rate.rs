@@ -1414,9 +1414,9 @@ impl RateControl {
             if exit > 0 && self.rate_bps as u128 * 4 > exit * 5 {
                 self.startup_queue_exit_bps = 0;
                 self.startup_resumed = true;
-                // Where it resumes from passed with no queue: a queue that ends the
+                // The rate before this growth passed with no queue: a queue that ends the
                 // resumed startup leaves the rate no lower than that.
-                self.startup_resumed_from_bps = rate.min(u64::MAX as u128) as u64;
+                self.startup_resumed_from_bps = rate as u64;
                 self.startup = true;
                 self.reason = RateReason::Probing;
             }
