@@ -155,12 +155,12 @@ impl BlockCoder {
     }
 }
 
-/// `coded` padded with zeros to whole symbols, into `out` (cleared first).
-pub fn pad_to_symbols(coded: &[u8], symbol_size: u32, out: &mut Vec<u8>) {
+/// `coded` padded with zeros to whole symbols, in place: a raw block of whole symbols (most
+/// of a disk image that does not compress) is kept as it was read, never copied.
+pub fn pad_to_symbols(mut coded: Vec<u8>, symbol_size: u32) -> Vec<u8> {
     let ss = symbol_size as usize;
-    out.clear();
-    out.extend_from_slice(coded);
-    out.resize(coded.len().div_ceil(ss).max(1) * ss, 0);
+    coded.resize(coded.len().div_ceil(ss).max(1) * ss, 0);
+    coded
 }
 
 #[cfg(test)]
@@ -231,10 +231,19 @@ mod tests {
         assert_eq!(c.code(text(1000)).kind, Kind::Raw);
         let mut off = BlockCoder::new(None, 1408).unwrap();
         assert_eq!(off.code(text(720_896)).kind, Kind::Raw);
-        let mut padded = vec![9u8; 3];
-        pad_to_symbols(&[1, 2, 3], 64, &mut padded);
+        let padded = pad_to_symbols(vec![1, 2, 3], 64);
         assert_eq!(padded.len(), 64);
         assert_eq!(&padded[..4], &[1, 2, 3, 0]);
+        assert_eq!(
+            pad_to_symbols(vec![4; 128], 64),
+            vec![4; 128],
+            "whole symbols stay"
+        );
+        assert_eq!(
+            pad_to_symbols(Vec::new(), 64).len(),
+            64,
+            "one symbol at least"
+        );
     }
 
     #[test]

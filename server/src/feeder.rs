@@ -224,7 +224,7 @@ impl Feeder {
             self.stats.add(&e, len);
             self.stats.worked_bytes += len as u64;
             if c.kind != Kind::Zero {
-                self.cache.insert(b, &c.bytes);
+                self.cache.insert(b, c.bytes);
             }
             self.next_take += 1;
             if self.next_take == blocks {
@@ -268,7 +268,7 @@ impl Feeder {
                 .coded_block_as(&self.geometry, &mut self.coder, b, known)
                 .map_err(|e| read_failed(&image.name, &self.geometry, b, &e))?;
             self.check(b, &c)?;
-            self.cache.insert(b, &c.bytes);
+            self.cache.insert(b, c.bytes);
         }
         Ok(self.cache.get(b).expect("just inserted"))
     }
