@@ -395,6 +395,9 @@ pub(crate) struct RateControl {
     /// at it, took a second to grow to where the resumed startup began.
     startup_resumed_from_bps: u64,
     decided_at_us: u64,
+    /// Since when the rate's use and (in startup) its growth are counted: the last decision
+    /// that had a sample to go by, or the first data packet (see `decide`).
+    measured_from_us: u64,
     cut_at_us: u64,
     /// Since when the rate grows without a cut (or since startup ended): growth speeds up
     /// with it.
@@ -476,6 +479,7 @@ impl RateControl {
             startup_resumed: false,
             startup_resumed_from_bps: 0,
             decided_at_us: now_us,
+            measured_from_us: now_us,
             cut_at_us: now_us,
             calm_since_us: now_us,
             packet_bits: (packet_bytes + crate::wire::FRAMING_BYTES as u64) * 8,
@@ -534,6 +538,12 @@ impl RateControl {
     /// Data packet `seq` went out at `now_us`. Kept at most every `spacing_us`, so that the
     /// history spans several report intervals.
     pub fn on_data_sent(&mut self, seq: u32, now_us: u64, spacing_us: u64) {
+        if self.last_send_us == 0 {
+            // The rate is used from its first data on: the wait for the clients before it
+            // is no sign of a sender that cannot keep up.
+            self.measured_from_us = now_us;
+            self.bytes_since_decide = 0;
+        }
         if self.last_send_us > 0 && self.pausing_at(now_us) {
             self.gaps.push((self.last_send_us, now_us));
             // The packet before the pause gets its own entry: interpolating across the pause
@@ -1061,9 +1071,6 @@ impl RateControl {
         if !self.adapt || dt < every {
             return;
         }
-        self.decided_at_us = d.now_us;
-        let used = self.bytes_since_decide * 8 * 1_000_000 / dt.max(1);
-        self.bytes_since_decide = 0;
         let lifetime = d.report_interval_us * SAMPLE_LIFETIME_INTERVALS;
         // Clients heard from lately that have no sample yet (they joined a moment ago) count
         // as taking the rate: otherwise the first client to sample decides for all of them
@@ -1081,6 +1088,18 @@ impl RateControl {
             }
         });
         let sampled = recent.clone().filter(|c| c.sample_at_us > 0).count() as u64;
+        self.decided_at_us = d.now_us;
+        // In startup, the time before the first samples counts toward the first doubling
+        // (and the bytes sent in it toward the use of the rate): the rate waited 10-15 ms at
+        // 64 Mbit/s for them, and a decision that reset the count meanwhile left it 1-5 ms
+        // of growth when they came (64 to 77-107 Mbit/s, not 128).
+        if sampled == 0 && self.startup {
+            return;
+        }
+        let dt = d.now_us.saturating_sub(self.measured_from_us);
+        self.measured_from_us = d.now_us;
+        let used = self.bytes_since_decide * 8 * 1_000_000 / dt.max(1);
+        self.bytes_since_decide = 0;
         if sampled == 0 {
             return;
         }
@@ -1889,6 +1908,7 @@ mod tests {
         let joined = joined_at(now - 1_000);
         let all = [behind, behind, behind, joined];
         r.decided_at_us = now - 25_000;
+        r.measured_from_us = now - 25_000;
         r.on_sent(100_000_000 / 8 / 40);
         r.decide(busy_at(now, 100_000), all.iter());
         assert!(
@@ -1920,6 +1940,7 @@ mod tests {
         let mut all = vec![joined; 8];
         all.extend([slow; 2]);
         r.decided_at_us = now - 5_000;
+        r.measured_from_us = now - 5_000;
         r.on_sent(90_000_000 / 8 / 200);
         r.decide(busy_at(now, 10_000), all.iter());
         assert!(r.rate_bps() <= 90_000_001, "rate {}", r.rate_bps());
@@ -2941,6 +2962,31 @@ mod tests {
                 assert!(drained.iter().all(|&d| d == 0), "drained {drained:?}");
             }
         }
+    }
+
+    /// The use of the rate is counted from the first data packet, not restarted by the
+    /// decisions that found no sample before the first samples came: the first packets go
+    /// as one burst of the pacer's credit, and a count restarted just after it saw too little
+    /// sent to grow (the first doubling came a decision later).
+    #[test]
+    fn the_first_doubling_counts_what_was_sent_since_the_first_packet() {
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        let start = r.rate_bps();
+        let ms = |n: u64| start / 8 * n / 1000;
+        let waiting = joined_at(1_000);
+        r.decide(busy_at(5_000, 5_000), [waiting].iter());
+        r.on_data_sent(0, 9_500, 250);
+        r.on_sent(ms(4));
+        r.decide(busy_at(10_000, 5_000), [waiting].iter());
+        r.on_data_sent(60, 14_000, 250);
+        r.on_sent(ms(2));
+        let sampled = sampled_arriving(15_000, start);
+        r.decide(busy_at(15_000, 5_000), [sampled].iter());
+        assert!(
+            r.rate_bps() >= 2 * start * 99 / 100,
+            "rate {}",
+            r.rate_bps()
+        );
     }
 
     #[test]
