@@ -1089,10 +1089,10 @@ impl RateControl {
         });
         let sampled = recent.clone().filter(|c| c.sample_at_us > 0).count() as u64;
         self.decided_at_us = d.now_us;
-        // In startup, the time before the first samples counts toward the first doubling
-        // (and the bytes sent in it toward the use of the rate): the rate waited 10-15 ms at
-        // 64 Mbit/s for them, and a decision that reset the count meanwhile left it 1-5 ms
-        // of growth when they came (64 to 77-107 Mbit/s, not 128).
+        // In startup, a decision without a sample leaves the count of the rate's use and of
+        // the time the doubling grows by as it was: the first packets go as one burst of the
+        // pacer's credit, a count restarted just after it saw too little sent over the next
+        // 5 ms to grow, and the first doubling came a decision later.
         if sampled == 0 && self.startup {
             return;
         }
