@@ -1061,14 +1061,14 @@ impl RateControl {
     /// Reconsiders the rate from the receiving clients' latest samples, at most every
     /// [`DECIDE_EVERY_US`].
     pub fn decide<'c>(&mut self, d: Decide, clients: impl Iterator<Item = &'c ClientRate> + Clone) {
-        let dt = d.now_us.saturating_sub(self.decided_at_us);
+        let since_decision = d.now_us.saturating_sub(self.decided_at_us);
         // In startup as often as reports come, so that the first sign of the link is acted
         // on before the rate doubles again.
         let every = match self.startup {
             true => (d.report_interval_us / 2).clamp(STARTUP_DECIDE_EVERY_US, DECIDE_EVERY_US),
             false => DECIDE_EVERY_US,
         };
-        if !self.adapt || dt < every {
+        if !self.adapt || since_decision < every {
             return;
         }
         let lifetime = d.report_interval_us * SAMPLE_LIFETIME_INTERVALS;
