@@ -100,7 +100,7 @@ const CONGESTION_EXCESS_PPM: u32 = 20_000;
 /// The random loss assumed when judging whether a sample's excess is chance (at least).
 const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
 /// The most of a client's own loss figure taken as its random loss before its floor is known.
-const RANDOM_LOSS_HINT_MAX_PPM: u32 = 50_000;
+pub(crate) const RANDOM_LOSS_HINT_MAX_PPM: u32 = 50_000;
 /// The most loss a client's floor is relearned at (a loss that stayed as high at a lower rate).
 const MAX_RELEARNED_FLOOR_PPM: u32 = 500_000;
 /// The loss floor counts the packets of this many (about) latest samples without congestion.
