@@ -538,18 +538,18 @@ impl<'a, A: SourceAddr> ClientTable<'a, A> {
     /// With `random_only`, each client's loss floor (the loss its link shows at any rate,
     /// learned by the rate control) stands for its loss: loss from overrunning a link is
     /// the rate control's to end, not a reason for repair symbols ahead of need. Before the
-    /// floor is known, the client's own figure up to a few per cent: the startup's overrun
-    /// of 20 Mbit/s links showed as 12-42% in it for half a second (the figure halves once
-    /// per 200 packets), and the blocks sent then went with a quarter more symbols each,
-    /// where their clients then lost 1%.
+    /// floor is known, the client's own figure up to a few per cent, as the rate control
+    /// takes it: the startup's overrun of 20 Mbit/s links showed as 12-42% in it for half a
+    /// second (the figure halves once per 200 packets), and the blocks sent then went with
+    /// up to a quarter more symbols each, where their clients then lost 1%.
     pub fn median_loss_ppm(&self, random_only: bool) -> u32 {
         let active = || {
             self.iter()
                 .filter(|c| !c.state.is_final() && c.reports >= 2)
         };
         let loss = |c: &ClientInfo<A>| match random_only {
-            // A floor not measured yet (no sample without congestion) says nothing.
             true if c.rate.floor_known => c.rate.loss_floor_ppm.min(c.loss_ppm),
+            // No floor measured yet (no sample without congestion): a hint, no more.
             true => c.loss_ppm.min(RANDOM_LOSS_HINT_MAX_PPM),
             false => c.loss_ppm,
         };

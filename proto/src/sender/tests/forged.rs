@@ -77,29 +77,6 @@ fn ids_that_report_once_do_not_set_the_median_loss() {
 }
 
 #[test]
-fn an_overrun_before_the_links_loss_is_known_sizes_no_repair_beyond_a_few_per_cent() {
-    // The startup's overrun of slow links: clients report 40% loss before the rate
-    // control has learned what their links lose at any rate.
-    let g = Geometry::new(64 * 16, 64, 4).unwrap();
-    let estimate = |adapt: bool| {
-        let mut st = store(&g);
-        st.clients = vec![None; 64];
-        let mut s = sender(&mut st, if adapt { adapting(g) } else { cfg(g) });
-        for _ in 0..2 {
-            for id in [1u64, 2, 3] {
-                s.handle_datagram(0, id as u32, &report(id, 400_000))
-                    .unwrap();
-            }
-        }
-        s.handle_timeout(1);
-        s.loss_estimate_ppm()
-    };
-    assert_eq!(estimate(true), 50_000);
-    // At a fixed rate nothing else will end the loss: the repair follows it.
-    assert_eq!(estimate(false), 400_000);
-}
-
-#[test]
 fn the_report_interval_stays_under_the_client_timeout_and_counts_only_live_clients() {
     let g = Geometry::new(64 * 16, 64, 4).unwrap();
     let mut st = store(&g);

@@ -191,6 +191,30 @@ fn the_last_four_data_blocks_get_more_proactive_repair() {
 }
 
 #[test]
+fn an_overrun_before_the_links_loss_is_known_sizes_no_repair_beyond_a_few_per_cent() {
+    // The startup's overrun of slow links: clients report 40% loss before the rate
+    // control has learned what their links lose at any rate.
+    let g = Geometry::new(64 * 16, 64, 4).unwrap();
+    let estimate = |adapt: bool| {
+        let mut st = store(&g);
+        let mut s = sender(&mut st, if adapt { adapting(g) } else { cfg(g) });
+        for _ in 0..2 {
+            for id in [1u64, 2, 3] {
+                let mut h = head(id, 0, 0, ClientPhase::Receiving);
+                h.loss_ppm = 400_000;
+                s.handle_datagram(0, id as u32, &status_packet(7, h, &[]))
+                    .unwrap();
+            }
+        }
+        s.handle_timeout(1);
+        s.loss_estimate_ppm()
+    };
+    assert_eq!(estimate(true), 50_000);
+    // At a fixed rate nothing else will end the loss: the repair follows it.
+    assert_eq!(estimate(false), 400_000);
+}
+
+#[test]
 fn the_tail_is_what_the_rate_sends_in_two_report_intervals() {
     // At 4 Mbit/s two report intervals carry 961 packets of 104 bytes: blocks followed by
     // fewer source symbols, fifteen blocks' worth (960), are the tail.
