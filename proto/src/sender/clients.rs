@@ -14,7 +14,7 @@
 //! after a newer client of its address was first heard is dropped from the table instead of
 //! being declared lost, so one machine is one row.
 
-use super::rate::{ClientRate, RANDOM_LOSS_HINT_MAX_PPM};
+use super::rate::ClientRate;
 use crate::wire::{ClientPhase, FailReason, StatusHead};
 
 /// Rows of clients not final that one source host may hold: real machines have an address
@@ -539,18 +539,17 @@ impl<'a, A: SourceAddr> ClientTable<'a, A> {
     /// learned by the rate control) stands for its loss: loss from overrunning a link is
     /// the rate control's to end, not a reason for repair symbols ahead of need. Before the
     /// floor is known, the client's own figure up to a few per cent, as the rate control
-    /// takes it: the startup's overrun of 20 Mbit/s links showed as 12-42% in it for half a
-    /// second (the figure halves once per 200 packets), and the blocks sent then went with
-    /// up to a quarter more symbols each, where their clients then lost 1%.
+    /// takes it ([`ClientRate::random_loss_ppm`]): the startup's overrun of 20 Mbit/s links
+    /// showed as 12-42% in it for half a second (the figure halves once per 200 packets),
+    /// and the blocks sent then went with up to a quarter more symbols each, where their
+    /// clients then lost 1%.
     pub fn median_loss_ppm(&self, random_only: bool) -> u32 {
         let active = || {
             self.iter()
                 .filter(|c| !c.state.is_final() && c.reports >= 2)
         };
         let loss = |c: &ClientInfo<A>| match random_only {
-            true if c.rate.floor_known => c.rate.loss_floor_ppm.min(c.loss_ppm),
-            // No floor measured yet (no sample without congestion): a hint, no more.
-            true => c.loss_ppm.min(RANDOM_LOSS_HINT_MAX_PPM),
+            true => c.rate.random_loss_ppm(c.loss_ppm).min(c.loss_ppm),
             false => c.loss_ppm,
         };
         let n = active().count() as u32;

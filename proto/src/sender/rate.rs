@@ -100,7 +100,7 @@ const CONGESTION_EXCESS_PPM: u32 = 20_000;
 /// The random loss assumed when judging whether a sample's excess is chance (at least).
 const RANDOM_LOSS_NOISE_PPM: u32 = 10_000;
 /// The most of a client's own loss figure taken as its random loss before its floor is known.
-pub(crate) const RANDOM_LOSS_HINT_MAX_PPM: u32 = 50_000;
+const RANDOM_LOSS_HINT_MAX_PPM: u32 = 50_000;
 /// The most loss a client's floor is relearned at (a loss that stayed as high at a lower rate).
 const MAX_RELEARNED_FLOOR_PPM: u32 = 500_000;
 /// The loss floor counts the packets of this many (about) latest samples without congestion.
@@ -290,6 +290,20 @@ pub struct ClientRate {
     /// fall when the rate falls below that capacity).
     congested_capacity_bps: u64,
     congested_loss_ppm: u32,
+}
+
+impl ClientRate {
+    /// The loss this client's link shows at any rate: its floor once known. Until then the
+    /// loss the client itself reports over longer windows (`reported_ppm`) stands for it: a
+    /// 3% link sampled over 40 packets loses 3 of them often enough. Up to a few per cent
+    /// only: a client that a fast rate overruns sees a high loss too, which must not pass
+    /// for its link's.
+    pub fn random_loss_ppm(&self, reported_ppm: u32) -> u32 {
+        match self.floor_known {
+            true => self.loss_floor_ppm,
+            false => reported_ppm.min(RANDOM_LOSS_HINT_MAX_PPM),
+        }
+    }
 }
 
 /// What one status report told the rate control (for a shell's trace): the interval sample
@@ -828,15 +842,7 @@ impl RateControl {
         // link: what arrives never exceeds what was sent, or the rate in force.
         let outrun_arrival_before = c.arrival_bps;
         c.arrival_bps = bps(got, arrival_dt).min(sent_bps.max(self.rate_bps));
-        // Until its floor is known, the loss the client itself sees over longer windows
-        // stands for it: a 3% link sampled over 40 packets loses 3 of them often enough.
-        // Up to a few per cent only: a client that a fast rate overruns sees a high loss
-        // too, which must not pass for its link's.
-        let floor_or_hint = |c: &ClientRate| match c.floor_known {
-            true => c.loss_floor_ppm,
-            false => head.loss_ppm.min(RANDOM_LOSS_HINT_MAX_PPM),
-        };
-        let (floor, judged_floor) = (c.loss_floor_ppm, floor_or_hint(c));
+        let (floor, judged_floor) = (c.loss_floor_ppm, c.random_loss_ppm(head.loss_ppm));
         let verdict = judge_loss(loss, judged_floor, sent);
         let capacity = |floor: u32| over_floor(delivered_bps, floor);
         // Only a sample sent below what the link was seen to pass when full measures the
@@ -890,7 +896,7 @@ impl RateControl {
         // Congestion by loss: far beyond chance at once, or beyond it twice in a row (one
         // unlucky sample of a lossy link is no reason to cut). Until the floor is known,
         // far beyond chance twice in a row: a link's random loss is not known yet either.
-        let judged_floor = floor_or_hint(c);
+        let judged_floor = c.random_loss_ppm(head.loss_ppm);
         let verdict = judge_loss(loss, judged_floor, sent);
         let least = match c.floor_known {
             true => Loss::BeyondChance,
