@@ -93,6 +93,17 @@ pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = crate::wire::MIN_REPORT_INTER
 /// Where a rate with no link speed to start from begins: low enough that overrunning a slow
 /// link for the first round trip of reports wastes little of it.
 pub const PROBE_START_BPS: u64 = 64_000_000;
+/// Until the first samples come back, the rate sends at most this much per report interval
+/// (80 KB: 64 Mbit/s at 10 ms): what goes out before the first reports are heard is the
+/// overrun of a slower link, and the interval grows with the clients (the report budget).
+/// 48 clients on 20 Mbit/s links report every 24 ms; 64 Mbit/s over that filled their
+/// links' queues before startup heard of them, and 1.7 % of the packets, the same ones at
+/// every client, were lost and repaired (26.7 Mbit/s now: 48x20m 7.36 s against 7.42).
+const UNMEASURED_BITS_PER_REPORT_INTERVAL: u64 = PROBE_START_BPS / 1000 * 10;
+/// The least start that [`UNMEASURED_BITS_PER_REPORT_INTERVAL`] lowers the rate to: at
+/// 16 Mbit/s a sample of a 100 ms interval held too few packets for a link losing 20 % at
+/// random to learn its loss floor, and the rate stayed near 3 Mbit/s.
+const UNMEASURED_LEAST_BPS: u64 = 24_000_000;
 /// After a cut, the rate goes to this share of the measured capacity (thousandths).
 const CUT_TO_PERMILLE: u64 = 960;
 /// Excess loss over the floor that is congestion (at least; twice the floor when larger).
@@ -403,6 +414,8 @@ pub(crate) struct RateControl {
     queue_since_us: u64,
     queue_since_delay_us: u64,
     startup_resumed: bool,
+    /// Probing from [`PROBE_START_BPS`] and no sample decided on yet.
+    unmeasured: bool,
     /// Where startup resumed, at 5/4 of where the startup that ended on a queue left the
     /// rate: it passed with no queue, so a queue that ends the resumed startup leaves the
     /// rate no lower (0: none). Not the first exit: 8 unshaped receivers on 2 cores, back
@@ -492,6 +505,7 @@ impl RateControl {
             queue_since_delay_us: 0,
             startup_resumed: false,
             startup_resumed_from_bps: 0,
+            unmeasured: reason == RateReason::Probing,
             decided_at_us: now_us,
             measured_from_us: now_us,
             cut_at_us: now_us,
@@ -1100,8 +1114,16 @@ impl RateControl {
         // pacer's credit, a count restarted just after it saw too little sent over the next
         // 5 ms to grow, and the first doubling came a decision later.
         if sampled == 0 && self.startup {
+            if self.unmeasured {
+                let held = (UNMEASURED_BITS_PER_REPORT_INTERVAL * 1_000_000
+                    / d.report_interval_us.max(1))
+                .max(UNMEASURED_LEAST_BPS)
+                .max(self.floor_bps);
+                self.rate_bps = self.rate_bps.min(held);
+            }
             return;
         }
+        self.unmeasured = false;
         let dt = d.now_us.saturating_sub(self.measured_from_us);
         self.measured_from_us = d.now_us;
         let used = self.bytes_since_decide * 8 * 1_000_000 / dt.max(1);
@@ -1813,6 +1835,31 @@ mod tests {
         assert_eq!(s.note, "not newer than the latest report");
         r.on_report(&mut c, &head(4, 130, 40), 1_360_500);
         assert!(c.congested, "confirmed across a replay");
+    }
+
+    /// Before the first samples, the rate sends at most 80 KB per report interval: 48
+    /// clients reporting every 24 ms start at 26.7 Mbit/s (64 overran their 20 Mbit/s links
+    /// before the first reports came back), two on 5 ms reports at 64, a few hundred on
+    /// 100 ms ones at the least. It is a start only: the samples grow it from there.
+    #[test]
+    fn before_the_first_samples_the_rate_sends_at_most_80_kb_per_report_interval() {
+        let joined = joined_at(25_000);
+        for (ri, want) in [
+            (5_000, PROBE_START_BPS),
+            (10_000, PROBE_START_BPS),
+            (24_000, 26_666_666),
+            (100_000, UNMEASURED_LEAST_BPS),
+        ] {
+            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+            r.decide(busy_at(30_000, ri), [joined].iter());
+            assert_eq!(r.rate_bps(), want, "reports every {ri} us");
+            assert!(r.in_startup());
+        }
+        let mut b = Bench::new(None);
+        b.report_every_us = 24_000;
+        assert_eq!(b.run(40, 10_000_000_000, 0), 26_666_666);
+        let rate = b.run(400, 10_000_000_000, 0);
+        assert!(rate > 4 * PROBE_START_BPS, "rate {rate}");
     }
 
     /// A client that sent its first report at `at_us` and has no sample yet.
