@@ -93,12 +93,13 @@ pub(crate) const STARTUP_REPORT_INTERVAL_MS: u32 = crate::wire::MIN_REPORT_INTER
 /// Where a rate with no link speed to start from begins: low enough that overrunning a slow
 /// link for the first round trip of reports wastes little of it.
 pub const PROBE_START_BPS: u64 = 64_000_000;
-/// Until the first samples come back, the rate sends at most this much per report interval
-/// (80 KB: 64 Mbit/s at 10 ms): what goes out before the first reports are heard is the
-/// overrun of a slower link, and the interval grows with the clients (the report budget).
-/// 48 clients on 20 Mbit/s links report every 24 ms; 64 Mbit/s over that filled their
+/// Until half the clients heard from have a sample, the rate sends at most this much per
+/// report interval (80 KB: 64 Mbit/s at 10 ms): what goes out before the reports are heard
+/// is the overrun of a slower link, and the interval grows with the clients (the report
+/// budget). 48 clients on 20 Mbit/s links report every 24 ms; 64 Mbit/s over that (or 90-128,
+/// grown on the first few clients' samples while the others still joined) filled their
 /// links' queues before startup heard of them, and 1.7 % of the packets, the same ones at
-/// every client, were lost and repaired (26.7 Mbit/s now: 48x20m 7.36 s against 7.42).
+/// every client, were lost and repaired (26.7 Mbit/s now: 48x20m 7.34 s against 7.48).
 const UNMEASURED_BITS_PER_REPORT_INTERVAL: u64 = PROBE_START_BPS / 1000 * 10;
 /// The least start that [`UNMEASURED_BITS_PER_REPORT_INTERVAL`] lowers the rate to: at
 /// 16 Mbit/s a sample of a 100 ms interval held too few packets for a link losing 20 % at
@@ -414,7 +415,8 @@ pub(crate) struct RateControl {
     queue_since_us: u64,
     queue_since_delay_us: u64,
     startup_resumed: bool,
-    /// Probing from [`PROBE_START_BPS`] and no sample decided on yet.
+    /// Probing from [`PROBE_START_BPS`], and no decision yet saw half the clients with a
+    /// sample: [`UNMEASURED_BITS_PER_REPORT_INTERVAL`] holds.
     unmeasured: bool,
     /// Where startup resumed, at 5/4 of where the startup that ended on a queue left the
     /// rate: it passed with no queue, so a queue that ends the resumed startup leaves the
@@ -1079,8 +1081,25 @@ impl RateControl {
     }
 
     /// Reconsiders the rate from the receiving clients' latest samples, at most every
-    /// [`DECIDE_EVERY_US`].
+    /// [`DECIDE_EVERY_US`]; in startup, until half the clients have a sample, within
+    /// [`UNMEASURED_BITS_PER_REPORT_INTERVAL`].
     pub fn decide<'c>(&mut self, d: Decide, clients: impl Iterator<Item = &'c ClientRate> + Clone) {
+        let report_interval_us = d.report_interval_us;
+        self.decide_from_samples(d, clients);
+        if self.unmeasured && self.startup {
+            let most = (UNMEASURED_BITS_PER_REPORT_INTERVAL * 1_000_000
+                / report_interval_us.max(1))
+            .max(UNMEASURED_LEAST_BPS)
+            .max(self.floor_bps);
+            self.rate_bps = self.rate_bps.min(most);
+        }
+    }
+
+    fn decide_from_samples<'c>(
+        &mut self,
+        d: Decide,
+        clients: impl Iterator<Item = &'c ClientRate> + Clone,
+    ) {
         let since_decision = d.now_us.saturating_sub(self.decided_at_us);
         // In startup as often as reports come, so that the first sign of the link is acted
         // on before the rate doubles again.
@@ -1113,17 +1132,15 @@ impl RateControl {
         // the time the doubling grows by as it was: the first packets go as one burst of the
         // pacer's credit, a count restarted just after it saw too little sent over the next
         // 5 ms to grow, and the first doubling came a decision later.
+        // Half the clients heard from with a sample: what the rest will show is no longer
+        // all unknown (clients that join while startup grows from the first few samples
+        // lengthen the report interval after the rate grew on the shorter one).
+        if sampled > 0 && sampled * 2 >= recent.clone().count() as u64 {
+            self.unmeasured = false;
+        }
         if sampled == 0 && self.startup {
-            if self.unmeasured {
-                let held = (UNMEASURED_BITS_PER_REPORT_INTERVAL * 1_000_000
-                    / d.report_interval_us.max(1))
-                .max(UNMEASURED_LEAST_BPS)
-                .max(self.floor_bps);
-                self.rate_bps = self.rate_bps.min(held);
-            }
             return;
         }
-        self.unmeasured = false;
         let dt = d.now_us.saturating_sub(self.measured_from_us);
         self.measured_from_us = d.now_us;
         let used = self.bytes_since_decide * 8 * 1_000_000 / dt.max(1);
@@ -1837,12 +1854,12 @@ mod tests {
         assert!(c.congested, "confirmed across a replay");
     }
 
-    /// Before the first samples, the rate sends at most 80 KB per report interval: 48
-    /// clients reporting every 24 ms start at 26.7 Mbit/s (64 overran their 20 Mbit/s links
-    /// before the first reports came back), two on 5 ms reports at 64, a few hundred on
-    /// 100 ms ones at the least. It is a start only: the samples grow it from there.
+    /// Before half the clients have a sample, the rate sends at most 80 KB per report
+    /// interval: 48 clients reporting every 24 ms start at 26.7 Mbit/s (64 overran their
+    /// 20 Mbit/s links before the reports came back), two on 5 ms reports at 64, a few
+    /// hundred on 100 ms ones at the least. It is a start only: the samples grow it.
     #[test]
-    fn before_the_first_samples_the_rate_sends_at_most_80_kb_per_report_interval() {
+    fn before_half_the_clients_have_a_sample_the_rate_sends_at_most_80_kb_per_interval() {
         let joined = joined_at(25_000);
         for (ri, want) in [
             (5_000, PROBE_START_BPS),
@@ -2050,7 +2067,9 @@ mod tests {
         r.on_sent(90_000_000 / 8 / 40);
         r.decide(d(), clients.iter());
         assert!(r.in_startup(), "one of 48 is no fifth");
-        assert!(r.rate_bps() >= 90_000_000, "rate {}", r.rate_bps());
+        // Not cut to what it passed: held to 80 KB per report interval until half the
+        // clients have a sample.
+        assert_eq!(r.rate_bps(), 26_666_666);
         // Alone, it is the bulk.
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
         r.rate_bps = 90_000_000;
