@@ -1128,16 +1128,16 @@ impl RateControl {
         });
         let sampled = recent.clone().filter(|c| c.sample_at_us > 0).count() as u64;
         self.decided_at_us = d.now_us;
-        // In startup, a decision without a sample leaves the count of the rate's use and of
-        // the time the doubling grows by as it was: the first packets go as one burst of the
-        // pacer's credit, a count restarted just after it saw too little sent over the next
-        // 5 ms to grow, and the first doubling came a decision later.
         // Half the clients heard from with a sample: what the rest will show is no longer
         // all unknown (clients that join while startup grows from the first few samples
         // lengthen the report interval after the rate grew on the shorter one).
         if sampled > 0 && sampled * 2 >= recent.clone().count() as u64 {
             self.unmeasured = false;
         }
+        // In startup, a decision without a sample leaves the count of the rate's use and of
+        // the time the doubling grows by as it was: the first packets go as one burst of the
+        // pacer's credit, a count restarted just after it saw too little sent over the next
+        // 5 ms to grow, and the first doubling came a decision later.
         if sampled == 0 && self.startup {
             return;
         }
