@@ -1090,7 +1090,7 @@ impl RateControl {
         let most = (UNMEASURED_BITS_PER_REPORT_INTERVAL * 1_000_000 / report_interval_us.max(1))
             .max(UNMEASURED_LEAST_BPS)
             .max(self.floor_bps);
-        // Only below the start: up to ten clients report every 5-10 ms, and their growth
+        // Only below the start: up to 20 clients report every 5-10 ms, and their growth
         // waits for no one (eight CPU-bound receivers, a few of them late to sample,
         // held at 128 Mbit/s: 8u-1slow's fast seven 0.87 s against 0.80).
         if self.unmeasured && self.startup && most < PROBE_START_BPS {
