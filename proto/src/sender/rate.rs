@@ -1087,13 +1087,16 @@ impl RateControl {
     pub fn decide<'c>(&mut self, d: Decide, clients: impl Iterator<Item = &'c ClientRate> + Clone) {
         let report_interval_us = d.report_interval_us;
         self.decide_from_samples(d, clients);
+        if !(self.unmeasured && self.startup) {
+            return;
+        }
         let most = (UNMEASURED_BITS_PER_REPORT_INTERVAL * 1_000_000 / report_interval_us.max(1))
             .max(UNMEASURED_LEAST_BPS)
             .max(self.floor_bps);
         // Only below the start: up to 20 clients report every 5-10 ms, and their growth
         // waits for no one (eight CPU-bound receivers, a few of them late to sample,
         // held at 128 Mbit/s: 8u-1slow's fast seven 0.87 s against 0.80).
-        if self.unmeasured && self.startup && most < PROBE_START_BPS {
+        if most < PROBE_START_BPS {
             self.rate_bps = self.rate_bps.min(most);
         }
     }
@@ -1134,7 +1137,7 @@ impl RateControl {
         // Half the clients heard from with a sample: what the rest will show is no longer
         // all unknown (clients that join while startup grows from the first few samples
         // lengthen the report interval after the rate grew on the shorter one).
-        if sampled > 0 && sampled * 2 >= recent.clone().count() as u64 {
+        if self.unmeasured && sampled > 0 && sampled * 2 >= recent.clone().count() as u64 {
             self.unmeasured = false;
         }
         // In startup, a decision without a sample leaves the count of the rate's use and of
