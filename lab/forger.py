@@ -49,7 +49,7 @@ import time
 import zlib
 
 MAGIC = b"BBND"
-VERSION = 4  # the wire version this forger speaks (docs/PROTOCOL.md)
+VERSION = 5  # the wire version this forger speaks (docs/PROTOCOL.md)
 FLAG_TAGGED = 1  # header flags bit 0: a counter and tag follow the CRC
 TRAILER = 24
 DATA, ANNOUNCE, STATUS, RESULT = 1, 2, 3, 4
@@ -57,8 +57,8 @@ FLAG_DIGEST_KNOWN, FLAG_STARTED, FLAG_CLOSING = 1, 2, 4
 NO_KEY = ["check", "closing", "interval", "seqjump", "empty", "clients", "ranges"]
 EXTRA = ["repairs"]
 KEYED = ["digest", "result", "session", "tamper"]
-STANDARD_DATAGRAM = 1444
-STATUS_FIXED = 48
+STANDARD_DATAGRAM = 1472 - TRAILER  # a status report's room in a 1500-byte MTU, untagged
+STATUS_FIXED = 52
 RANGE_LEN = 8
 MAX_RANGES = (STANDARD_DATAGRAM - STATUS_FIXED - 4) // RANGE_LEN
 
@@ -170,7 +170,7 @@ def data_packet(s, block, esi, seq, check, payload):
 
 def status_packet(s, client_id, last_seq, loss_ppm, ranges):
     body = header(s.magic, s.version, STATUS, s.id)
-    body += struct.pack("<QIIIIHB5x", client_id, 0, last_seq, 0, loss_ppm, len(ranges), 0)
+    body += struct.pack("<QIIIIHB9x", client_id, 0, last_seq, 0, loss_ppm, len(ranges), 0)
     for first, n, d in ranges:
         body += struct.pack("<IHH", first, n, d)
     return seal(body)

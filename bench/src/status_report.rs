@@ -24,6 +24,7 @@ fn status(last_seq: u32, ranges: &[DeficitRange]) -> Vec<u8> {
         phase: ClientPhase::Receiving,
         resumed: false,
         interval_received: 0,
+        last_seq_age_us: 0,
     };
     let mut buf = vec![0u8; 1500];
     let n = wire::write_status(&mut buf, SESSION, &head, ranges).unwrap();

@@ -519,6 +519,9 @@ pub struct Received {
     pub from: [u8; 4],
     pub truncated: bool,
     pub segment: usize,
+    /// When the kernel received it, microseconds on the wall clock (`CLOCK_REALTIME`);
+    /// 0 without receive timestamps ([`set_receive_timestamps`]).
+    pub stamp_us: u64,
 }
 
 impl Received {
@@ -540,6 +543,24 @@ pub fn set_udp_gro(fd: c_int) -> bool {
     setsockopt(fd, libc::SOL_UDP, UDP_GRO, &1 as &c_int).is_ok()
 }
 
+/// Asks the kernel to timestamp each datagram as it receives it (SO_TIMESTAMPNS), so that
+/// the time one waited in the socket while this process did not run can be told apart from
+/// the time it took to arrive. False where the kernel refuses: reads carry no stamp then.
+pub fn set_receive_timestamps(fd: c_int) -> bool {
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &1 as &c_int).is_ok()
+}
+
+/// Microseconds on the wall clock (`CLOCK_REALTIME`, the clock of receive timestamps).
+pub fn wall_clock_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000) + ts.tv_nsec as u64 / 1000
+}
+
 /// Receives up to `N` reads without blocking (recvmmsg, MSG_DONTWAIT) into `bufs`; fills
 /// `out` and returns how many arrived (0 when none are queued). A read holds several
 /// datagrams when the kernel coalesced them (see [`Received::datagrams`]).
@@ -555,7 +576,8 @@ pub fn recv_batch<const N: usize, const L: usize>(
     let mut names: [libc::sockaddr_in; N] = unsafe { core::mem::zeroed() };
     // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; N] = unsafe { core::mem::zeroed() };
-    // Room for UDP_GRO's control message (an int: 24 bytes) and more, 8-byte aligned.
+    // Room for UDP_GRO's control message (an int: 24 bytes) and a receive timestamp (a
+    // timespec: 32 bytes), 8-byte aligned.
     let mut control = [[0u64; 8]; N];
     for i in 0..N {
         iov[i].iov_base = bufs[i].as_mut_ptr().cast();
@@ -590,7 +612,8 @@ pub fn recv_batch<const N: usize, const L: usize>(
     let n = r as usize;
     for i in 0..n {
         let len = (msgs[i].msg_len as usize).min(L);
-        let segment = match gro_segment(&msgs[i].msg_hdr) {
+        let (gro, stamp_us) = control_messages(&msgs[i].msg_hdr);
+        let segment = match gro {
             Some(s) if s > 0 && s < len => s,
             _ => len,
         };
@@ -600,34 +623,46 @@ pub fn recv_batch<const N: usize, const L: usize>(
             // A cut control message may have lost the segment size: the read cannot be split.
             truncated: msgs[i].msg_hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0,
             segment,
+            stamp_us,
         };
     }
     Ok(n)
 }
 
-/// The segment size of a coalesced read: its UDP_GRO control message, if any.
-fn gro_segment(h: &libc::msghdr) -> Option<usize> {
+/// What a read's control messages say: the segment size of a coalesced read (UDP_GRO), if
+/// any, and the receive timestamp in wall-clock microseconds (0 without one).
+fn control_messages(h: &libc::msghdr) -> (Option<usize>, u64) {
+    let (mut gro, mut stamp_us) = (None, 0);
     // msg_controllen is a socklen_t in musl, a size_t in glibc (the host's unit tests).
     #[allow(clippy::unnecessary_cast)]
     let end = h.msg_control as usize + h.msg_controllen as usize;
     // SAFETY: `h` is a header recvmmsg filled: msg_control/msg_controllen describe the
     // control bytes the kernel wrote into our buffer. The macros find each header within
-    // them; its int is read only when the header says it holds one and it ends in the buffer.
+    // them; its value is read only when the header says it holds one of that size and it
+    // ends in the buffer.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
             let data = libc::CMSG_DATA(c);
-            let whole = (*c).cmsg_len as usize
-                >= libc::CMSG_LEN(size_of::<c_int>() as u32) as usize
-                && data as usize + size_of::<c_int>() <= end;
-            if whole && (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+            let holds = |size: usize| {
+                (*c).cmsg_len as usize >= libc::CMSG_LEN(size as u32) as usize
+                    && data as usize + size <= end
+            };
+            let (level, ty) = ((*c).cmsg_level, (*c).cmsg_type);
+            if level == libc::SOL_UDP && ty == UDP_GRO && holds(size_of::<c_int>()) {
                 let v = core::ptr::read_unaligned(data.cast::<c_int>());
-                return usize::try_from(v).ok();
+                gro = usize::try_from(v).ok();
+            } else if level == libc::SOL_SOCKET
+                && ty == libc::SCM_TIMESTAMPNS
+                && holds(size_of::<libc::timespec>())
+            {
+                let ts = core::ptr::read_unaligned(data.cast::<libc::timespec>());
+                stamp_us = (ts.tv_sec as u64).saturating_mul(1_000_000) + ts.tv_nsec as u64 / 1000;
             }
             c = libc::CMSG_NXTHDR(h, c);
         }
     }
-    None
+    (gro, stamp_us)
 }
 
 #[cfg(test)]
@@ -699,6 +734,49 @@ mod tests {
         }
     }
 
+    /// With receive timestamps on, a read carries when the kernel took the datagram in,
+    /// on the wall clock: after it was sent, and no later than it was read. (A datagram
+    /// that sat in the socket keeps its stamp: that wait is what the stamp tells apart.)
+    #[test]
+    fn a_read_carries_the_kernels_receive_time() {
+        let rx = udp_socket().unwrap();
+        bind(rx.0, [127, 0, 0, 1], 0).unwrap();
+        assert!(set_receive_timestamps(rx.0), "SO_TIMESTAMPNS refused");
+        let to = sockaddr([127, 0, 0, 1], local_port(rx.0));
+        let tx = udp_socket().unwrap();
+        let pause_20ms = || {
+            // SAFETY: plain syscall with a valid timespec.
+            unsafe {
+                libc::nanosleep(
+                    &libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 20_000_000,
+                    },
+                    core::ptr::null_mut(),
+                )
+            };
+        };
+        // The kernel switches its receive stamps on a moment later (a deferred static key):
+        // until then a datagram is stamped when read.
+        pause_20ms();
+        let before = wall_clock_us();
+        send_to(tx.0, b"stamped", &to).unwrap();
+        // Read 20 ms later: the stamp stays the arrival's.
+        assert!(poll_readable(rx.0, 1000).unwrap());
+        pause_20ms();
+        let mut bufs = [[0u8; 64]; 1];
+        let mut out = [Received::default(); 1];
+        assert_eq!(recv_batch(rx.0, &mut bufs, &mut out).unwrap(), 1);
+        let read_at = wall_clock_us();
+        let stamp = out[0].stamp_us;
+        assert!(stamp >= before, "stamped {stamp}, sent at {before}");
+        assert!(
+            stamp + 15_000 <= read_at,
+            "stamped {stamp}, read at {read_at}: the read time, not the arrival's"
+        );
+        assert_eq!(&bufs[0][..out[0].len], b"stamped");
+    }
+
     /// The datagrams' byte ranges in a read of `len` bytes coalesced at `segment`.
     fn ranges(len: usize, segment: usize) -> Vec<(usize, usize)> {
         let r = Received {
@@ -706,6 +784,7 @@ mod tests {
             from: [0; 4],
             truncated: false,
             segment,
+            stamp_us: 0,
         };
         r.datagrams().map(|d| (d.start, d.end)).collect()
     }

@@ -451,8 +451,10 @@ impl Receive<'_> {
                 })
             })?;
             let now = os::now_us();
+            let wall = os::wall_clock_us();
             for i in 0..n {
                 let d = self.got[i];
+                let arrived = arrived_at(now, wall, d.stamp_us);
                 if !self.o.any_server && d.from != self.o.server {
                     self.st.foreign_source += d.datagrams().count() as u64;
                     continue;
@@ -467,7 +469,7 @@ impl Receive<'_> {
                 }
                 for r in d.datagrams() {
                     self.st.from_server += 1;
-                    match self.rx.handle_datagram(now, &self.bufs[i][r]) {
+                    match self.rx.handle_datagram_at(now, arrived, &self.bufs[i][r]) {
                         Ok(ev) => self.handle_event(now, ev)?,
                         Err(_) => self.auth_notes(),
                     }
@@ -908,6 +910,22 @@ fn show_progress(rx: &Receiver<'_>, since_bound: u64, tty: bool) {
     let _ = os::write_all(2, l.as_bytes());
 }
 
+/// A datagram's arrival on the monotonic clock `now_us`, from its receive timestamp
+/// `stamp_us` on the wall clock read as `wall_us` at `now_us`. Without a stamp, or with one
+/// from the future or over 10 s old (the wall clock was set meanwhile), the read time
+/// stands in.
+fn arrived_at(now_us: u64, wall_us: u64, stamp_us: u64) -> u64 {
+    match wall_us.checked_sub(stamp_us) {
+        Some(waited) if stamp_us > 0 && waited <= MAX_SOCKET_WAIT_US => {
+            now_us.saturating_sub(waited)
+        }
+        _ => now_us,
+    }
+}
+
+/// The longest a datagram is believed to have waited in the socket (see [`arrived_at`]).
+const MAX_SOCKET_WAIT_US: u64 = 10_000_000;
+
 fn open_socket(o: &Options<'_>) -> Result<Fd, Finish> {
     let fail = |what: &'static str, e: Errno| {
         Finish::fail(EXIT_NO_SERVER, |l| {
@@ -925,6 +943,9 @@ fn open_socket(o: &Options<'_>) -> Result<Fd, Finish> {
     let _ = os::set_multicast_all_off(s.0);
     // Fewer reads where the NIC coalesces; nothing changes where it cannot.
     let _ = os::set_udp_gro(s.0);
+    // The server's rate control times each report by when its newest packet arrived here,
+    // not by when this process got to read it; without stamps, the read time stands in.
+    let _ = os::set_receive_timestamps(s.0);
     os::bind(s.0, [0; 4], o.port).map_err(|e| {
         Finish::fail(EXIT_NO_SERVER, |l| {
             let _ = write!(
@@ -999,6 +1020,20 @@ mod tests {
         assert!(hint(libc::EIO).as_str().contains("or it was removed"));
         assert!(hint(libc::ENOSPC).as_str().contains("full"));
         assert!(hint(libc::EINVAL).is_empty());
+    }
+
+    /// A datagram stamped 3 ms before the read arrived 3 ms before it on the monotonic
+    /// clock; no stamp, one from the future or one older than 10 s (the wall clock was
+    /// set meanwhile) leaves the read time.
+    #[test]
+    fn a_receive_stamp_moves_the_arrival_back_by_the_wait_it_shows() {
+        let (now, wall) = (50_000_000, 1_700_000_000_000_000);
+        assert_eq!(arrived_at(now, wall, wall - 3_000), now - 3_000);
+        assert_eq!(arrived_at(now, wall, wall), now);
+        assert_eq!(arrived_at(now, wall, 0), now);
+        assert_eq!(arrived_at(now, wall, wall + 5_000), now);
+        assert_eq!(arrived_at(now, wall, wall - 10_000_001), now);
+        assert_eq!(arrived_at(2_000, wall, wall - 3_000), 0);
     }
 
     #[test]

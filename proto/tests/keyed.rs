@@ -64,6 +64,7 @@ fn every_packet() -> Vec<Vec<u8>> {
         phase: ClientPhase::Receiving,
         resumed: false,
         interval_received: 0,
+        last_seq_age_us: 0,
     };
     let ranges = [DeficitRange {
         first: 2,
@@ -286,6 +287,7 @@ fn sizes_with_the_tag_fit_a_standard_datagram() {
         phase: ClientPhase::Receiving,
         resumed: false,
         interval_received: 0,
+        last_seq_age_us: 0,
     };
     let ranges: Vec<DeficitRange> = (0..MAX_RANGES as u32)
         .map(|i| DeficitRange {

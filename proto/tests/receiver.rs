@@ -1033,6 +1033,39 @@ fn each_report_counts_the_data_packets_received_since_the_previous_one() {
     assert_eq!(report(&mut rx, SECOND), 3);
 }
 
+/// A report says how long before it was built its newest data packet arrived: from when
+/// the kernel took that packet in (read later, while the process did not run), and not
+/// from an older packet that arrived after it.
+#[test]
+fn a_report_says_how_long_ago_its_newest_packet_arrived() {
+    let g = Geometry::new(1 << 20, 64, 16).unwrap();
+    let mut m = rx_mem(&g, 8, 512);
+    let mut rx = receiver(&mut m, 4);
+    rx.handle_datagram(0, &announce_packet(g, 9)).unwrap();
+    let mut buf = vec![0u8; 1500];
+    let mut report = |rx: &mut Receiver<'_>, now: u64| {
+        let n = rx.poll_transmit(now, 0, &mut buf).expect("a report is due");
+        let p = wire::open(&buf[..n]).unwrap();
+        let h = p.status().unwrap().head;
+        (h.last_seq, h.last_seq_age_us)
+    };
+    assert_eq!(report(&mut rx, 1), (0, 0), "no data yet: no age");
+    // Packets 0-3 arrived at 10-13 ms, all read at 30 ms; then a copy of packet 1 that
+    // arrived at 14 ms: packet 3 stays the newest.
+    for seq in 0..4u32 {
+        let arrived = 10_000 + 1000 * seq as u64;
+        rx.handle_datagram_at(30_000, arrived, &data_packet(&g, 9, 0, seq as u16, seq))
+            .unwrap();
+    }
+    let _ = rx.handle_datagram_at(30_000, 14_000, &data_packet(&g, 9, 0, 1, 1));
+    let half = SECOND / 2;
+    assert_eq!(report(&mut rx, half), (3, (half - 13_000) as u32));
+    // A stamp later than the read (a wall clock set back) counts as the read.
+    rx.handle_datagram_at(half + 10, half + 5_000, &data_packet(&g, 9, 0, 4, 4))
+        .unwrap();
+    assert_eq!(report(&mut rx, SECOND), (4, (SECOND - half - 10) as u32));
+}
+
 #[test]
 fn a_report_for_the_rate_alone_does_not_delay_a_deficit() {
     let g = Geometry::new(1 << 20, 64, 16).unwrap();

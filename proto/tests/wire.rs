@@ -323,6 +323,7 @@ fn status_pkt(ranges: &[DeficitRange]) -> Vec<u8> {
         phase: ClientPhase::Receiving,
         resumed: false,
         interval_received: 900,
+        last_seq_age_us: 2_500,
     };
     let mut buf = vec![0u8; 1500];
     let n = write_status(&mut buf, SESSION, &head, ranges).unwrap();
@@ -341,6 +342,7 @@ fn status_resumed_flag_round_trips_and_unknown_flags_are_dropped() {
         phase: ClientPhase::Receiving,
         resumed: true,
         interval_received: 0,
+        last_seq_age_us: 0,
     };
     let mut buf = vec![0u8; 1500];
     let n = write_status(&mut buf, SESSION, &head, &[]).unwrap();
@@ -772,6 +774,7 @@ fn field_tables_tile_each_packet() {
             s::PHASE,
             s::FLAGS,
             s::INTERVAL_RECEIVED,
+            s::LAST_SEQ_AGE,
         ],
         HEADER_LEN,
         s::RANGES.start,
@@ -804,7 +807,7 @@ fn field_tables_tile_each_packet() {
     // The sizes docs/PROTOCOL.md states.
     assert_eq!(
         (HEADER_LEN, DATA_HEADER_LEN, ANNOUNCE_LEN, STATUS_FIXED_LEN),
-        (16, 36, 88, 48)
+        (16, 36, 88, 52)
     );
     assert_eq!((RANGE_LEN, RESULT_LEN, RESULT_ACK_LEN), (8, 72, 28));
     assert_eq!((z::FIXED_LEN, ZERO_RANGE_LEN), (28, 8));
@@ -818,7 +821,7 @@ fn constants_keep_their_values() {
     // datagram.
     assert_eq!(MAX_RANGES, 174);
     assert_eq!(MAX_ZERO_RANGES, 177);
-    assert_eq!(VERSION, 4);
+    assert_eq!(VERSION, 5);
     assert_eq!(DATA_OVERHEAD, 40);
     assert_eq!(MAX_SYMBOL_SIZE, 8896);
     assert_eq!((MAX_K, SYMBOL_ALIGN), (4096, 64));
@@ -895,6 +898,7 @@ fn wrong_type_and_short_buffers_are_refused() {
         phase: ClientPhase::Receiving,
         resumed: false,
         interval_received: 0,
+        last_seq_age_us: 0,
     };
     let one = [DeficitRange {
         first: 0,
@@ -965,11 +969,11 @@ mod golden {
     struct Bytes(Vec<u8>);
 
     impl Bytes {
-        /// The common header: "BBND", version 4, `ty`, no flags, the session.
+        /// The common header: "BBND", version 5, `ty`, no flags, the session.
         fn header(ty: u8) -> Self {
             let b = Self(Vec::new())
                 .raw(b"BBND")
-                .u8(4)
+                .u8(5)
                 .u8(ty)
                 .u16(0)
                 .u64(SESSION);
@@ -1193,6 +1197,7 @@ mod golden {
             phase: ClientPhase::Finishing,
             resumed: true,
             interval_received: 0x5555_6666,
+            last_seq_age_us: 0x7777_8888,
         };
         let ranges = [
             DeficitRange {
@@ -1223,14 +1228,16 @@ mod golden {
             .u8(1) // flags: resumed
             .u32(0x5555_6666) // data packets received since the previous report
             .at(48)
+            .u32(0x7777_8888) // microseconds since data packet `last seq` arrived
+            .at(52)
             .u32(5)
             .u16(2)
             .u16(3)
-            .at(56)
+            .at(60)
             .u32(0x0100_0000)
             .u16(0x0203)
             .u16(0x0405)
-            .at(64)
+            .at(68)
             .seal();
         let mut buf = [0u8; 128];
         let n = write_status(&mut buf, SESSION, &head, &ranges).unwrap();

@@ -67,7 +67,7 @@ pub fn decision_line(now_us: u64, rate_bps: u64, reason: &str) -> String {
 pub fn line(s: &RateSample, rate_bps: u64) -> String {
     let pct = |ppm: u32| ppm as f64 / 1e4;
     format!(
-        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms queue={:.2}ms rtt={:.2}ms send_gap={} loss_events={:.3}% sent_at={:.1}Mbit/s paced_at={:.1}Mbit/s arrived_at={:.1}Mbit/s rate={:.1}Mbit/s {}",
+        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms queue={:.2}ms rtt={:.2}ms age={:.2}ms send_gap={} loss_events={:.3}% sent_at={:.1}Mbit/s paced_at={:.1}Mbit/s arrived_at={:.1}Mbit/s rate={:.1}Mbit/s {}",
         s.at_us as f64 / 1e3,
         s.client_id,
         s.report_seq,
@@ -81,6 +81,7 @@ pub fn line(s: &RateSample, rate_bps: u64) -> String {
         s.rtt_min_us as f64 / 1e3,
         s.queue_delay_us as f64 / 1e3,
         s.rtt_us as f64 / 1e3,
+        s.age_us as f64 / 1e3,
         s.send_gap,
         s.loss_event_ppm as f64 / 1e4,
         s.sent_bps as f64 / 1e6,
@@ -116,6 +117,7 @@ mod tests {
             arrival_bps: 210_000_000,
             paced_bps: 320_000_000,
             send_gap: true,
+            age_us: 1_250,
             note: "sample",
         };
         let l = line(&s, 200_000_000);
@@ -133,6 +135,7 @@ mod tests {
             "rtt_min=0.25ms",
             "queue=4.00ms",
             "rtt=4.25ms",
+            "age=1.25ms",
             "send_gap=true",
             "loss_events=0.125%",
             "sent_at=300.0Mbit/s",

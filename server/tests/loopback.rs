@@ -567,6 +567,7 @@ fn a_keyed_server_serves_its_key_only_and_counts_what_is_not_authenticated() {
                 phase: bb_proto::wire::ClientPhase::Receiving,
                 resumed: false,
                 interval_received: 0,
+                last_seq_age_us: 0,
             };
             let n = bb_proto::wire::write_status(&mut buf, 1, &head, &[]).unwrap();
             let mac = bb_proto::wire::auth::MacKey::derive(

@@ -176,6 +176,7 @@ fn packets(c: &Corpus) {
                 phase,
                 resumed: false,
                 interval_received: 0,
+                last_seq_age_us: 0,
             };
             wire::write_status(b, 0x1234, &head, ranges).unwrap()
         })
@@ -401,6 +402,7 @@ fn sender(c: &Corpus) {
                 loss_ppm: 50_000,
                 phase: ClientPhase::Receiving,
                 resumed: false,
+                last_seq_age_us: 0,
                 interval_received: 0,
             };
             wire::write_status(b, TX_SESSION, &head, ranges).unwrap()

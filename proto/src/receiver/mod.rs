@@ -317,6 +317,8 @@ pub struct Receiver<'a> {
     acc: DigestAccumulator,
     bytes_written: u64,
     highest_seq: Option<u32>,
+    /// When the data packet `highest_seq` arrived (see [`Receiver::handle_datagram_at`]).
+    highest_seq_arrived_us: u64,
     // The latest sequence number that jumped too far ahead, and how many in a row followed
     // the jump closely (it is believed after a few).
     seq_jump: Option<(u32, u8)>,
@@ -399,6 +401,7 @@ impl<'a> Receiver<'a> {
             acc: DigestAccumulator::new(),
             bytes_written: 0,
             highest_seq: None,
+            highest_seq_arrived_us: 0,
             seq_jump: None,
             closing_heard_us: None,
             front: 0,
@@ -488,9 +491,24 @@ impl<'a> Receiver<'a> {
         (k * s, k, fec::decode_scratch_bytes(k, s))
     }
 
-    /// Handles one datagram from the data port.
+    /// Handles one datagram from the data port, read at `now_us`.
     pub fn handle_datagram(&mut self, now_us: u64, pkt: &[u8]) -> Result<Event, Dropped> {
-        let r = self.handle_inner(now_us, pkt);
+        self.handle_datagram_at(now_us, now_us, pkt)
+    }
+
+    /// Handles one datagram from the data port that reached this host at `arrived_us`
+    /// (the kernel's receive timestamp, on the clock of `now_us`; a later one counts as
+    /// `now_us`) and was read at `now_us`. Each status report says how long before it was
+    /// built its newest data packet arrived, and the server takes that off: the time a
+    /// datagram waited in the socket for this process to run (a busy machine) must not
+    /// read as a queue in front of the link, nor bunch the packets' arrivals.
+    pub fn handle_datagram_at(
+        &mut self,
+        now_us: u64,
+        arrived_us: u64,
+        pkt: &[u8],
+    ) -> Result<Event, Dropped> {
+        let r = self.handle_inner(now_us, arrived_us.min(now_us), pkt);
         if !matches!(r, Err(Dropped::Malformed(_) | Dropped::ForeignSession)) {
             self.note_session_packet(now_us);
             self.last_session_packet_us = now_us;
@@ -513,7 +531,7 @@ impl<'a> Receiver<'a> {
         r
     }
 
-    fn handle_inner(&mut self, now_us: u64, pkt: &[u8]) -> Result<Event, Dropped> {
+    fn handle_inner(&mut self, now_us: u64, arrived_us: u64, pkt: &[u8]) -> Result<Event, Dropped> {
         let opened = match (&self.cfg.key, &self.macs) {
             (None, _) => wire::open(pkt),
             (Some(psk), macs) => {
@@ -552,7 +570,8 @@ impl<'a> Receiver<'a> {
                     return Err(Dropped::NotBound);
                 }
                 let d = packet.data().map_err(Dropped::Malformed)?;
-                self.handle_data(now_us, &d).map(|_| Event::Nothing)
+                self.handle_data(now_us, arrived_us, &d)
+                    .map(|_| Event::Nothing)
             }
             PacketType::ResultAck => {
                 let id = packet.result_ack().map_err(Dropped::Malformed)?;

@@ -126,7 +126,7 @@ impl<'a> Receiver<'a> {
     /// packets with advanced numbers, sent among the real stream, never pass for millions
     /// of lost ones. A confirmed jump restarts the loss window: the outage is not counted
     /// as loss either.
-    fn note_data_seq(&mut self, seq: u32, now_us: u64) {
+    fn note_data_seq(&mut self, seq: u32, now_us: u64, arrived_us: u64) {
         match self.highest_seq {
             Some(h) if (seq.wrapping_sub(h) as i32) <= 0 => {}
             Some(h) if seq.wrapping_sub(h) > SEQ_JUMP_MAX => {
@@ -140,11 +140,13 @@ impl<'a> Receiver<'a> {
                     return;
                 }
                 self.highest_seq = Some(seq);
+                self.highest_seq_arrived_us = arrived_us;
                 self.loss.restart(seq);
                 self.seq_jump = None;
             }
             _ => {
                 self.highest_seq = Some(seq);
+                self.highest_seq_arrived_us = arrived_us;
                 self.seq_jump = None;
             }
         }
@@ -163,7 +165,12 @@ impl<'a> Receiver<'a> {
         self.interval_received = self.interval_received.saturating_add(1);
     }
 
-    pub(super) fn handle_data(&mut self, now_us: u64, d: &wire::Data<'_>) -> Result<(), Dropped> {
+    pub(super) fn handle_data(
+        &mut self,
+        now_us: u64,
+        arrived_us: u64,
+        d: &wire::Data<'_>,
+    ) -> Result<(), Dropped> {
         let s = self.session.expect("bound");
         let g = s.geometry;
         let sym = g.symbol_size as usize;
@@ -184,7 +191,7 @@ impl<'a> Receiver<'a> {
             return Err(Dropped::Malformed(WireError::BadField("coded_len")));
         }
         let k = h.coded_len.div_ceil(g.symbol_size) as usize;
-        self.note_data_seq(h.seq, now_us);
+        self.note_data_seq(h.seq, now_us, arrived_us);
         self.first_data_us.get_or_insert(now_us);
         self.front = self.front.max(h.block + 1);
         self.last_data_us = now_us;

@@ -257,7 +257,8 @@ pub struct ClientRate {
     pub capacity_bps: u64,
     /// Round-trip estimate: report arrival minus the send time of its highest sequence.
     pub rtt_us: u64,
-    /// The least round trip seen: the path without a queue.
+    /// The least round trip seen less the client's hold of each report's newest packet
+    /// (`last_seq_age_us`): the path without a queue.
     pub rtt_min_us: u64,
     /// The latest report's round trip less the least: how long a queue on the path holds
     /// packets now.
@@ -362,6 +363,9 @@ pub struct RateSample {
     /// The sender paused (a send gap) after the report's newest packet: its round trip
     /// was not taken, only a least queue delay.
     pub send_gap: bool,
+    /// What the client said it held the report's newest packet for, as taken off the
+    /// report's arrival (never more than since that packet was sent).
+    pub age_us: u64,
     /// Why no sample was made, or "sample".
     pub note: &'static str,
 }
@@ -757,23 +761,38 @@ impl RateControl {
         }
         // When its newest packet was sent: the round trip's start and the sample's end.
         let last_sent_at = self.sent_at(head.last_seq);
+        // The report as if built the moment that packet arrived: less the time the client
+        // says it was held (in its socket while the client did not run, then until the
+        // report was due), never back past when the packet went. A client on a busy machine
+        // reads its socket late and in bursts; counted as the link's, that read as queues
+        // and arrival rates far below what the link passed (eight clients and the server
+        // on two cores: 600-1,000 Mbit/s arriving, by the reports, of 1,000-1,500 sent), and
+        // startup ended at 650. A client without receive timestamps counts from its read.
+        let heard_us = match last_sent_at {
+            Some(t) => now_us - (head.last_seq_age_us as u64).min(now_us.saturating_sub(t)),
+            None => now_us,
+        };
+        note.age_us = heard_us.abs_diff(now_us);
         // Across a send gap the round trip holds the sender's pause: only the time since the
         // gap ended is sure to be round trip (the packet sent then is not in the report), a
         // least figure that stands for the queue delay and never for the round trip.
-        let gap_end = last_sent_at.and_then(|t| self.send_gap_after(head.last_seq, t, now_us));
+        let gap_end = last_sent_at.and_then(|t| self.send_gap_after(head.last_seq, t, heard_us));
         let gap = gap_end.is_some();
         note.send_gap = gap;
         let queue_delay = match (gap_end, last_sent_at) {
-            (Some(end), _) => {
-                (c.rtt_min_us > 0).then(|| now_us.saturating_sub(end).saturating_sub(c.rtt_min_us))
-            }
+            (Some(end), _) => (c.rtt_min_us > 0)
+                .then(|| heard_us.saturating_sub(end).saturating_sub(c.rtt_min_us)),
             (None, Some(t)) => {
-                let rtt = now_us.saturating_sub(t).max(1);
-                c.rtt_us = if c.rtt_us == 0 || rtt < c.rtt_us {
-                    rtt
+                // The round trip a TCP flow would see (the equation of `fair`, loss events
+                // at most one per round trip) holds the client's delay in answering, as a
+                // TCP receiver's acknowledgements do; the queue is measured without it.
+                let round_trip = now_us.saturating_sub(t).max(1);
+                c.rtt_us = if c.rtt_us == 0 || round_trip < c.rtt_us {
+                    round_trip
                 } else {
-                    c.rtt_us + (rtt - c.rtt_us) / 8
+                    c.rtt_us + (round_trip - c.rtt_us) / 8
                 };
+                let rtt = heard_us.saturating_sub(t).max(1);
                 c.rtt_min_us = if c.rtt_min_us == 0 {
                     rtt
                 } else {
@@ -798,7 +817,7 @@ impl RateControl {
         if c.first_report_us == 0 {
             c.first_report_us = now_us.max(1);
         }
-        let prev = c.prev.replace((head.report_seq, head.last_seq, now_us));
+        let prev = c.prev.replace((head.report_seq, head.last_seq, heard_us));
         let pending = core::mem::take(&mut c.pending_received);
         let Some((prev_report, prev_last_seq, prev_at)) = prev else {
             note.note = "first report";
@@ -863,7 +882,7 @@ impl RateControl {
         // when that was later: a client's first report comes before any data (it waits for
         // the sender), and counting the wait read as a slow arrival; startup, which never
         // grows past twice what arrives, crept from 64 to 90 Mbit/s over its first 27 ms.
-        let arrival_dt = now_us.saturating_sub(prev_at.max(t0)).max(1);
+        let arrival_dt = heard_us.saturating_sub(prev_at.max(t0)).max(1);
         let delivered_bps = bps(got, dt.min(arrival_dt));
         // Two reports bunched on the way (a queue on the return path) say nothing of the
         // link: what arrives never exceeds what was sent, or the rate in force.
@@ -1710,6 +1729,7 @@ mod tests {
             phase: ClientPhase::Receiving,
             resumed: false,
             interval_received,
+            last_seq_age_us: 0,
         }
     }
 
@@ -2371,6 +2391,50 @@ mod tests {
         // Over 1.5 ms again: what the link passes.
         r.on_report(&mut c, &head(4, 400, 100), 6_200);
         assert_eq!(c.outrun_run, 2);
+    }
+
+    /// A client that stalled (a busy machine) reads its socket late and reports before it
+    /// has read all that waits there: without the age of each report's newest packet that
+    /// reads as a queue and as arrivals a quarter of what was sent, twice in a row (an
+    /// outrun: startup would end there); with it, as what it was: no queue, every packet
+    /// arriving as sent.
+    #[test]
+    fn a_client_that_read_late_and_says_so_shows_no_queue() {
+        // 1.2 Gbit/s: a packet every 10 us, arriving 100 us after it went.
+        let run = |with_age: bool| {
+            let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+            r.rate_bps = 1_200_000_000;
+            for i in 0..=400u32 {
+                r.on_data_sent(i, i as u64 * 10, 10);
+            }
+            let mut c = ClientRate::default();
+            let mut sample = RateSample::default();
+            // (report, newest packet, when the report came, how long before it that
+            // packet arrived): stalled from 2.1 ms to 5.1 ms and again to 9 ms.
+            for (k, last, at, age) in [
+                (1, 100, 1_100, 0),
+                (2, 200, 5_100, 3_000),
+                (3, 300, 9_000, 5_900),
+            ] {
+                let h = StatusHead {
+                    last_seq_age_us: if with_age { age } else { 0 },
+                    ..head(k, last, 100)
+                };
+                sample = r.on_report(&mut c, &h, at);
+            }
+            (c, sample)
+        };
+        let (c, sample) = run(true);
+        assert_eq!((c.queue_delay_us, c.outrun_run), (0, 0));
+        assert!(
+            c.arrival_bps * 100 >= sample.sent_bps * 99,
+            "arrived at {} of {} sent",
+            c.arrival_bps,
+            sample.sent_bps
+        );
+        let (c, _) = run(false);
+        assert!(c.queue_delay_us > 5_000, "queue {} us", c.queue_delay_us);
+        assert_eq!(c.outrun_run, 2, "read as an outrun without the age");
     }
 
     /// A client's first report comes before any data; the first sample after it spans from

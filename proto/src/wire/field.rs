@@ -108,8 +108,11 @@ pub mod status {
     pub const FLAGS: Field = 43..44;
     /// Data packets received since the client's previous report (version 3).
     pub const INTERVAL_RECEIVED: Field = 44..48;
+    /// Microseconds from the arrival of the data packet `LAST_SEQ` to the building of
+    /// the report (version 5).
+    pub const LAST_SEQ_AGE: Field = 48..52;
     /// The ranges, [`range::LEN`] bytes each, up to the CRC trailer.
-    pub const RANGES: Rest = 48..;
+    pub const RANGES: Rest = 52..;
     /// Bytes before the ranges.
     pub const FIXED_LEN: usize = RANGES.start;
 

@@ -37,7 +37,7 @@ pub use zero_map::{MAX_ZERO_RANGES, ZERO_RANGE_LEN, ZeroMap, ZeroRange, write_ze
 /// "BBND" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BBND");
 /// Protocol version carried in every packet.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 /// Bytes of the common header (magic, version, type, flags, session id).
 pub const HEADER_LEN: usize = field::header::LEN;
 /// Bytes of the CRC32 trailer.

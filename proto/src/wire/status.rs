@@ -58,6 +58,12 @@ pub struct StatusHead {
     /// `last_seq`, the share of the packets sent in between that arrived, which is what the
     /// sender's rate control compares with the rate it sent at.
     pub interval_received: u32,
+    /// Microseconds from the arrival of data packet `last_seq` at the client (when the
+    /// kernel received it, where the client can tell) to the building of this report: the
+    /// sender takes it off the report's arrival, so that a client that ran late (a busy
+    /// machine) or read its socket in bursts does not look like a queue in front of its
+    /// link (version 5).
+    pub last_seq_age_us: u32,
 }
 
 /// Status flag bit 0: the client resumed from an earlier session of the same image.
@@ -112,6 +118,7 @@ pub fn write_status(
     put_u8(buf, f::PHASE, head.phase as u8);
     put_u8(buf, f::FLAGS, if head.resumed { STATUS_RESUMED } else { 0 });
     put_u32(buf, f::INTERVAL_RECEIVED, head.interval_received);
+    put_u32(buf, f::LAST_SEQ_AGE, head.last_seq_age_us);
     let entries = buf[f::RANGES].chunks_exact_mut(RANGE_LEN);
     for (entry, r) in entries.zip(ranges) {
         put_u32(entry, range::FIRST, r.first);
@@ -160,6 +167,7 @@ impl<'a> Packet<'a> {
                 phase,
                 resumed: flags & STATUS_RESUMED != 0,
                 interval_received: get_u32(b, f::INTERVAL_RECEIVED),
+                last_seq_age_us: get_u32(b, f::LAST_SEQ_AGE),
             },
             raw_ranges: &b[f::RANGES.start..self.body_end()],
         };

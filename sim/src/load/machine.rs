@@ -495,6 +495,7 @@ impl Machine {
             },
             resumed: false,
             interval_received: self.interval_received,
+            last_seq_age_us: 0,
         };
         self.interval_received = 0;
         self.report_seq = self.report_seq.wrapping_add(1);

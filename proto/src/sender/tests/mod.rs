@@ -68,6 +68,7 @@ fn head(id: u64, last_seq: u32, blocks_done: u32, phase: ClientPhase) -> StatusH
         phase,
         resumed: false,
         interval_received: 0,
+        last_seq_age_us: 0,
     }
 }
 
