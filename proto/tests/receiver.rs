@@ -1006,18 +1006,20 @@ fn a_receiver_bound_without_a_digest_does_not_resume() {
     );
 }
 
+/// The status report due at `now` (there must be one).
+fn due_report(rx: &mut Receiver<'_>, now: u64) -> wire::StatusHead {
+    let mut buf = vec![0u8; 1500];
+    let n = rx.poll_transmit(now, 0, &mut buf).expect("a report is due");
+    wire::open(&buf[..n]).unwrap().status().unwrap().head
+}
+
 #[test]
 fn each_report_counts_the_data_packets_received_since_the_previous_one() {
     let g = Geometry::new(1 << 20, 64, 16).unwrap();
     let mut m = rx_mem(&g, 8, 512);
     let mut rx = receiver(&mut m, 4);
     rx.handle_datagram(0, &announce_packet(g, 9)).unwrap();
-    let mut buf = vec![0u8; 1500];
-    let mut report = |rx: &mut Receiver<'_>, now: u64| {
-        let n = rx.poll_transmit(now, 0, &mut buf).expect("a report is due");
-        let p = wire::open(&buf[..n]).unwrap();
-        p.status().unwrap().head.interval_received
-    };
+    let report = |rx: &mut Receiver<'_>, now: u64| due_report(rx, now).interval_received;
     assert_eq!(report(&mut rx, 1), 0, "nothing received yet");
     for seq in 0..5u32 {
         rx.handle_datagram(10, &data_packet(&g, 9, 0, seq as u16, seq))
@@ -1042,11 +1044,8 @@ fn a_report_says_how_long_ago_its_newest_packet_arrived() {
     let mut m = rx_mem(&g, 8, 512);
     let mut rx = receiver(&mut m, 4);
     rx.handle_datagram(0, &announce_packet(g, 9)).unwrap();
-    let mut buf = vec![0u8; 1500];
-    let mut report = |rx: &mut Receiver<'_>, now: u64| {
-        let n = rx.poll_transmit(now, 0, &mut buf).expect("a report is due");
-        let p = wire::open(&buf[..n]).unwrap();
-        let h = p.status().unwrap().head;
+    let report = |rx: &mut Receiver<'_>, now: u64| {
+        let h = due_report(rx, now);
         (h.last_seq, h.last_seq_age_us)
     };
     assert_eq!(report(&mut rx, 1), (0, 0), "no data yet: no age");

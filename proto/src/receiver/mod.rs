@@ -1,8 +1,9 @@
 //! The receiver state machine (sans-IO), in fixed memory.
 //!
 //! Call order, in a loop (as quinn-proto's `Connection`):
-//! 1. [`Receiver::handle_datagram`] for every datagram from the data port; act on the
-//!    [`Event`] it returns (check the target's size when bound, ...).
+//! 1. [`Receiver::handle_datagram`] for every datagram from the data port
+//!    ([`Receiver::handle_datagram_at`] where the kernel stamped when it arrived); act on
+//!    the [`Event`] it returns (check the target's size when bound, ...).
 //! 2. [`Receiver::handle_timeout`] when the time from [`Receiver::poll_timeout`] has come:
 //!    the silence timeout and the wait for the server's acknowledgement end here, and it
 //!    says which one ([`Expired`]).
