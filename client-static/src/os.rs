@@ -744,26 +744,15 @@ mod tests {
         assert!(set_receive_timestamps(rx.0), "SO_TIMESTAMPNS refused");
         let to = sockaddr([127, 0, 0, 1], local_port(rx.0));
         let tx = udp_socket().unwrap();
-        let pause_20ms = || {
-            // SAFETY: plain syscall with a valid timespec.
-            unsafe {
-                libc::nanosleep(
-                    &libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 20_000_000,
-                    },
-                    core::ptr::null_mut(),
-                )
-            };
-        };
+        use crate::init::syscalls::sleep_ms;
         // The kernel switches its receive stamps on a moment later (a deferred static key):
         // until then a datagram is stamped when read.
-        pause_20ms();
+        sleep_ms(20);
         let before = wall_clock_us();
         send_to(tx.0, b"stamped", &to).unwrap();
         // Read 20 ms later: the stamp stays the arrival's.
         assert!(poll_readable(rx.0, 1000).unwrap());
-        pause_20ms();
+        sleep_ms(20);
         let mut bufs = [[0u8; 64]; 1];
         let mut out = [Received::default(); 1];
         assert_eq!(recv_batch(rx.0, &mut bufs, &mut out).unwrap(), 1);
