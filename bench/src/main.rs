@@ -1,8 +1,9 @@
 //! `bb-bench`: prints throughput figures of broadband components, one line per figure.
 //!
-//! Usage: `bb-bench [fec | zstd [FILE] | status | mac]` (default `fec`, then `zstd` over
-//! files under /usr/share; `status`: the sender's cost of a status report, worst case; `mac`
-//! measures the tag candidates of keyed sessions). Every figure is single-threaded (per core), timed
+//! Usage: `bb-bench [fec | zstd [FILE] | status | mac | integrity]` (default `fec`, then
+//! `integrity`, then `zstd` over files under /usr/share; `status`: the sender's cost of a status report, worst
+//! case; `mac` measures the tag candidates of keyed sessions; `integrity`: a client's packet
+//! CRC and block hash). Every figure is single-threaded (per core), timed
 //! with `std::time::Instant` over at least 0.5 s of repeated runs (best of 5 windows of 0.1 s).
 
 use std::hint::black_box;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bb_proto::fec::{self, Engine, Kernel};
 
+mod integrity;
 mod mac;
 mod status_report;
 mod zstd_blocks;
@@ -164,6 +166,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None => {
             bench_fec();
+            integrity::bench_integrity();
             zstd_figures(None)
         }
         Some("fec") => {
@@ -179,9 +182,13 @@ fn main() -> ExitCode {
             mac::bench_mac();
             ExitCode::SUCCESS
         }
+        Some("integrity") => {
+            integrity::bench_integrity();
+            ExitCode::SUCCESS
+        }
         Some(other) => {
             eprintln!(
-                "usage: bb-bench [fec | zstd [FILE] | status | mac]\nunknown benchmark: {other}"
+                "usage: bb-bench [fec | zstd [FILE] | status | mac | integrity]\nunknown benchmark: {other}"
             );
             ExitCode::from(2)
         }

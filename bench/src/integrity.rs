@@ -1,0 +1,43 @@
+//! What every client pays per byte to check what it receives, whatever the rate: the CRC32
+//! of each packet and the BLAKE3 content hash of each block (docs/PROTOCOL.md section 4).
+//! Together with a receiver that only reads and writes (the lab's blast-write), these give
+//! the least CPU a verifying receiver can need: the race's unshaped scenarios on the lab's
+//! two cores are bound by it.
+
+use std::hint::black_box;
+
+use bb_proto::{digest, wire};
+
+use crate::{fill, throughput};
+
+/// The default block: 512 symbols of 1408 bytes.
+const BLOCK: usize = 512 * 1408;
+/// A data packet as a client reads it: header and one 1408-byte symbol.
+const PACKET: usize = 1448;
+/// The race's unshaped scenarios: 8 clients, 256 MiB each.
+const RACE_BYTES: f64 = 8.0 * 256.0 * 1048576.0;
+
+pub fn bench_integrity() {
+    println!("# single core, MB/s = 10^6 bytes/s; CPU-s = for 8 clients x 256 MiB (8u-0)");
+    let mut block = vec![0u8; BLOCK];
+    fill(&mut block, 6);
+    let hash = throughput(BLOCK, || {
+        black_box(digest::content_hash(black_box(&block)));
+    });
+    let packets = BLOCK / PACKET;
+    let crc = throughput(packets * PACKET, || {
+        for p in block.chunks_exact(PACKET) {
+            black_box(wire::crc32(black_box(p)));
+        }
+    });
+    // Every packet is checked: its header too (1448 bytes per 1408 of image).
+    let crc_bytes = RACE_BYTES * PACKET as f64 / 1408.0;
+    println!(
+        "integrity content_hash block={BLOCK}: {hash:.1} MB/s, {:.2} CPU-s",
+        RACE_BYTES / hash / 1e6
+    );
+    println!(
+        "integrity crc32 packet={PACKET}: {crc:.1} MB/s, {:.2} CPU-s",
+        crc_bytes / crc / 1e6
+    );
+}
