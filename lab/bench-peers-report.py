@@ -47,6 +47,7 @@ TOOL_COLOURS = {
     "uftp-tfmcc": "#98df8a",
     "blast": "#7f7f7f",
     "blast-write": "#c7c7c7",
+    "blast-verify": "#a5a5a5",
 }
 
 

@@ -5,8 +5,8 @@
 # build/bench-peers/ (BENCH_OUT). `make bench-peers [SCENARIOS="2x1g 48x20m"]`.
 #
 # Scenarios (SCENARIOS, default: all, in this order):
-#   8u-0        8 clients, unshaped, 0 % loss, 256 MiB random image        (+ GSO blaster)
-#   8u-1        8 clients, unshaped, 1 % loss, 256 MiB                      (+ GSO blaster)
+#   8u-0        8 clients, unshaped, 0 % loss, 256 MiB random image        (+ GSO blasters)
+#   8u-1        8 clients, unshaped, 1 % loss, 256 MiB                      (+ GSO blasters)
 #   2x1g        2 clients on 1 Gbit/s links, 128 MiB
 #   8x100m      8 clients on 100 Mbit/s links, 1 % loss, 64 MiB
 #   48x20m      48 clients on 20 Mbit/s links, 1 % loss, 16 MiB
@@ -22,7 +22,10 @@
 # (--max-bitrate 0.95 x the slowest link, or the fair share of the bottleneck), uftp
 # (-R -1: as fast as the interface allows), uftp-tfmcc (-C tfmcc), blast (bb-gso-blast: the
 # receivers count datagrams), blast-write (the same, the receivers also write each payload to
-# their output file, as a receiver that keeps the image must: the ceiling for such a tool).
+# their output file, as a receiver that keeps the image must: the ceiling for such a tool),
+# blast-verify (blast-write whose receivers also check what they keep as bb-client must at
+# the least: each datagram's CRC32 and each written run's BLAKE3 content hash: the ceiling
+# for a tool that verifies).
 #
 # Columns: verified = from the sender's start until every client's output was compared with
 # the image (cmp, started as soon as that client ended); last = until the last client had its
@@ -135,8 +138,8 @@ scenario() {
     N=8 LOSS=0 RATE="" SLOW="" BOTTLENECK="" MIB=256 KIND=random FLOOR_RATE=0 CAP=1000m TIMEOUT=60
     TOOLS="bb udpcast udpcast-cap uftp uftp-tfmcc"
     case "$1" in
-        8u-0) TOOLS+=" blast blast-write" ;;
-        8u-1) LOSS=1; TOOLS+=" blast blast-write" ;;
+        8u-0) TOOLS+=" blast blast-write blast-verify" ;;
+        8u-1) LOSS=1; TOOLS+=" blast blast-write blast-verify" ;;
         2x1g) N=2 RATE=1gbit MIB=128 FLOOR_RATE=1000000000 CAP=950m ;;
         8x100m) LOSS=1 RATE=100mbit MIB=64 FLOOR_RATE=100000000 CAP=95m TIMEOUT=90 ;;
         48x20m) N=48 LOSS=1 RATE=20mbit MIB=16 FLOOR_RATE=20000000 CAP=19m TIMEOUT=120 ;;
@@ -330,9 +333,11 @@ EOF
         sleep 0.5
         sender "$name" uftp -I eth0 -H "$(IFS=,; echo "${ids[*]}")" "${rate[@]}" "$img"
         ;;
-    blast|blast-write)
+    blast|blast-write|blast-verify)
         for ((k = 1; k <= N; k++)); do
-            local write=(); [[ $tool == blast-write ]] && write=(--write "$outdir/c$k/img")
+            local write=()
+            [[ $tool == blast-write || $tool == blast-verify ]] && write=(--write "$outdir/c$k/img")
+            [[ $tool == blast-verify ]] && write+=(--verify)
             [[ ${BENCH_GRO:-0} == 1 ]] && write+=(--gro)
             lab_bg "$name.c$k" "c$k" /usr/bin/time -f '%U %S\n%M' -o "${marks[k-1]}.time" \
                 "$BLAST" recv 7900 --wait "$TIMEOUT" "${write[@]}"

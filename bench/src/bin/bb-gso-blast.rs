@@ -9,13 +9,17 @@
 //!
 //! Usage:
 //!   bb-gso-blast send ADDR:PORT BYTES [--size DATAGRAM]   prints one `key=value` line
-//!   bb-gso-blast recv PORT [--wait SECONDS] [--write FILE] [--gro]  prints one `key=value` line
+//!   bb-gso-blast recv PORT [--wait SECONDS] [--write FILE [--verify]] [--gro]
+//!                                                         prints one `key=value` line
 //!
 //! The receiver gives up SECONDS after starting if nothing came (exit 1), and ends 0.5 s
 //! after the last datagram or at the sender's end marker. With `--write` it also writes
 //! each payload at its place in FILE, in-order runs gathered into 1 MiB writes, as a
 //! receiver that keeps its image must: the ceiling for a tool that writes, on a lab whose
-//! receivers share the CPU. With `--gro` it asks for UDP GRO and splits each coalesced read
+//! receivers share the CPU. With `--verify` as well it checks what it keeps as broadband's
+//! clients must at the least (docs/PROTOCOL.md section 4): the CRC32 of each datagram and
+//! the BLAKE3 content hash of each run before it is written: the ceiling for a tool that
+//! writes and verifies. With `--gro` it asks for UDP GRO and splits each coalesced read
 //! into its datagrams: the ceiling on links that coalesce (netlab's `--gro`).
 
 use std::fs::File;
@@ -25,6 +29,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use bb_proto::{digest, wire};
 
 /// Datagrams per GSO `send` (the kernel's limit is 64 segments and 64 KiB).
 const GSO_BATCH: usize = 32;
@@ -64,25 +70,31 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: bb-gso-blast send ADDR:PORT BYTES [--size DATAGRAM]\n       \
-                     bb-gso-blast recv PORT [--wait SECONDS] [--write FILE] [--gro]";
+                     bb-gso-blast recv PORT [--wait SECONDS] [--write FILE [--verify]] [--gro]";
 
 /// Bytes gathered before a write.
 const WRITE_CHUNK: usize = 1 << 20;
 
 /// Writes payloads at their places in a file: a run of consecutive ones is gathered and
 /// written at once; a payload that does not continue the run writes the run first.
+/// With `verify`, each run is hashed (BLAKE3 content hash) before it is written; the
+/// hashes are folded into `check`, so that the work shows in the output.
 struct ChunkWriter<W: FileExt> {
     out: W,
     run: Vec<u8>,
     run_at: u64,
+    verify: bool,
+    check: u64,
 }
 
 impl<W: FileExt> ChunkWriter<W> {
-    fn new(out: W) -> Self {
+    fn new(out: W, verify: bool) -> Self {
         Self {
             out,
             run: Vec::with_capacity(WRITE_CHUNK),
             run_at: 0,
+            verify,
+            check: 0,
         }
     }
 
@@ -101,6 +113,10 @@ impl<W: FileExt> ChunkWriter<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.verify {
+            let hash = digest::content_hash(&self.run);
+            self.check ^= u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"));
+        }
         self.out.write_all_at(&self.run, self.run_at)?;
         self.run.clear();
         Ok(())
@@ -263,12 +279,19 @@ fn recv(args: &[String]) -> Result<String, String> {
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("recv needs PORT\n{USAGE}"))?;
     let wait: f64 = option(args, "--wait", 60.0)?;
+    let verify = args.iter().any(|a| a == "--verify");
+    if verify && !args.iter().any(|a| a == "--write") {
+        return Err(format!(
+            "--verify checks what --write keeps: give --write FILE too\n{USAGE}"
+        ));
+    }
+    let mut crc_check = 0u32;
     let mut writer = match args.iter().position(|a| a == "--write") {
         None => None,
         Some(i) => {
             let path = args.get(i + 1).ok_or("--write needs a file")?;
             let file = File::create(path).map_err(|e| format!("{path}: {e}"))?;
-            Some((ChunkWriter::new(file), path))
+            Some((ChunkWriter::new(file, verify), path))
         }
     };
     let sock = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| format!("bind port {port}: {e}"))?;
@@ -317,6 +340,9 @@ fn recv(args: &[String]) -> Result<String, String> {
             }
             first.get_or_insert(now);
             last = now;
+            if verify {
+                crc_check ^= wire::crc32(buf);
+            }
             runs.on_datagram(seq);
             let payload = &buf[HEADER..];
             if let Some((w, path)) = &mut writer {
@@ -336,9 +362,13 @@ fn recv(args: &[String]) -> Result<String, String> {
     }
     runs.finish(count.unwrap_or(runs.next));
     let seconds = last.duration_since(first).as_secs_f64().max(1e-6);
+    let checked = match &writer {
+        Some((w, _)) if verify => format!(" check={:016x}{crc_check:08x}", w.check),
+        _ => String::new(),
+    };
     Ok(format!(
         "received={} payload_bytes={payload_bytes} seconds={seconds:.4} goodput_mbit={:.1} lost={} \
-         loss_pct={:.3} runs={} mean_run={:.2} longest_run={} batch_runs={}",
+         loss_pct={:.3} runs={} mean_run={:.2} longest_run={} batch_runs={}{checked}",
         runs.received,
         payload_bytes as f64 * 8.0 / seconds / 1e6,
         runs.lost,
@@ -474,7 +504,7 @@ mod tests {
     fn payloads_land_at_their_places_in_and_out_of_order() {
         let path = std::env::temp_dir().join(format!("bb-gso-blast-test-{}", std::process::id()));
         let file = File::create(&path).unwrap();
-        let mut w = ChunkWriter::new(file);
+        let mut w = ChunkWriter::new(file, false);
         // Datagrams 0, 1, 3, then 2 (late), then enough in order to pass a chunk.
         let size = 1000u64;
         let payload = |seq: u64| vec![(seq % 251) as u8; size as usize];
@@ -497,6 +527,25 @@ mod tests {
                 "datagram {seq}"
             );
         }
+    }
+
+    /// `--verify` hashes each run as it is written, whatever its length: a run cut short
+    /// by a datagram out of order is hashed as it went to the file.
+    #[test]
+    fn verify_hashes_each_run_as_written() {
+        let path = std::env::temp_dir().join(format!("bb-gso-blast-verify-{}", std::process::id()));
+        let mut w = ChunkWriter::new(File::create(&path).unwrap(), true);
+        let payload = |seq: u64| vec![seq as u8 + 1; 1000];
+        for seq in [0, 1, 3] {
+            w.put(seq * 1000, &payload(seq)).unwrap();
+        }
+        w.flush().unwrap();
+        let first8 =
+            |bytes: &[u8]| u64::from_le_bytes(digest::content_hash(bytes)[..8].try_into().unwrap());
+        let run01 = [payload(0), payload(1)].concat();
+        assert_eq!(w.check, first8(&run01) ^ first8(&payload(3)));
+        assert_eq!(std::fs::read(&path).unwrap().len(), 4000);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
