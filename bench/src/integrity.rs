@@ -1,8 +1,7 @@
 //! What every client pays per byte to check what it receives, whatever the rate: the CRC32
 //! of each packet and the BLAKE3 content hash of each block (docs/PROTOCOL.md section 4).
-//! Together with a receiver that only reads and writes (the lab's blast-write), these give
-//! the least CPU a verifying receiver can need: the race's unshaped scenarios on the lab's
-//! two cores are bound by it.
+//! The race's blast-verify receivers do this work beside writing their image (the ceiling
+//! for a tool that verifies); these are its figures on one core.
 
 use std::hint::black_box;
 

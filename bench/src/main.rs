@@ -1,10 +1,11 @@
 //! `bb-bench`: prints throughput figures of broadband components, one line per figure.
 //!
 //! Usage: `bb-bench [fec | zstd [FILE] | status | mac | integrity]` (default `fec`, then
-//! `integrity`, then `zstd` over files under /usr/share; `status`: the sender's cost of a status report, worst
-//! case; `mac` measures the tag candidates of keyed sessions; `integrity`: a client's packet
-//! CRC and block hash). Every figure is single-threaded (per core), timed
-//! with `std::time::Instant` over at least 0.5 s of repeated runs (best of 5 windows of 0.1 s).
+//! `integrity`, then `zstd` over files under /usr/share; `status`: the sender's cost of a
+//! status report, worst case; `mac` measures the tag candidates of keyed sessions;
+//! `integrity`: a client's packet CRC and block hash). Every figure is single-threaded (per
+//! core), timed with `std::time::Instant` over at least 0.5 s of repeated runs (best of 5
+//! windows of 0.1 s).
 
 use std::hint::black_box;
 use std::process::ExitCode;
