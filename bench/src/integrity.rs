@@ -5,14 +5,16 @@
 
 use std::hint::black_box;
 
-use bb_proto::{digest, wire};
+use bb_proto::{digest, fec, wire};
 
 use crate::{fill, throughput};
 
-/// The default block: 512 symbols of 1408 bytes.
-const BLOCK: usize = 512 * 1408;
-/// A data packet as a client reads it: header and one 1408-byte symbol.
-const PACKET: usize = 1448;
+/// The symbol that fills a 1500-byte MTU (bb-server's default).
+const SYMBOL: usize = 1408;
+/// The default block: `DEFAULT_K` symbols.
+const BLOCK: usize = fec::DEFAULT_K * SYMBOL;
+/// A data packet as a client reads it (no key): header, one symbol, CRC.
+const PACKET: usize = SYMBOL + wire::DATA_OVERHEAD;
 /// The race's unshaped scenarios: 8 clients, 256 MiB each.
 const RACE_BYTES: f64 = 8.0 * 256.0 * 1048576.0;
 
@@ -29,8 +31,8 @@ pub fn bench_integrity() {
             black_box(wire::crc32(black_box(p)));
         }
     });
-    // Every packet is checked: its header too (1448 bytes per 1408 of image).
-    let crc_bytes = RACE_BYTES * PACKET as f64 / 1408.0;
+    // Every packet is checked: its header too (PACKET bytes per SYMBOL of image).
+    let crc_bytes = RACE_BYTES * PACKET as f64 / SYMBOL as f64;
     println!(
         "integrity content_hash block={BLOCK}: {hash:.1} MB/s, {:.2} CPU-s",
         RACE_BYTES / hash / 1e6
