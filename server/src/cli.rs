@@ -205,8 +205,8 @@ Sending:
                            worst loss and round trip (the TFMCC equation)
       --no-proactive       no repair symbols with the first pass, only on request
       --symbol-size BYTES  payload per packet, a multiple of 64, at most {max_sym}
-                           [default 1408: 1444-byte datagrams fit a 1500 MTU; use
-                           8896 with 9000-byte jumbo frames]
+                           [default 1408: 1448-byte datagrams (1472 with a key) fit
+                           a 1500 MTU; use 8896 with 9000-byte jumbo frames]
       --block-symbols K    source symbols per erasure-coded block, 1..{max_k}
                            [default 512]
   -p, --port PORT          data port the clients listen on [default {dport}]
