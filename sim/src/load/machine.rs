@@ -85,6 +85,9 @@ pub struct Machine {
     acc: DigestAccumulator,
     zero_hashes: ZeroHashes,
     highest_seq: Option<u32>,
+    /// When the packet of `highest_seq` arrived: reports say how long ago, so that the
+    /// server times them by the arrival and not by this process's turn to run.
+    highest_seq_arrived_us: u64,
     loss: LossWindow,
     /// Data datagrams since the last report (status field for the sender's rate control).
     interval_received: u32,
@@ -113,7 +116,9 @@ pub struct Machine {
 /// What a machine does with one datagram.
 pub enum Seen<'p> {
     Announce(u64, Announce),
-    Data(u64, DataHead),
+    /// A data packet's session, head, and when it arrived (the kernel's receive stamp where
+    /// there is one, else the read; the reports' `last_seq_age_us` counts from it).
+    Data(u64, DataHead, u64),
     ZeroMap(u64, wire::ZeroMap<'p>),
     Ack(u64, u64),
 }
@@ -155,6 +160,7 @@ impl Machine {
             acc: DigestAccumulator::new(),
             zero_hashes: ZeroHashes::new(),
             highest_seq: None,
+            highest_seq_arrived_us: 0,
             loss: LossWindow::default(),
             interval_received: 0,
             front: 0,
@@ -226,7 +232,7 @@ impl Machine {
             return;
         }
         let session = match seen {
-            Seen::Announce(s, _) | Seen::Data(s, _) | Seen::ZeroMap(s, _) | Seen::Ack(s, _) => *s,
+            Seen::Announce(s, _) | Seen::Data(s, ..) | Seen::ZeroMap(s, _) | Seen::Ack(s, _) => *s,
         };
         if let Some(b) = &self.session
             && b.id != session
@@ -235,7 +241,7 @@ impl Machine {
         }
         match seen {
             Seen::Announce(s, a) => self.on_announce(now_us, *s, a),
-            Seen::Data(_, d) => self.on_data(now_us, d, hashes),
+            Seen::Data(_, d, arrived_us) => self.on_data(now_us, *arrived_us, d, hashes),
             Seen::ZeroMap(_, m) => self.on_zero_map(now_us, m),
             Seen::Ack(_, id) => {
                 if *id == self.id && self.outcome.is_some() && self.session.is_some() {
@@ -275,7 +281,7 @@ impl Machine {
         self.loss.restart(a.seq);
     }
 
-    fn on_data(&mut self, now_us: u64, d: &DataHead, hashes: &[Option<[u8; 32]>]) {
+    fn on_data(&mut self, now_us: u64, arrived_us: u64, d: &DataHead, hashes: &[Option<[u8; 32]>]) {
         let Some(s) = self.session else { return };
         let g = s.geometry;
         if self
@@ -283,6 +289,7 @@ impl Machine {
             .is_none_or(|h| (d.seq.wrapping_sub(h) as i32) > 0)
         {
             self.highest_seq = Some(d.seq);
+            self.highest_seq_arrived_us = arrived_us;
         }
         self.loss.count();
         self.interval_received = self.interval_received.saturating_add(1);
@@ -495,7 +502,11 @@ impl Machine {
             },
             resumed: false,
             interval_received: self.interval_received,
-            last_seq_age_us: 0,
+            last_seq_age_us: match self.highest_seq {
+                Some(_) => now_us.saturating_sub(self.highest_seq_arrived_us),
+                None => 0,
+            }
+            .min(u32::MAX as u64) as u32,
         };
         self.interval_received = 0;
         self.report_seq = self.report_seq.wrapping_add(1);
@@ -658,6 +669,10 @@ mod tests {
     }
 
     fn data(block: u32, esi: u16, seq: u32) -> Seen<'static> {
+        data_at(block, esi, seq, 0)
+    }
+
+    fn data_at(block: u32, esi: u16, seq: u32, arrived_us: u64) -> Seen<'static> {
         Seen::Data(
             SESSION,
             DataHead {
@@ -668,6 +683,7 @@ mod tests {
                 block_check: 0,
                 coded_len: K * S,
             },
+            arrived_us,
         )
     }
 
@@ -799,5 +815,21 @@ mod tests {
         let r = report(&mut m, 500_000, &h);
         assert_eq!(r.len(), 3, "{r:?}");
         assert_eq!((r[2].first, r[2].len, r[2].deficit), (3, 1, 4));
+    }
+
+    /// A report says how long ago the newest packet arrived, counted from its arrival (the
+    /// kernel's stamp) and not from its read: a machine read late must not look like a
+    /// queue to the server's rate control. An older packet arriving later leaves it.
+    #[test]
+    fn a_report_carries_the_age_of_its_newest_packets_arrival() {
+        let h = hashes();
+        let mut m = machine();
+        m.handle(0, &announce(None), &h);
+        m.handle(9_000, &data_at(0, 0, 7, 2_000), &h);
+        m.handle(9_000, &data_at(0, 1, 5, 8_000), &h);
+        let mut buf = [0u8; 1500];
+        let n = m.poll(50_000, &h, &mut buf).expect("a report is due");
+        let head = wire::open(&buf[..n]).unwrap().status().unwrap().head;
+        assert_eq!((head.last_seq, head.last_seq_age_us), (7, 48_000));
     }
 }

@@ -182,28 +182,43 @@ fn data_socket(o: &LoadOptions) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     // Root may exceed net.core.rmem_max; otherwise best effort (capped by the kernel).
-    if force_recv_buffer(&s, DATA_RCVBUF).is_err() {
+    if setsockopt_int(
+        &s,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        DATA_RCVBUF as libc::c_int,
+    )
+    .is_err()
+    {
         let _ = s.set_recv_buffer_size(DATA_RCVBUF);
     }
     s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, o.port).into())?;
     if let Some(g) = o.group {
         s.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED)?;
     }
+    // Kernel receive stamps, so that the machines' reports time their newest packet by its
+    // arrival: this one process reads for a thousand machines and falls behind in bursts,
+    // which the server would read as queues on the link. Without them the read stands in.
+    let _ = setsockopt_int(&s, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
     let u: UdpSocket = s.into();
     u.set_read_timeout(Some(Duration::from_micros(TICK_US)))?;
     Ok(u)
 }
 
-fn force_recv_buffer(s: &Socket, bytes: usize) -> io::Result<()> {
+fn setsockopt_int(
+    s: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let v = bytes as libc::c_int;
     // SAFETY: a valid socket descriptor and a pointer to a c_int that lives for the call,
     // with its size.
     let r = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
+            level,
+            name,
             (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -212,6 +227,68 @@ fn force_recv_buffer(s: &Socket, bytes: usize) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// One datagram from `data` into `buf`: its length and the kernel's receive stamp in
+/// wall-clock microseconds (0 without one). Waits at most the socket's read timeout.
+fn recv_stamped(data: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, u64)> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one timespec message and headroom; u64s keep it aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: a zeroed msghdr is valid (no name, no buffers) until the fields below are set.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at `iov` (over `buf`) and `control`, both live and writable for the
+    // call, with their lengths.
+    let r = unsafe { libc::recvmsg(data.as_raw_fd(), &mut msg, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut stamp_us = 0;
+    if msg.msg_flags & libc::MSG_CTRUNC == 0 {
+        // SAFETY: recvmsg filled `control` with msg_controllen bytes of cmsg headers; the
+        // CMSG_* macros walk them without passing that end, and a timestamp is read only
+        // from a header long enough to hold one.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                let h = &*c;
+                let holds = h.cmsg_len as usize
+                    >= libc::CMSG_LEN(std::mem::size_of::<libc::timespec>() as u32) as usize;
+                if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS && holds
+                {
+                    let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                    stamp_us = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000;
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+    }
+    Ok((r as usize, stamp_us))
+}
+
+/// Microseconds on the wall clock, the clock of receive stamps.
+fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A datagram's arrival on this process's clock `now_us`, from its receive stamp `stamp_us`
+/// on the wall clock read as `wall_us` at `now_us`: as bb-client, the read time stands in
+/// without a stamp, or with one from the future or over 10 s old (the clock was set).
+fn arrived_at(now_us: u64, wall_us: u64, stamp_us: u64) -> u64 {
+    match wall_us.checked_sub(stamp_us) {
+        Some(waited) if stamp_us > 0 && waited <= 10_000_000 => now_us.saturating_sub(waited),
+        _ => now_us,
     }
 }
 
@@ -292,10 +369,11 @@ pub fn run(o: &LoadOptions) -> Result<LoadReport, NetError> {
     loop {
         // Data until the next tick is due.
         loop {
-            match data.recv_from(&mut buf) {
-                Ok((len, _)) => {
+            match recv_stamped(&data, &mut buf) {
+                Ok((len, stamp)) => {
                     datagrams += 1;
                     let t = now_us();
+                    let arrived = arrived_at(t, wall_clock_us(), stamp);
                     let pkt = &buf[..len];
                     let Ok(p) = wire::open(pkt) else {
                         malformed += 1;
@@ -316,7 +394,7 @@ pub fn run(o: &LoadOptions) -> Result<LoadReport, NetError> {
                             }
                         },
                         PacketType::Data => match p.data() {
-                            Ok(d) => Seen::Data(sid, d.head),
+                            Ok(d) => Seen::Data(sid, d.head, arrived),
                             Err(_) => {
                                 malformed += 1;
                                 continue;
