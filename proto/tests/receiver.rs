@@ -4,7 +4,7 @@
 use bb_proto::digest::content_hash;
 use bb_proto::receiver::{
     Decompress, DecompressError, Dropped, Event, Expired, MAX_SLOTS, Outcome, Receiver,
-    ReceiverConfig, ReceiverStorage, Slot, StorageError, Write,
+    ReceiverConfig, ReceiverStorage, Slot, StorageError, Write, arrival_from_stamp,
 };
 use bb_proto::sender::{BlockSource, ClientInfo, Sender, SenderConfig, SenderStorage, Transmit};
 use bb_proto::wire::auth::PresharedKey;
@@ -1143,4 +1143,18 @@ fn the_first_data_after_a_wait_is_reported_once_the_interval_allows() {
         .expect("the first data is reported at once");
     let p = wire::open(&buf[..n]).unwrap();
     assert_eq!(p.status().unwrap().head.interval_received, 1);
+}
+
+/// A datagram stamped 3 ms before the read arrived 3 ms before it on the receiver's
+/// clock; no stamp, one from the future or one older than 10 s (the wall clock was
+/// set meanwhile) leaves the read time.
+#[test]
+fn a_receive_stamp_moves_the_arrival_back_by_the_wait_it_shows() {
+    let (now, wall) = (50_000_000, 1_700_000_000_000_000);
+    assert_eq!(arrival_from_stamp(now, wall, wall - 3_000), now - 3_000);
+    assert_eq!(arrival_from_stamp(now, wall, wall), now);
+    assert_eq!(arrival_from_stamp(now, wall, 0), now);
+    assert_eq!(arrival_from_stamp(now, wall, wall + 5_000), now);
+    assert_eq!(arrival_from_stamp(now, wall, wall - 10_000_001), now);
+    assert_eq!(arrival_from_stamp(2_000, wall, wall - 3_000), 0);
 }

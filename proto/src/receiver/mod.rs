@@ -108,6 +108,24 @@ pub const PROBING_WINDOW_US: u64 = 2_000_000;
 /// (the server asks for 100 ms or more then).
 pub const MIN_STEADY_REPORT_INTERVAL_US: u64 = 100_000;
 
+/// The longest a datagram is believed to have waited in its socket (see
+/// [`arrival_from_stamp`]).
+pub const MAX_SOCKET_WAIT_US: u64 = 10_000_000;
+
+/// A datagram's arrival on the receiver's clock `now_us` (what
+/// [`Receiver::handle_datagram_at`] takes), from the kernel's receive stamp `stamp_us` on the
+/// wall clock read as `wall_us` at `now_us`. Without a stamp (0), or with one from the
+/// future or over [`MAX_SOCKET_WAIT_US`] old (the wall clock was set meanwhile), the read
+/// time stands in.
+pub fn arrival_from_stamp(now_us: u64, wall_us: u64, stamp_us: u64) -> u64 {
+    match wall_us.checked_sub(stamp_us) {
+        Some(waited) if stamp_us > 0 && waited <= MAX_SOCKET_WAIT_US => {
+            now_us.saturating_sub(waited)
+        }
+        _ => now_us,
+    }
+}
+
 impl ReceiverConfig {
     /// How long the result waits for an acknowledgement after its send number `sent` (0:
     /// the first) before it is sent again: twice as long after each, from

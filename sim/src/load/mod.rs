@@ -17,7 +17,7 @@ use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
-use bb_proto::receiver::Outcome;
+use bb_proto::receiver::{Outcome, arrival_from_stamp};
 use bb_proto::wire::{self, PacketType};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -282,16 +282,6 @@ fn wall_clock_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// A datagram's arrival on this process's clock `now_us`, from its receive stamp `stamp_us`
-/// on the wall clock read as `wall_us` at `now_us`: as bb-client, the read time stands in
-/// without a stamp, or with one from the future or over 10 s old (the clock was set).
-fn arrived_at(now_us: u64, wall_us: u64, stamp_us: u64) -> u64 {
-    match wall_us.checked_sub(stamp_us) {
-        Some(waited) if stamp_us > 0 && waited <= 10_000_000 => now_us.saturating_sub(waited),
-        _ => now_us,
-    }
-}
-
 /// CPU seconds this process used so far (user + system), from getrusage(2).
 fn cpu_seconds() -> f64 {
     // SAFETY: a zeroed rusage is valid; getrusage only writes into it.
@@ -373,7 +363,7 @@ pub fn run(o: &LoadOptions) -> Result<LoadReport, NetError> {
                 Ok((len, stamp)) => {
                     datagrams += 1;
                     let t = now_us();
-                    let arrived = arrived_at(t, wall_clock_us(), stamp);
+                    let arrived = arrival_from_stamp(t, wall_clock_us(), stamp);
                     let pkt = &buf[..len];
                     let Ok(p) = wire::open(pkt) else {
                         malformed += 1;
