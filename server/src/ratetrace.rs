@@ -67,7 +67,7 @@ pub fn decision_line(now_us: u64, rate_bps: u64, reason: &str) -> String {
 pub fn line(s: &RateSample, rate_bps: u64) -> String {
     let pct = |ppm: u32| ppm as f64 / 1e4;
     format!(
-        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms queue={:.2}ms rtt={:.2}ms age={:.2}ms send_gap={} loss_events={:.3}% sent_at={:.1}Mbit/s paced_at={:.1}Mbit/s arrived_at={:.1}Mbit/s rate={:.1}Mbit/s {}",
+        "rate-trace t={:.1}ms client={:016x} report={} span={:.1}ms received={} sent={} loss={:.1}% client_loss={:.1}% floor={:.1}% congested={} rtt_min={:.2}ms queue={:.2}ms rtt={:.2}ms age={:.2}ms send_gap={} loss_events={:.3}% sent_at={:.1}Mbit/s paced_at={:.1}Mbit/s arrived_at={:.1}Mbit/s saturated={:.1}Mbit/s rate={:.1}Mbit/s {}",
         s.at_us as f64 / 1e3,
         s.client_id,
         s.report_seq,
@@ -87,6 +87,7 @@ pub fn line(s: &RateSample, rate_bps: u64) -> String {
         s.sent_bps as f64 / 1e6,
         s.paced_bps as f64 / 1e6,
         s.arrival_bps as f64 / 1e6,
+        s.saturated_bps as f64 / 1e6,
         rate_bps as f64 / 1e6,
         s.note,
     )
@@ -118,6 +119,7 @@ mod tests {
             paced_bps: 320_000_000,
             send_gap: true,
             age_us: 1_250,
+            saturated_bps: 190_000_000,
             note: "sample",
         };
         let l = line(&s, 200_000_000);
@@ -141,6 +143,7 @@ mod tests {
             "sent_at=300.0Mbit/s",
             "paced_at=320.0Mbit/s",
             "arrived_at=210.0Mbit/s",
+            "saturated=190.0Mbit/s",
             "rate=200.0Mbit/s",
             "sample",
         ] {

@@ -366,6 +366,9 @@ pub struct RateSample {
     /// What the client said it held the report's newest packet for, as taken off the
     /// report's arrival (never more than since that packet was sent).
     pub age_us: u64,
+    /// What the client's link passed when last full, after the sample (bit/s; 0: not
+    /// seen full): the figure startup's exit and the regrowth after a cut go by.
+    pub saturated_bps: u64,
     /// Why no sample was made, or "sample".
     pub note: &'static str,
 }
@@ -1068,6 +1071,7 @@ impl RateControl {
             arrival_bps: c.arrival_bps,
             rtt_us: c.rtt_us,
             loss_event_ppm: c.loss_event_ppm,
+            saturated_bps: c.saturated_bps,
             note: "sample",
             ..note
         }
