@@ -10,7 +10,7 @@ use bb_proto::{digest, fec, wire};
 use crate::{fill, throughput};
 
 /// The symbol that fills a 1500-byte MTU (bb-server's default).
-const SYMBOL: usize = 1408;
+const SYMBOL: usize = wire::DEFAULT_SYMBOL_SIZE as usize;
 /// The default block: `DEFAULT_K` symbols.
 const BLOCK: usize = fec::DEFAULT_K * SYMBOL;
 /// A data packet as a client reads it (no key): header, one symbol, CRC.

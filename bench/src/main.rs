@@ -81,7 +81,7 @@ fn bench_mul_add() {
     }
     // Fused multi-output kernel (8 outputs per pass), with the fastest kernel.
     let engine = Engine::detect();
-    let s = 1408;
+    let s = bb_proto::wire::DEFAULT_SYMBOL_SIZE as usize;
     let mut src = vec![0u8; s];
     let mut dst = vec![0u8; 8 * s];
     fill(&mut src, 3);
@@ -149,7 +149,7 @@ fn bench_fec() {
         best.kernel()
     );
     bench_mul_add();
-    let s = 1408;
+    let s = bb_proto::wire::DEFAULT_SYMBOL_SIZE as usize;
     for engine in engines() {
         bench_encode(512, s, engine);
     }

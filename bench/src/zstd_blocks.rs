@@ -10,7 +10,7 @@ use bb_zstd::{DctxWorkspace, StaticDecompressor};
 use crate::throughput;
 
 /// The default geometry's block: 512 symbols of 1408 B.
-const BLOCK: usize = 1408 * 512;
+const BLOCK: usize = bb_proto::fec::DEFAULT_K * bb_proto::wire::DEFAULT_SYMBOL_SIZE as usize;
 const LEVEL: i32 = 3;
 /// Corpus size when no file is given: enough blocks to leave the caches, quick to compress.
 const CORPUS_BYTES: usize = 48 << 20;

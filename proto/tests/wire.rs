@@ -1307,3 +1307,15 @@ mod golden {
         );
     }
 }
+
+#[test]
+fn the_default_symbol_fills_a_1500_byte_mtu_with_a_key() {
+    // What docs/PROTOCOL.md and `bb-server --help` promise: 1408-byte symbols, whose keyed
+    // data packets are the largest that fit a 1500-byte MTU (IPv4 and UDP headers: 28).
+    assert_eq!(DEFAULT_SYMBOL_SIZE, 1408);
+    let tagged = DATA_OVERHEAD + DEFAULT_SYMBOL_SIZE as usize + auth::TRAILER_LEN;
+    assert!(tagged + 28 <= 1500);
+    assert!(tagged + SYMBOL_ALIGN as usize + 28 > 1500);
+    let payload = vec![0u8; DEFAULT_SYMBOL_SIZE as usize];
+    assert_eq!(data_pkt(head(), &payload).len(), 1448);
+}

@@ -3,7 +3,10 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
-use bb_proto::wire::{DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, MAX_K, MAX_SYMBOL_SIZE};
+use bb_proto::fec::DEFAULT_K;
+use bb_proto::wire::{
+    DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, DEFAULT_SYMBOL_SIZE, MAX_K, MAX_SYMBOL_SIZE,
+};
 
 mod values;
 use values::{parse_block_symbols, parse_num, parse_seconds, parse_symbol_size};
@@ -488,11 +491,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
 fn parse_coding(m: &getopts::Matches) -> Result<Coding, String> {
     let symbol_size = match m.opt_str("symbol-size") {
         Some(s) => parse_symbol_size(&s)?,
-        None => 1408,
+        None => DEFAULT_SYMBOL_SIZE,
     };
     let block_symbols = match m.opt_str("block-symbols") {
         Some(s) => parse_block_symbols(&s)?,
-        None => 512,
+        None => DEFAULT_K as u32,
     };
     let level = match m.opt_str("compress") {
         Some(s) => parse_level(&s)?,

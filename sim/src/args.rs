@@ -1,6 +1,8 @@
 //! Command-line options of bb-sim.
 
+use bb_proto::fec::DEFAULT_K;
 use bb_proto::receiver::MAX_SLOTS;
+use bb_proto::wire::DEFAULT_SYMBOL_SIZE;
 use std::fmt;
 
 pub const USAGE: &str = "\
@@ -118,8 +120,8 @@ impl Default for Options {
             fair: false,
             queue: 1000,
             image_size: 64 << 20,
-            symbol_size: 1408,
-            k: 512,
+            symbol_size: DEFAULT_SYMBOL_SIZE,
+            k: DEFAULT_K as u32,
             slots: 16,
             late_joiners: 0,
             join_at: 0.5,

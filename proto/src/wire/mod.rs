@@ -76,6 +76,10 @@ pub const MAX_RANGES: usize =
     (STANDARD_DATAGRAM - STATUS_FIXED_LEN - CRC_LEN - auth::TRAILER_LEN) / RANGE_LEN;
 /// Symbol sizes are multiples of this (the erasure code's SIMD layout).
 pub const SYMBOL_ALIGN: u32 = 64;
+/// The default symbol: the largest whose data packet fits a standard 1500-byte MTU with a
+/// key's counter and tag (1408 bytes: 1448-byte datagrams, 1472 tagged).
+pub const DEFAULT_SYMBOL_SIZE: u32 =
+    ((STANDARD_DATAGRAM - DATA_OVERHEAD - auth::TRAILER_LEN) as u32 / SYMBOL_ALIGN) * SYMBOL_ALIGN;
 /// Largest symbol that fits a jumbo frame.
 pub const MAX_SYMBOL_SIZE: u32 =
     ((MAX_DATAGRAM - DATA_OVERHEAD - auth::TRAILER_LEN) as u32 / SYMBOL_ALIGN) * SYMBOL_ALIGN;
