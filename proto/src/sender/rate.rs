@@ -268,6 +268,8 @@ pub struct ClientRate {
     pub standing_queue_us: u64,
     /// How much the queue delay grew since the previous report.
     pub queue_growth_us: u64,
+    /// How much it shrank since the previous report.
+    pub queue_shrink_us: u64,
     /// What arrived over the time between the two latest reports' arrivals (bit/s): while a
     /// queue grows in front of a link, what leaves it, the link's rate.
     pub arrival_bps: u64,
@@ -726,6 +728,33 @@ impl RateControl {
             .map(|least| least.min(now))
     }
 
+    /// The highest rate in force from `since_us` (or the oldest entry, when older) until
+    /// packet `to` went, and the rate now when `to` is newer than every entry.
+    fn most_rate_since(&self, since_us: u64, to: u32) -> u64 {
+        let len = self.sent.len();
+        let Some(end) = self.entry_at_or_after(to) else {
+            return self.rate_bps;
+        };
+        let now = match end == len {
+            true => self.rate_bps,
+            false => 0,
+        };
+        // The entries are in time order: the last one at or before `since_us` was in force
+        // then.
+        let (mut lo, mut hi) = (0usize, len - 1);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if self.sent.get(mid).at_us <= since_us {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        (lo..end.min(len - 1) + 1)
+            .map(|i| self.sent.get(i).rate_bps)
+            .fold(now, u64::max)
+    }
+
     /// Takes a status report into the client's rate state.
     ///
     /// A sample spans two consecutive reports: the packets the client received between
@@ -809,6 +838,7 @@ impl RateControl {
             let before = core::mem::replace(&mut c.queue_delay_us, q);
             c.standing_queue_us = q.min(before);
             c.queue_growth_us = q.saturating_sub(before);
+            c.queue_shrink_us = before.saturating_sub(q);
         }
         note.rtt_min_us = c.rtt_min_us;
         note.queue_delay_us = c.queue_delay_us;
@@ -888,9 +918,24 @@ impl RateControl {
         let arrival_dt = heard_us.saturating_sub(prev_at.max(t0)).max(1);
         let delivered_bps = bps(got, dt.min(arrival_dt));
         // Two reports bunched on the way (a queue on the return path) say nothing of the
-        // link: what arrives never exceeds what was sent, or the rate in force.
+        // link: what arrives never exceeds what was sent, or the rate in force, but for
+        // what a queue that shrank over the sample explains: it held the first packets
+        // longer than the last, which arrived over the send span less the shrink (at most
+        // half of it). Capped at the rate, a queue draining after a cut showed that rate as
+        // the link's: 2 x 1 Gbit/s, left at 707 Mbit/s by a startup exit, read 715-722 where
+        // the links passed 1,000, and grew back at 2% per 100 ms (1.41 s against 1.18).
+        // Never above the highest rate in force over the last [`SATURATED_MEMORY_US`]
+        // either (the queue's packets went at some rate before it, unknown when): reports
+        // forged to claim a shrinking queue lift no figure past what the sender sent lately.
+        let drained_us = c.queue_shrink_us.min(dt / 2);
+        let most_bps = match drained_us {
+            0 => 0,
+            _ => bps(sent, dt - drained_us)
+                .min(self.most_rate_since(t0.saturating_sub(SATURATED_MEMORY_US), head.last_seq)),
+        }
+        .max(sent_bps.max(self.rate_bps));
         let outrun_arrival_before = c.arrival_bps;
-        c.arrival_bps = bps(got, arrival_dt).min(sent_bps.max(self.rate_bps));
+        c.arrival_bps = bps(got, arrival_dt).min(most_bps);
         let (floor, judged_floor) = (c.loss_floor_ppm, c.random_loss_ppm(head.loss_ppm));
         let verdict = judge_loss(loss, judged_floor, sent);
         let capacity = |floor: u32| over_floor(delivered_bps, floor);
@@ -1030,14 +1075,14 @@ impl RateControl {
             }
             c.saturated_packets += got as u64;
             c.saturated_span_us += arrival_dt;
-            // Never above what was sent or the rate in force, as what arrives: reports
-            // forged a microsecond apart would make any figure, and the rate grows back
-            // toward it fast.
+            // Never above what arrival may show (what was sent or the rate in force, or what
+            // a drained queue explains): reports forged a microsecond apart would make any
+            // figure, and the rate grows back toward it fast.
             c.saturated_bps = bps(
                 c.saturated_packets.min(u32::MAX as u64) as u32,
                 c.saturated_span_us,
             )
-            .min(sent_bps.max(self.rate_bps));
+            .min(most_bps);
             c.saturated_at_us = now_us;
         }
         c.congested_run = match c.congested {
@@ -3055,9 +3100,77 @@ mod tests {
         assert!(first >= 44_800_000, "{first}");
     }
 
+    /// A queue that drains after a cut delivers at the link's rate, above the rate the
+    /// sender was cut to: the arrival and saturated figures show the link (2 x 1 Gbit/s,
+    /// a startup exit left at 707 Mbit/s read 715-722 while the queues drained at 1,000,
+    /// and the rate grew back at 2% per 100 ms), never more than the highest rate in
+    /// force lately.
+    #[test]
+    fn a_queue_draining_after_a_cut_shows_the_links_rate() {
+        const LINK: u64 = 100_000_000;
+        let bits = (PKT + crate::wire::FRAMING_BYTES as u64) * 8;
+        let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
+        let mut c = ClientRate::default();
+        // Sent at 200 Mbit/s for 40 ms (the queue in front of the link grows), then at 70.
+        let (mut t_ns, mut link_free_ns, mut seq) = (0u64, 0u64, 0u32);
+        let mut arrivals = Vec::new();
+        while t_ns < 250_000_000 {
+            r.rate_bps = if t_ns < 40_000_000 {
+                2 * LINK
+            } else {
+                70_000_000
+            };
+            seq += 1;
+            r.on_data_sent(seq, t_ns / 1000 + 1, 250);
+            link_free_ns = link_free_ns.max(t_ns) + bits * 1_000_000_000 / LINK;
+            arrivals.push((seq, link_free_ns));
+            t_ns += bits * 1_000_000_000 / r.rate_bps;
+        }
+        // The client reports every 5 ms what arrived by then (as a report of bb-client:
+        // its newest packet's age).
+        let (mut report_seq, mut next, mut last_seen) = (0u32, 0usize, 0u32);
+        let mut figures = Vec::new();
+        for at_us in (5_000..250_000u64).step_by(5_000) {
+            let first = next;
+            while next < arrivals.len() && arrivals[next].1 <= at_us * 1000 {
+                next += 1;
+            }
+            if next == first {
+                continue;
+            }
+            let (newest, arrived_ns) = arrivals[next - 1];
+            let mut h = head(report_seq + 1, newest, newest - last_seen);
+            h.last_seq_age_us = (at_us * 1000 - arrived_ns) as u32 / 1000;
+            report_seq += 1;
+            last_seen = newest;
+            let note = r.on_report(&mut c, &h, at_us);
+            if note.note == "sample" && at_us > 90_000 {
+                figures.push((at_us, note.sent_bps, c.arrival_bps, c.saturated_bps));
+            }
+        }
+        // The packets sent after the cut arrive from 80 ms on, behind 40 ms of queue that
+        // drains at the 30 Mbit/s the cut leaves: until about 170 ms, what arrives is the
+        // link's rate.
+        let draining: Vec<_> = figures.iter().filter(|f| f.0 <= 160_000).collect();
+        assert!(!draining.is_empty(), "{figures:?}");
+        for &&(at, sent, arrival, saturated) in &draining {
+            assert!(sent < LINK * 8 / 10, "sent {sent} at {at}");
+            assert!(
+                arrival > LINK * 9 / 10,
+                "arrival {arrival} at {at}: {figures:?}"
+            );
+            assert!(arrival <= 2 * LINK, "arrival {arrival} at {at}");
+            assert!(
+                saturated > LINK * 9 / 10,
+                "saturated {saturated} at {at}: {figures:?}"
+            );
+        }
+    }
+
     /// Reports forged a microsecond apart behind a queue make a link figure of any size,
     /// and the rate grows back toward that figure fast: it never exceeds what was sent or
-    /// the rate, so forged reports cannot lift the rate past what it already sends.
+    /// the rate (or the highest rate lately, for a queue that shrank), so forged reports
+    /// cannot lift the rate past what it already sends.
     #[test]
     fn a_forged_sample_makes_no_saturated_rate_above_what_was_sent() {
         let mut r = RateControl::new(1 << 40, None, 1, true, false, PKT, 0);
