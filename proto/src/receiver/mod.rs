@@ -126,6 +126,14 @@ pub fn arrival_from_stamp(now_us: u64, wall_us: u64, stamp_us: u64) -> u64 {
     }
 }
 
+/// A status report's `last_seq_age_us`: how long before `now_us` its newest packet arrived
+/// (0 before any packet), at most what 32 bits hold.
+pub fn last_seq_age_us(now_us: u64, newest_arrived_us: Option<u64>) -> u32 {
+    newest_arrived_us
+        .map_or(0, |at| now_us.saturating_sub(at))
+        .min(u32::MAX as u64) as u32
+}
+
 impl ReceiverConfig {
     /// How long the result waits for an acknowledgement after its send number `sent` (0:
     /// the first) before it is sent again: twice as long after each, from

@@ -78,11 +78,10 @@ impl<'a> Receiver<'a> {
             phase,
             resumed: self.resumed,
             interval_received: self.interval_received,
-            last_seq_age_us: match self.highest_seq {
-                Some(_) => now_us.saturating_sub(self.highest_seq_arrived_us),
-                None => 0,
-            }
-            .min(u32::MAX as u64) as u32,
+            last_seq_age_us: super::last_seq_age_us(
+                now_us,
+                self.highest_seq.map(|_| self.highest_seq_arrived_us),
+            ),
         };
         self.interval_received = 0;
         self.report_seq = self.report_seq.wrapping_add(1);

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use bb_proto::digest::{DigestAccumulator, ZeroHashes};
 use bb_proto::receiver::{
     LossWindow, MAX_REPORT_INTERVAL_US, MIN_REPORT_INTERVAL_US, Outcome, ReceiverConfig,
+    last_seq_age_us,
 };
 use bb_proto::wire::{
     self, Announce, AnnounceFlags, ClientPhase, DataHead, DeficitRange, FailReason, Geometry,
@@ -502,11 +503,10 @@ impl Machine {
             },
             resumed: false,
             interval_received: self.interval_received,
-            last_seq_age_us: match self.highest_seq {
-                Some(_) => now_us.saturating_sub(self.highest_seq_arrived_us),
-                None => 0,
-            }
-            .min(u32::MAX as u64) as u32,
+            last_seq_age_us: last_seq_age_us(
+                now_us,
+                self.highest_seq.map(|_| self.highest_seq_arrived_us),
+            ),
         };
         self.interval_received = 0;
         self.report_seq = self.report_seq.wrapping_add(1);
