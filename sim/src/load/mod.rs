@@ -363,7 +363,6 @@ pub fn run(o: &LoadOptions) -> Result<LoadReport, NetError> {
                 Ok((len, stamp)) => {
                     datagrams += 1;
                     let t = now_us();
-                    let arrived = arrival_from_stamp(t, wall_clock_us(), stamp);
                     let pkt = &buf[..len];
                     let Ok(p) = wire::open(pkt) else {
                         malformed += 1;
@@ -384,7 +383,10 @@ pub fn run(o: &LoadOptions) -> Result<LoadReport, NetError> {
                             }
                         },
                         PacketType::Data => match p.data() {
-                            Ok(d) => Seen::Data(sid, d.head, arrived),
+                            Ok(d) => {
+                                let arrived = arrival_from_stamp(t, wall_clock_us(), stamp);
+                                Seen::Data(sid, d.head, arrived)
+                            }
                             Err(_) => {
                                 malformed += 1;
                                 continue;
