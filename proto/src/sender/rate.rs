@@ -729,14 +729,16 @@ impl RateControl {
     }
 
     /// The highest rate in force from `since_us` (or the oldest entry, when older) until
-    /// packet `to` went, and the rate now when `to` is newer than every entry.
-    fn most_rate_since(&self, since_us: u64, to: u32) -> u64 {
+    /// packet `to` went, and the rate now when `to` is newer than every entry; at most
+    /// `at_most`, where the walk over the history stops (it runs for each report, and two
+    /// seconds of history are thousands of entries).
+    fn most_rate_since(&self, since_us: u64, to: u32, at_most: u64) -> u64 {
         let len = self.sent.len();
         let Some(end) = self.entry_at_or_after(to) else {
-            return self.rate_bps;
+            return self.rate_bps.min(at_most);
         };
         let now = match end == len {
-            true => self.rate_bps,
+            true => self.rate_bps.min(at_most),
             false => 0,
         };
         // The entries are in time order: the last one at or before `since_us` was in force
@@ -750,9 +752,14 @@ impl RateControl {
                 hi = mid - 1;
             }
         }
-        (lo..end.min(len - 1) + 1)
-            .map(|i| self.sent.get(i).rate_bps)
-            .fold(now, u64::max)
+        let mut most = now;
+        for i in lo..end.min(len - 1) + 1 {
+            most = most.max(self.sent.get(i).rate_bps.min(at_most));
+            if most == at_most {
+                break;
+            }
+        }
+        most
     }
 
     /// Takes a status report into the client's rate state.
@@ -928,12 +935,17 @@ impl RateControl {
         // either (the queue's packets went at some rate before it, unknown when): reports
         // forged to claim a shrinking queue lift no figure past what the sender sent lately.
         let drained_us = c.queue_shrink_us.min(dt / 2);
-        let most_bps = match drained_us {
-            0 => 0,
-            _ => bps(sent, dt - drained_us)
-                .min(self.most_rate_since(t0.saturating_sub(SATURATED_MEMORY_US), head.last_seq)),
-        }
-        .max(sent_bps.max(self.rate_bps));
+        let undrained_bps = sent_bps.max(self.rate_bps);
+        let most_bps = match bps(sent, dt - drained_us) {
+            drained_bps if drained_bps <= undrained_bps => undrained_bps,
+            drained_bps => self
+                .most_rate_since(
+                    t0.saturating_sub(SATURATED_MEMORY_US),
+                    head.last_seq,
+                    drained_bps,
+                )
+                .max(undrained_bps),
+        };
         let outrun_arrival_before = c.arrival_bps;
         c.arrival_bps = bps(got, arrival_dt).min(most_bps);
         let (floor, judged_floor) = (c.loss_floor_ppm, c.random_loss_ppm(head.loss_ppm));
